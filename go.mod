@@ -1,0 +1,3 @@
+module github.com/lakirotator/lakirotator
+
+go 1.26.8
