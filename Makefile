@@ -1,0 +1,43 @@
+# The project's one test command is `make test`; .ci/run calls it.
+# Tools are pinned and installed into .tools/bin on first use, so a fresh
+# machine needs only Go, moto_server and the aws CLI (see README).
+
+GO                 ?= go
+TOOLS              := $(CURDIR)/.tools/bin
+STATICCHECK        := $(TOOLS)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+TERRAFORM_VERSION  := v1.5.7
+# Use a terraform already on PATH (fmt output is stable across 1.5+);
+# otherwise build the pinned one from the Go module proxy.
+TERRAFORM          ?= $(shell command -v terraform 2>/dev/null || echo $(TOOLS)/terraform)
+GO_FILES           = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')
+
+.PHONY: test fmt-check vet lint unit tf-fmt tools demo bench
+
+test: fmt-check vet lint tf-fmt unit
+
+fmt-check:
+	@out="$$(gofmt -l $(GO_FILES))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+tf-fmt: $(TERRAFORM)
+	$(TERRAFORM) fmt -check -recursive -diff terraform
+
+tools: $(STATICCHECK) $(TERRAFORM)
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/terraform:
+	GOBIN=$(TOOLS) $(GO) install github.com/hashicorp/terraform@$(TERRAFORM_VERSION)
+
+demo:
+	$(GO) run ./cmd/lakirotator serve --demo

@@ -1,0 +1,256 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+)
+
+// Controller is what the API drives: the daemon implements it.
+type Controller interface {
+	// Trigger validates and queues a trigger, returning its first status.
+	// ErrBadTrigger (wrapped) marks a request the caller got wrong.
+	Trigger(ctx context.Context, req TriggerRequest, source events.Source) (TriggerStatus, error)
+	TriggerStatus(id string) (TriggerStatus, bool)
+	Inventory(ctx context.Context) (Inventory, error)
+}
+
+// ErrBadTrigger marks a trigger request that names nothing, or an unknown secret or owner.
+var ErrBadTrigger = errors.New("bad trigger")
+
+// TokenMatcher tells whether a presented bearer token is one of the
+// configured ones, returning the token's name. Implementations compare
+// hashes in constant time.
+type TokenMatcher interface {
+	Match(presented string) (name string, ok bool)
+}
+
+// ReadinessCheck is one condition of /readyz (config loaded, store and
+// LakiConnect reachable).
+type ReadinessCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options configures the API server.
+type Options struct {
+	Controller Controller
+	Tokens     TokenMatcher
+	// ClientCAs, when set, lets a request authenticate with a verified
+	// client certificate instead of a token (the TLS listener does the verifying).
+	ClientCAs    *x509.CertPool
+	Readiness    []ReadinessCheck
+	Metrics      http.Handler // served at /metrics when set
+	Events       events.Sink  // refused requests are recorded here
+	Logger       *slog.Logger
+	MaxBodyBytes int64
+	// Extra handlers that authenticate by themselves (LakiConnect event
+	// receiver, Slack slash command), mounted as given.
+	Mounts map[string]http.Handler
+	Now    func() time.Time
+}
+
+// DefaultMaxBodyBytes limits request bodies.
+const DefaultMaxBodyBytes = 64 << 10
+
+// NewHandler builds the API's routes.
+func NewHandler(o Options) http.Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Events == nil {
+		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &server{o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
+	mux.Handle("POST /v1/triggers", s.authenticated(s.postTrigger))
+	mux.Handle("GET /v1/triggers/{id}", s.authenticated(s.getTrigger))
+	mux.Handle("GET /v1/inventory", s.authenticated(s.getInventory))
+	for pattern, h := range o.Mounts {
+		mux.Handle(pattern, http.MaxBytesHandler(h, o.MaxBodyBytes))
+	}
+	return mux
+}
+
+type server struct{ o Options }
+
+type principalKey struct{}
+
+// Principal returns who the request authenticated as.
+func Principal(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
+}
+
+func (s *server) authenticated(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		principal, status, why := s.authenticate(r)
+		if status != 0 {
+			s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "why", why)
+			s.o.Events.Emit(r.Context(), events.Event{
+				Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
+				Source: events.SourceHTTP, Reason: why,
+				Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": fmt.Sprint(status)},
+			})
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="lakirotator"`)
+			}
+			writeError(w, status, why)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
+	})
+}
+
+// authenticate returns the principal, or a status and reason to refuse with.
+func (s *server) authenticate(r *http.Request) (string, int, string) {
+	if s.o.ClientCAs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, 0, ""
+	}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", http.StatusUnauthorized, "missing bearer token"
+	}
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return "", http.StatusUnauthorized, "authorization is not a bearer token"
+	}
+	if s.o.Tokens == nil {
+		return "", http.StatusForbidden, "no API tokens are configured"
+	}
+	name, ok := s.o.Tokens.Match(token)
+	if !ok {
+		return "", http.StatusUnauthorized, "unknown bearer token"
+	}
+	return "token:" + name, 0, ""
+}
+
+func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
+	var req TriggerRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		writeError(w, statusForDecode(err), err.Error())
+		return
+	}
+	if req.Requester == "" {
+		req.Requester = Principal(r.Context())
+	}
+	st, err := s.o.Controller.Trigger(r.Context(), req, events.SourceHTTP)
+	if errors.Is(err, ErrBadTrigger) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("trigger failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "trigger could not be queued: "+err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v1/triggers/"+st.ID)
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+func (s *server) getTrigger(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.o.Controller.TriggerStatus(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no trigger %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
+	inv, err := s.o.Controller.Inventory(r.Context())
+	if err != nil {
+		s.o.Logger.Error("inventory failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "inventory unavailable: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, inv)
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	failures := map[string]string{}
+	for _, c := range s.o.Readiness {
+		if err := c.Check(ctx); err != nil {
+			failures[c.Name] = err.Error()
+		}
+	}
+	if len(failures) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// decodeJSON reads exactly one JSON object with no unknown fields, and says
+// what is wrong (field, position) when it cannot.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return fmt.Errorf("request body is larger than %d bytes: %w", tooBig.Limit, err)
+		case errors.As(err, &syn):
+			return fmt.Errorf("request body is not valid JSON at byte %d", syn.Offset)
+		case errors.As(err, &typ):
+			return fmt.Errorf("request body field %q must be a %s", typ.Field, typ.Type)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errors.New("request body is not valid JSON: it ends before the object is complete")
+		case errors.Is(err, io.EOF):
+			return errors.New("request body is empty; send a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("request body has %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return fmt.Errorf("request body: %v", err)
+	}
+	if dec.More() {
+		return errors.New("request body has more than one JSON value")
+	}
+	return nil
+}
+
+func statusForDecode(err error) int {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}

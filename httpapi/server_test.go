@@ -1,0 +1,211 @@
+package httpapi_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/secret"
+)
+
+type hashTokens map[string][32]byte
+
+func (h hashTokens) Match(p string) (string, bool) {
+	sum := sha256.Sum256([]byte(p))
+	for name, want := range h {
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+type fakeController struct {
+	mu       sync.Mutex
+	triggers map[string]httpapi.TriggerStatus
+	got      []httpapi.TriggerRequest
+}
+
+func (f *fakeController) Trigger(_ context.Context, req httpapi.TriggerRequest, src events.Source) (httpapi.TriggerStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.Secret == "" && req.Owner == "" && !req.All {
+		return httpapi.TriggerStatus{}, fmt.Errorf("%w: name a secret, an owner, or all", httpapi.ErrBadTrigger)
+	}
+	f.got = append(f.got, req)
+	id := fmt.Sprintf("trg-%d", len(f.got))
+	st := httpapi.TriggerStatus{ID: id, State: httpapi.StateSucceeded, Cause: req.Cause, Source: src, Requester: req.Requester, Total: 1, Done: 1}
+	f.triggers[id] = st
+	return st, nil
+}
+
+func (f *fakeController) TriggerStatus(id string) (httpapi.TriggerStatus, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.triggers[id]
+	return st, ok
+}
+
+func (f *fakeController) Inventory(context.Context) (httpapi.Inventory, error) {
+	return httpapi.Inventory{Secrets: []httpapi.SecretStatus{{Name: "checkout/sandbox", Kind: "api_key", Environment: "sandbox", CurrentVersion: "v1"}}}, nil
+}
+
+const goodToken = "tok-for-tests-0123456789"
+
+func newServer(t *testing.T) (*httptest.Server, *fakeController, *events.Recorder) {
+	t.Helper()
+	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	rec := &events.Recorder{}
+	h := httpapi.NewHandler(httpapi.Options{
+		Controller:   ctrl,
+		Tokens:       hashTokens{"ops": sha256.Sum256([]byte(goodToken))},
+		Events:       rec,
+		MaxBodyBytes: 1024,
+		Readiness: []httpapi.ReadinessCheck{
+			{Name: "store", Check: func(context.Context) error { return nil }},
+		},
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, ctrl, rec
+}
+
+func do(t *testing.T, method, url, token, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = fmt.Fprint(&b, mustRead(t, resp))
+	return resp, b.String()
+}
+
+// mustRead returns the answer's body; for an error answer, its message.
+func mustRead(t *testing.T, resp *http.Response) string {
+	var m json.RawMessage
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+	var eb httpapi.ErrorBody
+	if json.Unmarshal(m, &eb) == nil && eb.Error != "" {
+		return eb.Error
+	}
+	return string(m)
+}
+
+func TestRefusedRequestsAreAnsweredAndRecorded(t *testing.T) {
+	srv, ctrl, rec := newServer(t)
+	cases := []struct{ name, token string }{{"no token", ""}, {"wrong token", "not-the-token"}}
+	for _, c := range cases {
+		resp, body := do(t, "POST", srv.URL+"/v1/triggers", c.token, `{"secret":"x","cause":"manual"}`)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, c.name)
+		assert.Contains(t, body, "token", c.name)
+	}
+	assert.Empty(t, ctrl.got, "no refused request reaches the controller")
+	evs := rec.Events()
+	require.Len(t, evs, 2)
+	for _, e := range evs {
+		assert.Equal(t, events.StepAuth, e.Step)
+		assert.Equal(t, events.OutcomeRefused, e.Outcome)
+		assert.NotContains(t, fmt.Sprint(e), "not-the-token", "a presented token is never recorded")
+	}
+}
+
+func TestTriggerAcceptedWithRequesterFromToken(t *testing.T) {
+	srv, ctrl, _ := newServer(t)
+	resp, body := do(t, "POST", srv.URL+"/v1/triggers", goodToken, `{"owner":"alice","cause":"personnel","reason":"left"}`)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	assert.Equal(t, "/v1/triggers/trg-1", resp.Header.Get("Location"))
+	require.Len(t, ctrl.got, 1)
+	assert.Equal(t, "token:ops", ctrl.got[0].Requester)
+
+	resp, body = do(t, "GET", srv.URL+"/v1/triggers/trg-1", goodToken, "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, `"state":"succeeded"`)
+	resp, _ = do(t, "GET", srv.URL+"/v1/triggers/nope", goodToken, "")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestBadRequestsSayWhatIsWrong(t *testing.T) {
+	srv, _, _ := newServer(t)
+	cases := []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"secret":`, 400, "not valid JSON"},
+		{`{"secret":1}`, 400, `field "secret" must be a string`},
+		{`{"secrett":"x"}`, 400, `unknown field "secrett"`},
+		{``, 400, "empty"},
+		{`{"cause":"manual"}`, 400, "name a secret, an owner, or all"},
+		{`{"secret":"` + strings.Repeat("a", 2000) + `"}`, 413, "larger than 1024 bytes"},
+	}
+	for _, c := range cases {
+		resp, body := do(t, "POST", srv.URL+"/v1/triggers", goodToken, c.body)
+		assert.Equal(t, c.status, resp.StatusCode, c.body)
+		assert.Contains(t, body, c.want, c.body)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	h := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Readiness: []httpapi.ReadinessCheck{
+		{Name: "lakiconnect", Check: func(context.Context) error { return errors.New("connection refused") }},
+	}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, body := do(t, "GET", srv.URL+"/readyz", "", "")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Contains(t, body, "lakiconnect")
+}
+
+func TestClientRoundTrip(t *testing.T) {
+	srv, _, _ := newServer(t)
+	c, err := httpapi.NewClient(srv.URL, secret.New(goodToken), nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	st, err := c.Trigger(ctx, httpapi.TriggerRequest{Secret: "checkout/sandbox", Cause: events.CauseManual, Reason: "test"})
+	require.NoError(t, err)
+	final, err := c.Wait(ctx, st.ID, time.Millisecond, nil)
+	require.NoError(t, err)
+	assert.Equal(t, httpapi.StateSucceeded, final.State)
+	inv, err := c.Inventory(ctx)
+	require.NoError(t, err)
+	require.Len(t, inv.Secrets, 1)
+
+	_, err = c.Trigger(ctx, httpapi.TriggerRequest{Cause: events.CauseManual})
+	var apiErr *httpapi.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 400, apiErr.StatusCode)
+
+	bad, err := httpapi.NewClient(srv.URL, secret.New("wrong"), nil)
+	require.NoError(t, err)
+	_, err = bad.Inventory(ctx)
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, 401, apiErr.StatusCode)
+}
+
+func TestClientRefusesPlainHTTPToNonLoopback(t *testing.T) {
+	_, err := httpapi.NewClient("http://rotator.internal:8443", secret.Value{}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "loopback")
+}

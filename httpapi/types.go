@@ -1,0 +1,86 @@
+// Package httpapi is the daemon's HTTP API: triggers, their progress, the
+// inventory of managed secrets, health and readiness. It holds the wire types
+// shared by the server and by the CLI's client, and never a secret value.
+package httpapi
+
+import (
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+)
+
+// TriggerRequest asks for rotations now. Exactly one of Secret, Owner and All selects.
+type TriggerRequest struct {
+	Secret    string       `json:"secret,omitempty"`
+	Owner     string       `json:"owner,omitempty"`
+	All       bool         `json:"all,omitempty"`
+	Cause     events.Cause `json:"cause"`
+	Reason    string       `json:"reason"`
+	Requester string       `json:"requester"`
+}
+
+// Trigger states.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StatePartial   = "partial" // some secrets failed
+	StateFailed    = "failed"
+)
+
+// SecretProgress is one secret's part in a trigger.
+type SecretProgress struct {
+	Secret    string `json:"secret"`
+	State     string `json:"state"`
+	VersionID string `json:"version_id,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// TriggerStatus is a trigger and how far it has come.
+type TriggerStatus struct {
+	ID         string           `json:"id"`
+	State      string           `json:"state"`
+	Cause      events.Cause     `json:"cause"`
+	Source     events.Source    `json:"source"`
+	Reason     string           `json:"reason,omitempty"`
+	Requester  string           `json:"requester,omitempty"`
+	CreatedAt  time.Time        `json:"created_at"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	Total      int              `json:"total"`
+	Done       int              `json:"done"`
+	Failed     int              `json:"failed"`
+	Secrets    []SecretProgress `json:"secrets"`
+}
+
+// Finished reports whether every secret of the trigger has ended.
+func (s TriggerStatus) Finished() bool {
+	return s.State == StateSucceeded || s.State == StatePartial || s.State == StateFailed
+}
+
+// SecretStatus is one managed secret in the inventory: ids, ages, stages, never values.
+type SecretStatus struct {
+	Name             string     `json:"name"`
+	Kind             string     `json:"kind"`
+	Environment      string     `json:"environment"`
+	MasterMerchantID string     `json:"master_merchant_id"`
+	Policy           string     `json:"policy"`
+	Owners           []string   `json:"owners,omitempty"`
+	CurrentVersion   string     `json:"current_version,omitempty"`
+	PendingVersion   string     `json:"pending_version,omitempty"` // set only while a rotation is in flight
+	PreviousVersion  string     `json:"previous_version,omitempty"`
+	CurrentSince     *time.Time `json:"current_since,omitempty"`
+	AgeSeconds       int64      `json:"age_seconds"`
+	NextRotation     *time.Time `json:"next_rotation,omitempty"`
+	Failures         int        `json:"failures,omitempty"`
+	LastFailure      string     `json:"last_failure,omitempty"`
+}
+
+// Inventory is the answer of GET /v1/inventory.
+type Inventory struct {
+	Secrets []SecretStatus `json:"secrets"`
+}
+
+// ErrorBody is every error answer of the API.
+type ErrorBody struct {
+	Error string `json:"error"`
+}

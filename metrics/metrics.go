@@ -1,0 +1,133 @@
+// Package metrics holds the daemon's Prometheus metrics. One Metrics value
+// owns its registry (no package-level collectors), and it subscribes to the
+// events seam, so the engine never calls a metrics API itself.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lakirotator/lakirotator/events"
+)
+
+// Metrics is the daemon's collector set.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Rotations        *prometheus.CounterVec   // result, cause
+	StepDuration     *prometheus.HistogramVec // step, outcome
+	LastSuccess      *prometheus.GaugeVec     // secret: unix time of the last successful rotation
+	SecretAge        *prometheus.GaugeVec     // secret, environment: age of AWSCURRENT in seconds
+	Violations       *prometheus.GaugeVec     // reason, severity: open violations
+	Alerts           *prometheus.CounterVec   // reason
+	ProviderCalls    *prometheus.CounterVec   // provider, operation, status
+	Triggers         *prometheus.CounterVec   // source, outcome
+	NotifyFailures   *prometheus.CounterVec   // receiver
+	RotationFailures *prometheus.CounterVec   // step, environment
+}
+
+// New builds the collectors and registers them, with the Go and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_rotations_total", Help: "Rotations finished, by result and cause.",
+		}, []string{"result", "cause"}),
+		StepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lakirotator_step_duration_seconds", Help: "Duration of lifecycle steps.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"step", "outcome"}),
+		LastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakirotator_last_success_timestamp_seconds", Help: "Unix time of the last successful rotation of a secret.",
+		}, []string{"secret"}),
+		SecretAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakirotator_secret_age_seconds", Help: "Age of the credential in AWSCURRENT.",
+		}, []string{"secret", "environment"}),
+		Violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakirotator_policy_violations", Help: "Open policy violations by reason.",
+		}, []string{"reason", "severity"}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_alerts_total", Help: "Alerts raised (401/403 spikes, old keys still in use, failures).",
+		}, []string{"reason"}),
+		ProviderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_provider_calls_total", Help: "Calls to LakiConnect and AWS by operation and status.",
+		}, []string{"provider", "operation", "status"}),
+		Triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_triggers_total", Help: "Rotation triggers by source and outcome (accepted, refused).",
+		}, []string{"source", "outcome"}),
+		NotifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_notification_failures_total", Help: "Notifications that could not be delivered.",
+		}, []string{"receiver"}),
+		RotationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_step_failures_total", Help: "Failed lifecycle steps by step and environment.",
+		}, []string{"step", "environment"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Rotations, m.StepDuration, m.LastSuccess, m.SecretAge, m.Violations,
+		m.Alerts, m.ProviderCalls, m.Triggers, m.NotifyFailures, m.RotationFailures,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Emit updates the metrics from a lifecycle event (events.Sink). Labels
+// carry names, steps and reasons only: never a value.
+func (m *Metrics) Emit(_ context.Context, e events.Event) {
+	if e.Duration > 0 && e.Outcome != events.OutcomeStarted {
+		m.StepDuration.WithLabelValues(string(e.Step), string(e.Outcome)).Observe(e.Duration.Seconds())
+	}
+	switch {
+	case e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded:
+		m.Rotations.WithLabelValues("succeeded", string(e.Cause)).Inc()
+		m.LastSuccess.WithLabelValues(e.Secret).Set(float64(e.Time.Unix()))
+		m.SecretAge.WithLabelValues(e.Secret, e.Environment).Set(0)
+	case e.Step == events.StepRotation && e.Outcome == events.OutcomeFailed:
+		m.Rotations.WithLabelValues("failed", string(e.Cause)).Inc()
+	case e.Step == events.StepTrigger:
+		m.Triggers.WithLabelValues(string(e.Source), string(e.Outcome)).Inc()
+	case e.Step == events.StepAlert:
+		m.Alerts.WithLabelValues(reasonOf(e)).Inc()
+	}
+	if e.Outcome == events.OutcomeFailed && e.Step != events.StepRotation && e.Step != events.StepTrigger {
+		m.RotationFailures.WithLabelValues(string(e.Step), e.Environment).Inc()
+	}
+}
+
+func reasonOf(e events.Event) string {
+	if r := e.Details["reason"]; r != "" {
+		return r
+	}
+	if e.Reason != "" && len(e.Reason) <= 64 {
+		return e.Reason
+	}
+	return "unspecified"
+}
+
+// SetSecretAge records the age of a secret's current credential.
+func (m *Metrics) SetSecretAge(secret, environment string, age time.Duration) {
+	m.SecretAge.WithLabelValues(secret, environment).Set(age.Seconds())
+}
+
+// SetViolations replaces the open-violation gauges with counts by reason and severity.
+func (m *Metrics) SetViolations(counts map[[2]string]int) {
+	m.Violations.Reset()
+	for k, n := range counts {
+		m.Violations.WithLabelValues(k[0], k[1]).Set(float64(n))
+	}
+}
+
+// ObserveCall counts one call to an outside system.
+func (m *Metrics) ObserveCall(provider, operation, status string) {
+	m.ProviderCalls.WithLabelValues(provider, operation, status).Inc()
+}
