@@ -1,0 +1,254 @@
+// Package securityevents receives LakiConnect's signed security events
+// (api_key.exposed, api_key.revoked, security.auth_failure_spike, ...) as
+// LakiConnect's rules ask: verify the signature in constant time, check the
+// master merchant, drop redeliveries by idempotency key, answer 2xx at once and
+// act asynchronously.
+package securityevents
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+)
+
+// SigningSecrets gives the signing secrets the receiver holds for its
+// security webhook endpoint: the current one and, during a rotation of that
+// very secret, the pending one. fresh asks to bypass any cache.
+type SigningSecrets interface {
+	SigningSecrets(ctx context.Context, fresh bool) ([]secret.Value, error)
+}
+
+// Handler acts on one verified, first-seen event. It runs off the request
+// path; its error is logged and recorded.
+type Handler func(ctx context.Context, e lakiconnect.Event) error
+
+// Options configures a Receiver.
+type Options struct {
+	Environment lakiconnect.Environment
+	// MasterMerchants are the merchants whose events this receiver accepts.
+	MasterMerchants []string
+	Secrets         SigningSecrets
+	Handle          Handler
+	Clock           clock.Clock
+	Events          events.Sink // refused deliveries are recorded here
+	Logger          *slog.Logger
+	// DedupWindow is how long an idempotency key is remembered (default 48h:
+	// LakiConnect's redelivery horizon is shorter).
+	DedupWindow time.Duration
+	// QueueSize bounds the events waiting for the handler (default 1024).
+	QueueSize int
+	// MaxBodyBytes limits a delivery's body (default 64 KiB).
+	MaxBodyBytes int64
+}
+
+// Receiver is an http.Handler for one environment's security webhook.
+type Receiver struct {
+	o        Options
+	verifier webhooksig.Verifier
+	queue    chan lakiconnect.Event
+
+	mu   sync.Mutex
+	seen map[string]time.Time // idempotency key → when first accepted
+
+	wg sync.WaitGroup
+}
+
+// New returns a receiver; call Run to start acting on events.
+func New(o Options) (*Receiver, error) {
+	if !o.Environment.Valid() {
+		return nil, fmt.Errorf("security event receiver: environment %q is not sandbox or production", o.Environment)
+	}
+	if len(o.MasterMerchants) == 0 {
+		return nil, errors.New("security event receiver: no master merchant configured")
+	}
+	if o.Secrets == nil || o.Handle == nil {
+		return nil, errors.New("security event receiver: signing secrets and handler are required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Events == nil {
+		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 48 * time.Hour
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	return &Receiver{
+		o:        o,
+		verifier: webhooksig.Verifier{Clock: o.Clock},
+		queue:    make(chan lakiconnect.Event, o.QueueSize),
+		seen:     map[string]time.Time{},
+	}, nil
+}
+
+// Run acts on queued events until ctx ends, then returns once the event in
+// hand is done.
+func (r *Receiver) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-r.queue:
+			r.act(ctx, e)
+		}
+	}
+}
+
+func (r *Receiver) act(ctx context.Context, e lakiconnect.Event) {
+	if err := r.o.Handle(ctx, e); err != nil {
+		r.o.Logger.Error("security event not handled", "event_id", e.ID, "type", e.Type, "err", err)
+		r.o.Events.Emit(ctx, events.Event{
+			Time: r.o.Clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeFailed, Severity: events.SeverityCritical,
+			Source: events.SourceLakiEvent, Environment: string(e.Environment), MasterMerchantID: e.MasterMerchantID,
+			Reason: "security event " + e.Type + " could not be acted on", Error: err.Error(),
+			Details: map[string]string{"event_id": e.ID, "reason": "security_event_unhandled"},
+		})
+		// Forget it, so that a redelivery of the same event is acted on.
+		r.mu.Lock()
+		delete(r.seen, e.IdempotencyKey)
+		r.mu.Unlock()
+	}
+}
+
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.o.MaxBodyBytes))
+	if err != nil {
+		r.refuse(req, w, http.StatusRequestEntityTooLarge, "body too large or unreadable", "")
+		return
+	}
+	header := req.Header.Get(lakiconnect.SignatureHeader)
+	if err := r.verify(req.Context(), header, body); err != nil {
+		status := http.StatusUnauthorized
+		if errors.Is(err, webhooksig.ErrMalformedHeader) {
+			status = http.StatusBadRequest
+		}
+		if errors.Is(err, errNoSecrets) {
+			status = http.StatusServiceUnavailable
+		}
+		r.refuse(req, w, status, err.Error(), "")
+		return
+	}
+	var e lakiconnect.Event
+	if err := json.Unmarshal(body, &e); err != nil || e.ID == "" || e.Type == "" || e.IdempotencyKey == "" {
+		r.refuse(req, w, http.StatusBadRequest, "signed body is not a LakiConnect event (id, type, idempotency_key)", "")
+		return
+	}
+	if e.Environment != r.o.Environment {
+		r.refuse(req, w, http.StatusBadRequest, fmt.Sprintf("event is for environment %q, this receiver is %q", e.Environment, r.o.Environment), e.ID)
+		return
+	}
+	if !r.merchantExpected(e.MasterMerchantID) {
+		r.refuse(req, w, http.StatusBadRequest, fmt.Sprintf("event is for master merchant %q, which this receiver does not serve", e.MasterMerchantID), e.ID)
+		return
+	}
+	if !r.firstSeen(e.IdempotencyKey) {
+		r.o.Logger.Info("security event redelivery dropped", "event_id", e.ID, "type", e.Type)
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})
+		return
+	}
+	select {
+	case r.queue <- e:
+		r.o.Logger.Info("security event accepted", "event_id", e.ID, "type", e.Type, "environment", e.Environment)
+		writeJSON(w, http.StatusOK, map[string]any{"received": true})
+	default:
+		// Full queue: let LakiConnect redeliver rather than lose the event.
+		r.mu.Lock()
+		delete(r.seen, e.IdempotencyKey)
+		r.mu.Unlock()
+		r.o.Logger.Error("security event queue full; asking for redelivery", "event_id", e.ID)
+		http.Error(w, "busy, retry", http.StatusServiceUnavailable)
+	}
+}
+
+var errNoSecrets = errors.New("no signing secret is available to verify deliveries")
+
+// verify checks the header with the held secrets, and once more with fresh
+// ones: the endpoint's secret may have just been rotated.
+func (r *Receiver) verify(ctx context.Context, header string, body []byte) error {
+	var lastErr error
+	for _, fresh := range []bool{false, true} {
+		secrets, err := r.o.Secrets.SigningSecrets(ctx, fresh)
+		if err != nil {
+			lastErr = fmt.Errorf("%w: %v", errNoSecrets, err)
+			continue
+		}
+		if len(secrets) == 0 {
+			lastErr = errNoSecrets
+			continue
+		}
+		err = r.verifier.Verify(header, body, secrets...)
+		if err == nil || !errors.Is(err, webhooksig.ErrNoValidSignature) {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+func (r *Receiver) merchantExpected(id string) bool {
+	for _, m := range r.o.MasterMerchants {
+		if m == id {
+			return true
+		}
+	}
+	return false
+}
+
+// firstSeen records the key and reports whether it was new; it also forgets
+// keys older than the window so the map stays bounded.
+func (r *Receiver) firstSeen(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.o.Clock.Now()
+	for k, t := range r.seen {
+		if now.Sub(t) > r.o.DedupWindow {
+			delete(r.seen, k)
+		}
+	}
+	if _, ok := r.seen[key]; ok {
+		return false
+	}
+	r.seen[key] = now
+	return true
+}
+
+func (r *Receiver) refuse(req *http.Request, w http.ResponseWriter, status int, why, eventID string) {
+	r.o.Logger.Warn("security event refused", "status", status, "why", why, "remote", req.RemoteAddr, "event_id", eventID)
+	r.o.Events.Emit(req.Context(), events.Event{
+		Time: r.o.Clock.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
+		Source: events.SourceLakiEvent, Environment: string(r.o.Environment), Reason: why,
+		Details: map[string]string{"status": fmt.Sprint(status), "remote": req.RemoteAddr, "event_id": eventID},
+	})
+	writeJSON(w, status, map[string]string{"error": why})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
