@@ -1,0 +1,421 @@
+// Package daemon is the long-running service around the rotation engine: it
+// keeps the catalog of managed secrets, fires scheduled rotations, takes
+// triggers (HTTP, CLI, Slack, LakiConnect security events), resumes what a
+// crash left in flight, watches old credentials through their grace, and
+// reports on the events seam. It holds no state it needs to resume: that is
+// in the store and at LakiConnect.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/policies"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/rotator/schedule"
+)
+
+// Env is one environment's store and engine (sandbox and production usually
+// live in separate AWS accounts, so each has its own).
+type Env struct {
+	Name   lakiconnect.Environment
+	Store  secretstore.Store
+	Engine *rotator.Engine
+	// Issuers reaches LakiConnect with the management key of a merchant.
+	Issuers rotator.IssuerSource
+}
+
+// PolicySource finds a policy by name.
+type PolicySource interface {
+	Get(name string) (policies.Policy, bool)
+	Names() []string
+}
+
+// Parts are the daemon's collaborators, built from the config file (or the demo).
+type Parts struct {
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Envs     map[lakiconnect.Environment]*Env
+	Catalog  *inventory.Catalog
+	Policies PolicySource
+	Bus      *events.Bus
+	// RetireInterval is how often old credentials in grace are checked (default 5m).
+	RetireInterval time.Duration
+	// RefreshInterval is how often the catalog is re-listed (default 10m).
+	RefreshInterval time.Duration
+}
+
+// Daemon runs the service. Build one with New, then Run it.
+type Daemon struct {
+	clock                     clock.Clock
+	log                       *slog.Logger
+	envs                      map[lakiconnect.Environment]*Env
+	catalog                   *inventory.Catalog
+	policies                  PolicySource
+	bus                       *events.Bus
+	triggers                  *triggerBook
+	retireEvery, refreshEvery time.Duration
+
+	mu     sync.Mutex
+	jobCtx context.Context // outlives Run's ctx: rotations in hand finish on shutdown
+	wg     sync.WaitGroup
+}
+
+// New checks the parts.
+func New(p Parts) (*Daemon, error) {
+	if p.Catalog == nil || p.Policies == nil || len(p.Envs) == 0 {
+		return nil, errors.New("daemon: catalog, policies and at least one environment are required")
+	}
+	if p.Clock == nil {
+		p.Clock = clock.Real{}
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.Bus == nil {
+		p.Bus = &events.Bus{}
+	}
+	if p.RetireInterval <= 0 {
+		p.RetireInterval = 5 * time.Minute
+	}
+	if p.RefreshInterval <= 0 {
+		p.RefreshInterval = 10 * time.Minute
+	}
+	return &Daemon{
+		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
+		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
+		jobCtx: context.Background(),
+	}, nil
+}
+
+// Events is the bus every part reports on; subscribe notifications, audit and metrics to it.
+func (d *Daemon) Events() *events.Bus { return d.bus }
+
+// Catalog is the daemon's view of the managed secrets.
+func (d *Daemon) Catalog() *inventory.Catalog { return d.catalog }
+
+func (d *Daemon) goBackground(f func(ctx context.Context)) {
+	d.mu.Lock()
+	ctx := d.jobCtx
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		f(ctx)
+	}()
+}
+
+// Run loads the catalog, resumes and catches up, then schedules until ctx
+// ends. On return, rotations in hand have finished and nothing new started.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
+		return fmt.Errorf("loading the managed secrets: %w", err)
+	}
+	for _, p := range d.catalog.Problems() {
+		d.log.Warn("managed secret skipped", "problem", p.Error())
+	}
+	d.log.Info("managed secrets loaded", "count", len(d.catalog.All()))
+	d.StartupPass(ctx)
+
+	plans, err := d.plans()
+	if err != nil {
+		return err
+	}
+	var loops sync.WaitGroup
+	loop := func(f func()) {
+		loops.Add(1)
+		go func() { defer loops.Done(); f() }()
+	}
+	sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: d.fireSlot}
+	loop(func() { sched.Run(ctx) })
+	loop(func() { d.every(ctx, d.retireEvery, d.RetirePass) })
+	loop(func() {
+		d.every(ctx, d.refreshEvery, func(ctx context.Context) {
+			if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
+				d.log.Error("catalog refresh failed; keeping the last one", "err", err)
+			}
+		})
+	})
+	<-ctx.Done()
+	loops.Wait()
+	d.log.Info("shutting down: finishing the rotations in hand, starting nothing new")
+	for _, env := range d.envs {
+		env.Engine.Close()
+	}
+	d.wg.Wait()
+	return nil
+}
+
+func (d *Daemon) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.clock.After(interval):
+			f(ctx)
+		}
+	}
+}
+
+// plans makes one schedule per policy that has secrets.
+func (d *Daemon) plans() ([]schedule.Plan, error) {
+	var plans []schedule.Plan
+	for _, name := range d.policies.Names() {
+		p, _ := d.policies.Get(name)
+		if p.Schedule == nil {
+			continue
+		}
+		plan := schedule.Plan{Name: name, Schedule: p.Schedule}
+		if !p.Window.IsZero() {
+			plan.Window = policyWindow{p}
+		}
+		plans = append(plans, plan)
+	}
+	return plans, nil
+}
+
+type policyWindow struct{ p policies.Policy }
+
+func (w policyWindow) Contains(t time.Time) bool       { return w.p.InWindow(t) }
+func (w policyWindow) NextStart(t time.Time) time.Time { return w.p.NextWindowStart(t) }
+
+// fireSlot rotates every secret under the plan's policy for the slot.
+func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
+	entries := d.catalog.Select(func(e inventory.Entry) bool { return !e.Missing && e.Managed.Policy == f.Plan })
+	if len(entries) == 0 {
+		return
+	}
+	slot := f.Slot.Format(time.RFC3339)
+	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
+	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
+	d.submitAll(entries, cause)
+}
+
+// submitAll queues rotations in the background, logging what could not be queued.
+func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
+	var jobs []rotator.Job
+	for _, e := range entries {
+		job, err := d.jobFor(e, cause)
+		if err != nil {
+			d.log.Error("rotation not queued", "secret", e.Managed.Name, "err", err)
+			continue
+		}
+		jobs = append(jobs, job)
+	}
+	if len(jobs) > 0 {
+		d.goBackground(func(ctx context.Context) { d.runJobs(ctx, jobs, nil) })
+	}
+}
+
+// StartupPass resumes every rotation left in flight and rotates every secret
+// that is overdue (older than its policy allows, or never rotated). Version
+// ids come from the in-flight version or the current one, so two replicas
+// starting together converge.
+func (d *Daemon) StartupPass(ctx context.Context) {
+	now := d.clock.Now()
+	var resume, overdue []inventory.Entry
+	for _, e := range d.catalog.All() {
+		if e.Missing {
+			continue
+		}
+		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
+		pend, hasPend := e.Stored.VersionWithStage(secretstore.StagePending)
+		switch {
+		case hasPend && (!hasCur || pend.ID != cur.ID):
+			resume = append(resume, e)
+		case !hasCur:
+			overdue = append(overdue, e)
+		default:
+			if p, ok := d.policies.Get(e.Managed.Policy); ok && p.MaxAge > 0 && !cur.CreatedAt.IsZero() && now.Sub(cur.CreatedAt) > p.MaxAge {
+				overdue = append(overdue, e)
+			}
+		}
+	}
+	if len(resume)+len(overdue) == 0 {
+		return
+	}
+	d.log.Info("start-up pass", "in_flight", len(resume), "overdue", len(overdue))
+	for _, e := range resume {
+		pend, _ := e.Stored.VersionWithStage(secretstore.StagePending)
+		d.submitAll([]inventory.Entry{e}, rotator.Cause{Kind: events.CauseScheduled, ID: "resume:" + pend.ID, Source: events.SourceStartup, Actor: "startup", At: now})
+	}
+	for _, e := range overdue {
+		id := "initial"
+		if cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent); ok {
+			id = cur.ID
+		}
+		d.submitAll([]inventory.Entry{e}, rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:" + id, Source: events.SourceStartup, Actor: "startup", At: now})
+	}
+}
+
+// jobFor builds the engine job for an entry under a cause.
+func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, error) {
+	p, ok := d.policies.Get(e.Managed.Policy)
+	if !ok {
+		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
+	}
+	if !p.AllowsEnvironment(e.Managed.Environment) {
+		return rotator.Job{}, fmt.Errorf("secret %q: policy %q does not allow environment %s", e.Managed.Name, p.Name, e.Managed.Environment)
+	}
+	if _, ok := d.envs[e.Managed.Environment]; !ok {
+		return rotator.Job{}, fmt.Errorf("secret %q: environment %s is not configured", e.Managed.Name, e.Managed.Environment)
+	}
+	known := e.Stored
+	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Cause: cause, Known: &known}, nil
+}
+
+// RotationPolicy maps a policy onto what the engine needs: the engine never
+// asks LakiConnect for more scopes than the policy allows.
+func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
+	return rotator.RotationPolicy{
+		Scopes: append([]lakiconnect.Scope(nil), p.Scopes...),
+		Grace: map[events.Cause]time.Duration{
+			events.CauseScheduled:  p.GraceFor(events.CauseScheduled),
+			events.CauseManual:     p.GraceFor(events.CauseManual),
+			events.CausePersonnel:  p.GraceFor(events.CausePersonnel),
+			events.CauseCompromise: p.GraceFor(events.CauseCompromise),
+		},
+		DefaultGrace:            p.GraceFor(events.CauseScheduled),
+		RevokeFirstOnCompromise: p.RevokeFirstOnCompromise,
+		ExpiresAfter:            p.HardExpiry.ExpiresAfter,
+		LastUsedWarning:         p.Alerts.LastUsedWarning,
+	}
+}
+
+// runJobs submits jobs to their environment's engine and waits for them,
+// keeping the catalog's view of each secret current without another listing.
+func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
+	chans := make([]<-chan rotator.JobOutcome, 0, len(jobs))
+	for _, j := range jobs {
+		chans = append(chans, d.envs[j.Secret.Environment].Engine.Submit(ctx, j))
+	}
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := <-ch
+			if o.Err == nil {
+				d.recordRotation(o)
+			} else {
+				d.log.Error("rotation failed", "secret", o.Job.Secret.Name, "err", o.Err)
+			}
+			if each != nil {
+				each(o)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// recordRotation updates the catalog after a successful rotation: the new
+// version holds AWSCURRENT (and AWSPENDING, which stays until the next
+// rotation moves it), the old one AWSPREVIOUS.
+func (d *Daemon) recordRotation(o rotator.JobOutcome) {
+	r := o.Result
+	if r.VersionID == "" {
+		return
+	}
+	e, ok := d.catalog.Get(o.Job.Secret.Name)
+	if !ok {
+		return
+	}
+	s := e.Stored
+	now := d.clock.Now()
+	versions := []secretstore.VersionInfo{{ID: r.VersionID, Stages: []string{secretstore.StageCurrent, secretstore.StagePending}, CreatedAt: now}}
+	for _, v := range s.Versions {
+		switch {
+		case v.ID == r.VersionID:
+			versions[0].CreatedAt = v.CreatedAt
+		case v.ID == r.PreviousVersionID:
+			versions = append(versions, secretstore.VersionInfo{ID: v.ID, Stages: []string{secretstore.StagePrevious}, CreatedAt: v.CreatedAt})
+		}
+	}
+	s.Versions = versions
+	s.LastChangedAt = now
+	d.catalog.Update(o.Job.Secret.Name, s)
+}
+
+// RetirePass checks every old credential that may still be in its grace.
+func (d *Daemon) RetirePass(ctx context.Context) {
+	now := d.clock.Now()
+	for _, e := range d.catalog.All() {
+		if e.Missing {
+			continue
+		}
+		if _, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); !ok {
+			continue
+		}
+		// Old credentials end at most 7 days after promotion; past that and
+		// a day's margin they were confirmed ended by an earlier pass.
+		if cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent); ok && !cur.CreatedAt.IsZero() &&
+			now.Sub(cur.CreatedAt) > lakiconnect.MaxExpireDelay+24*time.Hour {
+			continue
+		}
+		p, ok := d.policies.Get(e.Managed.Policy)
+		if !ok {
+			continue
+		}
+		env := d.envs[e.Managed.Environment]
+		if env == nil {
+			continue
+		}
+		known := e.Stored
+		res, err := env.Engine.Retire(ctx, e.Managed, RotationPolicy(p), &known)
+		if err != nil {
+			d.log.Error("retire check failed", "secret", e.Managed.Name, "err", err)
+			continue
+		}
+		if res.State != rotator.RetireNone && res.State != rotator.RetireInGrace {
+			d.log.Info("old credential retired", "secret", e.Managed.Name, "key_id", res.KeyID, "state", res.State)
+		}
+	}
+}
+
+// Inventory implements httpapi.Controller: ids, ages, stages, next rotation; never values.
+func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
+	now := d.clock.Now()
+	inv := httpapi.Inventory{Secrets: []httpapi.SecretStatus{}}
+	for _, e := range d.catalog.All() {
+		st := httpapi.SecretStatus{
+			Name: e.Managed.Name, Kind: string(e.Managed.Kind), Environment: string(e.Managed.Environment),
+			MasterMerchantID: e.Managed.MasterMerchantID, Policy: e.Managed.Policy, Owners: e.Managed.Owners,
+		}
+		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
+		if hasCur {
+			st.CurrentVersion = cur.ID
+			if !cur.CreatedAt.IsZero() {
+				since := cur.CreatedAt
+				st.CurrentSince = &since
+				st.AgeSeconds = int64(now.Sub(cur.CreatedAt).Seconds())
+			}
+		}
+		if pend, ok := e.Stored.VersionWithStage(secretstore.StagePending); ok && (!hasCur || pend.ID != cur.ID) {
+			st.PendingVersion = pend.ID
+		}
+		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
+			st.PreviousVersion = prev.ID
+		}
+		if p, ok := d.policies.Get(e.Managed.Policy); ok && p.Schedule != nil {
+			next := p.NextRun(now)
+			st.NextRotation = &next
+		}
+		if n, err := strconv.Atoi(e.Stored.Tags[rotator.TagFailedAttempts]); err == nil {
+			st.Failures = n
+			st.LastFailure = e.Stored.Tags[rotator.TagLastFailure]
+		}
+		inv.Secrets = append(inv.Secrets, st)
+	}
+	return inv, nil
+}

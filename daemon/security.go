@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+// HandleSecurityEvent acts on a verified, first-seen LakiConnect security
+// event (the receiver has checked signature, merchant and redelivery).
+func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) error {
+	switch e.Type {
+	case lakiconnect.EventAPIKeyExposed:
+		var data lakiconnect.APIKeyExposedData
+		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
+			return fmt.Errorf("event %s: api_key.exposed without a key_id", e.ID)
+		}
+		entry, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		if entry == nil {
+			d.alert(ctx, e, "", data.KeyID, "exposed_key_unmanaged",
+				fmt.Sprintf("LakiConnect reports key %s exposed (%s); no managed secret holds it: revoke it by hand", data.KeyID, data.Source))
+			return nil
+		}
+		// The trigger id comes from the event, so a redelivery after a
+		// restart names the same rotation and changes nothing.
+		_, err = d.trigger(ctx, httpapi.TriggerRequest{
+			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Requester: "lakiconnect:" + e.ID,
+			Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
+		}, events.SourceLakiEvent, "evt:"+e.ID)
+		return err
+	case lakiconnect.EventAPIKeyRevoked:
+		var data lakiconnect.APIKeyRevokedData
+		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
+			return fmt.Errorf("event %s: api_key.revoked without a key_id", e.ID)
+		}
+		entry, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+		if err != nil || entry == nil {
+			return err
+		}
+		if current, err := d.currentKeyID(ctx, *entry); err == nil && current == data.KeyID {
+			d.alert(ctx, e, entry.Managed.Name, data.KeyID, "current_key_revoked",
+				fmt.Sprintf("the key in AWSCURRENT of %s was revoked (%s): its consumers are failing; rotate it now", entry.Managed.Name, data.Reason))
+		}
+		return nil
+	case lakiconnect.EventAuthFailureSpike:
+		var data lakiconnect.AuthFailureSpikeData
+		if err := json.Unmarshal(e.Data, &data); err != nil {
+			return fmt.Errorf("event %s: malformed security.auth_failure_spike", e.ID)
+		}
+		keyID := ""
+		if data.KeyID != nil {
+			keyID = *data.KeyID
+		}
+		d.alert(ctx, e, "", keyID, "auth_failure_spike",
+			fmt.Sprintf("%d refused requests (%d) in %ds for key %s (prefix %s)", data.Count, data.StatusCode, data.WindowSeconds, keyID, data.KeyPrefix))
+		return nil
+	default:
+		d.log.Info("security event ignored", "type", e.Type, "event_id", e.ID)
+		return nil
+	}
+}
+
+func (d *Daemon) alert(ctx context.Context, e lakiconnect.Event, secretName, keyID, reason, msg string) {
+	d.bus.Emit(ctx, events.Event{
+		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
+		Secret: secretName, Environment: string(e.Environment), MasterMerchantID: e.MasterMerchantID,
+		Source: events.SourceLakiEvent, KeyID: keyID, Reason: msg,
+		Details: map[string]string{"reason": reason, "event_id": e.ID, "event_type": e.Type},
+	})
+}
+
+// secretHoldingKey finds the managed secret whose credential is the key:
+// first by the metadata the rotator puts on every key it creates (one
+// LakiConnect call), then, for keys made by hand before the rotator took
+// over, by reading the current value of each candidate secret.
+func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environment, merchant, keyID string) (*inventory.Entry, error) {
+	e := d.envs[env]
+	if e == nil {
+		return nil, fmt.Errorf("environment %s is not configured", env)
+	}
+	if iss, err := e.Issuers.Issuer(ctx, env, merchant); err == nil {
+		if k, err := iss.GetAPIKey(ctx, keyID); err == nil {
+			if name := k.Metadata[rotator.MetaSecret]; name != "" {
+				if entry, ok := d.catalog.Get(name); ok {
+					return &entry, nil
+				}
+			}
+		}
+	}
+	for _, entry := range d.catalog.Select(func(x inventory.Entry) bool {
+		return !x.Missing && x.Managed.Environment == env && x.Managed.MasterMerchantID == merchant &&
+			(x.Managed.Kind == inventory.KindAPIKey || x.Managed.Kind == inventory.KindManagementKey)
+	}) {
+		if id, err := d.currentKeyID(ctx, entry); err == nil && id == keyID {
+			return &entry, nil
+		}
+	}
+	return nil, nil
+}
+
+func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (string, error) {
+	v, err := d.envs[entry.Managed.Environment].Store.Get(ctx, entry.Managed.Name, secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil {
+		return "", err
+	}
+	c, err := secretstore.DecodeCredential(entry.Managed.Name, v.Value)
+	if err != nil {
+		return "", err
+	}
+	return c.KeyID, nil
+}
+
+// Ensure the daemon is the API's controller.
+var _ httpapi.Controller = (*Daemon)(nil)
