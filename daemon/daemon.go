@@ -237,7 +237,8 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 		case !hasCur:
 			overdue = append(overdue, e)
 		default:
-			if p, ok := d.policies.Get(e.Managed.Policy); ok && p.MaxAge > 0 && !cur.CreatedAt.IsZero() && now.Sub(cur.CreatedAt) > p.MaxAge {
+			since, known := e.CurrentSince()
+			if p, ok := d.policies.Get(e.Managed.Policy); ok && p.MaxAge > 0 && known && now.Sub(since) > p.MaxAge {
 				overdue = append(overdue, e)
 			}
 		}
@@ -359,8 +360,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		}
 		// Old credentials end at most 7 days after promotion; past that and
 		// a day's margin they were confirmed ended by an earlier pass.
-		if cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent); ok && !cur.CreatedAt.IsZero() &&
-			now.Sub(cur.CreatedAt) > lakiconnect.MaxExpireDelay+24*time.Hour {
+		if since, ok := e.CurrentSince(); ok && now.Sub(since) > lakiconnect.MaxExpireDelay+24*time.Hour {
 			continue
 		}
 		p, ok := d.policies.Get(e.Managed.Policy)
@@ -395,10 +395,9 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
 		if hasCur {
 			st.CurrentVersion = cur.ID
-			if !cur.CreatedAt.IsZero() {
-				since := cur.CreatedAt
+			if since, ok := e.CurrentSince(); ok {
 				st.CurrentSince = &since
-				st.AgeSeconds = int64(now.Sub(cur.CreatedAt).Seconds())
+				st.AgeSeconds = int64(now.Sub(since).Seconds())
 			}
 		}
 		if pend, ok := e.Stored.VersionWithStage(secretstore.StagePending); ok && (!hasCur || pend.ID != cur.ID) {

@@ -261,3 +261,26 @@ func sortedNames(entries []inventory.Entry) []string {
 	sort.Strings(names)
 	return names
 }
+
+// WaitTrigger follows a trigger of this process until it has finished.
+func (d *Daemon) WaitTrigger(ctx context.Context, id string, progress func(httpapi.TriggerStatus)) (httpapi.TriggerStatus, error) {
+	last := -1
+	for {
+		st, ok := d.triggers.get(id)
+		if !ok {
+			return st, fmt.Errorf("no trigger %q", id)
+		}
+		if n := st.Done + st.Failed; n != last && progress != nil {
+			last = n
+			progress(st)
+		}
+		if st.Finished() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

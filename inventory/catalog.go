@@ -67,6 +67,9 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 				case err != nil:
 					problems = append(problems, err)
 				case !ok:
+				case m.Environment != env && c.Stores[m.Environment] == c.Stores[env]:
+					// One store serves both environments (the local store):
+					// the secret is taken when its own environment is listed.
 				case m.Environment != env:
 					problems = append(problems, fmt.Errorf("secret %q is tagged %s=%s but lives in the %s store", s.Name, TagEnvironment, m.Environment, env))
 				default:
@@ -167,4 +170,20 @@ func (c *Catalog) ProblemSummary() string {
 		parts = append(parts, p.Error())
 	}
 	return strings.Join(parts, "; ")
+}
+
+// CurrentSince is when the secret's AWSCURRENT version became current, as
+// well as the listing tells: the version's creation time where the store
+// gives it (the local store), else the secret's last change (Secrets
+// Manager's listing carries no version dates; the last change of a managed
+// secret is its last promotion or failure bookkeeping).
+func (e Entry) CurrentSince() (time.Time, bool) {
+	cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent)
+	if !ok {
+		return time.Time{}, false
+	}
+	if !cur.CreatedAt.IsZero() {
+		return cur.CreatedAt, true
+	}
+	return e.Stored.LastChangedAt, !e.Stored.LastChangedAt.IsZero()
 }

@@ -1,0 +1,18 @@
+# syntax=docker/dockerfile:1
+# The lakirotator daemon: a static Go binary on distroless (no shell, no
+# package manager), running as the image's nonroot user. The ECS task in
+# terraform/modules/rotator-service runs it with a read-only root filesystem.
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o /out/lakirotator ./cmd/lakirotator
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/lakirotator /lakirotator
+USER 65532:65532
+EXPOSE 9464
+ENTRYPOINT ["/lakirotator"]
+CMD ["serve", "--config", "/etc/lakirotator/config.yaml"]

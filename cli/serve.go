@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakirotator/lakirotator/config"
+	"github.com/lakirotator/lakirotator/daemon"
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+)
+
+func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
+	var configEnv string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the rotation daemon (--demo: the embedded demo, no AWS or Slack needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if g.demo {
+				return runDemo(ctx, stdio)
+			}
+			return serveConfig(ctx, stdio, g, configEnv)
+		},
+	}
+	cmd.Flags().StringVar(&configEnv, "config-env", "", "read the config YAML from this environment variable (containers with a read-only filesystem)")
+	return cmd
+}
+
+// loadConfig reads the config from --config or --config-env; every problem
+// is reported at once with file, line and field.
+func loadConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, error) {
+	switch {
+	case configEnv != "" && g.config != "":
+		return nil, usageErr("give --config or --config-env, not both")
+	case configEnv != "":
+		data := stdio.Env(configEnv)
+		if data == "" {
+			return nil, usageErr("environment variable %s is empty or not set", configEnv)
+		}
+		cfg, err := config.Parse("$"+configEnv, []byte(data))
+		return cfg, withCode(ExitUsage, err)
+	case g.config != "":
+		cfg, err := config.Load(g.config)
+		return cfg, withCode(ExitUsage, err)
+	default:
+		return nil, usageErr("no config: give --config FILE (or --demo for the embedded demo)")
+	}
+}
+
+// newLogger returns the daemon's logger: JSON in production, text on a terminal.
+func newLogger(w io.Writer, lc config.LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lc.SlogLevel()}
+	format := lc.Format
+	if format == "" || format == config.LogAuto {
+		format = config.LogJSON
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = config.LogText
+			}
+		}
+	}
+	if format == config.LogText {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serveConfig(ctx context.Context, stdio IO, g *globalFlags, configEnv string) error {
+	cfg, err := loadConfig(stdio, g, configEnv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stdio.Err, cfg.Log)
+	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		_ = svc.Close(context.Background())
+		return withCode(ExitFailure, fmt.Errorf("http.listen: %w", err))
+	}
+	logger.Info("lakirotator serving", "listen", ln.Addr().String(), "config", cfg.File())
+	return withCode(ExitFailure, svc.Run(ctx, ln))
+}
+
+func lookupEnv(stdio IO) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v := stdio.Env(k)
+		return v, v != ""
+	}
+}
+
+// localService builds the engine in this process for --local verbs.
+func localService(ctx context.Context, stdio IO, g *globalFlags) (*daemon.Service, error) {
+	cfg, err := loadConfig(stdio, g, "")
+	if err != nil {
+		return nil, err
+	}
+	logger := newLogger(stdio.Err, cfg.Log)
+	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	if err := svc.Daemon.Catalog().Refresh(ctx, time.Now()); err != nil {
+		_ = svc.Shutdown(context.Background())
+		return nil, withCode(ExitFailure, err)
+	}
+	return svc, nil
+}
+
+func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.TriggerRequest) error {
+	ctx := cmd.Context()
+	svc, err := localService(ctx, stdio, g)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	st, err := svc.Daemon.Trigger(ctx, req, events.SourceCLI)
+	if errors.Is(err, httpapi.ErrBadTrigger) {
+		return usageErr("%v", err)
+	}
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	fmt.Fprintf(stdio.Err, "rotating %d secret(s) in this process\n", st.Total)
+	final, err := svc.Daemon.WaitTrigger(ctx, st.ID, func(p httpapi.TriggerStatus) {
+		if g.output == "table" {
+			fmt.Fprintf(stdio.Err, "  %d/%d done, %d failed\n", p.Done+p.Failed, p.Total, p.Failed)
+		}
+	})
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	return reportFinal(stdio, final, g.output)
+}
+
+func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inventory, error) {
+	svc, err := localService(cmd.Context(), stdio, g)
+	if err != nil {
+		return httpapi.Inventory{}, err
+	}
+	defer func() { _ = svc.Shutdown(context.Background()) }()
+	return svc.Daemon.Inventory(cmd.Context())
+}

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+)
+
+func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
+	var cause, reason, who string
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "rotate SECRET",
+		Short: "Rotate one managed secret now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			req := httpapi.TriggerRequest{Secret: args[0], Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
+			return runTrigger(cmd, stdio, g, req, local)
+		},
+	}
+	cmd.Flags().StringVar(&cause, "cause", "manual", "why: manual, compromise or personnel")
+	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required for compromise and personnel)")
+	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
+	cmd.Flags().BoolVar(&local, "local", false, "run the engine in this process with --config instead of asking a daemon")
+	return cmd
+}
+
+func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
+	var owner, reason, who, cause string
+	var yes, local bool
+	cmd := &cobra.Command{
+		Use:   "trigger --owner PERSON",
+		Short: "Rotate every secret a person or team had access to (personnel change)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			if owner == "" {
+				return usageErr("--owner is required")
+			}
+			req := httpapi.TriggerRequest{Owner: owner, Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
+			if !yes {
+				ok, err := confirmOwner(cmd, stdio, g, owner, local)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					fmt.Fprintln(stdio.Err, "nothing rotated")
+					return withCode(ExitFailure, fmt.Errorf("not confirmed"))
+				}
+			}
+			return runTrigger(cmd, stdio, g, req, local)
+		},
+	}
+	cmd.Flags().StringVar(&owner, "owner", "", "person or team whose secrets rotate")
+	cmd.Flags().StringVar(&cause, "cause", "personnel", "why: personnel, compromise or manual")
+	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required)")
+	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&local, "local", false, "run the engine in this process with --config instead of asking a daemon")
+	return cmd
+}
+
+// confirmOwner lists what will rotate and asks on standard input.
+func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, local bool) (bool, error) {
+	inv, err := inventoryFor(cmd, stdio, g, local)
+	if err != nil {
+		return false, err
+	}
+	var names []string
+	for _, s := range inv.Secrets {
+		for _, o := range s.Owners {
+			if strings.EqualFold(o, owner) {
+				names = append(names, fmt.Sprintf("  %s (%s, %s)", s.Name, s.Environment, s.Kind))
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return false, withCode(ExitFailure, fmt.Errorf("owner %q has no managed secrets", owner))
+	}
+	fmt.Fprintf(stdio.Err, "These %d secrets will rotate now:\n%s\nProceed? [y/N] ", len(names), strings.Join(names, "\n"))
+	line, _ := bufio.NewReader(stdio.In).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
+}
+
+func runTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.TriggerRequest, local bool) error {
+	if local {
+		return runLocalTrigger(cmd, stdio, g, req)
+	}
+	c, err := g.apiClient(stdio)
+	if err != nil {
+		return err
+	}
+	st, err := c.Trigger(cmd.Context(), req)
+	if err != nil {
+		if ae, ok := err.(*httpapi.APIError); ok && ae.StatusCode == 400 {
+			return usageErr("%s", ae.Message)
+		}
+		return withCode(ExitFailure, err)
+	}
+	fmt.Fprintf(stdio.Err, "trigger %s accepted: %d secret(s)\n", st.ID, st.Total)
+	return waitAndReport(cmd.Context(), stdio, c, st, g.output)
+}
+
+func newStatusCmd(stdio IO, g *globalFlags, name string) *cobra.Command {
+	var local bool
+	return &cobra.Command{
+		Use:   name,
+		Short: "List managed secrets: ids, ages, stages, next rotation (never values)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			inv, err := inventoryFor(cmd, stdio, g, local)
+			if err != nil {
+				return err
+			}
+			return printInventory(stdio, g.output, inv)
+		},
+	}
+}
+
+func inventoryFor(cmd *cobra.Command, stdio IO, g *globalFlags, local bool) (httpapi.Inventory, error) {
+	if local {
+		return localInventory(cmd, stdio, g)
+	}
+	c, err := g.apiClient(stdio)
+	if err != nil {
+		return httpapi.Inventory{}, err
+	}
+	inv, err := c.Inventory(cmd.Context())
+	return inv, withCode(ExitFailure, err)
+}
+
+func printInventory(stdio IO, output string, inv httpapi.Inventory) error {
+	if output == "json" {
+		enc := json.NewEncoder(stdio.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inv)
+	}
+	w := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SECRET\tKIND\tENV\tPOLICY\tCURRENT\tAGE\tIN FLIGHT\tNEXT ROTATION\tFAILURES")
+	for _, s := range inv.Secrets {
+		next := "-"
+		if s.NextRotation != nil {
+			next = s.NextRotation.UTC().Format(time.RFC3339)
+		}
+		inflight := "-"
+		if s.PendingVersion != "" {
+			inflight = short(s.PendingVersion)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Kind, s.Environment, s.Policy,
+			short(s.CurrentVersion), age(s.AgeSeconds, s.CurrentVersion != ""), inflight, next, s.Failures)
+	}
+	return w.Flush()
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+func age(seconds int64, known bool) string {
+	if !known {
+		return "-"
+	}
+	d := time.Duration(seconds) * time.Second
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return d.Round(time.Second).String()
+	}
+}

@@ -1,0 +1,461 @@
+// Package config loads and validates the daemon's configuration: one YAML
+// file, parsed strictly (unknown fields are errors) and validated completely
+// (every problem at once, each with file, line, column and field path).
+//
+// The file never holds a secret value: only where to find one (a SecretRef
+// naming an environment variable, a mounted file or a Secrets Manager
+// secret). Every field is documented in REFERENCE.md beside this file.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// CurrentVersion is the only config format version this build reads.
+const CurrentVersion = 1
+
+// Config is the whole configuration file.
+type Config struct {
+	Version       int                                            `yaml:"version"`
+	Environments  map[lakiconnect.Environment]*EnvironmentConfig `yaml:"environments"`
+	Store         StoreConfig                                    `yaml:"store"`
+	PoliciesDir   string                                         `yaml:"policies_dir"`
+	Secrets       []SecretConfig                                 `yaml:"secrets"`
+	Discovery     DiscoveryConfig                                `yaml:"discovery"`
+	Engine        EngineConfig                                   `yaml:"engine"`
+	Sweep         SweepConfig                                    `yaml:"sweep"`
+	PolicyScan    PolicyScanConfig                               `yaml:"policy_scan"`
+	AuthWatch     AuthWatchConfig                                `yaml:"auth_watch"`
+	Notifications NotificationsConfig                            `yaml:"notifications"`
+	HTTP          HTTPConfig                                     `yaml:"http"`
+	Audit         AuditConfig                                    `yaml:"audit"`
+	Log           LogConfig                                      `yaml:"log"`
+
+	// file is the name the config was parsed under; pos maps field paths
+	// to where they were written, so later checks can still name a line.
+	file string
+	pos  *positions
+}
+
+// EnvironmentConfig is everything about one LakiConnect environment
+// (sandbox or production): the AWS account its secrets live in and the
+// LakiConnect API it talks to.
+type EnvironmentConfig struct {
+	AWS         AWSConfig         `yaml:"aws"`
+	LakiConnect LakiConnectConfig `yaml:"lakiconnect"`
+}
+
+// AWSConfig says how to reach the Secrets Manager that holds one
+// environment's secrets. Sandbox and production usually live in separate
+// accounts, hence the optional role to assume.
+type AWSConfig struct {
+	Region      string   `yaml:"region"`
+	Endpoint    string   `yaml:"endpoint"`
+	Profile     string   `yaml:"profile"`
+	RoleARN     string   `yaml:"role_arn"`
+	ExternalID  string   `yaml:"external_id"`
+	ReadRate    float64  `yaml:"read_rate"`
+	WriteRate   float64  `yaml:"write_rate"`
+	MaxAttempts int      `yaml:"max_attempts"`
+	Timeout     Duration `yaml:"timeout"`
+}
+
+// LakiConnectConfig says how to reach one environment's LakiConnect API and
+// which master merchants the rotator acts for there.
+type LakiConnectConfig struct {
+	BaseURL         string                 `yaml:"base_url"`
+	RateLimit       float64                `yaml:"rate_limit"`
+	Timeout         Duration               `yaml:"timeout"`
+	MasterMerchants []MasterMerchantConfig `yaml:"master_merchants"`
+}
+
+// MasterMerchantConfig is one master merchant. LakiConnect keys belong to one
+// environment and one master merchant, so each master merchant has its own
+// management key (the rotator's key for creating and expiring the others).
+type MasterMerchantConfig struct {
+	ID              string                 `yaml:"id"`
+	ManagementKey   ManagementKeyConfig    `yaml:"management_key"`
+	SecurityWebhook *SecurityWebhookConfig `yaml:"security_webhook"`
+}
+
+// ManagementKeyConfig names the Secrets Manager secret that holds a master
+// merchant's management key as a stored credential. With a policy set, the
+// rotator rotates that key too (last, so it never locks itself out).
+type ManagementKeyConfig struct {
+	Secret string   `yaml:"secret"`
+	Policy string   `yaml:"policy"`
+	Owners []string `yaml:"owners"`
+}
+
+// SecurityWebhookConfig is the endpoint at which LakiConnect delivers a
+// master merchant's security events, and the Secrets Manager secret holding
+// its signing secret. With a policy set, that signing secret is rotated too.
+type SecurityWebhookConfig struct {
+	EndpointID string   `yaml:"endpoint_id"`
+	Secret     string   `yaml:"secret"`
+	Path       string   `yaml:"path"`
+	Policy     string   `yaml:"policy"`
+	Owners     []string `yaml:"owners"`
+}
+
+// Store kinds.
+const (
+	StoreAWS   = "aws"
+	StoreLocal = "local"
+)
+
+// StoreConfig chooses where managed secrets are kept.
+type StoreConfig struct {
+	Kind      string `yaml:"kind"`
+	LocalPath string `yaml:"local_path"`
+}
+
+// SecretConfig declares one managed secret.
+type SecretConfig struct {
+	Name             string                  `yaml:"name"`
+	Kind             inventory.Kind          `yaml:"kind"`
+	Environment      lakiconnect.Environment `yaml:"environment"`
+	MasterMerchantID string                  `yaml:"master_merchant_id"`
+	EndpointID       string                  `yaml:"endpoint_id"`
+	Policy           string                  `yaml:"policy"`
+	Owners           []string                `yaml:"owners"`
+}
+
+// DiscoveryConfig finds managed secrets by their Secrets Manager tags, so
+// thousands of secrets need no entry in this file.
+type DiscoveryConfig struct {
+	Enabled         bool                `yaml:"enabled"`
+	TagFilters      map[string][]string `yaml:"tag_filters"`
+	RefreshInterval Duration            `yaml:"refresh_interval"`
+}
+
+// EngineConfig tunes the rotation engine.
+type EngineConfig struct {
+	Workers        int      `yaml:"workers"`
+	Attempts       int      `yaml:"attempts"`
+	MaxFailures    int      `yaml:"max_failures"`
+	BackoffInitial Duration `yaml:"backoff_initial"`
+	BackoffMax     Duration `yaml:"backoff_max"`
+}
+
+// SweepConfig schedules the orphan sweep.
+type SweepConfig struct {
+	Schedule     string   `yaml:"schedule"`
+	SafetyMargin Duration `yaml:"safety_margin"`
+}
+
+// PolicyScanConfig schedules the check of every key against its policy.
+type PolicyScanConfig struct {
+	Schedule string `yaml:"schedule"`
+}
+
+// AuthWatchConfig sets how often LakiConnect's 401/403 counts are read.
+type AuthWatchConfig struct {
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// NotificationsConfig routes lifecycle events to receivers.
+type NotificationsConfig struct {
+	Slack          *SlackConfig      `yaml:"slack"`
+	People         map[string]string `yaml:"people"`
+	Receivers      []ReceiverConfig  `yaml:"receivers"`
+	Routes         []RouteConfig     `yaml:"routes"`
+	DedupWindow    Duration          `yaml:"dedup_window"`
+	DigestInterval Duration          `yaml:"digest_interval"`
+}
+
+// SlackConfig is the Slack workspace connection. Token, webhook URL and
+// signing secret are references, never values.
+type SlackConfig struct {
+	APIURL        string    `yaml:"api_url"`
+	Token         SecretRef `yaml:"token"`
+	WebhookURL    SecretRef `yaml:"webhook_url"`
+	SigningSecret SecretRef `yaml:"signing_secret"`
+	Channel       string    `yaml:"channel"`
+	AllowedUsers  []string  `yaml:"allowed_users"`
+}
+
+// Receiver kinds.
+const (
+	ReceiverSlack    = "slack"
+	ReceiverTerminal = "terminal"
+	ReceiverLog      = "log"
+)
+
+// ReceiverConfig is one named destination for notifications.
+type ReceiverConfig struct {
+	Name    string `yaml:"name"`
+	Kind    string `yaml:"kind"`
+	Channel string `yaml:"channel"`
+}
+
+// RouteConfig sends the events its Match selects to one receiver.
+type RouteConfig struct {
+	Match    RouteMatch `yaml:"match"`
+	Receiver string     `yaml:"receiver"`
+	Mentions []string   `yaml:"mentions"`
+	// Digest batches matching events into the receiver's periodic digest.
+	Digest bool `yaml:"digest"`
+}
+
+// MentionOwners in a route's mentions stands for the owners of the event's
+// secret (looked up in notifications.people).
+const MentionOwners = "owners"
+
+// RouteMatch selects events: each list that is set must contain the
+// event's value; an empty list matches everything.
+type RouteMatch struct {
+	Environments []lakiconnect.Environment `yaml:"environments"`
+	Severities   []events.Severity         `yaml:"severities"`
+	Steps        []events.Step             `yaml:"steps"`
+	Outcomes     []events.Outcome          `yaml:"outcomes"`
+	Causes       []events.Cause            `yaml:"causes"`
+}
+
+// HTTPConfig is the daemon's own listener: control API, health, metrics and
+// the LakiConnect security event receiver.
+type HTTPConfig struct {
+	Listen         string        `yaml:"listen"`
+	TLS            TLSConfig     `yaml:"tls"`
+	AllowPlaintext bool          `yaml:"allow_plaintext"`
+	Tokens         []TokenConfig `yaml:"tokens"`
+	AllowedClients []string      `yaml:"allowed_clients"`
+	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+}
+
+// TLSConfig names the listener's certificate files. ClientCAFile turns on
+// client certificate verification (mutual TLS).
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// TokenConfig is one bearer token of the control API: either its SHA-256
+// (hex) or a reference to where the token itself is kept.
+type TokenConfig struct {
+	Name   string    `yaml:"name"`
+	SHA256 string    `yaml:"sha256"`
+	Token  SecretRef `yaml:"token"`
+}
+
+// AuditConfig says where audit records go.
+type AuditConfig struct {
+	File   string `yaml:"file"`
+	Stdout bool   `yaml:"stdout"`
+}
+
+// Log formats.
+const (
+	LogJSON = "json"
+	LogText = "text"
+	LogAuto = "auto"
+)
+
+// LogConfig sets the daemon's log output.
+type LogConfig struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// SlogLevel is Level as a slog.Level (info when unset).
+func (l LogConfig) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+// File is the name the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// Environment returns the configuration of one environment.
+func (c *Config) Environment(env lakiconnect.Environment) (EnvironmentConfig, bool) {
+	e, ok := c.Environments[env]
+	if !ok || e == nil {
+		return EnvironmentConfig{}, false
+	}
+	return *e, true
+}
+
+// EnvironmentNames lists the configured environments, sorted.
+func (c *Config) EnvironmentNames() []lakiconnect.Environment {
+	var out []lakiconnect.Environment
+	for name, e := range c.Environments {
+		if e != nil {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MasterMerchant returns the configuration of one master merchant in one
+// environment: where its management key is kept.
+func (c *Config) MasterMerchant(env lakiconnect.Environment, id string) (MasterMerchantConfig, bool) {
+	e, ok := c.Environment(env)
+	if !ok {
+		return MasterMerchantConfig{}, false
+	}
+	for _, m := range e.LakiConnect.MasterMerchants {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return MasterMerchantConfig{}, false
+}
+
+// ManagedSecrets lists the secrets the file declares: the secrets list, then
+// every management key and security webhook secret that has a policy
+// (production before sandbox, in file order within each).
+func (c *Config) ManagedSecrets() []inventory.ManagedSecret {
+	var out []inventory.ManagedSecret
+	for _, s := range c.Secrets {
+		out = append(out, inventory.ManagedSecret{
+			Name: s.Name, Kind: s.Kind, Environment: s.Environment,
+			MasterMerchantID: s.MasterMerchantID, EndpointID: s.EndpointID,
+			Policy: s.Policy, Owners: slices.Clone(s.Owners),
+		})
+	}
+	for _, env := range c.EnvironmentNames() {
+		for _, m := range c.Environments[env].LakiConnect.MasterMerchants {
+			if m.ManagementKey.Policy != "" {
+				out = append(out, inventory.ManagedSecret{
+					Name: m.ManagementKey.Secret, Kind: inventory.KindManagementKey, Environment: env,
+					MasterMerchantID: m.ID, Policy: m.ManagementKey.Policy, Owners: slices.Clone(m.ManagementKey.Owners),
+				})
+			}
+			if w := m.SecurityWebhook; w != nil && w.Policy != "" {
+				out = append(out, inventory.ManagedSecret{
+					Name: w.Secret, Kind: inventory.KindWebhookSecret, Environment: env,
+					MasterMerchantID: m.ID, EndpointID: w.EndpointID, Policy: w.Policy, Owners: slices.Clone(w.Owners),
+				})
+			}
+		}
+	}
+	return out
+}
+
+// CheckDiscovered says whether a secret found by its tags may be managed
+// under this config: its tags are complete (inventory's own check), its
+// kind is api_key or webhook_secret (management keys are declared in the
+// file), its environment is configured, its master merchant is listed
+// there, and the file does not declare the same name (the file's entry
+// wins). The error names the secret and what is wrong.
+func (c *Config) CheckDiscovered(m inventory.ManagedSecret) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	var problems []string
+	if m.Kind == inventory.KindManagementKey {
+		problems = append(problems, "management keys are declared in the config, not discovered")
+	}
+	if _, ok := c.Environment(m.Environment); !ok {
+		problems = append(problems, fmt.Sprintf("environment %s is not configured", m.Environment))
+	} else if _, ok := c.MasterMerchant(m.Environment, m.MasterMerchantID); !ok {
+		problems = append(problems, fmt.Sprintf("master merchant %s is not listed for %s", m.MasterMerchantID, m.Environment))
+	}
+	for _, d := range c.ManagedSecrets() {
+		if d.Name == m.Name {
+			problems = append(problems, "also declared in the config, whose entry is used")
+			break
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("discovered secret %q: %s", m.Name, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// DiscoveryTagFilters are the Secrets Manager tag filters discovery lists
+// secrets with: always the managed tag, plus the configured filters (sorted
+// by key). Nil when discovery is off.
+func (c *Config) DiscoveryTagFilters() []secretstore.TagFilter {
+	if !c.Discovery.Enabled {
+		return nil
+	}
+	out := []secretstore.TagFilter{{Key: inventory.TagManaged, Values: []string{"true"}}}
+	keys := make([]string, 0, len(c.Discovery.TagFilters))
+	for k := range c.Discovery.TagFilters {
+		if k != inventory.TagManaged {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = append(out, secretstore.TagFilter{Key: k, Values: slices.Clone(c.Discovery.TagFilters[k])})
+	}
+	return out
+}
+
+func matchAny[T comparable](set []T, v T) bool { return len(set) == 0 || slices.Contains(set, v) }
+
+// Matches reports whether the event is one this match selects.
+func (m RouteMatch) Matches(e events.Event) bool {
+	return matchAny(m.Environments, lakiconnect.Environment(e.Environment)) && matchAny(m.Severities, e.Severity) &&
+		matchAny(m.Steps, e.Step) && matchAny(m.Outcomes, e.Outcome) && matchAny(m.Causes, e.Cause)
+}
+
+// MentionText renders a route's mentions as Slack mention markup: people
+// as <@U…>, user groups as <!subteam^S…>, and "owners" as the given owners
+// of the event's secret that notifications.people knows (others skipped).
+func (n NotificationsConfig) MentionText(r RouteConfig, owners []string) string {
+	var ids []string
+	add := func(name string) {
+		if id, ok := n.People[name]; ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, m := range r.Mentions {
+		if m == MentionOwners {
+			for _, o := range owners {
+				add(o)
+			}
+			continue
+		}
+		add(m)
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		if strings.HasPrefix(id, "S") {
+			out[i] = "<!subteam^" + id + ">"
+		} else {
+			out[i] = "<@" + id + ">"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// RoutesFor returns every route whose match selects the event, in file
+// order. Each matching route delivers: routes do not stop at the first match.
+func (n NotificationsConfig) RoutesFor(e events.Event) []RouteConfig {
+	var out []RouteConfig
+	for _, r := range n.Routes {
+		if r.Match.Matches(e) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Receiver returns the receiver with that name.
+func (n NotificationsConfig) Receiver(name string) (ReceiverConfig, bool) {
+	for _, r := range n.Receivers {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return ReceiverConfig{}, false
+}

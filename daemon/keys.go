@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// storeKey reads a management key from its managed secret's AWSCURRENT and
+// keeps it for a short while. The engine invalidates it right after it
+// promotes a new management key, so the rotator never calls with a key it
+// has just retired.
+type storeKey struct {
+	store  secretstore.Store
+	secret string
+	clock  clock.Clock
+	ttl    time.Duration
+
+	mu      sync.Mutex
+	key     secret.Value
+	fetched time.Time
+}
+
+func (k *storeKey) Key(ctx context.Context) (secret.Value, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.key.IsZero() && k.clock.Now().Sub(k.fetched) < k.ttl {
+		return k.key, nil
+	}
+	c, err := currentCredential(ctx, k.store, k.secret)
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("management key %q: %w", k.secret, err)
+	}
+	k.key, k.fetched = c.Secret, k.clock.Now()
+	return k.key, nil
+}
+
+// Invalidate drops the cached key.
+func (k *storeKey) Invalidate() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.key = secret.Value{}
+}
+
+func currentCredential(ctx context.Context, store secretstore.Store, name string) (secretstore.Credential, error) {
+	v, err := store.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil {
+		return secretstore.Credential{}, err
+	}
+	return secretstore.DecodeCredential(name, v.Value)
+}
+
+// storeSigningSecrets gives the security webhook receiver the secrets of its
+// endpoint: AWSCURRENT and, while that secret is itself being rotated,
+// AWSPENDING, so a rotation of the receiver's own secret breaks nothing.
+type storeSigningSecrets struct {
+	store  secretstore.Store
+	secret string
+	clock  clock.Clock
+	ttl    time.Duration
+
+	mu      sync.Mutex
+	held    []secret.Value
+	fetched time.Time
+}
+
+func (s *storeSigningSecrets) SigningSecrets(ctx context.Context, fresh bool) ([]secret.Value, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !fresh && len(s.held) > 0 && s.clock.Now().Sub(s.fetched) < s.ttl {
+		return s.held, nil
+	}
+	var held []secret.Value
+	for _, stage := range []string{secretstore.StageCurrent, secretstore.StagePending} {
+		v, err := s.store.Get(ctx, s.secret, secretstore.ByStage(stage))
+		if errors.Is(err, secretstore.ErrNotFound) && stage == secretstore.StagePending {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("security webhook secret %q (%s): %w", s.secret, stage, err)
+		}
+		c, err := secretstore.DecodeCredential(s.secret, v.Value)
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, c.Secret)
+	}
+	s.held, s.fetched = held, s.clock.Now()
+	return held, nil
+}

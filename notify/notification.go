@@ -1,0 +1,140 @@
+// Package notify tells people what the rotator did. A Notifier delivers one
+// Notification to one channel (Slack, a terminal); the Dispatcher subscribes
+// to the event bus, routes each event by environment and severity,
+// suppresses repeats, batches routine successes into a digest and retries
+// failed deliveries, so that each Notifier stays one small method. A
+// notification failure never blocks or fails a rotation.
+package notify
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+)
+
+// Notifier delivers one notification. retry says whether the failure is
+// worth another attempt (rate limit, server error, network) or not (bad
+// token, unknown channel).
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) (retry bool, err error)
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(ctx context.Context, n Notification) (bool, error)
+
+func (f NotifierFunc) Notify(ctx context.Context, n Notification) (bool, error) { return f(ctx, n) }
+
+// Notification is what people are told about one event (or, for a digest,
+// about several). It holds ids shortened to their last 4 and no secret value.
+type Notification struct {
+	Time        time.Time
+	Title       string
+	Severity    events.Severity
+	Step        events.Step
+	Outcome     events.Outcome
+	Secret      string
+	Kind        string
+	Environment string
+	Merchant    string
+	// KeyID and PreviousKeyID are the LakiConnect key ids, shortened to "…abcd".
+	KeyID         string
+	PreviousKeyID string
+	KeyLast4      string // last 4 of the credential value, as LakiConnect shows it
+	Cause         events.Cause
+	Source        events.Source
+	Actor         string
+	Reason        string
+	Duration      time.Duration
+	Error         string
+	NextSteps     string
+	TriggerID     string // groups one trigger's notifications (a Slack thread)
+	Mention       string // who to page, set by the route ("<!subteam^S01>", "@oncall")
+	// Digest holds the batched notifications when this one is a digest.
+	Digest []Notification
+}
+
+// Emergency reports whether the notification belongs to an emergency rotation.
+func (n Notification) Emergency() bool { return n.Cause.Emergency() }
+
+// ShortID shows an id by its last 4 characters only: "…abcd".
+func ShortID(id string) string {
+	if id == "" {
+		return ""
+	}
+	r := []rune(id)
+	if len(r) <= 4 {
+		return "…" + id
+	}
+	return "…" + string(r[len(r)-4:])
+}
+
+// FromEvent builds the notification for e.
+func FromEvent(e events.Event) Notification {
+	return Notification{
+		Time: e.Time, Title: title(e), Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
+		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, Merchant: e.MasterMerchantID,
+		KeyID: ShortID(e.KeyID), PreviousKeyID: ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
+		Cause: e.Cause, Source: e.Source, Actor: e.Actor, Reason: e.Reason,
+		Duration: e.Duration, Error: e.Error, NextSteps: nextSteps(e), TriggerID: e.TriggerID,
+	}
+}
+
+func title(e events.Event) string {
+	what := string(e.Step)
+	switch e.Step {
+	case events.StepRotation:
+		what = "Rotation"
+		if e.Cause.Emergency() {
+			what = "Emergency rotation (" + string(e.Cause) + ")"
+		}
+	case events.StepTrigger:
+		what = "Rotation request"
+	case events.StepCreate:
+		what = "New credential"
+	case events.StepTest:
+		what = "Test of new credential"
+	case events.StepPromote:
+		what = "Promotion to AWSCURRENT"
+	case events.StepRetire:
+		what = "Retirement of old credential"
+	case events.StepSweep:
+		what = "Orphan sweep"
+	case events.StepViolation:
+		what = "Policy violation"
+	case events.StepAlert:
+		what = "Alert"
+	case events.StepAuth:
+		what = "Refused request"
+	}
+	s := fmt.Sprintf("%s %s", what, e.Outcome)
+	if e.Secret != "" {
+		s += ": " + e.Secret
+	}
+	return s
+}
+
+// nextSteps tells a person what to do when something needs them.
+func nextSteps(e events.Event) string {
+	switch {
+	case e.Step == events.StepViolation:
+		return "Rotate the secret or fix its policy; the violation stays open in `audit report` until then."
+	case e.Step == events.StepAlert:
+		return "Find the consumer still using the old credential and move it to AWSCURRENT before the grace period ends."
+	case e.Step == events.StepAuth:
+		return "Check who sent the refused request; repeated refusals may be an attack."
+	case e.Outcome != events.OutcomeFailed:
+		return ""
+	case e.Step == events.StepCreate || e.Step == events.StepTest:
+		return "Nothing changed for consumers: AWSCURRENT still holds the old credential. Fix the cause in the error, then trigger the rotation again; the pending version is reused."
+	case e.Step == events.StepPromote:
+		return "The new credential is proven but not yet current. Trigger the rotation again to finish promoting it; check the AWSPENDING stage if it keeps failing."
+	case e.Step == events.StepRetire:
+		return "The new credential is current. Check at LakiConnect that the old key is expired and revoke it by hand if not."
+	case e.Step == events.StepSweep:
+		return "Orphaned keys may still be active at LakiConnect: run the sweep again or revoke them by hand."
+	default:
+		return "Check the error and the daemon's log, then trigger the rotation again."
+	}
+}

@@ -1,0 +1,291 @@
+// Package scan is the policy scan behind `policy check` and the daemon's
+// scheduled scan: it reads every API key and webhook endpoint at LakiConnect
+// (per master merchant and environment) and every managed secret, builds the
+// facts of each credential, and runs the policy checks over them.
+package scan
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/policies"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// Source lists what LakiConnect holds for one master merchant in one
+// environment: the calling (management) key's view.
+type Source interface {
+	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
+	APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error)
+	WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error)
+}
+
+// Client is the part of the LakiConnect client a Source needs.
+type Client interface {
+	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
+	ListAPIKeys(ctx context.Context, opts lakiconnect.ListAPIKeysOptions) iter.Seq2[lakiconnect.APIKey, error]
+	ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[lakiconnect.WebhookEndpoint, error]
+}
+
+// FromClient makes a Source of a LakiConnect client (its key is the
+// management key of one master merchant and environment).
+func FromClient(c Client) Source { return clientSource{c} }
+
+type clientSource struct{ c Client }
+
+func (s clientSource) WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error) { return s.c.WhoAmI(ctx) }
+
+func (s clientSource) APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error) {
+	return collect(s.c.ListAPIKeys(ctx, lakiconnect.ListAPIKeysOptions{}))
+}
+
+func (s clientSource) WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error) {
+	return collect(s.c.ListWebhookEndpoints(ctx, 0))
+}
+
+func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Target is one (environment, master merchant) to read, through the base URL
+// of Environment.
+type Target struct {
+	Environment      lakiconnect.Environment
+	MasterMerchantID string
+	Source           Source
+}
+
+func (t Target) String() string { return string(t.Environment) + "/" + t.MasterMerchantID }
+
+// Managed is one managed secret as the scan sees it: its declaration and the
+// ids its stored versions hold (never the values).
+type Managed struct {
+	Secret           string
+	Kind             inventory.Kind
+	Environment      lakiconnect.Environment // declared (tag or config)
+	MasterMerchantID string
+	Policy           string
+	// KeyID is the API key id in AWSCURRENT (api_key, management_key).
+	KeyID string
+	// EndpointID and SecretID name the webhook signing secret in AWSCURRENT.
+	EndpointID string
+	SecretID   string
+	// PreviousIDs are the key or webhook secret ids of other stored
+	// versions (AWSPREVIOUS, AWSPENDING): referenced, so not unmanaged, but
+	// not judged as current.
+	PreviousIDs []string
+	// StoredEnvironment is "environment" in the stored value; "" if unread.
+	StoredEnvironment lakiconnect.Environment
+	// BaseURLEnvironment is the environment of the base URL the secret's
+	// consumers are configured with; "" if unknown.
+	BaseURLEnvironment lakiconnect.Environment
+}
+
+// FromInventory builds a Managed from a managed secret's declaration; the
+// caller fills in the ids its stored versions hold.
+func FromInventory(m inventory.ManagedSecret) Managed {
+	return Managed{
+		Secret: m.Name, Kind: m.Kind, Environment: m.Environment,
+		MasterMerchantID: m.MasterMerchantID, Policy: m.Policy, EndpointID: m.EndpointID,
+	}
+}
+
+// WithCurrent fills in what the secret's AWSCURRENT value says: the key or
+// webhook secret id and the stored environment. The value's secret itself is
+// not kept.
+func (m Managed) WithCurrent(c secretstore.Credential) Managed {
+	m.StoredEnvironment = lakiconnect.Environment(c.Environment)
+	switch c.Type {
+	case secretstore.TypeWebhookSecret:
+		m.EndpointID, m.SecretID = c.EndpointID, c.SecretID
+	default:
+		m.KeyID = c.KeyID
+	}
+	return m
+}
+
+// Scanner evaluates every credential of its targets against the policies.
+type Scanner struct {
+	Policies *policies.Set
+	Targets  []Target
+}
+
+type foundKey struct {
+	key    lakiconnect.APIKey
+	target Target
+}
+
+type foundEndpoint struct {
+	ep     lakiconnect.WebhookEndpoint
+	target Target
+}
+
+// Scan reads every target and returns all violations, sorted most severe
+// first. If any target cannot be read, Scan fails: a partial listing would
+// report keys as missing that are merely unread.
+func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([]policies.Violation, error) {
+	keys := map[string]foundKey{}
+	endpoints := map[string]foundEndpoint{}
+	var keyOrder, epOrder []string
+	mgmtKeys := map[string]bool{}
+	var errs []error
+	for _, t := range s.Targets {
+		who, err := t.Source.WhoAmI(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy scan of %s: whoami: %w", t, err))
+			continue
+		}
+		mgmtKeys[who.KeyID] = true
+		ks, err := t.Source.APIKeys(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy scan of %s: list api keys: %w", t, err))
+			continue
+		}
+		for _, k := range ks {
+			if _, dup := keys[k.ID]; !dup {
+				keyOrder = append(keyOrder, k.ID)
+			}
+			keys[k.ID] = foundKey{k, t}
+		}
+		eps, err := t.Source.WebhookEndpoints(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy scan of %s: list webhook endpoints: %w", t, err))
+			continue
+		}
+		for _, e := range eps {
+			if _, dup := endpoints[e.ID]; !dup {
+				epOrder = append(epOrder, e.ID)
+			}
+			endpoints[e.ID] = foundEndpoint{e, t}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	var out []policies.Violation
+	referencedKeys := map[string]bool{}
+	referencedEndpoints := map[string]bool{}
+	for _, m := range managed {
+		f := policies.Facts{
+			Secret: m.Secret, Kind: m.Kind, Managed: true, Current: true, PolicyName: m.Policy,
+			DeclaredEnvironment: m.Environment, StoredEnvironment: m.StoredEnvironment,
+			BaseURLEnvironment: m.BaseURLEnvironment, DeclaredMerchantID: m.MasterMerchantID,
+		}
+		if p, ok := s.Policies.ForEnvironment(m.Policy, m.Environment); ok {
+			f.Policy = &p
+		}
+		for _, id := range m.PreviousIDs {
+			referencedKeys[id] = true
+		}
+		switch m.Kind {
+		case inventory.KindWebhookSecret:
+			referencedEndpoints[m.EndpointID] = true
+			f.EndpointID, f.KeyID = m.EndpointID, m.SecretID
+			if fe, ok := endpoints[m.EndpointID]; ok {
+				f.EndpointURL = fe.ep.URL
+				f.KeyEnvironment, f.KeyMerchantID = fe.ep.Environment, fe.ep.MasterMerchantID
+				if ws, ok := storedSecret(fe.ep, m.SecretID); ok {
+					f.Found, f.KeyID = true, ws.ID
+					f.Status, f.CreatedAt, f.ExpiresAt = ws.Status, ws.CreatedAt, ws.ExpiresAt
+				}
+			}
+		default:
+			referencedKeys[m.KeyID] = true
+			f.KeyID = m.KeyID
+			if fk, ok := keys[m.KeyID]; ok {
+				setKeyFacts(&f, fk.key)
+				f.ManagementKey = mgmtKeys[m.KeyID]
+			}
+			if m.Kind == inventory.KindManagementKey || f.ManagementKey {
+				env := cmp.Or(f.KeyEnvironment, m.Environment)
+				f.RotationScopes = s.Policies.RotationScopes(env)
+			}
+		}
+		out = append(out, policies.Evaluate(f, now)...)
+	}
+
+	for _, id := range keyOrder {
+		fk := keys[id]
+		if referencedKeys[id] {
+			continue
+		}
+		f := policies.Facts{Kind: inventory.KindAPIKey, BaseURLEnvironment: fk.target.Environment, ManagementKey: mgmtKeys[id]}
+		setKeyFacts(&f, fk.key)
+		if f.ManagementKey {
+			f.Kind = inventory.KindManagementKey
+			f.RotationScopes = s.Policies.RotationScopes(fk.target.Environment)
+		}
+		out = append(out, policies.Evaluate(f, now)...)
+	}
+	for _, id := range epOrder {
+		fe := endpoints[id]
+		if referencedEndpoints[id] {
+			continue
+		}
+		f := policies.Facts{
+			Kind: inventory.KindWebhookSecret, Found: true, EndpointID: id, EndpointURL: fe.ep.URL,
+			KeyEnvironment: fe.ep.Environment, KeyMerchantID: fe.ep.MasterMerchantID,
+			BaseURLEnvironment: fe.target.Environment,
+		}
+		out = append(out, policies.Evaluate(f, now)...)
+	}
+	Sort(out)
+	return out, nil
+}
+
+func setKeyFacts(f *policies.Facts, k lakiconnect.APIKey) {
+	f.Found, f.KeyID = true, k.ID
+	f.KeyEnvironment, f.KeyMerchantID = k.Environment, k.MasterMerchantID
+	f.Scopes, f.Status, f.CreatedAt, f.ExpiresAt, f.LastUsedAt = k.Scopes, k.Status, k.CreatedAt, k.ExpiresAt, k.LastUsedAt
+	f.Metadata = k.Metadata
+	if k.CreatedBy != nil {
+		f.CreatedBy = *k.CreatedBy
+	}
+}
+
+// storedSecret finds the stored webhook secret on its endpoint. Without a
+// stored id it takes the newest secret that is not revoked.
+func storedSecret(ep lakiconnect.WebhookEndpoint, id string) (lakiconnect.WebhookSecretInfo, bool) {
+	var best lakiconnect.WebhookSecretInfo
+	found := false
+	for _, s := range ep.Secrets {
+		if id != "" {
+			if s.ID == id {
+				return s, true
+			}
+			continue
+		}
+		if s.Status != lakiconnect.StatusRevoked && (!found || s.CreatedAt.After(best.CreatedAt)) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+// Sort orders violations most severe first, then by secret, reason, key and endpoint.
+func Sort(vs []policies.Violation) {
+	slices.SortStableFunc(vs, func(a, b policies.Violation) int {
+		return cmp.Or(
+			cmp.Compare(policies.SeverityRank(b.Severity), policies.SeverityRank(a.Severity)),
+			cmp.Compare(a.Secret, b.Secret),
+			cmp.Compare(a.Reason, b.Reason),
+			cmp.Compare(a.KeyID, b.KeyID),
+			cmp.Compare(a.EndpointID, b.EndpointID),
+		)
+	})
+}

@@ -1,0 +1,133 @@
+package rotator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+var errCrash = errors.New("simulated crash")
+
+func crashAt(step rotator.Step) func(*rotator.Config) {
+	return func(c *rotator.Config) {
+		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+			if s == step {
+				return errCrash
+			}
+			return nil
+		}
+	}
+}
+
+// After a crash at each step boundary a fresh engine on the same store and
+// simulator finishes the rotation: one new key, working, AWSCURRENT on it,
+// the old key ending as the cause demands, no orphan, labels consistent.
+func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
+	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
+		for _, step := range steps {
+			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {
+				h := newHarness(t)
+				ms := h.seedKey("svc/crash", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+				old := h.current(ms.Name)
+				c := rotator.Cause{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
+				ctx := context.Background()
+
+				_, err := h.engine(crashAt(step)).Rotate(ctx, ms, basePolicy(), c)
+				if !errors.Is(err, rotator.ErrAborted) {
+					t.Fatalf("first engine: err = %v, want the crash", err)
+				}
+				if tags := h.store.tags(ms.Name); tags[rotator.TagFailedAttempts] != "" {
+					t.Fatalf("a crash recorded a failure: %v", tags)
+				}
+				res, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), c)
+				if err != nil {
+					t.Fatalf("restart: %v", err)
+				}
+				keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+				if len(keys) != 1 {
+					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
+				}
+				cur := h.current(ms.Name)
+				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
+					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
+				}
+				if _, err := h.whoami(lakiconnect.Sandbox, cur.Secret); err != nil {
+					t.Fatalf("current key does not work: %v", err)
+				}
+				ok := h.key(old.KeyID)
+				switch cause {
+				case events.CauseCompromise:
+					if ok.Status != lakiconnect.StatusRevoked {
+						t.Fatalf("compromised key is %s, want revoked", ok.Status)
+					}
+				default:
+					if ok.Status != lakiconnect.StatusExpiring {
+						t.Fatalf("old key is %s, want expiring", ok.Status)
+					}
+				}
+				vid := rotator.VersionID("arn:aws:secretsmanager:eu-west-1:123456789012:secret:svc/crash-AbCdEf", "trigger-1")
+				st := h.store.stages(ms.Name)
+				if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) || len(st) != 2 {
+					t.Fatalf("stages %v", st)
+				}
+				// No orphan once the margin has passed.
+				h.fx.Clock.Advance(26 * time.Hour)
+				sw, err := h.engine(nil).Sweep(ctx, []inventory.ManagedSecret{ms})
+				if err != nil || len(sw.Revoked) != 0 {
+					t.Fatalf("sweep after restart: %+v %v", sw, err)
+				}
+			})
+		}
+	}
+}
+
+// Two engines (replicas) on the same secrets and slot converge on one key per
+// secret, and neither reports an error.
+func TestTwoEnginesSameSlotConverge(t *testing.T) {
+	h := newHarness(t)
+	var secrets []inventory.ManagedSecret
+	for i := range 5 {
+		secrets = append(secrets, h.seedKey(fmt.Sprintf("svc/r%d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes))
+	}
+	a, b := h.engine(nil), h.engine(nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(secrets))
+	for _, e := range []*rotator.Engine{a, b} {
+		for _, ms := range secrets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z")); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("replica error: %v", err)
+	}
+	for _, ms := range secrets {
+		keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+		cur := h.current(ms.Name)
+		if len(keys) != 1 || keys[0].ID != cur.KeyID {
+			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)
+		}
+		if _, v := h.store.peek(ms.Name, secretstore.StagePending); v == "" {
+			t.Fatalf("%s: no AWSPENDING label", ms.Name)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package rotator_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+)
+
+var apiScopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeRefundsWrite}
+
+func basePolicy() rotator.RotationPolicy {
+	return rotator.RotationPolicy{
+		Scopes:       apiScopes,
+		DefaultGrace: 24 * time.Hour,
+		Grace:        map[events.Cause]time.Duration{events.CausePersonnel: time.Hour},
+	}
+}
+
+func scheduled(slot string) rotator.Cause {
+	return rotator.Cause{Kind: events.CauseScheduled, ID: slot, Source: events.SourceSchedule, Actor: "scheduler"}
+}
+
+// harness is a simulator, an in-memory store and what an engine needs, with
+// every secret value the test made kept for the leak scan.
+type harness struct {
+	t      *testing.T
+	fx     *lakisimtest.Fixture
+	store  *memStore
+	rec    *events.Recorder
+	logs   *syncBuffer
+	src    *lakiissuer.Source
+	mu     sync.Mutex
+	issued []secret.Value
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, opts ...lakisimtest.Option) *harness {
+	t.Helper()
+	fx := lakisimtest.Start(t, opts...)
+	h := &harness{t: t, fx: fx, store: newMemStore(fx.Clock), rec: &events.Recorder{}, logs: &syncBuffer{}}
+	h.src = h.source(map[lakiissuer.Target]lakiissuer.KeySource{
+		{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}:    lakiissuer.StaticKey(fx.SandboxKey),
+		{Environment: lakiconnect.Production, MasterMerchantID: fx.MerchantID}: lakiissuer.StaticKey(fx.ProductionKey),
+	})
+	h.issued = append(h.issued, fx.SandboxKey, fx.ProductionKey)
+	t.Cleanup(func() { h.scanForSecrets() })
+	return h
+}
+
+func (h *harness) client(env lakiconnect.Environment, key secret.Value) *lakiconnect.Client {
+	h.t.Helper()
+	c, err := lakiconnect.NewClient(lakiconnect.Config{
+		BaseURL: h.fx.URL(env), APIKey: key, MaxRetries: 4,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			// Retry-After is real time at the simulator; wait a little.
+			select {
+			case <-time.After(min(d, 20*time.Millisecond)):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+func (h *harness) source(keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
+	return lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{
+		lakiconnect.Sandbox:    h.client(lakiconnect.Sandbox, h.fx.SandboxKey),
+		lakiconnect.Production: h.client(lakiconnect.Production, h.fx.ProductionKey),
+	}, keys)
+}
+
+func (h *harness) engine(mod func(*rotator.Config)) *rotator.Engine {
+	h.t.Helper()
+	cfg := rotator.Config{
+		Store: h.store, Issuers: h.src, Clock: h.fx.Clock, Events: h.rec,
+		Logger:    slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Verifier:  webhooksig.Verifier{Clock: h.fx.Clock},
+		RateLimit: rate.Inf, RateClock: clock.Real{},
+		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := rotator.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(e.Close)
+	return e
+}
+
+// seedKey makes a LakiConnect key (as a person would in the dashboard) and
+// stores it as the secret's AWSCURRENT.
+func (h *harness) seedKey(name string, kind inventory.Kind, env lakiconnect.Environment, scopes []lakiconnect.Scope) inventory.ManagedSecret {
+	h.t.Helper()
+	k, err := h.fx.Sim.CreateKey(env, h.fx.MerchantID, "seed "+name, scopes)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.keep(k.Secret)
+	c := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: h.fx.MerchantID,
+		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}
+	v, err := c.Encode()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), v, nil)
+	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+}
+
+func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, lakiconnect.WebhookSecretWithValue) {
+	h.t.Helper()
+	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, h.fx.MerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.keep(ws.Secret)
+	c := secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+		EndpointID: ep.ID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt}
+	v, err := c.Encode()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), v, nil)
+	return inventory.ManagedSecret{Name: name, Kind: inventory.KindWebhookSecret, Environment: lakiconnect.Sandbox,
+		MasterMerchantID: h.fx.MerchantID, EndpointID: ep.ID, Policy: "p"}, ws
+}
+
+func (h *harness) keep(v secret.Value) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.issued = append(h.issued, v)
+}
+
+// current returns the AWSCURRENT credential and remembers its secret for the leak scan.
+func (h *harness) current(name string) secretstore.Credential {
+	c, _ := h.store.peek(name, secretstore.StageCurrent)
+	h.keep(c.Secret)
+	return c
+}
+
+// whoami calls /whoami with key, as a consumer would.
+func (h *harness) whoami(env lakiconnect.Environment, key secret.Value) (lakiconnect.WhoAmI, error) {
+	return h.client(env, key).WhoAmI(context.Background())
+}
+
+// rotatorKeys lists the keys the rotator made for a secret at the simulator.
+func (h *harness) rotatorKeys(env lakiconnect.Environment, name string) []lakiconnect.APIKey {
+	var out []lakiconnect.APIKey
+	for _, k := range h.fx.Sim.Keys(env, h.fx.MerchantID) {
+		if k.Metadata[rotator.MetaCreatedBy] == rotator.MetaCreatedByValue && k.Metadata[rotator.MetaSecret] == name {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (h *harness) key(id string) lakiconnect.APIKey {
+	h.t.Helper()
+	k, ok := h.fx.Sim.Key(id)
+	if !ok {
+		h.t.Fatalf("key %s unknown to the simulator", id)
+	}
+	return k
+}
+
+// scanForSecrets fails the test when any secret value it saw shows up in an
+// event or a log line.
+func (h *harness) scanForSecrets() {
+	var all strings.Builder
+	for _, e := range h.rec.Events() {
+		fmt.Fprintf(&all, "%+v\n", e)
+	}
+	all.WriteString(h.logs.String())
+	out := all.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.issued {
+		if !s.IsZero() && strings.Contains(out, s.Reveal()) {
+			h.t.Errorf("a secret value (last4 %s) appears in events or logs", s.Last4())
+		}
+	}
+}
+
+func (h *harness) eventsFor(name string, step events.Step, outcome events.Outcome) []events.Event {
+	var out []events.Event
+	for _, e := range h.rec.Events() {
+		if e.Secret == name && e.Step == step && e.Outcome == outcome {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,243 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+)
+
+// Priority orders queued jobs: lower runs first.
+type Priority int
+
+const (
+	PriorityEmergency Priority = iota // compromise, personnel change
+	PriorityManual                    // a person's order
+	PriorityScheduled
+)
+
+// PriorityOf is the queue priority of a job: emergencies jump the queue of
+// a scheduled batch.
+func PriorityOf(j Job) Priority {
+	switch {
+	case j.Cause.Kind.Emergency():
+		return PriorityEmergency
+	case j.Cause.Kind == events.CauseManual:
+		return PriorityManual
+	default:
+		return PriorityScheduled
+	}
+}
+
+// JobOutcome is the end of one queued job.
+type JobOutcome struct {
+	Job    Job
+	Result Result
+	Err    error
+}
+
+// Progress reports a batch's advance after each finished job.
+type Progress struct {
+	Total, Done, Failed int
+	Last                JobOutcome
+}
+
+// ErrClosed is the error of jobs queued when the engine closes.
+var ErrClosed = errors.New("rotator: engine closed")
+
+type item struct {
+	ctx  context.Context
+	job  Job
+	prio Priority
+	seq  uint64
+	done chan JobOutcome
+}
+
+func (it *item) group() string {
+	return string(it.job.Secret.Environment) + "/" + it.job.Secret.MasterMerchantID
+}
+
+func (it *item) isManagement() bool { return it.job.Secret.Kind == inventory.KindManagementKey }
+
+type pool struct {
+	e       *Engine
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*item
+	busy    map[string]bool // secrets being rotated
+	others  map[string]int  // running non-management jobs per environment/merchant
+	mgmt    map[string]int  // running management-key jobs per environment/merchant
+	seq     uint64
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+}
+
+func newPool(e *Engine, n int) *pool {
+	p := &pool{e: e, busy: map[string]bool{}, others: map[string]int{}, mgmt: map[string]int{}}
+	p.cond = sync.NewCond(&p.mu)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	for range n {
+		p.workers.Add(1)
+		go p.work()
+	}
+	return p
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	queued := p.queue
+	p.queue = nil
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	p.cancel()
+	for _, it := range queued {
+		it.done <- JobOutcome{Job: it.job, Err: ErrClosed}
+	}
+	p.workers.Wait()
+}
+
+// eligible: the secret is not being rotated; a management key waits until
+// no other job of its environment and merchant is running and (unless it is
+// an emergency) none is queued, so that it rotates last in a batch; while it
+// rotates, the other jobs of its merchant wait, so that none calls with a key
+// that a compromise rotation is about to revoke.
+func (p *pool) eligible(it *item) bool {
+	if p.busy[it.job.Secret.Name] {
+		return false
+	}
+	g := it.group()
+	if !it.isManagement() {
+		return p.mgmt[g] == 0
+	}
+	if p.others[g] > 0 {
+		return false
+	}
+	if it.prio == PriorityEmergency {
+		return true
+	}
+	for _, o := range p.queue {
+		if !o.isManagement() && o.group() == g {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pool) next() *item {
+	best := -1
+	for i, it := range p.queue {
+		if !p.eligible(it) {
+			continue
+		}
+		if best < 0 || it.prio < p.queue[best].prio || (it.prio == p.queue[best].prio && it.seq < p.queue[best].seq) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	it := p.queue[best]
+	p.queue = append(p.queue[:best], p.queue[best+1:]...)
+	return it
+}
+
+func (p *pool) work() {
+	defer p.workers.Done()
+	for {
+		p.mu.Lock()
+		var it *item
+		for !p.closed {
+			if it = p.next(); it != nil {
+				break
+			}
+			p.cond.Wait()
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.busy[it.job.Secret.Name] = true
+		if it.isManagement() {
+			p.mgmt[it.group()]++
+		} else {
+			p.others[it.group()]++
+		}
+		p.mu.Unlock()
+
+		ctx, cancel := context.WithCancel(it.ctx)
+		stop := context.AfterFunc(p.ctx, cancel)
+		res, err := p.e.RotateJob(ctx, it.job)
+		stop()
+		cancel()
+
+		p.mu.Lock()
+		delete(p.busy, it.job.Secret.Name)
+		if it.isManagement() {
+			p.mgmt[it.group()]--
+		} else {
+			p.others[it.group()]--
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		it.done <- JobOutcome{Job: it.job, Result: res, Err: err}
+	}
+}
+
+// Submit queues a job by its priority; the channel receives its outcome.
+func (e *Engine) Submit(ctx context.Context, job Job) <-chan JobOutcome {
+	p := e.pool
+	it := &item{ctx: ctx, job: job, prio: PriorityOf(job), done: make(chan JobOutcome, 1)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		it.done <- JobOutcome{Job: job, Err: ErrClosed}
+		return it.done
+	}
+	p.seq++
+	it.seq = p.seq
+	p.queue = append(p.queue, it)
+	p.cond.Broadcast()
+	return it.done
+}
+
+// RunBatch queues every job and waits for all of them; outcomes come back
+// in the jobs' order. progress, when set, is called after each job ends
+// (from one goroutine at a time).
+func (e *Engine) RunBatch(ctx context.Context, jobs []Job, progress func(Progress)) []JobOutcome {
+	chans := make([]<-chan JobOutcome, len(jobs))
+	for i, j := range jobs {
+		chans[i] = e.Submit(ctx, j)
+	}
+	type indexed struct {
+		i int
+		o JobOutcome
+	}
+	all := make(chan indexed, len(jobs))
+	for i, ch := range chans {
+		go func() { all <- indexed{i, <-ch} }()
+	}
+	out := make([]JobOutcome, len(jobs))
+	pr := Progress{Total: len(jobs)}
+	for range jobs {
+		r := <-all
+		out[r.i] = r.o
+		pr.Done++
+		if r.o.Err != nil {
+			pr.Failed++
+		}
+		pr.Last = r.o
+		if progress != nil {
+			progress(pr)
+		}
+	}
+	return out
+}

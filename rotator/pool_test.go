@@ -1,0 +1,66 @@
+package rotator_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+// An emergency submitted while a scheduled batch is queued runs before the
+// rest of the batch.
+func TestEmergencyJumpsTheQueue(t *testing.T) {
+	h := newHarness(t)
+	var batch []rotator.Job
+	for i := range 12 {
+		ms := h.seedKey(fmt.Sprintf("svc/b%02d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+		batch = append(batch, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("slot")})
+	}
+	urgent := h.seedKey("svc/urgent", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+
+	var mu sync.Mutex
+	var order []string
+	release := make(chan struct{})
+	started := make(chan struct{})
+	first := true
+	e := h.engine(func(c *rotator.Config) {
+		c.Workers = 1
+		c.Hooks.AfterStep = func(name string, s rotator.Step) error {
+			if s != rotator.StepCreate {
+				return nil
+			}
+			mu.Lock()
+			order = append(order, name)
+			wait := first
+			first = false
+			mu.Unlock()
+			if wait {
+				close(started)
+				<-release // hold the only worker until the emergency is queued
+			}
+			return nil
+		}
+	})
+	done := make(chan []rotator.JobOutcome)
+	go func() { done <- e.RunBatch(context.Background(), batch, nil) }()
+	<-started
+	ch := e.Submit(context.Background(), rotator.Job{Secret: urgent, Policy: basePolicy(),
+		Cause: rotator.Cause{Kind: events.CauseCompromise, ID: "evt_1"}})
+	close(release)
+	if o := <-ch; o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	for _, o := range <-done {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+	if order[1] != urgent.Name {
+		t.Fatalf("order %v: the emergency did not run next", order)
+	}
+}

@@ -1,0 +1,150 @@
+package rotator_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+func TestVersionIDIsDeterministicUUID(t *testing.T) {
+	a := rotator.VersionID("arn:aws:secretsmanager:eu-west-1:1:secret:x", "2026-06-01T00:00:00Z")
+	if a != rotator.VersionID("arn:aws:secretsmanager:eu-west-1:1:secret:x", "2026-06-01T00:00:00Z") {
+		t.Fatal("same secret and cause gave two version ids")
+	}
+	if a == rotator.VersionID("arn:aws:secretsmanager:eu-west-1:1:secret:x", "2026-06-02T00:00:00Z") ||
+		a == rotator.VersionID("arn:aws:secretsmanager:eu-west-1:1:secret:y", "2026-06-01T00:00:00Z") {
+		t.Fatal("different secret or cause gave the same version id")
+	}
+	if len(a) != 36 || strings.Count(a, "-") != 4 || a[14] != '8' {
+		t.Fatalf("version id %q is not a version-8 UUID", a)
+	}
+	k := rotator.IdempotencyKey("payments/api", a, "create")
+	if k != "rotate-payments/api-"+a+"-create" {
+		t.Fatalf("idempotency key %q", k)
+	}
+	long := rotator.IdempotencyKey(strings.Repeat("é", 300), a, "expire-old")
+	if len(long) > 255 || strings.Contains(long, "é") {
+		t.Fatalf("idempotency key for a long non-ASCII name is %d chars: %q", len(long), long)
+	}
+}
+
+func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/payments", inventory.KindAPIKey, lakiconnect.Sandbox, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	old := h.current(ms.Name)
+	e := h.engine(nil)
+	ctx := context.Background()
+
+	known, err := h.store.Describe(ctx, ms.Name) // the caller's listing data
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store.resetCounts()
+	res, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z"), Known: &known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := h.store.counts()
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	t.Logf("store calls for one rotation: %v", calls)
+	if total > 3 || calls["PutPending"] != 1 || calls["MoveStage"] != 1 {
+		t.Fatalf("store calls %v: want at most 3, exactly one PutPending and one MoveStage", calls)
+	}
+
+	vid := rotator.VersionID(known.ARN, "2026-06-01T09:00:00Z")
+	if res.Outcome != rotator.Rotated || res.VersionID != vid || res.PreviousKeyID != old.KeyID {
+		t.Fatalf("result %+v", res)
+	}
+	st := h.store.stages(ms.Name)
+	if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) || !slices.Equal(st[known.Versions[0].ID], []string{"AWSPREVIOUS"}) {
+		t.Fatalf("stages after rotation: %v", st)
+	}
+	cur := h.current(ms.Name)
+	if cur.KeyID != res.KeyID || cur.KeyID == old.KeyID {
+		t.Fatalf("AWSCURRENT holds key %s, result says %s", cur.KeyID, res.KeyID)
+	}
+	w, err := h.whoami(lakiconnect.Sandbox, cur.Secret)
+	if err != nil {
+		t.Fatalf("new current key does not work: %v", err)
+	}
+	if !slices.Equal(sortScopes(w.Scopes), sortScopes(apiScopes)) || w.Status != lakiconnect.StatusActive {
+		t.Fatalf("new key whoami %+v, want exactly %v", w, apiScopes)
+	}
+	nk := h.key(cur.KeyID)
+	if nk.Metadata[rotator.MetaCreatedBy] != rotator.MetaCreatedByValue || nk.Metadata[rotator.MetaVersion] != vid || nk.Metadata[rotator.MetaSecret] != ms.Name {
+		t.Fatalf("new key metadata %v", nk.Metadata)
+	}
+	ok := h.key(old.KeyID)
+	wantEnd := h.fx.Clock.Now().Add(24 * time.Hour)
+	if ok.Status != lakiconnect.StatusExpiring || ok.ExpiresAt == nil || ok.ExpiresAt.Sub(wantEnd).Abs() > time.Second {
+		t.Fatalf("old key status %s expires %v, want expiring at %v", ok.Status, ok.ExpiresAt, wantEnd)
+	}
+	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err != nil {
+		t.Fatalf("old key stopped working during its grace: %v", err)
+	}
+	for _, step := range []events.Step{events.StepCreate, events.StepTest, events.StepPromote, events.StepRetire, events.StepRotation} {
+		if len(h.rec.Events()) == 0 || !slices.ContainsFunc(h.rec.Events(), func(e events.Event) bool {
+			return e.Step == step && e.Secret == ms.Name && e.Cause == events.CauseScheduled && e.Actor == "scheduler"
+		}) {
+			t.Errorf("no %s event naming the secret, cause and actor", step)
+		}
+	}
+	// Past the grace the old key ends by itself at LakiConnect.
+	h.fx.Clock.Advance(24*time.Hour + time.Minute)
+	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err == nil {
+		t.Fatal("old key still works after its grace")
+	}
+
+	// The same cause again changes nothing.
+	again, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z"))
+	if err != nil || again.Outcome != rotator.AlreadyDone {
+		t.Fatalf("repeat: %+v %v", again, err)
+	}
+	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 1 {
+		t.Fatalf("%d rotator keys after a repeat, want 1", n)
+	}
+}
+
+func sortScopes(s []lakiconnect.Scope) []lakiconnect.Scope {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+func TestRotateRefusesBadInputNamingTheSecret(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/x", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	e := h.engine(nil)
+	pol := basePolicy()
+	pol.Scopes = nil
+	_, err := e.Rotate(context.Background(), ms, pol, scheduled("s1"))
+	if err == nil || !strings.Contains(err.Error(), `"svc/x"`) || !strings.Contains(err.Error(), "scopes") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = e.Rotate(context.Background(), ms, basePolicy(), rotator.Cause{Kind: events.CauseScheduled})
+	if err == nil || !strings.Contains(err.Error(), "cause id") {
+		t.Fatalf("err = %v", err)
+	}
+	// Declared production, stored sandbox: never mix.
+	prod := ms
+	prod.Environment = lakiconnect.Production
+	_, err = e.Rotate(context.Background(), prod, basePolicy(), scheduled("s1"))
+	if err == nil || !strings.Contains(err.Error(), "sandbox") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(h.rotatorKeys(lakiconnect.Production, ms.Name)) + len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 0 {
+		t.Fatalf("%d keys made for a refused rotation", n)
+	}
+	_ = secretstore.StageCurrent
+}

@@ -1,0 +1,397 @@
+package rotator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// create asks LakiConnect for the new credential. Its idempotency key and
+// body derive from the version id and the cause only, so a retry after a
+// crash gets the same credential back.
+func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) (secretstore.Credential, error) {
+	ms := job.Secret
+	ev := e.baseEvent(job)
+	ev.VersionID = vid
+	if old != nil {
+		ev.PreviousKeyID = credID(*old)
+	}
+	start := e.clk.Now()
+	var c secretstore.Credential
+	var err error
+	if ms.Kind == inventory.KindWebhookSecret {
+		c, err = e.createWebhookSecret(ctx, iss, job, vid, old)
+	} else {
+		c, err = e.createAPIKey(ctx, iss, job, vid)
+	}
+	ev.Duration = e.clk.Now().Sub(start)
+	ev.Details = map[string]string{"action": "create_credential"}
+	if err != nil {
+		err = stepErr(ms.Name, "create", err)
+		e.emit(ctx, ev, events.StepCreate, events.OutcomeFailed, err)
+		return c, err
+	}
+	ev.KeyID = credID(c)
+	ev.KeyLast4 = lastN(ev.KeyID)
+	e.emit(ctx, ev, events.StepCreate, events.OutcomeStarted, nil)
+	return c, nil
+}
+
+func lastN(id string) string {
+	if len(id) < 4 {
+		return ""
+	}
+	return id[len(id)-4:]
+}
+
+// metaName is the secret's name as metadata (at most 500 characters).
+func metaName(name string) string {
+	if len(name) <= 500 {
+		return name
+	}
+	h := sha256.Sum256([]byte(name))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid string) (secretstore.Credential, error) {
+	ms := job.Secret
+	displayName := "lakirotator " + vid[:8] + " " + ms.Name
+	if len(displayName) > 100 {
+		displayName = displayName[:100]
+	}
+	req := lakiconnect.CreateAPIKeyRequest{
+		Name:   displayName,
+		Scopes: sortedScopes(job.Policy.Scopes),
+		Metadata: map[string]string{
+			MetaCreatedBy: MetaCreatedByValue,
+			MetaSecret:    metaName(ms.Name),
+			MetaVersion:   vid,
+		},
+	}
+	if job.Policy.ExpiresAfter > 0 {
+		at := job.Cause.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, lakiconnect.MaxCreateExpiresAhead))
+		req.ExpiresAt = &at
+	}
+	k, err := iss.CreateAPIKey(ctx, IdempotencyKey(ms.Name, vid, "create"), req)
+	if err != nil {
+		return secretstore.Credential{}, err
+	}
+	if k.Environment != ms.Environment || k.MasterMerchantID != ms.MasterMerchantID {
+		return secretstore.Credential{}, permanent(ms.Name, "create", "LakiConnect made key %s for %s %s, but the secret is declared for %s %s",
+			k.ID, k.Environment, k.MasterMerchantID, ms.Environment, ms.MasterMerchantID)
+	}
+	scopes := make([]string, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = string(s)
+	}
+	return secretstore.Credential{
+		Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: k.MasterMerchantID,
+		KeyID: k.ID, Secret: k.Secret, Scopes: scopes, CreatedAt: k.CreatedAt,
+	}, nil
+}
+
+// createWebhookSecret adds the second signing secret. An endpoint that
+// already has two live secrets holds either this rotation's own secret
+// (the create's replay returns it) or a stale one: a secret no current
+// version holds, typically the previous rotation's old secret still in its
+// grace. The stale one is ended now, with a warning, so that the rotation
+// can go on.
+func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) (secretstore.Credential, error) {
+	ms := job.Secret
+	idem := IdempotencyKey(ms.Name, vid, "create")
+	ws, err := iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
+	if _, code := apiCode(err); code == lakiconnect.CodeTooManySecrets {
+		ep, gerr := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
+		if gerr != nil {
+			return secretstore.Credential{}, gerr
+		}
+		cleared := 0
+		for _, s := range ep.Secrets {
+			if s.Status == lakiconnect.StatusRevoked || (old != nil && s.ID == old.SecretID) {
+				continue
+			}
+			if _, xerr := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "clear-"+s.ID), ms.EndpointID, s.ID, nil); xerr != nil {
+				return secretstore.Credential{}, fmt.Errorf("ending stale webhook secret %s of endpoint %s: %w", s.ID, ms.EndpointID, xerr)
+			}
+			cleared++
+			ev := e.baseEvent(job)
+			ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, s.ID, s.SecretLast4
+			ev.Details = map[string]string{"action": "end_stale_webhook_secret", "previous_status": string(s.Status)}
+			e.emit(ctx, ev, events.StepCreate, events.OutcomeWarning, nil)
+		}
+		if cleared == 0 {
+			return secretstore.Credential{}, err
+		}
+		ws, err = iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
+	}
+	if err != nil {
+		return secretstore.Credential{}, err
+	}
+	if ws.EndpointID != "" && ws.EndpointID != ms.EndpointID {
+		return secretstore.Credential{}, permanent(ms.Name, "create", "LakiConnect made secret %s for endpoint %s, not %s", ws.ID, ws.EndpointID, ms.EndpointID)
+	}
+	return secretstore.Credential{
+		Type: secretstore.TypeWebhookSecret, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
+		EndpointID: ms.EndpointID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt,
+	}, nil
+}
+
+// test proves the pending credential: the API key answers /whoami as
+// active, in the declared environment and master merchant, with exactly the
+// policy's scopes; the webhook secret verifies LakiConnect's test signature.
+func (e *Engine) test(ctx context.Context, iss Issuer, job Job, vid string, c secretstore.Credential) error {
+	ms := job.Secret
+	ev := e.baseEvent(job)
+	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), lastN(credID(c))
+	start := e.clk.Now()
+	var err error
+	if c.Type == secretstore.TypeWebhookSecret {
+		err = e.testWebhook(ctx, iss, ms, vid, c)
+	} else {
+		err = e.testAPIKey(ctx, iss, job, c)
+	}
+	ev.Duration = e.clk.Now().Sub(start)
+	if err != nil {
+		err = stepErr(ms.Name, "test", err)
+		e.emit(ctx, ev, events.StepTest, events.OutcomeFailed, err)
+		return err
+	}
+	e.emit(ctx, ev, events.StepTest, events.OutcomeSucceeded, nil)
+	return nil
+}
+
+func (e *Engine) testAPIKey(ctx context.Context, iss Issuer, job Job, c secretstore.Credential) error {
+	ms := job.Secret
+	w, err := iss.WhoAmIWith(ctx, c.Secret)
+	if err != nil {
+		if code, _ := apiCode(err); code == 401 {
+			return permanent(ms.Name, "test", "new key %s is refused by LakiConnect: %v", c.KeyID, err)
+		}
+		return err
+	}
+	var problems []string
+	if w.KeyID != c.KeyID {
+		problems = append(problems, fmt.Sprintf("whoami names key %s, stored key is %s", w.KeyID, c.KeyID))
+	}
+	if w.Status != lakiconnect.StatusActive {
+		problems = append(problems, fmt.Sprintf("status is %s, not active", w.Status))
+	}
+	if w.Environment != ms.Environment {
+		problems = append(problems, fmt.Sprintf("environment is %s, secret is declared for %s", w.Environment, ms.Environment))
+	}
+	if w.MasterMerchantID != ms.MasterMerchantID {
+		problems = append(problems, fmt.Sprintf("master merchant is %s, secret is declared for %s", w.MasterMerchantID, ms.MasterMerchantID))
+	}
+	if got, want := sortedScopes(w.Scopes), sortedScopes(job.Policy.Scopes); !slices.Equal(got, want) {
+		problems = append(problems, fmt.Sprintf("scopes are %v, policy wants exactly %v", got, want))
+	}
+	if len(problems) > 0 {
+		return permanent(ms.Name, "test", "new key %s: %v", c.KeyID, problems)
+	}
+	return nil
+}
+
+func (e *Engine) testWebhook(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, vid string, c secretstore.Credential) error {
+	if e.cfg.Verifier == nil {
+		return permanent(ms.Name, "test", "no signature verifier configured for webhook secrets")
+	}
+	// test_signature has no side effect; a fresh key per call keeps a
+	// replayed (old, out-of-tolerance) signature from coming back.
+	idem := IdempotencyKey(ms.Name, vid, "test-"+strconv.FormatInt(e.clk.Now().UnixNano(), 36))
+	ts, err := iss.TestWebhookSignature(ctx, idem, ms.EndpointID)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Verifier.Verify(ts.SignatureHeader, []byte(ts.Payload), c.Secret); err != nil {
+		return permanent(ms.Name, "test", "test signature of endpoint %s does not verify under new secret %s: %v", ms.EndpointID, c.SecretID, err)
+	}
+	return nil
+}
+
+// revokeOldFirst ends the exposed key before its replacement exists.
+func (e *Engine) revokeOldFirst(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) error {
+	ev := e.baseEvent(job)
+	ev.VersionID, ev.PreviousKeyID = vid, old.KeyID
+	ev.Details = map[string]string{"action": "revoke_first"}
+	_, err := iss.RevokeAPIKey(ctx, IdempotencyKey(job.Secret.Name, vid, "revoke-first"), old.KeyID)
+	if err != nil && !isNotFound(err) {
+		err = stepErr(job.Secret.Name, "revoke first", err)
+		e.emit(ctx, ev, events.StepRetire, events.OutcomeFailed, err)
+		return err
+	}
+	e.emit(ctx, ev, events.StepRetire, events.OutcomeSucceeded, nil)
+	return nil
+}
+
+// endOld schedules the old credential's end at LakiConnect (expire at now +
+// grace; revoke at once for zero grace) so that it ends even if the daemon
+// never runs again. It looks first and does nothing when the end is already
+// scheduled no later than wanted: a replay never extends a grace.
+func (e *Engine) endOld(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential, grace time.Duration) (*time.Time, error) {
+	ms := job.Secret
+	now := e.clk.Now().UTC()
+	target := now.Add(grace).Truncate(time.Second)
+	if target.Before(now) {
+		target = now
+	}
+	ev := e.baseEvent(job)
+	ev.VersionID, ev.PreviousKeyID = vid, credID(*old)
+	ev.Details = map[string]string{"grace": grace.String()}
+	start := e.clk.Now()
+	var endsAt *time.Time
+	var err error
+	if old.Type == secretstore.TypeWebhookSecret {
+		endsAt, err = e.endOldWebhook(ctx, iss, ms, vid, old, grace, target)
+	} else {
+		endsAt, err = e.endOldKey(ctx, iss, ms, vid, old, grace, target)
+	}
+	ev.Duration = e.clk.Now().Sub(start)
+	if err != nil {
+		err = stepErr(ms.Name, "end old credential", err)
+		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)
+		return nil, err
+	}
+	if endsAt != nil {
+		ev.Details["ends_at"] = endsAt.UTC().Format(time.RFC3339)
+	}
+	ev.Details["action"] = "end_old"
+	e.emit(ctx, ev, events.StepRetire, events.OutcomeStarted, nil)
+	return endsAt, nil
+}
+
+func (e *Engine) endOldKey(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, vid string, old *secretstore.Credential, grace time.Duration, target time.Time) (*time.Time, error) {
+	k, err := iss.GetAPIKey(ctx, old.KeyID)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if k.Status == lakiconnect.StatusRevoked {
+		return k.RevokedAt, nil
+	}
+	pastEnd := k.Status == lakiconnect.StatusExpiring && k.ExpiresAt != nil && !k.ExpiresAt.After(e.clk.Now())
+	if k.Status == lakiconnect.StatusExpiring && k.ExpiresAt != nil && !pastEnd && !k.ExpiresAt.After(target) {
+		return k.ExpiresAt, nil
+	}
+	if grace == 0 || pastEnd {
+		k, err = iss.RevokeAPIKey(ctx, IdempotencyKey(ms.Name, vid, "revoke-old"), old.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		return k.RevokedAt, nil
+	}
+	k, err = iss.ExpireAPIKey(ctx, IdempotencyKey(ms.Name, vid, "expire-old"), old.KeyID, &target)
+	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused || code == lakiconnect.CodeKeyRevoked {
+		// An earlier pass asked with another expires_at: look at what it did.
+		if k, err = iss.GetAPIKey(ctx, old.KeyID); err == nil {
+			if k.Status == lakiconnect.StatusActive {
+				return nil, fmt.Errorf("old key %s is still active after an earlier expire request", old.KeyID)
+			}
+			return endOf(k), nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return endOf(k), nil
+}
+
+func endOf(k lakiconnect.APIKey) *time.Time {
+	if k.Status == lakiconnect.StatusRevoked {
+		return k.RevokedAt
+	}
+	return k.ExpiresAt
+}
+
+func (e *Engine) endOldWebhook(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, vid string, old *secretstore.Credential, grace time.Duration, target time.Time) (*time.Time, error) {
+	ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	var info *lakiconnect.WebhookSecretInfo
+	for i := range ep.Secrets {
+		if ep.Secrets[i].ID == old.SecretID {
+			info = &ep.Secrets[i]
+		}
+	}
+	if info == nil {
+		return nil, nil
+	}
+	if info.Status == lakiconnect.StatusRevoked {
+		return info.ExpiresAt, nil
+	}
+	pastEnd := info.Status == lakiconnect.StatusExpiring && info.ExpiresAt != nil && !info.ExpiresAt.After(e.clk.Now())
+	if info.Status == lakiconnect.StatusExpiring && info.ExpiresAt != nil && !pastEnd && !info.ExpiresAt.After(target) {
+		return info.ExpiresAt, nil
+	}
+	var at *time.Time
+	step := "revoke-old"
+	if grace > 0 && !pastEnd {
+		at, step = &target, "expire-old"
+	}
+	_, err = iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, step), ms.EndpointID, old.SecretID, at)
+	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused {
+		err = nil // an earlier pass asked already; its end stands
+	}
+	if err != nil {
+		return nil, err
+	}
+	if at == nil {
+		n := target
+		at = &n
+	}
+	return at, nil
+}
+
+// locateOld finds the credential that AWSCURRENT (version curID) holds
+// without reading the store, when LakiConnect can tell unambiguously: the
+// one live key whose metadata names this secret and version (keys the
+// rotator made), or an endpoint's only live signing secret. Otherwise (a
+// credential made by hand, an ambiguity, an error) the caller reads
+// AWSCURRENT. Only ids are needed to end the old credential.
+func (e *Engine) locateOld(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, curID string) (secretstore.Credential, bool) {
+	c := secretstore.Credential{Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID}
+	if ms.Kind == inventory.KindWebhookSecret {
+		ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
+		if err != nil || ep.Environment != ms.Environment || ep.MasterMerchantID != ms.MasterMerchantID {
+			return c, false
+		}
+		var live []string
+		for _, s := range ep.Secrets {
+			if s.Status != lakiconnect.StatusRevoked {
+				live = append(live, s.ID)
+			}
+		}
+		if len(live) != 1 {
+			return c, false
+		}
+		c.Type, c.EndpointID, c.SecretID = secretstore.TypeWebhookSecret, ms.EndpointID, live[0]
+		return c, true
+	}
+	var found []string
+	for k, err := range iss.ListAPIKeys(ctx, "") {
+		if err != nil {
+			return c, false
+		}
+		if k.Status != lakiconnect.StatusRevoked && k.Metadata[MetaCreatedBy] == MetaCreatedByValue &&
+			k.Metadata[MetaSecret] == metaName(ms.Name) && k.Metadata[MetaVersion] == curID &&
+			k.Environment == ms.Environment && k.MasterMerchantID == ms.MasterMerchantID {
+			found = append(found, k.ID)
+		}
+	}
+	if len(found) != 1 {
+		return c, false
+	}
+	c.Type, c.KeyID = secretstore.TypeAPIKey, found[0]
+	return c, true
+}

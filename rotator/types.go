@@ -1,0 +1,188 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// Issuer is the engine's seam to LakiConnect for one environment and master
+// merchant, calling with the rotator's management key. Package
+// rotator/lakiissuer adapts the LakiConnect client to it.
+type Issuer interface {
+	// WhoAmIWith describes the key given (not the management key): the test step.
+	WhoAmIWith(ctx context.Context, key secret.Value) (lakiconnect.WhoAmI, error)
+	// WhoAmI describes the management key itself.
+	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
+	CreateAPIKey(ctx context.Context, idempotencyKey string, req lakiconnect.CreateAPIKeyRequest) (lakiconnect.APIKeyWithSecret, error)
+	GetAPIKey(ctx context.Context, keyID string) (lakiconnect.APIKey, error)
+	// ListAPIKeys lists keys with the status (all statuses when empty).
+	ListAPIKeys(ctx context.Context, status lakiconnect.KeyStatus) iter.Seq2[lakiconnect.APIKey, error]
+	ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string, expiresAt *time.Time) (lakiconnect.APIKey, error)
+	RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string) (lakiconnect.APIKey, error)
+	GetWebhookEndpoint(ctx context.Context, endpointID string) (lakiconnect.WebhookEndpoint, error)
+	CreateWebhookSecret(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.WebhookSecretWithValue, error)
+	ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpointID, secretID string, expiresAt *time.Time) (lakiconnect.WebhookEndpoint, error)
+	TestWebhookSignature(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.TestSignature, error)
+}
+
+// IssuerSource hands out the Issuer for an environment and master merchant.
+type IssuerSource interface {
+	Issuer(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
+}
+
+// IssuerSourceFunc adapts a function to IssuerSource.
+type IssuerSourceFunc func(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
+
+func (f IssuerSourceFunc) Issuer(ctx context.Context, env lakiconnect.Environment, mm string) (Issuer, error) {
+	return f(ctx, env, mm)
+}
+
+// KeyInvalidator is implemented by an IssuerSource that caches the
+// management key: the engine calls it right after promoting a new management
+// key so that the next call uses the new key.
+type KeyInvalidator interface {
+	InvalidateManagementKey(env lakiconnect.Environment, masterMerchantID string)
+}
+
+// SignatureVerifier checks an X-LakiConnect-Signature header against a body
+// with the secrets given. webhooksig.Verifier satisfies it.
+type SignatureVerifier interface {
+	Verify(header string, body []byte, secrets ...secret.Value) error
+}
+
+// RotationPolicy is what the engine needs from a secret's policy.
+type RotationPolicy struct {
+	// Scopes the new API key gets, exactly (API and management keys).
+	Scopes []lakiconnect.Scope
+	// Grace is how long the old credential keeps working after promotion, by
+	// cause; a cause missing from the map gets DefaultGrace. Capped at
+	// lakiconnect.MaxExpireDelay (7 days). Compromise is always zero.
+	Grace        map[events.Cause]time.Duration
+	DefaultGrace time.Duration
+	// RevokeFirstOnCompromise revokes the exposed key before its replacement
+	// exists: an outage is preferred to an attacker's access. Ignored for the
+	// management key (it would lock the rotator out) and for webhook
+	// secrets (an endpoint's last secret cannot be ended).
+	RevokeFirstOnCompromise bool
+	// ExpiresAfter sets a hard expires_at on new API keys (0: none).
+	ExpiresAfter time.Duration
+	// LastUsedWarning: an old key used within this long before its end raises a warning.
+	LastUsedWarning time.Duration
+}
+
+// GraceFor returns the grace for a cause, capped at the API's maximum.
+func (p RotationPolicy) GraceFor(c events.Cause) time.Duration {
+	if c == events.CauseCompromise {
+		return 0
+	}
+	g, ok := p.Grace[c]
+	if !ok {
+		g = p.DefaultGrace
+	}
+	if g < 0 {
+		g = 0
+	}
+	if g > lakiconnect.MaxExpireDelay {
+		g = lakiconnect.MaxExpireDelay
+	}
+	return g
+}
+
+// Cause is why a rotation runs and who asked.
+type Cause struct {
+	Kind events.Cause
+	// ID identifies the rotation: the schedule slot (RFC 3339) or the
+	// trigger's id. The version id derives from it, so the same ID always
+	// means the same rotation.
+	ID     string
+	Source events.Source
+	Actor  string
+	Reason string
+	// At is when the cause arose (slot time, trigger time). It goes into the
+	// request bodies (a new key's expires_at), which must be byte-identical on
+	// a retry; zero means the current hour.
+	At time.Time
+	// RevokeFirst asks for revoke-first on a compromise, whatever the policy says.
+	RevokeFirst bool
+}
+
+func (c Cause) validate() error {
+	switch c.Kind {
+	case events.CauseScheduled, events.CauseCompromise, events.CausePersonnel, events.CauseManual:
+	default:
+		return fmt.Errorf("cause kind %q is not scheduled, compromise, personnel or manual", c.Kind)
+	}
+	if c.ID == "" {
+		return errors.New("cause id is empty (a schedule slot or a trigger id is needed for a deterministic version id)")
+	}
+	return nil
+}
+
+// Job is one rotation to run.
+type Job struct {
+	Secret inventory.ManagedSecret
+	Policy RotationPolicy
+	Cause  Cause
+	// Known is the secret's listing or Describe data, when the caller has it
+	// (scheduler, discovery): the engine then needs no Describe of its own.
+	Known *secretstore.Secret
+}
+
+// Outcome is how a rotation ended.
+type Outcome string
+
+const (
+	// Rotated: a new credential is AWSCURRENT and the old one's end is scheduled.
+	Rotated Outcome = "rotated"
+	// Resumed: an in-flight rotation (possibly of another cause) was finished instead.
+	Resumed Outcome = "resumed"
+	// AlreadyDone: this rotation had already been promoted; the old
+	// credential's end was confirmed.
+	AlreadyDone Outcome = "already_done"
+	// Superseded: this rotation's version exists but a later one replaced it.
+	Superseded Outcome = "superseded"
+)
+
+// Result describes one finished rotation. It holds ids, never secrets.
+type Result struct {
+	Secret            string
+	Outcome           Outcome
+	VersionID         string
+	PreviousVersionID string
+	KeyID             string // new key or webhook secret id
+	PreviousKeyID     string
+	OldEndsAt         *time.Time // when the old credential stops working (nil: no old one)
+	Attempts          int
+}
+
+// Step is a boundary inside a rotation where the AfterStep hook runs.
+type Step string
+
+const (
+	StepRevokeFirst Step = "revoke_first"
+	StepCreate      Step = "create"  // credential created at LakiConnect
+	StepPut         Step = "put"     // AWSPENDING version written
+	StepTest        Step = "test"    // pending credential proved
+	StepPromote     Step = "promote" // AWSCURRENT moved
+	StepEndOld      Step = "end_old" // old credential's end scheduled (or revoked)
+	StepSweepRevoke Step = "sweep_revoke"
+)
+
+// Hooks are test seams.
+type Hooks struct {
+	// AfterStep runs after each step; an error stops the engine right there,
+	// as a crash would: nothing more is written, no failure is recorded.
+	AfterStep func(secretName string, step Step) error
+}
+
+// ErrAborted wraps the AfterStep hook's error.
+var ErrAborted = errors.New("rotation aborted by hook")

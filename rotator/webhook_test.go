@@ -1,0 +1,114 @@
+package rotator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+func liveSecrets(ep lakiconnect.WebhookEndpoint) map[string]lakiconnect.KeyStatus {
+	out := map[string]lakiconnect.KeyStatus{}
+	for _, s := range ep.Secrets {
+		if s.Status != lakiconnect.StatusRevoked {
+			out[s.ID] = s.Status
+		}
+	}
+	return out
+}
+
+func (h *harness) endpoint(id string) lakiconnect.WebhookEndpoint {
+	h.t.Helper()
+	ep, err := h.client(lakiconnect.Sandbox, h.fx.SandboxKey).GetWebhookEndpoint(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ep
+}
+
+func TestRotateWebhookSecret(t *testing.T) {
+	h := newHarness(t)
+	ms, first := h.seedWebhook("hooks/main")
+	e := h.engine(nil)
+	res, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("slot-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := h.current(ms.Name)
+	if cur.SecretID != res.KeyID || cur.SecretID == first.ID || cur.EndpointID != ms.EndpointID {
+		t.Fatalf("AWSCURRENT %s/%s, result %+v", cur.EndpointID, cur.SecretID, res)
+	}
+	live := liveSecrets(h.endpoint(ms.EndpointID))
+	if live[first.ID] != lakiconnect.StatusExpiring || live[cur.SecretID] != lakiconnect.StatusActive {
+		t.Fatalf("endpoint secrets %v: want old expiring, new active", live)
+	}
+	// A delivery signed as LakiConnect signs it (every live secret)
+	// verifies for receivers holding either secret during the overlap.
+	now := h.fx.Clock.Now()
+	body := []byte(`{"id":"evt_1"}`)
+	hdr := webhooksig.Sign(now, body, first.Secret, cur.Secret)
+	v := webhooksig.Verifier{Clock: h.fx.Clock}
+	for _, s := range []secret.Value{first.Secret, cur.Secret} {
+		if err := v.Verify(hdr, body, s); err != nil {
+			t.Fatalf("receiver holding one secret rejects a delivery: %v", err)
+		}
+	}
+}
+
+// An endpoint that already has two live secrets, one of them stale (no
+// stored version holds it), still rotates: the stale one is ended with a
+// warning.
+func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
+	h := newHarness(t)
+	ms, first := h.seedWebhook("hooks/stale")
+	stale, err := h.client(lakiconnect.Sandbox, h.fx.SandboxKey).CreateWebhookSecret(context.Background(), "manual-1", ms.EndpointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keep(stale.Secret)
+	e := h.engine(nil)
+	res, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("slot-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := liveSecrets(h.endpoint(ms.EndpointID))
+	if _, ok := live[stale.ID]; ok {
+		t.Fatalf("stale secret still live: %v", live)
+	}
+	if live[first.ID] != lakiconnect.StatusExpiring || live[res.KeyID] != lakiconnect.StatusActive {
+		t.Fatalf("endpoint secrets %v", live)
+	}
+	if len(h.eventsFor(ms.Name, events.StepCreate, events.OutcomeWarning)) != 1 {
+		t.Fatal("no warning event for the stale secret")
+	}
+}
+
+// A crash after the webhook secret was created: the restart's create is a
+// replay (the endpoint already has two secrets), and one new secret results.
+func TestWebhookCrashAfterCreateReplays(t *testing.T) {
+	h := newHarness(t)
+	ms, first := h.seedWebhook("hooks/crash")
+	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err == nil {
+		t.Fatal("no crash")
+	}
+	res, err := h.engine(nil).Rotate(context.Background(), ms, basePolicy(), scheduled("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := liveSecrets(h.endpoint(ms.EndpointID))
+	if len(live) != 2 || live[first.ID] != lakiconnect.StatusExpiring || live[res.KeyID] != lakiconnect.StatusActive {
+		t.Fatalf("endpoint secrets %v, new %s", live, res.KeyID)
+	}
+	h.current(ms.Name)
+	// After the grace only the new one signs.
+	h.fx.Clock.Advance(25 * time.Hour)
+	live = liveSecrets(h.endpoint(ms.EndpointID))
+	if len(live) != 1 {
+		t.Fatalf("after grace: %v", live)
+	}
+}

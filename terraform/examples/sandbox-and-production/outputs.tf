@@ -1,0 +1,24 @@
+output "daemon_config" {
+  description = "The daemon's config file of each environment, as rendered into its task (no secrets in it)."
+  value       = local.daemon_config
+}
+
+output "task_role_arns" {
+  description = "The rotator's task role of each environment."
+  value       = { for e, m in module.rotator : e => m.task_role_arn }
+}
+
+output "secret_arns" {
+  description = "The managed secrets of each environment."
+  value       = { for e, m in module.secrets : e => m.secret_arns }
+}
+
+output "management_key_secrets" {
+  description = "Name of each environment's management key secret: seed it once (see terraform/README.md)."
+  value       = { for e, m in module.secrets : e => m.management_key_secret_name }
+}
+
+output "alarm_topic_arns" {
+  description = "The alarm topic of each environment."
+  value       = { for e, m in module.alarms : e => m.topic_arn }
+}

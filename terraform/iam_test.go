@@ -1,0 +1,475 @@
+package terraform_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/lakirotator/lakirotator/providers/secretsmanager"
+)
+
+// statement is one statement of a data "aws_iam_policy_document", with its
+// actions and resources as shapes (interpolations rendered "${}").
+type statement struct {
+	Where      string // file:line
+	Doc        string // module dir + document name
+	Sid        string
+	Effect     string
+	Actions    []string
+	Resources  []string
+	Principals []string
+	Conditions []string // condition variables
+}
+
+func (s statement) String() string { return fmt.Sprintf("%s (%s, sid %q)", s.Where, s.Doc, s.Sid) }
+
+// policyStatements returns every statement of every policy document in m,
+// including the content of dynamic "statement" blocks.
+func policyStatements(m *module) []statement {
+	var out []statement
+	names := make([]string, 0, len(m.Data))
+	for k := range m.Data {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, key := range names {
+		doc := m.Data[key]
+		if doc.Labels[0] != "aws_iam_policy_document" {
+			continue
+		}
+		for _, b := range doc.Body.Blocks {
+			body := b.Body
+			switch {
+			case b.Type == "statement":
+			case b.Type == "dynamic" && len(b.Labels) == 1 && b.Labels[0] == "statement":
+				for _, c := range b.Body.Blocks {
+					if c.Type == "content" {
+						body = c.Body
+					}
+				}
+			default:
+				continue
+			}
+			st := statement{Where: b.DefRange().String(), Doc: filepath.ToSlash(m.Dir) + " data." + key, Effect: "Allow"}
+			if a, ok := body.Attributes["sid"]; ok {
+				st.Sid, _ = literalString(a.Expr)
+			}
+			if a, ok := body.Attributes["effect"]; ok {
+				st.Effect, _ = literalString(a.Expr)
+			}
+			for _, name := range []string{"actions", "not_actions"} {
+				if a, ok := body.Attributes[name]; ok {
+					if name == "not_actions" {
+						st.Actions = append(st.Actions, "NotAction:*")
+						continue
+					}
+					st.Actions = listItems(m, a.Expr)
+				}
+			}
+			if a, ok := body.Attributes["resources"]; ok {
+				st.Resources = listItems(m, a.Expr)
+			}
+			if _, ok := body.Attributes["not_resources"]; ok {
+				st.Resources = append(st.Resources, "NotResource:*")
+			}
+			for _, c := range body.Blocks {
+				switch c.Type {
+				case "principals":
+					if a, ok := c.Body.Attributes["identifiers"]; ok {
+						st.Principals = append(st.Principals, listItems(m, a.Expr)...)
+					}
+				case "condition":
+					if a, ok := c.Body.Attributes["variable"]; ok {
+						v, _ := literalString(a.Expr)
+						st.Conditions = append(st.Conditions, v)
+					}
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// rotatorSecretsManagerActions returns the Secrets Manager operations the
+// rotator's task role allows (without the "secretsmanager:" prefix), sorted.
+func rotatorSecretsManagerActions(dir string) ([]string, error) {
+	m, err := loadModule(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m.Data["aws_iam_policy_document.task"]; !ok {
+		return nil, fmt.Errorf("%s: no data \"aws_iam_policy_document\" \"task\" (the rotator's task role policy)", dir)
+	}
+	seen := map[string]bool{}
+	for _, st := range policyStatements(m) {
+		if !strings.HasSuffix(st.Doc, "data.aws_iam_policy_document.task") || st.Effect != "Allow" {
+			continue
+		}
+		for _, a := range st.Actions {
+			if op, ok := strings.CutPrefix(a, "secretsmanager:"); ok {
+				seen[op] = true
+			}
+		}
+	}
+	ops := make([]string, 0, len(seen))
+	for op := range seen {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	return ops, nil
+}
+
+// compareOperations reports the operations the code calls that the policy
+// does not grant, and those the policy grants that the code never calls.
+func compareOperations(code, policy []string) error {
+	in := func(list []string) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range list {
+			m[s] = true
+		}
+		return m
+	}
+	codeSet, policySet := in(code), in(policy)
+	var missing, extra []string
+	for _, op := range code {
+		if !policySet[op] {
+			missing = append(missing, op)
+		}
+	}
+	for _, op := range policy {
+		if !codeSet[op] {
+			extra = append(extra, op)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	var problems []string
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("the store calls %v but the rotator role does not allow them", missing))
+	}
+	if len(extra) > 0 {
+		problems = append(problems, fmt.Sprintf("the rotator role allows %v but the store never calls them (remove them, or add them to secretsmanager.Operations())", extra))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+const rotatorModule = "modules/rotator-service"
+
+func TestRotatorRoleAllowsExactlyTheStoreOperations(t *testing.T) {
+	got, err := rotatorSecretsManagerActions(rotatorModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := compareOperations(secretsmanager.Operations(), got); err != nil {
+		t.Errorf("%s: %v", rotatorModule, err)
+	}
+}
+
+// The comparator must catch a policy that drifts from the code either way.
+func TestRotatorRoleComparatorCatchesDrift(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(rotatorModule, "iam.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := secretsmanager.Operations()
+	// An operation granted by ARN (not ListSecrets, which has its own statement).
+	var dropped string
+	for _, op := range ops {
+		if op != "ListSecrets" && strings.Contains(string(src), `"secretsmanager:`+op+`",`) {
+			dropped = op
+			break
+		}
+	}
+	if dropped == "" {
+		t.Fatalf("%s/iam.tf lists none of %v as a quoted action", rotatorModule, ops)
+	}
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"missing", `"secretsmanager:` + dropped + `",`, ``, "does not allow them"},
+		{"extra", `"secretsmanager:` + dropped + `",`, `"secretsmanager:` + dropped + `", "secretsmanager:DeleteSecret",`, "never calls them"},
+		{"missing list", `actions   = ["secretsmanager:ListSecrets"]`, `actions   = ["sts:GetCallerIdentity"]`, "ListSecrets"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(src), tc.from) {
+				t.Fatalf("iam.tf no longer contains %q: update the test", tc.from)
+			}
+			dir := t.TempDir()
+			copyTF(t, rotatorModule, dir)
+			changed := strings.Replace(string(src), tc.from, tc.to, 1)
+			if err := os.WriteFile(filepath.Join(dir, "iam.tf"), []byte(changed), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := rotatorSecretsManagerActions(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = compareOperations(ops, got)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("comparator on the %s policy: got %v, want an error containing %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+func copyTF(t *testing.T, from, to string) {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(from, "*.tf"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no .tf files in %s: %v", from, err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// wildcardException is a statement that may have the resource "*".
+type wildcardException struct {
+	Doc     string // suffix of statement.Doc
+	Sid     string // "" for every statement of the document
+	Actions []string
+	Reason  string // why AWS allows nothing narrower
+}
+
+// wildcardResourceAllowed lists the only statements that may have the
+// resource "*", with the actions they may hold and the reason.
+func wildcardResourceAllowed() []wildcardException {
+	return []wildcardException{
+		{
+			Doc: "modules/rotator-service data.aws_iam_policy_document.task", Sid: "DiscoverManagedSecrets",
+			Actions: []string{"secretsmanager:ListSecrets"},
+			Reason:  "ListSecrets is a list action: IAM supports no resource-level permissions for it",
+		},
+		{
+			Doc: "modules/rotator-service data.aws_iam_policy_document.execution", Sid: "EcrAuthorizationToken",
+			Actions: []string{"ecr:GetAuthorizationToken"},
+			Reason:  "GetAuthorizationToken supports no resource-level permissions",
+		},
+		{
+			Doc:    "modules/environment-key data.aws_iam_policy_document.key",
+			Reason: "in a KMS key policy the resource \"*\" means this key (its ARN does not exist yet when the policy is written)",
+		},
+	}
+}
+
+func wildcardAllowed(st statement) bool {
+	for _, a := range wildcardResourceAllowed() {
+		if !strings.HasSuffix(st.Doc, a.Doc) || (a.Sid != "" && a.Sid != st.Sid) {
+			continue
+		}
+		if a.Actions == nil {
+			return true
+		}
+		for _, act := range st.Actions {
+			found := false
+			for _, ok := range a.Actions {
+				found = found || act == ok
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// resourceProblem says what is too broad about one resource shape, or "".
+func resourceProblem(r string) string {
+	if r == "*" {
+		return "" // handled by the allow-list
+	}
+	if !strings.Contains(r, "*") {
+		return ""
+	}
+	if strings.Index(r, "*") != len(r)-1 {
+		return "a wildcard is allowed only at the end, after a name prefix"
+	}
+	if strings.HasPrefix(r, "arn:") {
+		f := strings.SplitN(r, ":", 6)
+		if len(f) < 6 {
+			return "not a full ARN (arn:partition:service:region:account:resource)"
+		}
+		rest := strings.TrimSuffix(f[5], "*")
+		typ, name, found := strings.Cut(rest, ":")
+		if !found {
+			typ, name, found = strings.Cut(rest, "/")
+		}
+		if rest == "" || (found && name == "") || (!found && typ == "") {
+			return "the wildcard covers every resource of the type; end it after a name prefix"
+		}
+	}
+	return ""
+}
+
+// wildcardProblems lists the statements of m that use "*" where AWS allows
+// something narrower, and returns how many statements it checked.
+func wildcardProblems(m *module) (problems []string, checked int) {
+	for _, st := range policyStatements(m) {
+		checked++
+		if len(st.Actions) == 0 {
+			problems = append(problems, fmt.Sprintf("%s: statement has no actions", st))
+		}
+		for _, a := range st.Actions {
+			if strings.Contains(a, "*") || strings.Contains(a, "${}") {
+				problems = append(problems, fmt.Sprintf("%s: action %q: list every action by name (no wildcard, no interpolation)", st, a))
+			}
+		}
+		for _, r := range st.Resources {
+			if r == "*" && !wildcardAllowed(st) {
+				problems = append(problems, fmt.Sprintf("%s: resource \"*\" with actions %v: scope it to ARNs, or add the statement to wildcardResourceAllowed with the reason AWS allows nothing narrower", st, st.Actions))
+			}
+			if p := resourceProblem(r); p != "" {
+				problems = append(problems, fmt.Sprintf("%s: resource %q: %s", st, r, p))
+			}
+		}
+		if len(st.Resources) == 0 && !strings.Contains(st.Doc, "assume") {
+			problems = append(problems, fmt.Sprintf("%s: statement without resources", st))
+		}
+		for _, p := range st.Principals {
+			if p == "*" && (st.Effect != "Deny" || len(st.Conditions) == 0) {
+				problems = append(problems, fmt.Sprintf("%s: principal \"*\" is allowed only in a Deny statement with a condition", st))
+			}
+		}
+	}
+	return problems, checked
+}
+
+func TestPoliciesHaveNoWildcardWhereAWSAllowsNarrower(t *testing.T) {
+	total := 0
+	for _, dir := range moduleDirs(t) {
+		problems, n := wildcardProblems(mustLoad(t, dir))
+		total += n
+		for _, p := range problems {
+			t.Error(p)
+		}
+	}
+	if total < 10 {
+		t.Fatalf("found only %d policy statements: the walker is missing some", total)
+	}
+}
+
+func TestWildcardCheckCatchesBroadPolicies(t *testing.T) {
+	dir := t.TempDir()
+	src := `
+locals {
+  broad = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"]
+}
+
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "AllOfS3"
+    actions   = ["s3:*"]
+    resources = ["arn:aws:s3:::bucket/key"]
+  }
+
+  statement {
+    sid       = "DiscoverManagedSecrets"
+    actions   = ["secretsmanager:ListSecrets", "secretsmanager:GetSecretValue"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = [1]
+    content {
+      actions   = ["secretsmanager:DescribeSecret"]
+      resources = local.broad
+      principals {
+        type        = "AWS"
+        identifiers = ["*"]
+      }
+    }
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := mustLoad(t, dir)
+	problems, n := wildcardProblems(m)
+	if n != 3 {
+		t.Fatalf("checked %d statements, want 3 (one in a dynamic block)", n)
+	}
+	joined := strings.Join(problems, "\n")
+	for _, want := range []string{
+		`action "s3:*"`,
+		`resource "*" with actions [secretsmanager:ListSecrets secretsmanager:GetSecretValue]`,
+		`resource "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"`,
+		`principal "*" is allowed only in a Deny statement`,
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems do not mention %s; got:\n%s", want, joined)
+		}
+	}
+}
+
+func TestResourceProblemRules(t *testing.T) {
+	for r, bad := range map[string]bool{
+		"arn:${}:secretsmanager:${}:${}:secret:${}*":                     false,
+		"arn:aws:secretsmanager:eu-west-1:123456789012:secret:lakirot/*": false,
+		"${}:log-stream:*": false,
+		"arn:aws:secretsmanager:eu-west-1:123456789012:secret:*": true,
+		"arn:aws:secretsmanager:*:123456789012:secret:x*":        true,
+		"arn:aws:ecr:eu-west-1:123456789012:repository/*":        true,
+		"arn:aws:s3:::*":           true,
+		"arn:aws:logs:*":           true,
+		"arn:${}:iam::${}:role/*x": true,
+	} {
+		if got := resourceProblem(r) != ""; got != bad {
+			t.Errorf("resourceProblem(%q) flagged=%v, want %v", r, got, bad)
+		}
+	}
+}
+
+func TestRotatorRoleScopesSecretsAndKMS(t *testing.T) {
+	m := mustLoad(t, rotatorModule)
+	var sawScoped, sawKMS bool
+	for _, st := range policyStatements(m) {
+		if !strings.HasSuffix(st.Doc, "data.aws_iam_policy_document.task") {
+			continue
+		}
+		if st.Effect != "Allow" {
+			t.Errorf("%s: the task role needs no Deny; got effect %q", st, st.Effect)
+		}
+		for _, a := range st.Actions {
+			switch {
+			case strings.HasPrefix(a, "secretsmanager:") && a != "secretsmanager:ListSecrets":
+				sawScoped = true
+				for _, r := range st.Resources {
+					if !strings.HasPrefix(r, "arn:${}:secretsmanager:${}:${}:secret:") {
+						t.Errorf("%s: %s on %q: must be scoped to the managed secrets' ARN prefixes", st, a, r)
+					}
+				}
+			case strings.HasPrefix(a, "kms:"):
+				sawKMS = true
+				via := false
+				for _, c := range st.Conditions {
+					via = via || c == "kms:ViaService"
+				}
+				if !via {
+					t.Errorf("%s: %s without a kms:ViaService condition: the daemon may use the key only through Secrets Manager", st, a)
+				}
+			case strings.HasPrefix(a, "secretsmanager:"):
+			default:
+				t.Errorf("%s: the task role grants %s, which the daemon does not need", st, a)
+			}
+		}
+	}
+	if !sawScoped || !sawKMS {
+		t.Errorf("task role: scoped Secrets Manager statement found=%v, KMS statement found=%v; want both", sawScoped, sawKMS)
+	}
+}

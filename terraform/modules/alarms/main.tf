@@ -1,0 +1,169 @@
+locals {
+  # One namespace per environment: the two rotators' metrics never mix.
+  namespace = "lakirotator/${var.environment}"
+
+  # The daemon's JSON log lines each filter matches. The fields are listed in
+  # this module's README: the daemon must keep them.
+  metric_filters = {
+    rotation_failures = {
+      metric  = "RotationFailures"
+      pattern = "{ ($.step = \"rotation\") && ($.outcome = \"failed\") }"
+      value   = "1"
+    }
+    rotation_successes = {
+      metric  = "RotationSuccesses"
+      pattern = "{ ($.step = \"rotation\") && ($.outcome = \"succeeded\") }"
+      value   = "1"
+    }
+    lakiconnect_refused = {
+      metric  = "AuthFailures"
+      pattern = "{ ($.provider = \"lakiconnect\") && (($.status_code = 401) || ($.status_code = 403)) }"
+      value   = "1"
+    }
+    auth_failure_spike_events = {
+      metric  = "AuthFailures"
+      pattern = "{ ($.step = \"alert\") && ($.reason = \"auth_failure_spike\") }"
+      value   = "1"
+    }
+    overdue_secrets = {
+      metric  = "OverdueSecrets"
+      pattern = "{ $.msg = \"schedule checked\" }"
+      value   = "$.overdue"
+    }
+    heartbeats = {
+      metric  = "SchedulerHeartbeats"
+      pattern = "{ $.msg = \"schedule checked\" }"
+      value   = "1"
+    }
+  }
+
+  # CloudWatch evaluates an alarm over at most 7 days.
+  max_window_hours     = 24 * 7
+  dead_man_fits_window = var.longest_schedule_hours <= local.max_window_hours
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "alarms" {
+  for_each = { for i, s in var.subscriptions : "${s.protocol}:${s.endpoint}" => s }
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = each.value.protocol
+  endpoint  = each.value.endpoint
+}
+
+resource "aws_cloudwatch_log_metric_filter" "daemon" {
+  for_each = local.metric_filters
+
+  name           = "${var.name}-${replace(each.key, "_", "-")}"
+  log_group_name = var.log_group_name
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name      = each.value.metric
+    namespace = local.namespace
+    value     = each.value.value
+    unit      = "Count"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "rotation_failed" {
+  alarm_name          = "${var.name}-rotation-failed"
+  alarm_description   = "lakirotator ${var.environment}: a rotation failed. See the daemon's log lines with step=rotation, outcome=failed."
+  namespace           = local.namespace
+  metric_name         = "RotationFailures"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+resource "aws_cloudwatch_metric_alarm" "auth_failures" {
+  alarm_name          = "${var.name}-auth-failures"
+  alarm_description   = "lakirotator ${var.environment}: 401/403 spike (a leaked key being tried, a consumer left on a retired key, or RBAC set wrong)."
+  namespace           = local.namespace
+  metric_name         = "AuthFailures"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.auth_failure_threshold
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+# A secret past its schedule without a successful rotation: the dead-man's
+# switch for schedules longer than CloudWatch's 7-day window.
+resource "aws_cloudwatch_metric_alarm" "rotation_overdue" {
+  alarm_name          = "${var.name}-rotation-overdue"
+  alarm_description   = "lakirotator ${var.environment}: a managed secret has gone longer than its schedule without a successful rotation."
+  namespace           = local.namespace
+  metric_name         = "OverdueSecrets"
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+# The daemon itself stopped: no scheduler pass logged. Missing data breaches.
+resource "aws_cloudwatch_metric_alarm" "daemon_silent" {
+  alarm_name          = "${var.name}-daemon-silent"
+  alarm_description   = "lakirotator ${var.environment}: no scheduler pass for ${var.heartbeat_timeout_minutes} minutes; the daemon is down or cannot log."
+  namespace           = local.namespace
+  metric_name         = "SchedulerHeartbeats"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = var.heartbeat_timeout_minutes / 5
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+# No successful rotation at all for longer than the longest schedule. Only
+# when that fits CloudWatch's 7-day window; rotation_overdue covers longer ones.
+resource "aws_cloudwatch_metric_alarm" "no_successful_rotation" {
+  count = local.dead_man_fits_window ? 1 : 0
+
+  alarm_name          = "${var.name}-no-successful-rotation"
+  alarm_description   = "lakirotator ${var.environment}: no successful rotation in ${var.longest_schedule_hours} hours, the longest schedule."
+  namespace           = local.namespace
+  metric_name         = "RotationSuccesses"
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = ceil(var.longest_schedule_hours)
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}

@@ -1,0 +1,88 @@
+locals {
+  container_name = "lakirotator"
+}
+
+resource "aws_cloudwatch_log_group" "daemon" {
+  name              = var.log_group_name
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_ecs_task_definition" "daemon" {
+  family                   = var.name
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+  tags                     = var.tags
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  container_definitions = jsonencode([
+    {
+      name      = local.container_name
+      image     = var.image
+      essential = true
+      command   = var.command
+      # The image's nonroot user; the root filesystem is read-only because
+      # the daemon keeps nothing on disk (all state is in Secrets Manager).
+      user                   = "65532:65532"
+      readonlyRootFilesystem = true
+      privileged             = false
+      # A rotation step in flight gets time to finish before SIGKILL.
+      stopTimeout = 120
+      linuxParameters = {
+        capabilities = { drop = ["ALL"] }
+      }
+      environment = [
+        { name = "LAKIROTATOR_CONFIG", value = var.config_yaml },
+        { name = "AWS_REGION", value = local.region },
+      ]
+      portMappings = [
+        { containerPort = var.metrics_port, protocol = "tcp" },
+      ]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.daemon.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "daemon"
+          mode                  = "non-blocking"
+        }
+      }
+    },
+  ])
+}
+
+resource "aws_ecs_service" "daemon" {
+  name                   = var.name
+  cluster                = var.ecs_cluster_arn
+  task_definition        = aws_ecs_task_definition.daemon.arn
+  desired_count          = var.desired_count
+  launch_type            = "FARGATE"
+  platform_version       = "LATEST"
+  enable_execute_command = false
+  propagate_tags         = "SERVICE"
+  # During a deploy old and new tasks overlap: the design makes two replicas
+  # converge on one key, so this is safe.
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  tags                               = var.tags
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [aws_security_group.task.id]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+}

@@ -1,0 +1,34 @@
+output "task_role_arn" {
+  description = "ARN of the daemon's task role: pass it to managed-secrets as rotator_role_arn."
+  value       = aws_iam_role.task.arn
+}
+
+output "execution_role_arn" {
+  description = "ARN of the ECS execution role (image pull, logs)."
+  value       = aws_iam_role.execution.arn
+}
+
+output "log_group_name" {
+  description = "Name of the daemon's log group: pass it to alarms."
+  value       = aws_cloudwatch_log_group.daemon.name
+}
+
+output "service_name" {
+  description = "Name of the ECS service."
+  value       = aws_ecs_service.daemon.name
+}
+
+output "task_security_group_id" {
+  description = "Security group of the task (HTTPS out; metrics in from metrics_allowed_cidr_blocks)."
+  value       = aws_security_group.task.id
+}
+
+output "secretsmanager_endpoint_id" {
+  description = "Id of the Secrets Manager interface endpoint, or null when create_secretsmanager_endpoint is false."
+  value       = one(aws_vpc_endpoint.secretsmanager[*].id)
+}
+
+output "managed_secret_arn_patterns" {
+  description = "The ARN patterns the task role's Secrets Manager permissions are scoped to."
+  value       = local.managed_secret_arn_patterns
+}
