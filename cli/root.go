@@ -105,6 +105,10 @@ func newRoot(stdio IO) *cobra.Command {
 		newTriggerCmd(stdio, g),
 		newStatusCmd(stdio, g, "status"),
 		newStatusCmd(stdio, g, "inventory"),
+		newPlanCmd(stdio, g),
+		newSweepCmd(stdio, g),
+		newPolicyCmd(stdio, g),
+		newAuditCmd(stdio, g),
 	)
 	return root
 }

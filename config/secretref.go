@@ -75,7 +75,7 @@ func (r *SecretRef) decodeNode(d *decoder, n *yaml.Node, path string) {
 	}
 }
 
-// check returns what is wrong with the reference's form, or "".
+// check lists what is wrong with the reference's form (nothing when it is sound).
 func (r SecretRef) check(envs map[lakiconnect.Environment]*EnvironmentConfig) []string {
 	set := 0
 	for _, s := range []string{r.Env, r.File, r.AWSSecret} {

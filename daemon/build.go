@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +30,7 @@ import (
 	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
 	"github.com/lakirotator/lakirotator/notify/terminal"
 	"github.com/lakirotator/lakirotator/policies"
+	"github.com/lakirotator/lakirotator/policies/scan"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/localstore"
@@ -36,6 +38,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+	"github.com/lakirotator/lakirotator/rotator/schedule"
 	"github.com/lakirotator/lakirotator/securityevents"
 )
 
@@ -67,6 +70,7 @@ type Service struct {
 	Metrics   *metrics.Metrics
 	Policies  *policies.Set
 	Envs      map[lakiconnect.Environment]*Env
+	Scans     *Scans
 	cfg       *config.Config
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
@@ -178,6 +182,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		return nil, err
 	}
 	s.Daemon = d
+	scanMetrics, err := scan.NewMetrics(s.Metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
 
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err
@@ -489,6 +498,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	daemonErr := make(chan error, 1)
 	go func() { daemonErr <- s.Daemon.Run(runCtx) }()
+	loops := s.startLoops(runCtx)
 
 	var err error
 	select {
@@ -498,6 +508,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		cancel()
 		<-daemonErr
 	}
+	loops.Wait()
 	shutdown, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdown)
@@ -582,4 +593,54 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	s.Daemon.wg.Wait()
 	return s.Close(ctx)
+}
+
+// startLoops runs the orphan sweep and the policy scan on their schedules
+// and the 401/403 watch on its interval, until ctx ends.
+func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	d := s.Daemon
+	var plans []schedule.Plan
+	fire := map[string]func(context.Context){}
+	if spec := s.cfg.Sweep.Schedule; spec != "" {
+		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
+			plans = append(plans, schedule.Plan{Name: "sweep", Schedule: sch})
+			fire["sweep"] = func(ctx context.Context) {
+				if _, err := d.Sweep(ctx); err != nil {
+					s.log.Error("orphan sweep failed", "err", err)
+				}
+			}
+		}
+	}
+	if spec := s.cfg.PolicyScan.Schedule; spec != "" {
+		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
+			plans = append(plans, schedule.Plan{Name: "policy-scan", Schedule: sch})
+			fire["policy-scan"] = func(ctx context.Context) {
+				if _, err := s.Scans.monitor.ScanOnce(ctx); err != nil {
+					s.log.Error("policy scan failed", "err", err)
+				}
+			}
+		}
+	}
+	if len(plans) > 0 {
+		sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: func(ctx context.Context, f schedule.Firing) { fire[f.Plan](ctx) }}
+		wg.Add(1)
+		go func() { defer wg.Done(); sched.Run(ctx) }()
+	}
+	if every := s.cfg.AuthWatch.PollInterval.Std(); every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.every(ctx, every, func(ctx context.Context) {
+				idx, err := d.readKeyIndex(ctx)
+				if err != nil {
+					s.log.Error("401/403 watch: reading the managed keys failed", "err", err)
+					return
+				}
+				s.Scans.remember(idx)
+				s.Scans.watcher.Poll(ctx)
+			})
+		}()
+	}
+	return &wg
 }

@@ -23,11 +23,9 @@ type Metrics struct {
 	StepDuration     *prometheus.HistogramVec // step, outcome
 	LastSuccess      *prometheus.GaugeVec     // secret: unix time of the last successful rotation
 	SecretAge        *prometheus.GaugeVec     // secret, environment: age of AWSCURRENT in seconds
-	Violations       *prometheus.GaugeVec     // reason, severity: open violations
 	Alerts           *prometheus.CounterVec   // reason
 	ProviderCalls    *prometheus.CounterVec   // provider, operation, status
 	Triggers         *prometheus.CounterVec   // source, outcome
-	NotifyFailures   *prometheus.CounterVec   // receiver
 	RotationFailures *prometheus.CounterVec   // step, environment
 }
 
@@ -48,9 +46,6 @@ func New() *Metrics {
 		SecretAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lakirotator_secret_age_seconds", Help: "Age of the credential in AWSCURRENT.",
 		}, []string{"secret", "environment"}),
-		Violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lakirotator_policy_violations", Help: "Open policy violations by reason.",
-		}, []string{"reason", "severity"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_alerts_total", Help: "Alerts raised (401/403 spikes, old keys still in use, failures).",
 		}, []string{"reason"}),
@@ -60,9 +55,6 @@ func New() *Metrics {
 		Triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_triggers_total", Help: "Rotation triggers by source and outcome (accepted, refused).",
 		}, []string{"source", "outcome"}),
-		NotifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lakirotator_notification_failures_total", Help: "Notifications that could not be delivered.",
-		}, []string{"receiver"}),
 		RotationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_step_failures_total", Help: "Failed lifecycle steps by step and environment.",
 		}, []string{"step", "environment"}),
@@ -70,8 +62,8 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Rotations, m.StepDuration, m.LastSuccess, m.SecretAge, m.Violations,
-		m.Alerts, m.ProviderCalls, m.Triggers, m.NotifyFailures, m.RotationFailures,
+		m.Rotations, m.StepDuration, m.LastSuccess, m.SecretAge,
+		m.Alerts, m.ProviderCalls, m.Triggers, m.RotationFailures,
 	)
 	return m
 }
@@ -117,14 +109,6 @@ func reasonOf(e events.Event) string {
 // SetSecretAge records the age of a secret's current credential.
 func (m *Metrics) SetSecretAge(secret, environment string, age time.Duration) {
 	m.SecretAge.WithLabelValues(secret, environment).Set(age.Seconds())
-}
-
-// SetViolations replaces the open-violation gauges with counts by reason and severity.
-func (m *Metrics) SetViolations(counts map[[2]string]int) {
-	m.Violations.Reset()
-	for k, n := range counts {
-		m.Violations.WithLabelValues(k[0], k[1]).Set(float64(n))
-	}
 }
 
 // ObserveCall counts one call to an outside system.

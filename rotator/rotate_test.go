@@ -106,13 +106,35 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 		t.Fatal("old key still works after its grace")
 	}
 
+	// Steady state: the old key is the rotator's own, found at LakiConnect
+	// by its metadata, so the next rotation needs no store read at all.
+	known, err = h.store.Describe(ctx, ms.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store.resetCounts()
+	second, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-02T09:00:00Z"), Known: &known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.store.counts(); len(calls) != 2 || calls["PutPending"] != 1 || calls["MoveStage"] != 1 {
+		t.Fatalf("steady-state store calls %v: want one PutPending and one MoveStage", calls)
+	}
+	if second.PreviousKeyID != cur.KeyID || h.key(cur.KeyID).Status != lakiconnect.StatusExpiring {
+		t.Fatalf("second rotation ended %s, want %s expiring", second.PreviousKeyID, cur.KeyID)
+	}
+
 	// The same cause again changes nothing.
-	again, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z"))
-	if err != nil || again.Outcome != rotator.AlreadyDone {
+	again, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-02T09:00:00Z"))
+	if err != nil || again.Outcome != rotator.AlreadyDone || again.KeyID != second.KeyID {
 		t.Fatalf("repeat: %+v %v", again, err)
 	}
-	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 1 {
-		t.Fatalf("%d rotator keys after a repeat, want 1", n)
+	older, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z"))
+	if err != nil || older.Outcome != rotator.Superseded {
+		t.Fatalf("repeat of the older slot: %+v %v", older, err)
+	}
+	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 2 {
+		t.Fatalf("%d rotator keys after two rotations and a repeat, want 2", n)
 	}
 }
 

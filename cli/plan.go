@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newPlanCmd(stdio IO, g *globalFlags) *cobra.Command {
+	var within time.Duration
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Dry run: what is due, in flight, overdue or in violation, and what would happen (changes nothing)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			svc, err := localService(cmd.Context(), stdio, g)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = svc.Shutdown(context.Background()) }()
+			items, err := svc.Plan(cmd.Context(), within)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			if g.output == "json" {
+				enc := json.NewEncoder(stdio.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(items)
+			}
+			w := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SECRET\tENV\tPOLICY\tSTATE\tAGE\tWOULD\tSCOPES AT NEXT ROTATION\tVIOLATIONS")
+			for _, it := range items {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Secret, it.Environment, it.Policy, it.State,
+					age(it.AgeSeconds, it.AgeSeconds > 0), it.Action, dash(it.ScopeChange), dash(strings.Join(it.Violations, ",")))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().DurationVar(&within, "due-within", 24*time.Hour, "count a rotation as due when its slot is this close")
+	return cmd
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+// PlanItem is what the daemon would do for one secret, and why. Plan
+// changes nothing.
+type PlanItem struct {
+	Secret      string     `json:"secret"`
+	Environment string     `json:"environment"`
+	Policy      string     `json:"policy"`
+	State       string     `json:"state"` // in_flight, overdue, due, ok, missing, no_policy
+	Action      string     `json:"action"`
+	NextRun     *time.Time `json:"next_run,omitempty"`
+	AgeSeconds  int64      `json:"age_seconds,omitempty"`
+	ScopeChange string     `json:"scope_change,omitempty"` // applied at the next rotation
+	Violations  []string   `json:"violations,omitempty"`
+}
+
+// Plan states, in order of urgency.
+const (
+	PlanInFlight = "in_flight"
+	PlanOverdue  = "overdue"
+	PlanDue      = "due"
+	PlanOK       = "ok"
+	PlanMissing  = "missing"
+	PlanNoPolicy = "no_policy"
+)
+
+// Plan reports, for every managed secret, whether a rotation is in flight,
+// overdue or due soon, what the next rotation will change (a narrowed or
+// widened policy applies then), and the policy violations found now.
+func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem, error) {
+	d := s.Daemon
+	if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
+		return nil, err
+	}
+	violations := map[string][]string{}
+	if vs, err := s.Scans.Check(ctx); err == nil {
+		for _, v := range vs {
+			violations[v.Secret] = append(violations[v.Secret], string(v.Reason))
+		}
+	} else {
+		d.log.Warn("plan: policy scan failed; violations are not shown", "err", err)
+	}
+	now := d.clock.Now()
+	var items []PlanItem
+	for _, e := range d.catalog.All() {
+		it := PlanItem{Secret: e.Managed.Name, Environment: string(e.Managed.Environment), Policy: e.Managed.Policy, Violations: violations[e.Managed.Name]}
+		p, ok := d.policies.Get(e.Managed.Policy)
+		switch {
+		case e.Missing:
+			it.State, it.Action = PlanMissing, "nothing: the secret does not exist in the store"
+			items = append(items, it)
+			continue
+		case !ok:
+			it.State, it.Action = PlanNoPolicy, fmt.Sprintf("nothing: policy %q is not defined", e.Managed.Policy)
+			items = append(items, it)
+			continue
+		}
+		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
+		pend, hasPend := e.Stored.VersionWithStage(secretstore.StagePending)
+		since, known := e.CurrentSince()
+		if known {
+			it.AgeSeconds = int64(now.Sub(since).Seconds())
+		}
+		if p.Schedule != nil {
+			next := p.NextRun(now)
+			it.NextRun = &next
+		}
+		switch {
+		case hasPend && (!hasCur || pend.ID != cur.ID):
+			it.State, it.Action = PlanInFlight, "resume the rotation to version "+pend.ID
+		case !hasCur || (p.MaxAge > 0 && known && now.Sub(since) > p.MaxAge):
+			it.State, it.Action = PlanOverdue, "rotate at start-up or on the next pass"
+		case it.NextRun != nil && it.NextRun.Sub(now) <= dueWithin:
+			it.State, it.Action = PlanDue, "rotate at "+it.NextRun.UTC().Format(time.RFC3339)
+		default:
+			it.State, it.Action = PlanOK, "nothing until the next slot"
+		}
+		if hasCur && (e.Managed.Kind != "webhook_secret") {
+			if c, err := currentCredential(ctx, d.envs[e.Managed.Environment].Store, e.Managed.Name); err == nil {
+				target := p
+				if fp, ok := s.Policies.ForEnvironment(p.Name, e.Managed.Environment); ok {
+					target = fp
+				}
+				if ch := target.ScopeChangeFor(scopesOf(c.Scopes)); !ch.IsZero() {
+					it.ScopeChange = ch.String()
+				}
+			}
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+func scopesOf(ss []string) []lakiconnect.Scope {
+	out := make([]lakiconnect.Scope, len(ss))
+	for i, s := range ss {
+		out[i] = lakiconnect.Scope(s)
+	}
+	return out
+}
+
+// ReportInventory is the state of every managed secret for the audit
+// report: current key id, scopes against policy, age, next due.
+func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, error) {
+	d := s.Daemon
+	if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
+		return nil, err
+	}
+	now := d.clock.Now()
+	var out []audit.SecretState
+	for _, e := range d.catalog.All() {
+		if e.Missing {
+			continue
+		}
+		st := audit.SecretState{Name: e.Managed.Name, Kind: string(e.Managed.Kind), Environment: string(e.Managed.Environment), MasterMerchantID: e.Managed.MasterMerchantID}
+		if c, err := currentCredential(ctx, d.envs[e.Managed.Environment].Store, e.Managed.Name); err == nil {
+			st.KeyID, st.Scopes, st.CreatedAt = credentialID(c), c.Scopes, c.CreatedAt
+		}
+		if p, ok := d.policies.Get(e.Managed.Policy); ok {
+			st.PolicyMaxAge = p.MaxAge
+			st.PolicyScopes = scopeNames(p.Scopes)
+			if p.Schedule != nil {
+				st.NextDue = p.NextRun(now)
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func scopeNames(s []lakiconnect.Scope) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = string(x)
+	}
+	return out
+}

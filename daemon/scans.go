@@ -1,0 +1,224 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/policies"
+	"github.com/lakirotator/lakirotator/policies/authwatch"
+	"github.com/lakirotator/lakirotator/policies/scan"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+)
+
+// merchantClient calls LakiConnect with a merchant's current management key,
+// read per call, so that the scans follow the management key's rotation.
+type merchantClient struct {
+	base *lakiconnect.Client
+	key  lakiissuer.KeySource
+}
+
+func (m merchantClient) client(ctx context.Context) (*lakiconnect.Client, error) {
+	k, err := m.key.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.base.WithAPIKey(k), nil
+}
+
+func (m merchantClient) WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error) {
+	c, err := m.client(ctx)
+	if err != nil {
+		return lakiconnect.WhoAmI{}, err
+	}
+	return c.WhoAmI(ctx)
+}
+
+func (m merchantClient) ListAPIKeys(ctx context.Context, opts lakiconnect.ListAPIKeysOptions) iter.Seq2[lakiconnect.APIKey, error] {
+	c, err := m.client(ctx)
+	if err != nil {
+		return func(yield func(lakiconnect.APIKey, error) bool) { yield(lakiconnect.APIKey{}, err) }
+	}
+	return c.ListAPIKeys(ctx, opts)
+}
+
+func (m merchantClient) ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[lakiconnect.WebhookEndpoint, error] {
+	c, err := m.client(ctx)
+	if err != nil {
+		return func(yield func(lakiconnect.WebhookEndpoint, error) bool) { yield(lakiconnect.WebhookEndpoint{}, err) }
+	}
+	return c.ListWebhookEndpoints(ctx, pageSize)
+}
+
+func (m merchantClient) ListAuthFailures(ctx context.Context, since, until time.Time) ([]lakiconnect.AuthFailureCount, error) {
+	c, err := m.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.ListAuthFailures(ctx, since, until)
+}
+
+// keyRef names a key in one environment and merchant.
+type keyRef struct {
+	env      lakiconnect.Environment
+	merchant string
+	keyID    string
+}
+
+// keyIndex is what the stores say of every managed secret's credentials:
+// the scan's view of the managed secrets, and which key is current or
+// retired for the 401/403 watch.
+type keyIndex struct {
+	managed []scan.Managed
+	keys    map[keyRef]authwatch.KeyInfo
+}
+
+// readKeyIndex reads the AWSCURRENT and AWSPREVIOUS values of every managed
+// secret: two reads each, well inside the read quota.
+func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
+	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}}
+	for _, e := range d.catalog.All() {
+		if e.Missing {
+			continue
+		}
+		env := d.envs[e.Managed.Environment]
+		if env == nil {
+			continue
+		}
+		pol, _ := d.policies.Get(e.Managed.Policy)
+		m := scan.FromInventory(e.Managed)
+		cur, err := currentCredential(ctx, env.Store, e.Managed.Name)
+		switch {
+		case err == nil:
+			m = m.WithCurrent(cur)
+			idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(cur)}] = authwatch.KeyInfo{
+				State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
+		case errors.Is(err, secretstore.ErrNotFound):
+		default:
+			return idx, fmt.Errorf("reading %s: %w", e.Managed.Name, err)
+		}
+		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
+			v, err := env.Store.Get(ctx, e.Managed.Name, secretstore.ByID(prev.ID))
+			if err == nil {
+				if c, err := secretstore.DecodeCredential(e.Managed.Name, v.Value); err == nil {
+					m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
+					idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+						State: authwatch.Retired, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
+				}
+			}
+		}
+		idx.managed = append(idx.managed, m)
+	}
+	return idx, nil
+}
+
+func credentialID(c secretstore.Credential) string {
+	if c.Type == secretstore.TypeWebhookSecret {
+		return c.SecretID
+	}
+	return c.KeyID
+}
+
+// Scans holds the policy scan and the 401/403 watch of a service.
+type Scans struct {
+	d        *Daemon
+	scanner  *scan.Scanner
+	watcher  *authwatch.Watcher
+	monitor  *scan.Monitor
+	mu       sync.Mutex
+	lastKeys map[keyRef]authwatch.KeyInfo
+}
+
+func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics) *Scans {
+	s := &Scans{d: d, lastKeys: map[keyRef]authwatch.KeyInfo{}}
+	var scanTargets []scan.Target
+	var watchTargets []authwatch.Target
+	for t, ks := range keys {
+		mc := merchantClient{base: clients[t.Environment], key: ks}
+		scanTargets = append(scanTargets, scan.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: scan.FromClient(mc)})
+		watchTargets = append(watchTargets, authwatch.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: mc})
+	}
+	s.scanner = &scan.Scanner{Policies: pols, Targets: scanTargets}
+	s.monitor = &scan.Monitor{Scanner: s.scanner, Clock: d.clock, Sink: d.bus, Metrics: metrics, Logger: d.log,
+		Inventory: func(ctx context.Context) ([]scan.Managed, error) {
+			idx, err := d.readKeyIndex(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.remember(idx)
+			return idx.managed, nil
+		}}
+	s.watcher = &authwatch.Watcher{
+		Targets: watchTargets, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
+		Keys: authwatch.KeysFunc(func(env lakiconnect.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			k, ok := s.lastKeys[keyRef{env, merchant, keyID}]
+			return k, ok
+		}),
+		Rotate: func(ctx context.Context, r authwatch.RotateRequest) error {
+			_, err := d.trigger(ctx, httpapi.TriggerRequest{
+				Secret: r.Secret, Cause: r.Cause, Requester: "authwatch",
+				Reason: fmt.Sprintf("%s: %d refused requests in %s on key %s", r.Reason, r.Count, r.Window, r.KeyID),
+			}, events.SourcePolicyScan, newTriggerID())
+			return err
+		},
+	}
+	return s
+}
+
+func (s *Scans) remember(idx keyIndex) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastKeys = idx.keys
+}
+
+// Check runs one policy scan now and returns every violation (policy check).
+func (s *Scans) Check(ctx context.Context) ([]policies.Violation, error) {
+	if err := s.d.catalog.Refresh(ctx, s.d.clock.Now()); err != nil {
+		return nil, err
+	}
+	idx, err := s.d.readKeyIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.remember(idx)
+	vs, err := s.scanner.Scan(ctx, idx.managed, s.d.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	scan.Sort(vs)
+	return vs, nil
+}
+
+// Sweep runs the orphan sweep over every environment's managed secrets.
+func (d *Daemon) Sweep(ctx context.Context) (map[lakiconnect.Environment]rotator.SweepResult, error) {
+	out := map[lakiconnect.Environment]rotator.SweepResult{}
+	var errs []error
+	for name, env := range d.envs {
+		var secrets []inventory.ManagedSecret
+		for _, e := range d.catalog.All() {
+			if !e.Missing && e.Managed.Environment == name {
+				secrets = append(secrets, e.Managed)
+			}
+		}
+		if len(secrets) == 0 {
+			continue
+		}
+		res, err := env.Engine.Sweep(ctx, secrets)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep of %s: %w", name, err))
+		}
+		out[name] = res
+	}
+	return out, errors.Join(errs...)
+}
