@@ -139,7 +139,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: d.fireSlot}
 	loop(func() { sched.Run(ctx) })
-	loop(func() { d.every(ctx, d.retireEvery, d.RetirePass) })
+	loop(func() {
+		d.every(ctx, d.retireEvery, func(ctx context.Context) {
+			d.RetirePass(ctx)
+			d.logScheduleCheck(ctx)
+		})
+	})
 	loop(func() {
 		d.every(ctx, d.refreshEvery, func(ctx context.Context) {
 			if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
@@ -417,4 +422,26 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		inv.Secrets = append(inv.Secrets, st)
 	}
 	return inv, nil
+}
+
+// logScheduleCheck writes one line per pass with the count of overdue
+// secrets; the deployment's dead-man's-switch alarm reads it (CloudWatch
+// cannot alarm over windows as long as a rotation schedule).
+func (d *Daemon) logScheduleCheck(ctx context.Context) {
+	now := d.clock.Now()
+	overdue, inFlight := 0, 0
+	for _, e := range d.catalog.All() {
+		if e.Missing {
+			continue
+		}
+		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
+		if pend, ok := e.Stored.VersionWithStage(secretstore.StagePending); ok && (!hasCur || pend.ID != cur.ID) {
+			inFlight++
+		}
+		p, ok := d.policies.Get(e.Managed.Policy)
+		if since, known := e.CurrentSince(); ok && known && p.MaxAge > 0 && now.Sub(since) > p.MaxAge {
+			overdue++
+		}
+	}
+	d.log.InfoContext(ctx, "schedule checked", "secrets", len(d.catalog.All()), "overdue", overdue, "in_flight", inFlight)
 }
