@@ -11,8 +11,14 @@ COPY . .
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o /out/lakirotator ./cmd/lakirotator
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# The rotation policies the daemon loads (config policies_dir; the Terraform
+# example points it here). Build with --build-arg POLICIES_DIR=... for your own.
+ARG POLICIES_DIR=policies/examples
+COPY ${POLICIES_DIR}/ /etc/lakirotator/policies/
 COPY --from=build /out/lakirotator /lakirotator
 USER 65532:65532
-EXPOSE 9464
+# The one HTTP listener (config http.listen): API, health, metrics and the
+# LakiConnect security-event receiver.
+EXPOSE 8080
 ENTRYPOINT ["/lakirotator"]
 CMD ["serve", "--config", "/etc/lakirotator/config.yaml"]

@@ -42,7 +42,7 @@ func TestExampleLoadsWithoutProblems(t *testing.T) {
 	mm, ok := cfg.MasterMerchant(lakiconnect.Production, "mm_PRODUCTION000001")
 	require.True(t, ok)
 	assert.Equal(t, "lakirotator/production/mm_PRODUCTION000001/management", mm.ManagementKey.Secret)
-	assert.Equal(t, "/lakiconnect/events/production/mm_PRODUCTION000001", mm.SecurityWebhook.Path, "default receiver path")
+	assert.Equal(t, "/v1/lakiconnect/events/production/mm_PRODUCTION000001", mm.SecurityWebhook.Path, "default receiver path")
 
 	got := cfg.ManagedSecrets()
 	require.Len(t, got, 7)

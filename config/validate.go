@@ -55,7 +55,7 @@ const MinSweepSafetyMargin = Duration(25 * time.Hour)
 // SecurityWebhookPath is the default path at which the daemon receives a
 // master merchant's security events.
 func SecurityWebhookPath(env lakiconnect.Environment, masterMerchantID string) string {
-	return "/lakiconnect/events/" + string(env) + "/" + masterMerchantID
+	return "/v1/lakiconnect/events/" + string(env) + "/" + masterMerchantID
 }
 
 func (c *Config) applyDefaults() {

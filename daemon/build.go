@@ -412,7 +412,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			}
 			path := w.Path
 			if path == "" {
-				path = "/v1/lakiconnect/events/" + string(env) + "/" + m.ID
+				path = config.SecurityWebhookPath(env, m.ID)
 			}
 			mounts["POST "+path] = rcv
 			s.receivers = append(s.receivers, rcv)

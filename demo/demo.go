@@ -233,7 +233,7 @@ func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string
 	}
 	// The production security webhook points at the daemon's own receiver.
 	secEP, secSecret, err := sim.AddWebhookEndpoint(lakiconnect.Production, mm,
-		apiURL+"/v1/lakiconnect/events/production/"+mm, []string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
+		apiURL+config.SecurityWebhookPath(lakiconnect.Production, mm), []string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
 	if err != nil {
 		return seeded{}, fmt.Errorf("demo: security webhook: %w", err)
 	}

@@ -131,3 +131,33 @@ func TestTwoEnginesSameSlotConverge(t *testing.T) {
 		}
 	}
 }
+
+// At startup Resume finishes the rotations a killed daemon left in flight
+// and starts none.
+func TestResumeFinishesInFlightAndStartsNone(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	var jobs []rotator.Job
+	for i, step := range []rotator.Step{rotator.StepPut, rotator.StepTest} {
+		ms := h.seedKey(fmt.Sprintf("svc/inflight%d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+		if _, err := h.engine(crashAt(step)).Rotate(ctx, ms, basePolicy(), scheduled("s")); !errors.Is(err, rotator.ErrAborted) {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, rotator.Job{Secret: ms, Policy: basePolicy()})
+	}
+	idle := h.seedKey("svc/idle", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	jobs = append(jobs, rotator.Job{Secret: idle, Policy: basePolicy()})
+	out := h.engine(nil).Resume(ctx, jobs, nil)
+	for i, o := range out[:2] {
+		if o.Err != nil || o.Result.Outcome != rotator.Resumed {
+			t.Fatalf("job %d: %+v", i, o)
+		}
+		cur := h.current(o.Job.Secret.Name)
+		if keys := h.rotatorKeys(lakiconnect.Sandbox, o.Job.Secret.Name); len(keys) != 1 || keys[0].ID != cur.KeyID {
+			t.Fatalf("%s: keys %d", o.Job.Secret.Name, len(keys))
+		}
+	}
+	if out[2].Err != nil || out[2].Result.Outcome != rotator.NothingToResume || len(h.rotatorKeys(lakiconnect.Sandbox, idle.Name)) != 0 {
+		t.Fatalf("idle secret: %+v", out[2])
+	}
+}

@@ -406,6 +406,9 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 
 	if mine, ok := info.Version(vid); ok && !(mine.Has(secretstore.StagePending) && !mine.Has(secretstore.StageCurrent)) {
 		if !mine.Has(secretstore.StageCurrent) {
+			if info.Tags[TagFailingVersion] == vid {
+				return res, permanent(name, "resume", "version %s of this cause failed and was abandoned; a new rotation needs a new cause id", vid)
+			}
 			res.Outcome = Superseded
 			return res, nil
 		}
@@ -469,6 +472,10 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			return res, err
 		}
 	} else {
+		if job.resumeOnly {
+			res.Outcome = NothingToResume
+			return res, nil
+		}
 		if err := readOld(); err != nil {
 			return res, err
 		}
@@ -497,6 +504,9 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 	res.KeyID = credID(fresh)
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
+		if errors.Is(err, ErrCredentialFailedTest) {
+			e.abandon(ctx, iss, job, vid, cur.ID, fresh)
+		}
 		return res, err
 	}
 	if err := e.hook(name, StepTest); err != nil {

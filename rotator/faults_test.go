@@ -160,3 +160,40 @@ func TestFailedTestLeavesCurrentUntouched(t *testing.T) {
 		t.Fatalf("%d keys, want 1", n)
 	}
 }
+
+// A pending key revoked behind the rotator's back cannot be resumed
+// forever: the rotation is abandoned (AWSPENDING back on AWSCURRENT), the
+// same cause is refused, and a new cause rotates afresh.
+func TestPendingKeyRevokedIsAbandoned(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/abandon", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	old := h.current(ms.Name)
+	ctx := context.Background()
+	if _, err := h.engine(crashAt(rotator.StepPut)).Rotate(ctx, ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
+		t.Fatal(err)
+	}
+	pending, pid := h.store.peek(ms.Name, secretstore.StagePending)
+	h.keep(pending.Secret)
+	if err := h.fx.Sim.RevokeKey(pending.KeyID, "revoked_by_dashboard"); err != nil {
+		t.Fatal(err)
+	}
+	e := h.engine(nil)
+	_, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1"))
+	if !errors.Is(err, rotator.ErrCredentialFailedTest) {
+		t.Fatalf("err = %v", err)
+	}
+	_, cid := h.store.peek(ms.Name, secretstore.StageCurrent)
+	_, now := h.store.peek(ms.Name, secretstore.StagePending)
+	if st := h.store.stages(ms.Name); len(st[pid]) != 0 || now != cid || h.current(ms.Name).KeyID != old.KeyID {
+		t.Fatalf("after abandon: stages %v (abandoned %s), current key %s", st, pid, h.current(ms.Name).KeyID)
+	}
+	if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1")); err == nil || !strings.Contains(err.Error(), "abandoned") {
+		t.Fatalf("same cause again: %v", err)
+	}
+	if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.whoami(lakiconnect.Sandbox, h.current(ms.Name).Secret); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -29,7 +29,7 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 			for _, n := range []string{"svc/a", "svc/b", "svc/c"} {
 				apps = append(apps, h.seedKey(n, inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes))
 			}
-			e := h.engine(func(c *rotator.Config) { c.Workers = 3 })
+			e := h.engine(func(c *rotator.Config) { c.Workers, c.Attempts = 3, 1 }) // one attempt: a stale key must fail, not retry
 			mgmtPol := basePolicy()
 			mgmtPol.Scopes = lakiconnect.AllScopes
 			c := rotator.Cause{Kind: cause, ID: "batch-1", Source: events.SourceSchedule}

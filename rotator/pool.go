@@ -7,6 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 // Priority orders queued jobs: lower runs first.
@@ -194,29 +195,35 @@ func (p *pool) work() {
 
 // Submit queues a job by its priority; the channel receives its outcome.
 func (e *Engine) Submit(ctx context.Context, job Job) <-chan JobOutcome {
-	p := e.pool
-	it := &item{ctx: ctx, job: job, prio: PriorityOf(job), done: make(chan JobOutcome, 1)}
+	return e.pool.submit(ctx, []Job{job})[0]
+}
+
+// submit queues jobs together, so that a batch's order rules (management
+// keys last) see the whole batch.
+func (p *pool) submit(ctx context.Context, jobs []Job) []<-chan JobOutcome {
+	out := make([]<-chan JobOutcome, len(jobs))
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		it.done <- JobOutcome{Job: job, Err: ErrClosed}
-		return it.done
+	for i, job := range jobs {
+		it := &item{ctx: ctx, job: job, prio: PriorityOf(job), done: make(chan JobOutcome, 1)}
+		out[i] = it.done
+		if p.closed {
+			it.done <- JobOutcome{Job: job, Err: ErrClosed}
+			continue
+		}
+		p.seq++
+		it.seq = p.seq
+		p.queue = append(p.queue, it)
 	}
-	p.seq++
-	it.seq = p.seq
-	p.queue = append(p.queue, it)
 	p.cond.Broadcast()
-	return it.done
+	return out
 }
 
 // RunBatch queues every job and waits for all of them; outcomes come back
 // in the jobs' order. progress, when set, is called after each job ends
 // (from one goroutine at a time).
 func (e *Engine) RunBatch(ctx context.Context, jobs []Job, progress func(Progress)) []JobOutcome {
-	chans := make([]<-chan JobOutcome, len(jobs))
-	for i, j := range jobs {
-		chans[i] = e.Submit(ctx, j)
-	}
+	chans := e.pool.submit(ctx, jobs)
 	type indexed struct {
 		i int
 		o JobOutcome
@@ -240,4 +247,42 @@ func (e *Engine) RunBatch(ctx context.Context, jobs []Job, progress func(Progres
 		}
 	}
 	return out
+}
+
+// Resume finishes every rotation in flight among the jobs' secrets (an
+// AWSPENDING version that is not AWSCURRENT), as the daemon does at startup,
+// with the grace of each job's cause kind (scheduled when unset). It never
+// starts a new rotation: a secret with nothing in flight ends with
+// NothingToResume. Jobs whose Known data shows nothing in flight cost no call.
+func (e *Engine) Resume(ctx context.Context, jobs []Job, progress func(Progress)) []JobOutcome {
+	var run []Job
+	var idx []int
+	out := make([]JobOutcome, len(jobs))
+	for i, j := range jobs {
+		if j.Cause.Kind == "" {
+			j.Cause.Kind = events.CauseScheduled
+		}
+		if j.Cause.Source == "" {
+			j.Cause.Source = events.SourceStartup
+		}
+		if j.Cause.ID == "" {
+			j.Cause.ID = "resume"
+		}
+		j.resumeOnly = true
+		if j.Known != nil && !inFlight(*j.Known) {
+			out[i] = JobOutcome{Job: j, Result: Result{Secret: j.Secret.Name, Outcome: NothingToResume}}
+			continue
+		}
+		run = append(run, j)
+		idx = append(idx, i)
+	}
+	for k, o := range e.RunBatch(ctx, run, progress) {
+		out[idx[k]] = o
+	}
+	return out
+}
+
+func inFlight(s secretstore.Secret) bool {
+	p, ok := s.VersionWithStage(secretstore.StagePending)
+	return ok && !p.Has(secretstore.StageCurrent)
 }

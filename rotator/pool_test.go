@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
@@ -62,5 +63,24 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	}
 	if order[1] != urgent.Name {
 		t.Fatalf("order %v: the emergency did not run next", order)
+	}
+}
+
+// The LakiConnect rate limit is kept per management key on the injected
+// clock: with 1 request/s and no burst to spare, a rotation's calls are
+// spaced one clock second apart.
+func TestRateLimitSpacesCallsOnTheClock(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/limited", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	start := h.fx.Clock.Now()
+	before := len(h.fx.Sim.Requests())
+	advanceWhileWaiting(t, h.fx.Clock, 100*time.Millisecond)
+	e := h.engine(func(c *rotator.Config) { c.RateLimit, c.RateBurst, c.RateClock = 1, 1, h.fx.Clock })
+	if _, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err != nil {
+		t.Fatal(err)
+	}
+	calls := len(h.fx.Sim.Requests()) - before
+	if waited := h.fx.Clock.Now().Sub(start); waited < time.Duration(calls-1)*time.Second-time.Millisecond {
+		t.Fatalf("%d LakiConnect calls within %s of clock time: not limited to 1/s", calls, waited)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -174,7 +175,7 @@ func (e *Engine) testAPIKey(ctx context.Context, iss Issuer, job Job, c secretst
 	w, err := iss.WhoAmIWith(ctx, c.Secret)
 	if err != nil {
 		if code, _ := apiCode(err); code == 401 {
-			return permanent(ms.Name, "test", "new key %s is refused by LakiConnect: %v", c.KeyID, err)
+			return badCredential(ms.Name, fmt.Errorf("new key %s is refused by LakiConnect: %w", c.KeyID, err))
 		}
 		return err
 	}
@@ -195,7 +196,7 @@ func (e *Engine) testAPIKey(ctx context.Context, iss Issuer, job Job, c secretst
 		problems = append(problems, fmt.Sprintf("scopes are %v, policy wants exactly %v", got, want))
 	}
 	if len(problems) > 0 {
-		return permanent(ms.Name, "test", "new key %s: %v", c.KeyID, problems)
+		return badCredential(ms.Name, fmt.Errorf("new key %s: %v", c.KeyID, problems))
 	}
 	return nil
 }
@@ -212,7 +213,7 @@ func (e *Engine) testWebhook(ctx context.Context, iss Issuer, ms inventory.Manag
 		return err
 	}
 	if err := e.cfg.Verifier.Verify(ts.SignatureHeader, []byte(ts.Payload), c.Secret); err != nil {
-		return permanent(ms.Name, "test", "test signature of endpoint %s does not verify under new secret %s: %v", ms.EndpointID, c.SecretID, err)
+		return badCredential(ms.Name, fmt.Errorf("test signature of endpoint %s does not verify under new secret %s: %w", ms.EndpointID, c.SecretID, err))
 	}
 	return nil
 }
@@ -257,7 +258,7 @@ func (e *Engine) endOld(ctx context.Context, iss Issuer, job Job, vid string, ol
 	ev.Duration = e.clk.Now().Sub(start)
 	if err != nil {
 		err = stepErr(ms.Name, "end old credential", err)
-		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)
+		e.emit(ctx, ev, events.StepRetire, events.OutcomeFailed, err)
 		return nil, err
 	}
 	if endsAt != nil {
@@ -394,4 +395,42 @@ func (e *Engine) locateOld(ctx context.Context, iss Issuer, ms inventory.Managed
 	}
 	c.Type, c.KeyID = secretstore.TypeAPIKey, found[0]
 	return c, true
+}
+
+// ErrCredentialFailedTest marks a pending credential that LakiConnect
+// refuses or describes wrongly: resuming it again cannot help, so the
+// rotation is abandoned (see abandon).
+var ErrCredentialFailedTest = errors.New("the new credential failed its test")
+
+func badCredential(name string, err error) error {
+	return &StepError{Secret: name, Step: "test", Err: fmt.Errorf("%w: %w", ErrCredentialFailedTest, err), Permanent: true}
+}
+
+// abandon gives up a rotation whose credential failed its test: AWSPENDING
+// goes back onto the AWSCURRENT version (no rotation in flight, so the next
+// cause starts afresh instead of resuming a bad credential forever) and the
+// bad credential is ended. The failure tags name the abandoned version, so
+// that the same cause is refused rather than reported as superseded.
+func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID string, c secretstore.Credential) {
+	ms := job.Secret
+	ev := e.baseEvent(job)
+	ev.VersionID, ev.KeyID = vid, credID(c)
+	ev.Severity = events.SeverityCritical
+	ev.Details = map[string]string{"action": "abandon_rotation"}
+	var errs []error
+	if curID != "" {
+		errs = append(errs, e.store.MoveStage(ctx, ms.Name, secretstore.StagePending, curID, vid))
+	}
+	if c.Type == secretstore.TypeWebhookSecret {
+		_, err := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "abandon"), ms.EndpointID, c.SecretID, nil)
+		errs = append(errs, err)
+	} else if c.KeyID != "" {
+		_, err := iss.RevokeAPIKey(ctx, IdempotencyKey(ms.Name, vid, "abandon"), c.KeyID)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		e.emit(ctx, ev, events.StepTest, events.OutcomeFailed, stepErr(ms.Name, "abandon", err))
+		return
+	}
+	e.emit(ctx, ev, events.StepTest, events.OutcomeRefused, nil)
 }

@@ -135,6 +135,8 @@ type Job struct {
 	// Known is the secret's listing or Describe data, when the caller has it
 	// (scheduler, discovery): the engine then needs no Describe of its own.
 	Known *secretstore.Secret
+
+	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
 }
 
 // Outcome is how a rotation ended.
@@ -150,6 +152,8 @@ const (
 	AlreadyDone Outcome = "already_done"
 	// Superseded: this rotation's version exists but a later one replaced it.
 	Superseded Outcome = "superseded"
+	// NothingToResume: Resume found no rotation in flight.
+	NothingToResume Outcome = "nothing_to_resume"
 )
 
 // Result describes one finished rotation. It holds ids, never secrets.

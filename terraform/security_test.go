@@ -2,6 +2,7 @@ package terraform_test
 
 import (
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -145,6 +146,13 @@ func TestRotatorServiceHardening(t *testing.T) {
 			}
 		}
 		if strings.HasPrefix(k, "aws_vpc_security_group_egress_rule.") {
+			if literalAttr(t, b, "security_group_id") != "aws_security_group.task.id" {
+				// Another group's egress (the receiver ALB): only to the task.
+				if got := literalAttr(t, b, "referenced_security_group_id"); got != "aws_security_group.task.id" {
+					t.Errorf("%s: %s may only reach the task's security group, got %s", b.DefRange(), k, got)
+				}
+				continue
+			}
 			egress++
 			for _, p := range []string{"from_port", "to_port"} {
 				if got := literalAttr(t, b, p); got != "443" {
@@ -213,6 +221,72 @@ func TestSecretsUseTheEnvironmentKeyAndAResourcePolicy(t *testing.T) {
 		if st.Effect != "Deny" || !has || len(st.Conditions) != 1 || st.Conditions[0] != "aws:PrincipalArn" {
 			t.Errorf("%s: want a Deny of %s to every principal but the named roles (aws:PrincipalArn); got effect %s actions %v conditions %v",
 				st, action, st.Effect, st.Actions, st.Conditions)
+		}
+	}
+}
+
+// The optional public receiver: off by default, HTTPS only with a TLS 1.2+
+// policy, 404 for everything but POSTs on the receiver paths.
+func TestPublicReceiverIsNarrow(t *testing.T) {
+	m := mustLoad(t, rotatorModule)
+	v := m.Variables["public_receiver"]
+	if v == nil || sourceText(v.Body.Attributes["default"].Expr.Range()) != "null" {
+		t.Fatal("public_receiver must exist and default to null (no internet-facing load balancer)")
+	}
+	listeners := 0
+	for k, b := range m.Resources {
+		switch {
+		case strings.HasPrefix(k, "aws_lb_listener."):
+			listeners++
+			if got := literalAttr(t, b, "protocol"); got != `"HTTPS"` {
+				t.Errorf("%s: %s protocol = %s: HTTPS only", b.DefRange(), k, got)
+			}
+			if got := literalAttr(t, b, "port"); got != "443" {
+				t.Errorf("%s: %s port = %s, want 443", b.DefRange(), k, got)
+			}
+			if got := literalAttr(t, b, "ssl_policy"); got != "var.public_receiver.ssl_policy" {
+				t.Errorf("%s: %s ssl_policy = %s, want the validated var.public_receiver.ssl_policy", b.DefRange(), k, got)
+			}
+			da := nestedBodies(b.Body, "default_action")
+			if len(da) != 1 || sourceText(da[0].Attributes["type"].Expr.Range()) != `"fixed-response"` {
+				t.Errorf("%s: %s default action must be a fixed response", b.DefRange(), k)
+				continue
+			}
+			for _, fr := range nestedBodies(da[0], "fixed_response") {
+				if got := sourceText(fr.Attributes["status_code"].Expr.Range()); got != `"404"` {
+					t.Errorf("%s: default status %s, want 404", fr.SrcRange, got)
+				}
+			}
+		case strings.HasPrefix(k, "aws_lb_listener_rule."):
+			var conds []string
+			for _, c := range nestedBodies(b.Body, "condition") {
+				for _, nb := range c.Blocks {
+					conds = append(conds, nb.Type+"="+strings.TrimSpace(sourceText(nb.Body.Attributes["values"].Expr.Range())))
+				}
+			}
+			sort.Strings(conds)
+			if strings.Join(conds, ",") != `http_request_method=["POST"],path_pattern=[each.key]` {
+				t.Errorf("%s: %s conditions %v; want exactly the receiver path and POST", b.DefRange(), k, conds)
+			}
+		case k == "aws_lb.receiver":
+			if got := literalAttr(t, b, "drop_invalid_header_fields"); got != "true" {
+				t.Errorf("%s: drop_invalid_header_fields = %s, want true", b.DefRange(), got)
+			}
+		}
+	}
+	if listeners != 1 {
+		t.Errorf("want exactly one (HTTPS) listener, found %d", listeners)
+	}
+	// The validation's list of policies: every one refuses TLS below 1.2.
+	for _, val := range v.Body.Blocks {
+		c := sourceText(val.Body.Attributes["condition"].Expr.Range())
+		if !strings.Contains(c, "ssl_policy") {
+			continue
+		}
+		for _, p := range regexp.MustCompile(`"(ELBSecurityPolicy[^"]*)"`).FindAllStringSubmatch(c, -1) {
+			if !regexp.MustCompile(`TLS13-1-[23]|TLS-1-2|FS-1-2`).MatchString(p[1]) {
+				t.Errorf("ssl_policy validation allows %s, which accepts TLS below 1.2", p[1])
+			}
 		}
 	}
 }

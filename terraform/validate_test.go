@@ -58,6 +58,16 @@ func providerSchemas() map[string]schema {
 			"metric_transformation": {"name", "namespace", "value"},
 		}},
 		"aws_cloudwatch_metric_alarm": {Required: []string{"alarm_name", "comparison_operator", "evaluation_periods"}},
+		"aws_lb":                      {},
+		// port, protocol and vpc_id are required for target_type ip.
+		"aws_lb_target_group": {Required: []string{"port", "protocol", "vpc_id"}},
+		"aws_lb_listener": {Required: []string{"load_balancer_arn", "default_action"}, Blocks: map[string][]string{
+			"default_action": {"type"},
+			"fixed_response": {"content_type"},
+		}},
+		"aws_lb_listener_rule": {Required: []string{"listener_arn", "action", "condition"}, Blocks: map[string][]string{
+			"action": {"type"},
+		}},
 	}
 }
 

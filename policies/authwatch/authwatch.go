@@ -303,6 +303,9 @@ func (w *Watcher) alert(ctx context.Context, g groupKey, info KeyInfo, managed b
 	default:
 		e.Reason = ReasonForbiddenCurrent
 	}
+	// The stable code goes in Details["reason"] too, where every other alert
+	// keeps it (logs show it as reason_code, metrics label by it).
+	e.Details["reason"] = e.Reason
 	if managed {
 		e.Secret, e.Kind = info.Secret, string(info.Kind)
 		e.Details["policy"] = info.Policy.Name

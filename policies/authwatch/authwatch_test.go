@@ -152,7 +152,7 @@ func TestBurstOn401RetiredKeyAlertsOncePerWindow(t *testing.T) {
 	assert.Equal(t, "key_old", e.KeyID)
 	assert.Equal(t, "production", e.Environment)
 	assert.Equal(t, map[string]string{"status_code": "401", "count": "100", "threshold": "10", "window": "15m0s",
-		"previous_count": "0", "policy": "checkout", "key_state": "retired"}, e.Details)
+		"previous_count": "0", "policy": "checkout", "key_state": "retired", "reason": "unauthorized_on_retired_key"}, e.Details)
 	assert.Equal(t, "1500", got[1].Details["count"], "the window holds 15 minutes of the burst")
 	assert.Len(t, r.rec.Events(), 3, "nothing else raised")
 	assert.Empty(t, r.rotated, "a retired key's 401s never rotate the current key")

@@ -30,58 +30,6 @@ func TestConformanceAgainstMotoWithAWSFaults(t *testing.T) {
 	})
 }
 
-// racingAPI lets another writer put the same version between the store's
-// look-up and its put: the window the pre-check cannot close.
-type racingAPI struct {
-	API
-	afterGet func()
-}
-
-func (r racingAPI) GetSecretValue(ctx context.Context, in *sm.GetSecretValueInput, opts ...func(*sm.Options)) (*sm.GetSecretValueOutput, error) {
-	out, err := r.API.GetSecretValue(ctx, in, opts...)
-	r.afterGet()
-	return out, err
-}
-
-// Why: only AWS rejects the loser of a same-token race (moto overwrites);
-// the stand-in gives AWS's ResourceExistsException, which must come out as
-// ErrTokenReused and leave the winner's value.
-func TestTokenRaceLoserGetsTokenReused(t *testing.T) {
-	ctx := context.Background()
-	inj := awsfault.New(awsfault.Config{TokenReuse: true})
-	client := seedClient(t, inj.ClientOption())
-	name := unique("token-race")
-	if _, err := client.CreateSecret(ctx, &sm.CreateSecretInput{Name: aws.String(name)}); err != nil {
-		t.Fatal(err)
-	}
-	id := "33333333333333333333333333333333"
-	raced := false
-	s := NewFromAPI(racingAPI{API: client, afterGet: func() {
-		if raced {
-			return
-		}
-		raced = true
-		if _, err := client.PutSecretValue(ctx, &sm.PutSecretValueInput{SecretId: aws.String(name),
-			ClientRequestToken: aws.String(id), SecretString: aws.String("winner-value-of-the-race"), VersionStages: []string{"AWSPENDING"}}); err != nil {
-			t.Errorf("racing writer: %v", err)
-		}
-	}})
-	err := s.PutPending(ctx, name, id, secret.New("loser-value-of-the-race"))
-	if !errors.Is(err, secretstore.ErrTokenReused) {
-		t.Fatalf("losing PutPending = %v, want ErrTokenReused", err)
-	}
-	if got := inj.Injected()["PutSecretValue/ResourceExistsException"]; got != 1 {
-		t.Errorf("injected %v, want one ResourceExistsException", inj.Injected())
-	}
-	v, err := s.Get(ctx, name, secretstore.ByID(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Value.Reveal() != "winner-value-of-the-race" {
-		t.Errorf("the loser's value replaced the winner's")
-	}
-}
-
 // Why: moto accepts stage moves on a secret scheduled for deletion; AWS
 // answers InvalidRequestException, which must map to ErrScheduledForDeletion.
 func TestMoveStageOnDeletedSecret(t *testing.T) {

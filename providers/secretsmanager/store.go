@@ -298,34 +298,23 @@ func (s *Store) Describe(ctx context.Context, name string) (secretstore.Secret, 
 		out.Tags, out.VersionIdsToStages, out.DeletedDate, out.LastChangedDate, out.CreatedDate), nil
 }
 
-// PutPending writes value as version versionID with the stage AWSPENDING.
-//
-// AWS rejects a reused token with another value (ResourceExistsException);
-// moto overwrites the version (MOTO.md). So the version is read by its id
-// first: that is one read (quota 10,000/s) per put, and it saves the write
-// (quota 50/s) on every retry of a put that already landed. A put that races
-// another writer with the same token still gets AWS's rejection, mapped to
-// ErrTokenReused.
+// PutPending writes value as version versionID with the stage AWSPENDING:
+// one write, no read. A repeat with the same token and value changes
+// nothing; the same token with another value is AWS's
+// ResourceExistsException, mapped to ErrTokenReused. moto overwrites instead
+// (MOTO.md), so the engine never relies on that refusal: it looks the
+// version id up in the listing's versions before it asks LakiConnect for a
+// new credential, and a rotation's version id is only ever written with the
+// credential made for it.
 func (s *Store) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
 	const op = "PutPending"
 	if err := checkPut(versionID, value); err != nil {
 		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest, Err: err}
 	}
-	existing, err := s.get(ctx, op, name, secretstore.ByID(versionID))
-	switch {
-	case err == nil:
-		if existing.Value.Equal(value) {
-			return nil
-		}
-		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrTokenReused,
-			Err: fmt.Errorf("version %s already holds another value", versionID)}
-	case !errors.Is(err, secretstore.ErrNotFound):
-		return err
-	}
 	if err := s.wait(ctx, s.write, op, name); err != nil {
 		return err
 	}
-	_, err = s.api.PutSecretValue(ctx, &sm.PutSecretValueInput{
+	_, err := s.api.PutSecretValue(ctx, &sm.PutSecretValueInput{
 		SecretId:           aws.String(name),
 		ClientRequestToken: aws.String(versionID),
 		SecretString:       aws.String(value.Reveal()),

@@ -32,6 +32,12 @@ type Harness struct {
 	Create func(ctx context.Context, name, description string, tags map[string]string, initial *secret.Value) error
 	// ScheduleDeletion marks the secret for deletion (recoverable, as AWS's DeleteSecret).
 	ScheduleDeletion func(ctx context.Context, name string) error
+	// MotoDifferences marks a plain moto 5.2.1 server, which accepts a
+	// reused token with another value and puts to a secret scheduled for
+	// deletion where AWS refuses both (MOTO.md). Those AWS-only checks are
+	// skipped here; the harness with the awsfault stand-in, which returns
+	// AWS's errors, runs them.
+	MotoDifferences bool
 }
 
 // Run runs every case, each on a fresh harness from newStore. Stores that
@@ -371,6 +377,9 @@ func equalVersions(a, b []secretstore.VersionInfo) bool {
 }
 
 func testTokenReused(t *testing.T, s *suite) {
+	if s.h.MotoDifferences {
+		t.Skip("moto overwrites a reused token's version (MOTO.md); AWS's ResourceExistsException is checked in the stand-in harness")
+	}
 	name := s.name("reuse")
 	s.createWithValue(name)
 	id, v1, v2 := versionID(), s.value(), s.value()
@@ -531,7 +540,9 @@ func testScheduledForDeletion(t *testing.T, s *suite) {
 	}
 	_, err := s.get(name, secretstore.ByStage(secretstore.StageCurrent))
 	wantKind(t, "Get of a secret scheduled for deletion", err, secretstore.ErrScheduledForDeletion)
-	wantKind(t, "PutPending to a secret scheduled for deletion", s.put(name, versionID(), s.value()), secretstore.ErrScheduledForDeletion)
+	if !s.h.MotoDifferences { // moto accepts such puts (MOTO.md); the stand-in harness checks AWS's refusal
+		wantKind(t, "PutPending to a secret scheduled for deletion", s.put(name, versionID(), s.value()), secretstore.ErrScheduledForDeletion)
+	}
 	sec := s.describe(name)
 	if sec.DeletedAt == nil {
 		t.Errorf("Describe of a secret scheduled for deletion has no DeletedAt")

@@ -1,26 +1,22 @@
 locals {
   environments = toset(["sandbox", "production"])
 
-  # Rotation policies, by name. The daemon's config and the dead-man alarm
-  # are both rendered from these.
-  policies = {
-    standard-api-key = {
-      rotate_every_hours = 24 * 90
-      grace_hours        = 24 * 7
-      scopes             = ["payments:read", "payments:write", "refunds:write"]
-    }
-    webhook-secret = {
-      rotate_every_hours = 24 * 30
-      grace_hours        = 24
-      scopes             = []
-    }
-    management-key = {
-      rotate_every_hours = 24 * 30
-      grace_hours        = 1
-      scopes             = ["api_keys:read", "api_keys:write", "webhooks:read", "webhooks:write"]
-    }
+  # The rotation policies are YAML files the daemon loads from policies_dir,
+  # baked into the image (Dockerfile, build argument POLICIES_DIR; by default
+  # the repository's policies/examples). These are the names this example's
+  # secrets use, and the longest max_age among them, which bounds the
+  # dead-man alarm. terraform/config_test.go checks both against the files.
+  policies_dir = "/etc/lakirotator/policies"
+  policy_names = {
+    management_key   = "rotator-management-key"
+    webhook_secret   = "webhooks"
+    checkout_api_key = { sandbox = "checkout-service-sandbox", production = "checkout-service" }
   }
-  longest_schedule_hours = max([for p in values(local.policies) : p.rotate_every_hours]...)
+  longest_max_age_hours = 24 * 90
+
+  # The daemon's one HTTP listener (config http.listen): API, health,
+  # metrics and the security-event receivers.
+  http_port = 8080
 
   env = {
     sandbox = {
@@ -32,7 +28,9 @@ locals {
       network              = var.sandbox_network
       master_merchant_id   = var.master_merchant_ids.sandbox
       endpoint_id          = var.checkout_webhook_endpoint_ids.sandbox
+      security_endpoint_id = var.security_webhook_endpoint_ids.sandbox
       consumer_role_arns   = var.consumer_role_arns.sandbox
+      public_receiver      = var.public_receivers.sandbox
       desired_count        = 1
     }
     production = {
@@ -44,46 +42,43 @@ locals {
       network              = var.production_network
       master_merchant_id   = var.master_merchant_ids.production
       endpoint_id          = var.checkout_webhook_endpoint_ids.production
+      security_endpoint_id = var.security_webhook_endpoint_ids.production
       consumer_role_arns   = var.consumer_role_arns.production
+      public_receiver      = var.public_receivers.production
       desired_count        = 2
     }
   }
 
-  metrics_port = 9464
+  # The path LakiConnect delivers each environment's security events to
+  # (config security_webhook.path, set explicitly so the ALB rule and the
+  # daemon agree on it).
+  receiver_path = { for e in local.environments : e => "/v1/lakiconnect/events/${e}/${local.env[e].master_merchant_id}" }
 
-  # The daemon's config, one per environment, from the same inputs as the
-  # infrastructure. Field names follow the proposal in terraform/README.md;
-  # the config package is the authority on them.
+  # The daemon's config, one per environment, rendered from the same inputs
+  # as the infrastructure. It holds no secret value: only secret names.
   daemon_config = {
-    for e in local.environments : e => yamlencode({
-      environment = e
-      lakiconnect = {
-        base_url              = local.env[e].lakiconnect_base_url
-        management_key_secret = "${local.env[e].name_prefix}management-key"
-      }
-      store = {
-        type   = "secretsmanager"
-        region = var.region
-      }
-      discovery = {
-        name_prefix = local.env[e].name_prefix
-        tags = {
-          "lakirotator:managed"     = "true"
-          "lakirotator:environment" = e
-        }
-      }
-      policies = {
-        for name, p in local.policies : name => {
-          rotate_every = "${p.rotate_every_hours}h"
-          grace        = "${p.grace_hours}h"
-          scopes       = p.scopes
-        }
-      }
-      notify = {
-        slack = { channel = var.slack_channel }
-      }
-      metrics = { listen = ":${local.metrics_port}" }
-      log     = { format = "json", level = "info" }
+    for e in local.environments : e => templatefile("${path.module}/config.yaml.tftpl", {
+      environment          = e
+      region               = var.region
+      lakiconnect_base_url = local.env[e].lakiconnect_base_url
+      policies_dir         = local.policies_dir
+      http_port            = local.http_port
+      log_level            = var.log_level
+      master_merchants = [
+        {
+          id                    = local.env[e].master_merchant_id
+          management_key_secret = "${local.env[e].name_prefix}management-key"
+          management_key_policy = local.policy_names.management_key
+          management_key_owners = ["payments-security"]
+          security_webhook = {
+            endpoint_id = local.env[e].security_endpoint_id
+            secret      = "${local.env[e].name_prefix}security-webhook"
+            path        = local.receiver_path[e]
+            policy      = local.policy_names.webhook_secret
+            owners      = ["payments-security"]
+          }
+        },
+      ]
     })
   }
 }
@@ -110,20 +105,27 @@ module "rotator" {
   source   = "../../modules/rotator-service"
   for_each = local.environments
 
-  name                        = local.env[each.key].name
-  environment                 = each.key
-  image                       = var.image
-  ecr_repository_arn          = var.ecr_repository_arn
-  config_yaml                 = local.daemon_config[each.key]
-  secret_name_prefixes        = [local.env[each.key].name_prefix]
-  kms_key_arn                 = module.key[each.key].key_arn
-  ecs_cluster_arn             = aws_ecs_cluster.rotators.arn
-  vpc_id                      = local.env[each.key].network.vpc_id
-  subnet_ids                  = local.env[each.key].network.subnet_ids
-  metrics_port                = local.metrics_port
-  metrics_allowed_cidr_blocks = local.env[each.key].network.metrics_allowed_cidr_blocks
-  desired_count               = local.env[each.key].desired_count
-  log_group_name              = local.env[each.key].log_group_name
+  name                     = local.env[each.key].name
+  environment              = each.key
+  image                    = var.image
+  ecr_repository_arn       = var.ecr_repository_arn
+  config_yaml              = local.daemon_config[each.key]
+  secret_name_prefixes     = [local.env[each.key].name_prefix]
+  kms_key_arn              = module.key[each.key].key_arn
+  ecs_cluster_arn          = aws_ecs_cluster.rotators.arn
+  vpc_id                   = local.env[each.key].network.vpc_id
+  subnet_ids               = local.env[each.key].network.subnet_ids
+  http_port                = local.http_port
+  http_allowed_cidr_blocks = local.env[each.key].network.http_allowed_cidr_blocks
+  desired_count            = local.env[each.key].desired_count
+  log_group_name           = local.env[each.key].log_group_name
+
+  # Off unless the team gives a certificate and public subnets.
+  public_receiver = local.env[each.key].public_receiver == null ? null : {
+    certificate_arn = local.env[each.key].public_receiver.certificate_arn
+    subnet_ids      = local.env[each.key].public_receiver.subnet_ids
+    paths           = [local.receiver_path[each.key]]
+  }
 }
 
 module "secrets" {
@@ -137,16 +139,25 @@ module "secrets" {
   administrator_role_arns = var.administrator_role_arns
 
   secrets = {
+    # Declared in the daemon's config (master_merchants[]), not discovered.
     management-key = {
       kind               = "management_key"
       master_merchant_id = local.env[each.key].master_merchant_id
-      policy             = "management-key"
+      policy             = local.policy_names.management_key
       owners             = ["payments-security"]
+    }
+    security-webhook = {
+      kind               = "webhook_secret"
+      master_merchant_id = local.env[each.key].master_merchant_id
+      endpoint_id        = local.env[each.key].security_endpoint_id
+      policy             = local.policy_names.webhook_secret
+      owners             = ["payments-security"]
+      declared_in_config = true
     }
     checkout-api-key = {
       kind               = "api_key"
       master_merchant_id = local.env[each.key].master_merchant_id
-      policy             = "standard-api-key"
+      policy             = local.policy_names.checkout_api_key[each.key]
       owners             = ["checkout-team", "payments-security"]
       consumer_role_arns = local.env[each.key].consumer_role_arns
     }
@@ -154,7 +165,7 @@ module "secrets" {
       kind               = "webhook_secret"
       master_merchant_id = local.env[each.key].master_merchant_id
       endpoint_id        = local.env[each.key].endpoint_id
-      policy             = "webhook-secret"
+      policy             = local.policy_names.webhook_secret
       owners             = ["checkout-team"]
       consumer_role_arns = local.env[each.key].consumer_role_arns
     }
@@ -169,7 +180,7 @@ module "alarms" {
   environment            = each.key
   log_group_name         = module.rotator[each.key].log_group_name
   kms_key_arn            = module.key[each.key].key_arn
-  longest_schedule_hours = local.longest_schedule_hours
+  longest_schedule_hours = local.longest_max_age_hours
 
   subscriptions = [
     { protocol = "email", endpoint = var.alarm_email },

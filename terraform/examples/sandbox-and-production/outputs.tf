@@ -22,3 +22,8 @@ output "alarm_topic_arns" {
   description = "The alarm topic of each environment."
   value       = { for e, m in module.alarms : e => m.topic_arn }
 }
+
+output "receiver_dns_names" {
+  description = "DNS name of each environment's public security-event receiver (null where public_receivers has none): point the certificate's host name at it and register https://NAME/v1/lakiconnect/events/ENV/MASTER_MERCHANT at LakiConnect."
+  value       = { for e, m in module.rotator : e => m.receiver_dns_name }
+}

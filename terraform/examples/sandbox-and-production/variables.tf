@@ -17,20 +17,20 @@ variable "ecr_repository_arn" {
 
 variable "sandbox_network" {
   type = object({
-    vpc_id                      = string
-    subnet_ids                  = list(string)
-    metrics_allowed_cidr_blocks = list(string)
+    vpc_id                   = string
+    subnet_ids               = list(string)
+    http_allowed_cidr_blocks = list(string)
   })
-  description = "Where the sandbox rotator runs: its VPC, private subnets, and the CIDR blocks of its Prometheus scrapers."
+  description = "Where the sandbox rotator runs: its VPC, private subnets, and the CIDR blocks inside it (Prometheus scrapers) that may reach the daemon's HTTP listener."
 }
 
 variable "production_network" {
   type = object({
-    vpc_id                      = string
-    subnet_ids                  = list(string)
-    metrics_allowed_cidr_blocks = list(string)
+    vpc_id                   = string
+    subnet_ids               = list(string)
+    http_allowed_cidr_blocks = list(string)
   })
-  description = "Where the production rotator runs: its VPC, private subnets, and the CIDR blocks of its Prometheus scrapers. Use a different VPC from sandbox."
+  description = "Where the production rotator runs: its VPC, private subnets, and the CIDR blocks inside it (Prometheus scrapers) that may reach the daemon's HTTP listener. Use a different VPC from sandbox."
 }
 
 variable "master_merchant_ids" {
@@ -68,8 +68,36 @@ variable "alarm_email" {
   description = "Address that receives the alarms of both environments."
 }
 
-variable "slack_channel" {
+variable "security_webhook_endpoint_ids" {
+  type = object({
+    sandbox    = string
+    production = string
+  })
+  description = "LakiConnect webhook endpoint (we_ + 24 alphanumerics) that delivers each environment's security events (api_key.exposed, security.auth_failure_spike, ...) to the daemon. Its signing secret is the managed secret <prefix>security-webhook."
+}
+
+variable "public_receivers" {
+  type = object({
+    sandbox = optional(object({
+      certificate_arn = string
+      subnet_ids      = list(string)
+    }))
+    production = optional(object({
+      certificate_arn = string
+      subnet_ids      = list(string)
+    }))
+  })
+  description = "Per environment, an internet-facing HTTPS load balancer through which LakiConnect delivers security events: an ACM certificate ARN and two or more public subnets. Null (the default) creates none; then the receiver is reachable only inside the VPC."
+  default     = {}
+}
+
+variable "log_level" {
   type        = string
-  description = "Slack channel the daemon posts rotation notices to (its token is a managed secret, outside this example)."
-  default     = "#payments-security"
+  description = "Lowest level the daemons log: debug, info, warn or error. The alarms need info (rotation and schedule lines)."
+  default     = "info"
+
+  validation {
+    condition     = contains(["debug", "info"], var.log_level)
+    error_message = "The log_level must be debug or info: the alarms read info lines (schedule checked, rotation succeeded)."
+  }
 }

@@ -12,11 +12,17 @@ terraform {
 provider "aws" {
   region = var.region
 
-  # The daemon keeps its bookkeeping tags (attempts, last failure) under this
-  # prefix on the secrets it manages; Terraform must neither show them as
-  # drift nor remove them.
+  # The rotation engine's bookkeeping tags on the secrets it manages (the
+  # Tag* constants of rotator/engine.go); Terraform must neither show them
+  # as drift nor remove them. Only these keys: the discovery tags stay
+  # Terraform's.
   ignore_tags {
-    key_prefixes = ["lakirotator:state:"]
+    keys = [
+      "lakirotator:failed-attempts",
+      "lakirotator:failing-version",
+      "lakirotator:last-failure",
+      "lakirotator:next-attempt",
+    ]
   }
 
   default_tags {

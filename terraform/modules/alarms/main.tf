@@ -1,4 +1,17 @@
 locals {
+  # The alert codes that mean requests were refused with 401/403: the
+  # Reason* constants of policies/authwatch and LakiConnect's spike event
+  # (daemon/security.go). A test holds this list equal to the Go code.
+  auth_reason_codes = [
+    "auth_failure_spike",
+    "forbidden_on_current_key",
+    "forbidden_on_retired_key",
+    "forbidden_on_unmanaged_key",
+    "unauthorized_on_current_key",
+    "unauthorized_on_retired_key",
+    "unauthorized_on_unmanaged_key",
+  ]
+
   # One namespace per environment: the two rotators' metrics never mix.
   namespace = "lakirotator/${var.environment}"
 
@@ -15,14 +28,23 @@ locals {
       pattern = "{ ($.step = \"rotation\") && ($.outcome = \"succeeded\") }"
       value   = "1"
     }
-    lakiconnect_refused = {
+    # 401/403 trouble is reported as step=alert lines only: the daemon's own
+    # 401/403 watch (codes of policies/authwatch, in `reason`) and
+    # LakiConnect's security.auth_failure_spike (in `reason_code`). Matching
+    # both fields keeps the alarm right whichever field a code lands in.
+    auth_alerts_by_code = {
       metric  = "AuthFailures"
-      pattern = "{ ($.provider = \"lakiconnect\") && (($.status_code = 401) || ($.status_code = 403)) }"
+      pattern = "{ ($.step = \"alert\") && (${join(" || ", [for c in local.auth_reason_codes : "($.reason_code = \"${c}\")"])}) }"
       value   = "1"
     }
-    auth_failure_spike_events = {
+    auth_alerts_by_reason = {
       metric  = "AuthFailures"
-      pattern = "{ ($.step = \"alert\") && ($.reason = \"auth_failure_spike\") }"
+      pattern = "{ ($.step = \"alert\") && (${join(" || ", [for c in local.auth_reason_codes : "($.reason = \"${c}\")"])}) }"
+      value   = "1"
+    }
+    critical_alerts = {
+      metric  = "CriticalAlerts"
+      pattern = "{ ($.step = \"alert\") && ($.severity = \"critical\") }"
       value   = "1"
     }
     overdue_secrets = {
@@ -91,13 +113,34 @@ resource "aws_cloudwatch_metric_alarm" "rotation_failed" {
 
 resource "aws_cloudwatch_metric_alarm" "auth_failures" {
   alarm_name          = "${var.name}-auth-failures"
-  alarm_description   = "lakirotator ${var.environment}: 401/403 spike (a leaked key being tried, a consumer left on a retired key, or RBAC set wrong)."
+  alarm_description   = "lakirotator ${var.environment}: 401/403 spike (a leaked key being tried, a consumer left on a retired key, or RBAC set wrong). See the daemon's log lines with step=alert and reason or reason_code ending in _key or auth_failure_spike."
   namespace           = local.namespace
   metric_name         = "AuthFailures"
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   threshold           = var.auth_failure_threshold
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+# Anything the daemon raises as a critical alert: the current key revoked, a
+# key exposed that no managed secret holds, a security event it could not
+# act on, 401s on a current key.
+resource "aws_cloudwatch_metric_alarm" "critical_alert" {
+  alarm_name          = "${var.name}-critical-alert"
+  alarm_description   = "lakirotator ${var.environment}: the daemon raised a critical alert. See its log lines with step=alert, severity=critical (reason_code says which)."
+  namespace           = local.namespace
+  metric_name         = "CriticalAlerts"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]

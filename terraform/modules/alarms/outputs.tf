@@ -9,6 +9,7 @@ output "alarm_names" {
     [
       aws_cloudwatch_metric_alarm.rotation_failed.alarm_name,
       aws_cloudwatch_metric_alarm.auth_failures.alarm_name,
+      aws_cloudwatch_metric_alarm.critical_alert.alarm_name,
       aws_cloudwatch_metric_alarm.rotation_overdue.alarm_name,
       aws_cloudwatch_metric_alarm.daemon_silent.alarm_name,
     ],

@@ -35,7 +35,7 @@ variable "longest_schedule_hours" {
 
 variable "heartbeat_timeout_minutes" {
   type        = number
-  description = "Minutes without a \"schedule checked\" log line (the daemon writes one every scheduler pass) before the daemon is presumed dead."
+  description = "Minutes without a \"schedule checked\" log line (the daemon writes one every retire pass, every 5 minutes by default) before the daemon is presumed dead."
   default     = 60
 
   validation {
@@ -46,8 +46,8 @@ variable "heartbeat_timeout_minutes" {
 
 variable "auth_failure_threshold" {
   type        = number
-  description = "401/403 answers (LakiConnect refusing the daemon, or LakiConnect reporting a spike) within 5 minutes that raise the auth-failure alarm."
-  default     = 5
+  description = "401/403 alerts the daemon logs (its own 401/403 watch, or LakiConnect reporting a spike) within 5 minutes that raise the auth-failure alarm."
+  default     = 1
 
   validation {
     condition     = var.auth_failure_threshold >= 1

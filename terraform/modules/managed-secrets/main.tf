@@ -1,10 +1,13 @@
 locals {
   # The tags the daemon's discovery reads (inventory.FromTags). Keep in step
-  # with the list in terraform/README.md and hcl_test.go.
+  # with the list in terraform/README.md and security_test.go. A secret the
+  # daemon's config declares (every management key; a security webhook's
+  # signing secret) is tagged managed = "false": discovery would otherwise
+  # find it too and refuse it as a duplicate on every refresh.
   discovery_tags = {
     for name, s in var.secrets : name => merge(
       {
-        "lakirotator:managed"         = "true"
+        "lakirotator:managed"         = s.kind != "management_key" && !s.declared_in_config ? "true" : "false"
         "lakirotator:kind"            = s.kind
         "lakirotator:environment"     = var.environment
         "lakirotator:master-merchant" = s.master_merchant_id
@@ -31,8 +34,10 @@ resource "aws_secretsmanager_secret" "this" {
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = var.recovery_window_in_days
 
-  # The daemon writes its own bookkeeping tags under "lakirotator:state:";
-  # the provider's ignore_tags (see the example) keeps Terraform off them.
+  # The daemon writes its own bookkeeping tags (lakirotator:failed-attempts,
+  # lakirotator:last-failure, lakirotator:next-attempt,
+  # lakirotator:failing-version); the provider's ignore_tags (see the
+  # example) keeps Terraform from reporting or removing them.
   tags = merge(var.tags, local.discovery_tags[each.key])
 }
 

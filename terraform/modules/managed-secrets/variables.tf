@@ -58,7 +58,8 @@ variable "secrets" {
     endpoint_id: the webhook endpoint (webhook_secret only);
     policy: name of the rotation policy the daemon applies;
     owners: people or teams told about this secret;
-    consumer_role_arns: the only roles, besides the rotator, that may read the value.
+    consumer_role_arns: the only roles, besides the rotator, that may read the value;
+    declared_in_config: true for a secret the daemon's config names (a master merchant's security_webhook.secret), so discovery skips it. Management keys are always declared in the config.
   EOT
   type = map(object({
     kind               = string
@@ -68,6 +69,7 @@ variable "secrets" {
     owners             = list(string)
     consumer_role_arns = optional(list(string), [])
     description        = optional(string, "")
+    declared_in_config = optional(bool, false)
   }))
 
   validation {

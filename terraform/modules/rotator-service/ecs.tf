@@ -45,7 +45,7 @@ resource "aws_ecs_task_definition" "daemon" {
         { name = "AWS_REGION", value = local.region },
       ]
       portMappings = [
-        { containerPort = var.metrics_port, protocol = "tcp" },
+        { containerPort = var.http_port, protocol = "tcp" },
       ]
       logConfiguration = {
         logDriver = "awslogs"
@@ -79,6 +79,17 @@ resource "aws_ecs_service" "daemon" {
     subnets          = var.subnet_ids
     security_groups  = [aws_security_group.task.id]
     assign_public_ip = false
+  }
+
+  # Only with the public receiver: the ALB forwards the receiver paths here.
+  dynamic "load_balancer" {
+    for_each = local.receiver_enabled ? [local.container_name] : []
+
+    content {
+      target_group_arn = aws_lb_target_group.receiver[0].arn
+      container_name   = load_balancer.value
+      container_port   = var.http_port
+    }
   }
 
   deployment_circuit_breaker {

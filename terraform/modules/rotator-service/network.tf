@@ -1,6 +1,6 @@
 resource "aws_security_group" "task" {
   name        = "${var.name}-task"
-  description = "lakirotator ${var.environment}: HTTPS out only; metrics in from the VPC scrapers only"
+  description = "lakirotator ${var.environment}: HTTPS out only; its HTTP listener in from the VPC scrapers and the receiver ALB only"
   vpc_id      = var.vpc_id
   tags        = var.tags
 }
@@ -16,14 +16,16 @@ resource "aws_vpc_security_group_egress_rule" "task_https" {
   cidr_ipv4         = "0.0.0.0/0"
 }
 
-resource "aws_vpc_security_group_ingress_rule" "task_metrics" {
-  for_each = toset(var.metrics_allowed_cidr_blocks)
+# The daemon serves its API, health, metrics and the security-event
+# receiver on one listener (config http.listen): one port to open.
+resource "aws_vpc_security_group_ingress_rule" "task_http" {
+  for_each = toset(var.http_allowed_cidr_blocks)
 
   security_group_id = aws_security_group.task.id
-  description       = "Prometheus scrape from inside the VPC"
+  description       = "Daemon HTTP listener (metrics, health) from inside the VPC"
   ip_protocol       = "tcp"
-  from_port         = var.metrics_port
-  to_port           = var.metrics_port
+  from_port         = var.http_port
+  to_port           = var.http_port
   cidr_ipv4         = each.value
 }
 

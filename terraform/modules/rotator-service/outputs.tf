@@ -19,7 +19,7 @@ output "service_name" {
 }
 
 output "task_security_group_id" {
-  description = "Security group of the task (HTTPS out; metrics in from metrics_allowed_cidr_blocks)."
+  description = "Security group of the task (HTTPS out; http_port in from http_allowed_cidr_blocks and the receiver ALB)."
   value       = aws_security_group.task.id
 }
 
@@ -31,4 +31,14 @@ output "secretsmanager_endpoint_id" {
 output "managed_secret_arn_patterns" {
   description = "The ARN patterns the task role's Secrets Manager permissions are scoped to."
   value       = local.managed_secret_arn_patterns
+}
+
+output "receiver_dns_name" {
+  description = "DNS name of the public receiver's load balancer (point the certificate's host name at it), or null when public_receiver is null."
+  value       = one(aws_lb.receiver[*].dns_name)
+}
+
+output "receiver_zone_id" {
+  description = "Route 53 zone id of the public receiver's load balancer, for an alias record, or null when public_receiver is null."
+  value       = one(aws_lb.receiver[*].zone_id)
 }

@@ -90,24 +90,64 @@ variable "subnet_ids" {
   }
 }
 
-variable "metrics_port" {
+variable "http_port" {
   type        = number
-  description = "TCP port of the daemon's Prometheus metrics endpoint."
-  default     = 9464
+  description = "TCP port of the daemon's one HTTP listener (config http.listen): its API, /healthz, /readyz, /metrics and the LakiConnect security-event receiver all share it. The rendered config must listen on the same port."
+  default     = 8080
 
   validation {
-    condition     = var.metrics_port > 1024 && var.metrics_port < 65536
-    error_message = "The metrics_port must be between 1025 and 65535 (the daemon does not run as root)."
+    condition     = var.http_port > 1024 && var.http_port < 65536
+    error_message = "The http_port must be between 1025 and 65535 (the daemon does not run as root)."
   }
 }
 
-variable "metrics_allowed_cidr_blocks" {
+variable "http_allowed_cidr_blocks" {
   type        = list(string)
-  description = "IPv4 CIDR blocks inside the VPC (the Prometheus scrapers) that may reach the metrics port. Nothing else may connect to the task."
+  description = "IPv4 CIDR blocks inside the VPC (the Prometheus scrapers, operators' tooling) that may reach http_port. The public receiver's load balancer, when enabled, is allowed on its own; nothing else may connect to the task."
 
   validation {
-    condition     = alltrue([for c in var.metrics_allowed_cidr_blocks : can(cidrhost(c, 0)) && !endswith(c, "/0")])
-    error_message = "Every metrics_allowed_cidr_blocks entry must be an IPv4 CIDR block narrower than /0."
+    condition     = alltrue([for c in var.http_allowed_cidr_blocks : can(cidrhost(c, 0)) && !endswith(c, "/0")])
+    error_message = "Every http_allowed_cidr_blocks entry must be an IPv4 CIDR block narrower than /0."
+  }
+}
+
+variable "public_receiver" {
+  type = object({
+    certificate_arn     = string
+    subnet_ids          = list(string)
+    paths               = list(string)
+    ingress_cidr_blocks = optional(list(string), ["0.0.0.0/0"])
+    ssl_policy          = optional(string, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    deletion_protection = optional(bool, true)
+  })
+  description = "Optional internet-facing ALB through which LakiConnect delivers security events (null: none, the default). HTTPS only on 443 with certificate_arn (ACM) and a TLS 1.2+ ssl_policy; forwards POST requests on exactly the receiver paths (the config's security_webhook.path of each master merchant) to the task, and answers 404 to everything else. subnet_ids: public subnets of vpc_id; ingress_cidr_blocks: who may connect (LakiConnect publishes no source ranges, so the internet by default; deliveries are authenticated by their signature)."
+  default     = null
+
+  # Terraform 1.5 evaluates both sides of ||: try/can keep a null
+  # public_receiver from failing the right-hand side.
+  validation {
+    condition     = var.public_receiver == null || can(regex("^arn:[a-z-]+:acm:[a-z0-9-]+:[0-9]{12}:certificate/", var.public_receiver.certificate_arn))
+    error_message = "The public_receiver.certificate_arn must be an ACM certificate ARN (arn:PARTITION:acm:REGION:ACCOUNT:certificate/ID)."
+  }
+
+  validation {
+    condition     = var.public_receiver == null || try(length(var.public_receiver.subnet_ids) >= 2, false)
+    error_message = "The public_receiver needs at least two public subnet_ids, in different availability zones (an ALB requirement)."
+  }
+
+  validation {
+    condition     = var.public_receiver == null || try(length(var.public_receiver.paths) > 0 && alltrue([for p in var.public_receiver.paths : can(regex("^/[A-Za-z0-9/_.-]+$", p))]), false)
+    error_message = "The public_receiver.paths must list at least one receiver path, each starting with / and holding no wildcard (* or ?): only the receivers are exposed."
+  }
+
+  validation {
+    condition     = var.public_receiver == null || contains(["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS-1-2-2017-01", "ELBSecurityPolicy-TLS-1-2-Ext-2018-06", "ELBSecurityPolicy-FS-1-2-2019-08", "ELBSecurityPolicy-FS-1-2-Res-2019-08", "ELBSecurityPolicy-FS-1-2-Res-2020-10"], try(var.public_receiver.ssl_policy, ""))
+    error_message = "The public_receiver.ssl_policy must be an ELB policy that refuses TLS below 1.2 (for example ELBSecurityPolicy-TLS13-1-2-2021-06)."
+  }
+
+  validation {
+    condition     = var.public_receiver == null || try(alltrue([for c in var.public_receiver.ingress_cidr_blocks : can(cidrhost(c, 0))]), false)
+    error_message = "Every public_receiver.ingress_cidr_blocks entry must be an IPv4 CIDR block."
   }
 }
 

@@ -1,0 +1,706 @@
+// Package bench measures the rotator at scale: it seeds N managed secrets in
+// a Secrets Manager endpoint (moto) and the LakiConnect simulator, discovers
+// them by tags, rotates them all on the engine with the store's rate limits
+// set to AWS's quotas, and reports throughput against the quota bound, calls
+// per rotation, latency, emergency response under load and memory.
+//
+// AWS caps Secrets Manager writes (PutSecretValue, UpdateSecretVersionStage,
+// TagResource together) at 50 per second per region; a rotation needs two
+// writes, so 25 rotations per second is the ceiling the figures are held to.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/providers/lakisim"
+	"github.com/lakirotator/lakirotator/providers/secretsmanager"
+	"github.com/lakirotator/lakirotator/providers/secretsmanager/awsfault"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+)
+
+// AWS's Secrets Manager write quota and what it allows.
+const (
+	AWSWriteQuota        = 50.0 // writes per second per account and region
+	WritesPerRotation    = 2    // PutSecretValue + UpdateSecretVersionStage
+	RotationCeiling      = AWSWriteQuota / WritesPerRotation
+	AWSTemplateCallsPerR = 10 // Secrets Manager calls per rotation of AWS's rotation template
+)
+
+// Quota modes of the store's client-side limiter.
+const (
+	QuotaAWS = "aws" // writes just under AWS's 50/s, reads at AWS's 10,000/s
+	QuotaOff = "off" // no client-side limit: how fast the stack goes
+)
+
+// clientWriteShare keeps the store's writes just under the quota, so that
+// network jitter never makes two seconds' bursts meet in one second at AWS.
+const clientWriteShare = 0.96
+
+// Config is one benchmark run.
+type Config struct {
+	// N is how many managed secrets to seed and rotate.
+	N int
+	// OwnerSecrets is how many of them belong to one owner, rotated as a
+	// personnel emergency while the scheduled batch runs (at most N/2).
+	OwnerSecrets int
+	// Quota is QuotaAWS or QuotaOff.
+	Quota string
+	// StandIn puts the awsfault quota stand-in in front of the endpoint:
+	// ThrottlingException above AWS's write quota, as AWS answers.
+	StandIn bool
+	// WriteQuota is the account's Secrets Manager write quota per second
+	// (default AWSWriteQuota, 50): the stand-in throttles above it and the
+	// quota bound is half of it.
+	WriteQuota float64
+	// Workers is the engine's pool size (default 32).
+	Workers int
+	// Endpoint is the Secrets Manager endpoint (moto) to use.
+	Endpoint string
+	// ServeBinary, when set, is a lakirotator binary: after the rotations,
+	// `serve` is run on the seeded secrets and its idle memory read.
+	ServeBinary string
+	// Progress, when set, gets a line now and then (to stderr).
+	Progress func(format string, args ...any)
+
+	// seeded, when set, receives every secret value seeding made (tests
+	// scan the output for them).
+	seeded func(secret.Value)
+}
+
+// Report is what a run measured. It holds counts and durations, never a secret.
+type Report struct {
+	Date        time.Time `json:"date"`
+	N           int       `json:"n"`
+	Batch       int       `json:"scheduled_batch"`
+	OwnerJobs   int       `json:"owner_secrets"`
+	APIKeys     int       `json:"api_key_secrets"`
+	Webhooks    int       `json:"webhook_secrets"`
+	Merchants   int       `json:"master_merchants"`
+	Quota       string    `json:"quota"`
+	WriteQuota  float64   `json:"write_quota_per_second"`
+	StandIn     bool      `json:"stand_in"`
+	Workers     int       `json:"workers"`
+	CPUs        int       `json:"cpus"`
+	SeedSeconds float64   `json:"seed_seconds"`
+
+	DiscoverySeconds float64 `json:"discovery_seconds"`
+	DiscoveryPages   int     `json:"discovery_list_pages"`
+	Discovered       int     `json:"discovered"`
+
+	Rotated           int                `json:"rotated"`
+	Failed            int                `json:"failed"`
+	FirstFailure      string             `json:"first_failure,omitempty"`
+	RotationsOnce     bool               `json:"every_secret_rotated_once"`
+	WallSeconds       float64            `json:"wall_seconds"`
+	RotationsPerSec   float64            `json:"rotations_per_second"`
+	QuotaBoundPerSec  float64            `json:"quota_bound_per_second"`
+	FractionOfBound   float64            `json:"fraction_of_bound"`
+	WritesPerSecPeak  float64            `json:"writes_per_second_peak"`
+	SMCalls           map[string]int     `json:"secretsmanager_calls"` // by operation
+	SMCallsPerRot     float64            `json:"secretsmanager_calls_per_rotation"`
+	SMWritesPerRot    float64            `json:"secretsmanager_writes_per_rotation"`
+	SMMeanMillis      map[string]float64 `json:"secretsmanager_mean_ms"` // by operation
+	ThrottlesSurfaced int                `json:"throttles_surfaced"`     // calls that failed with a throttling error after the SDK's retries
+	ThrottlesInjected int                `json:"throttles_injected"`     // attempts the stand-in refused (absorbed by retries)
+	LakiCalls         map[string]int     `json:"lakiconnect_calls"`      // by route
+	LakiCallsPerRot   float64            `json:"lakiconnect_calls_per_rotation"`
+	Laki429           int                `json:"lakiconnect_429s"`
+
+	LatencyP50Millis float64 `json:"rotation_p50_ms"`
+	LatencyP99Millis float64 `json:"rotation_p99_ms"`
+
+	ExposedToRevokedMillis float64 `json:"exposed_to_revoked_ms"`
+	ExposedAtDone          int     `json:"exposed_when_batch_done"`
+	OwnerSeconds           float64 `json:"owner_rotation_seconds"`
+	OwnerStartedAtDone     int     `json:"owner_started_when_batch_done"`
+
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	HeapMB    float64 `json:"heap_in_use_mb_at_end"`
+
+	IdleServe *IdleServe `json:"idle_serve,omitempty"`
+}
+
+// IdleServe is the memory of `lakirotator serve` holding the secrets.
+type IdleServe struct {
+	Secrets int     `json:"secrets"`
+	RSSMB   float64 `json:"rss_mb"`
+	PeakMB  float64 `json:"peak_rss_mb"`
+	Settled float64 `json:"settled_after_seconds"`
+	Note    string  `json:"note,omitempty"`
+}
+
+func (c *Config) defaults() error {
+	if c.N < 4 {
+		return fmt.Errorf("bench: n is %d; it must be at least 4", c.N)
+	}
+	if c.WriteQuota <= 0 {
+		c.WriteQuota = AWSWriteQuota
+	}
+	if c.Workers <= 0 {
+		c.Workers = 32
+	}
+	if c.Quota == "" {
+		c.Quota = QuotaAWS
+	}
+	if c.Quota != QuotaAWS && c.Quota != QuotaOff {
+		return fmt.Errorf("bench: quota %q is not %q or %q", c.Quota, QuotaAWS, QuotaOff)
+	}
+	c.OwnerSecrets = min(max(c.OwnerSecrets, 0), c.N/2)
+	if c.Endpoint == "" {
+		return errors.New("bench: no Secrets Manager endpoint")
+	}
+	if c.Progress == nil {
+		c.Progress = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Run seeds, discovers and rotates, and returns the figures.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	rep := &Report{Date: time.Now().UTC(), N: cfg.N, Quota: cfg.Quota, StandIn: cfg.StandIn, Workers: cfg.Workers,
+		CPUs: runtime.NumCPU(), WriteQuota: cfg.WriteQuota, QuotaBoundPerSec: cfg.WriteQuota / WritesPerRotation}
+	runID := newRunID()
+
+	// LakiConnect: the simulator with its per-key rate limit on (100/s).
+	sim := lakisim.New(lakisim.Options{})
+	defer sim.Close()
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	baseURL := srv.URL + "/sandbox/v1"
+	laki := newRouteCounter()
+	// The clients need a default key; every call goes with a merchant's
+	// management key (WithAPIKey), so this merchant holds no secrets.
+	bootstrap, err := sim.CreateKey(lakiconnect.Sandbox, sim.AddMasterMerchant(""), "bench bootstrap", lakiconnect.AllScopes)
+	if err != nil {
+		return nil, err
+	}
+	newClient := func(onReq func(string, string, int, error)) (*lakiconnect.Client, error) {
+		return lakiconnect.NewClient(lakiconnect.Config{BaseURL: baseURL, APIKey: bootstrap.Secret, MaxRetries: 4, OnRequest: onReq})
+	}
+	seedClient, err := newClient(nil)
+	if err != nil {
+		return nil, err
+	}
+	engClient, err := newClient(laki.observe)
+	if err != nil {
+		return nil, err
+	}
+
+	// Secrets Manager: a plain client to seed, the store under test with
+	// call accounting (and the stand-in when asked).
+	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	const region = "us-east-1"
+	seedSM := sm.New(sm.Options{Region: region, BaseEndpoint: aws.String(cfg.Endpoint), Credentials: creds})
+	timing := newOpTiming()
+	counter := secretsmanager.NewCallCounter(secretsmanager.CallCounterOptions{Strict: true, Observe: timing.observe})
+	opts := []secretsmanager.Option{secretsmanager.WithCallCounter(counter)}
+	var fault *awsfault.Injector
+	if cfg.StandIn {
+		fault = awsfault.New(awsfault.Config{WriteRate: cfg.WriteQuota, ReadRate: secretsmanager.DefaultReadRate})
+		opts = append(opts, secretsmanager.WithAPIOptions(fault.APIOption()))
+	}
+	limits := secretsmanager.Limits{ReadRate: secretsmanager.DefaultReadRate, WriteRate: clientWriteShare * cfg.WriteQuota, WriteBurst: 5}
+	if cfg.Quota == QuotaOff {
+		limits = secretsmanager.Limits{ReadRate: 1e6, WriteRate: 1e6}
+	}
+	store, err := secretsmanager.New(ctx, secretsmanager.Config{Region: region, Endpoint: cfg.Endpoint, Credentials: creds, Limits: limits}, opts...)
+	if err != nil {
+		return nil, err
+	}
+
+	// Seed.
+	t0 := time.Now()
+	cfg.Progress("seeding %d secrets", cfg.N)
+	sd, err := seed(ctx, sim, seedClient, seedSM, runID, cfg.N, cfg.OwnerSecrets)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.seeded != nil {
+		cfg.seeded(bootstrap.Secret)
+		for _, v := range sd.issued {
+			cfg.seeded(v)
+		}
+	}
+	rep.SeedSeconds = time.Since(t0).Seconds()
+	rep.Merchants = len(sd.keys)
+	rep.APIKeys = len(sd.apiKeyIDs)
+	rep.Webhooks = cfg.N - rep.APIKeys
+
+	// Discover by tags: one paginated listing, no describe per secret.
+	before := counter.Calls("ListSecrets")
+	t0 = time.Now()
+	cat := &inventory.Catalog{
+		Stores:   map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: store},
+		Discover: true,
+		Filters:  []secretstore.TagFilter{{Key: runTag, Values: []string{runID}}},
+	}
+	if err := cat.Refresh(ctx, time.Now()); err != nil {
+		return nil, err
+	}
+	rep.DiscoverySeconds = time.Since(t0).Seconds()
+	rep.DiscoveryPages = counter.Calls("ListSecrets") - before
+	entries := cat.All()
+	rep.Discovered = len(entries)
+	if len(entries) != cfg.N {
+		return nil, fmt.Errorf("bench: discovery found %d managed secrets, seeded %d (problems: %s)", len(entries), cfg.N, cat.ProblemSummary())
+	}
+	cfg.Progress("discovered %d secrets in %.1fs (%d list pages)", len(entries), rep.DiscoverySeconds, rep.DiscoveryPages)
+
+	// The engine, as serve builds it.
+	durations := &durationSink{}
+	src := newIssuerSource(engClient, sd.keys)
+	eng, err := rotator.New(rotator.Config{
+		Store: store, Issuers: src, Verifier: webhooksig.Verifier{Clock: clock.Real{}},
+		Clock: clock.Real{}, Events: durations, Logger: slog.New(slog.DiscardHandler),
+		Workers: cfg.Workers, Attempts: 5, Backoff: rotator.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second},
+		RateLimit: 80, RateBurst: 10,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+
+	pol := rotator.RotationPolicy{
+		Scopes: benchScopes, DefaultGrace: 24 * time.Hour,
+		Grace:                   map[events.Cause]time.Duration{events.CausePersonnel: time.Hour},
+		RevokeFirstOnCompromise: true,
+	}
+	policyOf := func(inventory.ManagedSecret) rotator.RotationPolicy { return pol }
+	exposedName := sd.names[0] // an API key, never an owner's
+	var batch []rotator.Job
+	var owned []inventory.ManagedSecret
+	for _, e := range entries {
+		switch {
+		case e.Managed.Name == exposedName:
+		case e.Managed.HasOwner(OwnerName):
+			owned = append(owned, e.Managed)
+		default:
+			stored := e.Stored
+			batch = append(batch, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored,
+				Cause: rotator.Cause{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
+		}
+	}
+	rep.Batch, rep.OwnerJobs = len(batch), len(owned)
+
+	// Rotate: the batch, then, while it runs, an exposed key and an owner's
+	// secrets, which jump its queue.
+	baseCounts := counter.Snapshot()
+	baseLaki := laki.snapshot()
+	var injectedBefore int
+	if fault != nil {
+		injectedBefore = sumThrottles(fault.Injected())
+	}
+	writes := newWriteMeter(counter)
+	stopMeter := writes.start()
+	start := time.Now()
+	cfg.Progress("rotating: %d scheduled, then %d owner secrets and 1 exposed key while the batch runs", len(batch), len(owned))
+
+	type outcome struct {
+		o     rotator.JobOutcome
+		batch bool
+	}
+	results := make(chan outcome, cfg.N)
+	forward := func(ch <-chan rotator.JobOutcome, isBatch bool) {
+		go func() { results <- outcome{<-ch, isBatch} }()
+	}
+	for _, j := range batch {
+		forward(eng.Submit(ctx, j), true)
+	}
+	var batchDone atomic.Int64
+	var wg sync.WaitGroup
+	exposeAt := max(1, len(batch)/10)
+	ownerAt := max(2, len(batch)/5)
+	var exposeErr, ownerErr error
+	var ownerOutcomes []rotator.JobOutcome
+	triggered := map[string]bool{}
+	trigger := func(which string) {
+		if triggered[which] {
+			return
+		}
+		triggered[which] = true
+		wg.Add(1)
+		switch which {
+		case "expose":
+			rep.ExposedAtDone = int(batchDone.Load())
+			go func() {
+				defer wg.Done()
+				d, err := exposeAndWait(ctx, sim, eng, entryOf(entries, exposedName), pol, sd.apiKeyIDs[exposedName])
+				rep.ExposedToRevokedMillis, exposeErr = ms(d), err
+			}()
+		case "owner":
+			rep.OwnerStartedAtDone = int(batchDone.Load())
+			go func() {
+				defer wg.Done()
+				t := time.Now()
+				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Cause{
+					ID: "offboard-" + OwnerName + "-" + runID, Source: events.SourceCLI, Actor: "security", Reason: "owner left"})
+				for i := range jobs { // the catalog's listing, as for the batch
+					stored := entryOf(entries, jobs[i].Secret.Name).Stored
+					jobs[i].Known = &stored
+				}
+				ownerOutcomes = eng.RunBatch(ctx, jobs, nil)
+				rep.OwnerSeconds = time.Since(t).Seconds()
+				for _, o := range ownerOutcomes {
+					if o.Err != nil && ownerErr == nil {
+						ownerErr = fmt.Errorf("owner rotation of %s: %w", o.Job.Secret.Name, o.Err)
+					}
+				}
+			}()
+		}
+	}
+	var all []rotator.JobOutcome
+	lastReport := time.Now()
+	for range batch {
+		r := <-results
+		all = append(all, r.o)
+		n := int(batchDone.Add(1))
+		if n >= exposeAt {
+			trigger("expose")
+		}
+		if n >= ownerAt && len(owned) > 0 {
+			trigger("owner")
+		}
+		if time.Since(lastReport) > 10*time.Second {
+			lastReport = time.Now()
+			cfg.Progress("%d/%d batch rotations done, %.1f/s", n, len(batch), float64(n)/time.Since(start).Seconds())
+		}
+	}
+	trigger("expose")
+	if len(owned) > 0 {
+		trigger("owner")
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	stopMeter()
+	all = append(all, ownerOutcomes...)
+	if exposeErr != nil {
+		return nil, exposeErr
+	}
+	if ownerErr != nil {
+		return nil, ownerErr
+	}
+
+	// Figures.
+	rotatedBy := map[string]int{}
+	for _, o := range all {
+		if o.Err != nil {
+			rep.Failed++
+			if rep.FirstFailure == "" {
+				rep.FirstFailure = o.Err.Error()
+			}
+			continue
+		}
+		rep.Rotated++
+		rotatedBy[o.Job.Secret.Name]++
+	}
+	rep.Rotated++ // the exposed key's compromise rotation (exposeAndWait checked it)
+	rotatedBy[exposedName]++
+	rep.RotationsOnce = len(rotatedBy) == cfg.N
+	for _, c := range rotatedBy {
+		rep.RotationsOnce = rep.RotationsOnce && c == 1
+	}
+	rep.WallSeconds = wall.Seconds()
+	rep.RotationsPerSec = float64(rep.Rotated) / wall.Seconds()
+	rep.FractionOfBound = rep.RotationsPerSec / rep.QuotaBoundPerSec
+	rep.WritesPerSecPeak = writes.peak()
+
+	rep.SMCalls = map[string]int{}
+	total, wr := 0, 0
+	for k, v := range counter.Snapshot() {
+		d := v - baseCounts[k]
+		if d == 0 {
+			continue
+		}
+		op, result, _ := strings.Cut(k, "/")
+		rep.SMCalls[op] += d
+		total += d
+		if secretsmanager.IsWrite(op) {
+			wr += d
+		}
+		if isThrottle(result) {
+			rep.ThrottlesSurfaced += d
+		}
+	}
+	rep.SMCallsPerRot = float64(total) / float64(rep.Rotated)
+	rep.SMWritesPerRot = float64(wr) / float64(rep.Rotated)
+	rep.SMMeanMillis = timing.means()
+	if fault != nil {
+		rep.ThrottlesInjected = sumThrottles(fault.Injected()) - injectedBefore
+	}
+	rep.LakiCalls = map[string]int{}
+	lakiTotal := 0
+	for k, v := range laki.snapshot() {
+		if d := v - baseLaki[k]; d > 0 {
+			if strings.HasSuffix(k, " 429") {
+				rep.Laki429 += d
+				continue
+			}
+			rep.LakiCalls[strings.TrimSuffix(k, " ok")] += d
+			lakiTotal += d
+		}
+	}
+	rep.LakiCallsPerRot = float64(lakiTotal) / float64(rep.Rotated)
+	rep.LatencyP50Millis, rep.LatencyP99Millis = durations.percentile(0.50), durations.percentile(0.99)
+
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	rep.HeapMB = float64(m.HeapInuse) / (1 << 20)
+	rep.PeakRSSMB = procStatusMB("self", "VmHWM")
+
+	if cfg.ServeBinary != "" {
+		cfg.Progress("measuring the idle memory of serve holding %d secrets", cfg.N)
+		is, err := idleServe(ctx, cfg.ServeBinary, cfg.Endpoint, baseURL, runID, seedSM, sd, cfg.N, cfg.Progress)
+		if err != nil {
+			is = &IdleServe{Secrets: cfg.N, Note: "not measured: " + oneLine(err.Error())}
+		}
+		rep.IdleServe = is
+	}
+	return rep, nil
+}
+
+func entryOf(entries []inventory.Entry, name string) inventory.Entry {
+	for _, e := range entries {
+		if e.Managed.Name == name {
+			return e
+		}
+	}
+	return inventory.Entry{}
+}
+
+// exposeAndWait raises api_key.exposed for the key the secret holds, hands the
+// engine the compromise (what the security-event receiver does with the
+// event) and returns the time from the event to the key's revocation at
+// LakiConnect.
+func exposeAndWait(ctx context.Context, sim *lakisim.Simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
+	start := time.Now()
+	evID, err := sim.ExposeKey(keyID, "public_repository", "")
+	if err != nil {
+		return 0, err
+	}
+	stored := e.Stored
+	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Cause: rotator.Cause{
+		Kind: events.CauseCompromise, ID: evID, Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "api_key.exposed", RevokeFirst: true}})
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	var revokedAfter time.Duration
+	for revokedAfter == 0 {
+		select {
+		case o := <-done:
+			if o.Err != nil {
+				return 0, fmt.Errorf("bench: compromise rotation of %s: %w", e.Managed.Name, o.Err)
+			}
+			done = nil
+		case <-tick.C:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		if k, ok := sim.Key(keyID); ok && k.Status == lakiconnect.StatusRevoked {
+			revokedAfter = time.Since(start)
+		}
+		if done == nil && revokedAfter == 0 {
+			return 0, fmt.Errorf("bench: compromise rotation of %s ended but key %s is not revoked", e.Managed.Name, keyID)
+		}
+	}
+	if done != nil {
+		if o := <-done; o.Err != nil {
+			return 0, fmt.Errorf("bench: compromise rotation of %s: %w", e.Managed.Name, o.Err)
+		}
+	}
+	return revokedAfter, nil
+}
+
+func isThrottle(code string) bool {
+	return code == "ThrottlingException" || code == "TooManyRequestsException" || code == "RequestLimitExceeded"
+}
+
+func sumThrottles(m map[string]int) int {
+	n := 0
+	for k, v := range m {
+		if _, code, _ := strings.Cut(k, "/"); isThrottle(code) {
+			n += v
+		}
+	}
+	return n
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func newRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// durationSink keeps the duration of every successful rotation, nothing else
+// (memory stays flat in N: 8 bytes a rotation).
+type durationSink struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *durationSink) Emit(_ context.Context, ev events.Event) {
+	if ev.Step != events.StepRotation || ev.Outcome != events.OutcomeSucceeded {
+		return
+	}
+	s.mu.Lock()
+	s.d = append(s.d, ev.Duration)
+	s.mu.Unlock()
+}
+
+func (s *durationSink) percentile(p float64) float64 {
+	s.mu.Lock()
+	d := append([]time.Duration(nil), s.d...)
+	s.mu.Unlock()
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(p*float64(len(d))+0.5) - 1
+	return ms(d[min(max(i, 0), len(d)-1)])
+}
+
+// routeCounter counts LakiConnect requests by method and route template.
+type routeCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newRouteCounter() *routeCounter { return &routeCounter{n: map[string]int{}} }
+
+func (c *routeCounter) observe(method, path string, status int, _ error) {
+	result := "ok"
+	if status == 429 {
+		result = "429"
+	}
+	c.mu.Lock()
+	c.n[method+" "+path+" "+result]++
+	c.mu.Unlock()
+}
+
+func (c *routeCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// opTiming sums the time of Secrets Manager calls per operation.
+type opTiming struct {
+	mu  sync.Mutex
+	sum map[string]time.Duration
+	n   map[string]int
+}
+
+func newOpTiming() *opTiming { return &opTiming{sum: map[string]time.Duration{}, n: map[string]int{}} }
+
+func (t *opTiming) observe(op, _ string, d time.Duration) {
+	t.mu.Lock()
+	t.sum[op] += d
+	t.n[op]++
+	t.mu.Unlock()
+}
+
+func (t *opTiming) means() map[string]float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]float64{}
+	for op, s := range t.sum {
+		out[op] = ms(s) / float64(t.n[op])
+	}
+	return out
+}
+
+// writeMeter samples the write count each second for the peak write rate.
+type writeMeter struct {
+	c    *secretsmanager.CallCounter
+	mu   sync.Mutex
+	best int
+}
+
+func newWriteMeter(c *secretsmanager.CallCounter) *writeMeter { return &writeMeter{c: c} }
+
+func (w *writeMeter) start() (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last := w.c.Writes()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				n := w.c.Writes()
+				w.mu.Lock()
+				w.best = max(w.best, n-last)
+				w.mu.Unlock()
+				last = n
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (w *writeMeter) peak() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return float64(w.best)
+}
+
+// procStatusMB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status in MB;
+// 0 where /proc is missing.
+func procStatusMB(pid, field string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0
+			}
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// newIssuerSource is the lakiissuer source on the engine's client, one
+// management key per master merchant.
+func newIssuerSource(c *lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
+	return lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: c}, keys)
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakisim"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+)
+
+// LakiConnect allows 50 live keys per master merchant and environment, and a
+// rotation holds two per secret during the grace: 20 API-key secrets per
+// merchant leave room for both plus the management key. Webhook secrets have
+// no per-merchant limit; spreading them keeps each management key under its
+// own rate limit.
+const (
+	apiKeysPerMerchant  = 20
+	webhooksPerMerchant = 200
+	// apiKeyShare is the part of the secrets that are API keys (at least one);
+	// the rest are webhook signing secrets, as on a platform with many
+	// sub-merchant endpoints.
+	apiKeyShare = 10
+	seedWorkers = 8
+	// OwnerName owns the secrets of the personnel measurement.
+	OwnerName = "owner-1"
+	// runTag marks one run's secrets, so a reused moto keeps runs apart.
+	runTag = "lakibench:run"
+)
+
+var benchScopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite}
+
+// seeded is what seeding made: the management keys per merchant and, per
+// API-key secret, the LakiConnect key id the secret holds (for the exposure).
+type seeded struct {
+	keys      map[lakiissuer.Target]lakiissuer.KeySource
+	apiKeyIDs map[string]string // secret name -> key id in AWSCURRENT
+	names     []string          // every secret, API keys first
+	issued    []secret.Value    // every secret value made, for the leak scan
+	mgmt      []lakiconnect.APIKeyWithSecret
+}
+
+type seedSpec struct {
+	name  string
+	kind  inventory.Kind
+	owner string
+}
+
+// seed makes n managed secrets at the simulator and in Secrets Manager,
+// tagged for discovery. API keys are made through the Management API with the
+// metadata the rotator puts on its own keys, as if a previous rotation had
+// made them (steady state); webhook endpoints start with one signing secret.
+// The last owners secrets carry the owner tag.
+func seed(ctx context.Context, sim *lakisim.Simulator, mgmtClient *lakiconnect.Client, smc *sm.Client, runID string, n, owners int) (*seeded, error) {
+	nKeys := max(1, n/apiKeyShare)
+	specs := make([]seedSpec, n)
+	for i := range specs {
+		kind, label := inventory.KindWebhookSecret, "wh"
+		if i < nKeys {
+			kind, label = inventory.KindAPIKey, "ak"
+		}
+		specs[i] = seedSpec{name: fmt.Sprintf("bench/%s/%s-%05d", runID, label, i), kind: kind}
+		if i >= n-owners {
+			specs[i].owner = OwnerName
+		}
+	}
+	out := &seeded{keys: map[lakiissuer.Target]lakiissuer.KeySource{}, apiKeyIDs: map[string]string{}}
+	// Merchants and their management keys, made up front (dashboard-made).
+	type group struct {
+		merchant string
+		mgmt     secret.Value
+		specs    []seedSpec
+	}
+	var groups []*group
+	newGroup := func() (*group, error) {
+		g := &group{merchant: sim.AddMasterMerchant("")}
+		k, err := sim.CreateKey(lakiconnect.Sandbox, g.merchant, "lakirotator management", lakiconnect.AllScopes)
+		if err != nil {
+			return nil, err
+		}
+		g.mgmt = k.Secret
+		out.mgmt = append(out.mgmt, k)
+		out.issued = append(out.issued, k.Secret)
+		out.keys[lakiissuer.Target{Environment: lakiconnect.Sandbox, MasterMerchantID: g.merchant}] = lakiissuer.StaticKey(k.Secret)
+		groups = append(groups, g)
+		return g, nil
+	}
+	var cur *group
+	for i, s := range specs {
+		per := webhooksPerMerchant
+		if s.kind == inventory.KindAPIKey {
+			per = apiKeysPerMerchant
+		}
+		if cur == nil || len(cur.specs) == per || (i > 0 && specs[i-1].kind != s.kind) {
+			g, err := newGroup()
+			if err != nil {
+				return nil, fmt.Errorf("seed: %w", err)
+			}
+			cur = g
+		}
+		cur.specs = append(cur.specs, s)
+		out.names = append(out.names, s.name)
+	}
+
+	var mu sync.Mutex
+	var errs []error
+	work := make(chan func() error)
+	var wg sync.WaitGroup
+	for range seedWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for fn := range work {
+				if err := fn(); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, g := range groups {
+		client := mgmtClient.WithAPIKey(g.mgmt)
+		for _, s := range g.specs {
+			work <- func() error {
+				cred, tags, err := seedOne(ctx, sim, client, g.merchant, s)
+				if err != nil {
+					return fmt.Errorf("seed %s: %w", s.name, err)
+				}
+				v, err := cred.Encode()
+				if err != nil {
+					return fmt.Errorf("seed %s: %w", s.name, err)
+				}
+				var awsTags []types.Tag
+				for k, v := range tags {
+					awsTags = append(awsTags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+				}
+				awsTags = append(awsTags, types.Tag{Key: aws.String(runTag), Value: aws.String(runID)})
+				if _, err := smc.CreateSecret(ctx, &sm.CreateSecretInput{
+					Name: aws.String(s.name), ClientRequestToken: aws.String(seedVersion(s.name)),
+					SecretString: aws.String(v.Reveal()), Tags: awsTags,
+				}); err != nil {
+					return fmt.Errorf("seed %s in Secrets Manager: %w", s.name, err)
+				}
+				mu.Lock()
+				out.issued = append(out.issued, cred.Secret)
+				if s.kind == inventory.KindAPIKey {
+					out.apiKeyIDs[s.name] = cred.KeyID
+				}
+				mu.Unlock()
+				return nil
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("seeding %d secrets: %d failed, first: %w", n, len(errs), errors.Join(errs[0]))
+	}
+	return out, nil
+}
+
+// policyFor names the policy of a kind (a policy covers one kind).
+func policyFor(k inventory.Kind) string {
+	if k == inventory.KindAPIKey {
+		return "bench-api-keys"
+	}
+	return "bench-webhooks"
+}
+
+// seedVersion is the AWSCURRENT version id of a seeded secret.
+func seedVersion(name string) string { return rotator.VersionID(name, "lakibench-seed") }
+
+func seedOne(ctx context.Context, sim *lakisim.Simulator, client *lakiconnect.Client, merchant string, s seedSpec) (secretstore.Credential, map[string]string, error) {
+	tags := map[string]string{
+		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(lakiconnect.Sandbox),
+		inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policyFor(s.kind),
+	}
+	if s.owner != "" {
+		tags[inventory.TagOwners] = s.owner
+	}
+	if s.kind == inventory.KindWebhookSecret {
+		ep, ws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, merchant, "https://hooks.example.test/"+s.name, []string{})
+		if err != nil {
+			return secretstore.Credential{}, nil, err
+		}
+		tags[inventory.TagEndpointID] = ep.ID
+		return secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: string(lakiconnect.Sandbox), MasterMerchantID: merchant,
+			EndpointID: ep.ID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt}, tags, nil
+	}
+	k, err := client.CreateAPIKey(ctx, rotator.IdempotencyKey(s.name, seedVersion(s.name), "seed"), lakiconnect.CreateAPIKeyRequest{
+		Name:   "seed " + s.name[len(s.name)-8:],
+		Scopes: benchScopes,
+		Metadata: map[string]string{
+			rotator.MetaCreatedBy: rotator.MetaCreatedByValue,
+			rotator.MetaSecret:    s.name,
+			rotator.MetaVersion:   seedVersion(s.name),
+		},
+	})
+	if err != nil {
+		return secretstore.Credential{}, nil, err
+	}
+	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(lakiconnect.Sandbox), MasterMerchantID: merchant,
+		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}, tags, nil
+}
