@@ -218,7 +218,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// call accounting (and the stand-in when asked).
 	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
 	const region = "us-east-1"
-	seedSM := sm.New(sm.Options{Region: region, BaseEndpoint: aws.String(cfg.Endpoint), Credentials: creds})
+	// moto answers 500 now and then under load: the seeding client retries more.
+	seedSM := sm.New(sm.Options{Region: region, BaseEndpoint: aws.String(cfg.Endpoint), Credentials: creds, RetryMaxAttempts: 10})
 	timing := newOpTiming()
 	counter := secretsmanager.NewCallCounter(secretsmanager.CallCounterOptions{Strict: true, Observe: timing.observe})
 	opts := []secretsmanager.Option{secretsmanager.WithCallCounter(counter)}
@@ -272,6 +273,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(entries) != cfg.N {
 		return nil, fmt.Errorf("bench: discovery found %d managed secrets, seeded %d (problems: %s)", len(entries), cfg.N, cat.ProblemSummary())
 	}
+	cfg.Progress("seeded in %.1fs", rep.SeedSeconds)
 	cfg.Progress("discovered %d secrets in %.1fs (%d list pages)", len(entries), rep.DiscoverySeconds, rep.DiscoveryPages)
 
 	// The engine, as serve builds it.

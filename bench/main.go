@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"os/signal"
 	"syscall"
@@ -29,8 +30,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	writeQuota := fs.Float64("write-quota", AWSWriteQuota, "the account's Secrets Manager write quota per second (AWS: 50, not adjustable)")
 	workers := fs.Int("workers", 32, "engine worker pool size")
 	endpoint := fs.String("endpoint", "", "Secrets Manager endpoint (a running moto); empty starts moto_server")
+	render := fs.String("render", "", "print the table of a report saved with -json, and run nothing")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *render != "" {
+		return renderSaved(*render, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -66,6 +71,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if err := rep.WriteTable(stdout); err != nil {
+		fmt.Fprintf(stderr, "lakibench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func renderSaved(path string, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "lakibench: -render: %v\n", err)
+		return 1
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		fmt.Fprintf(stderr, "lakibench: -render: %s is not a lakibench JSON report: %v\n", path, err)
+		return 1
 	}
 	if err := rep.WriteTable(stdout); err != nil {
 		fmt.Fprintf(stderr, "lakibench: %v\n", err)

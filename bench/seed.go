@@ -14,6 +14,7 @@ import (
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
+	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
@@ -149,7 +150,9 @@ func seed(ctx context.Context, sim *lakisim.Simulator, mgmtClient *lakiconnect.C
 				if _, err := smc.CreateSecret(ctx, &sm.CreateSecretInput{
 					Name: aws.String(s.name), ClientRequestToken: aws.String(seedVersion(s.name)),
 					SecretString: aws.String(v.Reveal()), Tags: awsTags,
-				}); err != nil {
+				}); err != nil && secretsmanager.ErrorCode(err) != "ResourceExistsException" {
+					// (The name is this run's own: existing, it is a retried
+					// create that had landed.)
 					return fmt.Errorf("seed %s in Secrets Manager: %w", s.name, err)
 				}
 				mu.Lock()

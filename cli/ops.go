@@ -73,7 +73,7 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 				return err
 			}
 			min := events.Severity(minSeverity)
-			if policies.SeverityRank(min) < 0 {
+			if policies.SeverityRank(min) == 0 { // unknown severities rank 0
 				return usageErr("--fail-on %q: use info, warning or critical", minSeverity)
 			}
 			svc, err := localService(cmd.Context(), stdio, g)

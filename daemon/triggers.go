@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -250,16 +249,6 @@ func mergeDetails(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// sortedNames lists entry names for messages.
-func sortedNames(entries []inventory.Entry) []string {
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Managed.Name
-	}
-	sort.Strings(names)
-	return names
 }
 
 // WaitTrigger follows a trigger of this process until it has finished.

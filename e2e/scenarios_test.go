@@ -101,19 +101,24 @@ func testUnknownSecretAndStatus(t *testing.T, w *world, _ map[string]string) {
 			t.Errorf("status does not list %s", mk.name)
 			continue
 		}
-		if _, stages := w.stored(mk.name, "AWSCURRENT"); ver == "" {
+		switch {
+		case ver == "":
 			t.Errorf("status lists no current version for %s", mk.name)
-		} else {
-			_ = stages
-		}
-		if !w.hasStage(mk.name, ver, "AWSCURRENT") && ver != "" {
-			// A scheduled rotation may have moved it meanwhile; only the fast secret may.
-			if mk.policy != "fast" {
-				t.Errorf("status says %s is current at %s, Secrets Manager disagrees", mk.name, ver)
-			}
+		case mk.policy != "fast" && !w.hasStage(mk.name, ver, "AWSCURRENT"):
+			// (the fast secret may rotate between the two reads)
+			t.Errorf("status says %s is current at %s, Secrets Manager disagrees", mk.name, ver)
 		}
 	}
 	w.assertNoSecretIn(t, "status -o json", res.stdout+res.stderr)
+}
+
+func (w *world) hasAnyStage(name, stage string) bool {
+	for ver := range w.stages(name) {
+		if w.hasStage(name, ver, stage) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *world) hasStage(name, version, stage string) bool {
@@ -296,7 +301,7 @@ func testForgedWebhooks(t *testing.T, w *world, _ map[string]string) {
 }
 
 func isWebhookRefusal(r auditRecord) bool {
-	return r.Event.Step == "auth" && r.Event.Outcome == "refused" && r.Event.Source != "slack" && r.Event.Source != "http"
+	return r.Event.Step == "auth" && r.Event.Outcome == "refused" && r.Event.Source == "lakiconnect_event"
 }
 
 // Scenario 4.
@@ -312,12 +317,18 @@ func testExposedKey(t *testing.T, w *world, initial map[string]string) {
 	if !w.whoami(cur.Secret) {
 		t.Errorf("the new AWSCURRENT key of %s does not authenticate", name)
 	}
-	eventually(t, 15*time.Second, "Slack shows the emergency", func() bool {
-		return len(w.slack.find(func(m slackMessage) bool {
+	eventually(t, 15*time.Second, "Slack shows the emergency: on the security channel, and its outcome", func() bool {
+		alerted := w.slack.find(func(m slackMessage) bool {
 			f := m.fields()
-			return m.Channel == securityChan && f["Cause"] == "compromise" && strings.Contains(f["Secret"], name) &&
-				strings.Contains(m.header(), "Emergency rotation")
-		})) > 0
+			return m.Channel == securityChan && f["Cause"] == "compromise" && f["Secret"] == "`"+name+"`"
+		})
+		done := w.slack.find(func(m slackMessage) bool {
+			f := m.fields()
+			return f["Cause"] == "compromise" && f["Secret"] == "`"+name+"`" &&
+				strings.Contains(m.header(), "Emergency rotation (compromise) succeeded") &&
+				strings.Contains(f["Key"], "was `…"+exposed[len(exposed)-4:]+"`")
+		})
+		return len(alerted) > 0 && len(done) > 0
 	}, w.slack.dump)
 	recs := w.findAudit(func(r auditRecord) bool {
 		return r.Event.Secret == name && r.Event.Step == "rotation" && r.Event.Outcome == "succeeded" && r.Event.Cause == "compromise"
@@ -494,7 +505,7 @@ func testSigtermMidBatch(t *testing.T, w *world, initial map[string]string) {
 			}
 			t.Errorf("%s: new keys %v for this rotation, want exactly one, the AWSCURRENT %s", n, ids, cur)
 		}
-		prev, _ := w.stored(n, "AWSPREVIOUS")
+		prev, _ := w.stored(n, "AWSPREVIOUS") // the seed key, since the rotation happened
 		for _, k := range w.simKeys() {
 			if !strings.HasSuffix(k.Name, " "+n) || k.Status == lakiconnect.StatusRevoked {
 				continue
@@ -561,8 +572,9 @@ func testAuditVerify(t *testing.T, w *world, _ map[string]string) {
 func testNoLeaks(t *testing.T, w *world, _ map[string]string) {
 	// Every stored value of every managed secret counts as created or read.
 	for _, mk := range managedKeys {
-		for _, stage := range []string{"AWSCURRENT", "AWSPREVIOUS"} {
-			w.stored(mk.name, stage)
+		w.stored(mk.name, "AWSCURRENT")
+		if w.hasAnyStage(mk.name, "AWSPREVIOUS") {
+			w.stored(mk.name, "AWSPREVIOUS")
 		}
 	}
 	w.remember("whsec_not-the-real-secret-0000000000")

@@ -248,13 +248,3 @@ func (h *harness) rotatorKeysOf(merchant, name string) []lakiconnect.APIKey {
 	}
 	return out
 }
-
-func countOf(snap map[string]int, op string) int {
-	n := 0
-	for k, v := range snap {
-		if strings.HasPrefix(k, op+"/") {
-			n += v
-		}
-	}
-	return n
-}

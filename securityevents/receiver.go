@@ -61,8 +61,6 @@ type Receiver struct {
 
 	mu   sync.Mutex
 	seen map[string]time.Time // idempotency key → when first accepted
-
-	wg sync.WaitGroup
 }
 
 // New returns a receiver; call Run to start acting on events.

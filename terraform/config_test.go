@@ -155,7 +155,7 @@ func templateArgs(t *testing.T) *hclsyntax.ObjectConsExpr {
 func objectKeys(o *hclsyntax.ObjectConsExpr) []string {
 	var keys []string
 	for _, it := range o.Items {
-		if k, ok := literalString(it.KeyExpr.(hclsyntax.Expression)); ok {
+		if k, ok := literalString(it.KeyExpr); ok {
 			keys = append(keys, k)
 		}
 	}

@@ -155,12 +155,6 @@ func moduleDirs(t *testing.T) []string {
 }
 
 // allBlocks calls fn for every block of body, depth first, with its parents.
-func allBlocks(body *hclsyntax.Body, parents []*hclsyntax.Block, fn func(b *hclsyntax.Block, parents []*hclsyntax.Block)) {
-	for _, b := range body.Blocks {
-		fn(b, parents)
-		allBlocks(b.Body, append(append([]*hclsyntax.Block(nil), parents...), b), fn)
-	}
-}
 
 // literalString returns the value of a string literal (quoted or template
 // without interpolation).
@@ -264,7 +258,7 @@ func objectItem(e hclsyntax.Expression, key string) (hclsyntax.Expression, bool)
 		}
 		if o, ok := n.(*hclsyntax.ObjectConsExpr); ok {
 			for _, it := range o.Items {
-				if k, ok := literalString(it.KeyExpr.(hclsyntax.Expression)); ok && k == key {
+				if k, ok := literalString(it.KeyExpr); ok && k == key {
 					found = it.ValueExpr
 					return nil
 				}

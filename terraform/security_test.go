@@ -34,7 +34,7 @@ func lakirotatorObjectKeys(m *module) map[string]bool {
 		hclsyntax.VisitAll(f, func(n hclsyntax.Node) hcl.Diagnostics {
 			if o, ok := n.(*hclsyntax.ObjectConsExpr); ok {
 				for _, it := range o.Items {
-					if k, ok := literalString(it.KeyExpr.(hclsyntax.Expression)); ok && strings.HasPrefix(k, "lakirotator:") {
+					if k, ok := literalString(it.KeyExpr); ok && strings.HasPrefix(k, "lakirotator:") {
 						keys[k] = true
 					}
 				}

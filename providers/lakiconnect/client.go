@@ -197,7 +197,8 @@ func buildTransport(given http.RoundTripper, roots *x509.CertPool, base *url.URL
 	case nil:
 		t = http.DefaultTransport.(*http.Transport).Clone()
 	case *http.Transport:
-		if g.DialTLSContext != nil || g.DialTLS != nil { //nolint:staticcheck // DialTLS checked so it cannot bypass our TLS config
+		//lint:ignore SA1019 the deprecated DialTLS is checked so that it cannot bypass the client's TLS settings
+		if g.DialTLSContext != nil || g.DialTLS != nil {
 			return nil, errors.New("lakiconnect: config Transport has a custom TLS dialer, which would bypass the client's TLS settings")
 		}
 		if tc := g.TLSClientConfig; tc != nil {
