@@ -84,17 +84,62 @@ func serveConfig(ctx context.Context, stdio IO, g *globalFlags, configEnv string
 		return err
 	}
 	logger := newLogger(stdio.Err, cfg.Log)
-	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	build := func(cfg *config.Config) (*daemon.Service, error) {
+		return daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	}
+	svc, err := build(cfg)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		_ = svc.Close(context.Background())
-		return withCode(ExitFailure, fmt.Errorf("http.listen: %w", err))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		// The service closes its listener when it stops; a reloaded one
+		// listens again on the same address.
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			_ = svc.Close(context.Background())
+			return withCode(ExitFailure, fmt.Errorf("http.listen: %w", err))
+		}
+		logger.Info("lakirotator serving", "listen", ln.Addr().String(), "config", cfg.File())
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(runCtx, ln) }()
+	wait:
+		select {
+		case err := <-done:
+			stop()
+			return withCode(ExitFailure, err)
+		case <-hup:
+			next, err := loadConfig(stdio, g, configEnv)
+			if err == nil {
+				_, err = daemon.CheckConfig(next)
+			}
+			if err != nil {
+				logger.Error("config reload refused; the running config stays", "err", err)
+				goto wait
+			}
+			if next.HTTP.Listen != cfg.HTTP.Listen {
+				logger.Warn("http.listen changed: it takes effect at the next restart", "listening", cfg.HTTP.Listen)
+				next.HTTP.Listen = cfg.HTTP.Listen
+			}
+			logger.Info("config reload: finishing the rotations in hand before switching")
+			stop()
+			<-done
+			nextSvc, err := build(next)
+			if err != nil {
+				logger.Error("config reload failed at start; going back to the running config", "err", err)
+				if nextSvc, err = build(cfg); err != nil {
+					return withCode(ExitFailure, fmt.Errorf("restarting with the previous config: %w", err))
+				}
+			} else {
+				cfg = next
+				logger.Info("config reloaded", "config", cfg.File())
+			}
+			svc = nextSvc
+		}
 	}
-	logger.Info("lakirotator serving", "listen", ln.Addr().String(), "config", cfg.File())
-	return withCode(ExitFailure, svc.Run(ctx, ln))
 }
 
 func lookupEnv(stdio IO) func(string) (string, bool) {

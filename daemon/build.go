@@ -98,14 +98,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 	}()
 
-	pols, err := policies.LoadDir(cfg.PoliciesDir)
+	pols, err := CheckConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
-	}
-	s.Policies = pols
-	if err := cfg.Validate(config.WithKnownPolicies(func(n string) bool { _, ok := pols.Get(n); return ok })); err != nil {
 		return nil, err
 	}
+	s.Policies = pols
 
 	bus := &events.Bus{}
 	bus.Subscribe(s.Metrics)
@@ -219,6 +216,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		Readiness: s.readiness(cfg, issuers),
 	})
 	return s, nil
+}
+
+// CheckConfig loads the config's policies and validates the config against
+// them, touching nothing outside: what a reload checks before it stops the
+// running service.
+func CheckConfig(cfg *config.Config) (*policies.Set, error) {
+	pols, err := policies.LoadDir(cfg.PoliciesDir)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	if err := cfg.Validate(config.WithKnownPolicies(func(n string) bool { _, ok := pols.Get(n); return ok })); err != nil {
+		return nil, err
+	}
+	return pols, nil
 }
 
 func firstPositive(ds ...time.Duration) time.Duration {

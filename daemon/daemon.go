@@ -39,6 +39,9 @@ type Env struct {
 // PolicySource finds a policy by name.
 type PolicySource interface {
 	Get(name string) (policies.Policy, bool)
+	// ForEnvironment is the policy as it applies in one environment: a
+	// management key's scopes narrowed to what rotation needs there.
+	ForEnvironment(name string, env lakiconnect.Environment) (policies.Policy, bool)
 	Names() []string
 }
 
@@ -267,7 +270,7 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 
 // jobFor builds the engine job for an entry under a cause.
 func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, error) {
-	p, ok := d.policies.Get(e.Managed.Policy)
+	p, ok := d.policies.ForEnvironment(e.Managed.Policy, e.Managed.Environment)
 	if !ok {
 		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
 	}
