@@ -38,19 +38,19 @@ func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
 
 func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 	var owner, reason, who, cause string
-	var yes, local bool
+	var yes, local, all bool
 	cmd := &cobra.Command{
-		Use:   "trigger --owner PERSON",
-		Short: "Rotate every secret a person or team had access to (personnel change)",
+		Use:   "trigger (--owner PERSON | --all)",
+		Short: "Rotate every secret a person or team had access to (personnel change), or every secret",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			if owner == "" {
-				return usageErr("--owner is required")
+			if (owner == "") == !all {
+				return usageErr("give exactly one of --owner PERSON or --all")
 			}
-			req := httpapi.TriggerRequest{Owner: owner, Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
+			req := httpapi.TriggerRequest{Owner: owner, All: all, Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
 			if !yes {
 				ok, err := confirmOwner(cmd, stdio, g, owner, local)
 				if err != nil {
@@ -65,6 +65,7 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&owner, "owner", "", "person or team whose secrets rotate")
+	cmd.Flags().BoolVar(&all, "all", false, "rotate every managed secret")
 	cmd.Flags().StringVar(&cause, "cause", "personnel", "why: personnel, compromise or manual")
 	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required)")
 	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
@@ -73,7 +74,8 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// confirmOwner lists what will rotate and asks on standard input.
+// confirmOwner lists what will rotate (an owner's secrets, or all when owner
+// is empty) and asks on standard input.
 func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, local bool) (bool, error) {
 	inv, err := inventoryFor(cmd, stdio, g, local)
 	if err != nil {
@@ -81,12 +83,19 @@ func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, lo
 	}
 	var names []string
 	for _, s := range inv.Secrets {
+		if owner == "" {
+			names = append(names, fmt.Sprintf("  %s (%s, %s)", s.Name, s.Environment, s.Kind))
+			continue
+		}
 		for _, o := range s.Owners {
 			if strings.EqualFold(o, owner) {
 				names = append(names, fmt.Sprintf("  %s (%s, %s)", s.Name, s.Environment, s.Kind))
 				break
 			}
 		}
+	}
+	if len(names) == 0 && owner == "" {
+		return false, withCode(ExitFailure, fmt.Errorf("there are no managed secrets"))
 	}
 	if len(names) == 0 {
 		return false, withCode(ExitFailure, fmt.Errorf("owner %q has no managed secrets", owner))
@@ -118,7 +127,7 @@ func runTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.Trigge
 
 func newStatusCmd(stdio IO, g *globalFlags, name string) *cobra.Command {
 	var local bool
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   name,
 		Short: "List managed secrets: ids, ages, stages, next rotation (never values)",
 		Args:  cobra.NoArgs,
@@ -133,6 +142,8 @@ func newStatusCmd(stdio IO, g *globalFlags, name string) *cobra.Command {
 			return printInventory(stdio, g.output, inv)
 		},
 	}
+	cmd.Flags().BoolVar(&local, "local", false, "read the stores in this process with --config instead of asking a daemon")
+	return cmd
 }
 
 func inventoryFor(cmd *cobra.Command, stdio IO, g *globalFlags, local bool) (httpapi.Inventory, error) {

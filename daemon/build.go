@@ -438,7 +438,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			SigningSecret: signing, AllowedUsers: sl.AllowedUsers, Clock: o.Clock, Audit: bus, Logger: o.Logger,
 			Trigger: func(ctx context.Context, req notifyslack.TriggerRequest) error {
 				_, err := s.Daemon.trigger(ctx, httpapi.TriggerRequest{
-					Secret: req.Secret, Owner: req.Owner, Cause: req.Cause, Reason: req.Reason, Requester: "slack:" + req.Actor,
+					Secret: req.Secret, Owner: req.Owner, Cause: req.Cause, Reason: req.Reason, Requester: req.Actor, // a verified Slack user id; the source says it is Slack's
 				}, events.SourceSlack, firstNonEmpty(req.TriggerID, newTriggerID()))
 				return err
 			},

@@ -144,7 +144,10 @@ func TestScheduledSlotRotatesEachSecretOfThePolicyOnce(t *testing.T) {
 	// The checkout slot is at 03:00 UTC; reporting's at 04:00, the webhook's at 05:00.
 	now := w.clk.Now()
 	slot := time.Date(now.Year(), now.Month(), now.Day()+1, 3, 0, 0, 0, time.UTC)
-	w.clk.Set(slot.Add(time.Second))
+	// Stop just short of the slot: a scheduler that registers its wait late
+	// still aims at this slot; eventually then moves the clock across it.
+	w.clk.Set(slot.Add(-2 * time.Second))
+	time.Sleep(50 * time.Millisecond)
 	w.eventually("both replicas fire the checkout slot", func() bool {
 		for _, r := range []*running{r1, r2} {
 			if len(eventsWhere(r.rec, func(e events.Event) bool {
@@ -411,4 +414,41 @@ func sweptHas(ks []rotator.SweptKey, id string) bool {
 		}
 	}
 	return false
+}
+
+// An exposed key that is no longer current (AWSPREVIOUS, in its grace) is
+// revoked at once; the current key is not rotated, since it was not exposed.
+func TestExposedOldKeyInGraceIsRevokedWithoutARotation(t *testing.T) {
+	w := newWorld(t, worldOptions{securityWebhook: true})
+	r := w.run(w.build(rotator.Hooks{}), w.ln)
+	old := w.current(secCheckout)
+	st, err := r.client.Trigger(context.Background(), httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "ops@example", Reason: "routine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final := w.waitTrigger(r, st.ID); final.State != httpapi.StateSucceeded {
+		t.Fatalf("manual rotation ended %s: %+v", final.State, final.Secrets)
+	}
+	current := w.current(secCheckout)
+	w.remember(current.Secret)
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusExpiring {
+		t.Fatalf("old key is %s after a manual rotation, want expiring (in its grace)", k.Status)
+	}
+
+	if _, err := w.fix.Sim.ExposeKey(old.KeyID, "paste_site", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the exposed old key is revoked", func() bool {
+		k, _ := w.fix.Sim.Key(old.KeyID)
+		return k.Status == lakiconnect.StatusRevoked
+	})
+	if got := w.current(secCheckout); got.KeyID != current.KeyID {
+		t.Errorf("AWSCURRENT moved to %s; the exposed key was not the current one, nothing should rotate", got.KeyID)
+	}
+	alerts := eventsWhere(r.rec, func(e events.Event) bool {
+		return e.Step == events.StepAlert && e.Details["reason"] == "exposed_old_key_revoked" && e.Secret == secCheckout
+	})
+	if len(alerts) != 1 {
+		t.Errorf("%d exposed_old_key_revoked alerts, want 1", len(alerts))
+	}
 }

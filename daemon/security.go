@@ -22,14 +22,19 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
 			return fmt.Errorf("event %s: api_key.exposed without a key_id", e.ID)
 		}
-		entry, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+		entry, current, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
 		if err != nil {
 			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
-		if entry == nil {
+		switch {
+		case entry == nil:
 			d.alert(ctx, e, "", data.KeyID, "exposed_key_unmanaged",
 				fmt.Sprintf("LakiConnect reports key %s exposed (%s); no managed secret holds it: revoke it by hand", data.KeyID, data.Source))
 			return nil
+		case !current:
+			// An old key still in its grace: consumers have the current one,
+			// so ending the exposed key now costs no outage.
+			return d.revokeExposedOldKey(ctx, e, *entry, data)
 		}
 		// The trigger id comes from the event, so a redelivery after a
 		// restart names the same rotation and changes nothing.
@@ -43,11 +48,11 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
 			return fmt.Errorf("event %s: api_key.revoked without a key_id", e.ID)
 		}
-		entry, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+		entry, current, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
 		if err != nil || entry == nil {
 			return err
 		}
-		if current, err := d.currentKeyID(ctx, *entry); err == nil && current == data.KeyID {
+		if current {
 			d.alert(ctx, e, entry.Managed.Name, data.KeyID, "current_key_revoked",
 				fmt.Sprintf("the key in AWSCURRENT of %s was revoked (%s): its consumers are failing; rotate it now", entry.Managed.Name, data.Reason))
 		}
@@ -79,33 +84,67 @@ func (d *Daemon) alert(ctx context.Context, e lakiconnect.Event, secretName, key
 	})
 }
 
-// secretHoldingKey finds the managed secret whose credential is the key:
-// first by the metadata the rotator puts on every key it creates (one
-// LakiConnect call), then, for keys made by hand before the rotator took
-// over, by reading the current value of each candidate secret.
-func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environment, merchant, keyID string) (*inventory.Entry, error) {
+// secretHoldingKey finds the managed secret whose credential is the key,
+// and whether it is that secret's current one: first by the metadata the
+// rotator puts on every key it creates (one LakiConnect call), then, for
+// keys made by hand before the rotator took over, by reading the current
+// and previous values of each candidate secret.
+func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environment, merchant, keyID string) (*inventory.Entry, bool, error) {
 	e := d.envs[env]
 	if e == nil {
-		return nil, fmt.Errorf("environment %s is not configured", env)
+		return nil, false, fmt.Errorf("environment %s is not configured", env)
 	}
 	if iss, err := e.Issuers.Issuer(ctx, env, merchant); err == nil {
 		if k, err := iss.GetAPIKey(ctx, keyID); err == nil {
 			if name := k.Metadata[rotator.MetaSecret]; name != "" {
 				if entry, ok := d.catalog.Get(name); ok {
-					return &entry, nil
+					cur, err := d.currentKeyID(ctx, entry)
+					if err != nil {
+						return nil, false, err
+					}
+					return &entry, cur == keyID, nil
 				}
 			}
 		}
 	}
-	for _, entry := range d.catalog.Select(func(x inventory.Entry) bool {
+	candidates := d.catalog.Select(func(x inventory.Entry) bool {
 		return !x.Missing && x.Managed.Environment == env && x.Managed.MasterMerchantID == merchant &&
 			(x.Managed.Kind == inventory.KindAPIKey || x.Managed.Kind == inventory.KindManagementKey)
-	}) {
+	})
+	for _, entry := range candidates {
 		if id, err := d.currentKeyID(ctx, entry); err == nil && id == keyID {
-			return &entry, nil
+			return &entry, true, nil
 		}
 	}
-	return nil, nil
+	for _, entry := range candidates {
+		prev, ok := entry.Stored.VersionWithStage(secretstore.StagePrevious)
+		if !ok {
+			continue
+		}
+		v, err := e.Store.Get(ctx, entry.Managed.Name, secretstore.ByID(prev.ID))
+		if err != nil {
+			continue
+		}
+		if c, err := secretstore.DecodeCredential(entry.Managed.Name, v.Value); err == nil && c.KeyID == keyID {
+			return &entry, false, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// revokeExposedOldKey ends an exposed key that is no longer current at once
+// and says so; the idempotency key comes from the event.
+func (d *Daemon) revokeExposedOldKey(ctx context.Context, e lakiconnect.Event, entry inventory.Entry, data lakiconnect.APIKeyExposedData) error {
+	iss, err := d.envs[e.Environment].Issuers.Issuer(ctx, e.Environment, e.MasterMerchantID)
+	if err != nil {
+		return err
+	}
+	if _, err := iss.RevokeAPIKey(ctx, "revoke-exposed-"+e.ID, data.KeyID); err != nil {
+		return fmt.Errorf("revoking exposed old key %s of %s: %w", data.KeyID, entry.Managed.Name, err)
+	}
+	d.alert(ctx, e, entry.Managed.Name, data.KeyID, "exposed_old_key_revoked",
+		fmt.Sprintf("LakiConnect reports key %s exposed (%s); it was %s's previous key, still in its grace: revoked now. The current key is not affected.", data.KeyID, data.Source, entry.Managed.Name))
+	return nil
 }
 
 func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (string, error) {

@@ -191,7 +191,7 @@ func Run(ctx context.Context, o Options) error {
 
 	printBanner(o.Out, o, apiURL)
 	if o.ExposeAfter > 0 {
-		go exposeLater(ctx, o, sim, seeded.store, "demo/production/checkout")
+		go exposeLater(ctx, o, sim, "demo/production/checkout")
 	}
 	return svc.Run(ctx, apiLn)
 }
@@ -289,13 +289,19 @@ func writeToken(path string) error {
 
 // exposeLater has the simulator report a key exposed, as LakiConnect's
 // secret scanning would, so the demo shows a compromise rotation.
-func exposeLater(ctx context.Context, o Options, sim *lakisim.Simulator, st *localstore.Store, name string) {
+func exposeLater(ctx context.Context, o Options, sim *lakisim.Simulator, name string) {
 	select {
 	case <-ctx.Done():
 		return
 	case <-time.After(o.ExposeAfter):
 	}
-	v, err := st.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
+	// Read the store file afresh: the daemon has its own handle and has
+	// rotated the key since seeding; the seed's handle holds only what it wrote.
+	fresh, err := localstore.Open(filepath.Join(o.Dir, "store.json"))
+	if err != nil {
+		return
+	}
+	v, err := fresh.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
 	if err != nil {
 		return
 	}
@@ -414,7 +420,9 @@ func writePolicies(dir, schedule string, grace time.Duration) error {
 		if p.scopes != "" {
 			fmt.Fprintf(&b, "scopes: %s\n", p.scopes)
 		}
-		fmt.Fprintf(&b, "grace:\n  scheduled: %s\n  personnel: 5s\n  compromise: 0s\n", grace)
+		// An emergency never gives old keys more time than a scheduled rotation.
+		personnel := min(5*time.Second, grace)
+		fmt.Fprintf(&b, "grace:\n  scheduled: %s\n  personnel: %s\n  compromise: 0s\n", grace, personnel)
 		if err := os.WriteFile(filepath.Join(dir, p.name+".yaml"), b.Bytes(), 0o600); err != nil {
 			return fmt.Errorf("demo: policies: %w", err)
 		}

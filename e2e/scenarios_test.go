@@ -438,6 +438,17 @@ func testSlashCommand(t *testing.T, w *world, initial map[string]string) {
 		t.Fatalf("allowed user: status %d, want 200", st)
 	}
 	eventually(t, 30*time.Second, "the slash command rotates "+name, func() bool { return w.currentKeyID(name) != initial[name] }, w.daemonTail)
+	// The rotation's Slack message credits the Slack user as a mention.
+	eventually(t, 15*time.Second, "Slack shows the slash-command rotation", func() bool {
+		return len(w.slack.find(func(m slackMessage) bool {
+			return m.fields()["Secret"] == "`"+name+"`" && strings.Contains(m.header(), "succeeded")
+		})) > 0
+	}, w.slack.dump)
+	for _, m := range w.slack.find(func(m slackMessage) bool { return m.fields()["Secret"] == "`"+name+"`" }) {
+		if got, want := m.fields()["Requested by"], "<@"+slackUser+"> via slack"; got != want {
+			t.Errorf("Requested by %q, want %q (a working Slack mention)", got, want)
+		}
+	}
 	if len(w.findAudit(func(r auditRecord) bool {
 		return r.Event.Secret == name && r.Event.Step == "trigger" && r.Event.Source == "slack" && r.Event.Actor == slackUser
 	})) == 0 {
@@ -468,14 +479,22 @@ func testSigtermMidBatch(t *testing.T, w *world, initial map[string]string) {
 		}
 		return out
 	}
-	eventually(t, 30*time.Second, "the batch is under way (a new key exists at LakiConnect)", func() bool {
+	// Every batch rotation has started creating its key (and waits in the
+	// simulator's latency) when SIGTERM arrives: all four are in hand.
+	eventually(t, 30*time.Second, "every batch rotation is creating its key", func() bool {
+		started := map[string]bool{}
+		for _, r := range w.findAudit(func(r auditRecord) bool {
+			return r.Event.Step == "create" && r.Event.Outcome == "started" && r.Event.Cause == "personnel"
+		}) {
+			started[r.Event.Secret] = true
+		}
 		for _, n := range batch {
-			if len(newKeys(n)) > 0 {
-				return true
+			if !started[n] {
+				return false
 			}
 		}
-		return false
-	}, w.daemonTail)
+		return true
+	}, w.daemonTail, w.auditTail)
 	code, took := w.stopDaemon(45 * time.Second)
 	if code != 0 {
 		t.Errorf("the daemon exited %d after SIGTERM, want 0\n%s", code, w.daemonTail())
@@ -583,8 +602,10 @@ func testNoLeaks(t *testing.T, w *world, _ map[string]string) {
 		b, _ := json.Marshal(m)
 		check(fmt.Sprintf("Slack message %d", i), string(b))
 	}
+	// The bot token goes to Slack itself (that is its use); nothing else may.
 	w.slack.mu.Lock()
-	raw := strings.Join(w.slack.raw, "\n")
+	raw := strings.ReplaceAll(strings.Join(w.slack.raw, "\n"), url.QueryEscape(w.slackTk.Reveal()), "")
+	raw = strings.ReplaceAll(raw, w.slackTk.Reveal(), "")
 	w.slack.mu.Unlock()
 	check("Slack request bodies", raw)
 	files, _ := filepath.Glob(filepath.Join(w.dir, "*.log"))

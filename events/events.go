@@ -92,7 +92,7 @@ type Event struct {
 	PreviousVersion  string        `json:"previous_version_id,omitempty"`
 	KeyID            string        `json:"key_id,omitempty"` // LakiConnect key or webhook secret id (not a secret)
 	PreviousKeyID    string        `json:"previous_key_id,omitempty"`
-	KeyLast4         string        `json:"key_last4,omitempty"`
+	KeyLast4         string        `json:"key_last4,omitempty"` // last 4 of the secret, as LakiConnect's secret_last4
 	Attempt          int           `json:"attempt,omitempty"`
 	Duration         time.Duration `json:"duration_ns,omitempty"`
 	Error            string        `json:"error,omitempty"`

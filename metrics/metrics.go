@@ -97,11 +97,9 @@ func (m *Metrics) Emit(_ context.Context, e events.Event) {
 }
 
 func reasonOf(e events.Event) string {
+	// Only the stable reason code: free text would make unbounded label values.
 	if r := e.Details["reason"]; r != "" {
 		return r
-	}
-	if e.Reason != "" && len(e.Reason) <= 64 {
-		return e.Reason
 	}
 	return "unspecified"
 }

@@ -310,7 +310,7 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 			}
 			ev := base
 			ev.VersionID, ev.PreviousVersion = res.VersionID, res.PreviousVersionID
-			ev.KeyID, ev.PreviousKeyID = res.KeyID, res.PreviousKeyID
+			ev.KeyID, ev.PreviousKeyID, ev.KeyLast4 = res.KeyID, res.PreviousKeyID, res.KeyLast4
 			ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 			ev.Details = map[string]string{"outcome": string(res.Outcome)}
 			e.emit(ctx, ev, events.StepRotation, events.OutcomeSucceeded, nil)
@@ -345,6 +345,10 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		case <-e.clk.After(e.cfg.Backoff.Delay(attempt)):
 		case <-ctx.Done():
 			return res, stepErr(name, "backoff", ctx.Err())
+		case <-stopOf(ctx):
+			// Shutting down: no further attempt here; the failure count is
+			// in the tags and a restart picks the rotation up.
+			return res, stepErr(name, "backoff", ErrClosed)
 		}
 		info = nil // the store may have moved on: look again
 	}
@@ -419,7 +423,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if err != nil {
 			return res, err
 		}
-		res.KeyID = credID(mineCred)
+		res.KeyID, res.KeyLast4 = credID(mineCred), mineCred.Secret.Last4()
 		prev, ok := info.VersionWithStage(secretstore.StagePrevious)
 		if !ok {
 			return res, nil
@@ -501,7 +505,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			return res, err
 		}
 	}
-	res.KeyID = credID(fresh)
+	res.KeyID, res.KeyLast4 = credID(fresh), fresh.Secret.Last4()
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
 		if errors.Is(err, ErrCredentialFailedTest) {

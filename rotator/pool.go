@@ -174,11 +174,10 @@ func (p *pool) work() {
 		}
 		p.mu.Unlock()
 
-		ctx, cancel := context.WithCancel(it.ctx)
-		stop := context.AfterFunc(p.ctx, cancel)
-		res, err := p.e.RotateJob(ctx, it.job)
-		stop()
-		cancel()
+		// Closing the engine ends the wait between attempts but not the step
+		// in hand: cancelling a step midway could leave a created key that
+		// no stored version names (a lost rotation until the sweep).
+		res, err := p.e.RotateJob(withStop(it.ctx, p.ctx.Done()), it.job)
 
 		p.mu.Lock()
 		delete(p.busy, it.job.Secret.Name)
@@ -285,4 +284,18 @@ func (e *Engine) Resume(ctx context.Context, jobs []Job, progress func(Progress)
 func inFlight(s secretstore.Secret) bool {
 	p, ok := s.VersionWithStage(secretstore.StagePending)
 	return ok && !p.Has(secretstore.StageCurrent)
+}
+
+type stopKey struct{}
+
+// withStop marks ctx with the engine's closing signal: a rotation stops
+// before its next attempt when it fires, and finishes the step in hand.
+func withStop(ctx context.Context, stop <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stopKey{}, stop)
+}
+
+// stopOf returns the closing signal, or nil (never fires) outside the pool.
+func stopOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stopKey{}).(<-chan struct{})
+	return ch
 }

@@ -68,7 +68,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 	}
 	ev := events.Event{Secret: ms.Name, Kind: string(ms.Kind), Environment: string(ms.Environment),
 		MasterMerchantID: ms.MasterMerchantID, VersionID: cur.ID, PreviousVersion: prev.ID, PreviousKeyID: res.KeyID,
-		KeyLast4: lastN(res.KeyID), Source: events.SourceSchedule, Actor: "rotator"}
+		KeyLast4: old.Secret.Last4(), Source: events.SourceSchedule, Actor: "rotator"}
 	now := e.clk.Now().UTC()
 
 	var status lakiconnect.KeyStatus

@@ -42,16 +42,9 @@ func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, ol
 		return c, err
 	}
 	ev.KeyID = credID(c)
-	ev.KeyLast4 = lastN(ev.KeyID)
+	ev.KeyLast4 = c.Secret.Last4()
 	e.emit(ctx, ev, events.StepCreate, events.OutcomeStarted, nil)
 	return c, nil
-}
-
-func lastN(id string) string {
-	if len(id) < 4 {
-		return ""
-	}
-	return id[len(id)-4:]
 }
 
 // metaName is the secret's name as metadata (at most 500 characters).
@@ -152,7 +145,7 @@ func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, v
 func (e *Engine) test(ctx context.Context, iss Issuer, job Job, vid string, c secretstore.Credential) error {
 	ms := job.Secret
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), lastN(credID(c))
+	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), c.Secret.Last4()
 	start := e.clk.Now()
 	var err error
 	if c.Type == secretstore.TypeWebhookSecret {

@@ -163,6 +163,7 @@ type Result struct {
 	VersionID         string
 	PreviousVersionID string
 	KeyID             string // new key or webhook secret id
+	KeyLast4          string // last 4 characters of the new secret, as LakiConnect shows them
 	PreviousKeyID     string
 	OldEndsAt         *time.Time // when the old credential stops working (nil: no old one)
 	Attempts          int

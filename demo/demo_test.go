@@ -1,0 +1,148 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/demo"
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/providers/localstore"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for 15 s")
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out, errb lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := demo.Run(ctx, demo.Options{
+		Dir: dir, Listen: "127.0.0.1:0", Out: &out, Err: &errb,
+		Schedule: "@every 2s", Grace: time.Second, ExposeAfter: 4 * time.Second, RetireInterval: time.Second,
+	})
+	if err != nil {
+		t.Fatalf("demo: %v\nstderr:\n%s", err, errb.String())
+	}
+
+	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := audit.Verify(f)
+	f.Close()
+	if err != nil || !res.OK() {
+		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := audit.ReadRecords(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := map[string]int{}
+	compromised := map[string]int{}
+	for _, r := range recs {
+		e := r.Event
+		if e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded {
+			rotated[e.Secret]++
+			if e.Cause == events.CauseCompromise {
+				compromised[e.Secret]++
+			}
+		}
+	}
+	for _, name := range []string{"demo/sandbox/checkout", "demo/sandbox/reporting", "demo/sandbox/orders-webhook", "demo/production/checkout", "demo/production/refunds"} {
+		if rotated[name] == 0 {
+			t.Errorf("no successful rotation of %s in 15 s (rotations: %v)", name, rotated)
+		}
+	}
+	if compromised["demo/production/checkout"] != 1 {
+		t.Errorf("%d compromise rotations of the exposed demo/production/checkout, want 1", compromised["demo/production/checkout"])
+		for _, r := range recs {
+			if r.Event.Step == events.StepAuth || r.Event.Source == events.SourceLakiEvent || r.Event.Cause == events.CauseCompromise {
+				t.Logf("%+v", r.Event)
+			}
+		}
+		t.Logf("stderr: %s", errb.String())
+	}
+	if !strings.Contains(out.String(), "exposed") {
+		t.Errorf("the demo's output does not announce the exposure")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); !os.IsNotExist(err) {
+		t.Errorf("the demo left its state file behind after stopping: %v", err)
+	}
+
+	// No secret value reached the terminal, the logs or the audit trail.
+	values := storedValues(t, filepath.Join(dir, "store.json"))
+	if len(values) < 10 {
+		t.Fatalf("found only %d secret values in the demo's store; the scan would prove little", len(values))
+	}
+	for where, text := range map[string]string{"stdout": out.String(), "stderr": errb.String(), "audit trail": string(b)} {
+		for _, v := range values {
+			if strings.Contains(text, v.Reveal()) {
+				t.Errorf("the demo's %s holds a secret value (last4 %s)", where, v.Last4())
+			}
+		}
+	}
+}
+
+// storedValues decodes every version of every secret in the store file.
+func storedValues(t *testing.T, path string) []secret.Value {
+	t.Helper()
+	st, err := localstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var names []string
+	if err := st.List(ctx, nil, func(s secretstore.Secret) error { names = append(names, s.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var out []secret.Value
+	for _, n := range names {
+		s, err := st.Describe(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range s.Versions {
+			got, err := st.Get(ctx, n, secretstore.ByID(v.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := secretstore.DecodeCredential(n, got.Value)
+			if err != nil {
+				t.Fatalf("%s version %s: %v", n, v.ID, err)
+			}
+			out = append(out, got.Value, c.Secret)
+		}
+	}
+	return out
+}
