@@ -83,7 +83,6 @@ type worldOptions struct {
 	securityWebhook bool
 	deliverTwice    bool
 	policies        map[string]string // file name → content; replaces defaults of the same name
-	hooks           rotator.Hooks
 }
 
 // world is one test's LakiConnect simulator, local store, policies and

@@ -78,6 +78,12 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 				compromised[e.Secret]++
 			}
 		}
+		// With a 2 s schedule the exposed key may have become the previous
+		// one by the time the event arrives: then it is revoked at once and
+		// nothing rotates. Either way the exposure is answered once.
+		if e.Step == events.StepAlert && e.Details["reason"] == "exposed_old_key_revoked" {
+			compromised[e.Secret]++
+		}
 	}
 	for _, name := range []string{"demo/sandbox/checkout", "demo/sandbox/reporting", "demo/sandbox/orders-webhook", "demo/production/checkout", "demo/production/refunds"} {
 		if rotated[name] == 0 {
@@ -85,7 +91,7 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 		}
 	}
 	if compromised["demo/production/checkout"] != 1 {
-		t.Errorf("%d compromise rotations of the exposed demo/production/checkout, want 1", compromised["demo/production/checkout"])
+		t.Errorf("the exposure of demo/production/checkout was answered %d times (compromise rotation, or revocation of the old key), want 1", compromised["demo/production/checkout"])
 		for _, r := range recs {
 			if r.Event.Step == events.StepAuth || r.Event.Source == events.SourceLakiEvent || r.Event.Cause == events.CauseCompromise {
 				t.Logf("%+v", r.Event)

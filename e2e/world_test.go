@@ -365,7 +365,6 @@ func writeFile(t *testing.T, path, content string) {
 // daemonProc is one run of `lakirotator serve`.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	logf   *os.File
 	log    string // stderr file (JSON log)
 	out    string // stdout file
 	done   chan struct{}

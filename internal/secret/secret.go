@@ -15,32 +15,47 @@ import (
 const Redacted = "[REDACTED]"
 
 // Value is a secret string. The zero Value is empty.
+//
+// The string sits behind a pointer: where fmt prints by reflection without
+// calling Format (a wrong verb on a struct that holds a Value), a pointer
+// comes out as an address, never as the secret.
 type Value struct {
-	s string
+	p *string
 }
 
 // New wraps a plain secret string.
-func New(s string) Value { return Value{s: s} }
+func New(s string) Value {
+	if s == "" {
+		return Value{}
+	}
+	return Value{p: &s}
+}
 
 // Reveal returns the plain secret. Call it only where the secret must leave
 // the process: an Authorization header, an HMAC key, a stored value.
-func (v Value) Reveal() string { return v.s }
+func (v Value) Reveal() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
 
 // IsZero reports whether the value is empty.
-func (v Value) IsZero() bool { return v.s == "" }
+func (v Value) IsZero() bool { return v.p == nil || *v.p == "" }
 
 // Last4 returns the last four characters, the part LakiConnect and the audit
 // trail show to tell keys apart. Shorter values give "".
 func (v Value) Last4() string {
-	if len(v.s) < 12 {
+	s := v.Reveal()
+	if len(s) < 12 {
 		return ""
 	}
-	return v.s[len(v.s)-4:]
+	return s[len(s)-4:]
 }
 
 // Equal compares two values in constant time.
 func (v Value) Equal(o Value) bool {
-	return subtle.ConstantTimeCompare([]byte(v.s), []byte(o.s)) == 1
+	return subtle.ConstantTimeCompare([]byte(v.Reveal()), []byte(o.Reveal())) == 1
 }
 
 func (Value) String() string   { return Redacted }
@@ -67,6 +82,6 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("secret: expected a JSON string")
 	}
-	v.s = s
+	*v = New(s)
 	return nil
 }
