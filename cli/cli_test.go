@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,26 +34,9 @@ type result struct {
 
 func run(env map[string]string, args ...string) result {
 	// The engine's goroutines log to Err while the command writes: lock like a file would.
-	var out, errb lockedBuffer
+	var out, errb syncbuf.Buffer
 	code := cli.Main(args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb, Env: func(k string) string { return env[k] }})
 	return result{code, out.String(), errb.String()}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // cliWorld is a simulator, a local store file and a config the CLI reads.

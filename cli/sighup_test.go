@@ -1,14 +1,13 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +21,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
-
-// syncBuffer is a bytes.Buffer safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSIGHUPReloadsAGoodConfigAndKeepsTheOldOneOnABadOne runs `serve` and
 // sends the process SIGHUP twice: first with a broken config on disk (the
@@ -85,10 +66,10 @@ log: {format: json, level: %s}
 	}
 	writeConfig("info")
 
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
-		code <- cli.Main([]string{"serve", "--config", cfgPath}, cli.IO{In: strings.NewReader(""), Out: &syncBuffer{}, Err: &stderr, Env: func(string) string { return "" }})
+		code <- cli.Main([]string{"serve", "--config", cfgPath}, cli.IO{In: strings.NewReader(""), Out: &syncbuf.Buffer{}, Err: &stderr, Env: func(string) string { return "" }})
 	}()
 	waitFor := func(what string) {
 		t.Helper()

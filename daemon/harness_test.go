@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -100,7 +101,7 @@ type world struct {
 	ln       net.Listener // the first service's listener (the security webhook points at it)
 	baseURL  string
 
-	logs, stdout lockedBuffer // every service's logs and standard output
+	logs, stdout syncbuf.Buffer // every service's logs and standard output
 
 	mu      sync.Mutex
 	created []secret.Value // every secret value the test created or saw created
@@ -475,24 +476,6 @@ func keysFor(w *world, name string) []lakiconnect.APIKey {
 		}
 	}
 	return out
-}
-
-// lockedBuffer is a bytes.Buffer safe for the service's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var errCrash = errors.New("simulated crash")

@@ -3,10 +3,10 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +18,12 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for 15 s")
 	}
 	dir := filepath.Join(t.TempDir(), "demo")
-	var out, errb lockedBuffer
+	var out, errb syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := demo.Run(ctx, demo.Options{

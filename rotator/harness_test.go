@@ -1,9 +1,9 @@
 package rotator_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"log/slog"
 	"strings"
 	"sync"
@@ -45,33 +45,16 @@ type harness struct {
 	fx     *lakisimtest.Fixture
 	store  *memStore
 	rec    *events.Recorder
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	src    *lakiissuer.Source
 	mu     sync.Mutex
 	issued []secret.Value
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newHarness(t *testing.T, opts ...lakisimtest.Option) *harness {
 	t.Helper()
 	fx := lakisimtest.Start(t, opts...)
-	h := &harness{t: t, fx: fx, store: newMemStore(fx.Clock), rec: &events.Recorder{}, logs: &syncBuffer{}}
+	h := &harness{t: t, fx: fx, store: newMemStore(fx.Clock), rec: &events.Recorder{}, logs: &syncbuf.Buffer{}}
 	h.src = h.source(map[lakiissuer.Target]lakiissuer.KeySource{
 		{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}:    lakiissuer.StaticKey(fx.SandboxKey),
 		{Environment: lakiconnect.Production, MasterMerchantID: fx.MerchantID}: lakiissuer.StaticKey(fx.ProductionKey),

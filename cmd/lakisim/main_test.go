@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"io"
 	"math/big"
 	"net"
@@ -18,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,24 +68,6 @@ func TestSeedFileErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestBinaryStartsSeedsAndAnswers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -109,7 +91,7 @@ func TestBinaryStartsSeedsAndAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	credsPath := filepath.Join(dir, "creds.json")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-seed", seed, "-credentials-out", credsPath, "-log-level", "debug")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -275,7 +257,7 @@ func TestBinaryServesTLSAndPrintsCredentialsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
