@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -210,8 +211,17 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 			return nil, fmt.Errorf("http.tls.client_ca_file %s holds no PEM certificate", cfg.HTTP.TLS.ClientCAFile)
 		}
 	}
+	var allowed []netip.Prefix
+	for _, c := range cfg.HTTP.AllowedClients {
+		p, err := parsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("http.allowed_clients: %w", err)
+		}
+		allowed = append(allowed, p)
+	}
 	s.Handler = httpapi.NewHandler(httpapi.Options{
-		Controller: d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus,
+		AllowedClients: allowed,
+		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
 		Readiness: s.readiness(cfg, issuers),
 	})
@@ -230,6 +240,18 @@ func CheckConfig(cfg *config.Config) (*policies.Set, error) {
 		return nil, err
 	}
 	return pols, nil
+}
+
+// parsePrefix reads a CIDR, or a single address as a /32 (/128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func firstPositive(ds ...time.Duration) time.Duration {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type Options struct {
 	// receiver, Slack slash command), mounted as given.
 	Mounts map[string]http.Handler
 	Now    func() time.Time
+	// AllowedClients, when not empty, are the only addresses served; others
+	// get 403 and are recorded.
+	AllowedClients []netip.Prefix
 }
 
 // DefaultMaxBodyBytes limits request bodies.
@@ -91,7 +95,31 @@ func NewHandler(o Options) http.Handler {
 	for pattern, h := range o.Mounts {
 		mux.Handle(pattern, http.MaxBytesHandler(h, o.MaxBodyBytes))
 	}
-	return mux
+	if len(o.AllowedClients) == 0 {
+		return mux
+	}
+	return s.allowedClientsOnly(mux)
+}
+
+// allowedClientsOnly refuses requests from addresses outside the allowed list.
+func (s *server) allowedClientsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			for _, p := range s.o.AllowedClients {
+				if p.Contains(ap.Addr().Unmap()) {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", "client address not allowed")
+		s.o.Events.Emit(r.Context(), events.Event{
+			Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
+			Source: events.SourceHTTP, Reason: "client address not in http.allowed_clients",
+			Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": "403"},
+		})
+		writeError(w, http.StatusForbidden, "client address not allowed")
+	})
 }
 
 type server struct{ o Options }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -208,4 +209,25 @@ func TestClientRefusesPlainHTTPToNonLoopback(t *testing.T) {
 	_, err := httpapi.NewClient("http://rotator.internal:8443", secret.Value{}, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "loopback")
+}
+
+func TestAllowedClientsOnly(t *testing.T) {
+	rec := &events.Recorder{}
+	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	allowed := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
+		AllowedClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	srv := httptest.NewServer(allowed)
+	defer srv.Close()
+	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "loopback is allowed")
+
+	refused := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
+		AllowedClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	srv2 := httptest.NewServer(refused)
+	defer srv2.Close()
+	resp, body := do(t, "GET", srv2.URL+"/healthz", "", "")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Contains(t, body, "not allowed")
+	require.Len(t, rec.Events(), 1)
+	assert.Equal(t, events.OutcomeRefused, rec.Events()[0].Outcome)
 }
