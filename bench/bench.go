@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"sort"
@@ -35,7 +34,6 @@ import (
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
-	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager/awsfault"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -84,6 +82,10 @@ type Config struct {
 	// ServeBinary, when set, is a lakirotator binary: after the rotations,
 	// `serve` is run on the seeded secrets and its idle memory read.
 	ServeBinary string
+	// SimulatorExecutable, when set, is a lakibench binary run as a child
+	// process (SimulatorChildFlag) to host the simulator, so that the peak
+	// memory figure is the rotator's alone; empty runs it in this process.
+	SimulatorExecutable string
 	// Progress, when set, gets a line now and then (to stderr).
 	Progress func(format string, args ...any)
 
@@ -139,8 +141,10 @@ type Report struct {
 	OwnerSeconds           float64 `json:"owner_rotation_seconds"`
 	OwnerStartedAtDone     int     `json:"owner_started_when_batch_done"`
 
-	PeakRSSMB float64 `json:"peak_rss_mb"`
-	HeapMB    float64 `json:"heap_in_use_mb_at_end"`
+	PeakRSSMB          float64 `json:"peak_rss_mb"`
+	SimulatorInProcess bool    `json:"simulator_in_process"`
+	SimulatorPeakRSSMB float64 `json:"simulator_peak_rss_mb,omitempty"`
+	HeapMB             float64 `json:"heap_in_use_mb_at_end"`
 
 	IdleServe *IdleServe `json:"idle_serve,omitempty"`
 }
@@ -190,15 +194,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runID := newRunID()
 
 	// LakiConnect: the simulator with its per-key rate limit on (100/s).
-	sim := lakisim.New(lakisim.Options{})
+	var sim simulator
+	simPID := 0
+	if cfg.SimulatorExecutable != "" {
+		sp, err := startSeparateProcess(cfg.SimulatorExecutable)
+		if err != nil {
+			return nil, err
+		}
+		sim, simPID = sp, sp.PID()
+	} else {
+		sim = newInProcess()
+	}
 	defer sim.Close()
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	baseURL := srv.URL + "/sandbox/v1"
+	baseURL := sim.BaseURL() + "/sandbox/v1"
 	laki := newRouteCounter()
 	// The clients need a default key; every call goes with a merchant's
 	// management key (WithAPIKey), so this merchant holds no secrets.
-	bootstrap, err := sim.CreateKey(lakiconnect.Sandbox, sim.AddMasterMerchant(""), "bench bootstrap", lakiconnect.AllScopes)
+	bootstrapMerchant, err := sim.AddMasterMerchant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := sim.CreateKey(ctx, lakiconnect.Sandbox, bootstrapMerchant, "bench bootstrap", lakiconnect.AllScopes)
 	if err != nil {
 		return nil, err
 	}
@@ -325,16 +341,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	cfg.Progress("rotating: %d scheduled, then %d owner secrets and 1 exposed key while the batch runs", len(batch), len(owned))
 
-	type outcome struct {
-		o     rotator.JobOutcome
-		batch bool
-	}
-	results := make(chan outcome, cfg.N)
-	forward := func(ch <-chan rotator.JobOutcome, isBatch bool) {
-		go func() { results <- outcome{<-ch, isBatch} }()
-	}
-	for _, j := range batch {
-		forward(eng.Submit(ctx, j), true)
+	// Outcomes are collected in submission order, with no goroutine per
+	// job (10,000 parked goroutines would weigh 80 MB): jobs of one priority
+	// run first in, first out, so this order is the order they end in.
+	results := make([]<-chan rotator.JobOutcome, len(batch))
+	for i, j := range batch {
+		results[i] = eng.Submit(ctx, j)
 	}
 	var batchDone atomic.Int64
 	var wg sync.WaitGroup
@@ -368,7 +380,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					stored := entryOf(entries, jobs[i].Secret.Name).Stored
 					jobs[i].Known = &stored
 				}
-				ownerOutcomes = eng.RunBatch(ctx, jobs, nil)
+				chans := make([]<-chan rotator.JobOutcome, len(jobs))
+				for i, j := range jobs {
+					chans[i] = eng.Submit(ctx, j)
+				}
+				for _, ch := range chans {
+					ownerOutcomes = append(ownerOutcomes, <-ch)
+				}
 				rep.OwnerSeconds = time.Since(t).Seconds()
 				for _, o := range ownerOutcomes {
 					if o.Err != nil && ownerErr == nil {
@@ -380,9 +398,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var all []rotator.JobOutcome
 	lastReport := time.Now()
-	for range batch {
-		r := <-results
-		all = append(all, r.o)
+	for _, ch := range results {
+		all = append(all, <-ch)
 		n := int(batchDone.Add(1))
 		if n >= exposeAt {
 			trigger("expose")
@@ -476,6 +493,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runtime.ReadMemStats(&m)
 	rep.HeapMB = float64(m.HeapInuse) / (1 << 20)
 	rep.PeakRSSMB = procStatusMB("self", "VmHWM")
+	rep.SimulatorInProcess = simPID == 0
+	if simPID != 0 {
+		rep.SimulatorPeakRSSMB = procStatusMB(strconv.Itoa(simPID), "VmHWM")
+	}
 
 	if cfg.ServeBinary != "" {
 		cfg.Progress("measuring the idle memory of serve holding %d secrets", cfg.N)
@@ -501,16 +522,20 @@ func entryOf(entries []inventory.Entry, name string) inventory.Entry {
 // engine the compromise (what the security-event receiver does with the
 // event) and returns the time from the event to the key's revocation at
 // LakiConnect.
-func exposeAndWait(ctx context.Context, sim *lakisim.Simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
+func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
+	merchant := e.Managed.MasterMerchantID
+	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != lakiconnect.StatusActive {
+		return 0, fmt.Errorf("bench: key %s of %s before its exposure: status %q, %v", keyID, e.Managed.Name, st, err)
+	}
 	start := time.Now()
-	evID, err := sim.ExposeKey(keyID, "public_repository", "")
+	evID, err := sim.ExposeKey(ctx, keyID)
 	if err != nil {
 		return 0, err
 	}
 	stored := e.Stored
 	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Cause: rotator.Cause{
 		Kind: events.CauseCompromise, ID: evID, Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "api_key.exposed", RevokeFirst: true}})
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond) // 50 looks a second: within the observer key's 100/s
 	defer tick.Stop()
 	var revokedAfter time.Duration
 	for revokedAfter == 0 {
@@ -524,7 +549,7 @@ func exposeAndWait(ctx context.Context, sim *lakisim.Simulator, eng *rotator.Eng
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
-		if k, ok := sim.Key(keyID); ok && k.Status == lakiconnect.StatusRevoked {
+		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == lakiconnect.StatusRevoked {
 			revokedAfter = time.Since(start)
 		}
 		if done == nil && revokedAfter == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,14 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 )
+
+// TestMain lets the test binary host the simulator as the command does.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == SimulatorChildFlag {
+		os.Exit(ServeSimulatorChild(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
 
 // run runs the benchmark small and returns its report, the printed table and
 // JSON, and the secret values seeding made.
@@ -109,8 +118,13 @@ func TestSmallRunFiguresAreConsistent(t *testing.T) {
 	}
 
 	// Without the limiter the stand-in throttles, and the retries absorb it.
-	// (A lower quota makes it bite at this size whatever moto's speed.)
-	off, _, _ := run(t, endpoint, Config{N: n, OwnerSecrets: 20, Quota: QuotaOff, StandIn: true, WriteQuota: 20, Workers: 32})
+	// (A lower quota makes it bite at this size whatever moto's speed.) The
+	// simulator runs in a child process here, as the command runs it.
+	off, _, _ := run(t, endpoint, Config{N: n, OwnerSecrets: 20, Quota: QuotaOff, StandIn: true, WriteQuota: 20, Workers: 32,
+		SimulatorExecutable: os.Args[0]})
+	if off.SimulatorInProcess || off.SimulatorPeakRSSMB <= 0 {
+		t.Errorf("simulator in process %v, its peak %.1f MB: the child process was not used", off.SimulatorInProcess, off.SimulatorPeakRSSMB)
+	}
 	if off.ThrottlesInjected == 0 {
 		t.Errorf("with the client limit off the stand-in never throttled (peak %.0f writes/s): the zero above proves nothing", off.WritesPerSecPeak)
 	}

@@ -18,6 +18,9 @@ import (
 // -endpoint names one), runs the benchmark and prints the report. It
 // returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == SimulatorChildFlag {
+		return ServeSimulatorChild(os.Stdin, stdout)
+	}
 	fs := flag.NewFlagSet("lakibench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 1000, "managed secrets to seed and rotate")
@@ -49,6 +52,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		defer srv.Stop()
 		*endpoint = srv.Endpoint
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "lakibench: finding this binary to run the simulator: %v\n", err)
+		return 1
+	}
 	var binary string
 	if *idle {
 		p, err := exec.LookPath(*serveBin)
@@ -58,7 +66,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		binary = p
 	}
-	rep, err := Run(ctx, Config{ServeBinary: binary, N: *n, OwnerSecrets: *owner, Quota: *quota, StandIn: *standIn, WriteQuota: *writeQuota, Workers: *workers, Endpoint: *endpoint, Progress: progress})
+	rep, err := Run(ctx, Config{ServeBinary: binary, SimulatorExecutable: self, N: *n, OwnerSecrets: *owner, Quota: *quota, StandIn: *standIn, WriteQuota: *writeQuota, Workers: *workers, Endpoint: *endpoint, Progress: progress})
 	if err != nil {
 		fmt.Fprintf(stderr, "lakibench: %v\n", err)
 		return 1

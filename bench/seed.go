@@ -13,7 +13,6 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
-	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -62,7 +61,7 @@ type seedSpec struct {
 // metadata the rotator puts on its own keys, as if a previous rotation had
 // made them (steady state); webhook endpoints start with one signing secret.
 // The last owners secrets carry the owner tag.
-func seed(ctx context.Context, sim *lakisim.Simulator, mgmtClient *lakiconnect.Client, smc *sm.Client, runID string, n, owners int) (*seeded, error) {
+func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, smc *sm.Client, runID string, n, owners int) (*seeded, error) {
 	nKeys := max(1, n/apiKeyShare)
 	specs := make([]seedSpec, n)
 	for i := range specs {
@@ -84,8 +83,12 @@ func seed(ctx context.Context, sim *lakisim.Simulator, mgmtClient *lakiconnect.C
 	}
 	var groups []*group
 	newGroup := func() (*group, error) {
-		g := &group{merchant: sim.AddMasterMerchant("")}
-		k, err := sim.CreateKey(lakiconnect.Sandbox, g.merchant, "lakirotator management", lakiconnect.AllScopes)
+		merchant, err := sim.AddMasterMerchant(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g := &group{merchant: merchant}
+		k, err := sim.CreateKey(ctx, lakiconnect.Sandbox, g.merchant, "lakirotator management", lakiconnect.AllScopes)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +187,7 @@ func policyFor(k inventory.Kind) string {
 // seedVersion is the AWSCURRENT version id of a seeded secret.
 func seedVersion(name string) string { return rotator.VersionID(name, "lakibench-seed") }
 
-func seedOne(ctx context.Context, sim *lakisim.Simulator, client *lakiconnect.Client, merchant string, s seedSpec) (secretstore.Credential, map[string]string, error) {
+func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, merchant string, s seedSpec) (secretstore.Credential, map[string]string, error) {
 	tags := map[string]string{
 		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(lakiconnect.Sandbox),
 		inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policyFor(s.kind),
@@ -193,7 +196,7 @@ func seedOne(ctx context.Context, sim *lakisim.Simulator, client *lakiconnect.Cl
 		tags[inventory.TagOwners] = s.owner
 	}
 	if s.kind == inventory.KindWebhookSecret {
-		ep, ws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, merchant, "https://hooks.example.test/"+s.name, []string{})
+		ep, ws, err := sim.AddWebhookEndpoint(ctx, lakiconnect.Sandbox, merchant, "https://hooks.example.test/"+s.name)
 		if err != nil {
 			return secretstore.Credential{}, nil, err
 		}

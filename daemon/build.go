@@ -288,7 +288,7 @@ func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOp
 			counter = secretsmanager.NewCallCounter(secretsmanager.CallCounterOptions{})
 		}
 		st, err := secretsmanager.New(ctx, secretsmanager.Config{
-			Region: ec.AWS.Region, Endpoint: ec.AWS.Endpoint, Profile: ec.AWS.Profile, RoleARN: ec.AWS.RoleARN,
+			Region: ec.AWS.Region, Endpoint: ec.AWS.Endpoint, Profile: ec.AWS.Profile, RoleARN: ec.AWS.RoleARN, ExternalID: ec.AWS.ExternalID,
 			Credentials: o.AWSCredentials, MaxAttempts: ec.AWS.MaxAttempts,
 			Limits: secretsmanager.Limits{ReadRate: ec.AWS.ReadRate, WriteRate: ec.AWS.WriteRate},
 		}, secretsmanager.WithCallCounter(counter))

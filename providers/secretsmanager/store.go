@@ -86,6 +86,8 @@ type Config struct {
 	Profile string
 	// RoleARN, when set, is assumed through STS with the loaded credentials.
 	RoleARN string
+	// ExternalID goes with RoleARN when the role's trust policy asks for one.
+	ExternalID string
 	// Credentials, when set, replace the default credential chain (tests, demo).
 	Credentials aws.CredentialsProvider
 	Limits
@@ -170,7 +172,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		return nil, errors.New("secretsmanager: no AWS region: set the region in the config or AWS_REGION")
 	}
 	if cfg.RoleARN != "" {
-		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN))
+		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
+			func(o *stscreds.AssumeRoleOptions) {
+				o.RoleSessionName = "lakirotator"
+				if cfg.ExternalID != "" {
+					o.ExternalID = aws.String(cfg.ExternalID)
+				}
+			}))
 	}
 	client := sm.NewFromConfig(awsCfg, func(so *sm.Options) {
 		if cfg.Endpoint != "" {
