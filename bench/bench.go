@@ -326,6 +326,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				Cause: rotator.Cause{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
 		}
 	}
+	batch = spreadByMerchant(batch)
 	rep.Batch, rep.OwnerJobs = len(batch), len(owned)
 
 	// Rotate: the batch, then, while it runs, an exposed key and an owner's
@@ -376,6 +377,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				t := time.Now()
 				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Cause{
 					ID: "offboard-" + OwnerName + "-" + runID, Source: events.SourceCLI, Actor: "security", Reason: "owner left"})
+				jobs = spreadByMerchant(jobs)
 				for i := range jobs { // the catalog's listing, as for the batch
 					stored := entryOf(entries, jobs[i].Secret.Name).Stored
 					jobs[i].Known = &stored
@@ -507,6 +509,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.IdleServe = is
 	}
 	return rep, nil
+}
+
+// spreadByMerchant orders jobs round-robin over master merchants. The
+// engine's pool runs jobs of one priority first in, first out, and each
+// management key has its own LakiConnect rate limit (80/s): jobs in name
+// order come in runs of one merchant, which put every worker behind one key's
+// limiter (16 rotations/s at 5 calls each) while the others idle.
+func spreadByMerchant(jobs []rotator.Job) []rotator.Job {
+	var order []string
+	byMerchant := map[string][]rotator.Job{}
+	for _, j := range jobs {
+		m := string(j.Secret.Environment) + "/" + j.Secret.MasterMerchantID
+		if _, ok := byMerchant[m]; !ok {
+			order = append(order, m)
+		}
+		byMerchant[m] = append(byMerchant[m], j)
+	}
+	out := make([]rotator.Job, 0, len(jobs))
+	for i := 0; len(out) < len(jobs); i++ {
+		for _, m := range order {
+			if i < len(byMerchant[m]) {
+				out = append(out, byMerchant[m][i])
+			}
+		}
+	}
+	return out
 }
 
 func entryOf(entries []inventory.Entry, name string) inventory.Entry {

@@ -108,20 +108,14 @@ func TestSmallRunFiguresAreConsistent(t *testing.T) {
 			t.Errorf("the table lacks %q", want)
 		}
 	}
-	if len(values) < n {
-		t.Fatalf("seeding reported %d secret values for %d secrets", len(values), n)
-	}
-	for _, v := range values {
-		if strings.Contains(out, v.Reveal()) {
-			t.Errorf("a seeded secret value (last4 %s) appears in the output", v.Last4())
-		}
-	}
+	noLeak(t, out, values, n)
 
 	// Without the limiter the stand-in throttles, and the retries absorb it.
 	// (A lower quota makes it bite at this size whatever moto's speed.) The
 	// simulator runs in a child process here, as the command runs it.
-	off, _, _ := run(t, endpoint, Config{N: n, OwnerSecrets: 20, Quota: QuotaOff, StandIn: true, WriteQuota: 20, Workers: 32,
+	off, offOut, offValues := run(t, endpoint, Config{N: n, OwnerSecrets: 20, Quota: QuotaOff, StandIn: true, WriteQuota: 20, Workers: 32,
 		SimulatorExecutable: os.Args[0]})
+	noLeak(t, offOut, offValues, n)
 	if off.SimulatorInProcess || off.SimulatorPeakRSSMB <= 0 {
 		t.Errorf("simulator in process %v, its peak %.1f MB: the child process was not used", off.SimulatorInProcess, off.SimulatorPeakRSSMB)
 	}
@@ -146,6 +140,19 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		_, err := Run(context.Background(), c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Run(%+v) = %v, want an error naming %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// noLeak fails when a secret value seeding made appears in the output.
+func noLeak(t *testing.T, out string, values []secret.Value, n int) {
+	t.Helper()
+	if len(values) < n {
+		t.Fatalf("seeding reported %d secret values for %d secrets", len(values), n)
+	}
+	for _, v := range values {
+		if strings.Contains(out, v.Reveal()) {
+			t.Errorf("a seeded secret value (last4 %s) appears in the output", v.Last4())
 		}
 	}
 }

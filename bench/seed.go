@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -171,7 +170,7 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 	close(work)
 	wg.Wait()
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("seeding %d secrets: %d failed, first: %w", n, len(errs), errors.Join(errs[0]))
+		return nil, fmt.Errorf("seeding %d secrets: %d failed, first: %w", n, len(errs), errs[0])
 	}
 	return out, nil
 }

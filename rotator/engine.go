@@ -446,11 +446,8 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if !hasCur {
 			return nil
 		}
-		if c, ok := e.locateOld(ctx, iss, ms, cur.ID); ok {
-			old = &c
-			res.PreviousKeyID = credID(c)
-			return nil
-		}
+		// One Secrets Manager read (quota 10,000/s) rather than a
+		// LakiConnect lookup (100/s per management key, the scarcer one).
 		c, err := e.read(ctx, ms, secretstore.ByStage(secretstore.StageCurrent), "read current")
 		if err != nil {
 			return err

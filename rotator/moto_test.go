@@ -150,13 +150,10 @@ func TestMotoBatchOf200CallBudget(t *testing.T) {
 		if writes != 2*n {
 			t.Fatalf("%s: %d writes for %d rotations, want exactly 2 per rotation", label, writes, n)
 		}
-		// At most one read per rotation: AWSCURRENT, for hand-made keys only
-		// (a rotator-made key's id is found in LakiConnect's metadata).
-		if total > 3*n {
-			t.Fatalf("%s: %d calls for %d rotations, want at most 3 per rotation", label, total, n)
-		}
-		if label == "steady state" && total != 2*n {
-			t.Fatalf("%s: %d calls for %d rotations, want exactly 2 (the writes) per rotation", label, total, n)
+		// Exactly one read per rotation (the old credential, AWSCURRENT) and
+		// the two writes.
+		if total != 3*n {
+			t.Fatalf("%s: %d calls for %d rotations, want exactly 3 per rotation", label, total, n)
 		}
 		return out
 	}

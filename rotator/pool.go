@@ -133,14 +133,34 @@ func (p *pool) eligible(it *item) bool {
 	return true
 }
 
+// next picks the eligible job of the highest priority; among equals, the
+// one whose master merchant has the fewest jobs running, then the oldest.
+// Each merchant's management key has its own LakiConnect rate limit, so a
+// batch spread over merchants runs at the sum of their limits instead of
+// queueing behind one.
 func (p *pool) next() *item {
-	best := -1
+	best, bestLoad := -1, 0
 	for i, it := range p.queue {
 		if !p.eligible(it) {
 			continue
 		}
-		if best < 0 || it.prio < p.queue[best].prio || (it.prio == p.queue[best].prio && it.seq < p.queue[best].seq) {
-			best = i
+		load := p.others[it.group()] + p.mgmt[it.group()]
+		if best < 0 {
+			best, bestLoad = i, load
+			continue
+		}
+		b := p.queue[best]
+		switch {
+		case it.prio != b.prio:
+			if it.prio < b.prio {
+				best, bestLoad = i, load
+			}
+		case load != bestLoad:
+			if load < bestLoad {
+				best, bestLoad = i, load
+			}
+		case it.seq < b.seq:
+			best, bestLoad = i, load
 		}
 	}
 	if best < 0 {

@@ -106,19 +106,28 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 		t.Fatal("old key still works after its grace")
 	}
 
-	// Steady state: the old key is the rotator's own, found at LakiConnect
-	// by its metadata, so the next rotation needs no store read at all.
+	// Steady state: one store read (the old credential, AWSCURRENT) and the
+	// two writes; at LakiConnect only create, verify and expire, since its
+	// calls per key are the scarcer budget.
 	known, err = h.store.Describe(ctx, ms.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.store.resetCounts()
+	before := len(h.fx.Sim.Requests())
 	second, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-02T09:00:00Z"), Known: &known})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls := h.store.counts(); len(calls) != 2 || calls["PutPending"] != 1 || calls["MoveStage"] != 1 {
-		t.Fatalf("steady-state store calls %v: want one PutPending and one MoveStage", calls)
+	if calls := h.store.counts(); len(calls) != 3 || calls["Get"] != 1 || calls["PutPending"] != 1 || calls["MoveStage"] != 1 {
+		t.Fatalf("steady-state store calls %v: want one Get, one PutPending and one MoveStage", calls)
+	}
+	var laki []string
+	for _, r := range h.fx.Sim.Requests()[before:] {
+		laki = append(laki, r.Method+" "+r.Path)
+	}
+	if len(laki) != 3 {
+		t.Fatalf("LakiConnect calls for one rotation: %v; want create, whoami and expire only", laki)
 	}
 	if second.PreviousKeyID != cur.KeyID || h.key(cur.KeyID).Status != lakiconnect.StatusExpiring {
 		t.Fatalf("second rotation ended %s, want %s expiring", second.PreviousKeyID, cur.KeyID)

@@ -263,30 +263,25 @@ func (e *Engine) endOld(ctx context.Context, iss Issuer, job Job, vid string, ol
 }
 
 func (e *Engine) endOldKey(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, vid string, old *secretstore.Credential, grace time.Duration, target time.Time) (*time.Time, error) {
-	k, err := iss.GetAPIKey(ctx, old.KeyID)
-	if isNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if k.Status == lakiconnect.StatusRevoked {
-		return k.RevokedAt, nil
-	}
-	pastEnd := k.Status == lakiconnect.StatusExpiring && k.ExpiresAt != nil && !k.ExpiresAt.After(e.clk.Now())
-	if k.Status == lakiconnect.StatusExpiring && k.ExpiresAt != nil && !pastEnd && !k.ExpiresAt.After(target) {
-		return k.ExpiresAt, nil
-	}
-	if grace == 0 || pastEnd {
-		k, err = iss.RevokeAPIKey(ctx, IdempotencyKey(ms.Name, vid, "revoke-old"), old.KeyID)
+	// One call, no look first: LakiConnect's calls per key are the scarce
+	// ones (100/s), and both requests are idempotent by their keys.
+	if grace == 0 {
+		k, err := iss.RevokeAPIKey(ctx, IdempotencyKey(ms.Name, vid, "revoke-old"), old.KeyID)
+		if isNotFound(err) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
 		return k.RevokedAt, nil
 	}
-	k, err = iss.ExpireAPIKey(ctx, IdempotencyKey(ms.Name, vid, "expire-old"), old.KeyID, &target)
+	k, err := iss.ExpireAPIKey(ctx, IdempotencyKey(ms.Name, vid, "expire-old"), old.KeyID, &target)
+	if isNotFound(err) {
+		return nil, nil
+	}
 	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused || code == lakiconnect.CodeKeyRevoked {
-		// An earlier pass asked with another expires_at: look at what it did.
+		// Already ended, or an earlier pass asked with another expires_at:
+		// look at what stands (rare, so the extra call is fine here).
 		if k, err = iss.GetAPIKey(ctx, old.KeyID); err == nil {
 			if k.Status == lakiconnect.StatusActive {
 				return nil, fmt.Errorf("old key %s is still active after an earlier expire request", old.KeyID)
@@ -308,34 +303,17 @@ func endOf(k lakiconnect.APIKey) *time.Time {
 }
 
 func (e *Engine) endOldWebhook(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, vid string, old *secretstore.Credential, grace time.Duration, target time.Time) (*time.Time, error) {
-	ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
-	if err != nil {
-		return nil, err
-	}
-	var info *lakiconnect.WebhookSecretInfo
-	for i := range ep.Secrets {
-		if ep.Secrets[i].ID == old.SecretID {
-			info = &ep.Secrets[i]
-		}
-	}
-	if info == nil {
-		return nil, nil
-	}
-	if info.Status == lakiconnect.StatusRevoked {
-		return info.ExpiresAt, nil
-	}
-	pastEnd := info.Status == lakiconnect.StatusExpiring && info.ExpiresAt != nil && !info.ExpiresAt.After(e.clk.Now())
-	if info.Status == lakiconnect.StatusExpiring && info.ExpiresAt != nil && !pastEnd && !info.ExpiresAt.After(target) {
-		return info.ExpiresAt, nil
-	}
 	var at *time.Time
 	step := "revoke-old"
-	if grace > 0 && !pastEnd {
+	if grace > 0 {
 		at, step = &target, "expire-old"
 	}
-	_, err = iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, step), ms.EndpointID, old.SecretID, at)
-	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused {
-		err = nil // an earlier pass asked already; its end stands
+	_, err := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, step), ms.EndpointID, old.SecretID, at)
+	if isNotFound(err) {
+		return nil, nil // the endpoint or the secret is gone
+	}
+	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused || code == lakiconnect.CodeKeyRevoked {
+		err = nil // an earlier pass asked already, or it has ended: its end stands
 	}
 	if err != nil {
 		return nil, err
@@ -345,49 +323,6 @@ func (e *Engine) endOldWebhook(ctx context.Context, iss Issuer, ms inventory.Man
 		at = &n
 	}
 	return at, nil
-}
-
-// locateOld finds the credential that AWSCURRENT (version curID) holds
-// without reading the store, when LakiConnect can tell unambiguously: the
-// one live key whose metadata names this secret and version (keys the
-// rotator made), or an endpoint's only live signing secret. Otherwise (a
-// credential made by hand, an ambiguity, an error) the caller reads
-// AWSCURRENT. Only ids are needed to end the old credential.
-func (e *Engine) locateOld(ctx context.Context, iss Issuer, ms inventory.ManagedSecret, curID string) (secretstore.Credential, bool) {
-	c := secretstore.Credential{Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID}
-	if ms.Kind == inventory.KindWebhookSecret {
-		ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
-		if err != nil || ep.Environment != ms.Environment || ep.MasterMerchantID != ms.MasterMerchantID {
-			return c, false
-		}
-		var live []string
-		for _, s := range ep.Secrets {
-			if s.Status != lakiconnect.StatusRevoked {
-				live = append(live, s.ID)
-			}
-		}
-		if len(live) != 1 {
-			return c, false
-		}
-		c.Type, c.EndpointID, c.SecretID = secretstore.TypeWebhookSecret, ms.EndpointID, live[0]
-		return c, true
-	}
-	var found []string
-	for k, err := range iss.ListAPIKeys(ctx, "") {
-		if err != nil {
-			return c, false
-		}
-		if k.Status != lakiconnect.StatusRevoked && k.Metadata[MetaCreatedBy] == MetaCreatedByValue &&
-			k.Metadata[MetaSecret] == metaName(ms.Name) && k.Metadata[MetaVersion] == curID &&
-			k.Environment == ms.Environment && k.MasterMerchantID == ms.MasterMerchantID {
-			found = append(found, k.ID)
-		}
-	}
-	if len(found) != 1 {
-		return c, false
-	}
-	c.Type, c.KeyID = secretstore.TypeAPIKey, found[0]
-	return c, true
 }
 
 // ErrCredentialFailedTest marks a pending credential that LakiConnect
