@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -130,6 +131,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("managed secrets loaded", "count", len(d.catalog.All()))
 	d.StartupPass(ctx)
+	// The listing's garbage is the bulk of what start-up allocated; an
+	// idle daemon gives it back rather than holding it until the next GC.
+	debug.FreeOSMemory()
 
 	plans, err := d.plans()
 	if err != nil {
@@ -153,6 +157,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
 				d.log.Error("catalog refresh failed; keeping the last one", "err", err)
 			}
+			debug.FreeOSMemory()
 		})
 	})
 	<-ctx.Done()

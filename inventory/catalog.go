@@ -41,6 +41,10 @@ type Catalog struct {
 	// managed tag is always required).
 	Discover bool
 	Filters  []secretstore.TagFilter
+	// KeepTags are the tags kept with each entry once it is parsed (the
+	// engine's bookkeeping); the rest are dropped, so that ten thousand
+	// entries stay small. Nil keeps none.
+	KeepTags []string
 
 	mu          sync.RWMutex
 	entries     map[string]Entry
@@ -73,7 +77,7 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 				case m.Environment != env:
 					problems = append(problems, fmt.Errorf("secret %q is tagged %s=%s but lives in the %s store", s.Name, TagEnvironment, m.Environment, env))
 				default:
-					entries[s.Name] = Entry{Managed: m, Stored: s}
+					entries[s.Name] = Entry{Managed: m, Stored: c.slim(s)}
 				}
 				return nil
 			})
@@ -98,13 +102,28 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 		default:
 			m.ARN = s.ARN
 			// A declaration in the config file wins over tags.
-			entries[m.Name] = Entry{Managed: m, Stored: s}
+			entries[m.Name] = Entry{Managed: m, Stored: c.slim(s)}
 		}
 	}
 	c.mu.Lock()
 	c.entries, c.problems, c.refreshedAt = entries, problems, now
 	c.mu.Unlock()
 	return nil
+}
+
+// slim drops what the catalog does not need to keep of a listed secret.
+func (c *Catalog) slim(s secretstore.Secret) secretstore.Secret {
+	var kept map[string]string
+	for _, k := range c.KeepTags {
+		if v, ok := s.Tags[k]; ok {
+			if kept == nil {
+				kept = map[string]string{}
+			}
+			kept[k] = v
+		}
+	}
+	s.Tags, s.Description = kept, ""
+	return s
 }
 
 // Update replaces what the catalog knows of one secret's stored state, after

@@ -112,3 +112,18 @@ func TestCatalogDiscoversByTagsAndReportsBadTags(t *testing.T) {
 	assert.Equal(t, "v2", v.ID)
 	assert.Equal(t, now, c.RefreshedAt())
 }
+
+func TestCatalogKeepsOnlyTheBookkeepingTags(t *testing.T) {
+	tg := tags("api_key", "sandbox", "checkout", "alice")
+	tg["lakirotator:failed-attempts"] = "2"
+	tg["cost-center"] = "payments"
+	st := &listed{secrets: []secretstore.Secret{{Name: "checkout/sandbox", Description: "long text", Tags: tg}}}
+	c := &inventory.Catalog{Stores: map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: st}, Discover: true,
+		KeepTags: []string{"lakirotator:failed-attempts", "lakirotator:last-failure"}}
+	require.NoError(t, c.Refresh(context.Background(), time.Now()))
+	e, ok := c.Get("checkout/sandbox")
+	require.True(t, ok)
+	assert.Equal(t, map[string]string{"lakirotator:failed-attempts": "2"}, e.Stored.Tags)
+	assert.Empty(t, e.Stored.Description)
+	assert.Equal(t, []string{"alice"}, e.Managed.Owners, "what the tags said is kept, parsed")
+}
