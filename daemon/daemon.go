@@ -310,27 +310,36 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 // runJobs submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
 func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
-	chans := make([]<-chan rotator.JobOutcome, 0, len(jobs))
+	byEnv := map[lakiconnect.Environment][]rotator.Job{}
 	for _, j := range jobs {
-		chans = append(chans, d.envs[j.Secret.Environment].Engine.Submit(ctx, j))
+		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)
 	}
-	var wg sync.WaitGroup
-	for _, ch := range chans {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := <-ch
-			if o.Err == nil {
-				d.recordRotation(o)
-			} else {
-				d.log.Error("rotation failed", "secret", o.Job.Secret.Name, "err", o.Err)
+	// One outcome channel per environment's batch and one goroutine per
+	// environment, not one per job: a slot may hold ten thousand secrets.
+	merged := make(chan rotator.JobOutcome, len(jobs))
+	var fan sync.WaitGroup
+	for env, js := range byEnv {
+		out := d.envs[env].Engine.SubmitAll(ctx, js)
+		fan.Add(1)
+		go func(n int) {
+			defer fan.Done()
+			for range n {
+				merged <- <-out
 			}
-			if each != nil {
-				each(o)
-			}
-		}()
+		}(len(js))
 	}
-	wg.Wait()
+	for range jobs {
+		o := <-merged
+		if o.Err == nil {
+			d.recordRotation(o)
+		} else {
+			d.log.Error("rotation failed", "secret", o.Job.Secret.Name, "err", o.Err)
+		}
+		if each != nil {
+			each(o)
+		}
+	}
+	fan.Wait()
 }
 
 // recordRotation updates the catalog after a successful rotation: the new

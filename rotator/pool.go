@@ -37,6 +37,8 @@ type JobOutcome struct {
 	Job    Job
 	Result Result
 	Err    error
+	// Index is the job's position in the batch it was submitted with.
+	Index int
 }
 
 // Progress reports a batch's advance after each finished job.
@@ -54,6 +56,7 @@ type item struct {
 	prio Priority
 	seq  uint64
 	done chan JobOutcome
+	idx  int // position in the submitted batch
 }
 
 func (it *item) group() string {
@@ -101,7 +104,7 @@ func (p *pool) close() {
 	p.mu.Unlock()
 	p.cancel()
 	for _, it := range queued {
-		it.done <- JobOutcome{Job: it.job, Err: ErrClosed}
+		it.done <- JobOutcome{Job: it.job, Err: ErrClosed, Index: it.idx}
 	}
 	p.workers.Wait()
 }
@@ -208,7 +211,7 @@ func (p *pool) work() {
 		}
 		p.cond.Broadcast()
 		p.mu.Unlock()
-		it.done <- JobOutcome{Job: it.job, Result: res, Err: err}
+		it.done <- JobOutcome{Job: it.job, Result: res, Err: err, Index: it.idx}
 	}
 }
 
@@ -221,13 +224,23 @@ func (e *Engine) Submit(ctx context.Context, job Job) <-chan JobOutcome {
 // keys last) see the whole batch.
 func (p *pool) submit(ctx context.Context, jobs []Job) []<-chan JobOutcome {
 	out := make([]<-chan JobOutcome, len(jobs))
+	p.enqueue(ctx, jobs, func(i int) chan JobOutcome {
+		ch := make(chan JobOutcome, 1)
+		out[i] = ch
+		return ch
+	})
+	return out
+}
+
+// enqueue queues the jobs; doneFor gives the channel job i's outcome goes to
+// (it must have room for it: the workers never block on it).
+func (p *pool) enqueue(ctx context.Context, jobs []Job, doneFor func(i int) chan JobOutcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, job := range jobs {
-		it := &item{ctx: ctx, job: job, prio: PriorityOf(job), done: make(chan JobOutcome, 1)}
-		out[i] = it.done
+		it := &item{ctx: ctx, job: job, prio: PriorityOf(job), done: doneFor(i), idx: i}
 		if p.closed {
-			it.done <- JobOutcome{Job: job, Err: ErrClosed}
+			it.done <- JobOutcome{Job: job, Err: ErrClosed, Index: i}
 			continue
 		}
 		p.seq++
@@ -235,6 +248,15 @@ func (p *pool) submit(ctx context.Context, jobs []Job) []<-chan JobOutcome {
 		p.queue = append(p.queue, it)
 	}
 	p.cond.Broadcast()
+}
+
+// SubmitAll queues a batch; the one channel receives every job's outcome,
+// in the order they end, with JobOutcome.Index naming the job. One channel
+// for the batch, not one goroutine per job, keeps a ten-thousand-secret
+// slot small.
+func (e *Engine) SubmitAll(ctx context.Context, jobs []Job) <-chan JobOutcome {
+	out := make(chan JobOutcome, len(jobs))
+	e.pool.enqueue(ctx, jobs, func(int) chan JobOutcome { return out })
 	return out
 }
 
@@ -242,25 +264,17 @@ func (p *pool) submit(ctx context.Context, jobs []Job) []<-chan JobOutcome {
 // in the jobs' order. progress, when set, is called after each job ends
 // (from one goroutine at a time).
 func (e *Engine) RunBatch(ctx context.Context, jobs []Job, progress func(Progress)) []JobOutcome {
-	chans := e.pool.submit(ctx, jobs)
-	type indexed struct {
-		i int
-		o JobOutcome
-	}
-	all := make(chan indexed, len(jobs))
-	for i, ch := range chans {
-		go func() { all <- indexed{i, <-ch} }()
-	}
+	all := e.SubmitAll(ctx, jobs)
 	out := make([]JobOutcome, len(jobs))
 	pr := Progress{Total: len(jobs)}
 	for range jobs {
-		r := <-all
-		out[r.i] = r.o
+		o := <-all
+		out[o.Index] = o
 		pr.Done++
-		if r.o.Err != nil {
+		if o.Err != nil {
 			pr.Failed++
 		}
-		pr.Last = r.o
+		pr.Last = o
 		if progress != nil {
 			progress(pr)
 		}
