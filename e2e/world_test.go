@@ -414,6 +414,21 @@ func (w *world) startDaemon() {
 	w.mu.Lock()
 	w.daemon = d
 	w.mu.Unlock()
+	// However the test ends, no daemon outlives it.
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+			return
+		default:
+		}
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(30 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
 	eventually(t, 30*time.Second, "the daemon answers /readyz", func() bool {
 		select {
 		case <-d.done:
