@@ -100,11 +100,10 @@ func ServeSimulatorChild(stdin io.Reader, stdout io.Writer) int {
 // separateProcess runs the simulator as a child process, so that the
 // benchmark's memory figure is the rotator's alone.
 type separateProcess struct {
-	url    string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	http   *http.Client
-	client *lakiconnect.Client
+	url   string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	http  *http.Client
 
 	mu        sync.Mutex
 	observers map[string]*lakiconnect.Client // merchant -> client with a key of its own
