@@ -570,11 +570,13 @@ func (s *Service) Close(ctx context.Context) error {
 type eventLogger struct{ log *slog.Logger }
 
 func (l eventLogger) Emit(ctx context.Context, e events.Event) {
+	// Errors are failures; critical but successful (an emergency accepted,
+	// an alert raised) is a warning, so error-level log alarms count failures.
 	level := slog.LevelInfo
 	switch {
-	case e.Outcome == events.OutcomeFailed || e.Severity == events.SeverityCritical:
+	case e.Outcome == events.OutcomeFailed:
 		level = slog.LevelError
-	case e.Outcome == events.OutcomeRefused || e.Outcome == events.OutcomeWarning:
+	case e.Severity == events.SeverityCritical || e.Outcome == events.OutcomeRefused || e.Outcome == events.OutcomeWarning:
 		level = slog.LevelWarn
 	}
 	attrs := []any{"step", e.Step, "outcome", e.Outcome, "severity", e.Severity}

@@ -108,7 +108,11 @@ func title(e events.Event) string {
 	case events.StepAuth:
 		what = "Refused request"
 	}
-	s := fmt.Sprintf("%s %s", what, e.Outcome)
+	outcome := string(e.Outcome)
+	if e.Step == events.StepTrigger && e.Outcome == events.OutcomeSucceeded {
+		outcome = "accepted" // the rotations it asked for report their own ends
+	}
+	s := fmt.Sprintf("%s %s", what, outcome)
 	if e.Secret != "" {
 		s += ": " + e.Secret
 	}
