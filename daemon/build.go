@@ -123,14 +123,15 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 			return nil, fmt.Errorf("environments.%s.lakiconnect.master_merchants: at least one is needed", env)
 		}
 		for _, m := range ec.LakiConnect.MasterMerchants {
-			keys[lakiissuer.Target{Environment: env, MasterMerchantID: m.ID}] = &storeKey{store: stores[env], secret: m.ManagementKey.Secret, clock: o.Clock, ttl: time.Minute}
+			keys[lakiissuer.Target{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
 		}
 		// The client is built with the first merchant's key; every call
 		// goes out with the key of the merchant it acts for. Reading it
 		// now also fails fast when a management key is unreadable.
-		first, err := keys[lakiissuer.Target{Environment: env, MasterMerchantID: ec.LakiConnect.MasterMerchants[0].ID}].Key(ctx)
+		firstMM := ec.LakiConnect.MasterMerchants[0]
+		first, err := keys[lakiissuer.Target{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("environments.%s.lakiconnect: %w", env, err)
+			return nil, fmt.Errorf("environments.%s.lakiconnect: management key %q: %w", env, firstMM.ManagementKey.Secret, err)
 		}
 		c, err := lakiconnect.NewClient(lakiconnect.Config{
 			BaseURL: ec.LakiConnect.BaseURL, APIKey: first, Timeout: ec.LakiConnect.Timeout.Std(), Logger: o.Logger, RootCAs: o.RootCAs,

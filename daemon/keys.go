@@ -12,42 +12,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// storeKey reads a management key from its managed secret's AWSCURRENT and
-// keeps it for a short while. The engine invalidates it right after it
-// promotes a new management key, so the rotator never calls with a key it
-// has just retired.
-type storeKey struct {
-	store  secretstore.Store
-	secret string
-	clock  clock.Clock
-	ttl    time.Duration
-
-	mu      sync.Mutex
-	key     secret.Value
-	fetched time.Time
-}
-
-func (k *storeKey) Key(ctx context.Context) (secret.Value, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.key.IsZero() && k.clock.Now().Sub(k.fetched) < k.ttl {
-		return k.key, nil
-	}
-	c, err := currentCredential(ctx, k.store, k.secret)
-	if err != nil {
-		return secret.Value{}, fmt.Errorf("management key %q: %w", k.secret, err)
-	}
-	k.key, k.fetched = c.Secret, k.clock.Now()
-	return k.key, nil
-}
-
-// Invalidate drops the cached key.
-func (k *storeKey) Invalidate() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.key = secret.Value{}
-}
-
 func currentCredential(ctx context.Context, store secretstore.Store, name string) (secretstore.Credential, error) {
 	v, err := store.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -39,16 +40,16 @@ const (
 // widened policy applies then), and the policy violations found now.
 func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem, error) {
 	d := s.Daemon
-	if err := d.catalog.Refresh(ctx, d.clock.Now()); err != nil {
+	vs, idx, err := s.Scans.check(ctx)
+	if idx == nil {
 		return nil, err
 	}
-	violations := map[string][]string{}
-	if vs, err := s.Scans.Check(ctx); err == nil {
-		for _, v := range vs {
-			violations[v.Secret] = append(violations[v.Secret], string(v.Reason))
-		}
-	} else {
+	if err != nil {
 		d.log.Warn("plan: policy scan failed; violations are not shown", "err", err)
+	}
+	violations := map[string][]string{}
+	for _, v := range vs {
+		violations[v.Secret] = append(violations[v.Secret], string(v.Reason))
 	}
 	now := d.clock.Now()
 	var items []PlanItem
@@ -85,28 +86,18 @@ func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem
 		default:
 			it.State, it.Action = PlanOK, "nothing until the next slot"
 		}
-		if hasCur && (e.Managed.Kind != "webhook_secret") {
-			if c, err := currentCredential(ctx, d.envs[e.Managed.Environment].Store, e.Managed.Name); err == nil {
-				target := p
-				if fp, ok := s.Policies.ForEnvironment(p.Name, e.Managed.Environment); ok {
-					target = fp
-				}
-				if ch := target.ScopeChangeFor(scopesOf(c.Scopes)); !ch.IsZero() {
-					it.ScopeChange = ch.String()
-				}
+		if scopes, ok := idx.scopes[e.Managed.Name]; ok && e.Managed.Kind != inventory.KindWebhookSecret {
+			target := p
+			if fp, ok := s.Policies.ForEnvironment(p.Name, e.Managed.Environment); ok {
+				target = fp
+			}
+			if ch := target.ScopeChangeFor(scopes); !ch.IsZero() {
+				it.ScopeChange = ch.String()
 			}
 		}
 		items = append(items, it)
 	}
 	return items, nil
-}
-
-func scopesOf(ss []string) []lakiconnect.Scope {
-	out := make([]lakiconnect.Scope, len(ss))
-	for i, s := range ss {
-		out[i] = lakiconnect.Scope(s)
-	}
-	return out
 }
 
 // ReportInventory is the state of every managed secret for the audit
@@ -128,7 +119,7 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		}
 		if p, ok := d.policies.Get(e.Managed.Policy); ok {
 			st.PolicyMaxAge = p.MaxAge
-			st.PolicyScopes = scopeNames(p.Scopes)
+			st.PolicyScopes = lakiconnect.ScopeNames(p.Scopes)
 			if p.Schedule != nil {
 				st.NextDue = p.NextRun(now)
 			}
@@ -136,12 +127,4 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-func scopeNames(s []lakiconnect.Scope) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[i] = string(x)
-	}
-	return out
 }

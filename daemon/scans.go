@@ -80,12 +80,13 @@ type keyRef struct {
 type keyIndex struct {
 	managed []scan.Managed
 	keys    map[keyRef]authwatch.KeyInfo
+	scopes  map[string][]lakiconnect.Scope // secret name → scopes of its current key
 }
 
 // readKeyIndex reads the AWSCURRENT and AWSPREVIOUS values of every managed
 // secret: two reads each, well inside the read quota.
 func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
-	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}}
+	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}, scopes: map[string][]lakiconnect.Scope{}}
 	for _, e := range d.catalog.All() {
 		if e.Missing {
 			continue
@@ -100,6 +101,7 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 		switch {
 		case err == nil:
 			m = m.WithCurrent(cur)
+			idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(cur.Scopes)
 			idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(cur)}] = authwatch.KeyInfo{
 				State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 		case errors.Is(err, secretstore.ErrNotFound):
@@ -184,20 +186,28 @@ func (s *Scans) remember(idx keyIndex) {
 
 // Check runs one policy scan now and returns every violation (policy check).
 func (s *Scans) Check(ctx context.Context) ([]policies.Violation, error) {
+	vs, _, err := s.check(ctx)
+	return vs, err
+}
+
+// check refreshes the catalog, reads every managed secret's credentials
+// once and scans them. The index comes back even when only the scan (the
+// LakiConnect side) failed, so that Plan can still show the store's view.
+func (s *Scans) check(ctx context.Context) ([]policies.Violation, *keyIndex, error) {
 	if err := s.d.catalog.Refresh(ctx, s.d.clock.Now()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	idx, err := s.d.readKeyIndex(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.remember(idx)
 	vs, err := s.scanner.Scan(ctx, idx.managed, s.d.clock.Now())
 	if err != nil {
-		return nil, err
+		return nil, &idx, err
 	}
 	scan.Sort(vs)
-	return vs, nil
+	return vs, &idx, nil
 }
 
 // Sweep runs the orphan sweep over every environment's managed secrets.

@@ -226,7 +226,7 @@ func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string
 		}
 		if err := put("demo/"+string(env)+"/management-key", nil, secretstore.Credential{
 			Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: mm, KeyID: k.ID,
-			Secret: k.Secret, Scopes: scopeStrings(k.Scopes), CreatedAt: now,
+			Secret: k.Secret, Scopes: lakiconnect.ScopeNames(k.Scopes), CreatedAt: now,
 		}); err != nil {
 			return seeded{}, err
 		}
@@ -262,21 +262,13 @@ func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string
 			if err != nil {
 				return seeded{}, fmt.Errorf("demo: %s: %w", s.Name, err)
 			}
-			c.Type, c.KeyID, c.Secret, c.Scopes = secretstore.TypeAPIKey, k.ID, k.Secret, scopeStrings(k.Scopes)
+			c.Type, c.KeyID, c.Secret, c.Scopes = secretstore.TypeAPIKey, k.ID, k.Secret, lakiconnect.ScopeNames(k.Scopes)
 		}
 		if err := put(s.Name, tags, c); err != nil {
 			return seeded{}, err
 		}
 	}
 	return seeded{merchant: mm, securityEndpoint: secEP.ID, store: st}, nil
-}
-
-func scopeStrings(s []lakiconnect.Scope) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[i] = string(x)
-	}
-	return out
 }
 
 func writeToken(path string) error {

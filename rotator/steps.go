@@ -83,13 +83,9 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid stri
 		return secretstore.Credential{}, permanent(ms.Name, "create", "LakiConnect made key %s for %s %s, but the secret is declared for %s %s",
 			k.ID, k.Environment, k.MasterMerchantID, ms.Environment, ms.MasterMerchantID)
 	}
-	scopes := make([]string, len(k.Scopes))
-	for i, s := range k.Scopes {
-		scopes[i] = string(s)
-	}
 	return secretstore.Credential{
 		Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: k.MasterMerchantID,
-		KeyID: k.ID, Secret: k.Secret, Scopes: scopes, CreatedAt: k.CreatedAt,
+		KeyID: k.ID, Secret: k.Secret, Scopes: lakiconnect.ScopeNames(k.Scopes), CreatedAt: k.CreatedAt,
 	}, nil
 }
 

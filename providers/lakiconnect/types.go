@@ -78,6 +78,24 @@ func (s Scope) Valid() bool {
 	return false
 }
 
+// ScopeNames returns the scopes as plain strings, the stored value's form.
+func ScopeNames(s []Scope) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = string(x)
+	}
+	return out
+}
+
+// ScopesFrom turns plain strings back into Scopes (it does not validate them).
+func ScopesFrom(ss []string) []Scope {
+	out := make([]Scope, len(ss))
+	for i, x := range ss {
+		out[i] = Scope(x)
+	}
+	return out
+}
+
 // WhoAmI describes the calling key.
 type WhoAmI struct {
 	KeyID            string      `json:"key_id"`
