@@ -70,6 +70,7 @@ type Daemon struct {
 	bus                       *events.Bus
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
+	facts                     credentialFacts // what stored versions say, by version id
 
 	mu     sync.Mutex
 	jobCtx context.Context // outlives Run's ctx: rotations in hand finish on shutdown

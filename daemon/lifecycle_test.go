@@ -2,7 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"github.com/lakirotator/lakirotator/config"
+	"github.com/lakirotator/lakirotator/daemon"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,5 +453,56 @@ func TestExposedOldKeyInGraceIsRevokedWithoutARotation(t *testing.T) {
 	})
 	if len(alerts) != 1 {
 		t.Errorf("%d exposed_old_key_revoked alerts, want 1", len(alerts))
+	}
+}
+
+// countingStore counts value reads.
+type countingStore struct {
+	secretstore.Store
+	mu   sync.Mutex
+	gets int
+}
+
+func (c *countingStore) Get(ctx context.Context, name string, sel secretstore.Selector) (secretstore.Version, error) {
+	c.mu.Lock()
+	c.gets++
+	c.mu.Unlock()
+	return c.Store.Get(ctx, name, sel)
+}
+
+func (c *countingStore) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets
+}
+
+// The scans read each stored version once: a second scan with nothing
+// rotated in between reads no value from the store.
+func TestRepeatedScansReadEachVersionOnce(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	cfg, err := config.Parse(w.cfgPath, w.cfgYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingStore{Store: w.store}
+	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
+		Stores: map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: counting}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown(ctx)
+	if _, err := svc.Scans.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := counting.count()
+	if first == 0 {
+		t.Fatal("the first scan read nothing; it must read every current version")
+	}
+	if _, err := svc.Scans.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := counting.count() - first; again != 0 {
+		t.Errorf("the second scan read %d values; versions do not change, it should read none", again)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/authwatch"
@@ -97,30 +98,84 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 		}
 		pol, _ := d.policies.Get(e.Managed.Policy)
 		m := scan.FromInventory(e.Managed)
-		cur, err := currentCredential(ctx, env.Store, e.Managed.Name)
-		switch {
-		case err == nil:
-			m = m.WithCurrent(cur)
-			idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(cur.Scopes)
-			idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(cur)}] = authwatch.KeyInfo{
-				State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
-		case errors.Is(err, secretstore.ErrNotFound):
-		default:
-			return idx, fmt.Errorf("reading %s: %w", e.Managed.Name, err)
+		if cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent); ok {
+			c, err := d.facts.of(ctx, env.Store, e.Managed.Name, cur.ID)
+			switch {
+			case err == nil:
+				m = m.WithCurrent(c)
+				idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(c.Scopes)
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+					State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
+			case errors.Is(err, secretstore.ErrNotFound):
+			default:
+				return idx, fmt.Errorf("reading %s: %w", e.Managed.Name, err)
+			}
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
-			v, err := env.Store.Get(ctx, e.Managed.Name, secretstore.ByID(prev.ID))
-			if err == nil {
-				if c, err := secretstore.DecodeCredential(e.Managed.Name, v.Value); err == nil {
-					m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
-					idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
-						State: authwatch.Retired, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
-				}
+			if c, err := d.facts.of(ctx, env.Store, e.Managed.Name, prev.ID); err == nil {
+				m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+					State: authwatch.Retired, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			}
 		}
 		idx.managed = append(idx.managed, m)
 	}
+	d.facts.keepOnly(d.catalog.All())
 	return idx, nil
+}
+
+// credentialFacts remembers what each stored version says, without its
+// secret: a version never changes once written, so the scans, which run
+// every few minutes over every managed secret, read each version once
+// instead of on every pass.
+type credentialFacts struct {
+	mu sync.Mutex
+	m  map[string]secretstore.Credential // secret name + version id → facts (Secret zero)
+}
+
+func factsKey(name, versionID string) string { return name + "\x00" + versionID }
+
+func (f *credentialFacts) of(ctx context.Context, store secretstore.Store, name, versionID string) (secretstore.Credential, error) {
+	key := factsKey(name, versionID)
+	f.mu.Lock()
+	c, ok := f.m[key]
+	f.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	v, err := store.Get(ctx, name, secretstore.ByID(versionID))
+	if err != nil {
+		return secretstore.Credential{}, err
+	}
+	c, err = secretstore.DecodeCredential(name, v.Value)
+	if err != nil {
+		return secretstore.Credential{}, err
+	}
+	c.Secret = secret.Value{}
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]secretstore.Credential{}
+	}
+	f.m[key] = c
+	f.mu.Unlock()
+	return c, nil
+}
+
+// keepOnly forgets the versions the catalog no longer names.
+func (f *credentialFacts) keepOnly(entries []inventory.Entry) {
+	live := map[string]bool{}
+	for _, e := range entries {
+		for _, v := range e.Stored.Versions {
+			live[factsKey(e.Managed.Name, v.ID)] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.m {
+		if !live[k] {
+			delete(f.m, k)
+		}
+	}
 }
 
 func credentialID(c secretstore.Credential) string {
