@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // MaxFileSize bounds what Load reads: a config is a few kilobytes.
@@ -25,7 +25,7 @@ type Option func(*options)
 
 type options struct {
 	knownPolicies func(name string) bool
-	policyCheck   func(name string, kind inventory.Kind, env lakiconnect.Environment) error
+	policyCheck   func(name string, kind inventory.Kind, env laki.Environment) error
 }
 
 // WithKnownPolicies makes every policy name the config references (secrets,
@@ -40,7 +40,7 @@ func WithKnownPolicies(known func(name string) bool) Option {
 // can refuse, say, an api_key policy on a webhook secret, or a
 // production-only policy on a sandbox secret). A non-nil error becomes a
 // problem at the line that names the policy.
-func WithPolicyCheck(check func(name string, kind inventory.Kind, env lakiconnect.Environment) error) Option {
+func WithPolicyCheck(check func(name string, kind inventory.Kind, env laki.Environment) error) Option {
 	return func(o *options) { o.policyCheck = check }
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Defaults, applied to fields the file leaves out (REFERENCE.md lists them).
@@ -54,7 +54,7 @@ const MinSweepSafetyMargin = Duration(25 * time.Hour)
 
 // SecurityWebhookPath is the default path at which the daemon receives a
 // master merchant's security events.
-func SecurityWebhookPath(env lakiconnect.Environment, masterMerchantID string) string {
+func SecurityWebhookPath(env laki.Environment, masterMerchantID string) string {
 	return "/v1/lakiconnect/events/" + string(env) + "/" + masterMerchantID
 }
 
@@ -146,7 +146,7 @@ func checkSecretName(name string) string {
 	return ""
 }
 
-func envList(envs map[lakiconnect.Environment]*EnvironmentConfig) string {
+func envList(envs map[laki.Environment]*EnvironmentConfig) string {
 	var names []string
 	for n := range envs {
 		if n.Valid() {
@@ -167,7 +167,7 @@ type validator struct {
 	c     *Config
 	ps    *problems
 	known func(string) bool
-	check func(string, inventory.Kind, lakiconnect.Environment) error
+	check func(string, inventory.Kind, laki.Environment) error
 	names map[string]string // managed secret name -> path that declared it
 }
 
@@ -244,7 +244,7 @@ func (v *validator) ref(path string, r SecretRef) {
 	}
 }
 
-func (v *validator) policy(path, name string, kind inventory.Kind, env lakiconnect.Environment) {
+func (v *validator) policy(path, name string, kind inventory.Kind, env laki.Environment) {
 	if name == "" {
 		v.ps.add(path, "required: the name of a policy in policies_dir")
 		return
@@ -342,7 +342,7 @@ func (v *validator) aws(p string, a AWSConfig) {
 	v.durationAtLeast(p+".timeout", a.Timeout, Duration(time.Second))
 }
 
-func (v *validator) lakiconnect(p string, env lakiconnect.Environment, l LakiConnectConfig) {
+func (v *validator) lakiconnect(p string, env laki.Environment, l LakiConnectConfig) {
 	v.url(p+".base_url", l.BaseURL, true)
 	if l.RateLimit <= 0 || l.RateLimit > MaxLakiRateLimit {
 		v.ps.add(p+".rate_limit", "must be more than 0 and at most %d requests per second (LakiConnect's limit per key)", MaxLakiRateLimit)

@@ -125,8 +125,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		c, err := lakiconnect.NewClient(lakiconnect.Config{
 			BaseURL: ec.LakiConnect.BaseURL, APIKey: first, Timeout: ec.LakiConnect.Timeout.Std(), Logger: o.Logger, RootCAs: o.RootCAs,
-			OnRequest: func(method, path string, status int, err error) {
-				s.Metrics.ObserveCall("lakiconnect", method+" "+routeOf(path), callStatus(status, err))
+			OnRequest: func(method, route string, status int, err error) {
+				s.Metrics.ObserveCall("lakiconnect", method+" "+route, callStatus(status, err))
 			},
 		})
 		if err != nil {

@@ -1,5 +1,6 @@
 // Observation: lifecycle events as log lines, the log notifier, and call
-// labels for metrics.
+// labels for metrics (the client reports route templates such as
+// /api_keys/{key_id}, so labels stay few without collapsing ids here).
 
 package daemon
 
@@ -7,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/notify"
@@ -49,17 +49,6 @@ type logNotifier struct{ log *slog.Logger }
 func (l logNotifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
 	l.log.InfoContext(ctx, "notification", "title", n.Title, "secret", n.Secret, "environment", n.Environment, "severity", n.Severity)
 	return false, nil
-}
-
-func routeOf(path string) string {
-	// Collapse ids so metric labels stay few: /api_keys/key_x/expire → /api_keys/{id}/expire.
-	parts := strings.Split(path, "/")
-	for i, p := range parts {
-		if strings.HasPrefix(p, "key_") || strings.HasPrefix(p, "we_") || strings.HasPrefix(p, "whs_") {
-			parts[i] = "{id}"
-		}
-	}
-	return strings.Join(parts, "/")
 }
 
 func callStatus(status int, err error) string {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Problem is one thing wrong in a policy file, with where it is.
@@ -110,15 +110,15 @@ func NewSet(ps ...Policy) (*Set, error) {
 // webhooks:read and webhooks:write when webhook secrets are managed there,
 // and every scope it must grant to keys it creates (LakiConnect refuses to
 // grant a scope the caller lacks).
-func (s *Set) RotationScopes(env lakiconnect.Environment) []lakiconnect.Scope {
-	need := []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite}
+func (s *Set) RotationScopes(env laki.Environment) []laki.Scope {
+	need := []laki.Scope{laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite}
 	for _, p := range s.byName {
 		if !p.AllowsEnvironment(env) {
 			continue
 		}
 		switch p.Kind {
 		case inventory.KindWebhookSecret:
-			need = append(need, lakiconnect.ScopeWebhooksRead, lakiconnect.ScopeWebhooksWrite)
+			need = append(need, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite)
 		case inventory.KindAPIKey:
 			need = append(need, p.Scopes...)
 		}
@@ -131,13 +131,13 @@ func (s *Set) RotationScopes(env lakiconnect.Environment) []lakiconnect.Scope {
 // management policy serves both environments, but a sandbox management key
 // must not hold what only production rotation needs. Other kinds are
 // returned unchanged. The engine builds create requests from this policy.
-func (s *Set) ForEnvironment(name string, env lakiconnect.Environment) (Policy, bool) {
+func (s *Set) ForEnvironment(name string, env laki.Environment) (Policy, bool) {
 	p, ok := s.byName[name]
 	if !ok || p.Kind != inventory.KindManagementKey {
 		return p, ok
 	}
 	need := s.RotationScopes(env)
-	var scopes []lakiconnect.Scope
+	var scopes []laki.Scope
 	for _, sc := range p.Scopes {
 		if slices.Contains(need, sc) {
 			scopes = append(scopes, sc)
@@ -375,7 +375,7 @@ func (l *loader) policy(root *yaml.Node) {
 			pp.scopesNode = v
 			scopeNodes = l.strings(v, "scopes")
 			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
-				p.Scopes = []lakiconnect.Scope{}
+				p.Scopes = []laki.Scope{}
 			}
 		case "environments":
 			envNode = v
@@ -404,7 +404,7 @@ func (l *loader) policy(root *yaml.Node) {
 						p.HardExpiry.ExpiresAfter = d
 						if d == 0 {
 							l.add(kv[1], "hard_expiry.expires_after", "must be more than 0 (leave hard_expiry out for keys without expires_at)")
-						} else if d > lakiconnect.MaxCreateExpiresAhead {
+						} else if d > laki.MaxCreateExpiresAhead {
 							l.add(kv[1], "hard_expiry.expires_after", "%s is more than LakiConnect's limit of 400d", FormatDuration(d))
 						}
 					}
@@ -433,12 +433,12 @@ func (l *loader) policy(root *yaml.Node) {
 		}
 	}
 	// Scopes.
-	seen := map[lakiconnect.Scope]bool{}
+	seen := map[laki.Scope]bool{}
 	for _, n := range scopeNodes {
-		s := lakiconnect.Scope(n.Value)
+		s := laki.Scope(n.Value)
 		switch {
 		case !s.Valid():
-			l.add(n, "scopes", "unknown scope %q (LakiConnect scopes: %s)", n.Value, scopeList(lakiconnect.AllScopes))
+			l.add(n, "scopes", "unknown scope %q (LakiConnect scopes: %s)", n.Value, scopeList(laki.AllScopes))
 		case seen[s]:
 			l.add(n, "scopes", "scope %q is listed twice", n.Value)
 		default:
@@ -467,7 +467,7 @@ func (l *loader) policy(root *yaml.Node) {
 		l.add(root, "environments", "is required (sandbox, production or both)")
 	} else {
 		for _, n := range l.strings(envNode, "environments") {
-			e := lakiconnect.Environment(n.Value)
+			e := laki.Environment(n.Value)
 			switch {
 			case !e.Valid():
 				l.add(n, "environments", "%q is not sandbox or production", n.Value)
@@ -481,7 +481,7 @@ func (l *loader) policy(root *yaml.Node) {
 			l.add(envNode, "environments", "is empty")
 		}
 		named, _ := NameEnvironment(p.Name)
-		if p.AllowsEnvironment(lakiconnect.Production) && (p.SandboxOnly || named == lakiconnect.Sandbox) {
+		if p.AllowsEnvironment(laki.Production) && (p.SandboxOnly || named == laki.Sandbox) {
 			why := "sandbox_only: true"
 			if !p.SandboxOnly {
 				why = "its name says sandbox"
@@ -671,7 +671,7 @@ func (l *loader) grace(p *Policy, n *yaml.Node) {
 			continue
 		}
 		if d, ok := l.duration(v, field); ok {
-			if d > lakiconnect.MaxExpireDelay {
+			if d > laki.MaxExpireDelay {
 				l.add(v, field, "%s is more than LakiConnect's limit of 7d for an old credential's end", FormatDuration(d))
 				continue
 			}
@@ -777,7 +777,7 @@ func (l *loader) finish() (*Set, error) {
 			continue
 		}
 		l.curFile = p.File
-		var needAll []lakiconnect.Scope
+		var needAll []laki.Scope
 		for _, env := range p.Environments {
 			need := set.RotationScopes(env)
 			needAll = append(needAll, need...)

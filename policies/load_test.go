@@ -13,7 +13,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func TestExamplesLoad(t *testing.T) {
@@ -27,8 +27,8 @@ func TestExamplesLoad(t *testing.T) {
 	p, ok := set.Get("checkout-service")
 	require.True(t, ok)
 	assert.Equal(t, inventory.KindAPIKey, p.Kind)
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "customers:read"}, p.Scopes)
-	assert.Equal(t, []lakiconnect.Environment{lakiconnect.Production}, p.Environments)
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "customers:read"}, p.Scopes)
+	assert.Equal(t, []laki.Environment{laki.Production}, p.Environments)
 	assert.Equal(t, 45*24*time.Hour, p.MaxAge)
 	assert.Equal(t, "Europe/Berlin", p.Location.String())
 	assert.Equal(t, Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour}, p.Grace)
@@ -56,22 +56,22 @@ func TestRotationScopes(t *testing.T) {
 	set, err := LoadDir("examples")
 	require.NoError(t, err)
 	// Sandbox has no reporting job, so its management key needs no reports:read.
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "refunds:read", "refunds:write",
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "refunds:read", "refunds:write",
 		"customers:read", "webhooks:read", "webhooks:write", "api_keys:read", "api_keys:write"},
-		set.RotationScopes(lakiconnect.Sandbox))
-	assert.Contains(t, set.RotationScopes(lakiconnect.Production), lakiconnect.ScopeReportsRead)
+		set.RotationScopes(laki.Sandbox))
+	assert.Contains(t, set.RotationScopes(laki.Production), laki.ScopeReportsRead)
 
 	// One management policy serves both environments, narrowed per environment.
-	sbx, ok := set.ForEnvironment("rotator-management-key", lakiconnect.Sandbox)
+	sbx, ok := set.ForEnvironment("rotator-management-key", laki.Sandbox)
 	require.True(t, ok)
-	assert.Equal(t, set.RotationScopes(lakiconnect.Sandbox), sbx.Scopes)
-	prod, _ := set.ForEnvironment("rotator-management-key", lakiconnect.Production)
-	assert.Equal(t, set.RotationScopes(lakiconnect.Production), prod.Scopes)
+	assert.Equal(t, set.RotationScopes(laki.Sandbox), sbx.Scopes)
+	prod, _ := set.ForEnvironment("rotator-management-key", laki.Production)
+	assert.Equal(t, set.RotationScopes(laki.Production), prod.Scopes)
 	full, _ := set.Get("rotator-management-key")
 	assert.Len(t, full.Scopes, 10, "the set's own policy is not changed")
-	checkout, _ := set.ForEnvironment("checkout-service", lakiconnect.Sandbox)
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "customers:read"}, checkout.Scopes)
-	_, ok = set.ForEnvironment("nope", lakiconnect.Sandbox)
+	checkout, _ := set.ForEnvironment("checkout-service", laki.Sandbox)
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "customers:read"}, checkout.Scopes)
+	_, ok = set.ForEnvironment("nope", laki.Sandbox)
 	assert.False(t, ok)
 }
 
@@ -285,7 +285,7 @@ func FuzzLoad(f *testing.F) {
 					t.Fatalf("loaded unknown scope %q", s)
 				}
 			}
-			if p.Grace.Scheduled > lakiconnect.MaxExpireDelay || p.HardExpiry.ExpiresAfter > lakiconnect.MaxCreateExpiresAhead {
+			if p.Grace.Scheduled > laki.MaxExpireDelay || p.HardExpiry.ExpiresAfter > laki.MaxCreateExpiresAhead {
 				t.Fatalf("loaded limits LakiConnect refuses: %+v", p)
 			}
 		}
