@@ -1,18 +1,15 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 )
@@ -64,37 +61,33 @@ func Load(path string, opts ...Option) (*Config, error) {
 	return Parse(path, data, opts...)
 }
 
-var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse parses and validates config data; filename names it in problems and
 // anchors relative paths.
 func Parse(filename string, data []byte, opts ...Option) (*Config, error) {
 	ps := &problems{file: filename, pos: newPositions()}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			ps.at(position{1, 1}, "", "the file is empty; it starts with version: %d", CurrentVersion)
+	docs, err := strictyaml.Documents(data)
+	if err != nil {
+		ps.list = append(ps.list, yamlProblem(filename, err))
+		if len(docs) == 0 {
 			return nil, ps.err()
 		}
-		ps.list = append(ps.list, yamlProblem(filename, err))
+	}
+	if len(docs) == 0 {
+		ps.at(position{1, 1}, "", "the file is empty; it starts with version: %d", CurrentVersion)
 		return nil, ps.err()
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		ps.at(position{extra.Line, extra.Column}, "", "only one YAML document is allowed (remove the ---)")
-	} else if !errors.Is(err, io.EOF) {
-		ps.list = append(ps.list, yamlProblem(filename, err))
+	if len(docs) > 1 {
+		ps.at(position{docs[1].Line, docs[1].Column}, "", "only one YAML document is allowed (remove the ---)")
 	}
 
 	cfg := &Config{file: filename, pos: ps.pos}
 	d := &decoder{ps: ps, pos: ps.pos}
-	doc := &root
+	doc := docs[0]
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
 	if doc.Kind != yaml.MappingNode {
-		d.problem(doc, "", "expected a mapping of settings, got %s", describe(doc))
+		d.problem(doc, "", "expected a mapping of settings, got %s", strictyaml.Describe(doc))
 		return nil, ps.err()
 	}
 	ps.pos.values[""] = position{doc.Line, doc.Column}
@@ -109,12 +102,8 @@ func Parse(filename string, data []byte, opts ...Option) (*Config, error) {
 }
 
 func yamlProblem(filename string, err error) Problem {
-	p := Problem{File: filename, Line: 1, Column: 1, Message: "YAML syntax: " + err.Error()}
-	if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
-		p.Line, _ = strconv.Atoi(m[1])
-		p.Message = "YAML syntax: " + m[2]
-	}
-	return p
+	line, msg := strictyaml.SyntaxError(err)
+	return Problem{File: filename, Line: max(line, 1), Column: 1, Message: "YAML syntax: " + msg}
 }
 
 // Validate checks a Config again (one built in code, or one loaded and then

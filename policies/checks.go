@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 )
@@ -334,7 +335,10 @@ func CheckKeyTooOld(f Facts, now time.Time) *Violation {
 	if age <= f.Policy.MaxAge {
 		return nil
 	}
-	return f.violation(KeyTooOld, "%s of secret %s is %s old, over policy %q max_age %s", f.subject(), f.Secret, FormatDuration(age), f.Policy.Name, FormatDuration(f.Policy.MaxAge))
+	if age > 24*time.Hour {
+		age = age.Round(time.Minute) // an age of days reads to the minute
+	}
+	return f.violation(KeyTooOld, "%s of secret %s is %s old, over policy %q max_age %s", f.subject(), f.Secret, strictyaml.FormatDuration(age), f.Policy.Name, strictyaml.FormatDuration(f.Policy.MaxAge))
 }
 
 // CheckMissingExpiry: a key without expires_at under a policy with a hard expiry.
@@ -343,7 +347,7 @@ func CheckMissingExpiry(f Facts, _ time.Time) *Violation {
 		return nil
 	}
 	return f.violation(MissingExpiry, "key %s of secret %s has no expires_at; policy %q demands one within %s of creation",
-		f.KeyID, f.Secret, f.Policy.Name, FormatDuration(f.Policy.HardExpiry.ExpiresAfter))
+		f.KeyID, f.Secret, f.Policy.Name, strictyaml.FormatDuration(f.Policy.HardExpiry.ExpiresAfter))
 }
 
 func scopeList(s []laki.Scope) string {

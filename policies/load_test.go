@@ -83,6 +83,19 @@ environments: [sandbox]
 max_age: 30d
 `
 
+// Policy files read durations as the config file does: days and hours
+// together, and the form messages print reads back.
+func TestDurationsAsInTheConfigFile(t *testing.T) {
+	set, err := Load("f.yaml", []byte(strings.Replace(validPolicy, "max_age: 30d", "max_age: 1d12h", 1)+"grace:\n  scheduled: 1d12h\n"))
+	require.NoError(t, err)
+	p, _ := set.Get("p")
+	assert.Equal(t, 36*time.Hour, p.MaxAge)
+	assert.Equal(t, 36*time.Hour, p.Grace.Scheduled)
+
+	_, err = Load("f.yaml", []byte(validPolicy+"grace:\n  scheduled: 7d1h\n"))
+	assert.EqualError(t, err, "f.yaml:7:14: grace.scheduled: 7d1h is more than LakiConnect's limit of 7d for an old credential's end")
+}
+
 func TestLoadErrors(t *testing.T) {
 	cases := []struct {
 		name string
@@ -122,7 +135,7 @@ environments: [staging]
 max_age: 3 months
 `, []string{
 			`f.yaml:4:16: environments: "staging" is not sandbox or production`,
-			`f.yaml:5:10: max_age: "3 months" is not a duration like 90d, 36h or 15m`,
+			`f.yaml:5:10: max_age: "3 months" is not a duration: use a number and a unit (s, m, h, d), as in 90s, 15m, 2h or 7d`,
 		}},
 		{"hard expiry too long and shorter than max age", validPolicy + "hard_expiry:\n  expires_after: 401d\n", []string{
 			`f.yaml:7:18: hard_expiry.expires_after: 401d is more than LakiConnect's limit of 400d`}},
@@ -231,21 +244,6 @@ func TestLoadDirDuplicateAcrossFiles(t *testing.T) {
 
 	_, err = LoadDir(t.TempDir())
 	assert.ErrorContains(t, err, "no policy files")
-}
-
-func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "36h": 36 * time.Hour, "15m": 15 * time.Minute, "0": 0, "0s": 0} {
-		got, err := ParseDuration(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "d", "1.5d", "-3d", "ninety days", "3w"} {
-		_, err := ParseDuration(in)
-		assert.Error(t, err, in)
-	}
-	assert.Equal(t, "90d", FormatDuration(90*24*time.Hour))
-	assert.Equal(t, "2d3h0m0s", FormatDuration(51*time.Hour))
-	assert.Equal(t, "1h0m0s", FormatDuration(time.Hour))
 }
 
 func FuzzLoad(f *testing.F) {

@@ -18,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 )
@@ -230,7 +231,7 @@ func (p Policy) CheckCreateRequest(req laki.CreateAPIKeyRequest, now time.Time) 
 	}
 	if want := p.NewKeyExpiry(now); want != nil {
 		if req.ExpiresAt == nil {
-			return fmt.Errorf("policy %q: create request for %q has no expires_at; the policy demands one within %s", p.Name, req.Name, FormatDuration(p.HardExpiry.ExpiresAfter))
+			return fmt.Errorf("policy %q: create request for %q has no expires_at; the policy demands one within %s", p.Name, req.Name, strictyaml.FormatDuration(p.HardExpiry.ExpiresAfter))
 		}
 		if req.ExpiresAt.After(*want) {
 			return fmt.Errorf("policy %q: create request for %q expires at %s, later than the policy's %s", p.Name, req.Name, req.ExpiresAt.UTC().Format(time.RFC3339), want.Format(time.RFC3339))
