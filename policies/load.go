@@ -285,7 +285,7 @@ var policyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 func (l *loader) policy(root *yaml.Node) {
 	pp := parsedPolicy{p: Policy{
 		File: l.curFile, Line: root.Line,
-		Grace:  Grace{Scheduled: DefaultGraceScheduled, Personnel: DefaultGracePersonnel, Compromise: DefaultGraceCompromise},
+		Grace:  Grace{Scheduled: DefaultGraceScheduled, Personnel: DefaultGracePersonnel},
 		Alerts: Alerts{Window: DefaultAlertWindow},
 	}}
 	p := &pp.p
@@ -604,7 +604,12 @@ func (l *loader) grace(p *Policy, n *yaml.Node) {
 		case "personnel":
 			dst = &p.Grace.Personnel
 		case "compromise":
-			dst = &p.Grace.Compromise
+			// Accepted only as written out for clarity: a compromised
+			// credential has no grace, and the engine gives it none.
+			if d, ok := l.duration(v, field); ok && d != 0 {
+				l.add(v, field, "%s is refused: a compromised credential ends as soon as its replacement is current, so it gets no grace (write 0s or leave the field out)", strictyaml.FormatDuration(d))
+			}
+			continue
 		default:
 			l.add(k, field, "unknown field (known: scheduled, personnel, compromise)")
 			continue
@@ -619,10 +624,6 @@ func (l *loader) grace(p *Policy, n *yaml.Node) {
 		}
 	}
 	g := p.Grace
-	if g.Compromise > g.Personnel {
-		l.add(orNode(nodes["compromise"], n), "grace.compromise", "%s is longer than the personnel grace %s: an exposed key must not outlive a departed person's",
-			strictyaml.FormatDuration(g.Compromise), strictyaml.FormatDuration(g.Personnel))
-	}
 	if g.Personnel > g.Scheduled {
 		l.add(orNode(nodes["personnel"], n), "grace.personnel", "%s is longer than the scheduled grace %s: an emergency must not give old keys more time",
 			strictyaml.FormatDuration(g.Personnel), strictyaml.FormatDuration(g.Scheduled))

@@ -144,7 +144,7 @@ max_age: 3 months
 		{"grace over LakiConnect's limit and inverted", validPolicy + "grace:\n  scheduled: 8d\n  personnel: 2d\n  compromise: 3d\n", []string{
 			`f.yaml:7:14: grace.scheduled: 8d is more than LakiConnect's limit of 7d for an old credential's end`,
 			`f.yaml:8:14: grace.personnel: 2d is longer than the scheduled grace 1d: an emergency must not give old keys more time`,
-			`f.yaml:9:15: grace.compromise: 3d is longer than the personnel grace 2d: an exposed key must not outlive a departed person's`,
+			`f.yaml:9:15: grace.compromise: 3d is refused: a compromised credential ends as soon as its replacement is current, so it gets no grace (write 0s or leave the field out)`,
 		}},
 		{"schedule not cron", validPolicy + "schedule: every tuesday\n", []string{
 			`f.yaml:6:11: schedule: "every tuesday" is not a cron schedule: expected exactly 5 fields, found 2: [every tuesday]`}},

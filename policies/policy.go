@@ -79,9 +79,8 @@ func (w Window) IsZero() bool { return len(w.Days) == 0 }
 // Grace is how long an old credential keeps working after its replacement is
 // current, per trigger. LakiConnect allows at most 7 days.
 type Grace struct {
-	Scheduled  time.Duration
-	Personnel  time.Duration
-	Compromise time.Duration
+	Scheduled time.Duration
+	Personnel time.Duration
 }
 
 // HardExpiry sets expires_at on new keys so that a key ends even if the
@@ -111,18 +110,19 @@ type Alerts struct {
 
 // Defaults applied when a policy file leaves a field out.
 const (
-	DefaultGraceScheduled  = 24 * time.Hour
-	DefaultGracePersonnel  = time.Hour
-	DefaultGraceCompromise = 0
-	DefaultAlertWindow     = 15 * time.Minute
+	DefaultGraceScheduled = 24 * time.Hour
+	DefaultGracePersonnel = time.Hour
+	DefaultAlertWindow    = 15 * time.Minute
 )
 
 // GraceFor returns the grace the policy gives the old credential for a
-// rotation with this cause. Manual rotations get the scheduled grace.
+// rotation with this cause: the one place that decides it. Manual rotations
+// get the scheduled grace; a compromise gets none (the loader refuses any
+// other grace.compromise).
 func (p Policy) GraceFor(cause events.Cause) time.Duration {
 	switch cause {
 	case events.CauseCompromise:
-		return p.Grace.Compromise
+		return 0
 	case events.CausePersonnel:
 		return p.Grace.Personnel
 	default:

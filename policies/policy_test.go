@@ -63,7 +63,7 @@ func TestWindow(t *testing.T) {
 }
 
 func TestGraceFor(t *testing.T) {
-	p := Policy{Grace: Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour, Compromise: 0}}
+	p := Policy{Grace: Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour}}
 	assert.Equal(t, 48*time.Hour, p.GraceFor(events.CauseScheduled))
 	assert.Equal(t, 48*time.Hour, p.GraceFor(events.CauseManual))
 	assert.Equal(t, time.Hour, p.GraceFor(events.CausePersonnel))
