@@ -8,6 +8,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/robfig/cron/v3"
 )
 
 // CurrentVersion is the only config format version this build reads.
@@ -150,11 +152,13 @@ type EngineConfig struct {
 type SweepConfig struct {
 	Schedule     string   `yaml:"schedule"`
 	SafetyMargin Duration `yaml:"safety_margin"`
+	cron         cron.Schedule
 }
 
 // PolicyScanConfig schedules the check of every key against its policy.
 type PolicyScanConfig struct {
 	Schedule string `yaml:"schedule"`
+	cron     cron.Schedule
 }
 
 // AuthWatchConfig sets how often LakiConnect's 401/403 counts are read.
@@ -223,12 +227,12 @@ type RouteMatch struct {
 // HTTPConfig is the daemon's own listener: control API, health, metrics and
 // the LakiConnect security event receiver.
 type HTTPConfig struct {
-	Listen         string        `yaml:"listen"`
-	TLS            TLSConfig     `yaml:"tls"`
-	AllowPlaintext bool          `yaml:"allow_plaintext"`
-	Tokens         []TokenConfig `yaml:"tokens"`
-	AllowedClients []string      `yaml:"allowed_clients"`
-	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+	Listen         string         `yaml:"listen"`
+	TLS            TLSConfig      `yaml:"tls"`
+	AllowPlaintext bool           `yaml:"allow_plaintext"`
+	Tokens         []TokenConfig  `yaml:"tokens"`
+	AllowedClients []ClientPrefix `yaml:"allowed_clients"`
+	MaxBodyBytes   int64          `yaml:"max_body_bytes"`
 }
 
 // TLSConfig names the listener's certificate files. ClientCAFile turns on
@@ -237,6 +241,7 @@ type TLSConfig struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
 	ClientCAFile string `yaml:"client_ca_file"`
+	clientCAs    *x509.CertPool
 }
 
 // Enabled reports whether the listener serves TLS.

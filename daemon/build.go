@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"os"
 	"time"
 
@@ -192,28 +191,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, fmt.Errorf("http.tokens: %w", err)
 	}
-	var clientCAs *x509.CertPool
-	if cfg.HTTP.TLS.ClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.HTTP.TLS.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.tls.client_ca_file: %w", err)
-		}
-		clientCAs = x509.NewCertPool()
-		if !clientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("http.tls.client_ca_file %s holds no PEM certificate", cfg.HTTP.TLS.ClientCAFile)
-		}
-	}
-	var allowed []netip.Prefix
-	for _, c := range cfg.HTTP.AllowedClients {
-		p, err := parsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("http.allowed_clients: %w", err)
-		}
-		allowed = append(allowed, p)
-	}
 	s.Handler = httpapi.NewHandler(httpapi.Options{
-		AllowedClients: allowed,
-		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus,
+		AllowedClients: cfg.HTTP.AllowedPrefixes(),
+		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Metrics: s.Metrics.Handler(), Events: bus,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
 		Readiness: s.readiness(cfg, issuers),
 	})
@@ -232,18 +212,6 @@ func CheckConfig(cfg *config.Config) (*policies.Set, error) {
 		return nil, err
 	}
 	return pols, nil
-}
-
-// parsePrefix reads a CIDR, or a single address as a /32 (/128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func firstPositive(ds ...time.Duration) time.Duration {

@@ -5,11 +5,9 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -27,10 +25,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		var err error
 		if tlsCfg.Enabled() {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			if tlsCfg.ClientCAFile != "" {
-				pem, _ := os.ReadFile(tlsCfg.ClientCAFile)
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
+			if pool := tlsCfg.ClientCAs(); pool != nil {
 				srv.TLSConfig.ClientCAs = pool
 				srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
 			}
@@ -101,23 +96,19 @@ func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
 	d := s.Daemon
 	var plans []schedule.Plan
 	fire := map[string]func(context.Context){}
-	if spec := s.cfg.Sweep.Schedule; spec != "" {
-		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
-			plans = append(plans, schedule.Plan{Name: "sweep", Schedule: sch})
-			fire["sweep"] = func(ctx context.Context) {
-				if _, err := d.Sweep(ctx); err != nil {
-					s.log.Error("orphan sweep failed", "err", err)
-				}
+	if sch := s.cfg.Sweep.Cron(); sch != nil {
+		plans = append(plans, schedule.Plan{Name: "sweep", Schedule: sch})
+		fire["sweep"] = func(ctx context.Context) {
+			if _, err := d.Sweep(ctx); err != nil {
+				s.log.Error("orphan sweep failed", "err", err)
 			}
 		}
 	}
-	if spec := s.cfg.PolicyScan.Schedule; spec != "" {
-		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
-			plans = append(plans, schedule.Plan{Name: "policy-scan", Schedule: sch})
-			fire["policy-scan"] = func(ctx context.Context) {
-				if _, err := s.Scans.monitor.ScanOnce(ctx); err != nil {
-					s.log.Error("policy scan failed", "err", err)
-				}
+	if sch := s.cfg.PolicyScan.Cron(); sch != nil {
+		plans = append(plans, schedule.Plan{Name: "policy-scan", Schedule: sch})
+		fire["policy-scan"] = func(ctx context.Context) {
+			if _, err := s.Scans.monitor.ScanOnce(ctx); err != nil {
+				s.log.Error("policy scan failed", "err", err)
 			}
 		}
 	}

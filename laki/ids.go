@@ -1,5 +1,7 @@
 package laki
 
+import "strings"
+
 // Prefixes of LakiConnect's ids and secrets (the patterns of its OpenAPI
 // document). An id is its prefix and then alphanumerics.
 const (
@@ -16,3 +18,24 @@ const (
 	MasterMerchantIDLength = 16 // alphanumerics after mm_
 	KeySecretLength        = 40 // alphanumerics after lk_live_ / lk_test_
 )
+
+// IsMasterMerchantID reports whether s has the shape of a master merchant id.
+func IsMasterMerchantID(s string) bool {
+	return hasIDShape(s, MasterMerchantIDPrefix, MasterMerchantIDLength)
+}
+
+// IsEndpointID reports whether s has the shape of a webhook endpoint id.
+func IsEndpointID(s string) bool { return hasIDShape(s, EndpointIDPrefix, ResourceIDLength) }
+
+func hasIDShape(s, prefix string, n int) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok || len(rest) != n {
+		return false
+	}
+	for _, c := range rest {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

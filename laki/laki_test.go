@@ -121,3 +121,24 @@ func TestIDShapesAreTheAPIDocuments(t *testing.T) {
 		t.Errorf("key secret prefixes: sandbox %q, production %q", laki.Sandbox.SecretPrefix(), laki.Production.SecretPrefix())
 	}
 }
+
+func TestIDShapes(t *testing.T) {
+	for _, c := range []struct {
+		is   func(string) bool
+		id   string
+		want bool
+	}{
+		{laki.IsEndpointID, "we_" + "ABCDEFGHIJKLMNOPQRSTUVW0", true},
+		{laki.IsEndpointID, "we_" + "ABCDEFGHIJKLMNOPQRSTUVW", false},
+		{laki.IsEndpointID, "we_" + "ABCDEFGHIJKLMNOPQRSTUV-0", false},
+		{laki.IsEndpointID, "whs_" + "ABCDEFGHIJKLMNOPQRSTUVW0", false},
+		{laki.IsMasterMerchantID, "mm_" + "abcdefgh12345678", true},
+		{laki.IsMasterMerchantID, "mm_" + "abcdefgh1234567", false},
+		{laki.IsMasterMerchantID, "mm_" + "abcdefgh123456789", false},
+		{laki.IsMasterMerchantID, "MM_" + "abcdefgh12345678", false},
+	} {
+		if got := c.is(c.id); got != c.want {
+			t.Errorf("%q: got %v, want %v", c.id, got, c.want)
+		}
+	}
+}
