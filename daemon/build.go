@@ -161,7 +161,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 	}
 	catalog := &inventory.Catalog{Stores: listers, Declared: cfg.ManagedSecrets(), Discover: cfg.Discovery.Enabled, Filters: extraFilters,
-		KeepTags: []string{rotator.TagFailedAttempts, rotator.TagLastFailure, rotator.TagNextAttempt, rotator.TagFailingVersion}}
+		KeepTags: []string{rotator.TagFailedAttempts, rotator.TagLastFailure, rotator.TagNextAttempt, rotator.TagFailingVersion,
+			rotator.TagCreateAttempt, TagIntent, TagIntentBy, TagIntentDone}}
 
 	d, err := New(Parts{
 		Clock: o.Clock, Logger: o.Logger, Envs: s.Envs, Catalog: catalog, Policies: pols, Bus: bus,

@@ -432,3 +432,19 @@ func (e *Engine) decode(ms inventory.ManagedSecret, v secretstore.Version, step 
 	}
 	return c, nil
 }
+
+// VersionOf is the version id a rotation of the secret under the cause
+// writes, given the secret's listing (after abandoned version attempts, the
+// current attempt's).
+func VersionOf(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) string {
+	return versionFor(info, refOf(ms, &info), causeID)
+}
+
+// CauseSettled reports whether the rotation of the cause has been written
+// and is no longer in flight: its version is (or was) current, or was left
+// behind. A cause that is not settled has nothing stored yet, or its version
+// is AWSPENDING in flight.
+func CauseSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
+	v, ok := info.Version(VersionOf(ms, info, causeID))
+	return ok && !(v.Has(secretstore.StagePending) && !v.Has(secretstore.StageCurrent))
+}
