@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
@@ -29,6 +30,17 @@ func demoDir(env func(string) string) string {
 		return filepath.Join(d, "lakirotator-demo")
 	}
 	return filepath.Join(os.TempDir(), "lakirotator-demo")
+}
+
+// loadDemoConfig reads the config the running demo wrote for itself, so
+// that the verbs that run here (plan, sweep, policy check) work with --demo.
+// Its simulator lives in the demo's process: the demo must be running.
+func loadDemoConfig(stdio IO) (*config.Config, error) {
+	if _, err := readDemoState(stdio.Env); err != nil {
+		return nil, withCode(ExitFailure, err)
+	}
+	cfg, err := config.Load(filepath.Join(demoDir(stdio.Env), "config.yaml"))
+	return cfg, withCode(ExitUsage, err)
 }
 
 func readDemoState(env func(string) string) (DemoState, error) {

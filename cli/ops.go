@@ -19,9 +19,10 @@ import (
 
 func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "sweep",
-		Short: "Find keys the rotator created that no stored version references, and revoke them (runs here, with --config)",
-		Args:  cobra.NoArgs,
+		Use:     "sweep",
+		Short:   "Find keys the rotator created that no stored version references, and revoke them (runs here, with --config or --demo)",
+		Example: "  lakirotator sweep --demo\n  lakirotator sweep --config lakirotator.yaml -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -60,14 +61,15 @@ func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 }
 
 func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
-	policy := &cobra.Command{Use: "policy", Short: "Policy checks"}
+	policy := &cobra.Command{Use: "policy", Short: "Policy checks", Example: "  lakirotator policy check --demo"}
 	var minSeverity string
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Check every key and webhook endpoint at LakiConnect and every managed secret against policy",
 		Long: "Reads every key and webhook endpoint at LakiConnect (per master merchant and environment) and every\n" +
 			"managed secret, prints the violations, and exits 3 when any has the --fail-on severity or higher.",
-		Args: cobra.NoArgs,
+		Example: "  lakirotator policy check --demo\n  lakirotator policy check --config lakirotator.yaml --fail-on critical -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -105,11 +107,13 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 }
 
 func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit trail"}
+	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit trail",
+		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl\n  lakirotator audit report audit.jsonl --format markdown"}
 	verify := &cobra.Command{
-		Use:   "verify FILE",
-		Short: "Walk the hash chain and report the first edited, deleted, inserted or reordered record",
-		Args:  cobra.ExactArgs(1),
+		Use:     "verify FILE",
+		Short:   "Walk the hash chain and report the first edited, deleted, inserted or reordered record",
+		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl",
+		Args:    needArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -131,7 +135,9 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 	report := &cobra.Command{
 		Use:   "report FILE",
 		Short: "Report for a security team: secrets, key ages, rotations, emergencies, open violations",
-		Args:  cobra.ExactArgs(1),
+		Example: "  lakirotator audit report audit.jsonl --format markdown --from 2026-11-01T00:00:00Z\n" +
+			"  lakirotator audit report --demo ~/.cache/lakirotator-demo/audit.jsonl --format json",
+		Args: needArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now().UTC()
 			start, end := now.AddDate(0, 0, -30), now
@@ -162,7 +168,7 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 			}
 			sort.SliceStable(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
 			in := audit.ReportInput{From: start, To: end, Now: now, Records: recs}
-			if g.config != "" {
+			if g.config != "" || g.demo {
 				// With the config, the report shows the secrets as they are now.
 				svc, err := localService(cmd.Context(), stdio, g)
 				if err != nil {

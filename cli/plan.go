@@ -14,9 +14,10 @@ import (
 func newPlanCmd(stdio IO, g *globalFlags) *cobra.Command {
 	var within time.Duration
 	cmd := &cobra.Command{
-		Use:   "plan",
-		Short: "Dry run: what is due, in flight, overdue or in violation, and what would happen (changes nothing)",
-		Args:  cobra.NoArgs,
+		Use:     "plan",
+		Short:   "Dry run: what is due, in flight, overdue or in violation, and what would happen (changes nothing)",
+		Example: "  lakirotator plan --demo\n  lakirotator plan --config lakirotator.yaml --due-within 72h -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err

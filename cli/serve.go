@@ -23,9 +23,10 @@ import (
 func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
 	var configEnv string
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the rotation daemon (--demo: the embedded demo, no AWS or Slack needed)",
-		Args:  cobra.NoArgs,
+		Use:     "serve",
+		Short:   "Run the rotation daemon (--demo: the embedded demo, no AWS or Slack needed)",
+		Example: "  lakirotator serve --demo\n  lakirotator serve --config lakirotator.yaml\n  lakirotator serve --config-env LAKIROTATOR_CONFIG",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -42,6 +43,14 @@ func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
 // loadConfig reads the config from --config or --config-env; every problem
 // is reported at once with file, line and field.
 func loadConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, error) {
+	cfg, err := readConfig(stdio, g, configEnv)
+	if cfg != nil && g.logLevel != "" {
+		cfg.Log.Level = g.logLevel
+	}
+	return cfg, err
+}
+
+func readConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, error) {
 	switch {
 	case configEnv != "" && g.config != "":
 		return nil, usageErr("give --config or --config-env, not both")
@@ -55,6 +64,8 @@ func loadConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, err
 	case g.config != "":
 		cfg, err := config.Load(g.config)
 		return cfg, withCode(ExitUsage, err)
+	case g.demo:
+		return loadDemoConfig(stdio)
 	default:
 		return nil, usageErr("no config: give --config FILE (or --demo for the embedded demo)")
 	}

@@ -20,7 +20,10 @@ func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate SECRET",
 		Short: "Rotate one managed secret now",
-		Args:  cobra.ExactArgs(1),
+		Example: "  lakirotator rotate --demo demo/sandbox/reporting --reason \"testing\"\n" +
+			"  lakirotator rotate payments/production/checkout-api-key --cause compromise --reason \"key in a public repo\" --yes\n" +
+			"  lakirotator rotate --local --config lakirotator.yaml payments/sandbox/checkout-api-key -o json",
+		Args: needArgs("SECRET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -42,7 +45,9 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trigger (--owner PERSON | --all)",
 		Short: "Rotate every secret a person or team had access to (personnel change), or every secret",
-		Args:  cobra.NoArgs,
+		Example: "  lakirotator trigger --demo --owner alice --reason \"alice left the team\" --yes\n" +
+			"  lakirotator trigger --api https://rotator.internal:8443 --all --cause compromise --reason \"laptop stolen\"",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -130,7 +135,9 @@ func newStatusCmd(stdio IO, g *globalFlags, name string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: "List managed secrets: ids, ages, stages, next rotation (never values)",
-		Args:  cobra.NoArgs,
+		Example: "  lakirotator " + name + " --demo\n  lakirotator " + name + " --api https://rotator.internal:8443 -o json\n" +
+			"  lakirotator " + name + " --local --config lakirotator.yaml",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err

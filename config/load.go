@@ -100,7 +100,7 @@ func Parse(filename string, data []byte, opts ...Option) (*Config, error) {
 	ps.pos.values[""] = position{doc.Line, doc.Column}
 	d.decodeStruct(doc, "", reflect.ValueOf(cfg).Elem())
 	cfg.applyDefaults()
-	cfg.resolvePaths(filepath.Dir(filename))
+	cfg.resolvePaths(absDir(filename))
 	cfg.validate(ps, opts...)
 	if err := ps.err(); err != nil {
 		return nil, err

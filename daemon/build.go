@@ -234,9 +234,12 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 // them, touching nothing outside: what a reload checks before it stops the
 // running service.
 func CheckConfig(cfg *config.Config) (*policies.Set, error) {
+	if err := checkPoliciesDir(cfg); err != nil {
+		return nil, err
+	}
 	pols, err := policies.LoadDir(cfg.PoliciesDir)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, err
 	}
 	if err := cfg.Validate(config.WithKnownPolicies(func(n string) bool { _, ok := pols.Get(n); return ok })); err != nil {
 		return nil, err
