@@ -184,7 +184,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"output yaml", []string{"status", "--output", "yaml", "--api", "http://127.0.0.1:1"}, `--output "yaml"`},
 		{"no daemon", []string{"status"}, "no daemon to talk to"},
-		{"rotate without secret", []string{"rotate"}, "accepts 1 arg"},
+		{"rotate without secret", []string{"rotate"}, "rotate needs SECRET; see `lakirotator rotate --help`"},
 		{"trigger without owner", []string{"trigger", "--reason", "x", "--yes"}, "give exactly one of --owner PERSON or --all"},
 		{"policy check bad severity", []string{"policy", "check", "--fail-on", "urgent"}, `--fail-on "urgent"`},
 	}

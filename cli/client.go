@@ -107,9 +107,7 @@ func waitAndReport(ctx context.Context, stdio IO, c *httpapi.Client, st httpapi.
 // reportFinal prints a finished trigger and returns the exit code its outcome deserves.
 func reportFinal(stdio IO, final httpapi.TriggerStatus, output string) error {
 	if output == "json" {
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(final); err != nil {
+		if err := writeJSON(stdio.Out, triggerJSON(final)); err != nil {
 			return err
 		}
 	} else {

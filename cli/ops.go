@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -15,6 +15,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
@@ -34,9 +35,7 @@ func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 			defer func() { _ = svc.Shutdown(context.Background()) }()
 			results, err := svc.Daemon.Sweep(cmd.Context())
 			if g.output == "json" {
-				enc := json.NewEncoder(stdio.Out)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(results); jerr != nil {
+				if jerr := writeJSON(stdio.Out, sweepJSON(results, err)); jerr != nil {
 					return jerr
 				}
 			} else {
@@ -83,10 +82,11 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer func() { _ = svc.Shutdown(context.Background()) }()
-			vs, err := svc.Scans.Check(cmd.Context())
-			if err != nil {
-				return withCode(ExitFailure, err)
+			vs, checkErr := svc.Scans.Check(cmd.Context())
+			if checkErr != nil && !errors.Is(checkErr, secretstore.ErrMalformedValue) {
+				return withCode(ExitFailure, checkErr)
 			}
+			// Secrets that cannot be read are reported after the others' violations.
 			if g.output == "json" {
 				err = scan.WriteJSON(stdio.Out, vs, time.Now().UTC())
 			} else {
@@ -94,6 +94,9 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if checkErr != nil {
+				return withCode(ExitFailure, checkErr)
 			}
 			if scan.ExitCode(vs, min) != 0 {
 				return withCode(ExitViolations, fmt.Errorf("%d violation(s) at %s or above", len(policies.AtLeast(vs, min)), min))
@@ -151,6 +154,9 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 				if end, err = time.Parse(time.RFC3339, to); err != nil {
 					return usageErr("--to %q: use RFC 3339, e.g. 2026-11-30T00:00:00Z", to)
 				}
+			}
+			if g.output == "json" && !cmd.Flags().Changed("format") {
+				format = "json"
 			}
 			switch format {
 			case "text", "markdown", "json", "csv", "html":

@@ -18,6 +18,7 @@ import (
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 )
 
 func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
@@ -100,7 +101,7 @@ func serveConfig(ctx context.Context, stdio IO, g *globalFlags, configEnv string
 	}
 	svc, err := build(cfg)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return buildErr(err)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -166,10 +167,16 @@ func localService(ctx context.Context, stdio IO, g *globalFlags) (*daemon.Servic
 	if err != nil {
 		return nil, err
 	}
+	// A verb's stdout holds its result alone: the engine's log lines go to
+	// stderr, and only warnings unless --log-level asks for more; terminal
+	// notifications and streamed audit records go to stderr too.
+	if g.logLevel == "" && cfg.Log.SlogLevel() < slog.LevelWarn {
+		cfg.Log.Level = "warn"
+	}
 	logger := newLogger(stdio.Err, cfg.Log)
-	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Err, LookupEnv: lookupEnv(stdio)})
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, buildErr(err)
 	}
 	if err := svc.Daemon.Catalog().Refresh(ctx, time.Now()); err != nil {
 		_ = svc.Shutdown(context.Background())
@@ -211,4 +218,13 @@ func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inven
 	}
 	defer func() { _ = svc.Shutdown(context.Background()) }()
 	return svc.Daemon.Inventory(cmd.Context())
+}
+
+// buildErr gives a failure to start its exit code: AWS that cannot be
+// reached or refuses the credentials is not a config error.
+func buildErr(err error) error {
+	if secretsmanager.Explain(err) != nil {
+		return withCode(ExitUnreachable, err)
+	}
+	return withCode(ExitUsage, err)
 }
