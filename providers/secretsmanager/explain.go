@@ -17,11 +17,11 @@ type FailureKind string
 
 // The kinds Explain recognises.
 const (
-	NoCredentials     FailureKind = "no_credentials"
-	AssumeRoleDenied  FailureKind = "assume_role_denied"
-	BadCredentials    FailureKind = "bad_credentials"
-	Unreachable       FailureKind = "unreachable"
-	WrongRegion       FailureKind = "wrong_region"
+	NoCredentials      FailureKind = "no_credentials"
+	AssumeRoleDenied   FailureKind = "assume_role_denied"
+	BadCredentials     FailureKind = "bad_credentials"
+	Unreachable        FailureKind = "unreachable"
+	WrongRegion        FailureKind = "wrong_region"
 	SecretAccessDenied FailureKind = "secret_access_denied"
 )
 
