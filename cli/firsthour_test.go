@@ -452,3 +452,39 @@ func TestExampleConfigCopiedElsewhere(t *testing.T) {
 		t.Errorf("doubled prefix or unresolved path: %s", r.err)
 	}
 }
+
+// Item 11: the rotator's own management key, named without a policy, is
+// judged by the built-in policy, never reported as unmanaged.
+func TestOwnManagementKeyIsNotUnmanaged(t *testing.T) {
+	w := newCLIWorld(t, allScopes, false)
+	st, err := localstore.Open(filepath.Join(w.dir, "store.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := st.Get(context.Background(), "mgmt/sandbox", secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt, err := secretstore.DecodeCredential("mgmt/sandbox", v.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(w.env, "policy", "check", "--config", w.cfgPath, "--fail-on", "critical", "-o", "json")
+	if r.code != cli.ExitOK {
+		t.Fatalf("exit %d: %s %s", r.code, r.out, r.err)
+	}
+	var raw struct {
+		Violations []map[string]string `json:"violations"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &raw); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	for _, v := range raw.Violations {
+		if v["key_id"] == mgmt.KeyID && (v["reason"] == "unmanaged_key" || v["reason"] == "unknown_policy") {
+			t.Errorf("the rotator's own management key is reported %s: %v", v["reason"], v)
+		}
+		if v["secret"] == "mgmt/sandbox" && v["policy"] != "builtin:management-key" {
+			t.Errorf("the management key is judged by %q, want the built-in policy", v["policy"])
+		}
+	}
+}

@@ -187,6 +187,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		return nil, err
 	}
 	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
+	s.Scans.own = ownCredentials(cfg, pols)
 
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err

@@ -199,6 +199,8 @@ type Scans struct {
 	monitor  *scan.Monitor
 	mu       sync.Mutex
 	lastKeys map[keyRef]authwatch.KeyInfo
+	own      []scan.Managed // the rotator's own credentials without a policy (own.go)
+	ownFacts credentialFacts
 }
 
 func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics) *Scans {
@@ -215,6 +217,9 @@ func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment
 		Inventory: func(ctx context.Context) ([]scan.Managed, error) {
 			idx, err := d.readKeyIndex(ctx)
 			if err != nil {
+				return nil, err
+			}
+			if err := s.addOwn(ctx, &idx); err != nil {
 				return nil, err
 			}
 			if err := idx.unreadableErr(); err != nil {
@@ -281,6 +286,9 @@ func (s *Scans) check(ctx context.Context) ([]policies.Violation, *keyIndex, err
 	}
 	idx, err := s.d.readKeyIndex(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.addOwn(ctx, &idx); err != nil {
 		return nil, nil, err
 	}
 	s.remember(idx)
