@@ -71,7 +71,7 @@ type Daemon struct {
 	bus                       *events.Bus
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
-	facts                     credentialFacts // what stored versions say, by version id
+	facts                     credentialFacts                    // what stored versions say, by version id
 	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 
 	mu     sync.Mutex
