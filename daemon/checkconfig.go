@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/lakirotator/lakirotator/config"
 )
@@ -10,15 +11,19 @@ import (
 // at the line that names it, with the path as resolved: a config copied
 // elsewhere keeps its relative policies_dir, which then points at nothing.
 func checkPoliciesDir(cfg *config.Config) error {
-	st, err := os.Stat(cfg.PoliciesDir)
+	dir := cfg.PoliciesDir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	st, err := os.Stat(dir)
 	switch {
 	case os.IsNotExist(err):
 		return cfg.ProblemAt("policies_dir", "directory %s does not exist (a relative policies_dir is taken from the config file's directory, %s)",
-			cfg.PoliciesDir, cfg.Dir())
+			dir, cfg.Dir())
 	case err != nil:
-		return cfg.ProblemAt("policies_dir", "cannot read %s: %v", cfg.PoliciesDir, err)
+		return cfg.ProblemAt("policies_dir", "cannot read %s: %v", dir, err)
 	case !st.IsDir():
-		return cfg.ProblemAt("policies_dir", "%s is a file, not a directory of policy files", cfg.PoliciesDir)
+		return cfg.ProblemAt("policies_dir", "%s is a file, not a directory of policy files", dir)
 	}
 	return nil
 }
