@@ -17,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/httpapi/openapitest"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -318,7 +319,7 @@ func TestStatusJSONAgainstARunningAPI(t *testing.T) {
 	if err := svc.Daemon.Catalog().Refresh(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler)
+	srv := httptest.NewServer(openapitest.Wrap(t, svc.Handler))
 	defer srv.Close()
 
 	r := run(w.env, "status", "-o", "json", "--api", srv.URL)
