@@ -16,7 +16,9 @@ type spy struct {
 	errs []string
 }
 
-func (s *spy) Errorf(format string, args ...any) { s.errs = append(s.errs, fmt.Sprintf(format, args...)) }
+func (s *spy) Errorf(format string, args ...any) {
+	s.errs = append(s.errs, fmt.Sprintf(format, args...))
+}
 
 // The checker can fail: an answer with Go field names, and a malformed
 // request that is served, are both reported.
