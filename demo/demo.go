@@ -209,11 +209,16 @@ func Run(ctx context.Context, o Options) error {
 	if o.ExposeAfter > 0 {
 		go exposeLater(ctx, o, sim, "demo/production/checkout")
 	}
+	stopping := make(chan struct{})
 	go func() {
 		<-ctx.Done()
 		fmt.Fprintln(o.Out, "\nlakirotator demo: stopping: finishing the rotations in hand, starting nothing new")
+		close(stopping)
 	}()
 	err = svc.Run(ctx, apiLn)
+	if ctx.Err() != nil {
+		<-stopping
+	}
 	fmt.Fprintf(o.Out, "lakirotator demo: stopped. Its audit trail stays in %s until the next `serve --demo`, which starts afresh.\n",
 		filepath.Join(o.Dir, "audit.jsonl"))
 	return err
