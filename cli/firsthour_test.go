@@ -254,6 +254,14 @@ func TestJSONOutputs(t *testing.T) {
 		}
 	}
 
+	// audit report follows -o json; the trail of the rotation above is there.
+	r = run(w.env, "audit", "report", filepath.Join(w.dir, "audit.jsonl"), "-o", "json")
+	var rep map[string]json.RawMessage
+	decode("audit report", r.out, &rep)
+	if _, ok := rep["secrets"]; !ok {
+		t.Errorf("audit report -o json has no secrets: %s", r.out)
+	}
+
 	r = run(w.env, "config", "validate", "--config", w.cfgPath, "-o", "json")
 	var vr cli.ValidateResult
 	decode("config validate", r.out, &vr)
