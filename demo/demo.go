@@ -307,53 +307,6 @@ func writeToken(path string) error {
 	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
 }
 
-// exposeLater has the simulator report a key exposed, as LakiConnect's
-// secret scanning would, so the demo shows a compromise rotation.
-func exposeLater(ctx context.Context, o Options, sim *lakisim.Simulator, name string) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-o.Clock.After(o.ExposeAfter):
-	}
-	// Read the store file afresh: the daemon has its own handle and has
-	// rotated the key since seeding; the seed's handle holds only what it wrote.
-	fresh, err := localstore.Open(filepath.Join(o.Dir, "store.json"))
-	if err != nil {
-		return
-	}
-	v, err := fresh.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
-	if err != nil {
-		return
-	}
-	c, err := secretstore.DecodeCredential(name, v.Value)
-	if err != nil {
-		return
-	}
-	if _, err := sim.ExposeKey(c.KeyID, "public_repository", "https://code.example/someone/leaky-repo"); err == nil {
-		fmt.Fprintf(o.Out, "\n>>> LakiConnect reports key %s of %s exposed in a public repository: watch the compromise rotation.\n\n", c.KeyID, name)
-	}
-}
-
-func printBanner(w io.Writer, o Options, apiURL string, managed int) {
-	fmt.Fprintf(w, `lakirotator demo
-  LakiConnect simulator in-process, local store in %s
-  %d managed secrets in sandbox and production (%d application credentials and the rotator's %d management keys), rotated %s (grace %s)
-  API %s
-
-From a second terminal:
-  go run ./cmd/lakirotator status --demo
-  go run ./cmd/lakirotator trigger --demo --owner alice --reason "alice left the team" --yes
-  go run ./cmd/lakirotator rotate --demo demo/sandbox/reporting --reason "testing"
-  go run ./cmd/lakirotator audit verify %s
-
-Stop it with Ctrl-C (or SIGTERM). Each start begins afresh: new keys and a new audit trail.
-
-`, o.Dir, managed, len(seeds()), managed-len(seeds()), o.Schedule, o.Grace, apiURL, filepath.Join(o.Dir, "audit.jsonl"))
-	if o.ExposeAfter > 0 {
-		fmt.Fprintf(w, "In %s the simulator will report a production key exposed.\n\n", o.ExposeAfter)
-	}
-}
-
 type configData struct {
 	Workers                                                    int
 	Dir, SimURL, Listen, TokenFile, Merchant, SecurityEndpoint string
