@@ -129,15 +129,12 @@ func newBootstrapCmd(stdio IO, g *globalFlags) *cobra.Command {
 			if cur, ok := existing.VersionWithStage(secretstore.StageCurrent); ok && cur.ID != versionID {
 				return withCode(ExitFailure, fmt.Errorf("secret %q already holds a management key (version %s): the rotator rotates it from here; nothing stored", name, cur.ID))
 			}
-			if err := st.PutPending(ctx, name, versionID, value); err != nil {
-				return withCode(ExitFailure, err)
-			}
-			from := ""
-			if cur, ok := existing.VersionWithStage(secretstore.StageCurrent); ok {
-				from = cur.ID
-			}
-			if from != versionID {
-				if err := st.MoveStage(ctx, name, secretstore.StageCurrent, versionID, from); err != nil {
+			// The same key bootstrapped again is already current: nothing to write.
+			if cur, ok := existing.VersionWithStage(secretstore.StageCurrent); !ok || cur.ID != versionID {
+				if err := st.PutPending(ctx, name, versionID, value); err != nil {
+					return withCode(ExitFailure, err)
+				}
+				if err := st.MoveStage(ctx, name, secretstore.StageCurrent, versionID, cur.ID); err != nil {
 					return withCode(ExitFailure, err)
 				}
 			}

@@ -496,3 +496,63 @@ func TestOwnManagementKeyIsNotUnmanaged(t *testing.T) {
 		}
 	}
 }
+
+// Item 9: bootstrap stores a first management key read from stdin, after
+// LakiConnect says whose it is; it never takes the key from argv.
+func TestBootstrapStoresAManagementKeyFromStdin(t *testing.T) {
+	w := newCLIWorld(t, allScopes, false)
+	cfg, _ := os.ReadFile(w.cfgPath)
+	path := filepath.Join(w.dir, "fresh.yaml")
+	_ = os.WriteFile(path, []byte(strings.Replace(string(cfg), "management_key: {secret: mgmt/sandbox}", "management_key: {secret: mgmt/fresh}", 1)), 0o600)
+	key := w.fix.SandboxKey.Reveal()
+
+	r := runWith(w.env, "", false, "bootstrap", "--config", path, "--environment", "sandbox")
+	if r.code != cli.ExitUsage || !strings.Contains(r.err, "no key on standard input") {
+		t.Errorf("empty stdin: exit %d, stderr %q", r.code, r.err)
+	}
+	r = runWith(w.env, w.fix.ProductionKey.Reveal()+"\n", false, "bootstrap", "--config", path, "--environment", "sandbox")
+	if r.code != cli.ExitFailure || !strings.Contains(r.err, "belongs to production, not sandbox") || !strings.Contains(r.err, "nothing stored") {
+		t.Errorf("a production key for sandbox: exit %d, stderr %q", r.code, r.err)
+	}
+	for i := range 2 { // twice: the second run writes the same version again
+		r = runWith(w.env, key+"\n", false, "bootstrap", "--config", path, "--environment", "sandbox", "-o", "json")
+		if r.code != cli.ExitOK {
+			t.Fatalf("run %d: exit %d: %s %s", i+1, r.code, r.out, r.err)
+		}
+	}
+	var res cli.BootstrapResult
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil || res.KeyID != w.fix.SandboxKeyID || res.Secret != "mgmt/fresh" {
+		t.Fatalf("bootstrap -o json: %v %+v", err, res)
+	}
+	if strings.Contains(r.out+r.err, key) {
+		t.Error("bootstrap printed the key")
+	}
+	st, err := localstore.Open(filepath.Join(w.dir, "store.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := st.Get(context.Background(), "mgmt/fresh", secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := secretstore.DecodeCredential("mgmt/fresh", v.Value)
+	if err != nil || c.KeyID != w.fix.SandboxKeyID || c.Secret.Reveal() != key || c.Environment != "sandbox" {
+		t.Errorf("stored credential: %v key %s env %s", err, c.KeyID, c.Environment)
+	}
+	if v.ID != res.VersionID {
+		t.Errorf("AWSCURRENT is %s, bootstrap said %s", v.ID, res.VersionID)
+	}
+	// The config now validates online with that key.
+	if r := run(w.env, "config", "validate", "--config", path, "--online"); r.code != cli.ExitOK {
+		t.Errorf("validate --online after bootstrap: exit %d\n%s", r.code, r.out)
+	}
+	// Another key for a secret that holds one is refused.
+	other, err := w.fix.Sim.CreateKey(lakiconnect.Sandbox, w.fix.MerchantID, "second", []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runWith(w.env, other.Secret.Reveal()+"\n", false, "bootstrap", "--config", path, "--environment", "sandbox")
+	if r.code != cli.ExitFailure || !strings.Contains(r.err, "already holds a management key") {
+		t.Errorf("a second key: exit %d, stderr %q", r.code, r.err)
+	}
+}
