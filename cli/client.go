@@ -40,7 +40,13 @@ func loadDemoConfig(stdio IO) (*config.Config, error) {
 		return nil, withCode(ExitFailure, err)
 	}
 	cfg, err := config.Load(filepath.Join(demoDir(stdio.Env), "config.yaml"))
-	return cfg, withCode(ExitUsage, err)
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	// The running demo owns audit.jsonl: a second writer would fork its
+	// hash chain. What a verb does here is recorded in a trail of its own.
+	cfg.Audit.File = filepath.Join(demoDir(stdio.Env), "audit-cli.jsonl")
+	return cfg, nil
 }
 
 func readDemoState(env func(string) string) (DemoState, error) {

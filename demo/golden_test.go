@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/cli"
 	"github.com/lakirotator/lakirotator/demo"
+	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 )
@@ -68,16 +72,31 @@ func TestDemoTerminalOutputGolden(t *testing.T) {
 		steps = append(steps, "== "+label+"\n"+strings.Join(lines, "\n"))
 	}
 	take("start")
+	checkStatus(t, dir, 7, start.Add(30*time.Second))
 	for s := 1; s <= 80; s++ {
 		fc.Advance(time.Second)
 		settle()
 		take(fc.Now().UTC().Format("15:04:05"))
+		if s == 40 {
+			checkStatus(t, dir, 7, start.Add(60*time.Second))
+			checkPolicy(t, dir)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("demo: %v", err)
 	}
 	take("stopped")
+	// The verbs run beside it (policy check --demo) left the demo's trail whole.
+	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := audit.Verify(f)
+	f.Close()
+	if err != nil || !res.OK() {
+		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
+	}
 	got := normalize(strings.Join(steps, "\n")+"\n", dir)
 
 	for _, bad := range []string{"level=", `msg="lifecycle event"`, `error=""`, "=\"\"", "time="} {
@@ -178,4 +197,40 @@ func secretOf(line string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// checkStatus asks the running demo, as `status --demo -o json` does, and
+// wants the banner's count of secrets and the scheduler's next firing.
+func checkStatus(t *testing.T, dir string, count int, next time.Time) {
+	t.Helper()
+	var out, errb syncbuf.Buffer
+	env := map[string]string{"LAKIROTATOR_DEMO_DIR": dir}
+	code := cli.Main([]string{"status", "--demo", "-o", "json"}, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb, Env: func(k string) string { return env[k] }})
+	if code != 0 {
+		t.Fatalf("status --demo: exit %d: %s", code, errb.String())
+	}
+	var inv httpapi.Inventory
+	if err := json.Unmarshal([]byte(out.String()), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Secrets) != count {
+		t.Errorf("status lists %d secrets, the banner says %d", len(inv.Secrets), count)
+	}
+	for _, s := range inv.Secrets {
+		if s.NextRotation == nil || !s.NextRotation.Equal(next) {
+			t.Errorf("%s: next rotation %v, want %s (when the scheduler fires)", s.Name, s.NextRotation, next)
+		}
+	}
+}
+
+// checkPolicy runs `policy check --demo --fail-on critical`: the demo's own
+// credentials and its loopback security webhook pass.
+func checkPolicy(t *testing.T, dir string) {
+	t.Helper()
+	var out, errb syncbuf.Buffer
+	env := map[string]string{"LAKIROTATOR_DEMO_DIR": dir}
+	code := cli.Main([]string{"policy", "check", "--demo", "--fail-on", "critical"}, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb, Env: func(k string) string { return env[k] }})
+	if code != 0 || strings.Contains(out.String(), "unmanaged_") {
+		t.Errorf("policy check --demo --fail-on critical: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
 }
