@@ -244,6 +244,9 @@ func TestJSONOutputs(t *testing.T) {
 	if st.State != httpapi.StateSucceeded {
 		t.Errorf("rotate --local: %+v", st)
 	}
+	if strings.Contains(r.err, "lifecycle event") {
+		t.Errorf("rotate --local logs every lifecycle event by default:\n%s", r.err)
+	}
 
 	r = run(w.env, "status", "--local", "--config", w.cfgPath, "-o", "json")
 	var inv map[string][]map[string]any
