@@ -3,13 +3,12 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/demo"
