@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +92,27 @@ func TestBrokenVaultConfigs(t *testing.T) {
 	y = vaultConfig[:strings.Index(vaultConfig, "    vault:")] + vaultConfig[strings.Index(vaultConfig, "    lakiconnect:"):]
 	if _, err := Parse("vault.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), "environments.production.vault: required with store.kind: vault") {
 		t.Errorf("an environment without a vault block: %v", err)
+	}
+}
+
+// The example in REFERENCE.md's Vault section is a config that loads.
+func TestReferenceVaultExampleLoads(t *testing.T) {
+	b, err := os.ReadFile("REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "### environments.*.vault")
+	if i < 0 {
+		t.Fatal("REFERENCE.md has no environments.*.vault section")
+	}
+	start := strings.Index(doc[i:], "```yaml\n")
+	end := strings.Index(doc[i+start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("the Vault section has no yaml example")
+	}
+	example := doc[i+start+8 : i+start+8+end]
+	if _, err := Parse("REFERENCE.md", []byte("version: 1\n"+example)); err != nil {
+		t.Fatalf("the Vault example does not load: %v", err)
 	}
 }
