@@ -27,9 +27,8 @@ import (
 // vaultHarness is the simulator harness with secrets kept in Vault.
 type vaultHarness struct {
 	*harness
-	srv  *vaultserver.Server
-	vs   *vaultstore.Store
-	seen int
+	srv *vaultserver.Server
+	vs  *vaultstore.Store
 }
 
 func newVaultHarness(t *testing.T, srv *vaultserver.Server) *vaultHarness {

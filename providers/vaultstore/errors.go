@@ -31,7 +31,7 @@ func (s *Store) fail(op, name, path, capability string, err error) error {
 	switch {
 	case re.StatusCode == http.StatusForbidden:
 		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrAccessDenied,
-			Err: fmt.Errorf("Vault refused %s on %s (403 %s): the token's policy must grant %q on %q (see %s)",
+			Err: fmt.Errorf("vault refused %s on %s (403 %s): the token's policy must grant %q on %q (see %s)",
 				capability, path, msg, capability, s.ns+path, PolicyFile)}
 	case re.StatusCode == http.StatusNotFound:
 		kind = secretstore.ErrNotFound

@@ -203,7 +203,7 @@ func Binary() (string, error) {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building devvault needs go on PATH: %w", err)
 	}
 	tmp := bin + ".tmp-" + strconv.Itoa(os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
