@@ -209,6 +209,17 @@ func TestDeletedAndDestroyedVersions(t *testing.T) {
 	}
 	_, err = s.Describe(ctx, name2)
 	wantErr(t, "Describe after the latest version was destroyed", err, secretstore.ErrMalformedValue, "secret/data/"+name2, "destroyed")
+	// Discovery still lists it (and every other secret), without versions.
+	listed := map[string]int{}
+	if err := s.List(ctx, nil, func(sec secretstore.Secret) error { listed[sec.Name] = len(sec.Versions); return nil }); err != nil {
+		t.Fatalf("List with one broken secret: %v", err)
+	}
+	if n, ok := listed[name2]; !ok || n != 0 {
+		t.Errorf("the broken secret is listed %v with %d versions, want listed without versions", ok, n)
+	}
+	if n := listed[name]; n != 2 {
+		t.Errorf("%s is listed with %d versions, want 2", name, n)
+	}
 }
 
 // A version written by hand on top of the store's becomes AWSCURRENT, the

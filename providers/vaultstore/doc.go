@@ -75,6 +75,26 @@
 //     stages: it becomes AWSCURRENT with the version id "kv-<n>", and the
 //     version that was current becomes AWSPREVIOUS.
 //
+// # Calls
+//
+// Describe reads the metadata and the latest version (2 reads); Get adds
+// the version asked for (3). PutPending and MoveStage read as Describe
+// does, write one version with cas, patch the custom metadata view and read
+// the metadata once more to see that no newer view was overwritten (5
+// calls); a lost race repeats the read and the write. Tag is one patch.
+// List is one LIST per folder and, per secret, one metadata read, plus one
+// data read for each that passes the filters. A fresh rotation costs the
+// engine about 10 Vault calls; Vault has no per-account write quota like
+// Secrets Manager's, and the limit that matters is the server's own rate
+// limit quota, which the client's retries ride out.
+//
+// # Setting up
+//
+// Give the managed secrets (or the mount) max_versions of 100, as many as
+// Secrets Manager keeps: a rotation writes two versions. The store never
+// creates a secret (people or Terraform do, with the discovery tags as
+// custom metadata), so the policy has no "create".
+//
 // Every error is a *secretstore.Error naming the secret and the Vault path;
 // a 403 says which capability on which policy path is missing (the policy
 // the store needs is deploy/vault/lakirotator.hcl).

@@ -699,6 +699,12 @@ func (s *Store) walk(ctx context.Context, op, folder string, filters []secretsto
 			continue
 		}
 		st, err := s.loadRecord(ctx, op, name, meta)
+		if errors.Is(err, secretstore.ErrMalformedValue) {
+			// One secret whose stage record is unreadable must not hide
+			// every other: it is listed without versions, and every call on
+			// it fails with the error that says what is wrong.
+			st, err = &state{meta: meta, rec: newRecord()}, nil
+		}
 		if err != nil {
 			return err
 		}
