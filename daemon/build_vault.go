@@ -43,6 +43,11 @@ func buildVaultStore(ctx context.Context, env lakiconnect.Environment, ec *confi
 	if auth.SecretID, err = resolve("secret_id", a.SecretID); err != nil {
 		return nil, err
 	}
+	if a.Method == config.VaultAuthToken {
+		// A token file may be rewritten (Vault Agent renews into it): the
+		// store reads it again when Vault refuses the one in hand.
+		auth.ReloadToken = func(ctx context.Context) (secret.Value, error) { return resolve("token", a.Token) }
+	}
 	if a.Method == config.VaultAuthAWS {
 		auth.AWSCredentials = o.AWSCredentials
 		if auth.AWSCredentials == nil {

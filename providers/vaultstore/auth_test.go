@@ -3,6 +3,7 @@ package vaultstore
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -119,5 +120,53 @@ func TestAWSIAMLogin(t *testing.T) {
 	got, err := s.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
 	if err != nil || !got.Value.Equal(want) {
 		t.Fatalf("Get with an AWS IAM login: %v", err)
+	}
+}
+
+// A token file that Vault Agent rewrites: when Vault refuses the token in
+// hand, the store reads the file again.
+func TestTokenReadAgainAfterVaultRefusesIt(t *testing.T) {
+	ctx := context.Background()
+	srv := vault.Server(t)
+	admin := srv.Client(t)
+	name := "auth/reload-" + randomHex(4)
+	want := seedAuthSecret(t, admin, name)
+	newToken := func() string {
+		t.Helper()
+		tok, err := admin.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"auth-reader"}, TTL: "1h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Auth.ClientToken
+	}
+	var mu sync.Mutex
+	file := newToken()
+	reads := 0
+	s, err := New(Config{Address: srv.Addr, Auth: Auth{Method: AuthToken, Token: secret.New(file),
+		ReloadToken: func(context.Context) (secret.Value, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reads++
+			return secret.New(file), nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	old := file
+	file = newToken()
+	mu.Unlock()
+	if err := admin.Auth().Token().RevokeOrphan(old); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil || !got.Value.Equal(want) {
+		t.Fatalf("Get after the token in hand was revoked and the file renewed: %v", err)
+	}
+	if reads != 1 {
+		t.Errorf("the token was read again %d times, want once", reads)
 	}
 }

@@ -32,6 +32,9 @@ type Auth struct {
 	Method string
 	// Token is the Vault token (AuthToken).
 	Token secret.Value
+	// ReloadToken, when set, reads the token again after Vault refused the
+	// one in hand (a token file that Vault Agent rewrites on renewal).
+	ReloadToken func(ctx context.Context) (secret.Value, error)
 	// MountPath is where the auth method is enabled; empty takes the
 	// method's name ("approle", "aws").
 	MountPath string
@@ -157,20 +160,28 @@ type tokens struct {
 	mu      sync.Mutex
 	renewAt time.Time // zero: never (a static or non-expiring token)
 	loaded  bool
+	stale   bool // Vault refused the token in hand
 }
 
 func (t *tokens) ensure(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.loaded && (t.renewAt.IsZero() || t.clock.Now().Before(t.renewAt)) {
+	if t.loaded && !t.stale && (t.renewAt.IsZero() || t.clock.Now().Before(t.renewAt)) {
 		return nil
 	}
 	if t.auth.Method == AuthToken || t.auth.Method == "" {
+		if t.loaded && t.auth.ReloadToken != nil {
+			tok, err := t.auth.ReloadToken(ctx)
+			if err != nil {
+				return fmt.Errorf("vault auth: reading the token again: %w", err)
+			}
+			t.auth.Token = tok
+		}
 		if t.auth.Token.IsZero() {
 			return errors.New("vault auth: the token is empty")
 		}
 		t.client.SetToken(t.auth.Token.Reveal())
-		t.loaded = true
+		t.loaded, t.stale = true, false
 		return nil
 	}
 	token, lease, err := t.login(ctx)
@@ -178,7 +189,7 @@ func (t *tokens) ensure(ctx context.Context) error {
 		return err
 	}
 	t.client.SetToken(token)
-	t.loaded = true
+	t.loaded, t.stale = true, false
 	t.renewAt = time.Time{}
 	if lease > 0 {
 		t.renewAt = t.clock.Now().Add(lease * 2 / 3)
@@ -186,14 +197,18 @@ func (t *tokens) ensure(ctx context.Context) error {
 	return nil
 }
 
-// invalidate makes the next call log in again (a login token that Vault
-// refused before its lease ended: revoked, or the server restarted).
+// renewable reports whether a refused token can be replaced: by logging
+// in again, or by reading a reloadable token again.
+func (t *tokens) renewable() bool {
+	return (t.auth.Method != AuthToken && t.auth.Method != "") || t.auth.ReloadToken != nil
+}
+
+// invalidate makes the next call log in (or read the token) again: Vault
+// refused the token before its lease ended (revoked, or a token file
+// renewed by Vault Agent).
 func (t *tokens) invalidate() {
-	if t.auth.Method == AuthToken || t.auth.Method == "" {
-		return
-	}
 	t.mu.Lock()
-	t.loaded = false
+	t.stale = true
 	t.mu.Unlock()
 }
 

@@ -124,14 +124,14 @@ func checkName(name string) error {
 	return nil
 }
 
-// call runs one request with a valid token; a login token Vault refuses
-// (revoked, or the server forgot it) is replaced once.
+// call runs one request with a valid token; a token Vault refuses
+// (revoked, or renewed elsewhere) is replaced once when it can be.
 func (s *Store) call(ctx context.Context, fn func() (*api.Secret, error)) (*api.Secret, error) {
 	if err := s.tokens.ensure(ctx); err != nil {
 		return nil, err
 	}
 	out, err := fn()
-	if statusOf(err) == http.StatusForbidden && s.tokens.auth.Method != AuthToken && s.tokens.auth.Method != "" {
+	if statusOf(err) == http.StatusForbidden && s.tokens.renewable() {
 		s.tokens.invalidate()
 		if lerr := s.tokens.ensure(ctx); lerr != nil {
 			return nil, lerr
