@@ -3,8 +3,10 @@ package vaultstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -286,6 +288,14 @@ func TestAddressAndTLSRules(t *testing.T) {
 	}
 	if c.Address() != "https://vault.example.com:8200" {
 		t.Errorf("address %s, want the configured one", c.Address())
+	}
+	tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil {
+		t.Fatal("the client has no TLS settings")
+	}
+	if tr.TLSClientConfig.InsecureSkipVerify || tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
+		t.Errorf("TLS settings: skip verify %v, min version %#x; want verification on and TLS 1.2 or later",
+			tr.TLSClientConfig.InsecureSkipVerify, tr.TLSClientConfig.MinVersion)
 	}
 }
 
