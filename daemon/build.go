@@ -248,6 +248,14 @@ func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOp
 			continue
 		}
 		ec, _ := cfg.Environment(env)
+		if cfg.Store.Kind == config.StoreVault {
+			st, err := buildVaultStore(ctx, env, &ec, o)
+			if err != nil {
+				return nil, err
+			}
+			stores[env] = st
+			continue
+		}
 		counter := o.CallCounters[env]
 		if counter == nil {
 			counter = secretsmanager.NewCallCounter(secretsmanager.CallCounterOptions{})
