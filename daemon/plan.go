@@ -78,9 +78,8 @@ func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem
 		if known {
 			it.AgeSeconds = int64(now.Sub(since).Seconds())
 		}
-		if p.Schedule != nil {
-			next := p.NextRun(now)
-			it.NextRun = &next
+		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
+			it.NextRun = &next // what status shows: the slot, moved into the rotation window
 		}
 		switch {
 		case hasPend && (!hasCur || pend.ID != cur.ID):
@@ -126,8 +125,8 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		if p, ok := d.policies.Get(e.Managed.Policy); ok {
 			st.PolicyMaxAge = p.MaxAge
 			st.PolicyScopes = lakiconnect.ScopeNames(p.Scopes)
-			if p.Schedule != nil {
-				st.NextDue = p.NextRun(now)
+			if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
+				st.NextDue = next
 			}
 		}
 		out = append(out, st)
