@@ -325,7 +325,7 @@ func testExposedKey(t *testing.T, w *world, initial map[string]string) {
 		done := w.slack.find(func(m slackMessage) bool {
 			f := m.fields()
 			return f["Cause"] == "compromise" && f["Secret"] == "`"+name+"`" &&
-				strings.Contains(m.header(), "Emergency rotation (compromise) succeeded") &&
+				strings.Contains(m.header(), "Compromise rotation succeeded") &&
 				strings.Contains(f["Key"], "was `…"+exposed[len(exposed)-4:]+"`")
 		})
 		return len(alerted) > 0 && len(done) > 0

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 )
 
 // Route sends matching events to a receiver. An empty match list matches
-// anything; routes are tried in order and the first match wins.
+// anything. Every route that matches delivers, in order, as alertmanager's
+// routes do with continue: true; a route with Stop ends the walk once it
+// has matched (first-match, chosen explicitly in the config).
 type Route struct {
 	Environments []string
 	Severities   []events.Severity
@@ -24,8 +27,12 @@ type Route struct {
 	Outcomes     []events.Outcome
 	Causes       []events.Cause
 	Receiver     string // name in Config.Receivers
-	Mention      string // added to the notification, e.g. "<!subteam^S0ONCALL>"
-	Digest       bool   // batch into the receiver's digest instead of sending at once
+	// Mentions are Slack ids to page: people (U…, W…) and user groups (S…).
+	Mentions []string
+	// MentionOwners also pages the owners of the event's secret (Config.Owners).
+	MentionOwners bool
+	Digest        bool // batch into the receiver's digest instead of sending at once
+	Stop          bool // no later route is tried after this one matched
 }
 
 func (r Route) matches(e events.Event) bool {
@@ -63,6 +70,9 @@ type Config struct {
 	Clock          clock.Clock
 	Logger         *slog.Logger
 	Metrics        Metrics
+	// Owners gives the Slack ids of the owners of a managed secret, looked
+	// up for each event whose route mentions owners. Nil: no owners known.
+	Owners func(secret string) []string
 }
 
 // Dispatcher is the events.Sink that turns events into notifications.
@@ -148,55 +158,119 @@ func receiverNames(m map[string]Notifier) []string {
 	return names
 }
 
-// Emit routes e and queues its notification. It never blocks: when a
-// receiver's queue is full the notification is dropped, counted and logged.
-func (d *Dispatcher) Emit(ctx context.Context, e events.Event) {
-	var route *Route
-	for i := range d.routes {
-		if d.routes[i].matches(e) {
-			route = &d.routes[i]
+// delivery is one receiver's share of an event: whom to page and whether
+// it waits for the digest.
+type delivery struct {
+	receiver string
+	mentions []string
+	digest   bool
+}
+
+// deliveries walks the routes in order and returns one delivery per
+// receiver that any matching route names: a receiver named by several
+// routes gets one message, paging everyone those routes page, at once
+// unless every one of them asked for the digest.
+func (d *Dispatcher) deliveries(e events.Event) []delivery {
+	var out []delivery
+	var owners []string
+	ownersLooked := false
+	for _, r := range d.routes {
+		if !r.matches(e) {
+			continue
+		}
+		ids := slices.Clone(r.Mentions)
+		if r.MentionOwners && e.Secret != "" && d.cfg.Owners != nil {
+			if !ownersLooked {
+				owners, ownersLooked = d.cfg.Owners(e.Secret), true
+			}
+			ids = append(ids, owners...)
+		}
+		i := slices.IndexFunc(out, func(x delivery) bool { return x.receiver == r.Receiver })
+		if i < 0 {
+			out = append(out, delivery{receiver: r.Receiver, digest: r.Digest})
+			i = len(out) - 1
+		} else {
+			out[i].digest = out[i].digest && r.Digest
+		}
+		for _, id := range ids {
+			if !slices.Contains(out[i].mentions, id) {
+				out[i].mentions = append(out[i].mentions, id)
+			}
+		}
+		if r.Stop {
 			break
 		}
 	}
-	if route == nil {
+	return out
+}
+
+// MentionMarkup renders Slack ids as Slack mentions: a user group (S…) as
+// <!subteam^S…>, a person (U…, W…) as <@U…>.
+func MentionMarkup(ids []string) string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if strings.HasPrefix(id, "S") {
+			out = append(out, "<!subteam^"+id+">")
+		} else {
+			out = append(out, "<@"+id+">")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// Emit routes e and queues its notification for every receiver a matching
+// route names. It never blocks: when a receiver's queue is full the
+// notification is dropped, counted and logged.
+func (d *Dispatcher) Emit(ctx context.Context, e events.Event) {
+	targets := d.deliveries(e)
+	if len(targets) == 0 {
 		return
 	}
 	if d.repeat(e) {
 		d.cfg.Metrics.Suppressed()
-		d.cfg.Logger.DebugContext(ctx, "notification suppressed as a repeat", "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+		d.cfg.Logger.DebugContext(ctx, "notification suppressed as a repeat", "secret", e.Secret, "step", e.Step, "outcome", e.Outcome, "version", e.VersionID)
 		return
 	}
-	n := FromEvent(e)
-	if n.Time.IsZero() {
-		n.Time = d.cfg.Clock.Now()
-	}
-	n.Mention = route.Mention
-	if route.Digest {
-		n.Digest = []Notification{} // marks it for the digest; the worker batches it
+	base := FromEvent(e)
+	if base.Time.IsZero() {
+		base.Time = d.cfg.Clock.Now()
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
-		d.cfg.Metrics.Dropped("closed")
-		d.cfg.Logger.WarnContext(ctx, "notification dropped: dispatcher closed", "receiver", route.Receiver, "secret", e.Secret, "step", e.Step)
-		return
-	}
-	select {
-	case d.workers[route.Receiver].queue <- n:
-	default:
-		d.cfg.Metrics.Dropped("queue_full")
-		d.cfg.Logger.WarnContext(ctx, "notification dropped: queue full", "receiver", route.Receiver, "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+	for _, t := range targets {
+		n := base
+		n.Mention = MentionMarkup(t.mentions)
+		if t.digest {
+			n.Digest = []Notification{} // marks it for the digest; the worker batches it
+		}
+		if d.closed {
+			d.cfg.Metrics.Dropped("closed")
+			d.cfg.Logger.WarnContext(ctx, "notification dropped: dispatcher closed", "receiver", t.receiver, "secret", e.Secret, "step", e.Step)
+			continue
+		}
+		select {
+		case d.workers[t.receiver].queue <- n:
+		default:
+			d.cfg.Metrics.Dropped("queue_full")
+			d.cfg.Logger.WarnContext(ctx, "notification dropped: queue full", "receiver", t.receiver, "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+		}
 	}
 }
 
-// repeat reports whether the same secret, step, outcome and reason was seen
-// within the dedup window, and remembers this one.
+// repeat reports whether the same message was sent within the dedup
+// window, and remembers this one. What makes two messages the same is what
+// they are about (the version or trigger, the key, the finding) and their
+// step and outcome: never the secret alone, so a second rotation of one
+// secret is news, while a retry's second failure of the same rotation is not.
 func (d *Dispatcher) repeat(e events.Event) bool {
 	if d.cfg.DedupWindow <= 0 {
 		return false
 	}
+	key, ok := dedupKey(e)
+	if !ok {
+		return false
+	}
 	now := d.cfg.Clock.Now()
-	key := e.Secret + "\x00" + string(e.Step) + "\x00" + string(e.Outcome) + "\x00" + e.Reason
 	d.dedupMu.Lock()
 	defer d.dedupMu.Unlock()
 	if last, ok := d.seen[key]; ok && now.Sub(last) < d.cfg.DedupWindow {
@@ -211,6 +285,29 @@ func (d *Dispatcher) repeat(e events.Event) bool {
 		}
 	}
 	return false
+}
+
+// dedupKey is the identity of the message e makes. Rotation steps are told
+// apart by their version or trigger id; one without either (a scheduled
+// rotation's start, before its version is known) cannot be told from the
+// next and is never suppressed (ok false). Findings (violations, alerts,
+// refusals, sweeps) are the same when they name the same key and reason.
+func dedupKey(e events.Event) (key string, ok bool) {
+	id := e.VersionID
+	if id == "" {
+		id = e.TriggerID
+	}
+	switch e.Step {
+	case events.StepTrigger, events.StepCreate, events.StepTest, events.StepPromote, events.StepRetire, events.StepRotation:
+		if id == "" {
+			return "", false
+		}
+	}
+	// The severity is part of it: a failure that turns critical (the last
+	// attempt, or too many in a row) is news although the one before was not.
+	parts := []string{string(e.Step), string(e.Outcome), string(e.Severity), e.Environment, e.MasterMerchantID, e.Secret, id,
+		e.KeyID, e.PreviousKeyID, e.Details["reason"], e.Details["event_id"], e.Reason}
+	return strings.Join(parts, "\x00"), true
 }
 
 func (d *Dispatcher) run(w *worker) {
