@@ -230,10 +230,11 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 	require.Len(t, accepted, 1, "Slack got %+v", slackSrv.find(func(slackPost) bool { return true }))
 	assert.Equal(t, mentions, accepted[0].sections()[0])
 
-	// The console receiver (kind log) got it too.
+	// The console receiver (kind log) got it too, with what to do.
 	require.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), `"msg":"notification","title":"Compromise rotation failed: `+name+`"`)
 	}, 5*time.Second, 20*time.Millisecond, "console log: %s", logs.String())
+	assert.Contains(t, logs.String(), `"next_steps":"Act now: if the exposed key still works`)
 	for _, leaked := range []string{"lk_live_exposedvalue0000000000001", signing.Reveal(), "xoxb-example-routes-test"} {
 		assert.NotContains(t, logs.String()+stdout.String(), leaked)
 	}

@@ -222,6 +222,8 @@ func TestDispatcherDeduplicatesByRotationNotBySecret(t *testing.T) {
 	d.Emit(ctx, failed)
 	failed.Attempt, failed.Error = 2, "timeout"
 	d.Emit(ctx, failed) // the same rotation failing again: a repeat
+	failed.Severity = events.SeverityCritical
+	d.Emit(ctx, failed) // ...until it turns critical: news
 	// A scheduled rotation's start names no version yet: never taken for another's.
 	started := ev("prod/pay", events.StepRotation, events.OutcomeStarted, events.SeverityInfo, "production")
 	started.VersionID, started.KeyID = "", ""
@@ -232,7 +234,7 @@ func TestDispatcherDeduplicatesByRotationNotBySecret(t *testing.T) {
 	for _, n := range team.delivered() {
 		got = append(got, string(n.Outcome)+" "+n.KeyID)
 	}
-	assert.Equal(t, []string{"succeeded …irst", "succeeded …cond", "failed …cdef", "started ", "started "}, got)
+	assert.Equal(t, []string{"succeeded …irst", "succeeded …cond", "failed …cdef", "failed …cdef", "started ", "started "}, got)
 	_, _, _, suppressed := m.get()
 	assert.Equal(t, 1, suppressed)
 }

@@ -328,8 +328,12 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		priorFailures = max(priorFailures, 0) + 1
 		more := attempt < e.cfg.Attempts && retryable(err)
 		next := e.clk.Now().Add(e.cfg.Backoff.Delay(priorFailures))
-		e.recordFailure(ctx, name, VersionID(refOf(job.Secret, info), job.Cause.ID), priorFailures, err, next)
+		failing := VersionID(refOf(job.Secret, info), job.Cause.ID)
+		e.recordFailure(ctx, name, failing, priorFailures, err, next)
 		ev := base
+		if info != nil { // the rotation that failed, as its create step names it
+			ev.VersionID = failing
+		}
 		ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 		sev := events.SeverityWarning
 		if priorFailures >= e.cfg.MaxFailures || !more {
