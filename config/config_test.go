@@ -335,6 +335,21 @@ func TestReceiverLookup(t *testing.T) {
 	assert.Equal(t, "#security-alerts", r.Channel)
 }
 
+func TestRouteContinueIsExplicit(t *testing.T) {
+	cfg, err := Parse("conf.yaml", []byte(minimal+`notifications:
+  receivers: [{name: console, kind: log}]
+  routes:
+    - {match: {severities: [critical]}, receiver: console, continue: false}
+    - {receiver: console}
+    - {receiver: console, continue: true}
+`))
+	require.NoError(t, err)
+	r := cfg.Notifications.Routes
+	assert.False(t, r[0].Continues(), "continue: false stops the walk")
+	assert.True(t, r[1].Continues(), "unset: every matching route delivers")
+	assert.True(t, r[2].Continues())
+}
+
 func TestCheckDiscovered(t *testing.T) {
 	cfg, err := Load("example.yaml")
 	require.NoError(t, err)
