@@ -52,7 +52,7 @@ type Notification struct {
 	Summary   string
 	NextSteps string
 	TriggerID string // groups one trigger's notifications (a Slack thread)
-	Mention   string // who to page, set by the route ("<!subteam^S01>", "@oncall")
+	Mention   string // who to page, as Slack markup made from the routes: "<!subteam^S01> <@U02>"
 	// Digest holds the batched notifications when this one is a digest.
 	Digest []Notification
 }
