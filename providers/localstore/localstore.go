@@ -68,6 +68,8 @@ type Store struct {
 	mu     sync.Mutex
 	data   fileData
 	loaded os.FileInfo // the file data was read from or last written; nil: none yet
+	mark   string      // the lock file's change mark when data was last read or written
+	lock   *os.File    // the lock file, while an operation holds the lock
 }
 
 var _ secretstore.Store = (*Store)(nil)
@@ -185,11 +187,9 @@ func (s *Store) save() error {
 	if err := os.Rename(tmpName, s.path); err != nil {
 		return err
 	}
-	info, err := os.Stat(s.path)
-	if err != nil {
+	if err := s.saved(); err != nil {
 		return err
 	}
-	s.loaded = info
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

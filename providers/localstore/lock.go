@@ -1,8 +1,11 @@
 package localstore
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -11,8 +14,10 @@ import (
 // Processes sharing one store file (a daemon and `rotate --local`, say)
 // take turns through an flock on a sidecar file, PATH.lock: the store file
 // itself is replaced by a rename on every save, so a lock on it would be
-// lost with it. Under the lock each operation first reloads the file if
-// another process changed it, so no process writes from a stale copy.
+// lost with it. The lock file also holds a change mark, a random value each
+// save writes anew; under the lock each operation first reloads the store
+// file when the mark (or the file) is not the one it last saw, so no
+// process writes from a stale copy.
 
 // lockPathSuffix names the sidecar lock file.
 const lockPathSuffix = ".lock"
@@ -47,7 +52,11 @@ func (s *Store) acquire(how int) (release func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", s.path+lockPathSuffix, err)
 	}
-	release = func() { f.Close() } // closing the descriptor drops the flock
+	s.lock = f
+	release = func() { // closing the descriptor drops the flock
+		s.lock = nil
+		f.Close()
+	}
 	if err := s.reload(); err != nil {
 		release()
 		return nil, err
@@ -55,10 +64,13 @@ func (s *Store) acquire(how int) (release func(), err error) {
 	return release, nil
 }
 
-// reload reads the file again when it is not the one last read or written
-// by this Store (each save makes a new file, so identity, size and
-// modification time tell). Called with mu and the lock held.
+// reload reads the file again unless both the change mark and the file are
+// the ones this Store last read or wrote. Called with mu and the lock held.
 func (s *Store) reload() error {
+	mark, err := s.readMark()
+	if err != nil {
+		return err
+	}
 	info, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if s.loaded != nil {
@@ -69,7 +81,8 @@ func (s *Store) reload() error {
 	if err != nil {
 		return err
 	}
-	if s.loaded != nil && os.SameFile(s.loaded, info) && s.loaded.ModTime().Equal(info.ModTime()) && s.loaded.Size() == info.Size() {
+	if s.loaded != nil && mark == s.mark && os.SameFile(s.loaded, info) &&
+		s.loaded.ModTime().Equal(info.ModTime()) && s.loaded.Size() == info.Size() {
 		return nil
 	}
 	if !info.Mode().IsRegular() {
@@ -86,6 +99,39 @@ func (s *Store) reload() error {
 	if err := decode(b, &d); err != nil {
 		return fmt.Errorf("%s: %w", s.path, err)
 	}
-	s.data, s.loaded = d, info
+	s.data, s.loaded, s.mark = d, info, mark
 	return nil
+}
+
+// readMark reads the change mark from the held lock file ("" when none
+// was written yet).
+func (s *Store) readMark() (string, error) {
+	b := make([]byte, 64)
+	n, err := s.lock.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read %s: %w", s.lock.Name(), err)
+	}
+	return string(b[:n]), nil
+}
+
+// saved records that this Store wrote the file: a new change mark for the
+// other processes, and what it wrote for itself. Called with mu and the
+// exclusive lock held, after the rename.
+func (s *Store) saved() error {
+	info, err := os.Stat(s.path)
+	if err == nil {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		mark := hex.EncodeToString(b[:])
+		if err = s.lock.Truncate(0); err == nil {
+			_, err = s.lock.WriteAt([]byte(mark), 0)
+		}
+		if err == nil {
+			s.loaded, s.mark = info, mark
+			return nil
+		}
+	}
+	// Memory may now differ from the file: read it afresh next time.
+	s.loaded, s.mark = nil, ""
+	return fmt.Errorf("after writing %s: %w", s.path, err)
 }
