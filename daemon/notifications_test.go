@@ -25,6 +25,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
 )
 
 // slackPost is one chat.postMessage as Slack received it.
@@ -237,5 +238,50 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 	assert.Contains(t, logs.String(), `"next_steps":"Act now: if the exposed key still works`)
 	for _, leaked := range []string{"lk_live_exposedvalue0000000000001", signing.Reveal(), "xoxb-example-routes-test"} {
 		assert.NotContains(t, logs.String()+stdout.String(), leaked)
+	}
+}
+
+// Two rotations of one secret within the dedup window are two messages:
+// notifications are told apart by rotation, not by secret.
+func TestTwoRotationsOfOneSecretAreTwoMessages(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	slackSrv := newSlackServer(t)
+	w.cfgYAML = append(w.cfgYAML, fmt.Sprintf(`notifications:
+  slack:
+    api_url: %s/api/
+    token: {env: LAKIROTATOR_TEST_TOKEN}
+    channel: "#rotations"
+  receivers: [{name: rotations, kind: slack}]
+  routes:
+    - {match: {steps: [rotation], outcomes: [succeeded]}, receiver: rotations}
+  dedup_window: 10m
+`, slackSrv.URL)...)
+	r := w.run(w.build(rotator.Hooks{}), w.ln)
+	ctx := context.Background()
+	var keys []string
+	for range 2 {
+		st, err := r.client.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "ops@example", Reason: "routine check"})
+		require.NoError(t, err)
+		final := w.waitTrigger(r, st.ID)
+		require.Equal(t, httpapi.StateSucceeded, final.State, "%+v", final.Secrets)
+		cur := w.current(secCheckout)
+		w.remember(cur.Secret)
+		keys = append(keys, cur.KeyID)
+	}
+	require.NotEqual(t, keys[0], keys[1])
+	succeeded := func(p slackPost) bool { return strings.HasSuffix(p.header(), "succeeded: "+secCheckout) }
+	require.Eventually(t, func() bool { return len(slackSrv.find(succeeded)) == 2 }, 10*time.Second, 20*time.Millisecond,
+		"Slack got %d messages for two rotations within the window", len(slackSrv.find(succeeded)))
+	for i, p := range slackSrv.find(succeeded) {
+		assert.Equal(t, ":white_check_mark: Manual rotation succeeded: "+secCheckout, p.header())
+		key := ""
+		for _, b := range p.Blocks {
+			for _, f := range b.Fields {
+				if v, ok := strings.CutPrefix(f.Text, "*Key*\n"); ok {
+					key = v
+				}
+			}
+		}
+		assert.Contains(t, key, "new `…"+keys[i][len(keys[i])-4:]+"`", "message %d names its own new key", i)
 	}
 }
