@@ -24,14 +24,13 @@ func describe(e events.Event) texts {
 		return describeAlert(e)
 	case events.StepViolation:
 		return texts{
-			title:   on("Policy violation", e.Secret),
-			summary: sentence(e.Reason),
-			next:    "Rotate the secret or fix its policy; the violation stays open in `audit report` until then.",
+			title: on("Policy violation", e.Secret), // its message is the event's error
+			next:  "Rotate the secret or fix its policy; the violation stays open in `audit report` until then.",
 		}
 	case events.StepAuth:
 		return texts{
 			title:   "Request to the rotator refused",
-			summary: sentence(e.Reason),
+			summary: prose(e.Reason),
 			next:    "Check who sent the refused request; repeated refusals may be an attack.",
 		}
 	case events.StepSweep:
@@ -125,22 +124,47 @@ func describeRotation(e events.Event) texts {
 }
 
 func describeAlert(e events.Event) texts {
-	t := texts{summary: sentence(e.Reason)}
-	switch e.Details["reason"] {
-	case "exposed_key_unmanaged":
+	t := texts{summary: prose(e.Reason)}
+	switch code := e.Details["reason"]; {
+	case e.Details["action"] == "old_key_still_used":
+		t.title = on("Old credential still in use", e.Secret)
+		t.summary = fmt.Sprintf("The old credential was last used at %s and stops working at %s.", e.Details["last_used_at"], e.Details["ends_at"])
+		t.next = "Find the consumer still using the old credential and move it to AWSCURRENT before then."
+	case code == "exposed_key_unmanaged":
 		t.title = "Exposed key held by no managed secret"
 		t.next = "Revoke the key at LakiConnect by hand now, and find who uses it: the rotator cannot replace a key it does not manage."
-	case "current_key_revoked":
+	case code == "current_key_revoked":
 		t.title = on("Current key revoked at LakiConnect", e.Secret)
 		t.next = "Its consumers are failing now: rotate the secret at once (`lakirotator rotate SECRET --cause compromise`)."
-	case "auth_failure_spike":
+	case code == "auth_failure_spike":
 		t.title = on("Burst of refused requests at LakiConnect", e.Secret)
 		t.next = "Find who is calling with this key: someone guessing, or a consumer still using a retired key."
+	case code == "security_event_unhandled":
+		t.title = "Security event not acted on"
+		t.next = "Check the daemon's log for the cause; once it is fixed, LakiConnect's redelivery is acted on."
+	case strings.HasPrefix(code, "unauthorized_on_") || strings.HasPrefix(code, "forbidden_on_"):
+		// The 401/403 watch: its numbers are in the error line.
+		t.title, t.next = authWatchWords(code, e.Secret)
 	default:
 		t.title = on("Alert", e.Secret)
-		t.next = "Find the consumer still using the old credential and move it to AWSCURRENT before the grace period ends."
+		t.next = "Check the alert's details and the daemon's log."
 	}
 	return t
+}
+
+// authWatchWords words the 401/403 watch's findings by their reason code.
+func authWatchWords(code, secretName string) (title, next string) {
+	switch code {
+	case "unauthorized_on_retired_key":
+		return on("Retired key still presented", secretName), "A consumer still uses the retired key: move it to AWSCURRENT."
+	case "unauthorized_on_current_key":
+		return on("Current key refused (401)", secretName), "The current key may be revoked or leaked: check at LakiConnect and rotate it if in doubt."
+	case "forbidden_on_current_key":
+		return on("Current key refused for missing scopes (403)", secretName), "A consumer calls what its policy does not grant: fix the consumer or the policy."
+	case "forbidden_on_retired_key":
+		return on("Retired key refused (403)", secretName), "A consumer still uses the retired key: move it to AWSCURRENT."
+	}
+	return "Refused requests with a key the rotator does not manage", "Someone may be guessing keys, or a consumer has a mistyped one: find the caller."
 }
 
 func describeSweep(e events.Event) texts {
@@ -210,6 +234,14 @@ func sentence(s string) string {
 		r = append(r, '.')
 	}
 	return string(r)
+}
+
+// prose returns s as a sentence when it is words, not a reason code.
+func prose(s string) string {
+	if !strings.Contains(s, " ") {
+		return ""
+	}
+	return sentence(s)
 }
 
 // join joins the non-empty sentences with a space.
