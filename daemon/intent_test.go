@@ -150,3 +150,41 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 		return s.State == httpapi.StateSucceeded
 	})
 }
+
+// The end of an old credential is confirmed once, not again by every
+// retire pass, whether it ended after its grace or at once (a compromise).
+func TestRetirePassReportsEachEndOnce(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	r := w.run(w.build(rotator.Hooks{}), nil)
+	st, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "alice"}, events.SourceHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitTrigger(r, st.ID)
+	cst, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secReporting, Cause: events.CauseCompromise, Requester: "alice", Reason: "leak"}, events.SourceHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitTrigger(r, cst.ID)
+	w.remember(w.current(secCheckout).Secret)
+	w.remember(w.current(secReporting).Secret)
+	w.clk.Advance(2 * time.Hour) // past checkout's manual grace
+	if err := r.svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.svc.Daemon.RetirePass(ctx)
+	}
+	count := func(name string) int {
+		return len(eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Secret == name && e.Step == events.StepRetire && e.Outcome == events.OutcomeSucceeded
+		}))
+	}
+	if n := count(secCheckout); n != 1 {
+		t.Errorf("%d retire successes for %s after three passes, want 1", n, secCheckout)
+	}
+	if n := count(secReporting); n != 1 {
+		t.Errorf("%d retire successes for %s (ended at once by its compromise), want 1", n, secReporting)
+	}
+}

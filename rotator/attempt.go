@@ -1,3 +1,8 @@
+// attempt.go is one pass of the lifecycle together with the checks that
+// guard its writes (look before the put, promote that finds the work done,
+// the end of a credential that lost a race): they only read right next to
+// the writes they guard, hence one file over 400 lines.
+
 package rotator
 
 import (
