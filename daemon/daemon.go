@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
@@ -74,7 +75,8 @@ type Daemon struct {
 	bus                       *events.Bus
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
-	facts                     credentialFacts // what stored versions say, by version id
+	facts                     credentialFacts                    // what stored versions say, by version id
+	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 
 	escalateAfter time.Duration
 
@@ -163,6 +165,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { defer loops.Done(); f() }()
 	}
 	sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: d.fireSlot}
+	d.sched.Store(sched)
+	defer d.sched.Store(nil)
 	loop(func() { sched.Run(ctx) })
 	loop(func() {
 		d.every(ctx, d.retireEvery, func(ctx context.Context) {
@@ -412,8 +416,7 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			st.PreviousVersion = prev.ID
 		}
-		if p, ok := d.policies.Get(e.Managed.Policy); ok && p.Schedule != nil {
-			next := p.NextRun(now)
+		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 			st.NextRotation = &next
 		}
 		if n, err := strconv.Atoi(e.Stored.Tags[rotator.TagFailedAttempts]); err == nil {
@@ -457,4 +460,24 @@ func (d *Daemon) markRetired(secretName, versionID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.retired[secretName+"\x00"+versionID] = true
+}
+
+// nextRotation is when the policy's secrets rotate next: the running
+// scheduler's next firing (an @every schedule counts from when it started),
+// else the policy's next slot moved into its rotation window.
+func (d *Daemon) nextRotation(policy string, now time.Time) (time.Time, bool) {
+	if s := d.sched.Load(); s != nil {
+		if t, ok := s.NextFiring(policy); ok {
+			return t, true
+		}
+	}
+	p, ok := d.policies.Get(policy)
+	if !ok || p.Schedule == nil {
+		return time.Time{}, false
+	}
+	next := p.NextRun(now)
+	if !p.Window.IsZero() && !p.InWindow(next) {
+		next = p.NextWindowStart(next)
+	}
+	return next, true
 }

@@ -160,4 +160,3 @@ func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
 	d.runTrigger(cause.ID, entries, cause)
 }
-
