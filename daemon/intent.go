@@ -12,6 +12,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -193,3 +194,31 @@ func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[s
 }
 
 func slotCauseID(slot time.Time) string { return "slot:" + slot.UTC().Format(time.RFC3339) }
+
+// severity orders causes for joining: a job joins another open ask only
+// when that ask's grace is no longer than its own.
+func severity(k events.Cause) int {
+	switch k {
+	case events.CauseCompromise:
+		return 3
+	case events.CausePersonnel:
+		return 2
+	case events.CauseManual:
+		return 1
+	default:
+		return 0
+	}
+}
+
+// joinOpenIntent is the engine's Job.Join for triggers: the open intent
+// kept on the secret now, when it is another ask at least as severe.
+func joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Cause, bool) {
+	return func(info secretstore.Secret) (rotator.Cause, bool) {
+		in, ok := intentFrom(info.Tags)
+		if !ok || in.OldKey != "" || in.Cause.ID == own.ID || info.Tags[TagIntentDone] == in.Cause.ID ||
+			severity(in.Cause.Kind) < severity(own.Kind) || rotator.CauseSettled(ms, info, in.Cause.ID) {
+			return rotator.Cause{}, false
+		}
+		return in.Cause, true
+	}
+}

@@ -90,6 +90,18 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
+	if job.Join != nil && !job.resumeOnly {
+		d, err := e.store.Describe(ctx, job.Secret.Name)
+		if err != nil {
+			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
+		}
+		info = d
+		if c, ok := job.Join(d); ok && c.ID != job.Cause.ID && c.validate() == nil {
+			e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
+				"cause", job.Cause.ID, "joined", c.ID)
+			job.Cause = c
+		}
+	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
 		if (errors.Is(err, errStale) || errors.Is(err, errNextVersion)) && pass < 3+maxVersionAttempts {
