@@ -97,10 +97,16 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	return in, in.Cause.ID != ""
 }
 
+// intentHorizon bounds how long an intent stays open: past the longest
+// grace and a day, its version may have been cleaned away by the store
+// (Secrets Manager drops unlabelled versions beyond 100), and an emergency
+// still not done has long been escalated.
+const intentHorizon = 8 * 24 * time.Hour
+
 // openIntent is the intent kept on the secret that has not been carried out.
-func openIntent(e inventory.Entry) (intent, bool) {
+func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	in, ok := intentFrom(e.Stored.Tags)
-	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID {
+	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID || now.Sub(in.Cause.At) > intentHorizon {
 		return intent{}, false
 	}
 	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
@@ -116,7 +122,7 @@ func openIntent(e inventory.Entry) (intent, bool) {
 // so that this process sees its own tags.
 func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in intent) error {
 	for _, e := range entries {
-		if open, ok := openIntent(e); ok && (open.Cause.ID == in.Cause.ID ||
+		if open, ok := openIntent(e, in.Cause.At); ok && (open.Cause.ID == in.Cause.ID ||
 			(open.Cause.Kind == events.CauseCompromise && in.Cause.Kind != events.CauseCompromise)) {
 			continue // kept already, or a compromise to finish first
 		}
@@ -215,7 +221,7 @@ func severity(k events.Cause) int {
 func joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Cause, bool) {
 	return func(info secretstore.Secret) (rotator.Cause, bool) {
 		in, ok := intentFrom(info.Tags)
-		if !ok || in.OldKey != "" || in.Cause.ID == own.ID || info.Tags[TagIntentDone] == in.Cause.ID ||
+		if !ok || in.OldKey != "" || in.Cause.ID == own.ID || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
 			severity(in.Cause.Kind) < severity(own.Kind) || rotator.CauseSettled(ms, info, in.Cause.ID) {
 			return rotator.Cause{}, false
 		}

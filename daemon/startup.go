@@ -50,7 +50,7 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 		if e.Missing {
 			continue
 		}
-		if in, ok := openIntent(e); ok {
+		if in, ok := openIntent(e, now); ok {
 			intents++
 			if in.OldKey != "" {
 				d.resumeOldKeyIntent(e, in)
