@@ -115,8 +115,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
 		}
+		_, written := info.Version(m0(m).vid)
 		switch {
-		case m == nil:
+		case m == nil || written:
+			// Nothing made, or its version was written (by this rotation or
+			// a replica): a stored credential is never ended here.
 		case err == nil && credID(m.c) != res.KeyID:
 			// Lost a race: another version is the one rotated.
 			e.discard(ctx, job, m.vid, m.c)
@@ -127,6 +130,13 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		}
 		return res, err
 	}
+}
+
+func m0(m *made) made {
+	if m == nil {
+		return made{}
+	}
+	return *m
 }
 
 func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m **made) (Result, error) {
@@ -246,6 +256,20 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		// current version).
 		if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
 			return res, err
+		}
+		if !hasCur {
+			// No AWSCURRENT in the listing (a secret never written by a
+			// rotation, or one a stale re-put stripped): only a Describe
+			// tells whether another writer moved on since.
+			d, err := e.store.Describe(ctx, name)
+			if err != nil {
+				return res, stepErr(name, "describe", err)
+			}
+			_, nowCur := d.VersionWithStage(secretstore.StageCurrent)
+			_, there := d.Version(vid)
+			if nowCur || there {
+				return res, errStale
+			}
 		}
 		if err := e.put(ctx, job, vid, fresh); err != nil {
 			return res, err
