@@ -180,6 +180,9 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Err == nil && (o.Result.Outcome == rotator.Rotated || o.Result.Outcome == rotator.AlreadyDone) {
 		return // its version is current: the intent reads as done
 	}
+	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
+		return // stays open: a restart tries again
+	}
 	d.markIntentDone(ctx, o.Job.Secret, o.Job.Cause.ID)
 }
 

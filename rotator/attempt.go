@@ -76,9 +76,11 @@ var errNextVersion = errors.New("the version was abandoned; trying the next one"
 
 // made is a credential an attempt created at LakiConnect for a version.
 type made struct {
-	vid    string
-	c      secretstore.Credential
-	stored bool // its AWSPENDING version was written
+	vid       string
+	c         secretstore.Credential
+	stored    bool         // its AWSPENDING version was written
+	created   events.Event // the "created" event, sent once
+	announced bool
 }
 
 // attempt is one pass over the lifecycle from wherever the store says the
@@ -240,11 +242,12 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		if *m != nil && (*m).vid == vid {
 			fresh = (*m).c // created by an earlier pass of this attempt
 		} else {
-			fresh, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
+			var ev events.Event
+			fresh, ev, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
 			if err != nil {
 				return res, err
 			}
-			*m = &made{vid: vid, c: fresh}
+			*m = &made{vid: vid, c: fresh, created: ev}
 		}
 		if err := e.hook(name, StepCreate); err != nil {
 			return res, err
@@ -256,6 +259,11 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		// current version).
 		if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
 			return res, err
+		}
+		if mm := *m; !mm.announced {
+			mm.created.PreviousKeyID = res.PreviousKeyID
+			e.emit(ctx, mm.created, events.StepCreate, events.OutcomeStarted, nil)
+			mm.announced = true
 		}
 		if !hasCur {
 			// No AWSCURRENT in the listing (a secret never written by a
