@@ -65,7 +65,7 @@ func TestExampleLoadsWithoutProblems(t *testing.T) {
 	}, cfg.DiscoveryTagFilters())
 
 	assert.Equal(t, filepath.Join("..", "policies", "examples"), cfg.PoliciesDir, "relative to the config file")
-	assert.Equal(t, 25*time.Hour, cfg.Sweep.SafetyMargin.Std())
+	assert.Equal(t, time.Hour, cfg.Sweep.SafetyMargin.Std())
 	assert.Equal(t, "example.yaml", cfg.File())
 	assert.False(t, cfg.Audit.Stdout, "a file is set, so stdout stays off")
 }
@@ -182,13 +182,13 @@ environments:
 			`f.yaml:23:12: secrets[2].name: secret "mgmt/sandbox" is already declared at environments.sandbox.lakiconnect.master_merchants[0].management_key.secret` + "\n" +
 			"f.yaml:23:32: secrets[2].kind: management keys are declared under environments.<env>.lakiconnect.master_merchants[].management_key"},
 		{"schedules and engine", minimal + `engine: {workers: 0, backoff_initial: 1m, backoff_max: 30s}
-sweep: {schedule: "every hour", safety_margin: 1h}
+sweep: {schedule: "every hour", safety_margin: 10m}
 policy_scan: {schedule: "61 * * * *"}
 discovery: {enabled: true, refresh_interval: 10s, tag_filters: {team: [""]}}
 `, "f.yaml:10:19: engine.workers: must be between 1 and 1024\n" +
 			"f.yaml:10:56: engine.backoff_max: must be at least backoff_initial (1m)\n" +
 			`f.yaml:11:19: sweep.schedule: not a cron schedule (minute hour day-of-month month day-of-week, or @every 1h): expected exactly 5 fields, found 2: [every hour]` + "\n" +
-			"f.yaml:11:48: sweep.safety_margin: must be at least 1d1h: longer than LakiConnect's 24h idempotency window, so a replayed create never hands back a swept key\n" +
+			"f.yaml:11:48: sweep.safety_margin: must be at least 30m: longer than a live rotation can hold a key it made before storing it\n" +
 			"f.yaml:12:25: policy_scan.schedule: not a cron schedule (minute hour day-of-month month day-of-week, or @every 1h): end of range (61) above maximum (59): 61\n" +
 			"f.yaml:13:46: discovery.refresh_interval: must be at least 1m\n" +
 			"f.yaml:13:72: discovery.tag_filters.team[0]: a tag value is 1 to 256 characters"},

@@ -178,6 +178,7 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 			bad = append(bad, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateFailed, Error: err.Error()})
 			continue
 		}
+		job.Join = joinOpenIntent(e.Managed, cause)
 		jobs = append(jobs, job)
 	}
 	d.triggers.update(id, func(st *httpapi.TriggerStatus) {
