@@ -258,17 +258,14 @@ func TestLocalTriggerPartialFailureExitsOneAndAuditVerifies(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &final); err != nil {
 		t.Fatalf("output is not the trigger's JSON: %v\n%s", err, r.out)
 	}
-	// A personnel change is an emergency, acted on until done: the secret
-	// that cannot rotate is reported failing and retried, not waited for.
-	if final.Done != 1 {
-		t.Errorf("trigger = %s (%d done, %d failed), want app/checkout done", final.State, final.Done, final.Failed)
-	}
-	if !strings.Contains(r.err, "failed and are retried") {
-		t.Errorf("stderr does not say the failing secret is retried: %s", r.err)
+	// The missing endpoint is a permanent failure: it fails at once (an
+	// emergency is retried only when another try can fix it).
+	if final.State != httpapi.StatePartial || final.Done != 1 || final.Failed != 1 {
+		t.Errorf("trigger = %s (%d done, %d failed), want partial 1/1", final.State, final.Done, final.Failed)
 	}
 	for _, s := range final.Secrets {
-		if s.Secret == "app/hook" && (s.State == httpapi.StateSucceeded || !strings.Contains(s.Error, "no such webhook endpoint")) {
-			t.Errorf("app/hook progress %+v, want failing with its error", s)
+		if s.Secret == "app/hook" && (s.State != httpapi.StateFailed || !strings.Contains(s.Error, "no such webhook endpoint")) {
+			t.Errorf("app/hook progress %+v, want failed with its error", s)
 		}
 		if s.Secret == "app/checkout" && s.State != httpapi.StateSucceeded {
 			t.Errorf("app/checkout progress %+v, want succeeded", s)
