@@ -24,7 +24,7 @@ type ValidateResult struct {
 }
 
 func newConfigCmd(stdio IO, g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check a config file"}
+	cmd := &cobra.Command{Use: "config", Short: "Check a config file", Example: "  lakirotator config validate --config lakirotator.yaml --online"}
 	var online bool
 	var configEnv string
 	validate := &cobra.Command{

@@ -135,7 +135,7 @@ func TestCLIConventions(t *testing.T) {
 		}
 	}
 	for _, verb := range [][]string{{"serve"}, {"rotate"}, {"trigger"}, {"status"}, {"inventory"}, {"plan"}, {"sweep"},
-		{"policy", "check"}, {"audit", "verify"}, {"audit", "report"}, {"config", "validate"}, {"bootstrap"}, {"version"}} {
+		{"policy"}, {"policy", "check"}, {"audit"}, {"audit", "verify"}, {"audit", "report"}, {"config"}, {"config", "validate"}, {"bootstrap"}, {"version"}} {
 		r := run(nil, append(verb, "--help")...)
 		if r.code != 0 || !strings.Contains(r.out, "Examples:\n  lakirotator "+verb[0]) {
 			t.Errorf("%v --help: exit %d; no Examples section showing the verb:\n%s", verb, r.code, r.out)
