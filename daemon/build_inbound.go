@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
@@ -32,7 +31,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			}
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID},
-				Secrets: &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: 30 * time.Second},
+				Secrets: newStoreSigningSecrets(stores[env], w.Secret, o.Clock),
 				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Logger: o.Logger,
 			})
 			if err != nil {

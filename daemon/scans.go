@@ -103,7 +103,7 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 			case err == nil:
 				m = m.WithCurrent(c)
 				idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(c.Scopes)
-				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, c.ID()}] = authwatch.KeyInfo{
 					State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			case errors.Is(err, secretstore.ErrNotFound):
 			default:
@@ -112,8 +112,8 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			if c, err := d.facts.of(ctx, env.Store, e.Managed.Name, prev.ID); err == nil {
-				m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
-				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+				m.PreviousIDs = append(m.PreviousIDs, c.ID())
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, c.ID()}] = authwatch.KeyInfo{
 					State: authwatch.Retired, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			}
 		}
@@ -175,13 +175,6 @@ func (f *credentialFacts) keepOnly(entries []inventory.Entry) {
 			delete(f.m, k)
 		}
 	}
-}
-
-func credentialID(c secretstore.Credential) string {
-	if c.Type == secretstore.TypeWebhookSecret {
-		return c.SecretID
-	}
-	return c.KeyID
 }
 
 // Scans holds the policy scan and the 401/403 watch of a service.

@@ -541,12 +541,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 	return res, nil
 }
 
-func credID(c secretstore.Credential) string {
-	if c.Type == secretstore.TypeWebhookSecret {
-		return c.SecretID
-	}
-	return c.KeyID
-}
+func credID(c secretstore.Credential) string { return c.ID() }
 
 func (e *Engine) revokeFirst(job Job) bool {
 	return job.Cause.Kind == events.CauseCompromise &&
