@@ -47,14 +47,6 @@ func (c *Client) GetAPIKey(ctx context.Context, keyID string) (APIKey, error) {
 	return out, err
 }
 
-// ListAPIKeysOptions filters and pages GET /api_keys.
-type ListAPIKeysOptions struct {
-	// Status keeps only keys in this status; empty means all.
-	Status KeyStatus
-	// PageSize is the page limit, 1..100; 0 means 100 (fewest requests).
-	PageSize int
-}
-
 // ListAPIKeys walks every page of GET /api_keys, following starting_after.
 // An error is yielded once, as the last element.
 func (c *Client) ListAPIKeys(ctx context.Context, opts ListAPIKeysOptions) iter.Seq2[APIKey, error] {
