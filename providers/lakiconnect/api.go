@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
 // WhoAmI describes the calling key (GET /whoami).
@@ -16,6 +18,12 @@ func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
 	var out WhoAmI
 	err := c.do(ctx, call{method: http.MethodGet, route: "/whoami", path: "/whoami"}, &out)
 	return out, err
+}
+
+// WhoAmIWith describes another key than the client's own (GET /whoami
+// called with key): how a new key is proved before it is promoted.
+func (c *Client) WhoAmIWith(ctx context.Context, key secret.Value) (WhoAmI, error) {
+	return c.WithAPIKey(key).WhoAmI(ctx)
 }
 
 // CreateAPIKey creates a key (POST /api_keys). The idempotency key is

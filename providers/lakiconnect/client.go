@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
@@ -69,6 +70,15 @@ type Config struct {
 	// template (e.g. "/api_keys/{key_id}", bounded for metric labels), the
 	// HTTP status (0 when no response arrived) and the attempt's error.
 	OnRequest func(method, path string, status int, err error)
+	// RateLimit is the most requests per second the client sends with one
+	// key (every attempt counts; LakiConnect allows
+	// laki.RateLimitPerKeyPerSecond), and RateBurst their burst (default
+	// DefaultRateBurst); 0 sends without waiting.
+	RateLimit float64
+	RateBurst int
+	// Clock is what the rate limit waits on (default the real clock:
+	// LakiConnect counts in real time).
+	Clock clock.Clock
 }
 
 // Client calls LakiConnect's Management API. It is safe for concurrent use.
@@ -81,6 +91,9 @@ type Client struct {
 	log        *slog.Logger
 	sleep      func(ctx context.Context, d time.Duration) error
 	onRequest  func(method, path string, status int, err error)
+	limits     *keyLimits
+	// keys, when set, gives the key before every call instead of key.
+	keys KeySource
 }
 
 // NewClient validates cfg and returns a client. Errors name the offending field.
@@ -113,6 +126,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log:        cfg.Logger,
 		sleep:      cfg.Sleep,
 		onRequest:  cfg.OnRequest,
+		limits:     newKeyLimits(cfg.RateLimit, cfg.RateBurst, cfg.Clock),
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -137,8 +151,41 @@ func NewClient(cfg Config) (*Client, error) {
 // unusable key makes every call fail before anything is sent.
 func (c *Client) WithAPIKey(key secret.Value) *Client {
 	cp := *c
-	cp.key = key
+	cp.key, cp.keys = key, nil
 	return &cp
+}
+
+// KeySource hands out the key to call with: a merchant's current management
+// key, read from where it is stored (and cached there), so that a client
+// follows the key's own rotation.
+type KeySource interface {
+	Key(ctx context.Context) (secret.Value, error)
+}
+
+// StaticKey is a KeySource that never changes (tests, one-shot use).
+type StaticKey secret.Value
+
+// Key returns the key.
+func (k StaticKey) Key(context.Context) (secret.Value, error) { return secret.Value(k), nil }
+
+// WithKeySource returns a client with the same settings and connection pool
+// that reads its key from keys before every call.
+func (c *Client) WithKeySource(keys KeySource) *Client {
+	cp := *c
+	cp.keys = keys
+	return &cp
+}
+
+// callKey is the key the next call goes with.
+func (c *Client) callKey(ctx context.Context) (secret.Value, error) {
+	if c.keys == nil {
+		return c.key, nil
+	}
+	k, err := c.keys.Key(ctx)
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("reading the key to call with: %w", err)
+	}
+	return k, nil
 }
 
 func checkKey(k secret.Value) error {
@@ -293,7 +340,11 @@ func checkID(field, id string) error {
 
 // do runs a call with retries and decodes a 2xx body into out (when non-nil).
 func (c *Client) do(ctx context.Context, cl call, out any) error {
-	if err := checkKey(c.key); err != nil {
+	key, err := c.callKey(ctx)
+	if err == nil {
+		err = checkKey(key)
+	}
+	if err != nil {
 		return fmt.Errorf("lakiconnect: %s %s: %w; nothing was sent", cl.method, cl.route, err)
 	}
 	var payload []byte
@@ -313,7 +364,10 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if err := ctx.Err(); err != nil {
 			return c.giveUp(cl, n, lastErr, err)
 		}
-		err := c.attempt(ctx, cl, payload, out, n+1)
+		if err := c.limits.wait(ctx, key); err != nil {
+			return c.giveUp(cl, n, lastErr, err)
+		}
+		err := c.attempt(ctx, cl, key, payload, out, n+1)
 		if err == nil {
 			return nil
 		}
@@ -387,7 +441,7 @@ func (e *transportError) Error() string {
 }
 func (e *transportError) Unwrap() error { return e.err }
 
-func (c *Client) attempt(ctx context.Context, cl call, payload []byte, out any, n int) (err error) {
+func (c *Client) attempt(ctx context.Context, cl call, key secret.Value, payload []byte, out any, n int) (err error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
@@ -421,7 +475,7 @@ func (c *Client) attempt(ctx context.Context, cl call, payload []byte, out any, 
 	if err != nil {
 		return fmt.Errorf("lakiconnect: %s %s: building request: %w", cl.method, cl.route, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key.Reveal())
+	req.Header.Set("Authorization", "Bearer "+key.Reveal())
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	if payload != nil {
