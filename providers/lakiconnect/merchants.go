@@ -2,12 +2,47 @@ package lakiconnect
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"iter"
 	"slices"
 
+	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/laki"
 )
+
+// KeySource hands out the key to call with: a merchant's current management
+// key, read from where it is stored (and cached there), so that a client
+// follows the key's own rotation.
+type KeySource interface {
+	Key(ctx context.Context) (secret.Value, error)
+}
+
+// StaticKey is a KeySource that never changes (tests, one-shot use).
+type StaticKey secret.Value
+
+// Key returns the key.
+func (k StaticKey) Key(context.Context) (secret.Value, error) { return secret.Value(k), nil }
+
+// WithKeySource returns a client with the same settings and connection pool
+// that reads its key from keys before every call.
+func (c *Client) WithKeySource(keys KeySource) *Client {
+	cp := *c
+	cp.keys = keys
+	return &cp
+}
+
+// callKey is the key the next call goes with.
+func (c *Client) callKey(ctx context.Context) (secret.Value, error) {
+	if c.keys == nil {
+		return c.key, nil
+	}
+	k, err := c.keys.Key(ctx)
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("reading the key to call with: %w", err)
+	}
+	return k, nil
+}
 
 // Merchant is one master merchant in one environment: whose management key
 // a call goes with.
