@@ -32,6 +32,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
@@ -207,14 +208,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer sim.Close()
 	baseURL := sim.BaseURL() + "/sandbox/v1"
-	laki := newRouteCounter()
+	lakiCalls := newRouteCounter()
 	// The clients need a default key; every call goes with a merchant's
 	// management key (WithAPIKey), so this merchant holds no secrets.
 	bootstrapMerchant, err := sim.AddMasterMerchant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	bootstrap, err := sim.CreateKey(ctx, lakiconnect.Sandbox, bootstrapMerchant, "bench bootstrap", lakiconnect.AllScopes)
+	bootstrap, err := sim.CreateKey(ctx, laki.Sandbox, bootstrapMerchant, "bench bootstrap", laki.AllScopes)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	engClient, err := newClient(laki.observe)
+	engClient, err := newClient(lakiCalls.observe)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	before := counter.Calls("ListSecrets")
 	t0 = time.Now()
 	cat := &inventory.Catalog{
-		Stores:   map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: store},
+		Stores:   map[laki.Environment]inventory.Lister{laki.Sandbox: store},
 		Discover: true,
 		Filters:  []secretstore.TagFilter{{Key: runTag, Values: []string{runID}}},
 	}
@@ -332,7 +333,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Rotate: the batch, then, while it runs, an exposed key and an owner's
 	// secrets, which jump its queue.
 	baseCounts := counter.Snapshot()
-	baseLaki := laki.snapshot()
+	baseLaki := lakiCalls.snapshot()
 	var injectedBefore int
 	if fault != nil {
 		injectedBefore = sumThrottles(fault.Injected())
@@ -478,7 +479,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.LakiCalls = map[string]int{}
 	lakiTotal := 0
-	for k, v := range laki.snapshot() {
+	for k, v := range lakiCalls.snapshot() {
 		if d := v - baseLaki[k]; d > 0 {
 			if strings.HasSuffix(k, " 429") {
 				rep.Laki429 += d
@@ -552,7 +553,7 @@ func entryOf(entries []inventory.Entry, name string) inventory.Entry {
 // LakiConnect.
 func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
 	merchant := e.Managed.MasterMerchantID
-	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != lakiconnect.StatusActive {
+	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != laki.StatusActive {
 		return 0, fmt.Errorf("bench: key %s of %s before its exposure: status %q, %v", keyID, e.Managed.Name, st, err)
 	}
 	start := time.Now()
@@ -577,7 +578,7 @@ func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e in
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
-		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == lakiconnect.StatusRevoked {
+		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == laki.StatusRevoked {
 			revokedAfter = time.Since(start)
 		}
 		if done == nil && revokedAfter == 0 {
@@ -757,5 +758,5 @@ func procStatusMB(pid, field string) float64 {
 // newIssuerSource is the lakiissuer source on the engine's client, one
 // management key per master merchant.
 func newIssuerSource(c *lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
-	return lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: c}, keys)
+	return lakiissuer.NewSource(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: c}, keys)
 }
