@@ -219,3 +219,9 @@ func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, mer
 	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: merchant,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}, tags, nil
 }
+
+// newIssuerSource is the lakiissuer source on the engine's client, one
+// management key per master merchant.
+func newIssuerSource(c *lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
+	return lakiissuer.NewSource(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: c}, keys)
+}
