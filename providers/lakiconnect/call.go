@@ -86,7 +86,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if err := ctx.Err(); err != nil {
 			return c.giveUp(cl, n, lastErr, err)
 		}
-		if err := c.limits.wait(ctx, key); err != nil {
+		if err := c.pace.wait(ctx); err != nil {
 			return c.giveUp(cl, n, lastErr, err)
 		}
 		err := c.attempt(ctx, cl, key, payload, out, n+1)

@@ -65,10 +65,11 @@ type Config struct {
 	// template (e.g. "/api_keys/{key_id}", bounded for metric labels), the
 	// HTTP status (0 when no response arrived) and the attempt's error.
 	OnRequest func(method, path string, status int, err error)
-	// RateLimit is the most requests per second the client sends with one
-	// key (every attempt counts; LakiConnect allows
+	// RateLimit is the most requests per second the client sends for one
+	// management key (every attempt counts; LakiConnect allows
 	// laki.RateLimitPerKeyPerSecond), and RateBurst their burst (default
-	// DefaultRateBurst); 0 sends without waiting.
+	// DefaultRateBurst); 0 sends without waiting. WithAPIKey copies share the
+	// limit; each client of Merchants has its own.
 	RateLimit float64
 	RateBurst int
 	// Clock is what the rate limit waits on (default the real clock:
@@ -86,7 +87,8 @@ type Client struct {
 	log        *slog.Logger
 	sleep      func(ctx context.Context, d time.Duration) error
 	onRequest  func(method, path string, status int, err error)
-	limits     *keyLimits
+	paceCfg    paceConfig
+	pace       *pace
 	// keys, when set, gives the key before every call instead of key.
 	keys KeySource
 }
@@ -121,8 +123,9 @@ func NewClient(cfg Config) (*Client, error) {
 		log:        cfg.Logger,
 		sleep:      cfg.Sleep,
 		onRequest:  cfg.OnRequest,
-		limits:     newKeyLimits(cfg.RateLimit, cfg.RateBurst, cfg.Clock),
+		paceCfg:    paceConfig{perSecond: cfg.RateLimit, burst: cfg.RateBurst, clock: cfg.Clock},
 	}
+	c.pace = c.paceCfg.newPace()
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
 	}

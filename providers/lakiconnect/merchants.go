@@ -25,10 +25,12 @@ type StaticKey secret.Value
 func (k StaticKey) Key(context.Context) (secret.Value, error) { return secret.Value(k), nil }
 
 // WithKeySource returns a client with the same settings and connection pool
-// that reads its key from keys before every call.
+// that reads its key from keys before every call, with a rate limit of its
+// own (another management key is another budget at LakiConnect).
 func (c *Client) WithKeySource(keys KeySource) *Client {
 	cp := *c
 	cp.keys = keys
+	cp.pace = c.paceCfg.newPace()
 	return &cp
 }
 
