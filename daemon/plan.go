@@ -120,7 +120,7 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		}
 		st := audit.SecretState{Name: e.Managed.Name, Kind: string(e.Managed.Kind), Environment: string(e.Managed.Environment), MasterMerchantID: e.Managed.MasterMerchantID}
 		if c, err := currentCredential(ctx, d.envs[e.Managed.Environment].Store, e.Managed.Name); err == nil {
-			st.KeyID, st.Scopes, st.CreatedAt = credentialID(c), c.Scopes, c.CreatedAt
+			st.KeyID, st.Scopes, st.CreatedAt = c.ID(), c.Scopes, c.CreatedAt
 		}
 		if p, ok := d.policies.Get(e.Managed.Policy); ok {
 			st.PolicyMaxAge = p.MaxAge
