@@ -58,6 +58,9 @@ type Writer struct {
 	mu       sync.Mutex // serialises appends, so queued records keep their order
 	writable atomic.Bool
 	failed   atomic.Uint64
+
+	waitMu   sync.Mutex
+	reopened chan struct{} // closed when the audit turns writable again
 }
 
 type queuedRecord struct {
@@ -85,6 +88,7 @@ func NewWriter(c clock.Clock, logger *slog.Logger, sinks ...Sink) *Writer {
 		w.sinks = append(w.sinks, &sinkState{sink: s})
 	}
 	w.writable.Store(true)
+	w.reopened = make(chan struct{})
 	return w
 }
 
@@ -169,6 +173,12 @@ func (w *Writer) write(ctx context.Context, rec *queuedRecord) error {
 		writable = writable || s.healthy()
 	}
 	changed := w.writable.Swap(writable) != writable
+	if changed && writable {
+		w.waitMu.Lock()
+		close(w.reopened)
+		w.reopened = make(chan struct{})
+		w.waitMu.Unlock()
+	}
 	w.mu.Unlock()
 
 	for _, err := range failures {
@@ -249,6 +259,23 @@ func lineFor(at time.Time, e events.Event) func(Head) ([]byte, error) {
 // Writable reports whether at least one sink is writing (Vault's rule: a
 // request proceeds if any audit device took its record).
 func (w *Writer) Writable() bool { return w.writable.Load() }
+
+// WaitWritable returns nil once the audit is writable, or ctx's error.
+func (w *Writer) WaitWritable(ctx context.Context) error {
+	for {
+		w.waitMu.Lock()
+		ch := w.reopened
+		w.waitMu.Unlock()
+		if w.Writable() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
 
 // Check is the readiness check: an error while no sink can write.
 func (w *Writer) Check(context.Context) error {

@@ -60,6 +60,8 @@ type BuildOptions struct {
 	Hooks  rotator.Hooks
 	// CallCounters receive every Secrets Manager call (benchmarks, tests).
 	CallCounters map[lakiconnect.Environment]*secretsmanager.CallCounter
+	// AuditFileWriter wraps the audit file's writes (tests play a full disk).
+	AuditFileWriter func(io.Writer) io.Writer
 	// RetireInterval and RefreshInterval override the daemon's defaults.
 	RetireInterval, RefreshInterval time.Duration
 }
@@ -76,6 +78,7 @@ type Service struct {
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
 	closers   []func(context.Context) error
+	audit     *audit.Writer // nil when no audit sink is configured
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -324,7 +327,7 @@ func storeResolver(stores map[lakiconnect.Environment]secretstore.Store) config.
 func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
 	var sinks []audit.Sink
 	if cfg.Audit.File != "" {
-		fs, err := audit.OpenFileSink(cfg.Audit.File)
+		fs, err := audit.OpenFileSinkWith(cfg.Audit.File, audit.FileOptions{Clock: o.Clock, WrapWriter: o.AuditFileWriter})
 		if err != nil {
 			return fmt.Errorf("audit.file: %w", err)
 		}
@@ -334,10 +337,7 @@ func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus
 	if cfg.Audit.Stdout {
 		sinks = append(sinks, audit.NewStreamSink(o.Stdout))
 	}
-	if len(sinks) > 0 {
-		bus.Subscribe(audit.NewWriter(o.Clock, o.Logger, sinks...))
-	}
-	return nil
+	return s.wireAudit(o, bus, sinks)
 }
 
 func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver) error {
@@ -495,6 +495,9 @@ func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source) []ht
 			}})
 		}
 	}
+	if s.audit != nil {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "audit", Check: s.audit.Check})
+	}
 	return checks
 }
 
@@ -534,6 +537,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	daemonErr := make(chan error, 1)
 	go func() { daemonErr <- s.Daemon.Run(runCtx) }()
 	loops := s.startLoops(runCtx)
+	s.startAuditLoops(runCtx, loops)
 
 	var err error
 	select {
@@ -625,6 +629,7 @@ func callStatus(status int, err error) string {
 // Shutdown stops the engines (finishing rotations in hand) and closes the
 // sinks; for one-shot CLI use, where Run was never called.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.Daemon.stopPausedRotations()
 	for _, env := range s.Envs {
 		env.Engine.Close()
 	}

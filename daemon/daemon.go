@@ -71,6 +71,7 @@ type Daemon struct {
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
 	facts                     credentialFacts // what stored versions say, by version id
+	audit                     auditGate       // rotations wait while the audit cannot be written
 
 	mu     sync.Mutex
 	jobCtx context.Context // outlives Run's ctx: rotations in hand finish on shutdown
@@ -100,7 +101,7 @@ func New(p Parts) (*Daemon, error) {
 	return &Daemon{
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
-		jobCtx: context.Background(),
+		jobCtx: context.Background(), audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }
 
@@ -162,6 +163,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	})
 	<-ctx.Done()
+	d.stopPausedRotations()
 	loops.Wait()
 	d.log.Info("shutting down: finishing the rotations in hand, starting nothing new")
 	for _, env := range d.envs {
@@ -308,9 +310,9 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 	}
 }
 
-// runJobs submits jobs to their environment's engine and waits for them,
+// runJobsNow submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
-func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
+func (d *Daemon) runJobsNow(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
 	byEnv := map[lakiconnect.Environment][]rotator.Job{}
 	for _, j := range jobs {
 		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)
