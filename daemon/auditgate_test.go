@@ -32,9 +32,9 @@ func (w *world) buildOnDisk(disk *diskfull.Disk) *daemon.Service {
 	}
 	svc, err := daemon.Build(context.Background(), cfg, daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
-		Logger:          slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores:          map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: w.store},
-		RetireInterval:  24 * time.Hour, RefreshInterval: 24 * time.Hour,
+		Logger:         slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Stores:         map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: w.store},
+		RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 		AuditFileWriter: disk.Wrap,
 	})
 	if err != nil {
