@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/audit/anchor"
+	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 )
 
@@ -16,9 +19,12 @@ const auditRetryEvery = 5 * time.Second
 // wireAudit subscribes the audit writer to the bus and makes it the
 // daemon's rotation gate, the "audit" readiness check and the source of
 // the audit metrics and of a critical alert when the audit stops.
-func (s *Service) wireAudit(o BuildOptions, bus *events.Bus, sinks []audit.Sink) error {
+func (s *Service) wireAudit(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, sinks []audit.Sink) error {
 	if len(sinks) == 0 {
 		return nil
+	}
+	if err := s.buildAnchor(ctx, cfg, o); err != nil {
+		return err
 	}
 	am, err := s.Metrics.NewAudit()
 	if err != nil {
@@ -50,13 +56,45 @@ func (s *Service) wireAudit(o BuildOptions, bus *events.Bus, sinks []audit.Sink)
 	return nil
 }
 
-// startAuditLoops retries failing audit sinks until ctx ends.
-func (s *Service) startAuditLoops(ctx context.Context, wg *sync.WaitGroup) {
-	if s.audit == nil {
-		return
+// buildAnchor sets up shipping to the audit bucket with signed digests;
+// the last digest is written when the service closes, after the last record.
+func (s *Service) buildAnchor(ctx context.Context, cfg *config.Config, o BuildOptions) error {
+	a := cfg.Audit.Anchor
+	if a == nil {
+		return nil
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); s.audit.Run(ctx, auditRetryEvery) }()
+	s3c, kmsc, err := anchor.NewClients(ctx, anchor.AWSConfig{Region: a.Region, Endpoint: a.Endpoint, Credentials: o.AWSCredentials})
+	if err != nil {
+		return fmt.Errorf("audit.anchor: %w", err)
+	}
+	sh := &anchor.Shipper{
+		File: cfg.Audit.File, Bucket: anchor.S3Bucket{Client: s3c, Name: a.Bucket}, Prefix: anchor.NormalizePrefix(a.Prefix),
+		Signer: anchor.KMSSigner{Client: kmsc, Key: a.KMSKeyID}, Interval: a.Interval.Std(), Clock: o.Clock, Logger: o.Logger,
+	}
+	s.anchor = sh
+	s.closers = append(s.closers, func(ctx context.Context) error {
+		if !s.anchorRunning.Load() {
+			return nil // never started (a failed build, a one-shot command): the next daemon ships the records
+		}
+		if err := sh.Tick(ctx); err != nil {
+			return fmt.Errorf("audit.anchor: the shutdown digest was not written: %w", err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// startAuditLoops retries failing audit sinks and writes digests until ctx ends.
+func (s *Service) startAuditLoops(ctx context.Context, wg *sync.WaitGroup) {
+	if s.audit != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.audit.Run(ctx, auditRetryEvery) }()
+	}
+	if s.anchor != nil {
+		s.anchorRunning.Store(true)
+		wg.Add(1)
+		go func() { defer wg.Done(); s.anchor.Run(ctx) }()
+	}
 }
 
 // AuditWriter is the service's audit writer (nil without audit sinks).

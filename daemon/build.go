@@ -14,12 +14,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -68,17 +70,19 @@ type BuildOptions struct {
 
 // Service is a built daemon with its HTTP listener and sinks.
 type Service struct {
-	Daemon    *Daemon
-	Handler   http.Handler
-	Metrics   *metrics.Metrics
-	Policies  *policies.Set
-	Envs      map[lakiconnect.Environment]*Env
-	Scans     *Scans
-	cfg       *config.Config
-	log       *slog.Logger
-	receivers []*securityevents.Receiver
-	closers   []func(context.Context) error
-	audit     *audit.Writer // nil when no audit sink is configured
+	Daemon        *Daemon
+	Handler       http.Handler
+	Metrics       *metrics.Metrics
+	Policies      *policies.Set
+	Envs          map[lakiconnect.Environment]*Env
+	Scans         *Scans
+	cfg           *config.Config
+	log           *slog.Logger
+	receivers     []*securityevents.Receiver
+	closers       []func(context.Context) error
+	audit         *audit.Writer   // nil when no audit sink is configured
+	anchor        *anchor.Shipper // nil without audit.anchor
+	anchorRunning atomic.Bool
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -191,7 +195,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	}
 	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
 
-	if err := s.buildAudit(cfg, o, bus); err != nil {
+	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
 		return nil, err
 	}
 	if err := s.buildNotifications(ctx, cfg, o, bus, resolver); err != nil {
@@ -324,7 +328,7 @@ func storeResolver(stores map[lakiconnect.Environment]secretstore.Store) config.
 	})
 }
 
-func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
+func (s *Service) buildAudit(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus) error {
 	var sinks []audit.Sink
 	if cfg.Audit.File != "" {
 		fs, err := audit.OpenFileSinkWith(cfg.Audit.File, audit.FileOptions{Clock: o.Clock, WrapWriter: o.AuditFileWriter})
@@ -337,7 +341,7 @@ func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus
 	if cfg.Audit.Stdout {
 		sinks = append(sinks, audit.NewStreamSink(o.Stdout))
 	}
-	return s.wireAudit(o, bus, sinks)
+	return s.wireAudit(ctx, cfg, o, bus, sinks)
 }
 
 func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver) error {

@@ -43,7 +43,8 @@ type Shipper struct {
 	offset  int64      // where in File the next unshipped line starts
 }
 
-// Run writes digests every interval until ctx ends, then a last one.
+// Run writes digests every interval until ctx ends. The owner calls Tick
+// once more at shutdown, after the last record is written.
 func (s *Shipper) Run(ctx context.Context) {
 	every := s.Interval
 	if every <= 0 {
@@ -52,11 +53,6 @@ func (s *Shipper) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			if err := s.Tick(final); err != nil {
-				s.logger().Error("audit anchor: the shutdown digest was not written", "error", err)
-			}
-			cancel()
 			return
 		case <-s.Clock.After(every):
 			if err := s.Tick(ctx); err != nil {
