@@ -37,14 +37,15 @@ func WriterCalls() []Call {
 	}
 }
 
-// VerifierCalls are the calls audit verify makes: read-only.
+// VerifierCalls are the calls audit verify makes: read-only. Every object
+// is read by version id (the first version of each key is the locked
+// original), which IAM allows as s3:GetObjectVersion.
 func VerifierCalls() []Call {
 	return []Call{
 		{"s3:ListObjectVersions", "s3:ListBucketVersions"},
-		{"s3:GetObject", "s3:GetObject"},
 		{"s3:GetObject (VersionId)", "s3:GetObjectVersion"},
-		{"kms:Verify", "kms:Verify"},
-		{"kms:GetPublicKey", "kms:GetPublicKey"},
+		{"kms:Verify", "kms:Verify"},             // --kms-key
+		{"kms:GetPublicKey", "kms:GetPublicKey"}, // FetchPublicKey, or aws kms get-public-key for --public-key
 	}
 }
 
