@@ -107,6 +107,8 @@ func title(e events.Event) string {
 		what = "Alert"
 	case events.StepAuth:
 		what = "Refused request"
+	case events.StepAudit:
+		what = "Audit trail"
 	}
 	outcome := string(e.Outcome)
 	if e.Step == events.StepTrigger && e.Outcome == events.OutcomeSucceeded {
@@ -124,6 +126,8 @@ func nextSteps(e events.Event) string {
 	switch {
 	case e.Step == events.StepViolation:
 		return "Rotate the secret or fix its policy; the violation stays open in `audit report` until then."
+	case e.Details["reason"] == "audit_unwritable" || e.Details["reason"] == "audit_unavailable":
+		return "Make the audit writable again (free space on the audit file's disk, or fix the error shown): scheduled and manual rotations resume by themselves, and queued records are written."
 	case e.Step == events.StepAlert:
 		return "Find the consumer still using the old credential and move it to AWSCURRENT before the grace period ends."
 	case e.Step == events.StepAuth:
