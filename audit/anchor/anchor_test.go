@@ -28,6 +28,21 @@ import (
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 )
 
+// These tests run against moto_server 5.2.1 (S3 with Object Lock, KMS with
+// an ECC_NIST_P256 SIGN_VERIFY key), started as the store tests start it.
+// Checked there and leaned on: a put to an Object Lock bucket without a
+// checksum header is refused (MissingUploadObjectWithObjectLockHeaders, as
+// AWS); deleting a locked version is refused (AccessDenied); a put to a
+// locked key adds a version; a delete without a version id adds a delete
+// marker; a bucket policy's Deny is enforced; kms:Sign (RAW, ECDSA_SHA_256)
+// gives DER signatures that the public key from GetPublicKey verifies.
+// Where moto differs from AWS:
+//   - ListObjectVersions gives LastModified to the second only (AWS: to the
+//     millisecond), so versions of one key cannot be ordered by time; both
+//     list each key's versions newest first, and S3Bucket relies on that.
+//   - moto does not evaluate IAM policies (the rotator's and auditors'
+//     least privilege is checked against the code by terraform/iam_test.go),
+//     and no test here depends on Object Lock retention running out.
 var moto motoserver.Shared
 
 func TestMain(m *testing.M) { os.Exit(moto.Run(m)) }
@@ -518,4 +533,24 @@ func TestStaleDigestsAreReported(t *testing.T) {
 	s := findKind(rep, anchor.KindStale)
 	require.NotNil(t, s, rep.String())
 	assert.True(t, s.Warning)
+}
+
+// Object Lock lets anyone with s3:DeleteObject put a delete marker (the
+// module's bucket policy denies it; moto evaluates a bucket policy's Deny,
+// but this test checks what the verifier does when one got through). The
+// shipper, listing current keys, would no longer see the digest; the
+// verifier lists every version and reports the marker.
+func TestVerifyReportsADeleteMarker(t *testing.T) {
+	f := standard(t)
+	ctx := context.Background()
+	keys, err := f.bucket.Keys(ctx, prefix+"digests/")
+	require.NoError(t, err)
+	_, err = f.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.bucket.Name), Key: aws.String(keys[2])})
+	require.NoError(t, err, "a delete without a version id is a delete marker, which Object Lock allows")
+	rep := f.verify(f.lines(), nil)
+	h := findKind(rep, anchor.KindHidden)
+	require.NotNil(t, h, rep.String())
+	assert.Equal(t, keys[2], h.Object)
+	assert.False(t, rep.OK)
+	assert.Equal(t, 20, rep.AnchoredRecords, "the locked version still vouches for its records")
 }

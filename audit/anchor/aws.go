@@ -53,6 +53,9 @@ func VerifierCalls() []Call {
 type ObjectVersion struct {
 	Key, VersionID string
 	LastModified   time.Time
+	// DeleteMarker: a delete without a version id hid the object from plain
+	// listings (Object Lock allows that); its locked versions remain.
+	DeleteMarker bool
 }
 
 // Bucket is the S3 side: the shipper writes and finds its last digest, the
@@ -129,6 +132,9 @@ func (b S3Bucket) Versions(ctx context.Context, prefix string) ([]ObjectVersion,
 		for _, v := range page.Versions {
 			out = append(out, ObjectVersion{Key: aws.ToString(v.Key), VersionID: aws.ToString(v.VersionId), LastModified: aws.ToTime(v.LastModified)})
 		}
+		for _, m := range page.DeleteMarkers {
+			out = append(out, ObjectVersion{Key: aws.ToString(m.Key), VersionID: aws.ToString(m.VersionId), LastModified: aws.ToTime(m.LastModified), DeleteMarker: true})
+		}
 		if !aws.ToBool(page.IsTruncated) {
 			break
 		}
@@ -136,13 +142,23 @@ func (b S3Bucket) Versions(ctx context.Context, prefix string) ([]ObjectVersion,
 	}
 	// Oldest first per key: S3 lists each key's versions newest first
 	// (LastModified has only second resolution, so it cannot order them).
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	// Delete markers, listed apart, go last.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Key != out[j].Key {
+			return out[i].Key < out[j].Key
+		}
+		return !out[i].DeleteMarker && out[j].DeleteMarker
+	})
 	for i := 0; i < len(out); {
 		j := i
 		for j < len(out) && out[j].Key == out[i].Key {
 			j++
 		}
-		slices.Reverse(out[i:j])
+		k := i
+		for k < j && !out[k].DeleteMarker {
+			k++
+		}
+		slices.Reverse(out[i:k])
 		i = j
 	}
 	return out, nil

@@ -27,6 +27,7 @@ const (
 	KindBadSignature      = "bad_signature"      // a digest object whose signature does not verify
 	KindDigestSwapped     = "digest_swapped"     // a signed digest stored under another digest's key
 	KindOverwritten       = "overwritten"        // an object with more than one version
+	KindHidden            = "hidden"             // a delete marker hides an object from plain listings
 	KindBatchEdited       = "batch_edited"       // a records object that does not match its digest
 	KindMissingBatch      = "missing_batch"      // records a digest vouches for are not in the bucket
 	KindUnreferencedBatch = "unreferenced_batch" // a records object no digest names
@@ -189,7 +190,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 	}
 	byKey := map[string][]ObjectVersion{}
 	var keys []string
-	for _, v := range versions {
+	for _, v := range hideMarkers(versions, rep) {
 		if _, ok := byKey[v.Key]; !ok {
 			keys = append(keys, v.Key)
 		}
@@ -269,7 +270,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 		return nil, err
 	}
 	seen := map[string]int{}
-	for _, v := range rv {
+	for _, v := range hideMarkers(rv, rep) {
 		seen[v.Key]++
 	}
 	var rkeys []string
@@ -287,6 +288,20 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 		}
 	}
 	return truth, nil
+}
+
+// hideMarkers reports delete markers and returns the real versions.
+func hideMarkers(vs []ObjectVersion, rep *Report) []ObjectVersion {
+	var out []ObjectVersion
+	for _, v := range vs {
+		if v.DeleteMarker {
+			rep.add(Finding{Kind: KindHidden, Source: "bucket", Object: v.Key,
+				Detail: "someone deleted the object without a version id: a delete marker hides it from plain listings; its locked version is still the one checked"})
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // checkDigestLink checks that cur names prev as its predecessor.
@@ -329,7 +344,7 @@ func readBatch(ctx context.Context, b Bucket, d Digest, rep *Report) ([]record, 
 	}
 	var version string
 	for _, v := range vs {
-		if v.Key == d.RecordsKey {
+		if v.Key == d.RecordsKey && !v.DeleteMarker {
 			version = v.VersionID
 			break
 		}
