@@ -40,9 +40,10 @@ import (
 //   - ListObjectVersions gives LastModified to the second only (AWS: to the
 //     millisecond), so versions of one key cannot be ordered by time; both
 //     list each key's versions newest first, and S3Bucket relies on that.
-//   - moto does not evaluate IAM policies (the rotator's and auditors'
-//     least privilege is checked against the code by terraform/iam_test.go),
-//     and no test here depends on Object Lock retention running out.
+//   - started as here (no authentication), moto does not evaluate IAM
+//     policies: the rotator's and auditors' least privilege is checked
+//     against the code by terraform/iam_test.go.
+//   - no test here depends on Object Lock retention running out.
 var moto motoserver.Shared
 
 func TestMain(m *testing.M) { os.Exit(moto.Run(m)) }
