@@ -132,6 +132,14 @@ func (f *fixture) digest() {
 	require.NoError(f.t, f.shipper.Tick(context.Background()))
 }
 
+// stream is the key prefix the file is shipped under.
+func (f *fixture) stream() string {
+	f.t.Helper()
+	info, err := audit.ParseLine([]byte(f.lines()[0]))
+	require.NoError(f.t, err)
+	return anchor.StreamPrefix(prefix, info)
+}
+
 func (f *fixture) lines() []string {
 	f.t.Helper()
 	data, err := os.ReadFile(f.path)
@@ -237,7 +245,7 @@ func TestIntactTrailVerifiesWithPublicKeyAndWithKMSVerify(t *testing.T) {
 func TestObjectLockRefusesDeletingAShippedObject(t *testing.T) {
 	f := standard(t)
 	ctx := context.Background()
-	out, err := f.s3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(f.bucket.Name), Prefix: aws.String(prefix + "digests/")})
+	out, err := f.s3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(f.bucket.Name), Prefix: aws.String(f.stream() + "digests/")})
 	require.NoError(t, err)
 	require.NotEmpty(t, out.Versions)
 	v := out.Versions[0]
@@ -340,7 +348,7 @@ func TestVerifyCatchesEachTampering(t *testing.T) {
 func TestVerifyCatchesASwappedDigest(t *testing.T) {
 	f := standard(t)
 	ctx := context.Background()
-	keys, err := f.bucket.Keys(ctx, prefix+"digests/")
+	keys, err := f.bucket.Keys(ctx, f.stream()+"digests/")
 	require.NoError(t, err)
 	require.Len(t, keys, 3)
 	first, err := f.bucket.Get(ctx, keys[0], "")
@@ -433,10 +441,10 @@ func (b hiding) Keys(ctx context.Context, p string) ([]string, error) {
 func TestVerifyReportsMissingDigestsAndBatches(t *testing.T) {
 	f := standard(t)
 	ctx := context.Background()
-	keys, err := f.bucket.Keys(ctx, prefix+"digests/")
+	keys, err := f.bucket.Keys(ctx, f.stream()+"digests/")
 	require.NoError(t, err)
 	// Hide the third digest (records 9-20).
-	hidden := strings.TrimPrefix(keys[2], prefix+"digests/")
+	hidden := strings.TrimPrefix(keys[2], f.stream()+"digests/")
 	rep := f.verifyView(hiding{f.bucket, hidden}, f.lines())
 	assert.False(t, rep.OK)
 	assert.NotNil(t, findKind(rep, anchor.KindUnreferencedBatch), rep.String())
@@ -473,7 +481,7 @@ func TestVerifyCatchesAForgedDigestAndAnEditedBatch(t *testing.T) {
 		Signer: anchor.KMSSigner{Client: f.kms, Key: aws.ToString(other.KeyMetadata.KeyId)}}
 	f.clk.Advance(time.Minute)
 	require.NoError(t, forger.Tick(ctx))
-	keys, err := f.bucket.Keys(ctx, prefix+"digests/")
+	keys, err := f.bucket.Keys(ctx, f.stream()+"digests/")
 	require.NoError(t, err)
 	require.Len(t, keys, 4)
 	rep := f.verify(f.lines(), nil)
@@ -485,7 +493,7 @@ func TestVerifyCatchesAForgedDigestAndAnEditedBatch(t *testing.T) {
 	// An edited records object (a new version over the locked one) does
 	// not match its digest; the original version is still checked.
 	g := standard(t)
-	k := prefix + "records/" + fmt.Sprintf("%020d-%020d.jsonl", 1, 8)
+	k := g.stream() + "records/" + fmt.Sprintf("%020d-%020d.jsonl", 1, 8)
 	body, err := g.bucket.Get(ctx, k, "")
 	require.NoError(t, err)
 	require.NoError(t, g.bucket.Put(ctx, k, []byte(strings.Replace(string(body), "scheduler", "mallory", 1))))
@@ -501,17 +509,19 @@ func TestVerifyCatchesAForgedDigestAndAnEditedBatch(t *testing.T) {
 func TestBucketAloneWhenTheFileIsGone(t *testing.T) {
 	f := standard(t)
 	f.digest()
+	lines := f.lines()
 	require.NoError(t, os.Remove(f.path))
 	rep := f.verify(nil, nil)
 	assert.True(t, rep.OK, rep.String())
 	assert.Equal(t, 22, rep.AnchoredRecords, "every record can be read back from the bucket")
 	assert.Empty(t, failures(rep))
 
-	// A fresh file in its place (the old one dropped) is all deletion.
-	rep = f.verify([]string{}, nil)
+	// A file whose first records were cut is still matched to its stream
+	// (by the records it shares with it), and the cut is named.
+	rep = f.verify(lines[5:], nil)
 	d := findKind(rep, anchor.KindDeleted)
 	require.NotNil(t, d, rep.String())
-	assert.Equal(t, []uint64{1, 22}, []uint64{d.FirstSeq, d.LastSeq})
+	assert.Equal(t, []uint64{1, 5}, []uint64{d.FirstSeq, d.LastSeq})
 }
 
 func TestShipperResumesTheDigestChainAfterRestart(t *testing.T) {
@@ -544,7 +554,7 @@ func TestStaleDigestsAreReported(t *testing.T) {
 func TestVerifyReportsADeleteMarker(t *testing.T) {
 	f := standard(t)
 	ctx := context.Background()
-	keys, err := f.bucket.Keys(ctx, prefix+"digests/")
+	keys, err := f.bucket.Keys(ctx, f.stream()+"digests/")
 	require.NoError(t, err)
 	_, err = f.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.bucket.Name), Key: aws.String(keys[2])})
 	require.NoError(t, err, "a delete without a version id is a delete marker, which Object Lock allows")
@@ -554,4 +564,61 @@ func TestVerifyReportsADeleteMarker(t *testing.T) {
 	assert.Equal(t, keys[2], h.Object)
 	assert.False(t, rep.OK)
 	assert.Equal(t, 20, rep.AnchoredRecords, "the locked version still vouches for its records")
+}
+
+// sibling is another audit file (a second replica, or a new task with a
+// fresh file) shipped to the same bucket, prefix and key as f.
+func (f *fixture) sibling() *fixture {
+	f.t.Helper()
+	path := filepath.Join(f.t.TempDir(), "audit.jsonl")
+	sink, err := audit.OpenFileSinkWith(path, audit.FileOptions{Clock: f.clk})
+	require.NoError(f.t, err)
+	f.t.Cleanup(func() { sink.Close() })
+	g := *f
+	g.path, g.sink, g.writer, g.n = path, sink, audit.NewWriter(f.clk, nil, sink), 1000
+	g.shipper = &anchor.Shipper{File: path, Bucket: f.bucket, Prefix: prefix, Signer: anchor.KMSSigner{Client: f.kms, Key: f.keyID},
+		Interval: 5 * time.Minute, Clock: f.clk}
+	return &g
+}
+
+func TestEachAuditFileIsItsOwnStream(t *testing.T) {
+	f := standard(t)
+	g := f.sibling() // two replicas writing at once, each its own file from seq 1
+	g.write(5)
+	g.digest()
+	f.write(1)
+	f.digest()
+	for _, x := range []*fixture{f, g} {
+		rep := x.verify(x.lines(), nil)
+		assert.True(t, rep.OK, rep.String())
+		assert.Equal(t, 2, rep.Streams)
+		assert.Equal(t, x.stream(), prefix+"streams/"+rep.FileStream+"/")
+		assert.Nil(t, findKind(rep, anchor.KindOverwritten), "the two files' records never share a key: %s", rep)
+		assert.Nil(t, findKind(rep, anchor.KindUnanchored), rep.String())
+	}
+	rep := f.verify(nil, nil)
+	assert.True(t, rep.OK, rep.String())
+	assert.Equal(t, 23+5, rep.AnchoredRecords)
+}
+
+// Someone edits the first record while the rotator is stopped: on restart
+// the file looks new and is shipped again as a new stream. The records it
+// shares with the first shipping give it away.
+func TestAReshippedFileIsCaught(t *testing.T) {
+	f := standard(t)
+	f.digest()
+	lines := f.lines()
+	lines[0] = strings.Replace(lines[0], `"actor":"scheduler"`, `"actor":"mallory"`, 1)
+	require.NoError(t, os.WriteFile(f.path, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	f.clk.Advance(time.Hour)
+	restarted := &anchor.Shipper{File: f.path, Bucket: f.bucket, Prefix: prefix, Signer: anchor.KMSSigner{Client: f.kms, Key: f.keyID},
+		Interval: 5 * time.Minute, Clock: f.clk}
+	require.NoError(t, restarted.Tick(context.Background()))
+
+	rep := f.verify(lines, nil)
+	assert.False(t, rep.OK, rep.String())
+	r := findKind(rep, anchor.KindReshipped)
+	require.NotNil(t, r, rep.String())
+	assert.Equal(t, []uint64{2, 22}, []uint64{r.FirstSeq, r.LastSeq})
+	assert.NotNil(t, findKind(rep, anchor.KindLateAnchored), rep.String())
 }

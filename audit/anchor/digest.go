@@ -105,8 +105,10 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// Object keys under the configured prefix. Digest keys sort by time.
+// Object keys: <prefix>streams/<stream>/digests/..., .../records/...
+// Digest keys sort by time.
 const (
+	streamsDir = "streams/"
 	digestsDir = "digests/"
 	recordsDir = "records/"
 )

@@ -36,6 +36,7 @@ type Shipper struct {
 	Logger   *slog.Logger
 
 	mu      sync.Mutex
+	stream  string // key prefix of the file's stream; "" until the file has a record
 	resumed bool
 	head    audit.Head // last record shipped
 	prevKey string     // last digest written
@@ -74,6 +75,18 @@ func (s *Shipper) logger() *slog.Logger {
 func (s *Shipper) Tick(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stream, err := s.currentStream()
+	if err != nil {
+		return err
+	}
+	if stream == "" {
+		return nil // no record yet: nothing to vouch for
+	}
+	if stream != s.stream {
+		// A new file (first start, or the file was replaced: a new task
+		// on ECS starts a new file): a new stream with its own chain.
+		s.stream, s.resumed, s.head, s.prevKey, s.prevSum, s.offset = stream, false, audit.Head{}, "", "", 0
+	}
 	if !s.resumed {
 		if err := s.resume(ctx); err != nil {
 			return err
@@ -101,7 +114,7 @@ func (s *Shipper) Tick(ctx context.Context) error {
 // resume finds the last digest in the bucket so that the chain of digests
 // continues across restarts.
 func (s *Shipper) resume(ctx context.Context) error {
-	keys, err := s.Bucket.Keys(ctx, s.Prefix+digestsDir)
+	keys, err := s.Bucket.Keys(ctx, s.stream+digestsDir)
 	if err != nil {
 		return err
 	}
@@ -124,6 +137,34 @@ func (s *Shipper) resume(ctx context.Context) error {
 	s.head = audit.Head{Seq: d.LastSeq, Hash: d.LastHash}
 	s.prevKey, s.prevSum = last, sha256Hex(body)
 	return nil
+}
+
+// currentStream names the stream of the file as it is now: every audit
+// file is its own stream (its own chain from seq 1), named after its first
+// record, so replicas and restarts with a fresh file never share keys.
+func (s *Shipper) currentStream() (string, error) {
+	f, err := os.Open(s.File)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	first, err := bufio.NewReaderSize(f, 64*1024).ReadBytes('\n')
+	if err != nil {
+		return "", nil // no complete line yet
+	}
+	info, err := audit.ParseLine(bytes.TrimSuffix(first, []byte("\n")))
+	if err != nil {
+		return "", fmt.Errorf("the first line of %s is not an audit record: %w", s.File, err)
+	}
+	return StreamPrefix(s.Prefix, info), nil
+}
+
+// StreamPrefix is the key prefix of the stream whose first record is first.
+func StreamPrefix(prefix string, first audit.LineInfo) string {
+	return fmt.Sprintf("%s%s%s-%s/", prefix, streamsDir, first.Time.UTC().Format("20060102T150405Z"), first.Hash[:16])
 }
 
 type shippedLine struct {
@@ -198,13 +239,13 @@ func (s *Shipper) ship(ctx context.Context, lines []shippedLine) error {
 		d.FirstSeq, d.LastSeq, d.LastHash = first.Seq, last.Seq, last.Hash
 		ft, lt := first.Time.UTC(), last.Time.UTC()
 		d.FirstTime, d.LastTime = &ft, &lt
-		d.RecordsKey = recordsKey(s.Prefix, first.Seq, last.Seq)
+		d.RecordsKey = recordsKey(s.stream, first.Seq, last.Seq)
 		d.RecordsSHA256 = sha256Hex(body.Bytes())
 		if err := s.Bucket.Put(ctx, d.RecordsKey, body.Bytes()); err != nil {
 			return err
 		}
 	}
-	d.Key = digestKey(s.Prefix, now, d.LastSeq)
+	d.Key = digestKey(s.stream, now, d.LastSeq)
 	obj, err := sealDigest(ctx, d, s.Signer)
 	if err != nil {
 		return err

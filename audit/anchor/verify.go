@@ -34,9 +34,11 @@ const (
 	KindUnanchored        = "unanchored"         // records after the last digest (warning)
 	KindDigestGap         = "digest_gap"         // a longer pause between digests than the interval (warning)
 	KindStale             = "stale"              // no digest for longer than the interval (warning)
+	KindReshipped         = "reshipped"          // records of one stream shipped again in another (a file's first record changed)
+	KindLateAnchored      = "late_anchored"      // a stream's first records predate its first digest by much (warning)
 )
 
-var warningKinds = map[string]bool{KindUnanchored: true, KindDigestGap: true, KindStale: true}
+var warningKinds = map[string]bool{KindUnanchored: true, KindDigestGap: true, KindStale: true, KindLateAnchored: true}
 
 // Finding is one thing the verifier found, with the sequence numbers and
 // times it covers (0 and nil where not known).
@@ -49,6 +51,7 @@ type Finding struct {
 	LastTime  *time.Time `json:"last_time,omitempty"`
 	Line      int        `json:"line,omitempty"` // 1-based line in the file
 	Object    string     `json:"object,omitempty"`
+	Stream    string     `json:"stream,omitempty"` // the audit file's stream in the bucket
 	Detail    string     `json:"detail"`
 	Warning   bool       `json:"warning"`
 }
@@ -73,6 +76,8 @@ func (f Finding) String() string {
 	}
 	if f.Object != "" {
 		fmt.Fprintf(&b, " [%s]", f.Object)
+	} else if f.Stream != "" {
+		fmt.Fprintf(&b, " [stream %s]", f.Stream)
 	}
 	fmt.Fprintf(&b, ": %s", f.Detail)
 	return b.String()
@@ -84,12 +89,16 @@ type Report struct {
 	Bucket          string     `json:"bucket,omitempty"`
 	Prefix          string     `json:"prefix,omitempty"`
 	File            string     `json:"file,omitempty"`
+	Streams         int        `json:"streams"` // audit files shipped under the prefix (one per file: per task, replica or new file)
 	Digests         int        `json:"digests"`
 	AnchoredRecords int        `json:"anchored_records"` // records the digests vouch for
 	LastAnchoredSeq uint64     `json:"last_anchored_seq"`
 	LastDigestTime  *time.Time `json:"last_digest_time,omitempty"`
 	FileRecords     int        `json:"file_records"`
+	FileStream      string     `json:"file_stream,omitempty"` // the stream the file was compared with
 	Findings        []Finding  `json:"findings"`
+
+	stream string // the stream being checked, for add
 }
 
 func (r Report) String() string {
@@ -104,11 +113,15 @@ func (r Report) String() string {
 		if r.LastDigestTime != nil {
 			last = r.LastDigestTime.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(&b, "  bucket s3://%s/%s: %d signed digests, %d records anchored (last seq %d), last digest %s\n",
-			r.Bucket, r.Prefix, r.Digests, r.AnchoredRecords, r.LastAnchoredSeq, last)
+		fmt.Fprintf(&b, "  bucket s3://%s/%s: %d streams, %d signed digests, %d records anchored, last digest %s\n",
+			r.Bucket, r.Prefix, r.Streams, r.Digests, r.AnchoredRecords, last)
 	}
 	if r.File != "" {
-		fmt.Fprintf(&b, "  file %s: %d records\n", r.File, r.FileRecords)
+		fmt.Fprintf(&b, "  file %s: %d records", r.File, r.FileRecords)
+		if r.FileStream != "" {
+			fmt.Fprintf(&b, ", compared with stream %s (last anchored seq %d)", r.FileStream, r.LastAnchoredSeq)
+		}
+		b.WriteString("\n")
 	}
 	for _, f := range r.Findings {
 		level := "FAIL"
@@ -140,20 +153,40 @@ type record struct {
 // Verify checks the digests, the shipped records and the file.
 func Verify(ctx context.Context, o Options) (Report, error) {
 	rep := Report{Bucket: o.BucketName, Prefix: o.Prefix, File: o.FileName, Findings: []Finding{}}
-	var truth []record // the records the digests vouch for, by seq order
-	if o.Bucket != nil {
+	var fileData []byte
+	if o.File != nil {
 		var err error
-		truth, err = verifyBucket(ctx, o, &rep)
+		if fileData, err = io.ReadAll(o.File); err != nil {
+			return rep, fmt.Errorf("reading the audit file: %w", err)
+		}
+	}
+	var truth []record // the records the digests vouch for, of the file's stream
+	if o.Bucket != nil {
+		streams, err := verifyStreams(ctx, o, &rep)
 		if err != nil {
 			return rep, err
 		}
+		if o.File != nil {
+			if st := fileStream(o.Prefix, fileData, streams); st != nil {
+				truth, rep.FileStream, rep.LastAnchoredSeq = st.truth, st.id, st.lastSeq
+			} else if len(streams) > 0 {
+				rep.add(Finding{Kind: KindUnanchored, Source: "file",
+					Detail: "no stream in the bucket holds this file's records: it has not been shipped yet, or it is not the file the rotator wrote"})
+			}
+		}
 	}
 	if o.File != nil {
-		if err := verifyFile(o.File, truth, o.Bucket != nil, &rep); err != nil {
+		rep.stream = rep.FileStream
+		if err := verifyFile(bytes.NewReader(fileData), truth, o.Bucket != nil, &rep); err != nil {
 			return rep, err
 		}
 	}
-	sort.SliceStable(rep.Findings, func(i, j int) bool { return rep.Findings[i].FirstSeq < rep.Findings[j].FirstSeq })
+	sort.SliceStable(rep.Findings, func(i, j int) bool {
+		if rep.Findings[i].Stream != rep.Findings[j].Stream {
+			return rep.Findings[i].Stream < rep.Findings[j].Stream
+		}
+		return rep.Findings[i].FirstSeq < rep.Findings[j].FirstSeq
+	})
 	rep.OK = true
 	for _, f := range rep.Findings {
 		if !f.Warning {
@@ -163,8 +196,137 @@ func Verify(ctx context.Context, o Options) (Report, error) {
 	return rep, nil
 }
 
+// stream is one audit file's chain in the bucket, as verified.
+type stream struct {
+	id      string // the key prefix under <prefix>streams/
+	prefix  string
+	truth   []record
+	first   *Digest
+	last    *Digest
+	lastSeq uint64
+}
+
+// verifyStreams checks every stream under the prefix, then what no single
+// stream shows: records shipped twice, records anchored late, digests stopped.
+func verifyStreams(ctx context.Context, o Options, rep *Report) ([]*stream, error) {
+	all, err := o.Bucket.Versions(ctx, o.Prefix+streamsDir)
+	if err != nil {
+		return nil, err
+	}
+	var streams []*stream
+	seen := map[string]bool{}
+	for _, v := range all {
+		id, _, ok := strings.Cut(strings.TrimPrefix(v.Key, o.Prefix+streamsDir), "/")
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		streams = append(streams, &stream{id: id, prefix: o.Prefix + streamsDir + id + "/"})
+	}
+	for _, st := range streams {
+		rep.stream = st.id
+		if err := verifyStream(ctx, o, st, rep); err != nil {
+			return nil, err
+		}
+		rep.AnchoredRecords += len(st.truth)
+		if st.last != nil && (rep.LastDigestTime == nil || st.last.Time.After(*rep.LastDigestTime)) {
+			rep.LastDigestTime = timePtr(st.last.Time)
+		}
+	}
+	rep.Streams = len(streams)
+
+	// One record in two streams: a file re-shipped under a new first record.
+	owner := map[string]*stream{}
+	for _, st := range streams {
+		rep.stream = st.id
+		var dup []record
+		var other *stream
+		for _, r := range st.truth {
+			if o, ok := owner[r.info.ContentKey]; ok {
+				dup, other = append(dup, r), o
+				continue
+			}
+			owner[r.info.ContentKey] = st
+		}
+		if len(dup) > 0 {
+			a, b := dup[0].info, dup[len(dup)-1].info
+			rep.add(Finding{Kind: KindReshipped, Source: "bucket", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time),
+				Detail: fmt.Sprintf("%d records were already shipped in stream %s: the audit file was replaced by a copy with a different first record", len(dup), other.id)})
+		}
+		if d := st.first; d != nil && d.FirstTime != nil && d.IntervalSeconds > 0 {
+			every := time.Duration(d.IntervalSeconds) * time.Second
+			if d.Time.Sub(*d.FirstTime) > 2*every {
+				rep.add(Finding{Kind: KindLateAnchored, Source: "bucket", FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: d.FirstTime, LastTime: d.LastTime, Object: d.Key,
+					Detail: fmt.Sprintf("the stream's first digest came %s after its first record: these records could have been changed before they were anchored", d.Time.Sub(*d.FirstTime).Round(time.Second))})
+			}
+		}
+	}
+
+	// Only the newest stream should still be getting digests.
+	var newest *stream
+	for _, st := range streams {
+		if st.last != nil && (newest == nil || st.last.Time.After(newest.last.Time)) {
+			newest = st
+		}
+	}
+	if newest != nil && !o.Now.IsZero() {
+		d := newest.last
+		every := time.Duration(d.IntervalSeconds) * time.Second
+		if every > 0 && o.Now.Sub(d.Time) > 2*every {
+			rep.stream = newest.id
+			rep.add(Finding{Kind: KindStale, Source: "bucket", FirstTime: timePtr(d.Time), LastTime: timePtr(o.Now), Object: d.Key,
+				Detail: fmt.Sprintf("no digest for %s (interval %s): the rotator is stopped, or later digests are missing", o.Now.Sub(d.Time).Round(time.Second), every)})
+		}
+	}
+	rep.stream = ""
+	return streams, nil
+}
+
+// fileStream picks the stream the file was shipped as: named after its
+// first record, or else the one sharing the most records with it (the
+// first record may be the one that was edited or deleted).
+func fileStream(prefix string, data []byte, streams []*stream) *stream {
+	var keys []audit.LineInfo
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		if info, err := audit.ParseLine(sc.Bytes()); err == nil {
+			keys = append(keys, info)
+		}
+	}
+	if len(keys) > 0 {
+		want := StreamPrefix(prefix, keys[0])
+		for _, st := range streams {
+			if st.prefix == want {
+				return st
+			}
+		}
+	}
+	var best *stream
+	bestN := 0
+	for _, st := range streams {
+		in := map[string]bool{}
+		for _, r := range st.truth {
+			in[r.info.ContentKey] = true
+		}
+		n := 0
+		for _, k := range keys {
+			if in[k.ContentKey] {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = st, n
+		}
+	}
+	return best
+}
+
 func (r *Report) add(f Finding) {
 	f.Warning = warningKinds[f.Kind]
+	if f.Stream == "" {
+		f.Stream = r.stream
+	}
 	r.Findings = append(r.Findings, f)
 }
 
@@ -181,12 +343,12 @@ type signedDigest struct {
 	body []byte
 }
 
-// verifyBucket checks every digest object and records object and returns
-// the records the valid digests vouch for.
-func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error) {
-	versions, err := o.Bucket.Versions(ctx, o.Prefix+digestsDir)
+// verifyStream checks every digest object and records object of a stream
+// and keeps the records the valid digests vouch for.
+func verifyStream(ctx context.Context, o Options, st *stream, rep *Report) error {
+	versions, err := o.Bucket.Versions(ctx, st.prefix+digestsDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	byKey := map[string][]ObjectVersion{}
 	var keys []string
@@ -206,7 +368,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 		}
 		body, err := o.Bucket.Get(ctx, key, vs[0].VersionID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d, err := openDigest(ctx, body, o.Verifier)
 		if err != nil {
@@ -220,7 +382,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 		}
 		digests = append(digests, signedDigest{d: d, body: body})
 	}
-	rep.Digests = len(digests)
+	rep.Digests += len(digests)
 
 	var truth []record
 	referenced := map[string]bool{}
@@ -233,7 +395,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 			referenced[d.RecordsKey] = true
 			recs, ok, err := readBatch(ctx, o.Bucket, d, rep)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ok {
 				want := uint64(1)
@@ -251,23 +413,19 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 				truth = append(truth, recs...)
 			}
 		}
-		rep.LastAnchoredSeq = d.LastSeq
-		rep.LastDigestTime = timePtr(d.Time)
+		st.lastSeq = d.LastSeq
+		if st.first == nil {
+			st.first = &cur.d
+		}
+		st.last = &cur.d
 		prev = cur
 	}
-	rep.AnchoredRecords = len(truth)
-	if prev != nil && !o.Now.IsZero() {
-		every := time.Duration(prev.d.IntervalSeconds) * time.Second
-		if every > 0 && o.Now.Sub(prev.d.Time) > 2*every {
-			rep.add(Finding{Kind: KindStale, Source: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(o.Now), Object: prev.d.Key,
-				Detail: fmt.Sprintf("no digest for %s (interval %s): the rotator is stopped, or later digests are missing", o.Now.Sub(prev.d.Time).Round(time.Second), every)})
-		}
-	}
+	st.truth = truth
 
 	// Records objects no digest names.
-	rv, err := o.Bucket.Versions(ctx, o.Prefix+recordsDir)
+	rv, err := o.Bucket.Versions(ctx, st.prefix+recordsDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	seen := map[string]int{}
 	for _, v := range hideMarkers(rv, rep) {
@@ -287,7 +445,7 @@ func verifyBucket(ctx context.Context, o Options, rep *Report) ([]record, error)
 				Detail: fmt.Sprintf("the records object has %d versions: it was written over; the first version is the one checked", seen[k])})
 		}
 	}
-	return truth, nil
+	return nil
 }
 
 // hideMarkers reports delete markers and returns the real versions.
