@@ -99,6 +99,7 @@ type Report struct {
 	Findings        []Finding  `json:"findings"`
 
 	stream string // the stream being checked, for add
+	chain  string // the file's own chain walk, when there is no bucket
 }
 
 func (r Report) String() string {
@@ -115,6 +116,9 @@ func (r Report) String() string {
 		}
 		fmt.Fprintf(&b, "  bucket s3://%s/%s: %d streams, %d signed digests, %d records anchored, last digest %s\n",
 			r.Bucket, r.Prefix, r.Streams, r.Digests, r.AnchoredRecords, last)
+	}
+	if r.chain != "" {
+		fmt.Fprintf(&b, "  %s\n", r.chain)
 	}
 	if r.File != "" {
 		fmt.Fprintf(&b, "  file %s: %d records", r.File, r.FileRecords)

@@ -29,12 +29,16 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rep.FileRecords = res.Records
+		rep.FileRecords, rep.chain = res.Records, res.String()
 		if p := res.Problem; p != nil {
 			rep.add(Finding{Kind: string(p.Kind), Source: "file", FirstSeq: p.Seq, Line: p.Line, Detail: p.Detail})
 		}
-		rep.add(Finding{Kind: KindUnanchored, Source: "file", FirstSeq: 1, LastSeq: res.LastSeq,
-			Detail: "no bucket given: only the file's own hash chain was checked, which anyone who can write the file can recompute"})
+		f := Finding{Kind: KindUnanchored, Source: "file",
+			Detail: "no bucket given: only the file's own hash chain was checked, which anyone who can write the file can recompute"}
+		if res.LastSeq > 0 {
+			f.FirstSeq, f.LastSeq = 1, res.LastSeq
+		}
+		rep.add(f)
 		return nil
 	}
 
