@@ -29,6 +29,44 @@ type auditGate struct {
 	gate     AuditGate
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	mu      sync.Mutex
+	waiting map[string]bool // secrets with a scheduled rotation paused
+}
+
+// holdScheduled keeps one paused scheduled rotation per secret: slots that
+// fire during a long outage do not pile up into back-to-back rotations
+// when the audit recovers. It returns the jobs to keep and a release func.
+func (g *auditGate) holdScheduled(jobs []rotator.Job) (keep, dropped []rotator.Job, release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiting == nil {
+		g.waiting = map[string]bool{}
+	}
+	var held []string
+	for _, j := range jobs {
+		if j.Cause.Kind != events.CauseScheduled {
+			keep = append(keep, j)
+			continue
+		}
+		if g.waiting[j.Secret.Name] {
+			dropped = append(dropped, j)
+			continue
+		}
+		g.waiting[j.Secret.Name] = true
+		held = append(held, j.Secret.Name)
+		keep = append(keep, j)
+	}
+	var once sync.Once
+	return keep, dropped, func() {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			for _, n := range held {
+				delete(g.waiting, n)
+			}
+		})
+	}
 }
 
 // SetAuditGate makes rotations wait for the audit: without one, nothing
@@ -83,6 +121,18 @@ func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rota
 	if len(paused) == 0 {
 		return
 	}
+	paused, dropped, release := d.audit.holdScheduled(paused)
+	defer release()
+	for _, j := range dropped {
+		o := rotator.JobOutcome{Job: j, Err: fmt.Errorf("secret %q: %w; an earlier scheduled rotation is already waiting", j.Secret.Name, ErrAuditPaused)}
+		d.log.Warn("scheduled rotation dropped", "secret", j.Secret.Name, "err", o.Err)
+		if each != nil {
+			each(o)
+		}
+	}
+	if len(paused) == 0 {
+		return
+	}
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAudit, Outcome: events.OutcomeWarning, Severity: events.SeverityWarning,
 		Cause: paused[0].Cause.Kind, Source: paused[0].Cause.Source, TriggerID: paused[0].Cause.ID,
@@ -110,5 +160,6 @@ func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rota
 		return
 	}
 	d.log.Info("audit writable again: paused rotations start", "secrets", len(paused))
+	release() // before the gate is checked again: these are no longer waiting
 	d.runJobs(ctx, paused, each)
 }

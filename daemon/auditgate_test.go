@@ -187,3 +187,53 @@ func TestAuditDiskFullPausesRotationsButNotCompromise(t *testing.T) {
 		t.Errorf("audit verify after recovery: %v %v", res, err)
 	}
 }
+
+// Slots that fire during a long audit outage do not pile up: each secret
+// keeps one paused scheduled rotation, which runs once the audit recovers.
+func TestAuditOutageKeepsOneScheduledRotationPerSecret(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	disk := &diskfull.Disk{}
+	r := w.run(w.buildOnDisk(disk), w.ln)
+	ctx := context.Background()
+	old := w.current(secCheckout)
+
+	disk.Full.Store(true)
+	// Any record closes the gate; a refused trigger makes one.
+	if _, err := r.client.Trigger(ctx, httpapi.TriggerRequest{Secret: "no/such-secret", Cause: events.CauseManual, Requester: "ops@example"}); err == nil {
+		t.Fatal("a trigger for a secret that does not exist was accepted")
+	}
+	w.eventually("the audit is unwritable", func() bool { return !r.svc.AuditWriter().Writable() })
+	// Three days in hourly steps (the scheduler may register its first wait
+	// after start-up): three daily slots of every policy fire.
+	for range 72 {
+		w.clk.Advance(time.Hour)
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.eventually("the slots fire while paused", func() bool { return strings.Count(w.logs.String(), "scheduled rotations due") >= 9 })
+	if got := w.current(secCheckout); got.KeyID != old.KeyID {
+		t.Fatalf("%s rotated while the audit was down", secCheckout)
+	}
+
+	disk.Full.Store(false)
+	scheduled := func() int {
+		return len(eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded && e.Secret == secCheckout && e.Cause == events.CauseScheduled
+		}))
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(w.logs.String())
+		}
+	}()
+	w.eventually("the paused scheduled rotation runs", func() bool { return scheduled() >= 1 })
+	for range 20 {
+		time.Sleep(10 * time.Millisecond)
+		w.clk.Advance(time.Second)
+	}
+	if n := scheduled(); n != 1 {
+		t.Errorf("%d scheduled rotations of %s after the outage, want 1 (three slots fired while paused)", n, secCheckout)
+	}
+	if !strings.Contains(w.logs.String(), "scheduled rotation dropped") {
+		t.Error("the dropped slots are not logged")
+	}
+}
