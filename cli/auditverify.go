@@ -36,13 +36,15 @@ func newAuditVerifyCmd(stdio IO, g *globalFlags) *cobra.Command {
 			"  aws kms get-public-key --key-id alias/lakirotator-audit --query PublicKey --output text | base64 -d > audit-key.der\n" +
 			"  lakirotator audit verify audit.jsonl --bucket acme-lakirotator-audit --prefix production/ --public-key audit-key.der\n" +
 			"  lakirotator audit verify --bucket acme-lakirotator-audit --prefix production/ --kms-key alias/lakirotator-audit -o json",
-		Args: cobra.MaximumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.bucket != "" && len(args) == 0 {
+				return nil // the bucket alone
+			}
+			return needArgs("FILE")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
-			}
-			if len(args) == 0 && f.bucket == "" {
-				return usageErr("give an audit FILE, --bucket, or both")
 			}
 			o := anchor.Options{Now: time.Now().UTC(), Prefix: anchor.NormalizePrefix(f.prefix)}
 			if len(args) == 1 {
