@@ -144,10 +144,17 @@ func (s *FileSink) Append(_ context.Context, next func(Head) ([]byte, error)) (e
 }
 
 func (s *FileSink) writeLine(line []byte) error {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: stat %s: %w", s.path, err)
+	}
 	if _, err := s.out.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("audit: write %s: %w", s.path, err)
+		return fmt.Errorf("audit: write %s: %w", s.path, err) // a partial line is repaired on the next attempt
 	}
 	if err := s.f.Sync(); err != nil {
+		// The record is reported unwritten and will be written again:
+		// take this copy back so that it is not in the trail twice.
+		_ = s.f.Truncate(fi.Size())
 		return fmt.Errorf("audit: fsync %s: %w", s.path, err)
 	}
 	return nil
