@@ -83,7 +83,7 @@ func (d *Daemon) stopPausedRotations() {
 	d.audit.stopOnce.Do(func() { close(d.audit.stop) })
 }
 
-// runJobs is checked before jobs start. While the audit cannot be written,
+// runJobs runs jobs through the audit gate. While the audit cannot be written,
 // compromise rotations run at once (ending an exposed key outweighs the
 // record; their records are queued and written when a sink recovers), each
 // with a critical alert, and the other jobs wait until the audit is
