@@ -622,3 +622,24 @@ func TestAReshippedFileIsCaught(t *testing.T) {
 	assert.Equal(t, []uint64{2, 22}, []uint64{r.FirstSeq, r.LastSeq})
 	assert.NotNil(t, findKind(rep, anchor.KindLateAnchored), rep.String())
 }
+
+// Records after the last digest stay "not anchored yet" when a deletion
+// before them renumbered them; one appended out of sequence is caught.
+func TestUnanchoredTailAfterTampering(t *testing.T) {
+	f := standard(t)
+	l := f.lines()
+	out := forgeChain(t, append(append([]string(nil), l[:4]...), l[9:]...), 4)
+	rep := f.verify(out, nil)
+	assert.Equal(t, []string{"deleted 5-9", "rechained 10-20"}, failures(rep), rep.String())
+	u := findKind(rep, anchor.KindUnanchored)
+	require.NotNil(t, u, rep.String())
+	assert.Equal(t, []uint64{16, 17}, []uint64{u.FirstSeq, u.LastSeq}, "the last two records, renumbered")
+
+	// A well-formed record for seq 5 (hashes recomputed), appended at the end.
+	edited := strings.Replace(l[4], `"actor":"scheduler"`, `"actor":"mallory"`, 1)
+	forged := forgeChain(t, []string{l[3], edited}, 1)[1]
+	rep = f.verify(append(append([]string(nil), l...), forged), nil)
+	ins := findKind(rep, anchor.KindInserted)
+	require.NotNil(t, ins, rep.String())
+	assert.Equal(t, 23, ins.Line)
+}

@@ -153,7 +153,10 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 	for i, l := range lines {
 		switch {
 		case l.truth >= 0 || edited[i]:
-		case i > lastMatched && l.info.Seq > maxSeq:
+		case i > lastMatched:
+			// After every anchored record: not anchored yet (renumbered,
+			// if records before were removed); the chain check below
+			// catches one that does not follow.
 			if len(unanchored) == 0 && i > 0 {
 				beforeUnanchored = &lines[i-1]
 			}
