@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -87,4 +89,30 @@ func TestQueueIsBoundedAndLossIsRecorded(t *testing.T) {
 	last := recs[len(recs)-1]
 	assert.Equal(t, "audit_recovered", last.Event.Details["reason"])
 	assert.Equal(t, "2", last.Event.Details["records_lost"])
+}
+
+// Vault's rule: a record that reaches at least one destination keeps the
+// audit writable; the failing destination gets its records when it recovers.
+func TestOneWorkingSinkKeepsTheAuditWritable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	disk := &diskfull.Disk{}
+	fs, err := OpenFileSinkWith(path, FileOptions{WrapWriter: disk.Wrap})
+	require.NoError(t, err)
+	defer fs.Close()
+	var stream bytes.Buffer
+	w := NewWriter(clock.NewFake(t0), nil, fs, NewStreamSink(&stream))
+	disk.Full.Store(true)
+	err = w.Append(context.Background(), sampleEvent(1))
+	require.Error(t, err, "the caller hears that a destination failed")
+	assert.False(t, errors.Is(err, ErrUnavailable), "but the audit is not unavailable: %v", err)
+	assert.True(t, w.Writable())
+	assert.Equal(t, 1, w.Queued())
+	assert.Equal(t, 1, strings.Count(stream.String(), "\n"))
+
+	disk.Full.Store(false)
+	require.NoError(t, w.Retry(context.Background()))
+	assert.Equal(t, 0, w.Queued())
+	recs := readFileRecords(t, path)
+	require.Len(t, recs, 3) // torn tail repaired, the record, the recovery note
+	assert.Equal(t, "key_0001", recs[1].Event.KeyID)
 }
