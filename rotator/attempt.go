@@ -14,7 +14,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -455,7 +455,7 @@ func (e *Engine) discard(ctx context.Context, job Job, vid string, c secretstore
 		if isNotFound(err) {
 			err = nil
 		}
-		if _, code := apiCode(err); code == lakiconnect.CodeKeyRevoked {
+		if errors.Is(err, laki.ErrKeyRevoked) {
 			err = nil
 		}
 	}

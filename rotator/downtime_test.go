@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -18,16 +18,16 @@ import (
 // /whoami and the webhook receiver's verification of what LakiConnect signs.
 func TestZeroDowntimeForCachingConsumers(t *testing.T) {
 	h := newHarness(t)
-	api := h.seedKey("svc/consumer", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	api := h.seedKey("svc/consumer", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	hook, _ := h.seedWebhook("hooks/consumer")
 	cached := map[string]secret.Value{api.Name: h.current(api.Name).Secret, hook.Name: h.current(hook.Name).Secret}
-	mgmt := h.client(lakiconnect.Sandbox, h.fx.SandboxKey)
+	mgmt := h.client(laki.Sandbox, h.fx.SandboxKey)
 	verifier := webhooksig.Verifier{Clock: h.fx.Clock}
 	var failures []string
 	n := 0
 	check := func(where string) {
 		n++
-		if _, err := h.whoami(lakiconnect.Sandbox, cached[api.Name]); err != nil {
+		if _, err := h.whoami(laki.Sandbox, cached[api.Name]); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: api consumer: %v", where, err))
 		}
 		ts, err := mgmt.TestWebhookSignature(context.Background(), fmt.Sprintf("consumer-%d", n), hook.EndpointID)

@@ -44,18 +44,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -108,14 +105,6 @@ type Config struct {
 	// restarts (kept in tags), from which each failure raises a critical event (default 5).
 	MaxFailures int
 	Backoff     Backoff
-	// RateLimit bounds LakiConnect requests per second per management key
-	// (default 80, under LakiConnect's 100); RateBurst its burst (default 20).
-	RateLimit rate.Limit
-	RateBurst int
-	// RateClock is the clock the rate limiter waits on (default Clock).
-	// LakiConnect counts in real time: a test whose Clock is fake sets
-	// clock.Real{} here.
-	RateClock clock.Clock
 	// OrphanMargin: a rotator-made key younger than this is never swept
 	// (default 1h: longer than a live rotation can hold a key between its
 	// create and its put, retries and backoff included; see the config's
@@ -132,9 +121,8 @@ type Engine struct {
 	sink  events.Sink
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	locks    map[string]chan struct{}
-	limiters map[string]*rate.Limiter
+	mu    sync.Mutex
+	locks map[string]chan struct{}
 
 	pool *pool
 }
@@ -171,21 +159,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Backoff.Max < cfg.Backoff.Base {
 		cfg.Backoff.Max = max(5*time.Minute, cfg.Backoff.Base)
 	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 80
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = 20
-	}
-	if cfg.RateClock == nil {
-		cfg.RateClock = cfg.Clock
-	}
 	if cfg.OrphanMargin <= 0 {
 		cfg.OrphanMargin = time.Hour
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, clk: cfg.Clock, sink: cfg.Events, log: cfg.Logger,
-		locks: map[string]chan struct{}{}, limiters: map[string]*rate.Limiter{},
+		locks: map[string]chan struct{}{},
 	}
 	e.pool = newPool(e, cfg.Workers)
 	return e, nil
@@ -226,15 +205,7 @@ func (e *Engine) issuer(ctx context.Context, ms inventory.ManagedSecret) (Issuer
 	if err != nil {
 		return nil, fmt.Errorf("issuer for %s %s: %w", ms.Environment, ms.MasterMerchantID, err)
 	}
-	key := string(ms.Environment) + "/" + ms.MasterMerchantID
-	e.mu.Lock()
-	lim, ok := e.limiters[key]
-	if !ok {
-		lim = rate.NewLimiter(e.cfg.RateLimit, e.cfg.RateBurst)
-		e.limiters[key] = lim
-	}
-	e.mu.Unlock()
-	return &limitedIssuer{next: iss, lim: lim, clk: e.cfg.RateClock}, nil
+	return iss, nil
 }
 
 // Rotate runs one rotation of one secret; see RotateJob.
@@ -326,7 +297,7 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		if errors.Is(err, ErrAborted) || ctx.Err() != nil {
 			return res, err
 		}
-		if code, _ := apiCode(err); code == http.StatusUnauthorized {
+		if errors.Is(err, laki.ErrUnauthorized) {
 			// Perhaps a replica rotated the management key: read it again.
 			if inv, ok := e.cfg.Issuers.(KeyInvalidator); ok {
 				inv.InvalidateManagementKey(job.Secret.Environment, job.Secret.MasterMerchantID)
@@ -508,12 +479,9 @@ func (e *Engine) emit(ctx context.Context, ev events.Event, step events.Step, ou
 		"version", ev.VersionID, "key", ev.KeyID, "cause", ev.Cause, "error", ev.Error)
 }
 
-func isNotFound(err error) bool {
-	code, _ := apiCode(err)
-	return code == http.StatusNotFound
-}
+func isNotFound(err error) bool { return errors.Is(err, laki.ErrNotFound) }
 
-func sortedScopes(s []lakiconnect.Scope) []lakiconnect.Scope {
+func sortedScopes(s []laki.Scope) []laki.Scope {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return slices.Compact(out)

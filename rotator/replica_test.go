@@ -9,7 +9,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -94,7 +94,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 					checkCurrent("after both replicas")
 					live := 0
 					for _, k := range b.h.rotatorKeysOf(j.Secret.MasterMerchantID, j.Secret.Name) {
-						if k.Status == lakiconnect.StatusActive {
+						if k.Status == laki.StatusActive {
 							live++
 						}
 					}
@@ -127,7 +127,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 // made, unread. Runs on the in-memory store, which behaves as AWS does.
 func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/race", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/race", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	ctx := context.Background()
 	if _, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil {
 		t.Fatal(err)
@@ -158,11 +158,11 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	}
 	cur := h.current(ms.Name)
 	live := 0
-	for _, k := range h.rotatorKeys(lakiconnect.Sandbox, ms.Name) {
+	for _, k := range h.rotatorKeys(laki.Sandbox, ms.Name) {
 		switch {
-		case k.Metadata[rotator.MetaVersion] == rotator.VersionID(known.ARN, "trg_two") && k.Status != lakiconnect.StatusRevoked:
+		case k.Metadata[rotator.MetaVersion] == rotator.VersionID(known.ARN, "trg_two") && k.Status != laki.StatusRevoked:
 			t.Fatalf("the losing rotation's key %s is %s", k.ID, k.Status)
-		case k.Status == lakiconnect.StatusActive:
+		case k.Status == laki.StatusActive:
 			live++
 		}
 	}
@@ -186,7 +186,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			store := &countingStore{Store: ls}
-			k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "seed", apiScopes)
+			k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed", apiScopes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,7 +199,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 			if _, err := ls.Create(ctx, "svc/aws-late", "", nil, &v); err != nil {
 				t.Fatal(err)
 			}
-			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox,
+			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
 				MasterMerchantID: h.fx.MerchantID, Policy: "p"}
 			for round, slot := range []string{"2026-06-01T09:00:00Z", "2026-06-08T09:00:00Z"} {
 				known, err := ls.Describe(ctx, ms.Name)

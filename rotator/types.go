@@ -1,72 +1,24 @@
 package rotator
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
-
-// Issuer is the engine's seam to LakiConnect for one environment and master
-// merchant, calling with the rotator's management key. Package
-// rotator/lakiissuer adapts the LakiConnect client to it.
-type Issuer interface {
-	// WhoAmIWith describes the key given (not the management key): the test step.
-	WhoAmIWith(ctx context.Context, key secret.Value) (lakiconnect.WhoAmI, error)
-	// WhoAmI describes the management key itself.
-	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
-	CreateAPIKey(ctx context.Context, idempotencyKey string, req lakiconnect.CreateAPIKeyRequest) (lakiconnect.APIKeyWithSecret, error)
-	GetAPIKey(ctx context.Context, keyID string) (lakiconnect.APIKey, error)
-	// ListAPIKeys lists keys with the status (all statuses when empty).
-	ListAPIKeys(ctx context.Context, status lakiconnect.KeyStatus) iter.Seq2[lakiconnect.APIKey, error]
-	ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string, expiresAt *time.Time) (lakiconnect.APIKey, error)
-	RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string) (lakiconnect.APIKey, error)
-	GetWebhookEndpoint(ctx context.Context, endpointID string) (lakiconnect.WebhookEndpoint, error)
-	CreateWebhookSecret(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.WebhookSecretWithValue, error)
-	ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpointID, secretID string, expiresAt *time.Time) (lakiconnect.WebhookEndpoint, error)
-	TestWebhookSignature(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.TestSignature, error)
-}
-
-// IssuerSource hands out the Issuer for an environment and master merchant.
-type IssuerSource interface {
-	Issuer(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
-}
-
-// IssuerSourceFunc adapts a function to IssuerSource.
-type IssuerSourceFunc func(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
-
-func (f IssuerSourceFunc) Issuer(ctx context.Context, env lakiconnect.Environment, mm string) (Issuer, error) {
-	return f(ctx, env, mm)
-}
-
-// KeyInvalidator is implemented by an IssuerSource that caches the
-// management key: the engine calls it right after promoting a new management
-// key so that the next call uses the new key.
-type KeyInvalidator interface {
-	InvalidateManagementKey(env lakiconnect.Environment, masterMerchantID string)
-}
-
-// SignatureVerifier checks an X-LakiConnect-Signature header against a body
-// with the secrets given. webhooksig.Verifier satisfies it.
-type SignatureVerifier interface {
-	Verify(header string, body []byte, secrets ...secret.Value) error
-}
 
 // RotationPolicy is what the engine needs from a secret's policy.
 type RotationPolicy struct {
 	// Scopes the new API key gets, exactly (API and management keys).
-	Scopes []lakiconnect.Scope
+	Scopes []laki.Scope
 	// Grace is how long the old credential keeps working after promotion, by
 	// cause, as the secret's policy decides it (policies.Policy.GraceFor: none
 	// for a compromise); a cause missing from the map gets DefaultGrace.
-	// Capped at lakiconnect.MaxExpireDelay (7 days).
+	// Capped at laki.MaxExpireDelay (7 days).
 	Grace        map[events.Cause]time.Duration
 	DefaultGrace time.Duration
 	// RevokeFirstOnCompromise revokes the exposed key before its replacement
@@ -89,8 +41,8 @@ func (p RotationPolicy) GraceFor(c events.Cause) time.Duration {
 	if g < 0 {
 		g = 0
 	}
-	if g > lakiconnect.MaxExpireDelay {
-		g = lakiconnect.MaxExpireDelay
+	if g > laki.MaxExpireDelay {
+		g = laki.MaxExpireDelay
 	}
 	return g
 }
