@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -325,26 +324,30 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 	assert.NotContains(t, err.Error(), ":0:", "no made-up positions for a config built in code")
 }
 
-func TestRoutes(t *testing.T) {
+// Which routes deliver what is tested end to end through the daemon
+// (daemon/notifications_test.go); here only the lookup.
+func TestReceiverLookup(t *testing.T) {
 	cfg, err := Load("example.yaml")
 	require.NoError(t, err)
 	n := cfg.Notifications
-	critical := events.Event{Step: events.StepRotation, Outcome: events.OutcomeFailed, Severity: events.SeverityCritical, Environment: "production"}
-	var receivers []string
-	for _, r := range n.RoutesFor(critical) {
-		receivers = append(receivers, r.Receiver)
-	}
-	assert.Equal(t, []string{"security", "rotations", "console"}, receivers)
-
-	sandboxInfo := events.Event{Step: events.StepCreate, Outcome: events.OutcomeSucceeded, Severity: events.SeverityInfo, Environment: "sandbox"}
-	require.Len(t, n.RoutesFor(sandboxInfo), 1)
-	assert.Equal(t, "console", n.RoutesFor(sandboxInfo)[0].Receiver)
-
-	assert.Equal(t, "<!subteam^S0SECONCALL> <@U0BOB0002> <!subteam^S0PAYMENTS>",
-		n.MentionText(n.Routes[0], []string{"bob", "payments-team", "unknown-person", "bob"}))
 	r, ok := n.Receiver("security")
 	require.True(t, ok)
 	assert.Equal(t, "#security-alerts", r.Channel)
+}
+
+func TestRouteContinueIsExplicit(t *testing.T) {
+	cfg, err := Parse("conf.yaml", []byte(minimal+`notifications:
+  receivers: [{name: console, kind: log}]
+  routes:
+    - {match: {severities: [critical]}, receiver: console, continue: false}
+    - {receiver: console}
+    - {receiver: console, continue: true}
+`))
+	require.NoError(t, err)
+	r := cfg.Notifications.Routes
+	assert.False(t, r[0].Continues(), "continue: false stops the walk")
+	assert.True(t, r[1].Continues(), "unset: every matching route delivers")
+	assert.True(t, r[2].Continues())
 }
 
 func TestCheckDiscovered(t *testing.T) {

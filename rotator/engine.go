@@ -341,6 +341,9 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		}
 		e.recordFailure(ctx, name, failing, priorFailures, err, next)
 		ev := base
+		if res.VersionID != "" || info != nil { // the rotation that failed, as its create step names it
+			ev.VersionID = failing
+		}
 		ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 		sev := events.SeverityWarning
 		if priorFailures >= e.cfg.MaxFailures || !more {
@@ -404,12 +407,7 @@ func (e *Engine) hook(name string, step Step) error {
 	return nil
 }
 
-func credID(c secretstore.Credential) string {
-	if c.Type == secretstore.TypeWebhookSecret {
-		return c.SecretID
-	}
-	return c.KeyID
-}
+func credID(c secretstore.Credential) string { return c.ID() }
 
 func (e *Engine) revokeFirst(job Job) bool {
 	return job.Cause.Kind == events.CauseCompromise &&
