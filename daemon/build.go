@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -47,6 +50,8 @@ type BuildOptions struct {
 	Hooks  rotator.Hooks
 	// CallCounters receive every Secrets Manager call (benchmarks, tests).
 	CallCounters map[lakiconnect.Environment]*secretsmanager.CallCounter
+	// AuditFileWriter wraps the audit file's writes (tests play a full disk).
+	AuditFileWriter func(io.Writer) io.Writer
 	// RetireInterval and RefreshInterval override the daemon's defaults.
 	RetireInterval, RefreshInterval time.Duration
 }
@@ -63,6 +68,10 @@ type Service struct {
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
 	closers   []func(context.Context) error
+	audit     *audit.Writer   // nil when no audit sink is configured
+	anchor    *anchor.Shipper // nil without audit.anchor
+
+	anchorRunning atomic.Bool
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -181,7 +190,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	s.Scans = newScans(d, pols, merchants, scanMetrics)
 	s.Scans.own = ownCredentials(cfg, pols)
 
-	if err := s.buildAudit(cfg, o, bus); err != nil {
+	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
 		return nil, err
 	}
 	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {

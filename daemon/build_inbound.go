@@ -87,5 +87,8 @@ func (s *Service) readiness(cfg *config.Config, merchants *lakiconnect.Merchants
 			}})
 		}
 	}
+	if s.audit != nil {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "audit", Check: s.audit.Check})
+	}
 	return checks
 }
