@@ -149,7 +149,7 @@ func (e *Engine) clearStaleWebhookSecrets(ctx context.Context, iss Issuer, job J
 		if s.Status == laki.StatusRevoked || (old != nil && s.ID == old.SecretID) {
 			continue
 		}
-		if s.Status == lakiconnect.StatusActive && s.CreatedAt.After(young) {
+		if s.Status == laki.StatusActive && s.CreatedAt.After(young) {
 			return fmt.Errorf("endpoint %s has a new signing secret %s, made %s ago and not stored yet: another rotation of it is in flight; trying again later",
 				ms.EndpointID, s.ID, e.clk.Now().Sub(s.CreatedAt).Round(time.Second))
 		}
