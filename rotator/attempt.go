@@ -234,7 +234,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 				if err := e.revokeOldFirst(ctx, iss, job, vid, old); err != nil {
 					return res, err
 				}
-				if err := e.hook(name, StepRevokeFirst); err != nil {
+				if err := e.hook(name, AfterRevokeFirst); err != nil {
 					return res, err
 				}
 			}
@@ -249,7 +249,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			}
 			*m = &made{vid: vid, c: fresh, created: ev}
 		}
-		if err := e.hook(name, StepCreate); err != nil {
+		if err := e.hook(name, AfterCreate); err != nil {
 			return res, err
 		}
 		// The listing may be stale (another replica, another trigger): look
@@ -283,7 +283,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, err
 		}
 		(*m).stored = true
-		if err := e.hook(name, StepPut); err != nil {
+		if err := e.hook(name, AfterPut); err != nil {
 			return res, err
 		}
 	}
@@ -299,7 +299,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		}
 		return res, err
 	}
-	if err := e.hook(name, StepTest); err != nil {
+	if err := e.hook(name, AfterTest); err != nil {
 		return res, err
 	}
 	from, byOther, err := e.promote(ctx, job, vid, cur.ID, res.PreviousKeyID, res.KeyID)
@@ -328,7 +328,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			res.PreviousKeyID = credID(c)
 		}
 	}
-	if err := e.hook(name, StepPromote); err != nil {
+	if err := e.hook(name, AfterPromote); err != nil {
 		return res, err
 	}
 	if ms.Kind == inventory.KindManagementKey {
@@ -346,7 +346,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		if err != nil {
 			return res, err
 		}
-		if err := e.hook(name, StepEndOld); err != nil {
+		if err := e.hook(name, AfterEndOld); err != nil {
 			return res, err
 		}
 	}

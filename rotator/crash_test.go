@@ -18,9 +18,9 @@ import (
 
 var errCrash = errors.New("simulated crash")
 
-func crashAt(step rotator.Step) func(*rotator.Config) {
+func crashAt(step rotator.Boundary) func(*rotator.Config) {
 	return func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
 			if s == step {
 				return errCrash
 			}
@@ -33,7 +33,7 @@ func crashAt(step rotator.Step) func(*rotator.Config) {
 // simulator finishes the rotation: one new key, working, AWSCURRENT on it,
 // the old key ending as the cause demands, no orphan, labels consistent.
 func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote, rotator.AfterEndOld}
 	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
 		for _, step := range steps {
 			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestResumeFinishesInFlightAndStartsNone(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	var jobs []rotator.Job
-	for i, step := range []rotator.Step{rotator.StepPut, rotator.StepTest} {
+	for i, step := range []rotator.Boundary{rotator.AfterPut, rotator.AfterTest} {
 		ms := h.seedKey(fmt.Sprintf("svc/inflight%d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes)
 		if _, err := h.engine(crashAt(step)).Rotate(ctx, ms, basePolicy(), scheduled("s")); !errors.Is(err, rotator.ErrAborted) {
 			t.Fatal(err)

@@ -39,7 +39,7 @@ func TestZeroDowntimeForCachingConsumers(t *testing.T) {
 		}
 	}
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(name string, s rotator.Step) error {
+		c.Hooks.AfterStep = func(name string, s rotator.Boundary) error {
 			check(fmt.Sprintf("after %s of %s", s, name))
 			for _, ms := range []string{api.Name, hook.Name} { // refresh caches after the check
 				c, _ := h.store.peek(ms, secretstore.StageCurrent)

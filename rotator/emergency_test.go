@@ -17,12 +17,12 @@ func TestCompromiseEndsOldKeyAtPromotion(t *testing.T) {
 	old := h.current(ms.Name)
 	var oldWorkedAtPromote, oldWorkedAfterEnd bool
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
 			_, err := h.whoami(laki.Sandbox, old.Secret)
 			switch s {
-			case rotator.StepPromote:
+			case rotator.AfterPromote:
 				oldWorkedAtPromote = err == nil
-			case rotator.StepEndOld:
+			case rotator.AfterEndOld:
 				oldWorkedAfterEnd = err == nil
 			}
 			return nil
@@ -54,8 +54,8 @@ func TestCompromiseRevokeFirst(t *testing.T) {
 	old := h.current(ms.Name)
 	var oldWorkedBeforeCreate = true
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
-			if s == rotator.StepRevokeFirst {
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
+			if s == rotator.AfterRevokeFirst {
 				_, err := h.whoami(laki.Sandbox, old.Secret)
 				oldWorkedBeforeCreate = err == nil
 				if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 0 {

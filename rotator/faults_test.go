@@ -169,7 +169,7 @@ func TestPendingKeyRevokedIsAbandoned(t *testing.T) {
 	ms := h.seedKey("svc/abandon", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	ctx := context.Background()
-	if _, err := h.engine(crashAt(rotator.StepPut)).Rotate(ctx, ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
+	if _, err := h.engine(crashAt(rotator.AfterPut)).Rotate(ctx, ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
 		t.Fatal(err)
 	}
 	pending, pid := h.store.peek(ms.Name, secretstore.StagePending)

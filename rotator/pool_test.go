@@ -32,8 +32,8 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	first := true
 	e := h.engine(func(c *rotator.Config) {
 		c.Workers = 1
-		c.Hooks.AfterStep = func(name string, s rotator.Step) error {
-			if s != rotator.StepCreate {
+		c.Hooks.AfterStep = func(name string, s rotator.Boundary) error {
+			if s != rotator.AfterCreate {
 				return nil
 			}
 			mu.Lock()

@@ -137,7 +137,7 @@ func (e *Engine) sweepGroup(ctx context.Context, secrets []inventory.ManagedSecr
 		ev.Severity = events.SeverityWarning
 		ev.Details = map[string]string{"action": "revoke_orphan", "created_at": k.CreatedAt.UTC().Format(time.RFC3339)}
 		e.emit(ctx, ev, events.StepSweep, events.OutcomeSucceeded, nil)
-		if err := e.hook(secretName, StepSweepRevoke); err != nil {
+		if err := e.hook(secretName, AfterSweepRevoke); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 	prev := h.current(ms.Name)
 	// Two rotations that died after their create and were never asked again.
 	for _, id := range []string{"lost-1", "lost-2"} {
-		if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(ctx, ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
+		if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +46,7 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 
 	h.fx.Clock.Advance(26 * time.Hour)
 	// Crash mid-sweep after the first revoke; the next sweep finishes.
-	_, err = h.engine(crashAt(rotator.StepSweepRevoke)).Sweep(ctx, []inventory.ManagedSecret{ms})
+	_, err = h.engine(crashAt(rotator.AfterSweepRevoke)).Sweep(ctx, []inventory.ManagedSecret{ms})
 	if !errors.Is(err, rotator.ErrAborted) {
 		t.Fatalf("err = %v", err)
 	}
@@ -126,7 +126,7 @@ func TestRetireSchedulesMissingEnd(t *testing.T) {
 	h := newHarness(t)
 	ms := h.seedKey("svc/noend", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
-	e := h.engine(crashAt(rotator.StepPromote))
+	e := h.engine(crashAt(rotator.AfterPromote))
 	if _, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
 		t.Fatal(err)
 	}

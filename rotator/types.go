@@ -97,27 +97,27 @@ type Job struct {
 	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
 }
 
-// Outcome is how a rotation ended.
-type Outcome string
+// Ending is how a rotation ended.
+type Ending string
 
 const (
 	// Rotated: a new credential is AWSCURRENT and the old one's end is scheduled.
-	Rotated Outcome = "rotated"
+	Rotated Ending = "rotated"
 	// Resumed: an in-flight rotation (possibly of another cause) was finished instead.
-	Resumed Outcome = "resumed"
+	Resumed Ending = "resumed"
 	// AlreadyDone: this rotation had already been promoted; the old
 	// credential's end was confirmed.
-	AlreadyDone Outcome = "already_done"
+	AlreadyDone Ending = "already_done"
 	// Superseded: this rotation's version exists but a later one replaced it.
-	Superseded Outcome = "superseded"
+	Superseded Ending = "superseded"
 	// NothingToResume: Resume found no rotation in flight.
-	NothingToResume Outcome = "nothing_to_resume"
+	NothingToResume Ending = "nothing_to_resume"
 )
 
 // Result describes one finished rotation. It holds ids, never secrets.
 type Result struct {
 	Secret            string
-	Outcome           Outcome
+	Outcome           Ending
 	VersionID         string
 	PreviousVersionID string
 	KeyID             string // new key or webhook secret id
@@ -127,24 +127,24 @@ type Result struct {
 	Attempts          int
 }
 
-// Step is a boundary inside a rotation where the AfterStep hook runs.
-type Step string
+// Boundary is a point inside a rotation where the AfterStep hook runs.
+type Boundary string
 
 const (
-	StepRevokeFirst Step = "revoke_first"
-	StepCreate      Step = "create"  // credential created at LakiConnect
-	StepPut         Step = "put"     // AWSPENDING version written
-	StepTest        Step = "test"    // pending credential proved
-	StepPromote     Step = "promote" // AWSCURRENT moved
-	StepEndOld      Step = "end_old" // old credential's end scheduled (or revoked)
-	StepSweepRevoke Step = "sweep_revoke"
+	AfterRevokeFirst Boundary = "revoke_first"
+	AfterCreate      Boundary = "create"  // credential created at LakiConnect
+	AfterPut         Boundary = "put"     // AWSPENDING version written
+	AfterTest        Boundary = "test"    // pending credential proved
+	AfterPromote     Boundary = "promote" // AWSCURRENT moved
+	AfterEndOld      Boundary = "end_old" // old credential's end scheduled (or revoked)
+	AfterSweepRevoke Boundary = "sweep_revoke"
 )
 
 // Hooks are test seams.
 type Hooks struct {
 	// AfterStep runs after each step; an error stops the engine right there,
 	// as a crash would: nothing more is written, no failure is recorded.
-	AfterStep func(secretName string, step Step) error
+	AfterStep func(secretName string, step Boundary) error
 }
 
 // ErrAborted wraps the AfterStep hook's error.

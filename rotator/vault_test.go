@@ -115,7 +115,7 @@ func vaultName(label string) string {
 
 func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 	srv := vaultserver.Start(t, vaultserver.Options{})
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote, rotator.AfterEndOld}
 	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
 		for _, step := range steps {
 			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {

@@ -98,7 +98,7 @@ func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
 func TestWebhookCrashAfterCreateReplays(t *testing.T) {
 	h := newHarness(t)
 	ms, first := h.seedWebhook("hooks/crash")
-	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err == nil {
+	if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err == nil {
 		t.Fatal("no crash")
 	}
 	res, err := h.engine(nil).Rotate(context.Background(), ms, basePolicy(), scheduled("s"))
@@ -129,7 +129,7 @@ func TestWebhookWithTwoLiveSecretsStillRotates(t *testing.T) {
 	h := newHarness(t)
 	ms, first := h.seedWebhook("hooks/two-live")
 	ctx := context.Background()
-	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(ctx, ms, basePolicy(), scheduled("killed")); err == nil {
+	if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), scheduled("killed")); err == nil {
 		t.Fatal("no crash")
 	}
 	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
