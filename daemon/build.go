@@ -114,20 +114,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	resolver := config.LocalResolver{LookupEnv: o.LookupEnv, AWS: storeResolver(stores)}
 
 	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
-	keys := map[lakiissuer.Target]lakiissuer.KeySource{}
+	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
 		if len(ec.LakiConnect.MasterMerchants) == 0 {
 			return nil, fmt.Errorf("environments.%s.lakiconnect.master_merchants: at least one is needed", env)
 		}
 		for _, m := range ec.LakiConnect.MasterMerchants {
-			keys[lakiissuer.Target{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
+			keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
 		}
 		// The client is built with the first merchant's key; every call
 		// goes out with the key of the merchant it acts for. Reading it
 		// now also fails fast when a management key is unreadable.
 		firstMM := ec.LakiConnect.MasterMerchants[0]
-		first, err := keys[lakiissuer.Target{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
+		first, err := keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.lakiconnect: management key %q: %w", env, firstMM.ManagementKey.Secret, err)
 		}
@@ -142,7 +142,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		clients[env] = c
 	}
-	issuers := lakiissuer.NewSource(clients, keys)
+	merchants, err := lakiconnect.NewMerchants(clients, keys)
+	if err != nil {
+		return nil, err
+	}
+	issuers := lakiissuer.FromMerchants(merchants)
 
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -185,7 +189,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, err
 	}
-	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
+	s.Scans = newScans(d, pols, merchants, scanMetrics)
 	s.Scans.own = ownCredentials(cfg, pols)
 
 	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
@@ -206,7 +210,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
 		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Metrics: s.Metrics.Handler(), Events: bus,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
-		Readiness: s.readiness(cfg, issuers),
+		Readiness: s.readiness(cfg, merchants),
 	})
 	return s, nil
 }

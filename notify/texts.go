@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // texts is what a notification says in words: a title, what happened and
@@ -222,7 +223,7 @@ func keyWords(id, otherwise string) string {
 	if id == "" {
 		return otherwise
 	}
-	return "key " + ShortID(id)
+	return "key " + laki.ShortID(id)
 }
 
 // sentence makes s a sentence: capitalised, ending in a full stop.
