@@ -41,7 +41,7 @@ type APIKey struct {
 	mu sync.Mutex
 	// fresh is AWSCURRENT as read after a 401, served while the cache still
 	// returns a key that LakiConnect refused.
-	fresh secret.Value
+	fresh secretstore.Credential
 	// refused holds hashes of keys LakiConnect answered 401 to (a few).
 	refused [][sha256.Size]byte
 }
@@ -86,16 +86,15 @@ func (k *APIKey) Credential(ctx context.Context) (secretstore.Credential, error)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.fresh.IsZero() {
+	if k.fresh.Secret.IsZero() {
 		return c, nil
 	}
 	if k.isRefused(c.Secret) {
 		// The cache has not caught up with the rotation yet.
-		fc, err := decode(k.name, k.fresh, secretstore.TypeAPIKey)
-		return fc, err
+		return k.fresh, nil
 	}
 	// The cache now serves a key nobody refused: the newest one.
-	k.fresh = secret.Value{}
+	k.fresh = secretstore.Credential{}
 	return c, nil
 }
 
@@ -116,8 +115,8 @@ func (k *APIKey) Key(ctx context.Context) (secret.Value, error) {
 func (k *APIKey) Refused(ctx context.Context, key secret.Value) (next secret.Value, changed bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.isRefused(key) && !k.fresh.IsZero() && !k.fresh.Equal(key) {
-		return k.fresh, true, nil
+	if k.isRefused(key) && !k.fresh.Secret.IsZero() && !k.fresh.Secret.Equal(key) {
+		return k.fresh.Secret, true, nil
 	}
 	out, err := k.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId: &k.name, VersionStage: ptr(secretstore.StageCurrent)})
@@ -135,7 +134,7 @@ func (k *APIKey) Refused(ctx context.Context, key secret.Value) (next secret.Val
 	if c.Secret.Equal(key) {
 		return key, false, nil
 	}
-	k.fresh = c.Secret
+	k.fresh = c
 	return c.Secret, true, nil
 }
 
