@@ -35,9 +35,9 @@ const Source = "lakirotator"
 
 // Detail types, one per step a consumer acts on.
 const (
-	DetailPromoted    = "Credential Promoted"     // AWSCURRENT holds a new credential: refresh now
-	DetailOldEnding   = "Old Credential Ending"   // the old credential's end is scheduled (ends_at)
-	DetailOldEnded    = "Old Credential Ended"    // the old credential no longer works
+	DetailPromoted    = "Credential Promoted"    // AWSCURRENT holds a new credential: refresh now
+	DetailOldEnding   = "Old Credential Ending"  // the old credential's end is scheduled (ends_at)
+	DetailOldEnded    = "Old Credential Ended"   // the old credential no longer works
 	DetailCompromised = "Credential Compromised" // a compromise rotation started: the old credential ends at once
 )
 
