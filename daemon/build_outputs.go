@@ -11,9 +11,9 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/notify"
-	"github.com/lakirotator/lakirotator/providers/eventbridge"
 	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
 	"github.com/lakirotator/lakirotator/notify/terminal"
+	"github.com/lakirotator/lakirotator/providers/eventbridge"
 )
 
 func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
