@@ -205,6 +205,7 @@ func sampleConfigVars(env string, webhook bool) map[string]cty.Value {
 		"policies_dir":         cty.StringVal("/etc/lakirotator/policies"),
 		"http_port":            cty.NumberIntVal(8080),
 		"log_level":            cty.StringVal("info"),
+		"event_bus":            cty.StringVal("lakirotator-" + env + "-consumers"),
 		"master_merchants": cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
 			"id":                    cty.StringVal(mm),
 			"management_key_secret": cty.StringVal("lakirotator/" + env + "/management-key"),

@@ -246,3 +246,8 @@ func (p *Publisher) publish(en entry) {
 		wait = min(2*wait, 30*time.Second)
 	}
 }
+
+// Operations lists the EventBridge API operations the publisher calls; the
+// Terraform module consumer-events grants exactly these (a test holds the
+// two equal).
+func Operations() []string { return []string{"PutEvents"} }

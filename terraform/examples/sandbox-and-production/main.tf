@@ -64,6 +64,7 @@ locals {
       policies_dir         = local.policies_dir
       http_port            = local.http_port
       log_level            = var.log_level
+      event_bus            = "${local.env[e].name}-consumers"
       master_merchants = [
         {
           id                    = local.env[e].master_merchant_id
@@ -126,6 +127,17 @@ module "rotator" {
     subnet_ids      = local.env[each.key].public_receiver.subnet_ids
     paths           = [local.receiver_path[each.key]]
   }
+}
+
+# Rotation events for consumers (config environments.*.eventbridge), with
+# the example rule to SQS.
+module "consumer_events" {
+  source   = "../../modules/consumer-events"
+  for_each = local.environments
+
+  bus_name               = "${local.env[each.key].name}-consumers"
+  environment            = each.key
+  rotator_task_role_name = module.rotator[each.key].task_role_name
 }
 
 module "secrets" {

@@ -42,3 +42,8 @@ output "receiver_zone_id" {
   description = "Route 53 zone id of the public receiver's load balancer, for an alias record, or null when public_receiver is null."
   value       = one(aws_lb.receiver[*].zone_id)
 }
+
+output "task_role_name" {
+  description = "Name of the daemon's task role: pass it to consumer-events as rotator_task_role_name."
+  value       = aws_iam_role.task.name
+}
