@@ -430,6 +430,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 		RevokeFirstOnCompromise: p.RevokeFirstOnCompromise,
 		ExpiresAfter:            p.HardExpiry.ExpiresAfter,
 		LastUsedWarning:         p.Alerts.LastUsedWarning,
+		LastUsedWarningFraction: p.Alerts.LastUsedWarningFraction,
 	}
 }
 
