@@ -77,6 +77,7 @@ type Daemon struct {
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
 	facts                     credentialFacts                    // what stored versions say, by version id
+	oldCreds                  oldCredentials                     // the last retire pass's view of old credentials in grace
 	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 
 	escalateAfter time.Duration
@@ -526,6 +527,8 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 			d.log.Error("retire check failed", "secret", e.Managed.Name, "err", err)
 			continue
 		}
+		prev, _ := e.Stored.VersionWithStage(secretstore.StagePrevious)
+		d.oldCreds.record(e.Managed.Name, prev.ID, res, httpapi.OldCredential{CheckedAt: now.UTC()})
 		if res.State != rotator.RetireNone && res.State != rotator.RetireInGrace {
 			d.log.Info("old credential retired", "secret", e.Managed.Name, "key_id", res.KeyID, "state", res.State)
 		}
@@ -554,6 +557,7 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			st.PreviousVersion = prev.ID
+			st.OldCredential, _ = d.oldCreds.of(e.Managed.Name, prev.ID)
 		}
 		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 			st.NextRotation = &next
