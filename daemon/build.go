@@ -182,7 +182,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err
 	}
-	if err := s.buildNotifications(ctx, cfg, o, bus, resolver); err != nil {
+	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
 		return nil, err
 	}
 	if err := s.buildEventBridge(ctx, cfg, o, bus); err != nil {
