@@ -2,11 +2,13 @@ package daemon_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -58,6 +60,15 @@ alerts: {last_used_warning_fraction: 0.5}
 		t.Errorf("last_used_at %s, want the minute of the call %s", oc.LastUsedAt, w.clk.Now().Truncate(time.Minute))
 	}
 
+	if vs, err := r.svc.Scans.Check(ctx); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, v := range vs {
+			if v.Reason == policies.OldKeyStillInUse {
+				t.Errorf("early in the grace, policy check already reports %+v", v)
+			}
+		}
+	}
 	w.clk.Advance(30 * time.Minute) // past half of the 1 h grace
 	r.svc.Daemon.RetirePass(ctx)
 	inv, err = r.client.Inventory(ctx)
@@ -66,6 +77,27 @@ alerts: {last_used_warning_fraction: 0.5}
 	}
 	if oc := oldCredentialOf(t, inv, secCheckout); !oc.StillInUse {
 		t.Fatalf("past half the grace: %+v", oc)
+	}
+	// plan and policy check name the consumer still on the old key.
+	vs, err := r.svc.Scans.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vs {
+		found = found || (v.Reason == policies.OldKeyStillInUse && v.Secret == secCheckout && v.KeyID == old.KeyID)
+	}
+	if !found {
+		t.Errorf("policy check: no old_key_still_in_use for %s key %s in %+v", secCheckout, old.KeyID, vs)
+	}
+	items, err := r.svc.Plan(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Secret == secCheckout && !slices.Contains(it.Violations, string(policies.OldKeyStillInUse)) {
+			t.Errorf("plan of %s: violations %v, want old_key_still_in_use", secCheckout, it.Violations)
+		}
 	}
 	warns := eventsWhere(r.rec, func(e events.Event) bool {
 		return e.Step == events.StepAlert && e.Outcome == events.OutcomeWarning && e.Secret == secCheckout && e.Details["action"] == "old_key_still_used"

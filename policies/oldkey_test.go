@@ -1,20 +1,20 @@
-package rotator
+package policies
 
 import (
 	"testing"
 	"time"
 )
 
-func TestOldKeyStillUsedNearEnd(t *testing.T) {
+func TestOldKeyStillUsed(t *testing.T) {
 	start := time.Date(2026, 6, 1, 9, 0, 30, 0, time.UTC) // promotion
 	end := start.Add(10 * time.Hour)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	ptr := func(t time.Time) *time.Time { return &t }
-	frac := RotationPolicy{LastUsedWarningFraction: 0.8}
-	dur := RotationPolicy{LastUsedWarning: time.Hour}
+	frac := Alerts{LastUsedWarningFraction: 0.8}
+	dur := Alerts{LastUsedWarning: time.Hour}
 	cases := []struct {
 		name string
-		pol  RotationPolicy
+		pol  Alerts
 		now  time.Time
 		last *time.Time
 		want bool
@@ -27,10 +27,10 @@ func TestOldKeyStillUsedNearEnd(t *testing.T) {
 		{"fraction: past the end", frac, end, ptr(at(9 * time.Hour)), false},
 		{"duration: used recently within the last hour", dur, at(9*time.Hour + 30*time.Minute), ptr(at(9 * time.Hour)), true},
 		{"duration: last use older than the window", dur, at(9*time.Hour + 30*time.Minute), ptr(at(7 * time.Hour)), false},
-		{"off", RotationPolicy{}, at(9 * time.Hour), ptr(at(9 * time.Hour)), false},
+		{"off", Alerts{}, at(9 * time.Hour), ptr(at(9 * time.Hour)), false},
 	}
 	for _, c := range cases {
-		if got := oldKeyStillUsedNearEnd(c.pol, c.now, end, start, c.last); got != c.want {
+		if got := OldKeyStillUsed(c.pol, c.now, start, end, c.last); got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
 		}
 	}
