@@ -3,6 +3,11 @@ output "task_role_arn" {
   value       = aws_iam_role.task.arn
 }
 
+output "task_role_name" {
+  description = "Name of the daemon's task role: pass it to audit-anchor as rotator_role_name and to consumer-events as rotator_task_role_name."
+  value       = aws_iam_role.task.name
+}
+
 output "execution_role_arn" {
   description = "ARN of the ECS execution role (image pull, logs)."
   value       = aws_iam_role.execution.arn
@@ -41,9 +46,4 @@ output "receiver_dns_name" {
 output "receiver_zone_id" {
   description = "Route 53 zone id of the public receiver's load balancer, for an alias record, or null when public_receiver is null."
   value       = one(aws_lb.receiver[*].zone_id)
-}
-
-output "task_role_name" {
-  description = "Name of the daemon's task role: pass it to consumer-events as rotator_task_role_name."
-  value       = aws_iam_role.task.name
 }
