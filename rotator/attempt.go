@@ -257,8 +257,12 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		// names the version that is AWSCURRENT and, once a secret has been
 		// rotated, whether another rotation is in flight (AWSPENDING off the
 		// current version).
-		if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
-			return res, err
+		// (A revoke-first compromise read it before its revoke, moments
+		// ago: that read stands, keeping the call budget.)
+		if old == nil {
+			if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
+				return res, err
+			}
 		}
 		if mm := *m; !mm.announced {
 			mm.created.PreviousKeyID = res.PreviousKeyID
