@@ -6,28 +6,51 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/dashboard"
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/policies"
 )
 
 // dashboardSource is what the dashboard reads: the daemon's inventory, the
-// audit file it writes, and the loaded policies.
+// audit file it writes, and each secret's key id and scopes against policy
+// (ReportInventory, which reads every secret's value, so kept for a minute
+// that polling browsers do not read the whole store each time).
 type dashboardSource struct {
-	d         *Daemon
+	svc       *Service
 	auditFile string
-	pols      *policies.Set
+
+	mu     sync.Mutex
+	states []audit.SecretState
+	at     time.Time
 }
 
-func (s dashboardSource) Inventory(ctx context.Context) (httpapi.Inventory, error) {
-	return s.d.Inventory(ctx)
+// statesTTL is how long the secrets' read states are shown before a re-read.
+const statesTTL = time.Minute
+
+func (s *dashboardSource) SecretStates(ctx context.Context) ([]audit.SecretState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.svc.Daemon.clock.Now()
+	if s.states != nil && now.Sub(s.at) < statesTTL && !now.Before(s.at) {
+		return s.states, nil
+	}
+	st, err := s.svc.ReportInventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.states, s.at = st, now
+	return st, nil
 }
 
-func (s dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) {
+func (s *dashboardSource) Inventory(ctx context.Context) (httpapi.Inventory, error) {
+	return s.svc.Daemon.Inventory(ctx)
+}
+
+func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) {
 	if s.auditFile == "" {
 		return nil, nil
 	}
@@ -42,18 +65,10 @@ func (s dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) {
 	return audit.ReadRecords(f)
 }
 
-func (s dashboardSource) PolicyMaxAge(name string) (time.Duration, bool) {
-	p, ok := s.pols.Get(name)
-	if !ok {
-		return 0, false
-	}
-	return p.MaxAge, true
-}
-
 // buildDashboard makes the read-only /ui/ handler, authenticating as the API does.
 func (s *Service) buildDashboard(cfg *config.Config, o BuildOptions, tokens httpapi.TokenMatcher) (*dashboard.Handler, error) {
 	return dashboard.New(dashboard.Options{
-		Source: dashboardSource{d: s.Daemon, auditFile: cfg.Audit.File, pols: s.Policies},
+		Source: &dashboardSource{svc: s, auditFile: cfg.Audit.File},
 		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger,
 	})
 }

@@ -76,10 +76,10 @@ func (a *auth) sign(payload string) string {
 }
 
 // newSession is the cookie value for principal: "principal|unix-expiry|mac".
-func (a *auth) newSession(principal string) (string, time.Time) {
+func (a *auth) newSession(principal string) string {
 	exp := a.now().Add(a.ttl)
 	payload := base64.RawURLEncoding.EncodeToString([]byte(principal)) + "|" + strconv.FormatInt(exp.Unix(), 10)
-	return payload + "|" + a.sign(payload), exp
+	return payload + "|" + a.sign(payload)
 }
 
 func (a *auth) verifySession(v string) (string, string) {
@@ -107,10 +107,12 @@ func (a *auth) verifySession(v string) (string, string) {
 }
 
 // cookie builds the session cookie: HttpOnly, SameSite=Strict, and Secure
-// unless the daemon answers on loopback (where plain http is allowed).
-func (a *auth) cookie(r *http.Request, value string, exp time.Time) *http.Cookie {
+// unless the daemon answers on loopback (where plain http is allowed). It
+// is a browser-session cookie: the expiry that counts is the signed one in
+// its value, on the daemon's clock, which the browser's may not agree with.
+func (a *auth) cookie(r *http.Request, value string) *http.Cookie {
 	return &http.Cookie{
-		Name: sessionCookie, Value: value, Path: "/ui/", Expires: exp,
+		Name: sessionCookie, Value: value, Path: "/ui/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || !servedOnLoopback(r),
 	}
 }

@@ -32,8 +32,9 @@ type Source interface {
 	Inventory(ctx context.Context) (httpapi.Inventory, error)
 	// AuditRecords is the audit trail so far (nil when none is kept).
 	AuditRecords(ctx context.Context) ([]audit.Record, error)
-	// PolicyMaxAge is the named policy's maximum key age.
-	PolicyMaxAge(policy string) (time.Duration, bool)
+	// SecretStates is each secret's current key id and scopes against its
+	// policy (the daemon may answer from a short cache: it reads the store).
+	SecretStates(ctx context.Context) ([]audit.SecretState, error)
 }
 
 // Options configures the dashboard.
@@ -151,13 +152,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, "login", map[string]any{"Next": next, "Error": "That token is not accepted."})
 		return
 	}
-	v, exp := h.auth.newSession(who)
-	http.SetCookie(w, h.auth.cookie(r, v, exp))
+	http.SetCookie(w, h.auth.cookie(r, h.auth.newSession(who)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	c := h.auth.cookie(r, "", time.Unix(0, 0))
+	c := h.auth.cookie(r, "")
 	c.MaxAge = -1
 	http.SetCookie(w, c)
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)

@@ -33,7 +33,17 @@ type memSource struct {
 
 func (m *memSource) Inventory(context.Context) (httpapi.Inventory, error) { return m.inv, nil }
 func (m *memSource) AuditRecords(context.Context) ([]audit.Record, error) { return m.recs, nil }
-func (m *memSource) PolicyMaxAge(p string) (time.Duration, bool)          { return 30 * 24 * time.Hour, p != "" }
+func (m *memSource) SecretStates(context.Context) ([]audit.SecretState, error) {
+	out := make([]audit.SecretState, len(m.inv.Secrets))
+	for i, s := range m.inv.Secrets {
+		out[i] = audit.SecretState{Name: s.Name, KeyID: fmt.Sprintf("key_%08d", i), PolicyMaxAge: 30 * 24 * time.Hour,
+			Scopes: []string{"reports:read"}, PolicyScopes: []string{"reports:read"}}
+		if i == 3 {
+			out[i].Scopes = []string{"payments:write", "reports:read"}
+		}
+	}
+	return out, nil
+}
 
 var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
@@ -215,8 +225,8 @@ func TestEmergenciesAndViolationsFromTheAuditTrail(t *testing.T) {
 		t.Error("violations page lacks the scope violation or the spike")
 	}
 	_, body, _ = get(t, c, srv.URL+"/ui/", auth...)
-	if !strings.Contains(body, "excess scopes: payments:write") || !strings.Contains(body, "…1234") {
-		t.Error("inventory does not show the scope problem or the rotated key's last 4")
+	if !strings.Contains(body, `<span class="bad">excess: payments:write</span>`) || !strings.Contains(body, "…0003") {
+		t.Error("inventory does not show the excess scope against the policy, or the current key's last 4")
 	}
 	_, body, _ = get(t, c, srv.URL+"/ui/timeline?format=json", auth...)
 	var days []dashboard.DayCount

@@ -31,10 +31,16 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
 			matched = append(matched, s)
 		}
 	}
-	row := func(s httpapi.SecretStatus) InventoryRow {
-		maxAge, _ := h.o.Source.PolicyMaxAge(s.Policy)
-		return inventoryRow(s, maxAge, f)
+	states := map[string]audit.SecretState{}
+	if sts, err := h.o.Source.SecretStates(r.Context()); err != nil {
+		// The inventory still shows; key ids and scopes fall back to the audit trail.
+		h.o.Logger.Warn("dashboard: secret states unavailable", "err", err)
+	} else {
+		for _, st := range sts {
+			states[st.Name] = st
+		}
 	}
+	row := func(s httpapi.SecretStatus) InventoryRow { return inventoryRow(s, states[s.Name], f) }
 	// Downloads carry every matching row, not one page of them.
 	if download(w, r, "inventory", func() table {
 		rows := make([]InventoryRow, len(matched))
@@ -62,7 +68,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
 		if s.PendingVersion != "" {
 			inFlight++
 		}
-		if m, ok := h.o.Source.PolicyMaxAge(s.Policy); ok && m > 0 && s.AgeSeconds > int64(m/time.Second) {
+		if m := states[s.Name].PolicyMaxAge; m > 0 && s.AgeSeconds > int64(m/time.Second) {
 			overdue++
 		}
 	}
@@ -144,11 +150,11 @@ func (h *Handler) violations(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "audit trail", err)
 		return
 	}
-	vs := f.report.OpenViolations
+	vs := f.violations
 	if download(w, r, "violations", func() table {
 		t := table{Header: []string{"kind", "secret", "reason", "since", "details"}, JSON: map[string]any{"open_violations": vs, "auth_alerts": f.authSpikes}}
 		for _, v := range vs {
-			t.Rows = append(t.Rows, []string{"violation", v.Secret, v.Reason, v.Since.UTC().Format(time.RFC3339), detailString(v.Details)})
+			t.Rows = append(t.Rows, []string{"violation", v.Secret, v.Reason + ifThen(v.Message != "", ": "+v.Message), v.Since.UTC().Format(time.RFC3339), detailString(v.Details)})
 		}
 		for _, a := range f.authSpikes {
 			t.Rows = append(t.Rows, []string{"alert", a.Secret, a.Reason, a.Time.UTC().Format(time.RFC3339), a.Details})

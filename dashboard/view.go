@@ -99,7 +99,21 @@ type facts struct {
 	oldUsedAt  map[string]string   // old credential's last use, from "still in use" alerts
 	report     audit.Report
 	authSpikes []AuthSpike
+	violations []ViolationView
 	records    []audit.Record
+}
+
+// ViolationView is an open violation with the scan's message (which scopes, how old).
+type ViolationView struct {
+	audit.Violation
+	Message string `json:"message,omitempty"`
+}
+
+// scopeReasons are the policy reasons about scopes, as the inventory names them.
+var scopeReasons = map[string]string{
+	"over_privileged":            "excess scopes",
+	"under_privileged":           "missing scopes",
+	"management_key_over_scoped": "excess scopes (management key)",
 }
 
 // AuthSpike is one 401/403 alert or a burst of refused requests to the daemon.
@@ -118,9 +132,17 @@ func buildFacts(recs []audit.Record, now time.Time) facts {
 			f.key[row.Name] = row.Key
 		}
 	}
+	message := map[[2]string]string{} // latest message of a violation, by secret and reason
+	for _, r := range recs {
+		if e := r.Event; e.Step == events.StepViolation && e.Error != "" {
+			message[[2]string{e.Secret, firstNonEmpty(e.Details["reason"], e.Reason)}] = e.Error
+		}
+	}
 	for _, v := range f.report.OpenViolations {
-		if strings.Contains(strings.ToLower(v.Reason), "scope") {
-			f.scopes[v.Secret] = append(f.scopes[v.Secret], v.Reason)
+		msg := message[[2]string{v.Secret, v.Reason}]
+		f.violations = append(f.violations, ViolationView{Violation: v, Message: msg})
+		if label, ok := scopeReasons[v.Reason]; ok || strings.Contains(v.Reason, "scope") {
+			f.scopes[v.Secret] = append(f.scopes[v.Secret], firstNonEmpty(label, v.Reason))
 		}
 	}
 	for _, r := range recs {
@@ -162,11 +184,25 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func inventoryRow(s httpapi.SecretStatus, maxAge time.Duration, f facts) InventoryRow {
+func inventoryRow(s httpapi.SecretStatus, st audit.SecretState, f facts) InventoryRow {
+	key := f.key[s.Name]
+	if st.KeyID != "" {
+		key = last4(st.KeyID)
+	}
+	problems := f.scopes[s.Name]
+	if st.PolicyScopes != nil && st.Scopes != nil { // what the key holds against its policy, now
+		problems = nil
+		if x := missingFrom(st.Scopes, st.PolicyScopes); len(x) > 0 {
+			problems = append(problems, "excess: "+strings.Join(x, ", "))
+		}
+		if x := missingFrom(st.PolicyScopes, st.Scopes); len(x) > 0 {
+			problems = append(problems, "missing: "+strings.Join(x, ", "))
+		}
+	}
 	return InventoryRow{
 		Name: s.Name, Environment: s.Environment, Merchant: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
-		Key: f.key[s.Name], AgeSeconds: s.AgeSeconds, MaxAgeSeconds: int64(maxAge / time.Second),
-		ScopeProblems: f.scopes[s.Name], NextDue: s.NextRotation, InFlight: s.PendingVersion != "",
+		Key: key, AgeSeconds: max(0, s.AgeSeconds), MaxAgeSeconds: int64(st.PolicyMaxAge / time.Second),
+		ScopeProblems: problems, NextDue: s.NextRotation, InFlight: s.PendingVersion != "",
 		Failures: s.Failures, LastFailure: s.LastFailure, InGrace: s.PreviousVersion != "",
 		OldLastUsedAt: ifThen(s.PreviousVersion != "", f.oldUsedAt[s.Name]),
 	}
@@ -252,4 +288,25 @@ func exposureToRevocation(em audit.Emergency) time.Duration {
 		}
 	}
 	return 0
+}
+
+// missingFrom is what a holds that b does not, sorted.
+func missingFrom(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// last4 shows an id by its last 4 characters, as the audit report does.
+func last4(id string) string {
+	r := []rune(id)
+	if len(r) <= 4 {
+		return "…" + id
+	}
+	return "…" + string(r[len(r)-4:])
 }
