@@ -26,6 +26,12 @@ type dashboardSource struct {
 	mu     sync.Mutex
 	states []audit.SecretState
 	at     time.Time
+
+	// The audit file's records, parsed again only when the file changes.
+	recMu   sync.Mutex
+	records []audit.Record
+	recSize int64
+	recMod  time.Time
 }
 
 // statesTTL is how long the secrets' read states are shown before a re-read.
@@ -62,7 +68,21 @@ func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) 
 		return nil, fmt.Errorf("audit.file: %w", err)
 	}
 	defer f.Close()
-	return audit.ReadRecords(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit.file: %w", err)
+	}
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	if s.records != nil && fi.Size() == s.recSize && fi.ModTime().Equal(s.recMod) {
+		return s.records, nil
+	}
+	recs, err := audit.ReadRecords(f)
+	if err != nil {
+		return nil, err
+	}
+	s.records, s.recSize, s.recMod = recs, fi.Size(), fi.ModTime()
+	return recs, nil
 }
 
 // buildDashboard makes the read-only /ui/ handler, authenticating as the API does.

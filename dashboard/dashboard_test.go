@@ -259,3 +259,28 @@ func BenchmarkInventoryPage10k(b *testing.B) {
 		}
 	}
 }
+
+func TestSessionEndsAfterItsTTL(t *testing.T) {
+	clock := now
+	h, err := dashboard.New(dashboard.Options{Source: source(2), Tokens: tokens{}, SessionTTL: 10 * time.Minute, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c := noRedirect()
+	resp, err := c.PostForm(srv.URL+"/ui/login", url.Values{"token": {testToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookie := resp.Cookies()[0].Name + "=" + resp.Cookies()[0].Value
+	clock = now.Add(9 * time.Minute)
+	if code, _, _ := get(t, c, srv.URL+"/ui/", "Cookie", cookie); code != http.StatusOK {
+		t.Fatalf("session within its TTL: %d", code)
+	}
+	clock = now.Add(10 * time.Minute)
+	if code, _, _ := get(t, c, srv.URL+"/ui/", "Cookie", cookie); code != http.StatusSeeOther {
+		t.Fatalf("session past its TTL: %d, want the login redirect", code)
+	}
+}
