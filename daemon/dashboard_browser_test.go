@@ -309,6 +309,10 @@ func TestDashboardInABrowser(t *testing.T) {
 			t.Errorf("emergencies page lacks %q", want)
 		}
 	}
+	// Zero grace for a compromise: the exposed key ends within the rotation.
+	if d, err := time.ParseDuration(b.text("section.emergency .to-revocation")); err != nil || d > time.Minute {
+		t.Errorf("exposure to revocation = %v (%v), want the time the rotation took", d, err)
+	}
 	for _, step := range []string{"create", "test", "promote", "retire"} {
 		if !slices.Contains(steps, step) {
 			t.Errorf("emergency steps %v lack %s", steps, step)

@@ -124,7 +124,7 @@ func (h *Handler) emergencies(w http.ResponseWriter, r *http.Request) {
 	for i := len(f.report.Emergencies) - 1; i >= 0; i-- { // newest first
 		em := f.report.Emergencies[i]
 		v := EmergencyView{Emergency: em}
-		if d := exposureToRevocation(em); d > 0 {
+		if d, ok := exposureToRevocation(em, f.records, h.o.Now()); ok {
 			v.ToRevocation = d.Round(time.Second).String()
 		}
 		list = append(list, v)
@@ -183,12 +183,13 @@ type chart struct {
 	W, H, Base float64
 	Bars       []bar
 	Marks      []bar // emergencies
+	Ticks      []bar // day labels under the axis
 	Max        int
 	Label      string
 }
 
 func timelineChart(days []DayCount) chart {
-	const w, h, top, base = 720.0, 200.0, 10.0, 180.0
+	const w, h, top, base = 720.0, 215.0, 10.0, 180.0
 	c := chart{W: w, H: h, Base: base}
 	for _, d := range days {
 		c.Max = max(c.Max, d.Total)
@@ -208,6 +209,9 @@ func timelineChart(days []DayCount) chart {
 			c.Bars = append(c.Bars, bar{X: float64(i)*slot + 2, Y: y, W: slot - 4, H: hh, Cause: string(cause), Label: fmt.Sprintf("%s: %d %s", d.Day, n, cause)})
 		}
 		total += d.Total
+		if i%7 == 0 || i == len(days)-1 {
+			c.Ticks = append(c.Ticks, bar{X: float64(i)*slot + slot/2, Y: base + 30, Label: d.Day[5:]})
+		}
 		if len(d.Emergencies) > 0 {
 			emerg += len(d.Emergencies)
 			c.Marks = append(c.Marks, bar{X: float64(i)*slot + slot/2, Y: base + 4, Label: d.Day + ": " + strings.Join(d.Emergencies, ", ")})

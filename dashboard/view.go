@@ -279,15 +279,26 @@ func timeline(recs []audit.Record, emerg []audit.Emergency, now time.Time) []Day
 	return out
 }
 
-// exposureToRevocation is the time from an emergency's start to the first
-// old credential ended (retire succeeded), or 0 when none was.
-func exposureToRevocation(em audit.Emergency) time.Duration {
-	for _, s := range em.Timeline {
-		if s.Step == events.StepRetire && s.Outcome == events.OutcomeSucceeded {
-			return s.Time.Sub(em.Start)
+// exposureToRevocation is the time from an emergency's start to the end of
+// the exposed credential: a revoke-first retire that succeeded, or the
+// end_old retire's ends_at (at once for a zero grace). ok is false while
+// no end is known or the end is still ahead of now.
+func exposureToRevocation(em audit.Emergency, recs []audit.Record, now time.Time) (time.Duration, bool) {
+	for _, r := range recs {
+		e := r.Event
+		if e.TriggerID != em.TriggerID || e.Step != events.StepRetire {
+			continue
+		}
+		switch e.Outcome {
+		case events.OutcomeSucceeded:
+			return e.Time.Sub(em.Start), true
+		case events.OutcomeStarted:
+			if end, err := time.Parse(time.RFC3339, e.Details["ends_at"]); err == nil && !end.After(now) {
+				return max(0, end.Sub(em.Start)), true
+			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // missingFrom is what a holds that b does not, sorted.
