@@ -89,6 +89,6 @@ func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) 
 func (s *Service) buildDashboard(cfg *config.Config, o BuildOptions, tokens httpapi.TokenMatcher) (*dashboard.Handler, error) {
 	return dashboard.New(dashboard.Options{
 		Source: &dashboardSource{svc: s, auditFile: cfg.Audit.File},
-		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger,
+		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger, Events: s.Daemon.Events(),
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	Refresh time.Duration
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Events receives a refused login or bearer token, as the API records its
+	// refusals (a browser without a session is sent to the login, not recorded).
+	Events events.Sink
 }
 
 //go:embed assets
@@ -80,6 +84,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Events == nil {
+		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
 	}
 	a, err := newAuth(o.Tokens, o.ClientCAs, o.SessionTTL, o.Now)
 	if err != nil {
@@ -119,6 +126,9 @@ func (h *Handler) authenticated(next http.HandlerFunc) http.Handler {
 		who, why := h.auth.principal(r)
 		if who == "" {
 			h.o.Logger.Warn("dashboard request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "why", why)
+			if r.Header.Get("Authorization") != "" {
+				h.refused(r, why)
+			}
 			if r.URL.Query().Get("format") != "" || r.Header.Get("Authorization") != "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lakirotator"`)
 				http.Error(w, why, http.StatusUnauthorized)
@@ -148,6 +158,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	who, why := h.auth.matchToken(r.PostFormValue("token"))
 	if who == "" {
 		h.o.Logger.Warn("dashboard login refused", "remote", r.RemoteAddr, "why", why)
+		h.refused(r, "dashboard login: "+why)
 		w.WriteHeader(http.StatusUnauthorized)
 		h.render(w, r, "login", map[string]any{"Next": next, "Error": "That token is not accepted."})
 		return
@@ -161,6 +172,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	c.MaxAge = -1
 	http.SetCookie(w, c)
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// refused records a refused credential, as the API records its refusals.
+func (h *Handler) refused(r *http.Request, why string) {
+	h.o.Events.Emit(r.Context(), events.Event{
+		Time: h.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
+		Source: events.SourceHTTP, Reason: why,
+		Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": "401"},
+	})
 }
 
 // safeNext keeps a redirect target inside the dashboard.

@@ -115,7 +115,13 @@ func TestUnauthenticatedIsRefusedOrSentToLogin(t *testing.T) {
 }
 
 func TestTokenLoginSetsAStrictHttpOnlySession(t *testing.T) {
-	srv := newServer(t, source(3))
+	rec := &events.Recorder{}
+	h, err := dashboard.New(dashboard.Options{Source: source(3), Tokens: tokens{}, Now: func() time.Time { return now }, Events: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
 	c := noRedirect()
 	resp, err := c.PostForm(srv.URL+"/ui/login", url.Values{"token": {"nope"}, "next": {"/ui/violations"}})
 	if err != nil {
@@ -124,6 +130,9 @@ func TestTokenLoginSetsAStrictHttpOnlySession(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
 		t.Fatalf("bad token login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	if evs := rec.Events(); len(evs) != 1 || evs[0].Step != events.StepAuth || evs[0].Outcome != events.OutcomeRefused || strings.Contains(fmt.Sprint(evs[0]), "nope") {
+		t.Fatalf("refused login recorded as %+v, want one auth refusal without the presented token", evs)
 	}
 	resp, err = c.PostForm(srv.URL+"/ui/login", url.Values{"token": {testToken}, "next": {"https://evil.example/"}})
 	if err != nil {
