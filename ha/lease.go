@@ -103,6 +103,7 @@ type Lease struct {
 	validUntil time.Time // by this replica's clock: stop starting work from here
 	seen       string    // the renewal value last read while not holding
 	seenAt     time.Time // when it was first read, by this replica's clock
+	seenTTL    time.Duration
 }
 
 // New checks the options and fills in the defaults.
@@ -211,15 +212,16 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 		})
 		return l.took(err, token, sent)
 	}
+	// The holder's own TTL counts when it is longer than ours: a replica
+	// with a shorter setting must not take a lease early.
+	ttl := max(r.ttl, l.o.TTL)
 	l.mu.Lock()
 	if r.renewal != l.seen {
 		l.seen, l.seenAt = r.renewal, l.o.Clock.Now()
 	}
+	l.seenTTL = ttl
 	waited := l.o.Clock.Now().Sub(l.seenAt)
 	l.mu.Unlock()
-	// The holder's own TTL counts when it is longer than ours: a replica
-	// with a shorter setting must not take a lease early.
-	ttl := max(r.ttl, l.o.TTL)
 	if r.holder != "" && waited < ttl {
 		return false, nil
 	}
@@ -389,13 +391,19 @@ func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context, token in
 			go func(done chan struct{}) { defer close(done); lead(lctx, token) }(leadDone)
 		}
 		wait := l.o.Renew
+		l.mu.Lock()
 		if held {
-			l.mu.Lock()
 			// Wake by the end of the holding too, so a renewal that hangs
 			// past it still ends the lead in time.
 			wait = min(wait, l.validUntil.Sub(l.o.Clock.Now()))
-			l.mu.Unlock()
+		} else if l.seen != "" {
+			// Look again right when the lease seen would have run out: a
+			// killed holder's work is taken over within one TTL.
+			if due := l.seenAt.Add(l.seenTTL).Sub(l.o.Clock.Now()); due > 0 {
+				wait = min(wait, due+10*time.Millisecond)
+			}
 		}
+		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
