@@ -56,6 +56,10 @@ import (
 	"github.com/lakirotator/lakirotator/internal/clock"
 )
 
+// DefaultName is the lease's key in its table when none is configured; the
+// Terraform's IAM condition names it.
+const DefaultName = "lakirotator"
+
 // DefaultTTL is the lease duration when none is configured.
 const DefaultTTL = 15 * time.Second
 
@@ -112,7 +116,7 @@ func New(o Options) (*Lease, error) {
 		return nil, errors.New("ha: a DynamoDB client and a table name are required")
 	}
 	if o.Name == "" {
-		o.Name = "lakirotator"
+		o.Name = DefaultName
 	}
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
