@@ -253,6 +253,10 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	slot := f.Slot.Format(time.RFC3339)
+	if !d.Holding() {
+		d.log.Debug("scheduled rotations due on the lease holder, not here", "policy", f.Plan, "slot", slot)
+		return
+	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
 	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
 	d.submitAll(entries, cause)

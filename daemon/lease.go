@@ -35,6 +35,12 @@ func (s *leadState) set(ctx context.Context) {
 	s.mu.Unlock()
 }
 
+func (s *leadState) clear() {
+	s.mu.Lock()
+	s.ctx = nil
+	s.mu.Unlock()
+}
+
 func (s *leadState) get() context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,7 +76,7 @@ func (d *Daemon) runLease(ctx context.Context) {
 	d.lead.Run(ctx, func(hctx context.Context, token int64) {
 		d.log.Info("lease held: this replica runs scheduled slots, sweeps and scans", "token", token)
 		d.leading.set(hctx)
-		defer d.leading.set(nil)
+		defer d.leading.clear()
 		select {
 		case <-d.quit:
 			return

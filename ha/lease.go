@@ -89,8 +89,12 @@ type Options struct {
 	// (New appends a random suffix).
 	Holder string
 	TTL    time.Duration // default 15s
-	// Renew is how often the holder renews and a contender looks (default TTL/3).
+	// Renew is how often the holder renews (default TTL/3).
 	Renew time.Duration
+	// Poll is how often a replica without the lease reads it (default
+	// TTL/10): it sees the last renewal at most this late, so it takes
+	// over from a killed holder at most one TTL and one Poll after the kill.
+	Poll time.Duration
 	// Margin is how long before its lease would end by its own clock the
 	// holder stops starting work (default TTL/5).
 	Margin time.Duration
@@ -123,6 +127,9 @@ func New(o Options) (*Lease, error) {
 	}
 	if o.Renew <= 0 {
 		o.Renew = o.TTL / 3
+	}
+	if o.Poll <= 0 {
+		o.Poll = o.TTL / 10
 	}
 	if o.Margin <= 0 {
 		o.Margin = o.TTL / 5
@@ -400,9 +407,13 @@ func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context, token in
 			// Wake by the end of the holding too, so a renewal that hangs
 			// past it still ends the lead in time.
 			wait = min(wait, l.validUntil.Sub(l.o.Clock.Now()))
-		} else if l.seen != "" {
+		} else {
+			wait = min(wait, l.o.Poll)
+		}
+		if !held && l.seen != "" {
 			// Look again right when the lease seen would have run out: a
-			// killed holder's work is taken over within one TTL.
+			// killed holder's work is taken over one TTL after its last
+			// renewal was seen.
 			if due := l.seenAt.Add(l.seenTTL).Sub(l.o.Clock.Now()); due > 0 {
 				wait = min(wait, due+10*time.Millisecond)
 			}
