@@ -182,7 +182,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	d, err := New(Parts{
 		Clock: o.Clock, Logger: o.Logger, Envs: s.Envs, Catalog: catalog, Policies: pols, Bus: bus,
 		RetireInterval: o.RetireInterval, RefreshInterval: firstPositive(o.RefreshInterval, cfg.Discovery.RefreshInterval.Std()),
-		Lease: lease,
+		Lease:         lease,
 		EscalateAfter: cfg.Engine.EscalateAfter.Std(),
 	})
 	if err != nil {
