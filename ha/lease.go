@@ -300,7 +300,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 
 // Fence is the fencing check: a conditional write that succeeds only while
 // this replica holds the lease under token, renewing it. A stale holder is
-// refused with ErrFenced.
+// refused with ErrFenced, and holds nothing from then on.
 func (l *Lease) Fence(ctx context.Context, token int64) error {
 	now := l.o.Clock.Now()
 	_, err := l.o.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -315,6 +315,12 @@ func (l *Lease) Fence(ctx context.Context, token int64) error {
 	})
 	var cond *types.ConditionalCheckFailedException
 	if errors.As(err, &cond) {
+		// Whoever asked, this replica no longer holds under token.
+		l.mu.Lock()
+		if l.token == token {
+			l.token, l.validUntil = 0, time.Time{}
+		}
+		l.mu.Unlock()
 		return ErrFenced
 	}
 	if err != nil {
