@@ -208,6 +208,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, fmt.Errorf("http.tokens: %w", err)
 	}
+	if mounts["/ui/"], err = s.buildDashboard(cfg, o, tokens); err != nil {
+		return nil, err
+	}
 	s.Handler = httpapi.NewHandler(httpapi.Options{
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
 		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Metrics: s.Metrics.Handler(), Events: bus,
