@@ -155,6 +155,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("managed secrets loaded", "count", len(d.catalog.All()))
 	d.StartupPass(ctx)
+	// A scheduled rotation killed between its promote and the end of the old
+	// credential leaves that credential active with no end: the retire pass
+	// schedules it (the scheduled grace) at once rather than in RetireInterval.
+	d.RetirePass(ctx)
 	// The listing's garbage is the bulk of what start-up allocated; an
 	// idle daemon gives it back rather than holding it until the next GC.
 	debug.FreeOSMemory()
@@ -379,6 +383,9 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		env := d.envs[e.Managed.Environment]
 		if env == nil {
 			continue
+		}
+		if _, open := openIntent(e, now); open {
+			continue // its trigger ends the old credential, with its own grace
 		}
 		prev, _ := e.Stored.VersionWithStage(secretstore.StagePrevious)
 		if d.retiredBefore(e.Managed.Name, prev.ID) {

@@ -20,10 +20,8 @@ import (
 // the trigger is answered "accepted": what a restart, or another replica,
 // needs to finish it exactly as asked. Scheduled slots need none (their
 // cause is the slot). The tags stay until the next trigger replaces them;
-// the rotation's own version (derived from the trigger id) tells whether the
-// intent was carried out, so completing one costs no write. Only an intent
-// carried out some other way (it finished another rotation in flight, or
-// gave up) is marked done, with one more write.
+// once the rotation has finished (the old credential's end asked for too),
+// the intent is marked done with one more write.
 const (
 	// TagIntent: "<cause> <trigger id> <unix seconds> <source>[ revoke-first]".
 	TagIntent = "lakirotator:intent"
@@ -110,7 +108,12 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 		return intent{}, false
 	}
 	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
-		return intent{}, false
+		// Written and no longer in flight: open only while its version is
+		// current (the end of the old credential may not have been asked
+		// for yet), not once another rotation replaced it.
+		if v, ok := e.Stored.Version(rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID)); !ok || !v.Has(secretstore.StageCurrent) {
+			return intent{}, false
+		}
 	}
 	return in, true
 }
@@ -171,14 +174,13 @@ func (d *Daemon) updateTags(name string, tags map[string]string) {
 	d.catalog.Update(name, s)
 }
 
-// settleIntent marks an intent done when its outcome does not show in its
-// own version: it finished another rotation in flight, or it gave up.
+// settleIntent marks an intent done once its rotation has finished (the old
+// credential's end scheduled too), or gave up. Until then a restart finishes
+// it, including a rotation killed between its promote and the end of the
+// old credential, which the store alone cannot tell from a finished one.
 func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Job.Cause.Kind == events.CauseScheduled {
 		return
-	}
-	if o.Err == nil && (o.Result.Outcome == rotator.Rotated || o.Result.Outcome == rotator.AlreadyDone) {
-		return // its version is current: the intent reads as done
 	}
 	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
 		return // stays open: a restart tries again

@@ -144,6 +144,10 @@ type Job struct {
 	// (both then converge on one version). It costs one Describe, so only
 	// triggers set it, never scheduled slots.
 	Join func(info secretstore.Secret) (Cause, bool)
+	// Announce reports a rotation found already promoted as succeeded: the
+	// caller knows that no one reported it (a restart finishing its own
+	// trigger). Otherwise such a rotation is reported once, as skipped.
+	Announce bool
 
 	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
 }
