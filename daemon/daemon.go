@@ -93,6 +93,9 @@ type Daemon struct {
 	// may confirm one once more).
 	retired map[string]bool
 	lookups map[string]keyLookup // security event id → the secret holding its key, found before the 2xx
+	// instance names this process in the intents it keeps (replicas follow
+	// the one that kept an ask last).
+	instance string
 }
 
 // New checks the parts.
@@ -122,7 +125,7 @@ func New(p Parts) (*Daemon, error) {
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
-		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{},
+		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{}, instance: newInstanceID(),
 		audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }

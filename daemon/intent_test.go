@@ -197,11 +197,11 @@ func TestRetirePassReportsEachEndOnce(t *testing.T) {
 func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
-	release := make(chan struct{})
+	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	hold := rotator.Hooks{AfterStep: func(name string, s rotator.Boundary) error {
 		if name == secCheckout && s == rotator.AfterTest {
-			once.Do(func() { <-release })
+			once.Do(func() { close(held); <-release })
 		}
 		return nil
 	}}
@@ -217,7 +217,11 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 		return st.ID
 	}
 	first := ask("carol") // held at its test while the two asks arrive
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first rotation never reached its test")
+	}
 	a, b := ask("alice"), ask("bob")
 	close(release)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -184,7 +184,7 @@ func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rota
 			bad = append(bad, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateFailed, Error: err.Error()})
 			continue
 		}
-		job.Join = joinOpenIntent(e.Managed, cause)
+		job.Join = d.joinOpenIntent(e.Managed, cause)
 		job.Announce = resumed
 		jobs = append(jobs, job)
 	}
