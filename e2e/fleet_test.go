@@ -265,8 +265,12 @@ func (f *fleet) startSim() {
 	}
 }
 
-func mgmtName(env lakiconnect.Environment) string    { return "lakirotator/" + string(env) + "/management" }
-func secHookName(env lakiconnect.Environment) string { return "lakirotator/" + string(env) + "/security-webhook" }
+func mgmtName(env lakiconnect.Environment) string {
+	return "lakirotator/" + string(env) + "/management"
+}
+func secHookName(env lakiconnect.Environment) string {
+	return "lakirotator/" + string(env) + "/security-webhook"
+}
 
 func (s fleetSecret) tags() map[string]string {
 	tags := map[string]string{
