@@ -325,10 +325,17 @@ func (f *fleet) seed() {
 	add("payments/production/refunds", lakiconnect.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
 	add("payments/sandbox/checkout", lakiconnect.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
 	if f.schedule != "" {
-		add("reports/production/slot", lakiconnect.Production, "slot", "slot-team")
-		add("reports/sandbox/slot", lakiconnect.Sandbox, "slot", "slot-team")
+		for _, step := range slotSteps {
+			add(slotSecret(step), lakiconnect.Production, "slot", "slot-team")
+		}
 	}
 }
+
+// slotSteps are the steps at which a late replica is held back in the
+// scheduled slot, one managed secret each (named after its step).
+var slotSteps = []string{"create", "put", "read", "promote", "expire"}
+
+func slotSecret(step string) string { return "reports/production/slot-" + step }
 
 func (f *fleet) writePolicies() {
 	dir := filepath.Join(f.dir, "policies")
