@@ -81,6 +81,7 @@ type fleet struct {
 	secrets  []fleetSecret
 	replicas []*replica
 	schedule string // the cron spec of the "slot" policy (replica tests)
+	engine   string // extra config lines of the engine block
 
 	mu       sync.Mutex
 	versions map[string]string // secret name + "\x00" + version id → credential id (values never change)
@@ -107,12 +108,14 @@ type fleetOptions struct {
 	awsProxy  map[int]*delayProxy
 	// schedule of the "slot" policy; empty: not due during a test.
 	schedule string
+	// engine holds extra lines of the config's engine block.
+	engine string
 }
 
 // newFleet starts moto, the simulator and fake Slack, seeds managed secrets,
 // and writes one config per replica. It starts no daemon.
 func newFleet(t *testing.T, o fleetOptions) *fleet {
-	f := &fleet{t: t, dir: t.TempDir(), slack: newFakeSlack(t), versions: map[string]string{}, schedule: o.schedule}
+	f := &fleet{t: t, dir: t.TempDir(), slack: newFakeSlack(t), versions: map[string]string{}, schedule: o.schedule, engine: o.engine}
 	f.moto = motoserver.Start(t)
 	f.token = secret.New("fleet-api-" + randomHex(t, 16))
 	f.signing = secret.New(randomHex(t, 20))
@@ -396,7 +399,7 @@ engine:
   max_failures: 5
   backoff_initial: 1s
   backoff_max: 2s
-sweep:
+%ssweep:
   schedule: "0 0 1 1 *"
 policy_scan:
   schedule: "0 0 1 1 *"
@@ -432,7 +435,7 @@ audit:
 log:
   format: json
   level: info
-`, envBlocks.String(), f.slack.srv.URL, fleetRotations, fleetSecurity, r.port, fleetTokenName, r.audit)
+`, envBlocks.String(), f.engine, f.slack.srv.URL, fleetRotations, fleetSecurity, r.port, fleetTokenName, r.audit)
 	writeFile(f.t, r.cfg, cfg)
 }
 
@@ -782,10 +785,24 @@ func (f *fleet) postEvent(r *replica, env lakiconnect.Environment, body []byte) 
 	return resp.StatusCode
 }
 
-// fleetRecord is one audit record with its time.
+// fleetRecord is one audit record.
 type fleetRecord struct {
-	auditRecord
-	Time time.Time `json:"time"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Event struct {
+		Step      string            `json:"step"`
+		Outcome   string            `json:"outcome"`
+		Severity  string            `json:"severity"`
+		Secret    string            `json:"secret"`
+		Cause     string            `json:"cause"`
+		Source    string            `json:"source"`
+		Actor     string            `json:"actor"`
+		Reason    string            `json:"reason"`
+		Error     string            `json:"error"`
+		TriggerID string            `json:"trigger_id"`
+		VersionID string            `json:"version_id"`
+		Details   map[string]string `json:"details"`
+	} `json:"event"`
 }
 
 // audit reads replica r's audit file.
