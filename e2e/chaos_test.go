@@ -175,6 +175,7 @@ func (c *chaos) round(t *testing.T, n int, kind chaosKind, kill bool) {
 	}
 	if c.errs > 0 {
 		c.stats.failedRound = append(c.stats.failedRound, n)
+		t.Logf("%s: what happened\n%s", label, c.story(a))
 	}
 }
 
