@@ -738,6 +738,44 @@ func current(vs []versionState) versionState {
 	return versionState{}
 }
 
+// rotatedOnce checks that a secret went through exactly one rotation
+// between two looks: AWSCURRENT moved from the old current straight to one
+// new version (the old one is now AWSPREVIOUS), and any other new version
+// was abandoned before anyone could read it as current (it has no stage).
+// It returns what is wrong, or "".
+func rotatedOnce(before, after []versionState) string {
+	known := map[string]bool{}
+	for _, v := range before {
+		known[v.id] = true
+	}
+	var fresh []string
+	currents, staged := 0, 0
+	for _, v := range after {
+		if known[v.id] {
+			continue
+		}
+		fresh = append(fresh, fmt.Sprintf("%s%v", v.id, v.stages))
+		switch {
+		case v.has("AWSCURRENT"):
+			currents++
+		case len(v.stages) > 0:
+			staged++
+		}
+	}
+	old := current(before)
+	var oldStages []string
+	for _, v := range after {
+		if v.id == old.id {
+			oldStages = v.stages
+		}
+	}
+	oldNow := versionState{stages: oldStages}
+	if currents != 1 || staged != 0 || !oldNow.has("AWSPREVIOUS") {
+		return fmt.Sprintf("new versions %v, the old current %s now %v; want one new AWSCURRENT, the old one AWSPREVIOUS, any other new version without a stage", fresh, old.id, oldStages)
+	}
+	return ""
+}
+
 // currentCount counts versions holding AWSCURRENT: a consumer needs exactly one.
 func (f *fleet) currentCount(s fleetSecret) (int, error) {
 	out, err := f.sm[s.env].DescribeSecret(context.Background(), &sm.DescribeSecretInput{SecretId: aws.String(s.name)})
