@@ -33,7 +33,8 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID},
 				Secrets: &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: 30 * time.Second},
-				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Logger: o.Logger,
+				Handle:  s.Daemon.HandleSecurityEvent, Record: s.Daemon.RecordSecurityEvent,
+				Clock: o.Clock, Events: bus, Logger: o.Logger,
 			})
 			if err != nil {
 				return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -131,13 +132,18 @@ func (d *Daemon) trigger(ctx context.Context, req httpapi.TriggerRequest, source
 		st, _ := d.triggers.get(id)
 		return st, nil
 	}
+	cause := rotator.Cause{Kind: req.Cause, ID: id, Source: source, Actor: req.Requester, Reason: req.Reason, At: now.Truncate(time.Second)}
+	// Durable before "accepted": a restart or another replica finishes it as asked.
+	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
+		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", id, "err", err)
+		return httpapi.TriggerStatus{}, err
+	}
 	d.triggers.add(st)
 	d.bus.Emit(ctx, events.Event{
 		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
 		Secret: req.Secret, Cause: req.Cause, Source: source, Actor: req.Requester, Reason: req.Reason, TriggerID: id,
 		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
 	})
-	cause := rotator.Cause{Kind: req.Cause, ID: id, Source: source, Actor: req.Requester, Reason: req.Reason, At: now}
 	d.runTrigger(id, entries, cause)
 	return st, nil
 }
@@ -182,22 +188,35 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 	if len(jobs) == 0 {
 		return
 	}
-	d.goBackground(func(ctx context.Context) {
-		d.runJobs(ctx, jobs, func(o rotator.JobOutcome) {
+	var each func(o rotator.JobOutcome, n int)
+	each = func(o rotator.JobOutcome, n int) {
+		if d.retryEmergency(o) {
+			// Acted on until done: the failure shows, the trigger stays open.
 			d.triggers.update(id, func(st *httpapi.TriggerStatus) {
-				p := httpapi.SecretProgress{Secret: o.Job.Secret.Name, State: httpapi.StateSucceeded, VersionID: o.Result.VersionID}
-				if o.Err != nil {
-					p.State, p.Error = httpapi.StateFailed, o.Err.Error()
-					st.Failed++
-				} else {
-					st.Done++
-				}
-				setProgress(st, p)
-				if st.Done+st.Failed == st.Total {
-					finish(st, d.clock.Now())
-				}
+				setProgress(st, httpapi.SecretProgress{Secret: o.Job.Secret.Name, State: httpapi.StateRunning, Error: o.Err.Error()})
 			})
+			d.again(o, n, each)
+			return
+		}
+		if !errors.Is(o.Err, rotator.ErrAborted) && !errors.Is(o.Err, rotator.ErrClosed) {
+			d.settleIntent(context.Background(), o)
+		}
+		d.triggers.update(id, func(st *httpapi.TriggerStatus) {
+			p := httpapi.SecretProgress{Secret: o.Job.Secret.Name, State: httpapi.StateSucceeded, VersionID: o.Result.VersionID}
+			if o.Err != nil {
+				p.State, p.Error = httpapi.StateFailed, o.Err.Error()
+				st.Failed++
+			} else {
+				st.Done++
+			}
+			setProgress(st, p)
+			if st.Done+st.Failed == st.Total {
+				finish(st, d.clock.Now())
+			}
 		})
+	}
+	d.goBackground(func(ctx context.Context) {
+		d.runJobs(ctx, jobs, func(o rotator.JobOutcome) { each(o, 0) })
 	})
 }
 

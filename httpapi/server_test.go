@@ -20,6 +20,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/httpapi/openapitest"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
@@ -80,7 +81,7 @@ func newServer(t *testing.T) (*httptest.Server, *fakeController, *events.Recorde
 			{Name: "store", Check: func(context.Context) error { return nil }},
 		},
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(openapitest.Wrap(t, h))
 	t.Cleanup(srv.Close)
 	return srv, ctrl, rec
 }
@@ -91,6 +92,9 @@ func do(t *testing.T, method, url, token, body string) (*http.Response, string) 
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -170,7 +174,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	h := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Readiness: []httpapi.ReadinessCheck{
 		{Name: "lakiconnect", Check: func(context.Context) error { return errors.New("connection refused") }},
 	}})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(openapitest.Wrap(t, h))
 	defer srv.Close()
 	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -216,14 +220,14 @@ func TestAllowedClientsOnly(t *testing.T) {
 	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
 	allowed := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	srv := httptest.NewServer(allowed)
+	srv := httptest.NewServer(openapitest.Wrap(t, allowed))
 	defer srv.Close()
 	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "loopback is allowed")
 
 	refused := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	srv2 := httptest.NewServer(refused)
+	srv2 := httptest.NewServer(openapitest.Wrap(t, refused))
 	defer srv2.Close()
 	resp, body := do(t, "GET", srv2.URL+"/healthz", "", "")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
