@@ -158,11 +158,11 @@ func (c *chaos) round(t *testing.T, n int, kind chaosKind, kill bool) {
 	if kill {
 		// A rotation costs three or four LakiConnect calls, each held back
 		// by the latency: kill anywhere in that span.
-		c.killAt(t, a, time.Duration(c.rng.Int63n(int64(4*latency+200*time.Millisecond))), auditFrom)
+		c.killAt(t, a, time.Duration(c.rng.Int63n(int64(4*latency+200*time.Millisecond))), auditFrom, "")
 		if c.rng.Intn(3) == 0 {
 			// Killed again while resuming.
 			f.start(c.r, false)
-			c.killAt(t, a, time.Duration(c.rng.Int63n(int64(3*latency+time.Second))), auditFrom)
+			c.killAt(t, a, time.Duration(c.rng.Int63n(int64(3*latency+time.Second))), auditFrom, "resuming, ")
 		}
 		f.simAdmin("DELETE", "/_sim/faults", nil, nil)
 		f.start(c.r, true)
@@ -233,7 +233,7 @@ func (c *chaos) ask(t *testing.T, label string, kind chaosKind) *ask {
 }
 
 // killAt waits d, notes how far each asked secret had come, and kills.
-func (c *chaos) killAt(t *testing.T, a *ask, d time.Duration, auditFrom int) {
+func (c *chaos) killAt(t *testing.T, a *ask, d time.Duration, auditFrom int, when string) {
 	time.Sleep(d)
 	recs := c.f.audit(c.r)
 	if len(recs) > auditFrom {
@@ -248,7 +248,7 @@ func (c *chaos) killAt(t *testing.T, a *ask, d time.Duration, auditFrom int) {
 				point = r.Event.Step + "/" + r.Event.Outcome
 			}
 		}
-		c.stats.killPoints[s.kind+" "+point]++
+		c.stats.killPoints[when+s.kind+" "+point]++
 	}
 	c.f.kill(c.r)
 	c.stats.kills++
