@@ -458,8 +458,8 @@ func causeOf(k chaosKind) string {
 // change, within the scheduled grace for a manual one.
 func (c *chaos) checkOldCredential(t *testing.T, label string, a *ask, s fleetSecret, old string) {
 	t.Helper()
-	// The fleet's policies: keys 24h/1h/0, webhook secrets 3s/2s/0.
-	grace := map[chaosKind]time.Duration{chaosCompromise: 0, chaosPersonnel: time.Hour, chaosBatch: 24 * time.Hour}[a.kind]
+	// The fleet's policies: keys 6s/3s/0, webhook secrets 3s/2s/0.
+	grace := map[chaosKind]time.Duration{chaosCompromise: 0, chaosPersonnel: 3 * time.Second, chaosBatch: 6 * time.Second}[a.kind]
 	if s.kind == "webhook_secret" {
 		grace = map[chaosKind]time.Duration{chaosCompromise: 0, chaosPersonnel: 2 * time.Second, chaosBatch: 3 * time.Second}[a.kind]
 	}
@@ -478,7 +478,9 @@ func (c *chaos) checkOldCredential(t *testing.T, label string, a *ask, s fleetSe
 			}
 		}
 	}
-	latest := time.Now().Add(grace + time.Minute)
+	// The end is set at the promote, before this look: now + grace bounds
+	// it (a second for LakiConnect's whole-second times).
+	latest := time.Now().Add(grace + time.Second)
 	switch {
 	case a.kind == chaosCompromise && status != lakiconnect.StatusRevoked:
 		c.fail(t, label, "%s: exposed credential %s is %s, want revoked (compromise grace 0)", s.name, old, status)

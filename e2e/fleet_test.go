@@ -345,7 +345,10 @@ func (f *fleet) writePolicies() {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		f.t.Fatal(err)
 	}
-	grace := "grace:\n  scheduled: 24h\n  personnel: 1h\n  compromise: 0s\n"
+	// Short graces, distinct per cause: the tests rotate the same secrets
+	// again and again, and replaced keys must end soon or they would fill
+	// LakiConnect's 50 live keys per merchant.
+	grace := "grace:\n  scheduled: 6s\n  personnel: 3s\n  compromise: 0s\n"
 	// Monthly, on a day two weeks away: no slot is due or missed while a test runs.
 	monthly := fmt.Sprintf("schedule: \"0 3 %d * *\"\n", (time.Now().UTC().Day()+13)%28+1)
 	writeFile(f.t, filepath.Join(dir, "keys.yaml"), "name: keys\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\n"+monthly+grace)
