@@ -7,6 +7,7 @@ package e2e
 // config/example.yaml.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -853,15 +854,19 @@ func (f *fleet) audit(r *replica) []fleetRecord {
 		return nil
 	}
 	defer fh.Close()
+	// Line by line: a SIGKILL may leave a torn line in the middle of the
+	// file, and the records after it count.
 	var recs []fleetRecord
-	dec := json.NewDecoder(fh)
-	for {
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
 		var rec fleetRecord
-		if err := dec.Decode(&rec); err != nil {
-			return recs // EOF, or a line being written
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			continue // torn by a kill, or being written
 		}
 		recs = append(recs, rec)
 	}
+	return recs
 }
 
 func (f *fleet) secret(name string) fleetSecret {
