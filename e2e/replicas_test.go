@@ -95,9 +95,10 @@ type replicaCase struct {
 }
 
 func testReplicas(t *testing.T, n int) {
-	// The slot: once a day, at the first whole minute 75 s or more from
-	// now, so that it fires once while the test runs.
-	slot := time.Now().UTC().Add(75 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	// The slot: once a day, at the first whole minute 40 s or more from
+	// now (the replicas are up by then), so that it fires once while the
+	// test runs; the other cases run while it comes.
+	slot := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	o := fleetOptions{replicas: n, schedule: fmt.Sprintf("%d %d * * *", slot.Minute(), slot.Hour()),
 		lakiProxy: map[int]*delayProxy{}, awsProxy: map[int]*delayProxy{}}
 	for i := 1; i < n; i++ {
