@@ -497,6 +497,19 @@ func (c *chaos) report(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos seed %d: rounds %v, %d SIGKILLs\nkill points (per asked secret, its last audit step when killed):\n", c.seed, s.rounds, s.kills)
 	writeCounts(&b, s.killPoints)
+	var unmet []string
+	for _, step := range []string{"accepted, no step yet", "rotation/started", "create/", "test/", "promote/", "rotation/succeeded"} {
+		met := false
+		for k := range s.killPoints {
+			met = met || strings.Contains(k, step)
+		}
+		if !met {
+			unmet = append(unmet, step)
+		}
+	}
+	if len(unmet) > 0 {
+		fmt.Fprintf(&b, "no kill landed at: %q (more rounds: E2E_CHAOS_ROUNDS or E2E_CHAOS_BUDGET)\n", unmet)
+	}
 	b.WriteString("LakiConnect calls cut off mid-call by a kill:\n")
 	writeCounts(&b, s.midCall)
 	if len(s.failedRound) > 0 {
