@@ -242,16 +242,41 @@ func (c *chaos) killAt(t *testing.T, a *ask, d time.Duration, auditFrom int, whe
 		recs = nil
 	}
 	for _, s := range a.targets {
-		point := "accepted, no step yet"
+		last := ""
 		for _, r := range recs {
 			if r.Event.Secret == s.name && r.Event.Step != "trigger" {
-				point = r.Event.Step + "/" + r.Event.Outcome
+				last = r.Event.Step + "/" + r.Event.Outcome
 			}
 		}
-		c.stats.killPoints[when+s.kind+" "+point]++
+		c.stats.killPoints[when+s.kind+" "+killStep(last)]++
 	}
 	c.f.kill(c.r)
 	c.stats.kills++
+}
+
+// killStep names where a rotation was when killed, from its last audit
+// record: each record is written when a step's work is done, so the kill
+// landed in the step that follows it.
+func killStep(last string) string {
+	switch last {
+	case "":
+		return "1 accepted, not started"
+	case "rotation/started":
+		return "2 in create (LakiConnect create)"
+	case "create/started":
+		return "3 in create (the put of AWSPENDING)"
+	case "create/succeeded":
+		return "4 in test"
+	case "test/succeeded":
+		return "5 in promote"
+	case "promote/succeeded":
+		return "6 after promote (ending the old credential)"
+	case "retire/started":
+		return "7 in retire"
+	case "rotation/succeeded":
+		return "8 done"
+	}
+	return "after " + last
 }
 
 // converge waits until every asked secret has a new AWSCURRENT and nothing
@@ -495,10 +520,10 @@ func (c *chaos) checkOldCredential(t *testing.T, label string, a *ask, s fleetSe
 func (c *chaos) report(t *testing.T) {
 	s := c.stats
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos seed %d: rounds %v, %d SIGKILLs\nkill points (per asked secret, its last audit step when killed):\n", c.seed, s.rounds, s.kills)
+	fmt.Fprintf(&b, "chaos seed %d: rounds %v, %d SIGKILLs\nkill points (per asked secret, the step it was in when killed):\n", c.seed, s.rounds, s.kills)
 	writeCounts(&b, s.killPoints)
 	var unmet []string
-	for _, step := range []string{"accepted, no step yet", "rotation/started", "create/", "test/", "promote/", "rotation/succeeded"} {
+	for _, step := range []string{"1 ", "2 ", "3 ", "4 ", "5 ", "6 "} {
 		met := false
 		for k := range s.killPoints {
 			met = met || strings.Contains(k, step)
@@ -508,7 +533,7 @@ func (c *chaos) report(t *testing.T) {
 		}
 	}
 	if len(unmet) > 0 {
-		fmt.Fprintf(&b, "no kill landed at: %q (more rounds: E2E_CHAOS_ROUNDS or E2E_CHAOS_BUDGET)\n", unmet)
+		fmt.Fprintf(&b, "no kill landed at steps %v (more rounds: E2E_CHAOS_ROUNDS or E2E_CHAOS_BUDGET)\n", unmet)
 	}
 	b.WriteString("LakiConnect calls cut off mid-call by a kill:\n")
 	writeCounts(&b, s.midCall)
