@@ -767,6 +767,9 @@ func rotatedOnce(before, after []versionState) string {
 		}
 	}
 	old := current(before)
+	if old.id == "" {
+		return fmt.Sprintf("no version held AWSCURRENT before (a broken state left by an earlier step); new versions %v", fresh)
+	}
 	var oldStages []string
 	for _, v := range after {
 		if v.id == old.id {

@@ -183,6 +183,9 @@ func testReplicas(t *testing.T, n int) {
 	// 3. The same security event delivered to every replica at once.
 	c = f.beginCase("same security event", []fleetSecret{checkout}, "compromise")
 	exposed := current(c.before[checkout.name]).cred
+	if exposed == "" {
+		t.Fatalf("%s: %s has no AWSCURRENT to expose (left so by the cases before)", c.name, checkout.name)
+	}
 	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, Source: "public_repository", DetectedAt: time.Now().UTC()})
 	ev := lakiconnect.Event{ID: "evt_REPLICAS" + randomAlnum(t, 16), Object: "event", Type: "api_key.exposed", Created: time.Now().Unix(),
 		MasterMerchantID: fleetMerchant, Environment: lakiconnect.Production, Data: data}
