@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/time/rate"
 
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -49,6 +52,8 @@ type BuildOptions struct {
 	Hooks  rotator.Hooks
 	// CallCounters receive every Secrets Manager call (benchmarks, tests).
 	CallCounters map[lakiconnect.Environment]*secretsmanager.CallCounter
+	// AuditFileWriter wraps the audit file's writes (tests play a full disk).
+	AuditFileWriter func(io.Writer) io.Writer
 	// RetireInterval and RefreshInterval override the daemon's defaults.
 	RetireInterval, RefreshInterval time.Duration
 }
@@ -65,6 +70,10 @@ type Service struct {
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
 	closers   []func(context.Context) error
+	audit     *audit.Writer   // nil when no audit sink is configured
+	anchor    *anchor.Shipper // nil without audit.anchor
+
+	anchorRunning atomic.Bool
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -105,20 +114,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	resolver := config.LocalResolver{LookupEnv: o.LookupEnv, AWS: storeResolver(stores)}
 
 	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
-	keys := map[lakiissuer.Target]lakiissuer.KeySource{}
+	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
 		if len(ec.LakiConnect.MasterMerchants) == 0 {
 			return nil, fmt.Errorf("environments.%s.lakiconnect.master_merchants: at least one is needed", env)
 		}
 		for _, m := range ec.LakiConnect.MasterMerchants {
-			keys[lakiissuer.Target{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
+			keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
 		}
 		// The client is built with the first merchant's key; every call
 		// goes out with the key of the merchant it acts for. Reading it
 		// now also fails fast when a management key is unreadable.
 		firstMM := ec.LakiConnect.MasterMerchants[0]
-		first, err := keys[lakiissuer.Target{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
+		first, err := keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.lakiconnect: management key %q: %w", env, firstMM.ManagementKey.Secret, err)
 		}
@@ -133,7 +142,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		clients[env] = c
 	}
-	issuers := lakiissuer.NewSource(clients, keys)
+	merchants, err := lakiconnect.NewMerchants(clients, keys)
+	if err != nil {
+		return nil, err
+	}
+	issuers := lakiissuer.FromMerchants(merchants)
 
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -176,13 +189,13 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, err
 	}
-	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
+	s.Scans = newScans(d, pols, merchants, scanMetrics)
 	s.Scans.own = ownCredentials(cfg, pols)
 
-	if err := s.buildAudit(cfg, o, bus); err != nil {
+	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
 		return nil, err
 	}
-	if err := s.buildNotifications(ctx, cfg, o, bus, resolver); err != nil {
+	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
 		return nil, err
 	}
 	mounts, err := s.buildReceivers(ctx, cfg, o, stores, bus, resolver)
@@ -197,7 +210,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
 		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Metrics: s.Metrics.Handler(), Events: bus,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
-		Readiness: s.readiness(cfg, issuers),
+		Readiness: s.readiness(cfg, merchants),
 	})
 	return s, nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
@@ -17,7 +16,6 @@ import (
 	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 	"github.com/lakirotator/lakirotator/securityevents"
 )
 
@@ -32,7 +30,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			}
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID},
-				Secrets: &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: 30 * time.Second},
+				Secrets: newStoreSigningSecrets(stores[env], w.Secret, o.Clock),
 				Handle:  s.Daemon.HandleSecurityEvent, Record: s.Daemon.RecordSecurityEvent,
 				Clock: o.Clock, Events: bus, Logger: o.Logger,
 			})
@@ -65,7 +63,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 	return mounts, nil
 }
 
-func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source) []httpapi.ReadinessCheck {
+func (s *Service) readiness(cfg *config.Config, merchants *lakiconnect.Merchants) []httpapi.ReadinessCheck {
 	var checks []httpapi.ReadinessCheck
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -80,14 +78,17 @@ func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source) []ht
 		}})
 		for _, m := range ec.LakiConnect.MasterMerchants {
 			checks = append(checks, httpapi.ReadinessCheck{Name: "lakiconnect:" + string(env) + ":" + m.ID, Check: func(ctx context.Context) error {
-				iss, err := issuers.Issuer(ctx, env, m.ID)
+				c, err := merchants.Client(env, m.ID)
 				if err != nil {
 					return err
 				}
-				_, err = iss.WhoAmI(ctx)
+				_, err = c.WhoAmI(ctx)
 				return err
 			}})
 		}
+	}
+	if s.audit != nil {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "audit", Check: s.audit.Check})
 	}
 	return checks
 }

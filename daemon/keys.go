@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/clock"
@@ -24,37 +22,17 @@ func currentCredential(ctx context.Context, store secretstore.Store, name string
 // endpoint: AWSCURRENT and, while that secret is itself being rotated,
 // AWSPENDING, so a rotation of the receiver's own secret breaks nothing.
 type storeSigningSecrets struct {
-	store  secretstore.Store
-	secret string
-	clock  clock.Clock
-	ttl    time.Duration
-
-	mu      sync.Mutex
-	held    []secret.Value
-	fetched time.Time
+	cached *secretstore.CachedSecrets
 }
 
-func (s *storeSigningSecrets) SigningSecrets(ctx context.Context, fresh bool) ([]secret.Value, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !fresh && len(s.held) > 0 && s.clock.Now().Sub(s.fetched) < s.ttl {
-		return s.held, nil
+func newStoreSigningSecrets(store secretstore.Store, name string, clk clock.Clock) storeSigningSecrets {
+	return storeSigningSecrets{secretstore.NewCachedSecrets(store, name, 30*time.Second, clk, secretstore.StageCurrent, secretstore.StagePending)}
+}
+
+func (s storeSigningSecrets) SigningSecrets(ctx context.Context, fresh bool) ([]secret.Value, error) {
+	held, err := s.cached.Secrets(ctx, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("security webhook secret %q: %w", s.cached.Name(), err)
 	}
-	var held []secret.Value
-	for _, stage := range []string{secretstore.StageCurrent, secretstore.StagePending} {
-		v, err := s.store.Get(ctx, s.secret, secretstore.ByStage(stage))
-		if errors.Is(err, secretstore.ErrNotFound) && stage == secretstore.StagePending {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("security webhook secret %q (%s): %w", s.secret, stage, err)
-		}
-		c, err := secretstore.DecodeCredential(s.secret, v.Value)
-		if err != nil {
-			return nil, err
-		}
-		held = append(held, c.Secret)
-	}
-	s.held, s.fetched = held, s.clock.Now()
 	return held, nil
 }

@@ -139,11 +139,16 @@ func (d *Daemon) trigger(ctx context.Context, req httpapi.TriggerRequest, source
 		return httpapi.TriggerStatus{}, err
 	}
 	d.triggers.add(st)
-	d.bus.Emit(ctx, events.Event{
+	accepted := events.Event{
 		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
 		Secret: req.Secret, Cause: req.Cause, Source: source, Actor: req.Requester, Reason: req.Reason, TriggerID: id,
 		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
-	})
+	}
+	if req.Secret != "" { // routes by environment see the first message of an emergency too
+		accepted.Kind, accepted.Environment = string(entries[0].Managed.Kind), string(entries[0].Managed.Environment)
+		accepted.MasterMerchantID = entries[0].Managed.MasterMerchantID
+	}
+	d.bus.Emit(ctx, accepted)
 	d.runTrigger(id, entries, cause)
 	return st, nil
 }
@@ -173,6 +178,7 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 			bad = append(bad, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateFailed, Error: err.Error()})
 			continue
 		}
+		job.Join = joinOpenIntent(e.Managed, cause)
 		jobs = append(jobs, job)
 	}
 	d.triggers.update(id, func(st *httpapi.TriggerStatus) {
