@@ -8,10 +8,13 @@ package e2e
 //
 // E2E_CHAOS_SEED reruns a seed; E2E_CHAOS_ROUNDS runs that many rounds
 // (default: as many as fit in E2E_CHAOS_BUDGET, default 150s, at least 6).
+// Secrets Manager writes are held back too (a proxy), so kills also land
+// inside a put or a promote.
 
 import (
 	"fmt"
 	"math/rand"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -46,6 +49,8 @@ type chaos struct {
 	rng   *rand.Rand
 	seed  int64
 	stats chaosStats
+	// smWrites delays the daemon's Secrets Manager writes.
+	smWrites *delayProxy
 	// errs counts the failures reported in the current round.
 	errs int
 }
@@ -85,8 +90,11 @@ func TestChaosKill9(t *testing.T) {
 	}
 	t.Logf("chaos seed %d (rerun with E2E_CHAOS_SEED=%d)", seed, seed)
 
-	f := newFleet(t, fleetOptions{replicas: 1})
-	c := &chaos{f: f, r: f.replicas[0], rng: rand.New(rand.NewSource(seed)), seed: seed, stats: chaosStats{
+	// The daemon reaches moto through a proxy that holds back its writes,
+	// so that kills land inside the put and the promote too.
+	smWrites := &delayProxy{}
+	f := newFleet(t, fleetOptions{replicas: 1, awsProxy: map[int]*delayProxy{0: smWrites}})
+	c := &chaos{f: f, r: f.replicas[0], smWrites: smWrites, rng: rand.New(rand.NewSource(seed)), seed: seed, stats: chaosStats{
 		rounds: map[chaosKind]int{}, killPoints: map[string]int{}, midCall: map[string]int{},
 	}}
 	f.start(c.r, true)
@@ -143,8 +151,13 @@ func (c *chaos) round(t *testing.T, n int, kind chaosKind, kill bool) {
 		before[s.name] = f.storedVersions(s)
 	}
 	latency := time.Duration(100+c.rng.Intn(500)) * time.Millisecond
+	smLatency := time.Duration(50+c.rng.Intn(200)) * time.Millisecond
 	if kill {
 		f.simAdmin("POST", "/_sim/faults", map[string]any{"latency": latency.String()}, nil)
+		c.smWrites.set(smLatency, func(r *http.Request, _ []byte) bool {
+			op := r.Header.Get("X-Amz-Target")
+			return strings.HasSuffix(op, ".PutSecretValue") || strings.HasSuffix(op, ".UpdateSecretVersionStage") || strings.HasSuffix(op, ".TagResource")
+		})
 	}
 	requestsFrom := len(f.simRequests())
 
@@ -156,15 +169,16 @@ func (c *chaos) round(t *testing.T, n int, kind chaosKind, kill bool) {
 	}
 	c.stats.rounds[kind]++
 	if kill {
-		// A rotation costs three or four LakiConnect calls, each held back
-		// by the latency: kill anywhere in that span.
-		c.killAt(t, a, time.Duration(c.rng.Int63n(int64(4*latency+200*time.Millisecond))), auditFrom, "")
+		// A rotation costs three or four LakiConnect calls and two or three
+		// Secrets Manager writes, each held back: kill anywhere in that span.
+		c.killAt(t, a, time.Duration(c.rng.Int63n(int64(4*latency+3*smLatency+200*time.Millisecond))), auditFrom, "")
 		if c.rng.Intn(3) == 0 {
 			// Killed again while resuming.
 			f.start(c.r, false)
 			c.killAt(t, a, time.Duration(c.rng.Int63n(int64(3*latency+time.Second))), auditFrom, "resuming, ")
 		}
 		f.simAdmin("DELETE", "/_sim/faults", nil, nil)
+		c.smWrites.set(0, nil)
 		f.start(c.r, true)
 	}
 	c.converge(t, label, a, before)
@@ -533,7 +547,7 @@ func (c *chaos) report(t *testing.T) {
 		}
 	}
 	if len(unmet) > 0 {
-		fmt.Fprintf(&b, "no kill landed at steps %v (more rounds: E2E_CHAOS_ROUNDS or E2E_CHAOS_BUDGET)\n", unmet)
+		fmt.Fprintf(&b, "no kill landed at steps %s (more rounds: E2E_CHAOS_ROUNDS or E2E_CHAOS_BUDGET)\n", strings.Join(unmet, ""))
 	}
 	b.WriteString("LakiConnect calls cut off mid-call by a kill:\n")
 	writeCounts(&b, s.midCall)

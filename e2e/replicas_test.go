@@ -182,23 +182,23 @@ func testReplicas(t *testing.T, n int) {
 
 	// 3. The same security event delivered to every replica at once.
 	c = f.beginCase("same security event", []fleetSecret{checkout}, "compromise")
-	exposed := current(c.before[checkout.name]).cred
-	if exposed == "" {
-		t.Fatalf("%s: %s has no AWSCURRENT to expose (left so by the cases before)", c.name, checkout.name)
-	}
-	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, Source: "public_repository", DetectedAt: time.Now().UTC()})
-	ev := lakiconnect.Event{ID: "evt_REPLICAS" + randomAlnum(t, 16), Object: "event", Type: "api_key.exposed", Created: time.Now().Unix(),
-		MasterMerchantID: fleetMerchant, Environment: lakiconnect.Production, Data: data}
-	ev.IdempotencyKey = "idem_" + ev.ID
-	body, _ := json.Marshal(ev)
-	f.atOnce(func(r *replica) {
-		if st := f.postEvent(r, lakiconnect.Production, body); st/100 != 2 {
-			t.Errorf("replica %d: the signed event was answered %d, want 2xx", r.no, st)
+	if exposed := current(c.before[checkout.name]).cred; exposed == "" {
+		t.Errorf("%s: skipped: %s has no AWSCURRENT to expose (left so by the cases before)", c.name, checkout.name)
+	} else {
+		data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, Source: "public_repository", DetectedAt: time.Now().UTC()})
+		ev := lakiconnect.Event{ID: "evt_REPLICAS" + randomAlnum(t, 16), Object: "event", Type: "api_key.exposed", Created: time.Now().Unix(),
+			MasterMerchantID: fleetMerchant, Environment: lakiconnect.Production, Data: data}
+		ev.IdempotencyKey = "idem_" + ev.ID
+		body, _ := json.Marshal(ev)
+		f.atOnce(func(r *replica) {
+			if st := f.postEvent(r, lakiconnect.Production, body); st/100 != 2 {
+				t.Errorf("replica %d: the signed event was answered %d, want 2xx", r.no, st)
+			}
+		})
+		f.endCase(t, c)
+		if k := f.key(lakiconnect.Production, exposed); k.Status != lakiconnect.StatusRevoked {
+			t.Errorf("%s: exposed key %s is %s, want revoked", c.name, exposed, k.Status)
 		}
-	})
-	f.endCase(t, c)
-	if k := f.key(lakiconnect.Production, exposed); k.Status != lakiconnect.StatusRevoked {
-		t.Errorf("%s: exposed key %s is %s, want revoked", c.name, exposed, k.Status)
 	}
 	checkConsumer(c.name)
 
