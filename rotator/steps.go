@@ -136,16 +136,24 @@ func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, v
 }
 
 // clearStaleWebhookSecrets ends every live secret of the endpoint but the
-// current one.
+// current one: an expiring one (a previous secret in its grace) at once, an
+// active one only once it is older than the orphan margin. A younger active
+// secret may be the new secret of a rotation live elsewhere (a replica),
+// between its create and its put: the create is then retried later.
 func (e *Engine) clearStaleWebhookSecrets(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) error {
 	ms := job.Secret
 	ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
 	if err != nil {
 		return err
 	}
+	young := e.clk.Now().Add(-e.cfg.OrphanMargin)
 	for _, s := range ep.Secrets {
 		if s.Status == lakiconnect.StatusRevoked || (old != nil && s.ID == old.SecretID) {
 			continue
+		}
+		if s.Status == lakiconnect.StatusActive && s.CreatedAt.After(young) {
+			return fmt.Errorf("endpoint %s has a new signing secret %s, made %s ago and not stored yet: another rotation of it is in flight; trying again later",
+				ms.EndpointID, s.ID, e.clk.Now().Sub(s.CreatedAt).Round(time.Second))
 		}
 		_, xerr := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "clear-"+s.ID), ms.EndpointID, s.ID, nil)
 		if _, code := apiCode(xerr); code == lakiconnect.CodeKeyRevoked || isNotFound(xerr) {

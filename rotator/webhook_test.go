@@ -73,6 +73,9 @@ func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.keep(stale.Secret)
+	// Made by hand some hours ago: older than the orphan margin, so it cannot
+	// be the new secret of a rotation live elsewhere.
+	h.fx.Clock.Advance(3 * time.Hour)
 	e := h.engine(nil)
 	res, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("slot-1"))
 	if err != nil {
@@ -132,6 +135,15 @@ func TestWebhookWithTwoLiveSecretsStillRotates(t *testing.T) {
 	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
 		t.Fatalf("%d live secrets after the kill, want 2", n)
 	}
+	// Within the orphan margin the unstored secret may belong to a rotation
+	// live on a replica: another cause does not end it, it waits.
+	if _, err := h.engine(func(c *rotator.Config) { c.Attempts = 1 }).Rotate(ctx, ms, basePolicy(), scheduled("soon")); err == nil {
+		t.Fatal("a rotation ended a young unstored secret that a live rotation may hold")
+	}
+	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
+		t.Fatalf("%d live secrets after the refused rotation, want 2", n)
+	}
+	h.fx.Clock.Advance(2 * time.Hour) // past the margin: the secret is a leftover
 	for i, slot := range []string{"next", "after"} {
 		res, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled(slot))
 		if err != nil {
