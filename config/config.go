@@ -55,6 +55,19 @@ type EnvironmentConfig struct {
 	LakiConnect LakiConnectConfig `yaml:"lakiconnect"`
 	// Vault is where the environment's secrets live with store.kind: vault.
 	Vault *VaultConfig `yaml:"vault"`
+	// EventBridge, when set, is where rotation events for consumers go.
+	EventBridge *EventBridgeConfig `yaml:"eventbridge"`
+}
+
+// EventBridgeConfig is the bus that receives rotation events for the
+// applications that use the keys, in the environment's account (the aws
+// section's region, role and credentials).
+type EventBridgeConfig struct {
+	Bus string `yaml:"bus"`
+	// Endpoint overrides the EventBridge endpoint (VPC endpoint; a loopback test server).
+	Endpoint string `yaml:"endpoint"`
+	// Attempts per entry before it is counted as failed; 0 means 8.
+	Attempts int `yaml:"attempts"`
 }
 
 // AWSConfig says how to reach the Secrets Manager that holds one

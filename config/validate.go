@@ -306,6 +306,14 @@ func (v *validator) environments() {
 			v.ps.add(p+".vault", "goes only with store.kind: vault")
 		}
 		v.lakiconnect(p+".lakiconnect", name, e.LakiConnect)
+		if eb := e.EventBridge; eb != nil {
+			if eb.Bus == "" {
+				v.ps.add(p+".eventbridge.bus", "required: the event bus name or ARN")
+			}
+			if eb.Attempts < 0 || eb.Attempts > 50 {
+				v.ps.add(p+".eventbridge.attempts", "%d is not within 0-50", eb.Attempts)
+			}
+		}
 	}
 }
 

@@ -198,6 +198,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
 		return nil, err
 	}
+	if err := s.buildEventBridge(ctx, cfg, o, bus); err != nil {
+		return nil, err
+	}
 	mounts, err := s.buildReceivers(ctx, cfg, o, stores, bus, resolver)
 	if err != nil {
 		return nil, err

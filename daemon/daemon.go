@@ -76,6 +76,7 @@ type Daemon struct {
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
 	facts                     credentialFacts                    // what stored versions say, by version id
+	oldCreds                  oldCredentials                     // the last retire pass's view of old credentials in grace
 	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 	audit                     auditGate                          // rotations wait while the audit cannot be written
 
@@ -288,6 +289,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 		RevokeFirstOnCompromise: p.RevokeFirstOnCompromise,
 		ExpiresAfter:            p.HardExpiry.ExpiresAfter,
 		LastUsedWarning:         p.Alerts.LastUsedWarning,
+		LastUsedWarningFraction: p.Alerts.LastUsedWarningFraction,
 	}
 }
 
@@ -387,6 +389,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 			d.log.Error("retire check failed", "secret", e.Managed.Name, "err", err)
 			continue
 		}
+		d.oldCreds.record(e.Managed.Name, prev.ID, res, httpapi.OldCredential{CheckedAt: now.UTC()})
 		if res.State == rotator.RetireEnded || res.State == rotator.RetireNone {
 			d.markRetired(e.Managed.Name, prev.ID)
 		}
@@ -418,6 +421,7 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			st.PreviousVersion = prev.ID
+			st.OldCredential, _ = d.oldCreds.of(e.Managed.Name, prev.ID)
 		}
 		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 			st.NextRotation = &next

@@ -123,8 +123,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 		res.EndsAt = at
 	default:
 		res.State = RetireInGrace
-		w := pol.LastUsedWarning
-		if w > 0 && res.LastUsedAt != nil && endsAt.Sub(now) <= w && now.Sub(*res.LastUsedAt) <= w {
+		if oldKeyStillUsedNearEnd(pol, now, *endsAt, cur.CreatedAt, res.LastUsedAt) {
 			res.StillInUse = true
 			ev.Severity = events.SeverityWarning
 			ev.Details = map[string]string{"action": "old_key_still_used",

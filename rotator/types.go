@@ -78,6 +78,9 @@ type RotationPolicy struct {
 	ExpiresAfter time.Duration
 	// LastUsedWarning: an old key used within this long before its end raises a warning.
 	LastUsedWarning time.Duration
+	// LastUsedWarningFraction: an old key used after its promotion, once
+	// this fraction of its grace has passed, raises a warning (0: off).
+	LastUsedWarningFraction float64
 }
 
 // GraceFor returns the grace for a cause, capped at the API's maximum.
