@@ -92,6 +92,9 @@ type replicaCase struct {
 	slackN  int
 	audit   []int // audit length of each replica before the case
 	started time.Time
+	// overlapped: other cases ran during this one, so secrets it did
+	// not ask for may have rotated.
+	overlapped bool
 }
 
 func testReplicas(t *testing.T, n int) {
@@ -156,6 +159,7 @@ func testReplicas(t *testing.T, n int) {
 		slotted = append(slotted, f.secret(slotSecret(step)))
 	}
 	slotCase := f.beginCase(fmt.Sprintf("scheduled slot %s, late replicas", slot.Format("15:04")), slotted, "scheduled")
+	slotCase.overlapped = true // the cases below rotate the other secrets meanwhile
 
 	// 1. The same manual rotation, asked of every replica at once.
 	checkout := f.secret("payments/production/checkout")
@@ -306,7 +310,7 @@ func (f *fleet) endCase(t *testing.T, c *replicaCase) {
 			if msg := rotatedOnce(c.before[s.name], vs); msg != "" {
 				t.Errorf("%s: %s not rotated exactly once: %s", c.name, s.name, msg)
 			}
-		} else if len(vs) != len(c.before[s.name]) && !strings.HasPrefix(s.name, "reports/") {
+		} else if len(vs) != len(c.before[s.name]) && !strings.HasPrefix(s.name, "reports/") && !c.overlapped {
 			t.Errorf("%s: %s was not asked for but has %d new versions", c.name, s.name, len(vs)-len(c.before[s.name]))
 		}
 	}
