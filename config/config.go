@@ -161,6 +161,10 @@ type EngineConfig struct {
 	MaxFailures    int      `yaml:"max_failures"`
 	BackoffInitial Duration `yaml:"backoff_initial"`
 	BackoffMax     Duration `yaml:"backoff_max"`
+	// EscalateAfter: an emergency rotation (or a security event's action)
+	// still not done this long after it was asked raises a critical alert,
+	// again at twice, four times... that.
+	EscalateAfter Duration `yaml:"escalate_after"`
 }
 
 // SweepConfig schedules the orphan sweep.

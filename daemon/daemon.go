@@ -92,6 +92,7 @@ type Daemon struct {
 	// confirmed, so that the retire pass reports each end once (a restart
 	// may confirm one once more).
 	retired map[string]bool
+	lookups map[string]keyLookup // security event id → the secret holding its key, found before the 2xx
 }
 
 // New checks the parts.
@@ -121,7 +122,7 @@ func New(p Parts) (*Daemon, error) {
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
-		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{},
+		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{},
 		audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }

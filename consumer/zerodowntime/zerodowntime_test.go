@@ -18,7 +18,6 @@ import (
 
 	"github.com/lakirotator/lakirotator/consumer"
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -28,7 +27,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
 const (
@@ -173,15 +171,19 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 		}
 	}()
 
-	client, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: fx.SandboxURL, APIKey: fx.SandboxKey})
+	// LakiConnect counts per key in real time: the engine's client keeps under its 100/s.
+	client, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: fx.SandboxURL, APIKey: fx.SandboxKey, RateLimit: 80, RateBurst: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
-		map[lakiissuer.Target]lakiissuer.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiissuer.StaticKey(fx.SandboxKey)})
-	eng, err := rotator.New(rotator.Config{Store: store, Issuers: src, Clock: clk, Events: &events.Recorder{},
+	merchants, err := lakiconnect.NewMerchants(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
+		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rotator.New(rotator.Config{Store: store, Issuers: rotator.Issuers(merchants.Client, merchants.InvalidateManagementKey), Clock: clk, Events: &events.Recorder{},
 		Logger: slog.New(slog.DiscardHandler), Verifier: webhooksig.Verifier{Clock: clk},
-		RateLimit: 80, RateBurst: 10, RateClock: clock.Real{}, Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})
+		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
@@ -31,7 +29,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
 type awsClients struct {
@@ -249,11 +246,14 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
-		map[lakiissuer.Target]lakiissuer.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiissuer.StaticKey(fx.SandboxKey)})
-	eng, err := rotator.New(rotator.Config{Store: store, Issuers: src, Clock: fx.Clock, Events: sink,
+	merchants, err := lakiconnect.NewMerchants(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
+		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rotator.New(rotator.Config{Store: store, Issuers: rotator.Issuers(merchants.Client, merchants.InvalidateManagementKey), Clock: fx.Clock, Events: sink,
 		Logger: slog.New(slog.DiscardHandler), Verifier: webhooksig.Verifier{Clock: fx.Clock},
-		RateLimit: rate.Inf, RateClock: clock.Real{}, Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})
+		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
