@@ -101,8 +101,8 @@ func (c *smCounter) batch() (calls, writes int) {
 	return calls, writes
 }
 
-// replica is one `lakirotator serve` of the shared deployment.
-type replica struct {
+// haReplica is one `lakirotator serve` of the shared deployment.
+type haReplica struct {
 	no     int
 	url    string
 	cmd    *exec.Cmd
@@ -112,7 +112,7 @@ type replica struct {
 }
 
 // logLines are the replica's JSON log records with the given message.
-func (r *replica) logLines(msg string) []map[string]any {
+func (r *haReplica) logLines(msg string) []map[string]any {
 	f, err := os.Open(r.log)
 	if err != nil {
 		return nil
@@ -130,7 +130,7 @@ func (r *replica) logLines(msg string) []map[string]any {
 	return out
 }
 
-func (r *replica) alive() bool {
+func (r *haReplica) alive() bool {
 	select {
 	case <-r.done:
 		return false
@@ -140,14 +140,14 @@ func (r *replica) alive() bool {
 }
 
 // holding: the replica took the lease and has not said its holding ended.
-func (r *replica) holding() bool {
+func (r *haReplica) holding() bool {
 	return r.alive() && len(r.logLines("lease held: this replica runs scheduled slots, sweeps and scans")) > len(r.logLines("lease holding ended: no new scheduled work starts here"))
 }
 
 type haWorld struct {
 	*world
 	counter  *smCounter
-	replicas []*replica
+	replicas []*haReplica
 }
 
 // newHAWorld is moto (behind a counting proxy for Secrets Manager), the
@@ -224,7 +224,7 @@ grace:
 
 // startReplica runs one more `lakirotator serve` on its own port (the
 // first on the port the security webhook points at) and waits until ready.
-func (hw *haWorld) startReplica() *replica {
+func (hw *haWorld) startReplica() *haReplica {
 	t := hw.t
 	no := len(hw.replicas) + 1
 	port := hw.port
@@ -237,7 +237,7 @@ func (hw *haWorld) startReplica() *replica {
 	}
 	cfgPath := filepath.Join(hw.dir, fmt.Sprintf("replica-%d.yaml", no))
 	writeFile(t, cfgPath, strings.Replace(string(b), fmt.Sprintf("listen: 127.0.0.1:%d", hw.port), fmt.Sprintf("listen: 127.0.0.1:%d", port), 1))
-	r := &replica{no: no, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(hw.dir, fmt.Sprintf("replica-%d.log", no)), done: make(chan struct{})}
+	r := &haReplica{no: no, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(hw.dir, fmt.Sprintf("replica-%d.log", no)), done: make(chan struct{})}
 	logf, err := os.Create(r.log)
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func (hw *haWorld) startReplica() *replica {
 	return r
 }
 
-func (hw *haWorld) replicaTail(r *replica) string {
+func (hw *haWorld) replicaTail(r *haReplica) string {
 	b, _ := os.ReadFile(r.log)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > 30 {
@@ -289,8 +289,8 @@ func (hw *haWorld) replicaTail(r *replica) string {
 	return fmt.Sprintf("--- replica %d log (last lines) ---\n%s", r.no, strings.Join(lines, "\n"))
 }
 
-func (hw *haWorld) holders() []*replica {
-	var out []*replica
+func (hw *haWorld) holders() []*haReplica {
+	var out []*haReplica
 	for _, r := range hw.replicas {
 		if r.holding() {
 			out = append(out, r)
@@ -327,7 +327,7 @@ func (hw *haWorld) batchRotated(n int) bool {
 	return done == haBatch
 }
 
-func (hw *haWorld) slotsFired(r *replica) int {
+func (hw *haWorld) slotsFired(r *haReplica) int {
 	n := 0
 	for _, rec := range r.logLines("scheduled rotations due") {
 		if rec["policy"] == "batch" {
@@ -353,7 +353,7 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 
 	// An emergency to a replica without the lease: carried out there,
 	// at once, whatever the holder does.
-	var other *replica
+	var other *haReplica
 	for _, r := range hw.replicas {
 		if r != holder {
 			other = r
@@ -404,7 +404,7 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 			rotatedBefore++
 		}
 	}
-	var next *replica
+	var next *haReplica
 	eventually(t, 3*haTTL, "another replica takes the lease", func() bool {
 		hs := hw.holders()
 		if len(hs) > 1 {
