@@ -254,6 +254,9 @@ func firstPositive(ds ...time.Duration) time.Duration {
 func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOptions) (map[lakiconnect.Environment]secretstore.Store, error) {
 	stores := map[lakiconnect.Environment]secretstore.Store{}
 	var local *localstore.Store
+	// One set of limiters per AWS account and region, found from the
+	// credentials each entry reaches: entries in one account share its quota.
+	quotas := secretsmanager.NewQuotas()
 	for _, env := range cfg.EnvironmentNames() {
 		if st, ok := o.Stores[env]; ok {
 			stores[env] = st
@@ -287,7 +290,7 @@ func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOp
 			Region: ec.AWS.Region, Endpoint: ec.AWS.Endpoint, Profile: ec.AWS.Profile, RoleARN: ec.AWS.RoleARN, ExternalID: ec.AWS.ExternalID,
 			Credentials: o.AWSCredentials, MaxAttempts: ec.AWS.MaxAttempts,
 			Limits: secretsmanager.Limits{ReadRate: ec.AWS.ReadRate, WriteRate: ec.AWS.WriteRate},
-		}, secretsmanager.WithCallCounter(counter))
+		}, secretsmanager.WithCallCounter(counter), secretsmanager.WithQuotas(quotas))
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.aws: %w", env, err)
 		}

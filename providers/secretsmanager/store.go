@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -107,6 +108,8 @@ type Option func(*options)
 type options struct {
 	limits     Limits
 	apiOptions []func(*middleware.Stack) error
+	quotas     *Quotas
+	quotaKey   QuotaKey
 }
 
 // WithLimits sets the client-side rate limits (NewFromAPI; New takes them from Config).
@@ -129,6 +132,7 @@ type Store struct {
 	api   API
 	read  *rate.Limiter
 	write *rate.Limiter
+	quota QuotaKey
 }
 
 // New builds a client from the default credential chain with the SDK's
@@ -182,7 +186,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		return nil, errors.New("secretsmanager: no AWS region: set the region in the config or AWS_REGION")
 	}
 	if cfg.RoleARN != "" {
-		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
+		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(newSTS(awsCfg, cfg.Endpoint), cfg.RoleARN,
 			func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = "lakirotator"
 				if cfg.ExternalID != "" {
@@ -196,6 +200,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		}
 		so.APIOptions = append(so.APIOptions, o.apiOptions...)
 	})
+	if o.quotas != nil {
+		// Asked with the store's own credentials: with a role, the
+		// assumed role's account, which is whose quota the calls spend.
+		account, err := callerAccount(ctx, newSTS(awsCfg, cfg.Endpoint))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, withQuotaKey(QuotaKey{Account: account, Region: awsCfg.Region}))
+	}
 	return NewFromAPI(client, append([]Option{WithLimits(cfg.Limits)}, opts...)...), nil
 }
 
@@ -206,11 +219,53 @@ func NewFromAPI(api API, opts ...Option) *Store {
 		fn(&o)
 	}
 	l := o.limits.withDefaults()
+	if o.quotas != nil && o.quotaKey != (QuotaKey{}) {
+		q := o.quotas.limiters(o.quotaKey, l)
+		return &Store{api: api, read: q.read, write: q.write, quota: o.quotaKey}
+	}
 	return &Store{
 		api:   api,
 		read:  rate.NewLimiter(rate.Limit(l.ReadRate), l.ReadBurst),
 		write: rate.NewLimiter(rate.Limit(l.WriteRate), l.WriteBurst),
 	}
+}
+
+// withQuotaKey tells NewFromAPI which account and region the client reaches.
+func withQuotaKey(k QuotaKey) Option { return func(o *options) { o.quotaKey = k } }
+
+// WithQuotaKey shares limiters through q for a client known to reach key
+// (NewFromAPI; New finds the key itself with WithQuotas).
+func WithQuotaKey(q *Quotas, key QuotaKey) Option {
+	return func(o *options) { o.quotas, o.quotaKey = q, key }
+}
+
+// newSTS is an STS client with awsCfg's credentials, at stsEndpoint's address.
+func newSTS(awsCfg aws.Config, endpoint string) *sts.Client {
+	return sts.NewFromConfig(awsCfg, func(so *sts.Options) {
+		if ep := stsEndpoint(endpoint); ep != "" {
+			so.BaseEndpoint = aws.String(ep)
+		}
+	})
+}
+
+// stsEndpoint is where STS calls go: the SDK's choice (which honours
+// AWS_ENDPOINT_URL_STS) except when Secrets Manager is reached through a
+// loopback stand-in and no STS endpoint is set, where the stand-in serves
+// STS too (moto serves every service on one address).
+func stsEndpoint(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	for _, v := range []string{"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"} {
+		if e, ok := os.LookupEnv(v); ok && e != "" {
+			return ""
+		}
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || !isLoopback(u.Hostname()) {
+		return ""
+	}
+	return endpoint
 }
 
 func checkEndpoint(endpoint string) error {
