@@ -51,6 +51,9 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 			continue
 		}
 		if in, ok := openIntent(e, now); ok {
+			if _, known := d.triggers.get(in.Cause.ID); known {
+				continue // this process runs it already (a pass on taking the lease)
+			}
 			intents++
 			if in.OldKey != "" {
 				d.resumeOldKeyIntent(e, in)
