@@ -161,6 +161,12 @@ func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 		d.triggers.add(st)
 	}
 	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
+	if cause.Kind.Emergency() {
+		// Open past its time already: say so now, not after the first try.
+		for _, e := range entries {
+			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Cause: cause}, errEmergencyOpenAtStart)
+		}
+	}
 	// A rotation promoted before the restart was never reported (nor, maybe,
 	// the old credential ended): finishing it here reports it.
 	d.runTriggerJobs(cause.ID, entries, cause, true)
