@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
@@ -174,15 +174,22 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 		return err
 	}
 	defer func() { _ = svc.Shutdown(context.Background()) }()
-	st, err := svc.Daemon.Trigger(ctx, req, events.SourceCLI)
-	if errors.Is(err, httpapi.ErrBadTrigger) {
-		return usageErr("%v", err)
+	// In-process, the principal is the user running the command; a
+	// --requester naming someone else is kept as on_behalf_of.
+	actor := requester(stdio, "")
+	treq := req.ToTrigger(actor, events.SourceCLI)
+	if treq.OnBehalfOf == actor {
+		treq.OnBehalfOf = ""
+	}
+	st, err := svc.Daemon.Trigger(ctx, treq)
+	if ref, ok := trigger.Refused(err); ok {
+		return usageErr("%v", ref)
 	}
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
 	fmt.Fprintf(stdio.Err, "rotating %d secret(s) in this process\n", st.Total)
-	final, err := svc.Daemon.WaitTrigger(ctx, st.ID, func(p httpapi.TriggerStatus) {
+	final, err := svc.Daemon.WaitTrigger(ctx, st.ID, func(p trigger.Status) {
 		if g.output == "table" {
 			fmt.Fprintf(stdio.Err, "  %d/%d done, %d failed\n", p.Done+p.Failed, p.Total, p.Failed)
 		}
@@ -190,7 +197,7 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	return reportFinal(stdio, final, g.output)
+	return reportFinal(stdio, httpapi.StatusJSON(final), g.output)
 }
 
 func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inventory, error) {

@@ -23,6 +23,8 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/inbound"
+	"github.com/lakirotator/lakirotator/inbound/slackcmd"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
@@ -75,6 +77,7 @@ type Service struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
+	refusals  *inbound.Refusals
 	closers   []func(context.Context) error
 }
 
@@ -108,6 +111,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	bus := &events.Bus{}
 	bus.Subscribe(s.Metrics)
 	bus.Subscribe(eventLogger{log: o.Logger})
+	// Every door reports its refusals here: counted one by one, recorded
+	// (audit, log) once per source and reason a minute.
+	s.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: bus, Counter: s.Metrics, Clock: o.Clock, Logger: o.Logger})
 
 	stores, err := s.buildStores(ctx, cfg, o)
 	if err != nil {
@@ -223,7 +229,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	}
 	s.Handler = httpapi.NewHandler(httpapi.Options{
 		AllowedClients: allowed,
-		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus,
+		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus, Refusals: s.refusals,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
 		Readiness: s.readiness(cfg, issuers),
 	})
@@ -440,7 +446,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID},
 				Secrets: &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: 30 * time.Second},
-				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Logger: o.Logger,
+				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Refusals: s.refusals, Logger: o.Logger,
 			})
 			if err != nil {
 				return nil, err
@@ -458,14 +464,9 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 		if err != nil {
 			return nil, fmt.Errorf("notifications.slack.signing_secret: %w", err)
 		}
-		mounts["POST /v1/slack/commands"] = &notifyslack.SlashCommandHandler{
-			SigningSecret: signing, AllowedUsers: sl.AllowedUsers, Clock: o.Clock, Audit: bus, Logger: o.Logger,
-			Trigger: func(ctx context.Context, req notifyslack.TriggerRequest) error {
-				_, err := s.Daemon.trigger(ctx, httpapi.TriggerRequest{
-					Secret: req.Secret, Owner: req.Owner, Cause: req.Cause, Reason: req.Reason, Requester: req.Actor, // a verified Slack user id; the source says it is Slack's
-				}, events.SourceSlack, firstNonEmpty(req.TriggerID, newTriggerID()))
-				return err
-			},
+		mounts["POST /v1/slack/commands"] = &slackcmd.Handler{
+			SigningSecret: signing, AllowedUsers: sl.AllowedUsers, Clock: o.Clock, Logger: o.Logger,
+			Triggers: s.Daemon, Refusals: s.refusals,
 		}
 	}
 	return mounts, nil
@@ -529,6 +530,8 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	for _, r := range s.receivers {
 		go r.Run(rctx)
 	}
+	refusalsDone := make(chan struct{})
+	go func() { defer close(refusalsDone); s.refusals.Run(rctx) }()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	daemonErr := make(chan error, 1)
@@ -548,6 +551,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer done()
 	_ = srv.Shutdown(shutdown)
 	cancelReceivers()
+	<-refusalsDone // the last summaries reach the audit before it closes
 	if cerr := s.Close(shutdown); err == nil {
 		err = cerr
 	}

@@ -39,6 +39,8 @@ const (
 	secMgmt      = "mgmt/sandbox"
 	secSecurity  = "sec/sandbox"
 	apiToken     = "test-api-token-0123456789abcdef"
+	slackSigning = "test-slack-signing-secret-0123456789"
+	slackUser    = "U0SECTEAM"
 )
 
 var (
@@ -83,6 +85,7 @@ grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
 type worldOptions struct {
 	securityWebhook bool
 	deliverTwice    bool
+	slack           bool              // serve the Slack /rotate command (signing secret slackSigning, user slackUser)
 	policies        map[string]string // file name → content; replaces defaults of the same name
 }
 
@@ -183,6 +186,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	var b bytes.Buffer
 	if err := worldConfig.Execute(&b, map[string]string{
 		"Dir": w.dir, "SimURL": fix.SandboxURL, "MM": mm, "Endpoint": ep.ID, "Security": secEndpoint,
+		"Slack": map[bool]string{true: "yes"}[o.slack],
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +233,13 @@ http:
       token: {env: LAKIROTATOR_TEST_TOKEN}
 audit:
   file: {{.Dir}}/audit.jsonl
+{{- if .Slack}}
+notifications:
+  slack:
+    webhook_url: {env: LAKIROTATOR_TEST_SLACK_WEBHOOK}
+    signing_secret: {env: LAKIROTATOR_TEST_SLACK_SIGNING}
+    allowed_users: [U0SECTEAM]
+{{- end}}
 `))
 
 func (w *world) remember(v secret.Value) {
@@ -271,8 +282,13 @@ func (w *world) put(ctx context.Context, name string, tags map[string]string, c 
 }
 
 func (w *world) lookupEnv(k string) (string, bool) {
-	if k == "LAKIROTATOR_TEST_TOKEN" {
+	switch k {
+	case "LAKIROTATOR_TEST_TOKEN":
 		return apiToken, true
+	case "LAKIROTATOR_TEST_SLACK_SIGNING":
+		return slackSigning, true
+	case "LAKIROTATOR_TEST_SLACK_WEBHOOK":
+		return "https://hooks.slack.invalid/services/T0/B0/x", true
 	}
 	return "", false
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/policies"
@@ -19,6 +18,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // merchantClient calls LakiConnect with a merchant's current management key,
@@ -223,10 +223,10 @@ func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment
 			return k, ok
 		}),
 		Rotate: func(ctx context.Context, r authwatch.RotateRequest) error {
-			_, err := d.trigger(ctx, httpapi.TriggerRequest{
-				Secret: r.Secret, Cause: r.Cause, Requester: "authwatch",
+			_, err := d.Trigger(ctx, trigger.Request{
+				Secret: r.Secret, Cause: r.Cause, Actor: "authwatch", Source: events.SourcePolicyScan,
 				Reason: fmt.Sprintf("%s: %d refused requests in %s on key %s", r.Reason, r.Count, r.Window, r.KeyID),
-			}, events.SourcePolicyScan, newTriggerID())
+			})
 			return err
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // HandleSecurityEvent acts on a verified, first-seen LakiConnect security
@@ -38,10 +39,11 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		}
 		// The trigger id comes from the event, so a redelivery after a
 		// restart names the same rotation and changes nothing.
-		_, err = d.trigger(ctx, httpapi.TriggerRequest{
-			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Requester: "lakiconnect:" + e.ID,
+		_, err = d.Trigger(ctx, trigger.Request{
+			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: "lakiconnect:" + e.ID,
 			Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
-		}, events.SourceLakiEvent, "evt:"+e.ID)
+			Source: events.SourceLakiEvent, ID: "evt:" + e.ID,
+		})
 		return err
 	case lakiconnect.EventAPIKeyRevoked:
 		var data lakiconnect.APIKeyRevokedData

@@ -14,19 +14,16 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inbound"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
-// Controller is what the API drives: the daemon implements it.
+// Controller is what the API drives: the daemon implements it. Triggers go
+// through the daemon's one trigger path; the API only maps JSON.
 type Controller interface {
-	// Trigger validates and queues a trigger, returning its first status.
-	// ErrBadTrigger (wrapped) marks a request the caller got wrong.
-	Trigger(ctx context.Context, req TriggerRequest, source events.Source) (TriggerStatus, error)
-	TriggerStatus(id string) (TriggerStatus, bool)
+	trigger.Path
 	Inventory(ctx context.Context) (Inventory, error)
 }
-
-// ErrBadTrigger marks a trigger request that names nothing, or an unknown secret or owner.
-var ErrBadTrigger = errors.New("bad trigger")
 
 // TokenMatcher tells whether a presented bearer token is one of the
 // configured ones, returning the token's name. Implementations compare
@@ -48,10 +45,13 @@ type Options struct {
 	Tokens     TokenMatcher
 	// ClientCAs, when set, lets a request authenticate with a verified
 	// client certificate instead of a token (the TLS listener does the verifying).
-	ClientCAs    *x509.CertPool
-	Readiness    []ReadinessCheck
-	Metrics      http.Handler // served at /metrics when set
-	Events       events.Sink  // refused requests are recorded here
+	ClientCAs *x509.CertPool
+	Readiness []ReadinessCheck
+	Metrics   http.Handler // served at /metrics when set
+	// Refusals summarises refused requests (bounded records, every one
+	// counted); when nil, one is made that records to Events.
+	Refusals     RefusalSink
+	Events       events.Sink
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 	// Extra handlers that authenticate by themselves (LakiConnect event
@@ -61,6 +61,11 @@ type Options struct {
 	// AllowedClients, when not empty, are the only addresses served; others
 	// get 403 and are recorded.
 	AllowedClients []netip.Prefix
+}
+
+// RefusalSink is told of each request refused at the API's door.
+type RefusalSink interface {
+	Refuse(ctx context.Context, r inbound.Refusal)
 }
 
 // DefaultMaxBodyBytes limits request bodies.
@@ -79,6 +84,9 @@ func NewHandler(o Options) http.Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Refusals == nil {
+		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Logger: o.Logger})
 	}
 	s := &server{o: o}
 	mux := http.NewServeMux()
@@ -112,11 +120,9 @@ func (s *server) allowedClientsOnly(next http.Handler) http.Handler {
 				}
 			}
 		}
-		s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", "client address not allowed")
-		s.o.Events.Emit(r.Context(), events.Event{
-			Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-			Source: events.SourceHTTP, Reason: "client address not in http.allowed_clients",
-			Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": "403"},
+		s.o.Refusals.Refuse(r.Context(), inbound.Refusal{
+			Door: events.SourceHTTP, Remote: r.RemoteAddr, Code: "client_address_not_allowed",
+			Reason: "client address not in http.allowed_clients", Status: http.StatusForbidden,
 		})
 		writeError(w, http.StatusForbidden, "client address not allowed")
 	})
@@ -134,14 +140,13 @@ func Principal(ctx context.Context) string {
 
 func (s *server) authenticated(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		principal, status, why := s.authenticate(r)
-		if status != 0 {
-			s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "why", why)
-			s.o.Events.Emit(r.Context(), events.Event{
-				Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-				Source: events.SourceHTTP, Reason: why,
-				Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": fmt.Sprint(status)},
-			})
+		principal, ref := s.authenticate(r)
+		if ref != nil {
+			// Bounded: no path (it may be 500 KB), no header; the door,
+			// the address and a fixed code.
+			status, why := ref.Status, ref.Reason
+			ref.Door, ref.Remote = events.SourceHTTP, r.RemoteAddr
+			s.o.Refusals.Refuse(r.Context(), *ref)
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lakirotator"`)
 			}
@@ -153,27 +158,30 @@ func (s *server) authenticated(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// authenticate returns the principal, or a status and reason to refuse with.
-func (s *server) authenticate(r *http.Request) (string, int, string) {
+// authenticate returns the principal, or the refusal to answer with.
+func (s *server) authenticate(r *http.Request) (string, *inbound.Refusal) {
+	refuse := func(status int, code, why string) (string, *inbound.Refusal) {
+		return "", &inbound.Refusal{Status: status, Code: code, Reason: why}
+	}
 	if s.o.ClientCAs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, 0, ""
+		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", http.StatusUnauthorized, "missing bearer token"
+		return refuse(http.StatusUnauthorized, "missing_token", "missing bearer token")
 	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || token == "" {
-		return "", http.StatusUnauthorized, "authorization is not a bearer token"
+		return refuse(http.StatusUnauthorized, "not_bearer", "authorization is not a bearer token")
 	}
 	if s.o.Tokens == nil {
-		return "", http.StatusForbidden, "no API tokens are configured"
+		return refuse(http.StatusForbidden, "no_tokens_configured", "no API tokens are configured")
 	}
 	name, ok := s.o.Tokens.Match(token)
 	if !ok {
-		return "", http.StatusUnauthorized, "unknown bearer token"
+		return refuse(http.StatusUnauthorized, "unknown_token", "unknown bearer token")
 	}
-	return "token:" + name, 0, ""
+	return "token:" + name, nil
 }
 
 func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
@@ -182,12 +190,9 @@ func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusForDecode(err), err.Error())
 		return
 	}
-	if req.Requester == "" {
-		req.Requester = Principal(r.Context())
-	}
-	st, err := s.o.Controller.Trigger(r.Context(), req, events.SourceHTTP)
-	if errors.Is(err, ErrBadTrigger) {
-		writeError(w, http.StatusBadRequest, err.Error())
+	st, err := s.o.Controller.Trigger(r.Context(), req.ToTrigger(Principal(r.Context()), events.SourceHTTP))
+	if ref, ok := trigger.Refused(err); ok {
+		writeError(w, http.StatusBadRequest, ref.Error())
 		return
 	}
 	if err != nil {
@@ -196,7 +201,7 @@ func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/triggers/"+st.ID)
-	writeJSON(w, http.StatusAccepted, st)
+	writeJSON(w, http.StatusAccepted, StatusJSON(st))
 }
 
 func (s *server) getTrigger(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +210,7 @@ func (s *server) getTrigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no trigger %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, StatusJSON(st))
 }
 
 func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 type hashTokens map[string][32]byte
@@ -37,24 +38,24 @@ func (h hashTokens) Match(p string) (string, bool) {
 
 type fakeController struct {
 	mu       sync.Mutex
-	triggers map[string]httpapi.TriggerStatus
-	got      []httpapi.TriggerRequest
+	triggers map[string]trigger.Status
+	got      []trigger.Request
 }
 
-func (f *fakeController) Trigger(_ context.Context, req httpapi.TriggerRequest, src events.Source) (httpapi.TriggerStatus, error) {
+func (f *fakeController) Trigger(_ context.Context, req trigger.Request) (trigger.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if req.Secret == "" && req.Owner == "" && !req.All {
-		return httpapi.TriggerStatus{}, fmt.Errorf("%w: name a secret, an owner, or all", httpapi.ErrBadTrigger)
+		return trigger.Status{}, trigger.Refusef("name a secret, an owner, or all")
 	}
 	f.got = append(f.got, req)
 	id := fmt.Sprintf("trg-%d", len(f.got))
-	st := httpapi.TriggerStatus{ID: id, State: httpapi.StateSucceeded, Cause: req.Cause, Source: src, Requester: req.Requester, Total: 1, Done: 1}
+	st := trigger.Status{ID: id, State: trigger.StateSucceeded, Cause: req.Cause, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf, Total: 1, Done: 1}
 	f.triggers[id] = st
 	return st, nil
 }
 
-func (f *fakeController) TriggerStatus(id string) (httpapi.TriggerStatus, bool) {
+func (f *fakeController) TriggerStatus(id string) (trigger.Status, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, ok := f.triggers[id]
@@ -69,7 +70,7 @@ const goodToken = "tok-for-tests-0123456789"
 
 func newServer(t *testing.T) (*httptest.Server, *fakeController, *events.Recorder) {
 	t.Helper()
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	rec := &events.Recorder{}
 	h := httpapi.NewHandler(httpapi.Options{
 		Controller:   ctrl,
@@ -135,7 +136,8 @@ func TestTriggerAcceptedWithRequesterFromToken(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
 	assert.Equal(t, "/v1/triggers/trg-1", resp.Header.Get("Location"))
 	require.Len(t, ctrl.got, 1)
-	assert.Equal(t, "token:ops", ctrl.got[0].Requester)
+	assert.Equal(t, "token:ops", ctrl.got[0].Actor)
+	assert.Empty(t, ctrl.got[0].OnBehalfOf)
 
 	resp, body = do(t, "GET", srv.URL+"/v1/triggers/trg-1", goodToken, "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -166,7 +168,7 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	h := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Readiness: []httpapi.ReadinessCheck{
 		{Name: "lakiconnect", Check: func(context.Context) error { return errors.New("connection refused") }},
 	}})
@@ -213,7 +215,7 @@ func TestClientRefusesPlainHTTPToNonLoopback(t *testing.T) {
 
 func TestAllowedClientsOnly(t *testing.T) {
 	rec := &events.Recorder{}
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	allowed := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	srv := httptest.NewServer(allowed)

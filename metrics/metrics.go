@@ -27,6 +27,7 @@ type Metrics struct {
 	ProviderCalls    *prometheus.CounterVec   // provider, operation, status
 	Triggers         *prometheus.CounterVec   // source, outcome
 	RotationFailures *prometheus.CounterVec   // step, environment
+	RefusedRequests  *prometheus.CounterVec   // door, code: every refused request, however few are recorded
 }
 
 // New builds the collectors and registers them, with the Go and process collectors.
@@ -58,14 +59,23 @@ func New() *Metrics {
 		RotationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_step_failures_total", Help: "Failed lifecycle steps by step and environment.",
 		}, []string{"step", "environment"}),
+		RefusedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_refused_requests_total", Help: "Requests refused at the daemon's doors (API, security events, Slack) by door and reason code; every one is counted, though the audit keeps one record per source and reason a minute.",
+		}, []string{"door", "code"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Rotations, m.StepDuration, m.LastSuccess, m.SecretAge,
-		m.Alerts, m.ProviderCalls, m.Triggers, m.RotationFailures,
+		m.Alerts, m.ProviderCalls, m.Triggers, m.RotationFailures, m.RefusedRequests,
 	)
 	return m
+}
+
+// CountRefusal counts one refused request (inbound.Counter). The labels are
+// the door and a code from a fixed set: never anything the caller wrote.
+func (m *Metrics) CountRefusal(door, code string) {
+	m.RefusedRequests.WithLabelValues(door, code).Inc()
 }
 
 // Handler serves the registry in the Prometheus exposition format.
