@@ -229,6 +229,9 @@ type HTTPConfig struct {
 	Tokens         []TokenConfig `yaml:"tokens"`
 	AllowedClients []string      `yaml:"allowed_clients"`
 	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+	// ReadinessInterval is how often /readyz's answer is recomputed (doors.go).
+	ReadinessInterval Duration      `yaml:"readiness_interval"`
+	Metrics           MetricsConfig `yaml:"metrics"`
 }
 
 // TLSConfig names the listener's certificate files. ClientCAFile turns on
@@ -237,6 +240,8 @@ type TLSConfig struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
 	ClientCAFile string `yaml:"client_ca_file"`
+	// Clients is the allow-list of client certificates (doors.go).
+	Clients []ClientCertConfig `yaml:"clients"`
 }
 
 // Enabled reports whether the listener serves TLS.

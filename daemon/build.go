@@ -78,7 +78,12 @@ type Service struct {
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
 	refusals  *inbound.Refusals
-	closers   []func(context.Context) error
+	ready     *httpapi.Readiness
+	clientCAs *x509.CertPool
+	// metricsHandler serves /metrics on http.metrics.listen; nil when
+	// metrics share the API's listener.
+	metricsHandler http.Handler
+	closers        []func(context.Context) error
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -95,7 +100,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
-	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(), Envs: map[lakiconnect.Environment]*Env{}}
+	var metricOpts []metrics.Option
+	if cfg.HTTP.Metrics.PerSecretLabels {
+		metricOpts = append(metricOpts, metrics.WithSecretLabels(cfg.HTTP.Metrics.SecretLabelLimit()))
+	}
+	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(metricOpts...), Envs: map[lakiconnect.Environment]*Env{}}
 	defer func() {
 		if err != nil {
 			_ = s.Close(context.Background())
@@ -121,6 +130,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	}
 	resolver := config.LocalResolver{LookupEnv: o.LookupEnv, AWS: storeResolver(stores)}
 
+	calls := newRecentCalls(o.Clock)
 	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
 	keys := map[lakiissuer.Target]lakiissuer.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
@@ -143,6 +153,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 			BaseURL: ec.LakiConnect.BaseURL, APIKey: first, Timeout: ec.LakiConnect.Timeout.Std(), Logger: o.Logger, RootCAs: o.RootCAs,
 			OnRequest: func(method, path string, status int, err error) {
 				s.Metrics.ObserveCall("lakiconnect", method+" "+routeOf(path), callStatus(status, err))
+				calls.observe(env, status, err)
 			},
 		})
 		if err != nil {
@@ -227,12 +238,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		allowed = append(allowed, p)
 	}
-	s.Handler = httpapi.NewHandler(httpapi.Options{
+	s.clientCAs = clientCAs
+	every := cfg.HTTP.ReadinessEvery()
+	s.ready = httpapi.NewReadiness(s.readiness(cfg, issuers, calls, every), every, o.Clock)
+	api := httpapi.Options{
 		AllowedClients: allowed,
-		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, Metrics: s.Metrics.Handler(), Events: bus, Refusals: s.refusals,
-		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
-		Readiness: s.readiness(cfg, issuers),
-	})
+		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),
+		Metrics: s.Metrics.Handler(), MetricsAuth: cfg.HTTP.Metrics.RequireAuth, Events: bus, Refusals: s.refusals,
+		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now, Ready: s.ready,
+	}
+	if cfg.HTTP.Metrics.Listen != "" {
+		s.metricsHandler = httpapi.NewMetricsHandler(api)
+		api.Metrics = nil
+	}
+	s.Handler = httpapi.NewHandler(api)
 	return s, nil
 }
 
@@ -472,37 +491,16 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 	return mounts, nil
 }
 
-func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source) []httpapi.ReadinessCheck {
-	var checks []httpapi.ReadinessCheck
-	for _, env := range cfg.EnvironmentNames() {
-		ec, _ := cfg.Environment(env)
-		store := s.Envs[env].Store
-		checks = append(checks, httpapi.ReadinessCheck{Name: "store:" + string(env), Check: func(ctx context.Context) error {
-			stop := errors.New("enough")
-			err := store.List(ctx, []secretstore.TagFilter{{Key: inventory.TagManaged}}, func(secretstore.Secret) error { return stop })
-			if errors.Is(err, stop) {
-				return nil
-			}
-			return err
-		}})
-		for _, m := range ec.LakiConnect.MasterMerchants {
-			checks = append(checks, httpapi.ReadinessCheck{Name: "lakiconnect:" + string(env) + ":" + m.ID, Check: func(ctx context.Context) error {
-				iss, err := issuers.Issuer(ctx, env, m.ID)
-				if err != nil {
-					return err
-				}
-				_, err = iss.WhoAmI(ctx)
-				return err
-			}})
-		}
-	}
-	return checks
-}
-
 // Run serves the HTTP API and runs the daemon until ctx ends, then shuts
 // down in order: stop taking requests, finish the rotations in hand, flush
 // notifications and audit.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
+	rctx, cancelReceivers := context.WithCancel(context.Background())
+	metricsDone, err := s.serveMetrics(rctx)
+	if err != nil {
+		cancelReceivers()
+		return err
+	}
 	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	tlsCfg := s.cfg.HTTP.TLS
 	serveErr := make(chan error, 1)
@@ -510,11 +508,11 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		var err error
 		if tlsCfg.Enabled() {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			if tlsCfg.ClientCAFile != "" {
-				pem, _ := os.ReadFile(tlsCfg.ClientCAFile)
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
-				srv.TLSConfig.ClientCAs = pool
+			if s.clientCAs != nil {
+				// A certificate is verified when given; the API then
+				// refuses a request that has neither an allow-listed
+				// certificate nor a token (a token holder may have none).
+				srv.TLSConfig.ClientCAs = s.clientCAs
 				srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
 			}
 			err = srv.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
@@ -526,19 +524,18 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		}
 		close(serveErr)
 	}()
-	rctx, cancelReceivers := context.WithCancel(context.Background())
 	for _, r := range s.receivers {
 		go r.Run(rctx)
 	}
 	refusalsDone := make(chan struct{})
 	go func() { defer close(refusalsDone); s.refusals.Run(rctx) }()
+	go s.ready.Run(rctx)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	daemonErr := make(chan error, 1)
 	go func() { daemonErr <- s.Daemon.Run(runCtx) }()
 	loops := s.startLoops(runCtx)
 
-	var err error
 	select {
 	case err = <-daemonErr:
 		cancel()
@@ -552,6 +549,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	_ = srv.Shutdown(shutdown)
 	cancelReceivers()
 	<-refusalsDone // the last summaries reach the audit before it closes
+	<-metricsDone
 	if cerr := s.Close(shutdown); err == nil {
 		err = cerr
 	}

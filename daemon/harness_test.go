@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
@@ -326,6 +327,13 @@ type running struct {
 // daemon has loaded its catalog. It stops when the test ends.
 func (w *world) run(svc *daemon.Service, ln net.Listener) *running {
 	w.t.Helper()
+	return w.runTLS(svc, ln, nil)
+}
+
+// runTLS is run for a service whose listener serves TLS: the API client
+// uses tlsCfg (nil: plain http).
+func (w *world) runTLS(svc *daemon.Service, ln net.Listener, tlsCfg *tls.Config) *running {
+	w.t.Helper()
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -338,7 +346,10 @@ func (w *world) run(svc *daemon.Service, ln net.Listener) *running {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx, ln) }()
 	url := "http://" + ln.Addr().String()
-	c, err := httpapi.NewClient(url, secret.New(apiToken), nil)
+	if tlsCfg != nil {
+		url = "https://" + ln.Addr().String()
+	}
+	c, err := httpapi.NewClient(url, secret.New(apiToken), tlsCfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}

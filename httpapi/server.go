@@ -32,22 +32,21 @@ type TokenMatcher interface {
 	Match(presented string) (name string, ok bool)
 }
 
-// ReadinessCheck is one condition of /readyz (config loaded, store and
-// LakiConnect reachable).
-type ReadinessCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
-}
-
 // Options configures the API server.
 type Options struct {
 	Controller Controller
 	Tokens     TokenMatcher
-	// ClientCAs, when set, lets a request authenticate with a verified
-	// client certificate instead of a token (the TLS listener does the verifying).
-	ClientCAs *x509.CertPool
-	Readiness []ReadinessCheck
-	Metrics   http.Handler // served at /metrics when set
+	// ClientCAs, when set, turns on mutual TLS: a request must present a
+	// verified client certificate that ClientCerts names, or a bearer
+	// token. The TLS listener does the verifying.
+	ClientCAs   *x509.CertPool
+	ClientCerts []ClientCert
+	// Ready answers /readyz (computed in the background); nil is always ready.
+	Ready *Readiness
+	// Metrics is served at /metrics when set (leave it out when metrics
+	// have their own listener); MetricsAuth asks for a token or certificate.
+	Metrics     http.Handler
+	MetricsAuth bool
 	// Refusals summarises refused requests (bounded records, every one
 	// counted); when nil, one is made that records to Events.
 	Refusals     RefusalSink
@@ -71,8 +70,8 @@ type RefusalSink interface {
 // DefaultMaxBodyBytes limits request bodies.
 const DefaultMaxBodyBytes = 64 << 10
 
-// NewHandler builds the API's routes.
-func NewHandler(o Options) http.Handler {
+// withDefaults fills in what Options leaves out.
+func withDefaults(o Options) Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -88,6 +87,12 @@ func NewHandler(o Options) http.Handler {
 	if o.Refusals == nil {
 		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Logger: o.Logger})
 	}
+	return o
+}
+
+// NewHandler builds the API's routes.
+func NewHandler(o Options) http.Handler {
+	o = withDefaults(o)
 	s := &server{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -95,7 +100,11 @@ func NewHandler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", o.Metrics)
+		if o.MetricsAuth {
+			mux.Handle("GET /metrics", s.authenticated(o.Metrics.ServeHTTP))
+		} else {
+			mux.Handle("GET /metrics", o.Metrics)
+		}
 	}
 	mux.Handle("POST /v1/triggers", s.authenticated(s.postTrigger))
 	mux.Handle("GET /v1/triggers/{id}", s.authenticated(s.getTrigger))
@@ -164,9 +173,12 @@ func (s *server) authenticate(r *http.Request) (string, *inbound.Refusal) {
 		return "", &inbound.Refusal{Status: status, Code: code, Reason: why}
 	}
 	if s.o.ClientCAs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
+		return s.certPrincipal(r.TLS.VerifiedChains[0][0])
 	}
 	h := r.Header.Get("Authorization")
+	if h == "" && s.o.ClientCAs != nil {
+		return refuse(http.StatusUnauthorized, "missing_credentials", "no client certificate and no bearer token")
+	}
 	if h == "" {
 		return refuse(http.StatusUnauthorized, "missing_token", "missing bearer token")
 	}
@@ -221,22 +233,6 @@ func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, inv)
-}
-
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	failures := map[string]string{}
-	for _, c := range s.o.Readiness {
-		if err := c.Check(ctx); err != nil {
-			failures[c.Name] = err.Error()
-		}
-	}
-	if len(failures) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // decodeJSON reads exactly one JSON object with no unknown fields, and says
