@@ -462,9 +462,11 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			if w == nil {
 				continue
 			}
+			held := &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: signingSecretsTTL}
+			bus.Subscribe(held)
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID},
-				Secrets: &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: 30 * time.Second},
+				Secrets: held,
 				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Refusals: s.refusals, Logger: o.Logger,
 			})
 			if err != nil {

@@ -18,6 +18,10 @@ import (
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
+// signingSecretsTTL is how long the security webhook's signing secrets are
+// held before they are read again; a rotation of that secret drops them at once.
+const signingSecretsTTL = 5 * time.Minute
+
 // recentCalls remembers, per environment, when this process last had an
 // answer from LakiConnect that shows it can work there (any status below
 // 500 except 401/403: the host answers and the key is accepted). Readiness

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -23,6 +24,8 @@ func currentCredential(ctx context.Context, store secretstore.Store, name string
 // storeSigningSecrets gives the security webhook receiver the secrets of its
 // endpoint: AWSCURRENT and, while that secret is itself being rotated,
 // AWSPENDING, so a rotation of the receiver's own secret breaks nothing.
+// They are cached for ttl and dropped as soon as the rotator changes that
+// secret (it is an events.Sink), so forged deliveries cost no store reads.
 type storeSigningSecrets struct {
 	store  secretstore.Store
 	secret string
@@ -57,4 +60,17 @@ func (s *storeSigningSecrets) SigningSecrets(ctx context.Context, fresh bool) ([
 	}
 	s.held, s.fetched = held, s.clock.Now()
 	return held, nil
+}
+
+// Emit drops the cached secrets when a lifecycle step changed the secret.
+func (s *storeSigningSecrets) Emit(_ context.Context, e events.Event) {
+	if e.Secret != s.secret || e.Outcome != events.OutcomeSucceeded {
+		return
+	}
+	switch e.Step {
+	case events.StepCreate, events.StepPromote, events.StepRetire, events.StepRotation:
+		s.mu.Lock()
+		s.held = nil
+		s.mu.Unlock()
+	}
 }

@@ -57,6 +57,10 @@ type Options struct {
 	QueueSize int
 	// MaxBodyBytes limits a delivery's body (default 64 KiB).
 	MaxBodyBytes int64
+	// FreshEvery bounds the fresh reads of the signing secrets that a
+	// failed verification asks for (default 30s): a flood of forged
+	// deliveries costs one store read per period, not one each.
+	FreshEvery time.Duration
 }
 
 // Receiver is an http.Handler for one environment's security webhook.
@@ -65,8 +69,9 @@ type Receiver struct {
 	verifier webhooksig.Verifier
 	queue    chan lakiconnect.Event
 
-	mu   sync.Mutex
-	seen map[string]time.Time // idempotency key → when first accepted
+	mu        sync.Mutex
+	seen      map[string]time.Time // idempotency key → when first accepted
+	lastFresh time.Time            // when the secrets were last read fresh
 }
 
 // New returns a receiver; call Run to start acting on events.
@@ -100,6 +105,9 @@ func New(o Options) (*Receiver, error) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
+	}
+	if o.FreshEvery <= 0 {
+		o.FreshEvery = 30 * time.Second
 	}
 	return &Receiver{
 		o:        o,
@@ -202,6 +210,9 @@ var errNoSecrets = errors.New("no signing secret is available to verify deliveri
 func (r *Receiver) verify(ctx context.Context, header string, body []byte) error {
 	var lastErr error
 	for _, fresh := range []bool{false, true} {
+		if fresh && !r.mayReadFresh() {
+			break
+		}
 		secrets, err := r.o.Secrets.SigningSecrets(ctx, fresh)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: %v", errNoSecrets, err)
@@ -218,6 +229,19 @@ func (r *Receiver) verify(ctx context.Context, header string, body []byte) error
 		lastErr = err
 	}
 	return lastErr
+}
+
+// mayReadFresh reports whether a fresh read of the secrets is allowed now,
+// and if so counts it.
+func (r *Receiver) mayReadFresh() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.o.Clock.Now()
+	if !r.lastFresh.IsZero() && now.Sub(r.lastFresh) < r.o.FreshEvery {
+		return false
+	}
+	r.lastFresh = now
+	return true
 }
 
 func (r *Receiver) merchantExpected(id string) bool {
