@@ -308,7 +308,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	pol := rotator.RotationPolicy{
 		Scopes: benchScopes, DefaultGrace: 24 * time.Hour,
-		Grace:                   map[events.Cause]time.Duration{events.CausePersonnel: time.Hour},
+		Grace:                   map[events.Cause]time.Duration{events.CausePersonnel: time.Hour, events.CauseCompromise: 0},
 		RevokeFirstOnCompromise: true,
 	}
 	policyOf := func(inventory.ManagedSecret) rotator.RotationPolicy { return pol }

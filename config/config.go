@@ -8,6 +8,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,8 +16,9 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/robfig/cron/v3"
 )
 
 // CurrentVersion is the only config format version this build reads.
@@ -24,20 +26,20 @@ const CurrentVersion = 1
 
 // Config is the whole configuration file.
 type Config struct {
-	Version       int                                            `yaml:"version"`
-	Environments  map[lakiconnect.Environment]*EnvironmentConfig `yaml:"environments"`
-	Store         StoreConfig                                    `yaml:"store"`
-	PoliciesDir   string                                         `yaml:"policies_dir"`
-	Secrets       []SecretConfig                                 `yaml:"secrets"`
-	Discovery     DiscoveryConfig                                `yaml:"discovery"`
-	Engine        EngineConfig                                   `yaml:"engine"`
-	Sweep         SweepConfig                                    `yaml:"sweep"`
-	PolicyScan    PolicyScanConfig                               `yaml:"policy_scan"`
-	AuthWatch     AuthWatchConfig                                `yaml:"auth_watch"`
-	Notifications NotificationsConfig                            `yaml:"notifications"`
-	HTTP          HTTPConfig                                     `yaml:"http"`
-	Audit         AuditConfig                                    `yaml:"audit"`
-	Log           LogConfig                                      `yaml:"log"`
+	Version       int                                     `yaml:"version"`
+	Environments  map[laki.Environment]*EnvironmentConfig `yaml:"environments"`
+	Store         StoreConfig                             `yaml:"store"`
+	PoliciesDir   string                                  `yaml:"policies_dir"`
+	Secrets       []SecretConfig                          `yaml:"secrets"`
+	Discovery     DiscoveryConfig                         `yaml:"discovery"`
+	Engine        EngineConfig                            `yaml:"engine"`
+	Sweep         SweepConfig                             `yaml:"sweep"`
+	PolicyScan    PolicyScanConfig                        `yaml:"policy_scan"`
+	AuthWatch     AuthWatchConfig                         `yaml:"auth_watch"`
+	Notifications NotificationsConfig                     `yaml:"notifications"`
+	HTTP          HTTPConfig                              `yaml:"http"`
+	Audit         AuditConfig                             `yaml:"audit"`
+	Log           LogConfig                               `yaml:"log"`
 
 	// file is the name the config was parsed under; pos maps field paths
 	// to where they were written, so later checks can still name a line.
@@ -120,13 +122,13 @@ type StoreConfig struct {
 
 // SecretConfig declares one managed secret.
 type SecretConfig struct {
-	Name             string                  `yaml:"name"`
-	Kind             inventory.Kind          `yaml:"kind"`
-	Environment      lakiconnect.Environment `yaml:"environment"`
-	MasterMerchantID string                  `yaml:"master_merchant_id"`
-	EndpointID       string                  `yaml:"endpoint_id"`
-	Policy           string                  `yaml:"policy"`
-	Owners           []string                `yaml:"owners"`
+	Name             string           `yaml:"name"`
+	Kind             inventory.Kind   `yaml:"kind"`
+	Environment      laki.Environment `yaml:"environment"`
+	MasterMerchantID string           `yaml:"master_merchant_id"`
+	EndpointID       string           `yaml:"endpoint_id"`
+	Policy           string           `yaml:"policy"`
+	Owners           []string         `yaml:"owners"`
 }
 
 // DiscoveryConfig finds managed secrets by their Secrets Manager tags, so
@@ -150,11 +152,13 @@ type EngineConfig struct {
 type SweepConfig struct {
 	Schedule     string   `yaml:"schedule"`
 	SafetyMargin Duration `yaml:"safety_margin"`
+	cron         cron.Schedule
 }
 
 // PolicyScanConfig schedules the check of every key against its policy.
 type PolicyScanConfig struct {
 	Schedule string `yaml:"schedule"`
+	cron     cron.Schedule
 }
 
 // AuthWatchConfig sets how often LakiConnect's 401/403 counts are read.
@@ -213,22 +217,22 @@ const MentionOwners = "owners"
 // RouteMatch selects events: each list that is set must contain the
 // event's value; an empty list matches everything.
 type RouteMatch struct {
-	Environments []lakiconnect.Environment `yaml:"environments"`
-	Severities   []events.Severity         `yaml:"severities"`
-	Steps        []events.Step             `yaml:"steps"`
-	Outcomes     []events.Outcome          `yaml:"outcomes"`
-	Causes       []events.Cause            `yaml:"causes"`
+	Environments []laki.Environment `yaml:"environments"`
+	Severities   []events.Severity  `yaml:"severities"`
+	Steps        []events.Step      `yaml:"steps"`
+	Outcomes     []events.Outcome   `yaml:"outcomes"`
+	Causes       []events.Cause     `yaml:"causes"`
 }
 
 // HTTPConfig is the daemon's own listener: control API, health, metrics and
 // the LakiConnect security event receiver.
 type HTTPConfig struct {
-	Listen         string        `yaml:"listen"`
-	TLS            TLSConfig     `yaml:"tls"`
-	AllowPlaintext bool          `yaml:"allow_plaintext"`
-	Tokens         []TokenConfig `yaml:"tokens"`
-	AllowedClients []string      `yaml:"allowed_clients"`
-	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+	Listen         string         `yaml:"listen"`
+	TLS            TLSConfig      `yaml:"tls"`
+	AllowPlaintext bool           `yaml:"allow_plaintext"`
+	Tokens         []TokenConfig  `yaml:"tokens"`
+	AllowedClients []ClientPrefix `yaml:"allowed_clients"`
+	MaxBodyBytes   int64          `yaml:"max_body_bytes"`
 	// ReadinessInterval is how often /readyz's answer is recomputed (doors.go).
 	ReadinessInterval Duration      `yaml:"readiness_interval"`
 	Metrics           MetricsConfig `yaml:"metrics"`
@@ -241,7 +245,8 @@ type TLSConfig struct {
 	KeyFile      string `yaml:"key_file"`
 	ClientCAFile string `yaml:"client_ca_file"`
 	// Clients is the allow-list of client certificates (doors.go).
-	Clients []ClientCertConfig `yaml:"clients"`
+	Clients   []ClientCertConfig `yaml:"clients"`
+	clientCAs *x509.CertPool
 }
 
 // Enabled reports whether the listener serves TLS.
@@ -287,7 +292,7 @@ func (l LogConfig) SlogLevel() slog.Level {
 func (c *Config) File() string { return c.file }
 
 // Environment returns the configuration of one environment.
-func (c *Config) Environment(env lakiconnect.Environment) (EnvironmentConfig, bool) {
+func (c *Config) Environment(env laki.Environment) (EnvironmentConfig, bool) {
 	e, ok := c.Environments[env]
 	if !ok || e == nil {
 		return EnvironmentConfig{}, false
@@ -296,8 +301,8 @@ func (c *Config) Environment(env lakiconnect.Environment) (EnvironmentConfig, bo
 }
 
 // EnvironmentNames lists the configured environments, sorted.
-func (c *Config) EnvironmentNames() []lakiconnect.Environment {
-	var out []lakiconnect.Environment
+func (c *Config) EnvironmentNames() []laki.Environment {
+	var out []laki.Environment
 	for name, e := range c.Environments {
 		if e != nil {
 			out = append(out, name)
@@ -309,7 +314,7 @@ func (c *Config) EnvironmentNames() []lakiconnect.Environment {
 
 // MasterMerchant returns the configuration of one master merchant in one
 // environment: where its management key is kept.
-func (c *Config) MasterMerchant(env lakiconnect.Environment, id string) (MasterMerchantConfig, bool) {
+func (c *Config) MasterMerchant(env laki.Environment, id string) (MasterMerchantConfig, bool) {
 	e, ok := c.Environment(env)
 	if !ok {
 		return MasterMerchantConfig{}, false
@@ -409,7 +414,7 @@ func matchAny[T comparable](set []T, v T) bool { return len(set) == 0 || slices.
 
 // Matches reports whether the event is one this match selects.
 func (m RouteMatch) Matches(e events.Event) bool {
-	return matchAny(m.Environments, lakiconnect.Environment(e.Environment)) && matchAny(m.Severities, e.Severity) &&
+	return matchAny(m.Environments, laki.Environment(e.Environment)) && matchAny(m.Severities, e.Severity) &&
 		matchAny(m.Steps, e.Step) && matchAny(m.Outcomes, e.Outcome) && matchAny(m.Causes, e.Cause)
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -27,19 +27,19 @@ func TestExampleLoadsWithoutProblems(t *testing.T) {
 	cfg, err := Load("example.yaml", WithKnownPolicies(func(name string) bool { return slices.Contains(examplePolicies, name) }))
 	require.NoError(t, err)
 
-	assert.Equal(t, []lakiconnect.Environment{lakiconnect.Production, lakiconnect.Sandbox}, cfg.EnvironmentNames())
-	sandbox, ok := cfg.Environment(lakiconnect.Sandbox)
+	assert.Equal(t, []laki.Environment{laki.Production, laki.Sandbox}, cfg.EnvironmentNames())
+	sandbox, ok := cfg.Environment(laki.Sandbox)
 	require.True(t, ok)
 	assert.Equal(t, "arn:aws:iam::111111111111:role/lakirotator-sandbox", sandbox.AWS.RoleARN)
 	assert.Equal(t, float64(DefaultAWSReadRate), sandbox.AWS.ReadRate, "unset read_rate takes the default")
-	prod, _ := cfg.Environment(lakiconnect.Production)
+	prod, _ := cfg.Environment(laki.Production)
 	assert.Equal(t, 200.0, prod.AWS.ReadRate, "a set read_rate is kept")
 	assert.Equal(t, float64(DefaultLakiRateLimit), prod.LakiConnect.RateLimit)
 	assert.Equal(t, 30*time.Second, prod.LakiConnect.Timeout.Std())
 	_, ok = cfg.Environment("staging")
 	assert.False(t, ok)
 
-	mm, ok := cfg.MasterMerchant(lakiconnect.Production, "mm_PRODUCTION000001")
+	mm, ok := cfg.MasterMerchant(laki.Production, "mm_PRODUCTION000001")
 	require.True(t, ok)
 	assert.Equal(t, "lakirotator/production/mm_PRODUCTION000001/management", mm.ManagementKey.Secret)
 	assert.Equal(t, "/v1/lakiconnect/events/production/mm_PRODUCTION000001", mm.SecurityWebhook.Path, "default receiver path")
@@ -51,12 +51,12 @@ func TestExampleLoadsWithoutProblems(t *testing.T) {
 	}
 	assert.Equal(t, inventory.ManagedSecret{
 		Name: "payments/production/orders-webhook-secret", Kind: inventory.KindWebhookSecret,
-		Environment: lakiconnect.Production, MasterMerchantID: "mm_PRODUCTION000001",
+		Environment: laki.Production, MasterMerchantID: "mm_PRODUCTION000001",
 		EndpointID: "we_PRODUCTIONORDERS00000001", Policy: "webhooks", Owners: []string{"bob", "payments-team"},
 	}, got[1])
 	assert.Equal(t, inventory.ManagedSecret{
 		Name: "lakirotator/production/mm_PRODUCTION000001/management", Kind: inventory.KindManagementKey,
-		Environment: lakiconnect.Production, MasterMerchantID: "mm_PRODUCTION000001",
+		Environment: laki.Production, MasterMerchantID: "mm_PRODUCTION000001",
 		Policy: "rotator-management-key", Owners: []string{"platform-security"},
 	}, got[3])
 
@@ -299,7 +299,7 @@ func TestPolicyCheckSeesKindAndEnvironment(t *testing.T) {
   - {name: a, kind: api_key, environment: sandbox, master_merchant_id: mm_AAAAAAAAAAAAAAAA, policy: webhooks}
 `
 	var seen []string
-	_, err := Parse("f.yaml", []byte(data), WithPolicyCheck(func(name string, kind inventory.Kind, env lakiconnect.Environment) error {
+	_, err := Parse("f.yaml", []byte(data), WithPolicyCheck(func(name string, kind inventory.Kind, env laki.Environment) error {
 		seen = append(seen, name+" "+string(kind)+" "+string(env))
 		if kind != inventory.KindWebhookSecret {
 			return errors.New("is for webhook_secret, not " + string(kind))
@@ -350,7 +350,7 @@ func TestRoutes(t *testing.T) {
 func TestCheckDiscovered(t *testing.T) {
 	cfg, err := Load("example.yaml")
 	require.NoError(t, err)
-	ok := inventory.ManagedSecret{Name: "risk/production/scorer", Kind: inventory.KindAPIKey, Environment: lakiconnect.Production,
+	ok := inventory.ManagedSecret{Name: "risk/production/scorer", Kind: inventory.KindAPIKey, Environment: laki.Production,
 		MasterMerchantID: "mm_PRODUCTION000001", Policy: "reporting-job"}
 	assert.NoError(t, cfg.CheckDiscovered(ok))
 

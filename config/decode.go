@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"gopkg.in/yaml.v3"
 )
 
@@ -29,39 +30,6 @@ func (d *decoder) problem(n *yaml.Node, path, format string, args ...any) {
 	d.ps.at(d.here(n), path, format, args...)
 }
 
-// describe names what a node is, for "expected X, got Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!str":
-			return "a string"
-		case "!!int":
-			return "an integer"
-		case "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		case "!!null":
-			return "null"
-		case "!!timestamp":
-			return "a timestamp"
-		}
-		return "a scalar"
-	}
-	return "nothing"
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
 var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
 
 // decode fills v (addressable) from n. A null node leaves v as it is and
@@ -71,7 +39,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.problem(n, path, "YAML aliases (*name) are not supported: write the value out")
 		return
 	}
-	if isNull(n) {
+	if strictyaml.IsNull(n) {
 		return
 	}
 	d.pos.values[path] = d.here(n)
@@ -89,7 +57,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.decodeStruct(n, path, v)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.problem(n, path, "expected a list, got %s", describe(n))
+			d.problem(n, path, "expected a list, got %s", strictyaml.Describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -101,21 +69,21 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.decodeMap(n, path, v)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-			d.problem(n, path, "expected a string, got %s%s", describe(n), quoteHint(n))
+			d.problem(n, path, "expected a string, got %s%s", strictyaml.Describe(n), quoteHint(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.problem(n, path, "expected true or false, got %s", describe(n))
+			d.problem(n, path, "expected true or false, got %s", strictyaml.Describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			d.problem(n, path, "expected a whole number, got %s", describe(n))
+			d.problem(n, path, "expected a whole number, got %s", strictyaml.Describe(n))
 			return
 		}
 		if n.Decode(&i) != nil || v.OverflowInt(i) {
@@ -126,7 +94,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") {
-			d.problem(n, path, "expected a number, got %s", describe(n))
+			d.problem(n, path, "expected a number, got %s", strictyaml.Describe(n))
 			return
 		}
 		if n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -152,23 +120,16 @@ func quoteHint(n *yaml.Node) string {
 // calls fn for each key and value.
 func (d *decoder) mappingPairs(n *yaml.Node, path string, fn func(key string, k, v *yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
-		d.problem(n, path, "expected a mapping, got %s", describe(n))
+		d.problem(n, path, "expected a mapping, got %s", strictyaml.Describe(n))
 		return
 	}
-	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+	strictyaml.Pairs(n, func(k, v *yaml.Node) { fn(k.Value, k, v) },
+		func(k *yaml.Node) {
 			d.problem(k, path, "keys must be plain names (no aliases, merges or nested keys)")
-			continue
-		}
-		if first, dup := seen[k.Value]; dup {
+		},
+		func(k, first *yaml.Node) {
 			d.problem(k, childPath(path, k.Value), "duplicate key, first written at line %d", first.Line)
-			continue
-		}
-		seen[k.Value] = k
-		fn(k.Value, k, v)
-	}
+		})
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {

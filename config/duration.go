@@ -1,13 +1,9 @@
 package config
 
 import (
-	"errors"
-	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"gopkg.in/yaml.v3"
 )
 
@@ -20,64 +16,16 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // String writes the duration in the form ParseDuration reads, leaving out
 // zero units: "7d", "1d12h", "15m", "1m30s", "0s".
-func (d Duration) String() string {
-	td := time.Duration(d)
-	if td <= 0 {
-		return td.String()
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		unit time.Duration
-		name string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
-		if n := td / u.unit; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.name)
-			td -= n * u.unit
-		}
-	}
-	if td > 0 {
-		b.WriteString(td.String())
-	}
-	return b.String()
-}
+func (d Duration) String() string { return strictyaml.FormatDuration(time.Duration(d)) }
 
 // MarshalYAML writes the duration in the form ParseDuration reads.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // ParseDuration reads a non-negative duration: Go's form with an optional
-// leading "<n>d" for days.
+// leading "<n>d" for days, the grammar the policy files share.
 func ParseDuration(s string) (Duration, error) {
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	var days int64
-	rest := s
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.ParseInt(s[:i], 10, 64)
-		if err != nil || n < 0 || s[0] == '+' {
-			return 0, fmt.Errorf("%q is not a duration: days must be a whole number before d, as in 7d or 1d12h", s)
-		}
-		days, rest = n, s[i+1:]
-		if days > math.MaxInt64/int64(24*time.Hour) {
-			return 0, fmt.Errorf("%q is too long", s)
-		}
-	}
-	var d time.Duration
-	if rest != "" {
-		var err error
-		d, err = time.ParseDuration(rest)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration: use a number and a unit (s, m, h, d), as in 90s, 15m, 2h or 7d", s)
-		}
-		if rest[0] == '-' || rest[0] == '+' {
-			return 0, fmt.Errorf("%q has a sign: durations are written unsigned, as in 90s or 7d", s)
-		}
-	}
-	total := time.Duration(days) * 24 * time.Hour
-	if d > math.MaxInt64-total {
-		return 0, fmt.Errorf("%q is too long", s)
-	}
-	return Duration(total + d), nil
+	d, err := strictyaml.ParseDuration(s)
+	return Duration(d), err
 }
 
 func (d *Duration) decodeNode(dec *decoder, n *yaml.Node, path string) {
@@ -86,7 +34,7 @@ func (d *Duration) decodeNode(dec *decoder, n *yaml.Node, path string) {
 		if n.ShortTag() == "!!int" || n.ShortTag() == "!!float" {
 			hint = " (add a unit: 90s, 15m, 2h, 7d)"
 		}
-		dec.problem(n, path, "expected a duration such as 90s, 15m, 2h or 7d, got %s%s", describe(n), hint)
+		dec.problem(n, path, "expected a duration such as 90s, 15m, 2h or 7d, got %s%s", strictyaml.Describe(n), hint)
 		return
 	}
 	v, err := ParseDuration(n.Value)

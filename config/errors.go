@@ -6,50 +6,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 )
 
-// Problem is one thing wrong with a config file.
-type Problem struct {
-	File    string
-	Line    int // 1-based; 0 when unknown (a Config built in code)
-	Column  int
-	Path    string // field path, as in secrets[2].endpoint_id
-	Message string
-}
+// Problem is one thing wrong with a config file; Path is the field path, as
+// in secrets[2].endpoint_id.
+type Problem = strictyaml.Problem
 
-func (p Problem) String() string {
-	var b strings.Builder
-	if p.File != "" {
-		b.WriteString(p.File)
-		b.WriteString(":")
-	}
-	if p.Line > 0 {
-		fmt.Fprintf(&b, "%d:%d:", p.Line, p.Column)
-	}
-	if b.Len() > 0 {
-		b.WriteString(" ")
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
-
-// ValidationError holds every problem found in a config, sorted by position.
-type ValidationError struct {
-	Problems []Problem
-}
-
-// Error prints one "file:line:col: path: message" per line.
-func (e *ValidationError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
+// ValidationError holds every problem found in a config, sorted by position;
+// its Error prints one "file:line:col: path: message" per line.
+type ValidationError = strictyaml.Error
 
 type position struct{ line, col int }
 
@@ -180,13 +147,10 @@ func (ps *problems) addKey(path, format string, args ...any) {
 }
 
 func (ps *problems) err() error {
-	if len(ps.list) == 0 {
-		return nil
-	}
+	// Among problems at one place, the field path and message decide.
 	list := slices.Clone(ps.list)
 	slices.SortStableFunc(list, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
 	})
-	list = slices.Compact(list)
-	return &ValidationError{Problems: list}
+	return strictyaml.NewError(list)
 }

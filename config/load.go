@@ -1,20 +1,17 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // MaxFileSize bounds what Load reads: a config is a few kilobytes.
@@ -25,7 +22,7 @@ type Option func(*options)
 
 type options struct {
 	knownPolicies func(name string) bool
-	policyCheck   func(name string, kind inventory.Kind, env lakiconnect.Environment) error
+	policyCheck   func(name string, kind inventory.Kind, env laki.Environment) error
 }
 
 // WithKnownPolicies makes every policy name the config references (secrets,
@@ -40,7 +37,7 @@ func WithKnownPolicies(known func(name string) bool) Option {
 // can refuse, say, an api_key policy on a webhook secret, or a
 // production-only policy on a sandbox secret). A non-nil error becomes a
 // problem at the line that names the policy.
-func WithPolicyCheck(check func(name string, kind inventory.Kind, env lakiconnect.Environment) error) Option {
+func WithPolicyCheck(check func(name string, kind inventory.Kind, env laki.Environment) error) Option {
 	return func(o *options) { o.policyCheck = check }
 }
 
@@ -64,37 +61,33 @@ func Load(path string, opts ...Option) (*Config, error) {
 	return Parse(path, data, opts...)
 }
 
-var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse parses and validates config data; filename names it in problems and
 // anchors relative paths.
 func Parse(filename string, data []byte, opts ...Option) (*Config, error) {
 	ps := &problems{file: filename, pos: newPositions()}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			ps.at(position{1, 1}, "", "the file is empty; it starts with version: %d", CurrentVersion)
+	docs, err := strictyaml.Documents(data)
+	if err != nil {
+		ps.list = append(ps.list, yamlProblem(filename, err))
+		if len(docs) == 0 {
 			return nil, ps.err()
 		}
-		ps.list = append(ps.list, yamlProblem(filename, err))
+	}
+	if len(docs) == 0 {
+		ps.at(position{1, 1}, "", "the file is empty; it starts with version: %d", CurrentVersion)
 		return nil, ps.err()
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		ps.at(position{extra.Line, extra.Column}, "", "only one YAML document is allowed (remove the ---)")
-	} else if !errors.Is(err, io.EOF) {
-		ps.list = append(ps.list, yamlProblem(filename, err))
+	if len(docs) > 1 {
+		ps.at(position{docs[1].Line, docs[1].Column}, "", "only one YAML document is allowed (remove the ---)")
 	}
 
 	cfg := &Config{file: filename, pos: ps.pos}
 	d := &decoder{ps: ps, pos: ps.pos}
-	doc := &root
+	doc := docs[0]
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
 	if doc.Kind != yaml.MappingNode {
-		d.problem(doc, "", "expected a mapping of settings, got %s", describe(doc))
+		d.problem(doc, "", "expected a mapping of settings, got %s", strictyaml.Describe(doc))
 		return nil, ps.err()
 	}
 	ps.pos.values[""] = position{doc.Line, doc.Column}
@@ -109,12 +102,8 @@ func Parse(filename string, data []byte, opts ...Option) (*Config, error) {
 }
 
 func yamlProblem(filename string, err error) Problem {
-	p := Problem{File: filename, Line: 1, Column: 1, Message: "YAML syntax: " + err.Error()}
-	if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
-		p.Line, _ = strconv.Atoi(m[1])
-		p.Message = "YAML syntax: " + m[2]
-	}
-	return p
+	line, msg := strictyaml.SyntaxError(err)
+	return Problem{File: filename, Line: max(line, 1), Column: 1, Message: "YAML syntax: " + msg}
 }
 
 // Validate checks a Config again (one built in code, or one loaded and then

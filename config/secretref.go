@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // SecretRef says where a secret value is kept; the config never holds the
@@ -24,8 +24,8 @@ type SecretRef struct {
 	File string `yaml:"file,omitempty"`
 	// AWSSecret names a Secrets Manager secret whose AWSCURRENT value is the
 	// secret, in the account of Environment.
-	AWSSecret   string                  `yaml:"aws_secret,omitempty"`
-	Environment lakiconnect.Environment `yaml:"environment,omitempty"`
+	AWSSecret   string           `yaml:"aws_secret,omitempty"`
+	Environment laki.Environment `yaml:"environment,omitempty"`
 
 	// where is "file:line: path" of the reference, for resolution errors.
 	where string
@@ -76,7 +76,7 @@ func (r *SecretRef) decodeNode(d *decoder, n *yaml.Node, path string) {
 }
 
 // check lists what is wrong with the reference's form (nothing when it is sound).
-func (r SecretRef) check(envs map[lakiconnect.Environment]*EnvironmentConfig) []string {
+func (r SecretRef) check(envs map[laki.Environment]*EnvironmentConfig) []string {
 	set := 0
 	for _, s := range []string{r.Env, r.File, r.AWSSecret} {
 		if s != "" {

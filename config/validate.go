@@ -3,18 +3,15 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Defaults, applied to fields the file leaves out (REFERENCE.md lists them).
@@ -54,7 +51,7 @@ const MinSweepSafetyMargin = Duration(25 * time.Hour)
 
 // SecurityWebhookPath is the default path at which the daemon receives a
 // master merchant's security events.
-func SecurityWebhookPath(env lakiconnect.Environment, masterMerchantID string) string {
+func SecurityWebhookPath(env laki.Environment, masterMerchantID string) string {
 	return "/v1/lakiconnect/events/" + string(env) + "/" + masterMerchantID
 }
 
@@ -127,16 +124,14 @@ func (c *Config) applyDefaults() {
 }
 
 var (
-	masterMerchantRE = regexp.MustCompile(`^mm_[A-Za-z0-9]{16}$`)
-	endpointRE       = regexp.MustCompile(`^we_[A-Za-z0-9]{24}$`)
-	secretNameRE     = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
-	regionRE         = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-	roleARNRE        = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
-	slackUserRE      = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
-	slackMentionRE   = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
-	slackChannelRE   = regexp.MustCompile(`^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$`)
-	simpleNameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`)
-	hex64RE          = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	secretNameRE   = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+	regionRE       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+	roleARNRE      = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+	slackUserRE    = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	slackMentionRE = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
+	slackChannelRE = regexp.MustCompile(`^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$`)
+	simpleNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`)
+	hex64RE        = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 )
 
 func checkSecretName(name string) string {
@@ -146,7 +141,7 @@ func checkSecretName(name string) string {
 	return ""
 }
 
-func envList(envs map[lakiconnect.Environment]*EnvironmentConfig) string {
+func envList(envs map[laki.Environment]*EnvironmentConfig) string {
 	var names []string
 	for n := range envs {
 		if n.Valid() {
@@ -167,7 +162,7 @@ type validator struct {
 	c     *Config
 	ps    *problems
 	known func(string) bool
-	check func(string, inventory.Kind, lakiconnect.Environment) error
+	check func(string, inventory.Kind, laki.Environment) error
 	names map[string]string // managed secret name -> path that declared it
 }
 
@@ -211,16 +206,6 @@ func (v *validator) durationAtLeast(path string, d, least Duration) {
 	}
 }
 
-func (v *validator) cronSpec(path, spec string) {
-	if spec == "" {
-		v.ps.add(path, "required: a cron schedule such as \"30 * * * *\" or \"@every 1h\"")
-		return
-	}
-	if _, err := cron.ParseStandard(spec); err != nil {
-		v.ps.add(path, "not a cron schedule (minute hour day-of-month month day-of-week, or @every 1h): %v", err)
-	}
-}
-
 func (v *validator) url(path, raw string, required bool) {
 	if raw == "" {
 		if required {
@@ -244,7 +229,7 @@ func (v *validator) ref(path string, r SecretRef) {
 	}
 }
 
-func (v *validator) policy(path, name string, kind inventory.Kind, env lakiconnect.Environment) {
+func (v *validator) policy(path, name string, kind inventory.Kind, env laki.Environment) {
 	if name == "" {
 		v.ps.add(path, "required: the name of a policy in policies_dir")
 		return
@@ -342,7 +327,7 @@ func (v *validator) aws(p string, a AWSConfig) {
 	v.durationAtLeast(p+".timeout", a.Timeout, Duration(time.Second))
 }
 
-func (v *validator) lakiconnect(p string, env lakiconnect.Environment, l LakiConnectConfig) {
+func (v *validator) lakiconnect(p string, env laki.Environment, l LakiConnectConfig) {
 	v.url(p+".base_url", l.BaseURL, true)
 	if l.RateLimit <= 0 || l.RateLimit > MaxLakiRateLimit {
 		v.ps.add(p+".rate_limit", "must be more than 0 and at most %d requests per second (LakiConnect's limit per key)", MaxLakiRateLimit)
@@ -357,7 +342,7 @@ func (v *validator) lakiconnect(p string, env lakiconnect.Environment, l LakiCon
 		switch first, dup := ids[m.ID]; {
 		case m.ID == "":
 			v.ps.add(mp+".id", "required, as in mm_0123456789abcdef")
-		case !masterMerchantRE.MatchString(m.ID):
+		case !laki.IsMasterMerchantID(m.ID):
 			v.ps.add(mp+".id", "%q is not a master merchant id (mm_ and 16 letters or digits)", m.ID)
 		case dup:
 			v.ps.add(mp+".id", "%s is already listed at master_merchants[%d]", m.ID, first)
@@ -388,7 +373,7 @@ func (v *validator) endpointID(path, id string) {
 	switch {
 	case id == "":
 		v.ps.add(path, "required for a webhook secret, as in we_0123456789abcdefghijklmn")
-	case !endpointRE.MatchString(id):
+	case !laki.IsEndpointID(id):
 		v.ps.add(path, "%q is not a webhook endpoint id (we_ and 24 letters or digits)", id)
 	}
 }
@@ -433,7 +418,7 @@ func (v *validator) secrets() {
 		switch {
 		case s.MasterMerchantID == "":
 			v.ps.add(p+".master_merchant_id", "required")
-		case !masterMerchantRE.MatchString(s.MasterMerchantID):
+		case !laki.IsMasterMerchantID(s.MasterMerchantID):
 			v.ps.add(p+".master_merchant_id", "%q is not a master merchant id (mm_ and 16 letters or digits)", s.MasterMerchantID)
 		case envOK && env != nil:
 			if _, ok := c.MasterMerchant(s.Environment, s.MasterMerchantID); !ok {
@@ -483,11 +468,11 @@ func (v *validator) engine() {
 	if c.Engine.BackoffMax < c.Engine.BackoffInitial {
 		v.ps.add("engine.backoff_max", "must be at least backoff_initial (%s)", c.Engine.BackoffInitial)
 	}
-	v.cronSpec("sweep.schedule", c.Sweep.Schedule)
+	c.Sweep.cron = v.cronSpec("sweep.schedule", c.Sweep.Schedule)
 	if c.Sweep.SafetyMargin < MinSweepSafetyMargin {
 		v.ps.add("sweep.safety_margin", "must be at least %s: longer than LakiConnect's 24h idempotency window, so a replayed create never hands back a swept key", MinSweepSafetyMargin)
 	}
-	v.cronSpec("policy_scan.schedule", c.PolicyScan.Schedule)
+	c.PolicyScan.cron = v.cronSpec("policy_scan.schedule", c.PolicyScan.Schedule)
 	v.durationAtLeast("auth_watch.poll_interval", c.AuthWatch.PollInterval, Duration(10*time.Second))
 }
 
@@ -644,6 +629,7 @@ func (v *validator) http() {
 	if h.TLS.ClientCAFile != "" && !h.TLS.Enabled() {
 		v.ps.add(hp+".tls.client_ca_file", "needs cert_file and key_file")
 	}
+	v.loadClientCAs(hp + ".tls.client_ca_file")
 	if h.AllowPlaintext && h.TLS.Enabled() {
 		v.ps.add(hp+".allow_plaintext", "contradicts tls: remove one")
 	}
@@ -677,13 +663,6 @@ func (v *validator) http() {
 			v.ps.add(p, "needs sha256 (the token's SHA-256 in hex) or token (a reference)")
 		default:
 			v.ref(p+".token", t.Token)
-		}
-	}
-	for i, cidr := range h.AllowedClients {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			if _, err := netip.ParseAddr(cidr); err != nil {
-				v.ps.add(indexPath(hp+".allowed_clients", i), "%q is not an IP address or CIDR prefix", cidr)
-			}
 		}
 	}
 	v.doors()

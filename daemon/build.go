@@ -2,36 +2,25 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"os"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/time/rate"
 
-	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/inbound"
-	"github.com/lakirotator/lakirotator/inbound/slackcmd"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/metrics"
-	"github.com/lakirotator/lakirotator/notify"
-	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
-	"github.com/lakirotator/lakirotator/notify/terminal"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -41,7 +30,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
-	"github.com/lakirotator/lakirotator/rotator/schedule"
 	"github.com/lakirotator/lakirotator/securityevents"
 )
 
@@ -77,13 +65,12 @@ type Service struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
+	closers   []func(context.Context) error
 	refusals  *inbound.Refusals
 	ready     *httpapi.Readiness
-	clientCAs *x509.CertPool
 	// metricsHandler serves /metrics on http.metrics.listen; nil when
 	// metrics share the API's listener.
 	metricsHandler http.Handler
-	closers        []func(context.Context) error
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -151,8 +138,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		c, err := lakiconnect.NewClient(lakiconnect.Config{
 			BaseURL: ec.LakiConnect.BaseURL, APIKey: first, Timeout: ec.LakiConnect.Timeout.Std(), Logger: o.Logger, RootCAs: o.RootCAs,
-			OnRequest: func(method, path string, status int, err error) {
-				s.Metrics.ObserveCall("lakiconnect", method+" "+routeOf(path), callStatus(status, err))
+			OnRequest: func(method, route string, status int, err error) {
+				s.Metrics.ObserveCall("lakiconnect", method+" "+route, callStatus(status, err))
 				calls.observe(env, status, err)
 			},
 		})
@@ -219,31 +206,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, fmt.Errorf("http.tokens: %w", err)
 	}
-	var clientCAs *x509.CertPool
-	if cfg.HTTP.TLS.ClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.HTTP.TLS.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.tls.client_ca_file: %w", err)
-		}
-		clientCAs = x509.NewCertPool()
-		if !clientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("http.tls.client_ca_file %s holds no PEM certificate", cfg.HTTP.TLS.ClientCAFile)
-		}
-	}
-	var allowed []netip.Prefix
-	for _, c := range cfg.HTTP.AllowedClients {
-		p, err := parsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("http.allowed_clients: %w", err)
-		}
-		allowed = append(allowed, p)
-	}
-	s.clientCAs = clientCAs
 	every := cfg.HTTP.ReadinessEvery()
 	s.ready = httpapi.NewReadiness(s.readiness(cfg, issuers, calls, every), every, o.Clock)
 	api := httpapi.Options{
-		AllowedClients: allowed,
-		Controller:     d, Tokens: tokens, ClientCAs: clientCAs, ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),
+		AllowedClients: cfg.HTTP.AllowedPrefixes(),
+		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),
 		Metrics: s.Metrics.Handler(), MetricsAuth: cfg.HTTP.Metrics.RequireAuth, Events: bus, Refusals: s.refusals,
 		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now, Ready: s.ready,
 	}
@@ -267,18 +234,6 @@ func CheckConfig(cfg *config.Config) (*policies.Set, error) {
 		return nil, err
 	}
 	return pols, nil
-}
-
-// parsePrefix reads a CIDR, or a single address as a /32 (/128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func firstPositive(ds ...time.Duration) time.Duration {
@@ -344,344 +299,4 @@ func storeResolver(stores map[lakiconnect.Environment]secretstore.Store) config.
 		}
 		return v.Value, nil
 	})
-}
-
-func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
-	var sinks []audit.Sink
-	if cfg.Audit.File != "" {
-		fs, err := audit.OpenFileSink(cfg.Audit.File)
-		if err != nil {
-			return fmt.Errorf("audit.file: %w", err)
-		}
-		s.closers = append(s.closers, func(context.Context) error { return fs.Close() })
-		sinks = append(sinks, fs)
-	}
-	if cfg.Audit.Stdout {
-		sinks = append(sinks, audit.NewStreamSink(o.Stdout))
-	}
-	if len(sinks) > 0 {
-		bus.Subscribe(audit.NewWriter(o.Clock, o.Logger, sinks...))
-	}
-	return nil
-}
-
-func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver) error {
-	n := cfg.Notifications
-	if len(n.Receivers) == 0 {
-		return nil
-	}
-	receivers := map[string]notify.Notifier{}
-	for _, rc := range n.Receivers {
-		switch rc.Kind {
-		case config.ReceiverTerminal:
-			receivers[rc.Name] = terminal.New(o.Stdout)
-		case config.ReceiverLog:
-			receivers[rc.Name] = logNotifier{log: o.Logger}
-		case config.ReceiverSlack:
-			if n.Slack == nil {
-				return fmt.Errorf("notifications.receivers %q: kind slack needs notifications.slack", rc.Name)
-			}
-			sc := notifyslack.Config{APIURL: n.Slack.APIURL, Channel: firstNonEmpty(rc.Channel, n.Slack.Channel)}
-			var err error
-			if !n.Slack.Token.IsZero() {
-				if sc.Token, err = r.Resolve(ctx, n.Slack.Token); err != nil {
-					return fmt.Errorf("notifications.slack.token: %w", err)
-				}
-			}
-			if !n.Slack.WebhookURL.IsZero() {
-				if sc.WebhookURL, err = r.Resolve(ctx, n.Slack.WebhookURL); err != nil {
-					return fmt.Errorf("notifications.slack.webhook_url: %w", err)
-				}
-			}
-			sn, err := notifyslack.New(sc)
-			if err != nil {
-				return fmt.Errorf("notifications.receivers %q: %w", rc.Name, err)
-			}
-			receivers[rc.Name] = sn
-		}
-	}
-	var routes []notify.Route
-	for _, rc := range n.Routes {
-		rt := notify.Route{Receiver: rc.Receiver, Severities: rc.Match.Severities, Steps: rc.Match.Steps,
-			Outcomes: rc.Match.Outcomes, Causes: rc.Match.Causes, Digest: rc.Digest, Mention: mentions(rc.Mentions, n.People)}
-		for _, e := range rc.Match.Environments {
-			rt.Environments = append(rt.Environments, string(e))
-		}
-		routes = append(routes, rt)
-	}
-	nm, err := notify.NewPrometheusMetrics(s.Metrics.Registry)
-	if err != nil {
-		return err
-	}
-	disp, err := notify.NewDispatcher(notify.Config{
-		Receivers: receivers, Routes: routes, DedupWindow: n.DedupWindow.Std(), DigestInterval: n.DigestInterval.Std(),
-		Clock: o.Clock, Logger: o.Logger, Metrics: nm,
-	})
-	if err != nil {
-		return fmt.Errorf("notifications: %w", err)
-	}
-	s.closers = append(s.closers, disp.Close)
-	bus.Subscribe(disp)
-	return nil
-}
-
-// mentions renders a route's mentions as Slack mentions: a person's Slack id
-// from notifications.people, or the text as written (<!subteam^...>).
-// "owners" (the secret's owners) cannot be resolved per route and is left
-// to the message's owner line.
-func mentions(names []string, people map[string]string) string {
-	var out []string
-	for _, n := range names {
-		if n == config.MentionOwners {
-			continue
-		}
-		if id, ok := people[n]; ok {
-			out = append(out, "<@"+id+">")
-			continue
-		}
-		out = append(out, n)
-	}
-	return strings.Join(out, " ")
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o BuildOptions, stores map[lakiconnect.Environment]secretstore.Store, bus *events.Bus, r config.Resolver) (map[string]http.Handler, error) {
-	mounts := map[string]http.Handler{}
-	for _, env := range cfg.EnvironmentNames() {
-		ec, _ := cfg.Environment(env)
-		for _, m := range ec.LakiConnect.MasterMerchants {
-			w := m.SecurityWebhook
-			if w == nil {
-				continue
-			}
-			held := &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: signingSecretsTTL}
-			bus.Subscribe(held)
-			rcv, err := securityevents.New(securityevents.Options{
-				Environment: env, MasterMerchants: []string{m.ID},
-				Secrets: held,
-				Handle:  s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Refusals: s.refusals, Logger: o.Logger,
-			})
-			if err != nil {
-				return nil, err
-			}
-			path := w.Path
-			if path == "" {
-				path = config.SecurityWebhookPath(env, m.ID)
-			}
-			mounts["POST "+path] = rcv
-			s.receivers = append(s.receivers, rcv)
-		}
-	}
-	if sl := cfg.Notifications.Slack; sl != nil && !sl.SigningSecret.IsZero() {
-		signing, err := r.Resolve(ctx, sl.SigningSecret)
-		if err != nil {
-			return nil, fmt.Errorf("notifications.slack.signing_secret: %w", err)
-		}
-		mounts["POST /v1/slack/commands"] = &slackcmd.Handler{
-			SigningSecret: signing, AllowedUsers: sl.AllowedUsers, Clock: o.Clock, Logger: o.Logger,
-			Triggers: s.Daemon, Refusals: s.refusals,
-		}
-	}
-	return mounts, nil
-}
-
-// Run serves the HTTP API and runs the daemon until ctx ends, then shuts
-// down in order: stop taking requests, finish the rotations in hand, flush
-// notifications and audit.
-func (s *Service) Run(ctx context.Context, ln net.Listener) error {
-	rctx, cancelReceivers := context.WithCancel(context.Background())
-	metricsDone, err := s.serveMetrics(rctx)
-	if err != nil {
-		cancelReceivers()
-		return err
-	}
-	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
-	tlsCfg := s.cfg.HTTP.TLS
-	serveErr := make(chan error, 1)
-	go func() {
-		var err error
-		if tlsCfg.Enabled() {
-			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			if s.clientCAs != nil {
-				// A certificate is verified when given; the API then
-				// refuses a request that has neither an allow-listed
-				// certificate nor a token (a token holder may have none).
-				srv.TLSConfig.ClientCAs = s.clientCAs
-				srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
-			}
-			err = srv.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
-		} else {
-			err = srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
-		}
-		close(serveErr)
-	}()
-	for _, r := range s.receivers {
-		go r.Run(rctx)
-	}
-	refusalsDone := make(chan struct{})
-	go func() { defer close(refusalsDone); s.refusals.Run(rctx) }()
-	go s.ready.Run(rctx)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	daemonErr := make(chan error, 1)
-	go func() { daemonErr <- s.Daemon.Run(runCtx) }()
-	loops := s.startLoops(runCtx)
-
-	select {
-	case err = <-daemonErr:
-		cancel()
-	case err = <-serveErr:
-		cancel()
-		<-daemonErr
-	}
-	loops.Wait()
-	shutdown, done := context.WithTimeout(context.Background(), 30*time.Second)
-	defer done()
-	_ = srv.Shutdown(shutdown)
-	cancelReceivers()
-	<-refusalsDone // the last summaries reach the audit before it closes
-	<-metricsDone
-	if cerr := s.Close(shutdown); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// Close flushes notifications and closes the audit file.
-func (s *Service) Close(ctx context.Context) error {
-	var errs []error
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		if err := s.closers[i](ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.closers = nil
-	return errors.Join(errs...)
-}
-
-// eventLogger writes every lifecycle event as one structured log line; the
-// Terraform alarms filter on these fields.
-type eventLogger struct{ log *slog.Logger }
-
-func (l eventLogger) Emit(ctx context.Context, e events.Event) {
-	// Errors are failures; critical but successful (an emergency accepted,
-	// an alert raised) is a warning, so error-level log alarms count failures.
-	level := slog.LevelInfo
-	switch {
-	case e.Outcome == events.OutcomeFailed:
-		level = slog.LevelError
-	case e.Severity == events.SeverityCritical || e.Outcome == events.OutcomeRefused || e.Outcome == events.OutcomeWarning:
-		level = slog.LevelWarn
-	}
-	attrs := []any{"step", e.Step, "outcome", e.Outcome, "severity", e.Severity}
-	for _, kv := range [][2]string{
-		{"secret", e.Secret}, {"kind", e.Kind}, {"environment", e.Environment}, {"cause", string(e.Cause)},
-		{"source", string(e.Source)}, {"actor", e.Actor}, {"trigger_id", e.TriggerID}, {"version_id", e.VersionID},
-		{"key_id", e.KeyID}, {"previous_key_id", e.PreviousKeyID}, {"reason", e.Reason}, {"error", e.Error},
-	} {
-		if kv[1] != "" {
-			attrs = append(attrs, kv[0], kv[1])
-		}
-	}
-	if r := e.Details["reason"]; r != "" {
-		attrs = append(attrs, "reason_code", r)
-	}
-	l.log.Log(ctx, level, "lifecycle event", attrs...)
-}
-
-// logNotifier is the "log" receiver kind: notifications as log lines.
-type logNotifier struct{ log *slog.Logger }
-
-func (l logNotifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
-	l.log.InfoContext(ctx, "notification", "title", n.Title, "secret", n.Secret, "environment", n.Environment, "severity", n.Severity)
-	return false, nil
-}
-
-func routeOf(path string) string {
-	// Collapse ids so metric labels stay few: /api_keys/key_x/expire → /api_keys/{id}/expire.
-	parts := strings.Split(path, "/")
-	for i, p := range parts {
-		if strings.HasPrefix(p, "key_") || strings.HasPrefix(p, "we_") || strings.HasPrefix(p, "whs_") {
-			parts[i] = "{id}"
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-func callStatus(status int, err error) string {
-	if err != nil && status == 0 {
-		return "error"
-	}
-	return fmt.Sprint(status)
-}
-
-// Shutdown stops the engines (finishing rotations in hand) and closes the
-// sinks; for one-shot CLI use, where Run was never called.
-func (s *Service) Shutdown(ctx context.Context) error {
-	for _, env := range s.Envs {
-		env.Engine.Close()
-	}
-	s.Daemon.wg.Wait()
-	return s.Close(ctx)
-}
-
-// startLoops runs the orphan sweep and the policy scan on their schedules
-// and the 401/403 watch on its interval, until ctx ends.
-func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	d := s.Daemon
-	var plans []schedule.Plan
-	fire := map[string]func(context.Context){}
-	if spec := s.cfg.Sweep.Schedule; spec != "" {
-		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
-			plans = append(plans, schedule.Plan{Name: "sweep", Schedule: sch})
-			fire["sweep"] = func(ctx context.Context) {
-				if _, err := d.Sweep(ctx); err != nil {
-					s.log.Error("orphan sweep failed", "err", err)
-				}
-			}
-		}
-	}
-	if spec := s.cfg.PolicyScan.Schedule; spec != "" {
-		if sch, err := schedule.Parse(spec, time.UTC); err == nil {
-			plans = append(plans, schedule.Plan{Name: "policy-scan", Schedule: sch})
-			fire["policy-scan"] = func(ctx context.Context) {
-				if _, err := s.Scans.monitor.ScanOnce(ctx); err != nil {
-					s.log.Error("policy scan failed", "err", err)
-				}
-			}
-		}
-	}
-	if len(plans) > 0 {
-		sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: func(ctx context.Context, f schedule.Firing) { fire[f.Plan](ctx) }}
-		wg.Add(1)
-		go func() { defer wg.Done(); sched.Run(ctx) }()
-	}
-	if every := s.cfg.AuthWatch.PollInterval.Std(); every > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.every(ctx, every, func(ctx context.Context) {
-				idx, err := d.readKeyIndex(ctx)
-				if err != nil {
-					s.log.Error("401/403 watch: reading the managed keys failed", "err", err)
-					return
-				}
-				s.Scans.remember(idx)
-				s.Scans.watcher.Poll(ctx)
-			})
-		}()
-	}
-	return &wg
 }

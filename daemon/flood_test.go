@@ -59,8 +59,8 @@ func (w *world) buildCounting() (*daemon.Service, *readsOf) {
 	counting := &readsOf{Store: w.store, reads: map[string]int{}}
 	svc, err := daemon.Build(context.Background(), cfg, daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
-		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores: map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: counting},
+		Logger:         slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Stores:         map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: counting},
 		RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 	})
 	if err != nil {

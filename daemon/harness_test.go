@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"

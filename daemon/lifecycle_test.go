@@ -2,12 +2,13 @@ package daemon_test
 
 import (
 	"context"
-	"github.com/lakirotator/lakirotator/config"
-	"github.com/lakirotator/lakirotator/daemon"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lakirotator/lakirotator/config"
+	"github.com/lakirotator/lakirotator/daemon"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"

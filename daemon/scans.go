@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"sync"
 	"time"
 
@@ -44,20 +43,20 @@ func (m merchantClient) WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error) 
 	return c.WhoAmI(ctx)
 }
 
-func (m merchantClient) ListAPIKeys(ctx context.Context, opts lakiconnect.ListAPIKeysOptions) iter.Seq2[lakiconnect.APIKey, error] {
+func (m merchantClient) APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error) {
 	c, err := m.client(ctx)
 	if err != nil {
-		return func(yield func(lakiconnect.APIKey, error) bool) { yield(lakiconnect.APIKey{}, err) }
+		return nil, err
 	}
-	return c.ListAPIKeys(ctx, opts)
+	return c.APIKeys(ctx)
 }
 
-func (m merchantClient) ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[lakiconnect.WebhookEndpoint, error] {
+func (m merchantClient) WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error) {
 	c, err := m.client(ctx)
 	if err != nil {
-		return func(yield func(lakiconnect.WebhookEndpoint, error) bool) { yield(lakiconnect.WebhookEndpoint{}, err) }
+		return nil, err
 	}
-	return c.ListWebhookEndpoints(ctx, pageSize)
+	return c.WebhookEndpoints(ctx)
 }
 
 func (m merchantClient) ListAuthFailures(ctx context.Context, since, until time.Time) ([]lakiconnect.AuthFailureCount, error) {
@@ -201,7 +200,7 @@ func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment
 	var watchTargets []authwatch.Target
 	for t, ks := range keys {
 		mc := merchantClient{base: clients[t.Environment], key: ks}
-		scanTargets = append(scanTargets, scan.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: scan.FromClient(mc)})
+		scanTargets = append(scanTargets, scan.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: mc})
 		watchTargets = append(watchTargets, authwatch.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: mc})
 	}
 	s.scanner = &scan.Scanner{Policies: pols, Targets: scanTargets}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -35,7 +35,7 @@ type Entry struct {
 // nothing per discovered secret, so ten thousand secrets cost a hundred list
 // pages.
 type Catalog struct {
-	Stores   map[lakiconnect.Environment]Lister
+	Stores   map[laki.Environment]Lister
 	Declared []ManagedSecret
 	// Discover turns on tag discovery; Filters narrow it further (the
 	// managed tag is always required).
@@ -57,7 +57,7 @@ type Catalog struct {
 func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 	entries := map[string]Entry{}
 	var problems []error
-	envs := make([]lakiconnect.Environment, 0, len(c.Stores))
+	envs := make([]laki.Environment, 0, len(c.Stores))
 	for env := range c.Stores {
 		envs = append(envs, env)
 	}

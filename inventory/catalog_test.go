@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -72,11 +72,11 @@ func TestCatalogDiscoversByTagsAndReportsBadTags(t *testing.T) {
 		{Name: "declared/sandbox", ARN: "arn:2", Tags: map[string]string{}},
 	}}
 	c := &inventory.Catalog{
-		Stores:   map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: sandbox},
+		Stores:   map[laki.Environment]inventory.Lister{laki.Sandbox: sandbox},
 		Discover: true,
 		Declared: []inventory.ManagedSecret{
-			{Name: "declared/sandbox", Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox, MasterMerchantID: "mm_AAAABBBBCCCCDDDD", Policy: "reporting", Owners: []string{"carol"}},
-			{Name: "not-created-yet", Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox, MasterMerchantID: "mm_AAAABBBBCCCCDDDD", Policy: "reporting"},
+			{Name: "declared/sandbox", Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: "mm_AAAABBBBCCCCDDDD", Policy: "reporting", Owners: []string{"carol"}},
+			{Name: "not-created-yet", Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: "mm_AAAABBBBCCCCDDDD", Policy: "reporting"},
 		},
 	}
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -118,7 +118,7 @@ func TestCatalogKeepsOnlyTheBookkeepingTags(t *testing.T) {
 	tg["lakirotator:failed-attempts"] = "2"
 	tg["cost-center"] = "payments"
 	st := &listed{secrets: []secretstore.Secret{{Name: "checkout/sandbox", Description: "long text", Tags: tg}}}
-	c := &inventory.Catalog{Stores: map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: st}, Discover: true,
+	c := &inventory.Catalog{Stores: map[laki.Environment]inventory.Lister{laki.Sandbox: st}, Discover: true,
 		KeepTags: []string{"lakirotator:failed-attempts", "lakirotator:last-failure"}}
 	require.NoError(t, c.Refresh(context.Background(), time.Now()))
 	e, ok := c.Get("checkout/sandbox")

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Kind is what a managed secret holds.
@@ -43,7 +43,7 @@ type ManagedSecret struct {
 	Name             string
 	ARN              string // empty until known from the store
 	Kind             Kind
-	Environment      lakiconnect.Environment
+	Environment      laki.Environment
 	MasterMerchantID string
 	EndpointID       string // webhook secrets only
 	Policy           string // policy name
@@ -97,7 +97,7 @@ func FromTags(name, arn string, tags map[string]string) (ManagedSecret, bool, er
 	m := ManagedSecret{
 		Name: name, ARN: arn,
 		Kind:             Kind(tags[TagKind]),
-		Environment:      lakiconnect.Environment(tags[TagEnvironment]),
+		Environment:      laki.Environment(tags[TagEnvironment]),
 		MasterMerchantID: tags[TagMasterMerchant],
 		EndpointID:       tags[TagEndpointID],
 		Policy:           tags[TagPolicy],

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Facts is everything the checks know about one credential: an API key, a
@@ -28,19 +29,19 @@ type Facts struct {
 	Policy     *Policy
 	PolicyName string
 
-	DeclaredEnvironment lakiconnect.Environment // the secret's tag or config entry
-	StoredEnvironment   lakiconnect.Environment // "environment" in the stored value
-	BaseURLEnvironment  lakiconnect.Environment // environment of the base URL it is used against
+	DeclaredEnvironment laki.Environment // the secret's tag or config entry
+	StoredEnvironment   laki.Environment // "environment" in the stored value
+	BaseURLEnvironment  laki.Environment // environment of the base URL it is used against
 	DeclaredMerchantID  string
 
 	// Found reports whether LakiConnect returned the key (or endpoint and
 	// signing secret). When false, the fields below are unknown.
 	Found          bool
 	KeyID          string
-	KeyEnvironment lakiconnect.Environment
+	KeyEnvironment laki.Environment
 	KeyMerchantID  string
-	Scopes         []lakiconnect.Scope
-	Status         lakiconnect.KeyStatus
+	Scopes         []laki.Scope
+	Status         laki.KeyStatus
 	CreatedAt      time.Time
 	ExpiresAt      *time.Time
 	LastUsedAt     *time.Time
@@ -51,7 +52,7 @@ type Facts struct {
 	ManagementKey  bool
 	// RotationScopes is what the management key needs (Set.RotationScopes);
 	// nil falls back to the policy's scopes.
-	RotationScopes []lakiconnect.Scope
+	RotationScopes []laki.Scope
 }
 
 // Check is one pure policy check: the facts of one credential and the time
@@ -92,7 +93,7 @@ func Evaluate(f Facts, now time.Time) []Violation {
 	return out
 }
 
-func (f Facts) environment() lakiconnect.Environment {
+func (f Facts) environment() laki.Environment {
 	if f.Found && f.KeyEnvironment != "" {
 		return f.KeyEnvironment
 	}
@@ -163,7 +164,7 @@ func CheckStoredKeyMissing(f Facts, _ time.Time) *Violation {
 
 // CheckStoredKeyRevoked: the current stored credential is revoked.
 func CheckStoredKeyRevoked(f Facts, _ time.Time) *Violation {
-	if !f.Current || !f.Found || f.Status != lakiconnect.StatusRevoked {
+	if !f.Current || !f.Found || f.Status != laki.StatusRevoked {
 		return nil
 	}
 	return f.violation(StoredKeyRevoked, "secret %s stores %s, which LakiConnect reports revoked: its consumers are refused", f.Secret, f.subject())
@@ -171,7 +172,7 @@ func CheckStoredKeyRevoked(f Facts, _ time.Time) *Violation {
 
 // CheckStoredKeyExpiring: the current stored credential has a scheduled end.
 func CheckStoredKeyExpiring(f Facts, now time.Time) *Violation {
-	if !f.Current || !f.Found || f.Status != lakiconnect.StatusExpiring {
+	if !f.Current || !f.Found || f.Status != laki.StatusExpiring {
 		return nil
 	}
 	when := "soon"
@@ -183,7 +184,7 @@ func CheckStoredKeyExpiring(f Facts, now time.Time) *Violation {
 
 // CheckUnmanagedKey: a live key no managed secret references.
 func CheckUnmanagedKey(f Facts, _ time.Time) *Violation {
-	if f.Managed || !f.Found || !f.isKey() || f.KeyID == "" || f.Status == lakiconnect.StatusRevoked {
+	if f.Managed || !f.Found || !f.isKey() || f.KeyID == "" || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	by := "the dashboard"
@@ -219,7 +220,7 @@ func CheckInsecureWebhookURL(f Facts, _ time.Time) *Violation {
 func CheckEnvironmentMismatch(f Facts, _ time.Time) *Violation {
 	type src struct {
 		what string
-		env  lakiconnect.Environment
+		env  laki.Environment
 	}
 	var known []src
 	if f.Found && f.KeyEnvironment != "" {
@@ -282,7 +283,7 @@ func CheckMerchantMismatch(f Facts, _ time.Time) *Violation {
 // CheckOverPrivileged: the key holds scopes beyond its policy. The
 // management key is judged by CheckManagementKeyScopes instead.
 func CheckOverPrivileged(f Facts, _ time.Time) *Violation {
-	if !f.Found || f.Policy == nil || f.Kind != inventory.KindAPIKey || f.Status == lakiconnect.StatusRevoked {
+	if !f.Found || f.Policy == nil || f.Kind != inventory.KindAPIKey || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	extra := ScopeDiff(f.Scopes, f.Policy.Scopes)
@@ -295,7 +296,7 @@ func CheckOverPrivileged(f Facts, _ time.Time) *Violation {
 
 // CheckUnderPrivileged: the key lacks scopes its policy grants.
 func CheckUnderPrivileged(f Facts, _ time.Time) *Violation {
-	if !f.Found || f.Policy == nil || !f.isKey() || f.Status == lakiconnect.StatusRevoked {
+	if !f.Found || f.Policy == nil || !f.isKey() || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	missing := ScopeDiff(f.Policy.Scopes, f.Scopes)
@@ -308,7 +309,7 @@ func CheckUnderPrivileged(f Facts, _ time.Time) *Violation {
 
 // CheckManagementKeyScopes: the management key holds more than rotation needs.
 func CheckManagementKeyScopes(f Facts, _ time.Time) *Violation {
-	if !f.Found || !(f.ManagementKey || f.Kind == inventory.KindManagementKey) || f.Status == lakiconnect.StatusRevoked {
+	if !f.Found || !(f.ManagementKey || f.Kind == inventory.KindManagementKey) || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	need := f.RotationScopes
@@ -327,26 +328,29 @@ func CheckManagementKeyScopes(f Facts, _ time.Time) *Violation {
 
 // CheckKeyTooOld: older than the policy's max_age.
 func CheckKeyTooOld(f Facts, now time.Time) *Violation {
-	if !f.Found || f.Policy == nil || f.Policy.MaxAge <= 0 || f.CreatedAt.IsZero() || f.Status == lakiconnect.StatusRevoked {
+	if !f.Found || f.Policy == nil || f.Policy.MaxAge <= 0 || f.CreatedAt.IsZero() || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	age := now.Sub(f.CreatedAt)
 	if age <= f.Policy.MaxAge {
 		return nil
 	}
-	return f.violation(KeyTooOld, "%s of secret %s is %s old, over policy %q max_age %s", f.subject(), f.Secret, FormatDuration(age), f.Policy.Name, FormatDuration(f.Policy.MaxAge))
+	if age > 24*time.Hour {
+		age = age.Round(time.Minute) // an age of days reads to the minute
+	}
+	return f.violation(KeyTooOld, "%s of secret %s is %s old, over policy %q max_age %s", f.subject(), f.Secret, strictyaml.FormatDuration(age), f.Policy.Name, strictyaml.FormatDuration(f.Policy.MaxAge))
 }
 
 // CheckMissingExpiry: a key without expires_at under a policy with a hard expiry.
 func CheckMissingExpiry(f Facts, _ time.Time) *Violation {
-	if !f.Found || f.Policy == nil || !f.isKey() || f.Policy.HardExpiry.ExpiresAfter <= 0 || f.ExpiresAt != nil || f.Status == lakiconnect.StatusRevoked {
+	if !f.Found || f.Policy == nil || !f.isKey() || f.Policy.HardExpiry.ExpiresAfter <= 0 || f.ExpiresAt != nil || f.Status == laki.StatusRevoked {
 		return nil
 	}
 	return f.violation(MissingExpiry, "key %s of secret %s has no expires_at; policy %q demands one within %s of creation",
-		f.KeyID, f.Secret, f.Policy.Name, FormatDuration(f.Policy.HardExpiry.ExpiresAfter))
+		f.KeyID, f.Secret, f.Policy.Name, strictyaml.FormatDuration(f.Policy.HardExpiry.ExpiresAfter))
 }
 
-func scopeList(s []lakiconnect.Scope) string {
+func scopeList(s []laki.Scope) string {
 	if len(s) == 0 {
 		return "no scopes"
 	}
@@ -363,36 +367,36 @@ func scopeList(s []lakiconnect.Scope) string {
 // production token (prod, production, prd, live) means sandbox; the reverse
 // means production; both or neither mean no verdict. Substrings do not
 // count ("contest" is not "test", "delivery" is not "live").
-func nameTokenEnvironment(token string) lakiconnect.Environment {
+func nameTokenEnvironment(token string) laki.Environment {
 	switch token {
 	case "sandbox", "sbx", "test", "testing":
-		return lakiconnect.Sandbox
+		return laki.Sandbox
 	case "prod", "production", "prd", "live":
-		return lakiconnect.Production
+		return laki.Production
 	}
 	return ""
 }
 
 // NameEnvironment returns the environment a secret or policy name claims
 // (see nameTokenEnvironment), and false when it claims none or both.
-func NameEnvironment(name string) (lakiconnect.Environment, bool) {
+func NameEnvironment(name string) (laki.Environment, bool) {
 	tokens := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 	})
 	var sbx, prod bool
 	for _, t := range tokens {
 		switch nameTokenEnvironment(t) {
-		case lakiconnect.Sandbox:
+		case laki.Sandbox:
 			sbx = true
-		case lakiconnect.Production:
+		case laki.Production:
 			prod = true
 		}
 	}
 	switch {
 	case sbx && !prod:
-		return lakiconnect.Sandbox, true
+		return laki.Sandbox, true
 	case prod && !sbx:
-		return lakiconnect.Production, true
+		return laki.Production, true
 	}
 	return "", false
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func TestEvaluateEveryReason(t *testing.T) {
@@ -31,22 +31,22 @@ func TestEvaluateEveryReason(t *testing.T) {
 	healthy := Facts{
 		Secret: "prod/checkout/lakiconnect", Kind: inventory.KindAPIKey, Managed: true, Current: true,
 		Policy: &checkout, PolicyName: checkout.Name,
-		DeclaredEnvironment: lakiconnect.Production, StoredEnvironment: lakiconnect.Production,
-		BaseURLEnvironment: lakiconnect.Production, DeclaredMerchantID: "mm_AAAAAAAAAAAAAAAA",
-		Found: true, KeyID: "key_checkout", KeyEnvironment: lakiconnect.Production, KeyMerchantID: "mm_AAAAAAAAAAAAAAAA",
-		Scopes: checkout.Scopes, Status: lakiconnect.StatusActive, CreatedAt: created, ExpiresAt: &expires,
+		DeclaredEnvironment: laki.Production, StoredEnvironment: laki.Production,
+		BaseURLEnvironment: laki.Production, DeclaredMerchantID: "mm_AAAAAAAAAAAAAAAA",
+		Found: true, KeyID: "key_checkout", KeyEnvironment: laki.Production, KeyMerchantID: "mm_AAAAAAAAAAAAAAAA",
+		Scopes: checkout.Scopes, Status: laki.StatusActive, CreatedAt: created, ExpiresAt: &expires,
 	}
 	webhook := Facts{
 		Secret: "prod/webhooks/orders", Kind: inventory.KindWebhookSecret, Managed: true, Current: true,
-		Policy: &webhooks, PolicyName: webhooks.Name, DeclaredEnvironment: lakiconnect.Production,
-		BaseURLEnvironment: lakiconnect.Production, Found: true, KeyID: "whs_1", EndpointID: "we_1",
-		EndpointURL: "https://hooks.example.com/lakiconnect", KeyEnvironment: lakiconnect.Production,
-		Status: lakiconnect.StatusActive, CreatedAt: created,
+		Policy: &webhooks, PolicyName: webhooks.Name, DeclaredEnvironment: laki.Production,
+		BaseURLEnvironment: laki.Production, Found: true, KeyID: "whs_1", EndpointID: "we_1",
+		EndpointURL: "https://hooks.example.com/lakiconnect", KeyEnvironment: laki.Production,
+		Status: laki.StatusActive, CreatedAt: created,
 	}
 	mgmtKey := healthy
 	mgmtKey.Secret, mgmtKey.Kind, mgmtKey.Policy, mgmtKey.PolicyName = "prod/rotator/management", inventory.KindManagementKey, &mgmt, mgmt.Name
 	mgmtKey.ManagementKey, mgmtKey.KeyID = true, "key_mgmt"
-	mgmtKey.RotationScopes = set.RotationScopes(lakiconnect.Production)
+	mgmtKey.RotationScopes = set.RotationScopes(laki.Production)
 	mgmtKey.Scopes = mgmtKey.RotationScopes
 
 	with := func(base Facts, change func(*Facts)) Facts {
@@ -63,15 +63,15 @@ func TestEvaluateEveryReason(t *testing.T) {
 		{"healthy webhook secret", webhook, nil, ""},
 		{"healthy management key", mgmtKey, nil, ""},
 		{"over-privileged", with(healthy, func(f *Facts) {
-			f.Scopes = []lakiconnect.Scope{"payments:read", "payments:write", "customers:read", "refunds:write"}
+			f.Scopes = []laki.Scope{"payments:read", "payments:write", "customers:read", "refunds:write"}
 		}), []Reason{OverPrivileged},
 			`key key_checkout of secret prod/checkout/lakiconnect holds refunds:write beyond policy "checkout-service" (payments:read,payments:write,customers:read); the next rotation narrows it`},
-		{"under-privileged", with(healthy, func(f *Facts) { f.Scopes = []lakiconnect.Scope{"payments:read"} }), []Reason{UnderPrivileged},
+		{"under-privileged", with(healthy, func(f *Facts) { f.Scopes = []laki.Scope{"payments:read"} }), []Reason{UnderPrivileged},
 			`key key_checkout of secret prod/checkout/lakiconnect lacks payments:write,customers:read that policy "checkout-service" grants: its consumer is refused with 403`},
-		{"key in sandbox, secret declares production", with(healthy, func(f *Facts) { f.KeyEnvironment = lakiconnect.Sandbox }),
+		{"key in sandbox, secret declares production", with(healthy, func(f *Facts) { f.KeyEnvironment = laki.Sandbox }),
 			[]Reason{EnvironmentMismatch, EnvironmentNotAllowed, EnvironmentNameMismatch},
 			`key key_checkout of secret prod/checkout/lakiconnect: environments disagree (LakiConnect sandbox, secret declaration production, stored value production, base URL production)`},
-		{"base URL is sandbox", with(healthy, func(f *Facts) { f.BaseURLEnvironment = lakiconnect.Sandbox }), []Reason{EnvironmentMismatch},
+		{"base URL is sandbox", with(healthy, func(f *Facts) { f.BaseURLEnvironment = laki.Sandbox }), []Reason{EnvironmentMismatch},
 			`key key_checkout of secret prod/checkout/lakiconnect: environments disagree (LakiConnect production, secret declaration production, stored value production, base URL sandbox)`},
 		{"production key under a sandbox policy", with(healthy, func(f *Facts) {
 			f.Secret, f.Policy, f.PolicyName = "checkout", &sandboxCheckout, sandboxCheckout.Name
@@ -82,7 +82,7 @@ func TestEvaluateEveryReason(t *testing.T) {
 			`secret sandbox/checkout is named like sandbox but holds a production credential (key key_checkout)`},
 		{"sandbox key under a prod-named secret", with(healthy, func(f *Facts) {
 			f.Policy, f.PolicyName = &sandboxCheckout, sandboxCheckout.Name
-			f.KeyEnvironment, f.DeclaredEnvironment, f.StoredEnvironment, f.BaseURLEnvironment = lakiconnect.Sandbox, lakiconnect.Sandbox, lakiconnect.Sandbox, lakiconnect.Sandbox
+			f.KeyEnvironment, f.DeclaredEnvironment, f.StoredEnvironment, f.BaseURLEnvironment = laki.Sandbox, laki.Sandbox, laki.Sandbox, laki.Sandbox
 		}), []Reason{EnvironmentNameMismatch},
 			`secret prod/checkout/lakiconnect is named like production but holds a sandbox credential (key key_checkout)`},
 		{"other merchant", with(healthy, func(f *Facts) { f.KeyMerchantID = "mm_BBBBBBBBBBBBBBBB" }), []Reason{MerchantMismatch},
@@ -102,14 +102,14 @@ func TestEvaluateEveryReason(t *testing.T) {
 			`key key_stray (created by key key_mgmt on 2026-05-22, scopes payments:read,payments:write,customers:read) is active and no managed secret references it`},
 		{"revoked unmanaged key is no violation", with(healthy, func(f *Facts) {
 			f.Secret, f.Managed, f.Current, f.Policy = "", false, false, nil
-			f.Status = lakiconnect.StatusRevoked
+			f.Status = laki.StatusRevoked
 		}), nil, ""},
-		{"stored key revoked", with(healthy, func(f *Facts) { f.Status = lakiconnect.StatusRevoked }), []Reason{StoredKeyRevoked},
+		{"stored key revoked", with(healthy, func(f *Facts) { f.Status = laki.StatusRevoked }), []Reason{StoredKeyRevoked},
 			`secret prod/checkout/lakiconnect stores key key_checkout, which LakiConnect reports revoked: its consumers are refused`},
-		{"stored key expiring", with(healthy, func(f *Facts) { f.Status, f.ExpiresAt = lakiconnect.StatusExpiring, &soon }), []Reason{StoredKeyExpiring},
+		{"stored key expiring", with(healthy, func(f *Facts) { f.Status, f.ExpiresAt = laki.StatusExpiring, &soon }), []Reason{StoredKeyExpiring},
 			`secret prod/checkout/lakiconnect stores key key_checkout, which LakiConnect reports expiring at 2026-06-01T14:00:00Z (in 2h0m0s): its consumers are about to break`},
 		{"previous key expiring is its grace, not a violation", with(healthy, func(f *Facts) {
-			f.Current, f.Status, f.ExpiresAt = false, lakiconnect.StatusExpiring, &soon
+			f.Current, f.Status, f.ExpiresAt = false, laki.StatusExpiring, &soon
 		}), nil, ""},
 		{"stored key missing", with(healthy, func(f *Facts) { f.Found = false }), []Reason{StoredKeyMissing},
 			`secret prod/checkout/lakiconnect stores key key_checkout, which LakiConnect does not know`},
@@ -122,11 +122,11 @@ func TestEvaluateEveryReason(t *testing.T) {
 		{"webhook secret too old", with(webhook, func(f *Facts) { f.CreatedAt = now.Add(-100 * 24 * time.Hour) }), []Reason{KeyTooOld},
 			`webhook secret whs_1 of endpoint we_1 of secret prod/webhooks/orders is 100d old, over policy "webhooks" max_age 90d`},
 		{"management key over-scoped", with(mgmtKey, func(f *Facts) {
-			f.Scopes = append(append([]lakiconnect.Scope{}, f.Scopes...), lakiconnect.ScopePayoutsWrite)
+			f.Scopes = append(append([]laki.Scope{}, f.Scopes...), laki.ScopePayoutsWrite)
 		}), []Reason{ManagementKeyOverScoped},
 			`management key key_mgmt holds payouts:write, which rotation does not need (needs payments:read,payments:write,refunds:read,refunds:write,customers:read,reports:read,webhooks:read,webhooks:write,api_keys:read,api_keys:write)`},
 		{"management key lacking a scope is under-privileged", with(mgmtKey, func(f *Facts) {
-			f.Scopes = []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite}
+			f.Scopes = []laki.Scope{laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite}
 		}), []Reason{UnderPrivileged}, ""},
 		{"policy not loaded", with(healthy, func(f *Facts) { f.Policy, f.PolicyName = nil, "chekout" }), []Reason{UnknownPolicy},
 			`secret prod/checkout/lakiconnect names policy "chekout", which is not loaded`},

@@ -1,10 +1,8 @@
 package policies
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,46 +16,18 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
-// Problem is one thing wrong in a policy file, with where it is.
-type Problem struct {
-	File    string
-	Line    int
-	Column  int
-	Field   string // dotted path, e.g. "grace.compromise"; "" for the document
-	Message string
-}
-
-func (p Problem) String() string {
-	pos := p.File
-	if p.Line > 0 {
-		pos += ":" + strconv.Itoa(p.Line)
-		if p.Column > 0 {
-			pos += ":" + strconv.Itoa(p.Column)
-		}
-	}
-	if p.Field != "" {
-		return pos + ": " + p.Field + ": " + p.Message
-	}
-	return pos + ": " + p.Message
-}
+// Problem is one thing wrong in a policy file, with where it is; Path is
+// the dotted field, e.g. "grace.compromise" ("" for the document).
+type Problem = strictyaml.Problem
 
 // LoadError lists every problem found in the policy files, sorted by file and
 // position. Loading reports them all at once.
-type LoadError struct {
-	Problems []Problem
-}
-
-func (e *LoadError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return "policies: " + strconv.Itoa(len(e.Problems)) + " problem(s):\n" + strings.Join(lines, "\n")
-}
+type LoadError = strictyaml.Error
 
 // Set is the loaded policies, by name.
 type Set struct {
@@ -110,15 +80,15 @@ func NewSet(ps ...Policy) (*Set, error) {
 // webhooks:read and webhooks:write when webhook secrets are managed there,
 // and every scope it must grant to keys it creates (LakiConnect refuses to
 // grant a scope the caller lacks).
-func (s *Set) RotationScopes(env lakiconnect.Environment) []lakiconnect.Scope {
-	need := []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite}
+func (s *Set) RotationScopes(env laki.Environment) []laki.Scope {
+	need := []laki.Scope{laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite}
 	for _, p := range s.byName {
 		if !p.AllowsEnvironment(env) {
 			continue
 		}
 		switch p.Kind {
 		case inventory.KindWebhookSecret:
-			need = append(need, lakiconnect.ScopeWebhooksRead, lakiconnect.ScopeWebhooksWrite)
+			need = append(need, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite)
 		case inventory.KindAPIKey:
 			need = append(need, p.Scopes...)
 		}
@@ -131,13 +101,13 @@ func (s *Set) RotationScopes(env lakiconnect.Environment) []lakiconnect.Scope {
 // management policy serves both environments, but a sandbox management key
 // must not hold what only production rotation needs. Other kinds are
 // returned unchanged. The engine builds create requests from this policy.
-func (s *Set) ForEnvironment(name string, env lakiconnect.Environment) (Policy, bool) {
+func (s *Set) ForEnvironment(name string, env laki.Environment) (Policy, bool) {
 	p, ok := s.byName[name]
 	if !ok || p.Kind != inventory.KindManagementKey {
 		return p, ok
 	}
 	need := s.RotationScopes(env)
-	var scopes []lakiconnect.Scope
+	var scopes []laki.Scope
 	for _, sc := range p.Scopes {
 		if slices.Contains(need, sc) {
 			scopes = append(scopes, sc)
@@ -193,41 +163,30 @@ type loader struct {
 }
 
 func (l *loader) add(n *yaml.Node, field, format string, args ...any) {
-	p := Problem{File: l.curFile, Field: field, Message: fmt.Sprintf(format, args...)}
+	p := Problem{File: l.curFile, Path: field, Message: fmt.Sprintf(format, args...)}
 	if n != nil {
 		p.Line, p.Column = n.Line, n.Column
 	}
 	l.problems = append(l.problems, p)
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
 func (l *loader) file(name string, data []byte) {
 	l.curFile = name
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	docs := 0
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			p := Problem{File: name, Message: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-				p.Line, _ = strconv.Atoi(m[1])
-				p.Message = "invalid YAML: " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), m[0]+": ")
-			}
-			l.problems = append(l.problems, p)
-			return
-		}
+	docs, err := strictyaml.Documents(data)
+	if err != nil {
+		line, msg := strictyaml.SyntaxError(err)
+		l.problems = append(l.problems, Problem{File: name, Line: line, Message: "invalid YAML: " + msg})
+		return
+	}
+	n := 0
+	for _, doc := range docs {
 		if len(doc.Content) == 0 {
 			continue
 		}
-		docs++
+		n++
 		l.policy(doc.Content[0])
 	}
-	if docs == 0 {
+	if n == 0 {
 		l.problems = append(l.problems, Problem{File: name, Message: "holds no policy"})
 	}
 }
@@ -239,21 +198,10 @@ func (l *loader) pairs(n *yaml.Node, field string) [][2]*yaml.Node {
 		l.add(n, field, "expected a mapping, found %s", kindName(n))
 		return nil
 	}
-	seen := map[string]bool{}
 	var out [][2]*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			l.add(k, field, "expected a field name, found %s", kindName(k))
-			continue
-		}
-		if seen[k.Value] {
-			l.add(k, join(field, k.Value), "field is given twice")
-			continue
-		}
-		seen[k.Value] = true
-		out = append(out, [2]*yaml.Node{k, v})
-	}
+	strictyaml.Pairs(n, func(k, v *yaml.Node) { out = append(out, [2]*yaml.Node{k, v}) },
+		func(k *yaml.Node) { l.add(k, field, "expected a field name, found %s", kindName(k)) },
+		func(k, _ *yaml.Node) { l.add(k, join(field, k.Value), "field is given twice") })
 	return out
 }
 
@@ -264,21 +212,16 @@ func join(parent, field string) string {
 	return parent + "." + field
 }
 
+// kindName names what a node is; a scalar by its value as written, so that
+// "expected a list, found \"payments:read\"" shows what to change.
 func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
+	if n.Kind == yaml.ScalarNode && !strictyaml.IsNull(n) {
 		return fmt.Sprintf("%q", n.Value)
 	}
-	return "nothing"
+	if strictyaml.IsNull(n) {
+		return "nothing"
+	}
+	return strictyaml.Describe(n)
 }
 
 func (l *loader) str(n *yaml.Node, field string) (string, bool) {
@@ -315,13 +258,9 @@ func (l *loader) duration(n *yaml.Node, field string) (time.Duration, bool) {
 		l.add(n, field, "expected a duration like 90d or 36h, found %s", kindName(n))
 		return 0, false
 	}
-	d, err := ParseDuration(n.Value)
+	d, err := strictyaml.ParseDuration(n.Value)
 	if err != nil {
 		l.add(n, field, "%v", err)
-		return 0, false
-	}
-	if d < 0 {
-		l.add(n, field, "duration %q is negative", n.Value)
 		return 0, false
 	}
 	return d, true
@@ -346,7 +285,7 @@ var policyNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 func (l *loader) policy(root *yaml.Node) {
 	pp := parsedPolicy{p: Policy{
 		File: l.curFile, Line: root.Line,
-		Grace:  Grace{Scheduled: DefaultGraceScheduled, Personnel: DefaultGracePersonnel, Compromise: DefaultGraceCompromise},
+		Grace:  Grace{Scheduled: DefaultGraceScheduled, Personnel: DefaultGracePersonnel},
 		Alerts: Alerts{Window: DefaultAlertWindow},
 	}}
 	p := &pp.p
@@ -375,7 +314,7 @@ func (l *loader) policy(root *yaml.Node) {
 			pp.scopesNode = v
 			scopeNodes = l.strings(v, "scopes")
 			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
-				p.Scopes = []lakiconnect.Scope{}
+				p.Scopes = []laki.Scope{}
 			}
 		case "environments":
 			envNode = v
@@ -404,8 +343,8 @@ func (l *loader) policy(root *yaml.Node) {
 						p.HardExpiry.ExpiresAfter = d
 						if d == 0 {
 							l.add(kv[1], "hard_expiry.expires_after", "must be more than 0 (leave hard_expiry out for keys without expires_at)")
-						} else if d > lakiconnect.MaxCreateExpiresAhead {
-							l.add(kv[1], "hard_expiry.expires_after", "%s is more than LakiConnect's limit of 400d", FormatDuration(d))
+						} else if d > laki.MaxCreateExpiresAhead {
+							l.add(kv[1], "hard_expiry.expires_after", "%s is more than LakiConnect's limit of 400d", strictyaml.FormatDuration(d))
 						}
 					}
 				default:
@@ -433,12 +372,12 @@ func (l *loader) policy(root *yaml.Node) {
 		}
 	}
 	// Scopes.
-	seen := map[lakiconnect.Scope]bool{}
+	seen := map[laki.Scope]bool{}
 	for _, n := range scopeNodes {
-		s := lakiconnect.Scope(n.Value)
+		s := laki.Scope(n.Value)
 		switch {
 		case !s.Valid():
-			l.add(n, "scopes", "unknown scope %q (LakiConnect scopes: %s)", n.Value, scopeList(lakiconnect.AllScopes))
+			l.add(n, "scopes", "unknown scope %q (LakiConnect scopes: %s)", n.Value, scopeList(laki.AllScopes))
 		case seen[s]:
 			l.add(n, "scopes", "scope %q is listed twice", n.Value)
 		default:
@@ -467,7 +406,7 @@ func (l *loader) policy(root *yaml.Node) {
 		l.add(root, "environments", "is required (sandbox, production or both)")
 	} else {
 		for _, n := range l.strings(envNode, "environments") {
-			e := lakiconnect.Environment(n.Value)
+			e := laki.Environment(n.Value)
 			switch {
 			case !e.Valid():
 				l.add(n, "environments", "%q is not sandbox or production", n.Value)
@@ -481,7 +420,7 @@ func (l *loader) policy(root *yaml.Node) {
 			l.add(envNode, "environments", "is empty")
 		}
 		named, _ := NameEnvironment(p.Name)
-		if p.AllowsEnvironment(lakiconnect.Production) && (p.SandboxOnly || named == lakiconnect.Sandbox) {
+		if p.AllowsEnvironment(laki.Production) && (p.SandboxOnly || named == laki.Sandbox) {
 			why := "sandbox_only: true"
 			if !p.SandboxOnly {
 				why = "its name says sandbox"
@@ -493,13 +432,13 @@ func (l *loader) policy(root *yaml.Node) {
 	if maxAgeNode == nil {
 		l.add(root, "max_age", "is required")
 	} else if p.MaxAge == 0 && maxAgeNode.Kind == yaml.ScalarNode {
-		if _, err := ParseDuration(maxAgeNode.Value); err == nil {
+		if _, err := strictyaml.ParseDuration(maxAgeNode.Value); err == nil {
 			l.add(maxAgeNode, "max_age", "must be more than 0")
 		}
 	}
 	if p.HardExpiry.ExpiresAfter > 0 && p.MaxAge > 0 && p.HardExpiry.ExpiresAfter < p.MaxAge {
 		l.add(hardNode, "hard_expiry.expires_after", "%s is shorter than max_age %s: keys would end before their rotation is due",
-			FormatDuration(p.HardExpiry.ExpiresAfter), FormatDuration(p.MaxAge))
+			strictyaml.FormatDuration(p.HardExpiry.ExpiresAfter), strictyaml.FormatDuration(p.MaxAge))
 	}
 	// Time zone and schedule.
 	if tzNode != nil {
@@ -571,7 +510,7 @@ func (l *loader) schedule(p *Policy, n *yaml.Node) {
 	}
 	if p.MaxAge > 0 && gap > p.MaxAge {
 		l.add(n, "schedule", "runs up to %s apart, longer than max_age %s: keys would outlive the policy between rotations",
-			FormatDuration(gap), FormatDuration(p.MaxAge))
+			strictyaml.FormatDuration(gap), strictyaml.FormatDuration(p.MaxAge))
 	}
 }
 
@@ -665,14 +604,19 @@ func (l *loader) grace(p *Policy, n *yaml.Node) {
 		case "personnel":
 			dst = &p.Grace.Personnel
 		case "compromise":
-			dst = &p.Grace.Compromise
+			// Accepted only as written out for clarity: a compromised
+			// credential has no grace, and the engine gives it none.
+			if d, ok := l.duration(v, field); ok && d != 0 {
+				l.add(v, field, "%s is refused: a compromised credential ends as soon as its replacement is current, so it gets no grace (write 0s or leave the field out)", strictyaml.FormatDuration(d))
+			}
+			continue
 		default:
 			l.add(k, field, "unknown field (known: scheduled, personnel, compromise)")
 			continue
 		}
 		if d, ok := l.duration(v, field); ok {
-			if d > lakiconnect.MaxExpireDelay {
-				l.add(v, field, "%s is more than LakiConnect's limit of 7d for an old credential's end", FormatDuration(d))
+			if d > laki.MaxExpireDelay {
+				l.add(v, field, "%s is more than LakiConnect's limit of 7d for an old credential's end", strictyaml.FormatDuration(d))
 				continue
 			}
 			*dst = d
@@ -680,13 +624,9 @@ func (l *loader) grace(p *Policy, n *yaml.Node) {
 		}
 	}
 	g := p.Grace
-	if g.Compromise > g.Personnel {
-		l.add(orNode(nodes["compromise"], n), "grace.compromise", "%s is longer than the personnel grace %s: an exposed key must not outlive a departed person's",
-			FormatDuration(g.Compromise), FormatDuration(g.Personnel))
-	}
 	if g.Personnel > g.Scheduled {
 		l.add(orNode(nodes["personnel"], n), "grace.personnel", "%s is longer than the scheduled grace %s: an emergency must not give old keys more time",
-			FormatDuration(g.Personnel), FormatDuration(g.Scheduled))
+			strictyaml.FormatDuration(g.Personnel), strictyaml.FormatDuration(g.Scheduled))
 	}
 }
 
@@ -777,7 +717,7 @@ func (l *loader) finish() (*Set, error) {
 			continue
 		}
 		l.curFile = p.File
-		var needAll []lakiconnect.Scope
+		var needAll []laki.Scope
 		for _, env := range p.Environments {
 			need := set.RotationScopes(env)
 			needAll = append(needAll, need...)
@@ -803,37 +743,4 @@ func (l *loader) finish() (*Set, error) {
 		return nil, &LoadError{Problems: l.problems}
 	}
 	return set, nil
-}
-
-// ParseDuration reads a Go duration ("36h", "90m") or a whole number of days
-// ("90d"), as policy files write them.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 100000 {
-			return 0, fmt.Errorf("%q is not a duration: days must be a whole number like 90d", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	if s == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 90d, 36h or 15m", s)
-	}
-	return d, nil
-}
-
-// FormatDuration writes whole days as "90d", else Go's form.
-func FormatDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d >= day && d%day == 0 {
-		return strconv.FormatInt(int64(d/day), 10) + "d"
-	}
-	if d > day {
-		return strconv.FormatInt(int64(d/day), 10) + "d" + (d % day).Round(time.Minute).String()
-	}
-	return d.String()
 }

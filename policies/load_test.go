@@ -13,7 +13,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func TestExamplesLoad(t *testing.T) {
@@ -27,8 +27,8 @@ func TestExamplesLoad(t *testing.T) {
 	p, ok := set.Get("checkout-service")
 	require.True(t, ok)
 	assert.Equal(t, inventory.KindAPIKey, p.Kind)
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "customers:read"}, p.Scopes)
-	assert.Equal(t, []lakiconnect.Environment{lakiconnect.Production}, p.Environments)
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "customers:read"}, p.Scopes)
+	assert.Equal(t, []laki.Environment{laki.Production}, p.Environments)
 	assert.Equal(t, 45*24*time.Hour, p.MaxAge)
 	assert.Equal(t, "Europe/Berlin", p.Location.String())
 	assert.Equal(t, Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour}, p.Grace)
@@ -56,22 +56,22 @@ func TestRotationScopes(t *testing.T) {
 	set, err := LoadDir("examples")
 	require.NoError(t, err)
 	// Sandbox has no reporting job, so its management key needs no reports:read.
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "refunds:read", "refunds:write",
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "refunds:read", "refunds:write",
 		"customers:read", "webhooks:read", "webhooks:write", "api_keys:read", "api_keys:write"},
-		set.RotationScopes(lakiconnect.Sandbox))
-	assert.Contains(t, set.RotationScopes(lakiconnect.Production), lakiconnect.ScopeReportsRead)
+		set.RotationScopes(laki.Sandbox))
+	assert.Contains(t, set.RotationScopes(laki.Production), laki.ScopeReportsRead)
 
 	// One management policy serves both environments, narrowed per environment.
-	sbx, ok := set.ForEnvironment("rotator-management-key", lakiconnect.Sandbox)
+	sbx, ok := set.ForEnvironment("rotator-management-key", laki.Sandbox)
 	require.True(t, ok)
-	assert.Equal(t, set.RotationScopes(lakiconnect.Sandbox), sbx.Scopes)
-	prod, _ := set.ForEnvironment("rotator-management-key", lakiconnect.Production)
-	assert.Equal(t, set.RotationScopes(lakiconnect.Production), prod.Scopes)
+	assert.Equal(t, set.RotationScopes(laki.Sandbox), sbx.Scopes)
+	prod, _ := set.ForEnvironment("rotator-management-key", laki.Production)
+	assert.Equal(t, set.RotationScopes(laki.Production), prod.Scopes)
 	full, _ := set.Get("rotator-management-key")
 	assert.Len(t, full.Scopes, 10, "the set's own policy is not changed")
-	checkout, _ := set.ForEnvironment("checkout-service", lakiconnect.Sandbox)
-	assert.Equal(t, []lakiconnect.Scope{"payments:read", "payments:write", "customers:read"}, checkout.Scopes)
-	_, ok = set.ForEnvironment("nope", lakiconnect.Sandbox)
+	checkout, _ := set.ForEnvironment("checkout-service", laki.Sandbox)
+	assert.Equal(t, []laki.Scope{"payments:read", "payments:write", "customers:read"}, checkout.Scopes)
+	_, ok = set.ForEnvironment("nope", laki.Sandbox)
 	assert.False(t, ok)
 }
 
@@ -82,6 +82,19 @@ scopes: [payments:read]
 environments: [sandbox]
 max_age: 30d
 `
+
+// Policy files read durations as the config file does: days and hours
+// together, and the form messages print reads back.
+func TestDurationsAsInTheConfigFile(t *testing.T) {
+	set, err := Load("f.yaml", []byte(strings.Replace(validPolicy, "max_age: 30d", "max_age: 1d12h", 1)+"grace:\n  scheduled: 1d12h\n"))
+	require.NoError(t, err)
+	p, _ := set.Get("p")
+	assert.Equal(t, 36*time.Hour, p.MaxAge)
+	assert.Equal(t, 36*time.Hour, p.Grace.Scheduled)
+
+	_, err = Load("f.yaml", []byte(validPolicy+"grace:\n  scheduled: 7d1h\n"))
+	assert.EqualError(t, err, "f.yaml:7:14: grace.scheduled: 7d1h is more than LakiConnect's limit of 7d for an old credential's end")
+}
 
 func TestLoadErrors(t *testing.T) {
 	cases := []struct {
@@ -122,7 +135,7 @@ environments: [staging]
 max_age: 3 months
 `, []string{
 			`f.yaml:4:16: environments: "staging" is not sandbox or production`,
-			`f.yaml:5:10: max_age: "3 months" is not a duration like 90d, 36h or 15m`,
+			`f.yaml:5:10: max_age: "3 months" is not a duration: use a number and a unit (s, m, h, d), as in 90s, 15m, 2h or 7d`,
 		}},
 		{"hard expiry too long and shorter than max age", validPolicy + "hard_expiry:\n  expires_after: 401d\n", []string{
 			`f.yaml:7:18: hard_expiry.expires_after: 401d is more than LakiConnect's limit of 400d`}},
@@ -131,7 +144,7 @@ max_age: 3 months
 		{"grace over LakiConnect's limit and inverted", validPolicy + "grace:\n  scheduled: 8d\n  personnel: 2d\n  compromise: 3d\n", []string{
 			`f.yaml:7:14: grace.scheduled: 8d is more than LakiConnect's limit of 7d for an old credential's end`,
 			`f.yaml:8:14: grace.personnel: 2d is longer than the scheduled grace 1d: an emergency must not give old keys more time`,
-			`f.yaml:9:15: grace.compromise: 3d is longer than the personnel grace 2d: an exposed key must not outlive a departed person's`,
+			`f.yaml:9:15: grace.compromise: 3d is refused: a compromised credential ends as soon as its replacement is current, so it gets no grace (write 0s or leave the field out)`,
 		}},
 		{"schedule not cron", validPolicy + "schedule: every tuesday\n", []string{
 			`f.yaml:6:11: schedule: "every tuesday" is not a cron schedule: expected exactly 5 fields, found 2: [every tuesday]`}},
@@ -233,21 +246,6 @@ func TestLoadDirDuplicateAcrossFiles(t *testing.T) {
 	assert.ErrorContains(t, err, "no policy files")
 }
 
-func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "36h": 36 * time.Hour, "15m": 15 * time.Minute, "0": 0, "0s": 0} {
-		got, err := ParseDuration(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "d", "1.5d", "-3d", "ninety days", "3w"} {
-		_, err := ParseDuration(in)
-		assert.Error(t, err, in)
-	}
-	assert.Equal(t, "90d", FormatDuration(90*24*time.Hour))
-	assert.Equal(t, "2d3h0m0s", FormatDuration(51*time.Hour))
-	assert.Equal(t, "1h0m0s", FormatDuration(time.Hour))
-}
-
 func FuzzLoad(f *testing.F) {
 	entries, err := os.ReadDir("examples")
 	require.NoError(f, err)
@@ -285,7 +283,7 @@ func FuzzLoad(f *testing.F) {
 					t.Fatalf("loaded unknown scope %q", s)
 				}
 			}
-			if p.Grace.Scheduled > lakiconnect.MaxExpireDelay || p.HardExpiry.ExpiresAfter > lakiconnect.MaxCreateExpiresAhead {
+			if p.Grace.Scheduled > laki.MaxExpireDelay || p.HardExpiry.ExpiresAfter > laki.MaxCreateExpiresAhead {
 				t.Fatalf("loaded limits LakiConnect refuses: %+v", p)
 			}
 		}

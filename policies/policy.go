@@ -18,8 +18,9 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Policy is one named rule set, for one purpose.
@@ -30,9 +31,9 @@ type Policy struct {
 	Kind inventory.Kind
 	// Scopes is exactly what keys under this policy hold: the minimum their
 	// consumer needs. Sorted in the API's enum order. Empty for webhook secrets.
-	Scopes []lakiconnect.Scope
+	Scopes []laki.Scope
 	// Environments the policy may be used in.
-	Environments []lakiconnect.Environment
+	Environments []laki.Environment
 	// SandboxOnly forbids production in Environments (also implied by a
 	// sandbox-looking policy name, see NameEnvironment).
 	SandboxOnly bool
@@ -78,9 +79,8 @@ func (w Window) IsZero() bool { return len(w.Days) == 0 }
 // Grace is how long an old credential keeps working after its replacement is
 // current, per trigger. LakiConnect allows at most 7 days.
 type Grace struct {
-	Scheduled  time.Duration
-	Personnel  time.Duration
-	Compromise time.Duration
+	Scheduled time.Duration
+	Personnel time.Duration
 }
 
 // HardExpiry sets expires_at on new keys so that a key ends even if the
@@ -110,18 +110,19 @@ type Alerts struct {
 
 // Defaults applied when a policy file leaves a field out.
 const (
-	DefaultGraceScheduled  = 24 * time.Hour
-	DefaultGracePersonnel  = time.Hour
-	DefaultGraceCompromise = 0
-	DefaultAlertWindow     = 15 * time.Minute
+	DefaultGraceScheduled = 24 * time.Hour
+	DefaultGracePersonnel = time.Hour
+	DefaultAlertWindow    = 15 * time.Minute
 )
 
 // GraceFor returns the grace the policy gives the old credential for a
-// rotation with this cause. Manual rotations get the scheduled grace.
+// rotation with this cause: the one place that decides it. Manual rotations
+// get the scheduled grace; a compromise gets none (the loader refuses any
+// other grace.compromise).
 func (p Policy) GraceFor(cause events.Cause) time.Duration {
 	switch cause {
 	case events.CauseCompromise:
-		return p.Grace.Compromise
+		return 0
 	case events.CausePersonnel:
 		return p.Grace.Personnel
 	default:
@@ -137,7 +138,7 @@ func (p Policy) location() *time.Location {
 }
 
 // AllowsEnvironment reports whether env is among the policy's environments.
-func (p Policy) AllowsEnvironment(env lakiconnect.Environment) bool {
+func (p Policy) AllowsEnvironment(env laki.Environment) bool {
 	return slices.Contains(p.Environments, env)
 }
 
@@ -209,8 +210,8 @@ func (p Policy) NewKeyExpiry(now time.Time) *time.Time {
 
 // CreateRequest builds the request for a new key under this policy: exactly
 // the policy's scopes, and its hard expiry. The engine sends nothing wider.
-func (p Policy) CreateRequest(name string, now time.Time, metadata map[string]string) lakiconnect.CreateAPIKeyRequest {
-	return lakiconnect.CreateAPIKeyRequest{
+func (p Policy) CreateRequest(name string, now time.Time, metadata map[string]string) laki.CreateAPIKeyRequest {
+	return laki.CreateAPIKeyRequest{
 		Name:      name,
 		Scopes:    slices.Clone(p.Scopes),
 		ExpiresAt: p.NewKeyExpiry(now),
@@ -221,7 +222,7 @@ func (p Policy) CreateRequest(name string, now time.Time, metadata map[string]st
 // CheckCreateRequest refuses a create request that asks for a scope the
 // policy does not allow, or that lacks the expiry the policy demands. The
 // engine calls it right before asking LakiConnect.
-func (p Policy) CheckCreateRequest(req lakiconnect.CreateAPIKeyRequest, now time.Time) error {
+func (p Policy) CheckCreateRequest(req laki.CreateAPIKeyRequest, now time.Time) error {
 	if extra := ScopeDiff(req.Scopes, p.Scopes); len(extra) > 0 {
 		return fmt.Errorf("policy %q: create request for %q asks for scopes %v beyond the policy", p.Name, req.Name, extra)
 	}
@@ -230,7 +231,7 @@ func (p Policy) CheckCreateRequest(req lakiconnect.CreateAPIKeyRequest, now time
 	}
 	if want := p.NewKeyExpiry(now); want != nil {
 		if req.ExpiresAt == nil {
-			return fmt.Errorf("policy %q: create request for %q has no expires_at; the policy demands one within %s", p.Name, req.Name, FormatDuration(p.HardExpiry.ExpiresAfter))
+			return fmt.Errorf("policy %q: create request for %q has no expires_at; the policy demands one within %s", p.Name, req.Name, strictyaml.FormatDuration(p.HardExpiry.ExpiresAfter))
 		}
 		if req.ExpiresAt.After(*want) {
 			return fmt.Errorf("policy %q: create request for %q expires at %s, later than the policy's %s", p.Name, req.Name, req.ExpiresAt.UTC().Format(time.RFC3339), want.Format(time.RFC3339))
@@ -242,8 +243,8 @@ func (p Policy) CheckCreateRequest(req lakiconnect.CreateAPIKeyRequest, now time
 // ScopeChange is what a rotation under the policy changes in a key's scopes.
 // The engine applies it at the next rotation; `plan` shows it.
 type ScopeChange struct {
-	Added   []lakiconnect.Scope // the policy grants, the key lacks
-	Removed []lakiconnect.Scope // the key holds, the policy no longer grants
+	Added   []laki.Scope // the policy grants, the key lacks
+	Removed []laki.Scope // the key holds, the policy no longer grants
 }
 
 // IsZero reports whether the scopes stay as they are.
@@ -265,14 +266,14 @@ func (c ScopeChange) String() string {
 
 // ScopeChangeFor returns how the next key under p differs from a key that
 // holds current.
-func (p Policy) ScopeChangeFor(current []lakiconnect.Scope) ScopeChange {
+func (p Policy) ScopeChangeFor(current []laki.Scope) ScopeChange {
 	return ScopeChange{Added: ScopeDiff(p.Scopes, current), Removed: ScopeDiff(current, p.Scopes)}
 }
 
 // ScopeDiff returns the scopes of a that are not in b, in the API's order,
 // without duplicates.
-func ScopeDiff(a, b []lakiconnect.Scope) []lakiconnect.Scope {
-	var out []lakiconnect.Scope
+func ScopeDiff(a, b []laki.Scope) []laki.Scope {
+	var out []laki.Scope
 	for _, s := range sortScopes(a) {
 		if !slices.Contains(b, s) {
 			out = append(out, s)
@@ -283,9 +284,9 @@ func ScopeDiff(a, b []lakiconnect.Scope) []lakiconnect.Scope {
 
 // sortScopes returns the scopes in the API's enum order, unknown ones last
 // in their given order, duplicates dropped.
-func sortScopes(in []lakiconnect.Scope) []lakiconnect.Scope {
-	var out []lakiconnect.Scope
-	for _, s := range lakiconnect.AllScopes {
+func sortScopes(in []laki.Scope) []laki.Scope {
+	var out []laki.Scope
+	for _, s := range laki.AllScopes {
 		if slices.Contains(in, s) {
 			out = append(out, s)
 		}

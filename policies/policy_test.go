@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func mustLoadOne(t *testing.T, yaml string) Policy {
@@ -63,7 +63,7 @@ func TestWindow(t *testing.T) {
 }
 
 func TestGraceFor(t *testing.T) {
-	p := Policy{Grace: Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour, Compromise: 0}}
+	p := Policy{Grace: Grace{Scheduled: 48 * time.Hour, Personnel: time.Hour}}
 	assert.Equal(t, 48*time.Hour, p.GraceFor(events.CauseScheduled))
 	assert.Equal(t, 48*time.Hour, p.GraceFor(events.CauseManual))
 	assert.Equal(t, time.Hour, p.GraceFor(events.CausePersonnel))
@@ -74,13 +74,13 @@ func TestCreateRequestEnforcesPolicy(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	p := mustLoadOne(t, validPolicy+"hard_expiry: {expires_after: 60d}\n")
 	req := p.CreateRequest("checkout 2026-05", now, map[string]string{"secret": "prod/checkout"})
-	assert.Equal(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead}, req.Scopes)
+	assert.Equal(t, []laki.Scope{laki.ScopePaymentsRead}, req.Scopes)
 	require.NotNil(t, req.ExpiresAt)
 	assert.Equal(t, now.Add(60*24*time.Hour), *req.ExpiresAt)
 	require.NoError(t, p.CheckCreateRequest(req, now))
 
 	wider := req
-	wider.Scopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopeRefundsWrite}
+	wider.Scopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopeRefundsWrite}
 	assert.EqualError(t, p.CheckCreateRequest(wider, now),
 		`policy "p": create request for "checkout 2026-05" asks for scopes [refunds:write] beyond the policy`)
 
@@ -95,33 +95,33 @@ func TestCreateRequestEnforcesPolicy(t *testing.T) {
 	assert.ErrorContains(t, p.CheckCreateRequest(later, now), "later than the policy's")
 
 	// Mutating the request must not change the policy.
-	req.Scopes[0] = lakiconnect.ScopePayoutsWrite
-	assert.Equal(t, lakiconnect.ScopePaymentsRead, p.Scopes[0])
+	req.Scopes[0] = laki.ScopePayoutsWrite
+	assert.Equal(t, laki.ScopePaymentsRead, p.Scopes[0])
 }
 
 func TestScopeChangeNarrowing(t *testing.T) {
 	// The policy was narrowed from payments:read+write to payments:read; the
 	// live key still has both: the next rotation drops payments:write.
 	p := mustLoadOne(t, validPolicy)
-	c := p.ScopeChangeFor([]lakiconnect.Scope{lakiconnect.ScopePaymentsWrite, lakiconnect.ScopePaymentsRead})
-	assert.Equal(t, ScopeChange{Removed: []lakiconnect.Scope{lakiconnect.ScopePaymentsWrite}}, c)
+	c := p.ScopeChangeFor([]laki.Scope{laki.ScopePaymentsWrite, laki.ScopePaymentsRead})
+	assert.Equal(t, ScopeChange{Removed: []laki.Scope{laki.ScopePaymentsWrite}}, c)
 	assert.Equal(t, "scopes -payments:write", c.String())
-	assert.True(t, p.ScopeChangeFor([]lakiconnect.Scope{lakiconnect.ScopePaymentsRead}).IsZero())
+	assert.True(t, p.ScopeChangeFor([]laki.Scope{laki.ScopePaymentsRead}).IsZero())
 	assert.Equal(t, "scopes +payments:read", p.ScopeChangeFor(nil).String())
 }
 
 func TestNameEnvironment(t *testing.T) {
-	cases := map[string]lakiconnect.Environment{
-		"prod/checkout/lakiconnect":       lakiconnect.Production,
-		"lakiconnect-live-refunds":        lakiconnect.Production,
-		"checkout_sandbox":                lakiconnect.Sandbox,
-		"team/test/reporting":             lakiconnect.Sandbox,
-		"Checkout-SBX":                    lakiconnect.Sandbox,
+	cases := map[string]laki.Environment{
+		"prod/checkout/lakiconnect":       laki.Production,
+		"lakiconnect-live-refunds":        laki.Production,
+		"checkout_sandbox":                laki.Sandbox,
+		"team/test/reporting":             laki.Sandbox,
+		"Checkout-SBX":                    laki.Sandbox,
 		"contest-service":                 "", // "contest" is not "test"
 		"delivery-service":                "", // "delivery" is not "live"
 		"checkout":                        "",
 		"test-against-prod":               "", // both: no verdict
-		"production.payments.lakiconnect": lakiconnect.Production,
+		"production.payments.lakiconnect": laki.Production,
 	}
 	for name, want := range cases {
 		got, ok := NameEnvironment(name)

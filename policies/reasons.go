@@ -2,7 +2,7 @@ package policies
 
 import (
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Reason names why a credential fails its policy. The list is closed and
@@ -126,15 +126,15 @@ func SeverityRank(s events.Severity) int {
 // Violation is one failed check of one credential. It carries ids and names
 // only, never a secret value.
 type Violation struct {
-	Reason           Reason                  `json:"reason"`
-	Severity         events.Severity         `json:"severity"`
-	Secret           string                  `json:"secret,omitempty"`
-	Policy           string                  `json:"policy,omitempty"`
-	KeyID            string                  `json:"key_id,omitempty"`
-	EndpointID       string                  `json:"endpoint_id,omitempty"`
-	Environment      lakiconnect.Environment `json:"environment,omitempty"`
-	MasterMerchantID string                  `json:"master_merchant_id,omitempty"`
-	Message          string                  `json:"message"`
+	Reason           Reason           `json:"reason"`
+	Severity         events.Severity  `json:"severity"`
+	Secret           string           `json:"secret,omitempty"`
+	Policy           string           `json:"policy,omitempty"`
+	KeyID            string           `json:"key_id,omitempty"`
+	EndpointID       string           `json:"endpoint_id,omitempty"`
+	Environment      laki.Environment `json:"environment,omitempty"`
+	MasterMerchantID string           `json:"master_merchant_id,omitempty"`
+	Message          string           `json:"message"`
 }
 
 // Identity is what makes two violations "the same" across scans (the message

@@ -30,7 +30,7 @@ func basePolicy() rotator.RotationPolicy {
 	return rotator.RotationPolicy{
 		Scopes:       apiScopes,
 		DefaultGrace: 24 * time.Hour,
-		Grace:        map[events.Cause]time.Duration{events.CausePersonnel: time.Hour},
+		Grace:        map[events.Cause]time.Duration{events.CausePersonnel: time.Hour, events.CauseCompromise: 0},
 	}
 }
 

@@ -64,8 +64,9 @@ type RotationPolicy struct {
 	// Scopes the new API key gets, exactly (API and management keys).
 	Scopes []lakiconnect.Scope
 	// Grace is how long the old credential keeps working after promotion, by
-	// cause; a cause missing from the map gets DefaultGrace. Capped at
-	// lakiconnect.MaxExpireDelay (7 days). Compromise is always zero.
+	// cause, as the secret's policy decides it (policies.Policy.GraceFor: none
+	// for a compromise); a cause missing from the map gets DefaultGrace.
+	// Capped at lakiconnect.MaxExpireDelay (7 days).
 	Grace        map[events.Cause]time.Duration
 	DefaultGrace time.Duration
 	// RevokeFirstOnCompromise revokes the exposed key before its replacement
@@ -81,9 +82,6 @@ type RotationPolicy struct {
 
 // GraceFor returns the grace for a cause, capped at the API's maximum.
 func (p RotationPolicy) GraceFor(c events.Cause) time.Duration {
-	if c == events.CauseCompromise {
-		return 0
-	}
 	g, ok := p.Grace[c]
 	if !ok {
 		g = p.DefaultGrace

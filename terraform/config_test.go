@@ -449,7 +449,7 @@ func TestAlarmsMatchTheDaemonsLogLines(t *testing.T) {
 
 	// The fields of the "lifecycle event" and "schedule checked" lines.
 	written := map[string]bool{"msg": true, "level": true, "time": true}
-	logged := goFuncStrings(t, "../daemon/build.go", "Emit")
+	logged := goFuncStrings(t, "../daemon/observe.go", "Emit")
 	for s := range logged {
 		written[s] = true
 	}

@@ -21,20 +21,20 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
 // FailureSource counts refused requests of one master merchant and
 // environment in [since, until); a zero until means up to now. The
 // LakiConnect client satisfies it.
 type FailureSource interface {
-	ListAuthFailures(ctx context.Context, since, until time.Time) ([]lakiconnect.AuthFailureCount, error)
+	ListAuthFailures(ctx context.Context, since, until time.Time) ([]laki.AuthFailureCount, error)
 }
 
 // Target is one master merchant in one environment.
 type Target struct {
-	Environment      lakiconnect.Environment
+	Environment      laki.Environment
 	MasterMerchantID string
 	Source           FailureSource
 }
@@ -60,13 +60,13 @@ type KeyInfo struct {
 // Keys tells the watcher what a LakiConnect key id is. ok is false for keys
 // no managed secret has held.
 type Keys interface {
-	Lookup(env lakiconnect.Environment, merchantID, keyID string) (KeyInfo, bool)
+	Lookup(env laki.Environment, merchantID, keyID string) (KeyInfo, bool)
 }
 
 // KeysFunc adapts a function to Keys.
-type KeysFunc func(env lakiconnect.Environment, merchantID, keyID string) (KeyInfo, bool)
+type KeysFunc func(env laki.Environment, merchantID, keyID string) (KeyInfo, bool)
 
-func (f KeysFunc) Lookup(env lakiconnect.Environment, merchantID, keyID string) (KeyInfo, bool) {
+func (f KeysFunc) Lookup(env laki.Environment, merchantID, keyID string) (KeyInfo, bool) {
 	return f(env, merchantID, keyID)
 }
 
@@ -75,7 +75,7 @@ func (f KeysFunc) Lookup(env lakiconnect.Environment, merchantID, keyID string) 
 type RotateRequest struct {
 	Secret           string
 	KeyID            string
-	Environment      lakiconnect.Environment
+	Environment      laki.Environment
 	MasterMerchantID string
 	Cause            events.Cause
 	Reason           string
@@ -117,7 +117,7 @@ type Watcher struct {
 
 // groupKey is one key (or unknown key prefix) and status in one target.
 type groupKey struct {
-	env      lakiconnect.Environment
+	env      laki.Environment
 	merchant string
 	key      string // key id, or "prefix:" + key prefix
 	status   int
@@ -192,7 +192,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) error {
 
 // judge handles the rows of one query window: each row is judged only in the
 // query whose window is its own policy's.
-func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows []lakiconnect.AuthFailureCount, now time.Time) {
+func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows []laki.AuthFailureCount, now time.Time) {
 	// LakiConnect groups by key and status; sum defensively in case a key
 	// appears twice (for example split by prefix).
 	type agg struct {

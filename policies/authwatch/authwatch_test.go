@@ -13,8 +13,8 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
 // fakeFailures keeps individual refused requests and answers LakiConnect's
@@ -42,7 +42,7 @@ func (f *fakeFailures) refuse(keyID, prefix string, status, n int) {
 	}
 }
 
-func (f *fakeFailures) ListAuthFailures(_ context.Context, since, until time.Time) ([]lakiconnect.AuthFailureCount, error) {
+func (f *fakeFailures) ListAuthFailures(_ context.Context, since, until time.Time) ([]laki.AuthFailureCount, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -57,7 +57,7 @@ func (f *fakeFailures) ListAuthFailures(_ context.Context, since, until time.Tim
 		status      int
 	}
 	idx := map[g]int{}
-	var out []lakiconnect.AuthFailureCount
+	var out []laki.AuthFailureCount
 	for _, r := range f.reqs {
 		if r.at.Before(since) || !r.at.Before(until) {
 			continue
@@ -65,7 +65,7 @@ func (f *fakeFailures) ListAuthFailures(_ context.Context, since, until time.Tim
 		k := g{r.keyID, r.prefix, r.status}
 		i, ok := idx[k]
 		if !ok {
-			c := lakiconnect.AuthFailureCount{KeyPrefix: r.prefix, StatusCode: r.status, FirstSeenAt: r.at}
+			c := laki.AuthFailureCount{KeyPrefix: r.prefix, StatusCode: r.status, FirstSeenAt: r.at}
 			if r.keyID != "" {
 				id := r.keyID
 				c.KeyID = &id
@@ -104,8 +104,8 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{clk: clk, src: &fakeFailures{clk: clk}, rec: &events.Recorder{}}
 	r.w = &Watcher{
-		Targets:   []Target{{Environment: lakiconnect.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Source: r.src}},
-		Keys:      KeysFunc(func(_ lakiconnect.Environment, _, id string) (KeyInfo, bool) { k, ok := keys[id]; return k, ok }),
+		Targets:   []Target{{Environment: laki.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Source: r.src}},
+		Keys:      KeysFunc(func(_ laki.Environment, _, id string) (KeyInfo, bool) { k, ok := keys[id]; return k, ok }),
 		Policies:  set,
 		Unmanaged: policies.Alerts{Unauthorized401: 50, Window: 15 * time.Minute},
 		Clock:     clk,
@@ -203,7 +203,7 @@ func TestUnauthorizedSpikeOnCurrentKeyRequestsCompromiseRotation(t *testing.T) {
 	cur := r.alerts(ReasonUnauthorizedCurrent)
 	require.Len(t, cur, 2)
 	require.Len(t, r.rotated, 1)
-	assert.Equal(t, RotateRequest{Secret: "prod/checkout", KeyID: "key_new", Environment: lakiconnect.Production,
+	assert.Equal(t, RotateRequest{Secret: "prod/checkout", KeyID: "key_new", Environment: laki.Production,
 		MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Cause: events.CauseCompromise, Reason: ReasonUnauthorizedCurrent,
 		Count: 12, Window: 15 * time.Minute}, r.rotated[0])
 	for _, e := range cur {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/authwatch"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -26,7 +27,7 @@ import (
 func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	ctx := context.Background()
 	fx := lakisimtest.Start(t)
-	old, err := fx.Sim.CreateKey(lakiconnect.Production, fx.MerchantID, "checkout (old)", []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	old, err := fx.Sim.CreateKey(laki.Production, fx.MerchantID, "checkout (old)", []laki.Scope{laki.ScopePaymentsRead})
 	require.NoError(t, err)
 	require.NoError(t, fx.Sim.RevokeKey(old.ID, "revoked_by_api"))
 
@@ -41,9 +42,9 @@ func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	require.NoError(t, err)
 	rec := &events.Recorder{}
 	w := &authwatch.Watcher{
-		Targets:  []authwatch.Target{{Environment: lakiconnect.Production, MasterMerchantID: fx.MerchantID, Source: mgmt}},
+		Targets:  []authwatch.Target{{Environment: laki.Production, MasterMerchantID: fx.MerchantID, Source: mgmt}},
 		Policies: set,
-		Keys: authwatch.KeysFunc(func(_ lakiconnect.Environment, _, id string) (authwatch.KeyInfo, bool) {
+		Keys: authwatch.KeysFunc(func(_ laki.Environment, _, id string) (authwatch.KeyInfo, bool) {
 			if id == old.ID {
 				return authwatch.KeyInfo{State: authwatch.Retired, Secret: "prod/checkout", Kind: inventory.KindAPIKey, Policy: pol}, true
 			}

@@ -9,62 +9,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"slices"
 	"time"
 
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 // Source lists what LakiConnect holds for one master merchant in one
-// environment: the calling (management) key's view.
+// environment: the calling (management) key's view. The LakiConnect client
+// is one.
 type Source interface {
-	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
-	APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error)
-	WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error)
-}
-
-// Client is the part of the LakiConnect client a Source needs.
-type Client interface {
-	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
-	ListAPIKeys(ctx context.Context, opts lakiconnect.ListAPIKeysOptions) iter.Seq2[lakiconnect.APIKey, error]
-	ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[lakiconnect.WebhookEndpoint, error]
-}
-
-// FromClient makes a Source of a LakiConnect client (its key is the
-// management key of one master merchant and environment).
-func FromClient(c Client) Source { return clientSource{c} }
-
-type clientSource struct{ c Client }
-
-func (s clientSource) WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error) { return s.c.WhoAmI(ctx) }
-
-func (s clientSource) APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error) {
-	return collect(s.c.ListAPIKeys(ctx, lakiconnect.ListAPIKeysOptions{}))
-}
-
-func (s clientSource) WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error) {
-	return collect(s.c.ListWebhookEndpoints(ctx, 0))
-}
-
-func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
-	var out []T
-	for v, err := range seq {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	WhoAmI(ctx context.Context) (laki.WhoAmI, error)
+	APIKeys(ctx context.Context) ([]laki.APIKey, error)
+	WebhookEndpoints(ctx context.Context) ([]laki.WebhookEndpoint, error)
 }
 
 // Target is one (environment, master merchant) to read, through the base URL
 // of Environment.
 type Target struct {
-	Environment      lakiconnect.Environment
+	Environment      laki.Environment
 	MasterMerchantID string
 	Source           Source
 }
@@ -76,7 +42,7 @@ func (t Target) String() string { return string(t.Environment) + "/" + t.MasterM
 type Managed struct {
 	Secret           string
 	Kind             inventory.Kind
-	Environment      lakiconnect.Environment // declared (tag or config)
+	Environment      laki.Environment // declared (tag or config)
 	MasterMerchantID string
 	Policy           string
 	// KeyID is the API key id in AWSCURRENT (api_key, management_key).
@@ -89,10 +55,10 @@ type Managed struct {
 	// not judged as current.
 	PreviousIDs []string
 	// StoredEnvironment is "environment" in the stored value; "" if unread.
-	StoredEnvironment lakiconnect.Environment
+	StoredEnvironment laki.Environment
 	// BaseURLEnvironment is the environment of the base URL the secret's
 	// consumers are configured with; "" if unknown.
-	BaseURLEnvironment lakiconnect.Environment
+	BaseURLEnvironment laki.Environment
 }
 
 // FromInventory builds a Managed from a managed secret's declaration; the
@@ -108,7 +74,7 @@ func FromInventory(m inventory.ManagedSecret) Managed {
 // webhook secret id and the stored environment. The value's secret itself is
 // not kept.
 func (m Managed) WithCurrent(c secretstore.Credential) Managed {
-	m.StoredEnvironment = lakiconnect.Environment(c.Environment)
+	m.StoredEnvironment = laki.Environment(c.Environment)
 	switch c.Type {
 	case secretstore.TypeWebhookSecret:
 		m.EndpointID, m.SecretID = c.EndpointID, c.SecretID
@@ -125,12 +91,12 @@ type Scanner struct {
 }
 
 type foundKey struct {
-	key    lakiconnect.APIKey
+	key    laki.APIKey
 	target Target
 }
 
 type foundEndpoint struct {
-	ep     lakiconnect.WebhookEndpoint
+	ep     laki.WebhookEndpoint
 	target Target
 }
 
@@ -248,7 +214,7 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 	return out, nil
 }
 
-func setKeyFacts(f *policies.Facts, k lakiconnect.APIKey) {
+func setKeyFacts(f *policies.Facts, k laki.APIKey) {
 	f.Found, f.KeyID = true, k.ID
 	f.KeyEnvironment, f.KeyMerchantID = k.Environment, k.MasterMerchantID
 	f.Scopes, f.Status, f.CreatedAt, f.ExpiresAt, f.LastUsedAt = k.Scopes, k.Status, k.CreatedAt, k.ExpiresAt, k.LastUsedAt
@@ -260,8 +226,8 @@ func setKeyFacts(f *policies.Facts, k lakiconnect.APIKey) {
 
 // storedSecret finds the stored webhook secret on its endpoint. Without a
 // stored id it takes the newest secret that is not revoked.
-func storedSecret(ep lakiconnect.WebhookEndpoint, id string) (lakiconnect.WebhookSecretInfo, bool) {
-	var best lakiconnect.WebhookSecretInfo
+func storedSecret(ep laki.WebhookEndpoint, id string) (laki.WebhookSecretInfo, bool) {
+	var best laki.WebhookSecretInfo
 	found := false
 	for _, s := range ep.Secrets {
 		if id != "" {
@@ -270,7 +236,7 @@ func storedSecret(ep lakiconnect.WebhookEndpoint, id string) (lakiconnect.Webhoo
 			}
 			continue
 		}
-		if s.Status != lakiconnect.StatusRevoked && (!found || s.CreatedAt.After(best.CreatedAt)) {
+		if s.Status != laki.StatusRevoked && (!found || s.CreatedAt.After(best.CreatedAt)) {
 			best, found = s, true
 		}
 	}

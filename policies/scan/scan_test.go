@@ -16,24 +16,24 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 // fakeSource is one (environment, merchant) of LakiConnect, in memory.
 type fakeSource struct {
-	who       lakiconnect.WhoAmI
-	keys      []lakiconnect.APIKey
-	endpoints []lakiconnect.WebhookEndpoint
+	who       laki.WhoAmI
+	keys      []laki.APIKey
+	endpoints []laki.WebhookEndpoint
 	err       error
 }
 
-func (f *fakeSource) WhoAmI(context.Context) (lakiconnect.WhoAmI, error) { return f.who, f.err }
-func (f *fakeSource) APIKeys(context.Context) ([]lakiconnect.APIKey, error) {
+func (f *fakeSource) WhoAmI(context.Context) (laki.WhoAmI, error) { return f.who, f.err }
+func (f *fakeSource) APIKeys(context.Context) ([]laki.APIKey, error) {
 	return f.keys, f.err
 }
-func (f *fakeSource) WebhookEndpoints(context.Context) ([]lakiconnect.WebhookEndpoint, error) {
+func (f *fakeSource) WebhookEndpoints(context.Context) ([]laki.WebhookEndpoint, error) {
 	return f.endpoints, f.err
 }
 
@@ -44,35 +44,35 @@ func fixture(t *testing.T, now time.Time) (*policies.Set, *fakeSource, *fakeSour
 	set, err := policies.LoadDir("../examples")
 	require.NoError(t, err)
 	exp := now.Add(30 * 24 * time.Hour)
-	key := func(id string, env lakiconnect.Environment, scopes ...lakiconnect.Scope) lakiconnect.APIKey {
-		return lakiconnect.APIKey{ID: id, Environment: env, MasterMerchantID: merchant, Scopes: scopes,
-			Status: lakiconnect.StatusActive, CreatedAt: now.Add(-24 * time.Hour), ExpiresAt: &exp}
+	key := func(id string, env laki.Environment, scopes ...laki.Scope) laki.APIKey {
+		return laki.APIKey{ID: id, Environment: env, MasterMerchantID: merchant, Scopes: scopes,
+			Status: laki.StatusActive, CreatedAt: now.Add(-24 * time.Hour), ExpiresAt: &exp}
 	}
-	sbx := &fakeSource{who: lakiconnect.WhoAmI{KeyID: "key_mgmt_sbx"}}
-	prod := &fakeSource{who: lakiconnect.WhoAmI{KeyID: "key_mgmt_prod"}}
-	prod.keys = []lakiconnect.APIKey{
-		key("key_mgmt_prod", lakiconnect.Production, set.RotationScopes(lakiconnect.Production)...),
-		key("key_checkout", lakiconnect.Production, "payments:read", "payments:write", "customers:read"),
-		key("key_checkout_old", lakiconnect.Production, "payments:read", "payments:write", "customers:read"),
+	sbx := &fakeSource{who: laki.WhoAmI{KeyID: "key_mgmt_sbx"}}
+	prod := &fakeSource{who: laki.WhoAmI{KeyID: "key_mgmt_prod"}}
+	prod.keys = []laki.APIKey{
+		key("key_mgmt_prod", laki.Production, set.RotationScopes(laki.Production)...),
+		key("key_checkout", laki.Production, "payments:read", "payments:write", "customers:read"),
+		key("key_checkout_old", laki.Production, "payments:read", "payments:write", "customers:read"),
 	}
-	prod.keys[2].Status = lakiconnect.StatusExpiring
-	sbx.keys = []lakiconnect.APIKey{
+	prod.keys[2].Status = laki.StatusExpiring
+	sbx.keys = []laki.APIKey{
 		// The sandbox management key holds everything: over-scoped and unmanaged.
-		key("key_mgmt_sbx", lakiconnect.Sandbox, lakiconnect.AllScopes...),
+		key("key_mgmt_sbx", laki.Sandbox, laki.AllScopes...),
 	}
-	prod.endpoints = []lakiconnect.WebhookEndpoint{{
-		ID: "we_1", URL: "http://hooks.example.com/in", Environment: lakiconnect.Production, MasterMerchantID: merchant,
-		Secrets: []lakiconnect.WebhookSecretInfo{
-			{ID: "whs_old", Status: lakiconnect.StatusRevoked, CreatedAt: now.Add(-200 * 24 * time.Hour)},
-			{ID: "whs_cur", Status: lakiconnect.StatusActive, CreatedAt: now.Add(-24 * time.Hour)},
+	prod.endpoints = []laki.WebhookEndpoint{{
+		ID: "we_1", URL: "http://hooks.example.com/in", Environment: laki.Production, MasterMerchantID: merchant,
+		Secrets: []laki.WebhookSecretInfo{
+			{ID: "whs_old", Status: laki.StatusRevoked, CreatedAt: now.Add(-200 * 24 * time.Hour)},
+			{ID: "whs_cur", Status: laki.StatusActive, CreatedAt: now.Add(-24 * time.Hour)},
 		},
 	}}
 	managed := []Managed{
-		{Secret: "prod/lakirotator/management", Kind: inventory.KindManagementKey, Environment: lakiconnect.Production,
+		{Secret: "prod/lakirotator/management", Kind: inventory.KindManagementKey, Environment: laki.Production,
 			MasterMerchantID: merchant, Policy: "rotator-management-key", KeyID: "key_mgmt_prod"},
-		{Secret: "prod/checkout", Kind: inventory.KindAPIKey, Environment: lakiconnect.Production, MasterMerchantID: merchant,
+		{Secret: "prod/checkout", Kind: inventory.KindAPIKey, Environment: laki.Production, MasterMerchantID: merchant,
 			Policy: "checkout-service", KeyID: "key_checkout", PreviousIDs: []string{"key_checkout_old"}},
-		{Secret: "prod/webhooks/in", Kind: inventory.KindWebhookSecret, Environment: lakiconnect.Production, MasterMerchantID: merchant,
+		{Secret: "prod/webhooks/in", Kind: inventory.KindWebhookSecret, Environment: laki.Production, MasterMerchantID: merchant,
 			Policy: "webhooks", EndpointID: "we_1"},
 	}
 	return set, sbx, prod, managed
@@ -82,8 +82,8 @@ func TestScanWithFakes(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	set, sbx, prod, managed := fixture(t, now)
 	s := &Scanner{Policies: set, Targets: []Target{
-		{Environment: lakiconnect.Sandbox, MasterMerchantID: merchant, Source: sbx},
-		{Environment: lakiconnect.Production, MasterMerchantID: merchant, Source: prod},
+		{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
+		{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
 	}}
 	vs, err := s.Scan(context.Background(), managed, now)
 	require.NoError(t, err)
@@ -117,18 +117,18 @@ func TestScanFindsKeyOfOtherEnvironment(t *testing.T) {
 	set, sbx, prod, managed := fixture(t, now)
 	sbx.keys = sbx.keys[:0] // no over-scoped sandbox management key this time
 	exp := now.Add(24 * time.Hour)
-	sbx.keys = append(sbx.keys, lakiconnect.APIKey{ID: "key_refunds_sbx", Environment: lakiconnect.Sandbox, MasterMerchantID: merchant,
-		Scopes: []lakiconnect.Scope{"payments:read", "refunds:read", "refunds:write"}, Status: lakiconnect.StatusActive,
+	sbx.keys = append(sbx.keys, laki.APIKey{ID: "key_refunds_sbx", Environment: laki.Sandbox, MasterMerchantID: merchant,
+		Scopes: []laki.Scope{"payments:read", "refunds:read", "refunds:write"}, Status: laki.StatusActive,
 		CreatedAt: now.Add(-time.Hour), ExpiresAt: &exp})
 	prod.endpoints = nil
 	managed = managed[:2]
 	// Someone pasted the sandbox refunds key into the production secret.
 	cred := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", KeyID: "key_refunds_sbx"}
 	managed = append(managed, FromInventory(inventory.ManagedSecret{Name: "prod/refunds", Kind: inventory.KindAPIKey,
-		Environment: lakiconnect.Production, MasterMerchantID: merchant, Policy: "refunds-worker"}).WithCurrent(cred))
+		Environment: laki.Production, MasterMerchantID: merchant, Policy: "refunds-worker"}).WithCurrent(cred))
 	s := &Scanner{Policies: set, Targets: []Target{
-		{Environment: lakiconnect.Sandbox, MasterMerchantID: merchant, Source: sbx},
-		{Environment: lakiconnect.Production, MasterMerchantID: merchant, Source: prod},
+		{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
+		{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
 	}}
 	vs, err := s.Scan(context.Background(), managed, now)
 	require.NoError(t, err)
@@ -152,8 +152,8 @@ func TestMonitorRaisesOnlyNewViolations(t *testing.T) {
 	inv := managed
 	m := &Monitor{
 		Scanner: &Scanner{Policies: set, Targets: []Target{
-			{Environment: lakiconnect.Sandbox, MasterMerchantID: merchant, Source: sbx},
-			{Environment: lakiconnect.Production, MasterMerchantID: merchant, Source: prod},
+			{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
+			{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
 		}},
 		Inventory: func(context.Context) ([]Managed, error) { return inv, nil },
 		Clock:     clk, Sink: rec, Metrics: metrics,

@@ -15,6 +15,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -33,7 +34,7 @@ type simWorld struct {
 	ids     map[string]string // role -> key or endpoint id
 }
 
-func newClient(t *testing.T, fx *lakisimtest.Fixture, env lakiconnect.Environment, key secret.Value) *lakiconnect.Client {
+func newClient(t *testing.T, fx *lakisimtest.Fixture, env laki.Environment, key secret.Value) *lakiconnect.Client {
 	t.Helper()
 	c, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: fx.URL(env), APIKey: key, MaxRetries: -1})
 	require.NoError(t, err)
@@ -52,81 +53,81 @@ func seedWorld(t *testing.T) *simWorld {
 		require.True(t, ok, name)
 		return p
 	}
-	create := func(c *lakiconnect.Client, role string, req lakiconnect.CreateAPIKeyRequest) lakiconnect.APIKeyWithSecret {
+	create := func(c *lakiconnect.Client, role string, req laki.CreateAPIKeyRequest) lakiconnect.APIKeyWithSecret {
 		k, err := c.CreateAPIKey(ctx, "seed-"+role, req)
 		require.NoError(t, err, role)
 		w.secrets = append(w.secrets, k.Secret)
 		w.ids[role] = k.ID
 		return k
 	}
-	manage := func(name string, kind inventory.Kind, env lakiconnect.Environment, policy, id string) {
+	manage := func(name string, kind inventory.Kind, env laki.Environment, policy, id string) {
 		m := scan.FromInventory(inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: fx.MerchantID, Policy: policy})
 		m.KeyID, m.StoredEnvironment = id, env
 		w.managed = append(w.managed, m)
 	}
 	w.secrets = append(w.secrets, fx.SandboxKey, fx.ProductionKey)
-	bootstrapProd := newClient(t, fx, lakiconnect.Production, fx.ProductionKey)
-	bootstrapSbx := newClient(t, fx, lakiconnect.Sandbox, fx.SandboxKey)
+	bootstrapProd := newClient(t, fx, laki.Production, fx.ProductionKey)
+	bootstrapSbx := newClient(t, fx, laki.Sandbox, fx.SandboxKey)
 
 	// A stale refunds key, made 61 days ago (refunds-worker max_age 60d).
 	refunds := pol("refunds-worker")
 	stale := create(bootstrapProd, "stale", refunds.CreateRequest("refunds (old)", fx.Clock.Now(), nil))
-	manage("prod/refunds/lakiconnect", inventory.KindAPIKey, lakiconnect.Production, refunds.Name, stale.ID)
+	manage("prod/refunds/lakiconnect", inventory.KindAPIKey, laki.Production, refunds.Name, stale.ID)
 	fx.Clock.Advance(61 * 24 * time.Hour)
 	now := fx.Clock.Now()
 
 	// Management keys with exactly what rotation needs; the fixture's
 	// all-scope bootstrap keys are then revoked, as an operator would.
 	mgmtPolicy := pol("rotator-management-key")
-	for _, env := range []lakiconnect.Environment{lakiconnect.Production, lakiconnect.Sandbox} {
-		boot := map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Production: bootstrapProd, lakiconnect.Sandbox: bootstrapSbx}[env]
+	for _, env := range []laki.Environment{laki.Production, laki.Sandbox} {
+		boot := map[laki.Environment]*lakiconnect.Client{laki.Production: bootstrapProd, laki.Sandbox: bootstrapSbx}[env]
 		envPolicy, ok := set.ForEnvironment(mgmtPolicy.Name, env)
 		require.True(t, ok)
 		k := create(boot, "mgmt-"+string(env), envPolicy.CreateRequest("lakirotator management", now, nil))
 		manage(string(env)+"/lakirotator/management", inventory.KindManagementKey, env, mgmtPolicy.Name, k.ID)
 		w.targets = append(w.targets, scan.Target{Environment: env, MasterMerchantID: fx.MerchantID,
-			Source: scan.FromClient(newClient(t, fx, env, k.Secret))})
+			Source: newClient(t, fx, env, k.Secret)})
 	}
 	require.NoError(t, fx.Sim.RevokeKey(fx.ProductionKeyID, "revoked_by_dashboard"))
 	require.NoError(t, fx.Sim.RevokeKey(fx.SandboxKeyID, "revoked_by_dashboard"))
-	mgmtProd := newClient(t, fx, lakiconnect.Production, w.secretOf(t, "mgmt-production"))
-	mgmtSbx := newClient(t, fx, lakiconnect.Sandbox, w.secretOf(t, "mgmt-sandbox"))
+	mgmtProd := newClient(t, fx, laki.Production, w.secretOf(t, "mgmt-production"))
+	mgmtSbx := newClient(t, fx, laki.Sandbox, w.secretOf(t, "mgmt-sandbox"))
 
 	// Healthy keys, made the way the engine makes them: from the policy.
 	checkout := pol("checkout-service")
 	k := create(mgmtProd, "checkout", checkout.CreateRequest("checkout", now, nil))
-	manage("prod/checkout/lakiconnect", inventory.KindAPIKey, lakiconnect.Production, checkout.Name, k.ID)
+	manage("prod/checkout/lakiconnect", inventory.KindAPIKey, laki.Production, checkout.Name, k.ID)
 	k = create(mgmtSbx, "refunds-sandbox", refunds.CreateRequest("refunds", now, nil))
-	manage("sandbox/refunds/lakiconnect", inventory.KindAPIKey, lakiconnect.Sandbox, refunds.Name, k.ID)
+	manage("sandbox/refunds/lakiconnect", inventory.KindAPIKey, laki.Sandbox, refunds.Name, k.ID)
 
 	// Over-privileged: the reporting job's key can also read payments.
 	reporting := pol("reporting-job")
 	req := reporting.CreateRequest("reporting", now, nil)
-	req.Scopes = append(req.Scopes, lakiconnect.ScopePaymentsRead)
+	req.Scopes = append(req.Scopes, laki.ScopePaymentsRead)
 	k = create(mgmtProd, "reporting", req)
-	manage("prod/reporting/lakiconnect", inventory.KindAPIKey, lakiconnect.Production, reporting.Name, k.ID)
+	manage("prod/reporting/lakiconnect", inventory.KindAPIKey, laki.Production, reporting.Name, k.ID)
 
 	// Revoked but still stored: someone revoked the sandbox checkout key in the dashboard.
 	sbxCheckout := pol("checkout-service-sandbox")
 	k = create(mgmtSbx, "revoked", sbxCheckout.CreateRequest("checkout sandbox", now, nil))
-	manage("sandbox/checkout/lakiconnect", inventory.KindAPIKey, lakiconnect.Sandbox, sbxCheckout.Name, k.ID)
+	manage("sandbox/checkout/lakiconnect", inventory.KindAPIKey, laki.Sandbox, sbxCheckout.Name, k.ID)
 	require.NoError(t, fx.Sim.RevokeKey(k.ID, "revoked_by_dashboard"))
 
 	// Unmanaged: a key made by hand in the dashboard for a script.
-	legacy, err := fx.Sim.CreateKey(lakiconnect.Production, fx.MerchantID, "legacy script", []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	legacy, err := fx.Sim.CreateKey(laki.Production, fx.MerchantID, "legacy script", []laki.Scope{laki.ScopePaymentsRead})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, legacy.Secret)
 	w.ids["legacy"] = legacy.ID
 
 	// Webhook endpoints: one managed, one nobody manages.
-	ep, ws, err := fx.Sim.AddWebhookEndpoint(lakiconnect.Production, fx.MerchantID, "https://hooks.example.com/payments", []string{"*"})
+	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MerchantID, "https://hooks.example.com/payments", []string{"*"})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, ws.Secret)
 	m := scan.FromInventory(inventory.ManagedSecret{Name: "prod/webhooks/payments", Kind: inventory.KindWebhookSecret,
-		Environment: lakiconnect.Production, MasterMerchantID: fx.MerchantID, EndpointID: ep.ID, Policy: "webhooks"})
+		Environment: laki.Production, MasterMerchantID: fx.MerchantID, EndpointID: ep.ID, Policy: "webhooks"})
 	m.SecretID = ws.ID
 	w.managed = append(w.managed, m)
-	orphanEP, ws, err := fx.Sim.AddWebhookEndpoint(lakiconnect.Production, fx.MerchantID, "https://hooks.example.com/orders", []string{"*"})
+	orphanEP, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MerchantID, "https://hooks.example.com/orders", []string{"*"})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, ws.Secret)
 	w.ids["orphan-endpoint"] = orphanEP.ID

@@ -101,6 +101,28 @@ func (c *Client) ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Se
 	return paginate[WebhookEndpoint](ctx, c, "/webhook_endpoints", url.Values{}, pageSize, func(e WebhookEndpoint) string { return e.ID })
 }
 
+// APIKeys returns every key the calling key can see, all pages.
+func (c *Client) APIKeys(ctx context.Context) ([]APIKey, error) {
+	return collect(c.ListAPIKeys(ctx, ListAPIKeysOptions{}))
+}
+
+// WebhookEndpoints returns every webhook endpoint of the calling key's
+// master merchant, all pages.
+func (c *Client) WebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
+	return collect(c.ListWebhookEndpoints(ctx, 0))
+}
+
+func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // GetWebhookEndpoint returns one endpoint with its secrets' metadata.
 func (c *Client) GetWebhookEndpoint(ctx context.Context, endpointID string) (WebhookEndpoint, error) {
 	var out WebhookEndpoint

@@ -1,6 +1,8 @@
 // Package lakiconnect speaks LakiConnect's Management API
 // (../shared/lakiconnect/openapi.yaml in the design docs): the wire types in
-// this file are shared by the client and by the project's simulator.
+// this file are shared by the client and by the project's simulator. The
+// vocabulary (environments, scopes, states, ids, limits, the records of
+// keys and endpoints) lives in package laki.
 package lakiconnect
 
 import (
@@ -11,119 +13,6 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
-// Environment is a LakiConnect environment. Keys of one never work in the other.
-type Environment string
-
-const (
-	Sandbox    Environment = "sandbox"
-	Production Environment = "production"
-)
-
-// Valid reports whether e is one of LakiConnect's environments.
-func (e Environment) Valid() bool { return e == Sandbox || e == Production }
-
-// SecretPrefix is the prefix of API key secrets in this environment.
-func (e Environment) SecretPrefix() string {
-	if e == Production {
-		return "lk_live_"
-	}
-	return "lk_test_"
-}
-
-// KeyStatus is the life stage of an API key or webhook secret.
-type KeyStatus string
-
-const (
-	StatusActive   KeyStatus = "active"
-	StatusExpiring KeyStatus = "expiring"
-	StatusRevoked  KeyStatus = "revoked"
-)
-
-// Scope is one RBAC permission.
-type Scope string
-
-const (
-	ScopePaymentsRead      Scope = "payments:read"
-	ScopePaymentsWrite     Scope = "payments:write"
-	ScopeRefundsRead       Scope = "refunds:read"
-	ScopeRefundsWrite      Scope = "refunds:write"
-	ScopePayoutsRead       Scope = "payouts:read"
-	ScopePayoutsWrite      Scope = "payouts:write"
-	ScopeCustomersRead     Scope = "customers:read"
-	ScopeCustomersWrite    Scope = "customers:write"
-	ScopeSubMerchantsRead  Scope = "sub_merchants:read"
-	ScopeSubMerchantsWrite Scope = "sub_merchants:write"
-	ScopeReportsRead       Scope = "reports:read"
-	ScopeWebhooksRead      Scope = "webhooks:read"
-	ScopeWebhooksWrite     Scope = "webhooks:write"
-	ScopeAPIKeysRead       Scope = "api_keys:read"
-	ScopeAPIKeysWrite      Scope = "api_keys:write"
-)
-
-// AllScopes is the Scope enum of the API, in its order.
-var AllScopes = []Scope{
-	ScopePaymentsRead, ScopePaymentsWrite, ScopeRefundsRead, ScopeRefundsWrite,
-	ScopePayoutsRead, ScopePayoutsWrite, ScopeCustomersRead, ScopeCustomersWrite,
-	ScopeSubMerchantsRead, ScopeSubMerchantsWrite, ScopeReportsRead,
-	ScopeWebhooksRead, ScopeWebhooksWrite, ScopeAPIKeysRead, ScopeAPIKeysWrite,
-}
-
-// Valid reports whether s is in the API's Scope enum.
-func (s Scope) Valid() bool {
-	for _, k := range AllScopes {
-		if k == s {
-			return true
-		}
-	}
-	return false
-}
-
-// ScopeNames returns the scopes as plain strings, the stored value's form.
-func ScopeNames(s []Scope) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[i] = string(x)
-	}
-	return out
-}
-
-// ScopesFrom turns plain strings back into Scopes (it does not validate them).
-func ScopesFrom(ss []string) []Scope {
-	out := make([]Scope, len(ss))
-	for i, x := range ss {
-		out[i] = Scope(x)
-	}
-	return out
-}
-
-// WhoAmI describes the calling key.
-type WhoAmI struct {
-	KeyID            string      `json:"key_id"`
-	Environment      Environment `json:"environment"`
-	MasterMerchantID string      `json:"master_merchant_id"`
-	Scopes           []Scope     `json:"scopes"`
-	Status           KeyStatus   `json:"status"`
-	ExpiresAt        *time.Time  `json:"expires_at"`
-}
-
-// APIKey is a key without its secret.
-type APIKey struct {
-	ID               string            `json:"id"`
-	Object           string            `json:"object"`
-	Name             string            `json:"name"`
-	Environment      Environment       `json:"environment"`
-	MasterMerchantID string            `json:"master_merchant_id"`
-	Scopes           []Scope           `json:"scopes"`
-	Status           KeyStatus         `json:"status"`
-	CreatedAt        time.Time         `json:"created_at"`
-	ExpiresAt        *time.Time        `json:"expires_at"`
-	RevokedAt        *time.Time        `json:"revoked_at"`
-	LastUsedAt       *time.Time        `json:"last_used_at"`
-	CreatedBy        *string           `json:"created_by"`
-	SecretLast4      string            `json:"secret_last4"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
-}
-
 // APIKeyWithSecret is the create response: the only time a secret is seen.
 // Secret decodes from the wire but marshals as [REDACTED].
 type APIKeyWithSecret struct {
@@ -131,26 +20,9 @@ type APIKeyWithSecret struct {
 	Secret secret.Value `json:"secret"`
 }
 
-// CreateAPIKeyRequest is the body of POST /api_keys.
-type CreateAPIKeyRequest struct {
-	Name      string            `json:"name"`
-	Scopes    []Scope           `json:"scopes"`
-	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-}
-
 // ExpireRequest is the body of the expire endpoints. A nil ExpiresAt means now.
 type ExpireRequest struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
-
-// WebhookSecretInfo is a signing secret's metadata.
-type WebhookSecretInfo struct {
-	ID          string     `json:"id"`
-	Status      KeyStatus  `json:"status"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ExpiresAt   *time.Time `json:"expires_at"`
-	SecretLast4 string     `json:"secret_last4"`
 }
 
 // WebhookSecretWithValue is the create response for a signing secret.
@@ -160,32 +32,10 @@ type WebhookSecretWithValue struct {
 	Secret     secret.Value `json:"secret"`
 }
 
-// WebhookEndpoint is a merchant's webhook receiver and its secrets' metadata.
-type WebhookEndpoint struct {
-	ID               string              `json:"id"`
-	Object           string              `json:"object"`
-	URL              string              `json:"url"`
-	Environment      Environment         `json:"environment"`
-	MasterMerchantID string              `json:"master_merchant_id"`
-	EnabledEvents    []string            `json:"enabled_events"`
-	Status           string              `json:"status"`
-	Secrets          []WebhookSecretInfo `json:"secrets"`
-}
-
 // TestSignature is the answer of POST /webhook_endpoints/{id}/test_signature.
 type TestSignature struct {
 	Payload         string `json:"payload"`
 	SignatureHeader string `json:"signature_header"`
-}
-
-// AuthFailureCount counts refused requests of one key and status.
-type AuthFailureCount struct {
-	KeyID       *string   `json:"key_id"`
-	KeyPrefix   string    `json:"key_prefix"`
-	StatusCode  int       `json:"status_code"`
-	Count       int       `json:"count"`
-	FirstSeenAt time.Time `json:"first_seen_at"`
-	LastSeenAt  time.Time `json:"last_seen_at"`
 }
 
 // List is one page of a list endpoint.
@@ -206,27 +56,12 @@ type Event struct {
 	Data             json.RawMessage `json:"data"`
 }
 
-// Security event types.
+// Header names of the API.
 const (
-	EventAPIKeyExposed          = "api_key.exposed"
-	EventAPIKeyRevoked          = "api_key.revoked"
-	EventAPIKeyExpiringSoon     = "api_key.expiring_soon"
-	EventAuthFailureSpike       = "security.auth_failure_spike"
-	EventTestPing               = "test.ping"
-	MaxKeysPerMerchant          = 50
-	MaxLiveSecretsPerEndpoint   = 2
-	MaxExpireDelay              = 7 * 24 * time.Hour
-	MaxCreateExpiresAhead       = 400 * 24 * time.Hour
-	SignatureHeader             = "X-LakiConnect-Signature"
-	IdempotencyKeyHeader        = "Idempotency-Key"
-	IdempotentReplayedHeader    = "Idempotent-Replayed"
-	RequestIDHeader             = "Request-Id"
-	RateLimitPerKeyPerSecond    = 100
-	IdempotencyWindow           = 24 * time.Hour
-	DefaultPageLimit            = 20
-	MaxPageLimit                = 100
-	AuthFailureKeyPrefixLength  = 12
-	SignatureToleranceInSeconds = 300
+	SignatureHeader          = "X-LakiConnect-Signature"
+	IdempotencyKeyHeader     = "Idempotency-Key"
+	IdempotentReplayedHeader = "Idempotent-Replayed"
+	RequestIDHeader          = "Request-Id"
 )
 
 // APIKeyExposedData is the data of an api_key.exposed event.

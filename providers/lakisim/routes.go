@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 )
@@ -359,7 +360,7 @@ func (s *Simulator) testSignature(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	id := "evt_" + randomAlnum(24)
+	id := laki.EventIDPrefix + randomAlnum(laki.ResourceIDLength)
 	payload, err := json.Marshal(lakiconnect.Event{
 		ID: id, Object: "event", Type: lakiconnect.EventTestPing, Created: c.now.Unix(),
 		MasterMerchantID: ep.merchant, Environment: ep.env, IdempotencyKey: "idem_" + id, Data: json.RawMessage(`{}`),

@@ -33,6 +33,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -251,7 +252,7 @@ func (s *Simulator) now() time.Time { return s.clock.Now().UTC() }
 // (mm_ + 16 alphanumerics). It returns the id.
 func (s *Simulator) AddMasterMerchant(id string) string {
 	if id == "" {
-		id = "mm_" + randomAlnum(16)
+		id = laki.MasterMerchantIDPrefix + randomAlnum(laki.MasterMerchantIDLength)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,11 +298,11 @@ func (s *Simulator) CreateKey(env lakiconnect.Environment, merchantID, name stri
 
 func (s *Simulator) newKeyLocked(env lakiconnect.Environment, merchant, name string, scopes []lakiconnect.Scope, expiresAt *time.Time, createdBy *string, metadata map[string]string, now time.Time) *apiKey {
 	k := &apiKey{
-		id:        "key_" + randomAlnum(24),
+		id:        laki.KeyIDPrefix + randomAlnum(laki.ResourceIDLength),
 		name:      name,
 		env:       env,
 		merchant:  merchant,
-		secret:    secret.New(env.SecretPrefix() + randomAlnum(40)),
+		secret:    secret.New(env.SecretPrefix() + randomAlnum(laki.KeySecretLength)),
 		scopes:    slices.Clone(scopes),
 		status:    lakiconnect.StatusActive,
 		createdAt: now,
@@ -330,7 +331,7 @@ func (s *Simulator) AddWebhookEndpoint(env lakiconnect.Environment, merchantID, 
 	}
 	now := s.now()
 	ep := &endpoint{
-		id:            "we_" + randomAlnum(24),
+		id:            laki.EndpointIDPrefix + randomAlnum(laki.ResourceIDLength),
 		url:           url,
 		env:           env,
 		merchant:      merchantID,

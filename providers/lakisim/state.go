@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -37,7 +38,7 @@ func randomAlnum(n int) string {
 func newWebhookSecretValue() secret.Value {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	return secret.New("whsec_" + base64.StdEncoding.EncodeToString(b))
+	return secret.New(laki.WebhookSecretPrefix + base64.StdEncoding.EncodeToString(b))
 }
 
 func checkScopes(scopes []lakiconnect.Scope) error {
@@ -88,7 +89,7 @@ func (k *apiKey) has(sc lakiconnect.Scope) bool { return slices.Contains(k.scope
 
 func (ep *endpoint) addSecret(now time.Time) *webhookSecret {
 	ws := &webhookSecret{
-		id:        "whs_" + randomAlnum(24),
+		id:        laki.WebhookSecretIDPrefix + randomAlnum(laki.ResourceIDLength),
 		value:     newWebhookSecretValue(),
 		status:    lakiconnect.StatusActive,
 		createdAt: now,
@@ -260,7 +261,7 @@ func (s *Simulator) emitLocked(env lakiconnect.Environment, merchant, eventType 
 		// The data types are the package's own plain structs.
 		panic(fmt.Sprintf("lakisim: marshal %s data: %v", eventType, err))
 	}
-	id := "evt_" + randomAlnum(24)
+	id := laki.EventIDPrefix + randomAlnum(laki.ResourceIDLength)
 	ev := lakiconnect.Event{
 		ID:               id,
 		Object:           "event",

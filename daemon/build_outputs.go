@@ -1,0 +1,123 @@
+// Wiring of the outputs: the audit sinks and the notification dispatcher.
+
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/config"
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/notify"
+	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
+	"github.com/lakirotator/lakirotator/notify/terminal"
+)
+
+func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
+	var sinks []audit.Sink
+	if cfg.Audit.File != "" {
+		fs, err := audit.OpenFileSink(cfg.Audit.File)
+		if err != nil {
+			return fmt.Errorf("audit.file: %w", err)
+		}
+		s.closers = append(s.closers, func(context.Context) error { return fs.Close() })
+		sinks = append(sinks, fs)
+	}
+	if cfg.Audit.Stdout {
+		sinks = append(sinks, audit.NewStreamSink(o.Stdout))
+	}
+	if len(sinks) > 0 {
+		bus.Subscribe(audit.NewWriter(o.Clock, o.Logger, sinks...))
+	}
+	return nil
+}
+
+func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver) error {
+	n := cfg.Notifications
+	if len(n.Receivers) == 0 {
+		return nil
+	}
+	receivers := map[string]notify.Notifier{}
+	for _, rc := range n.Receivers {
+		switch rc.Kind {
+		case config.ReceiverTerminal:
+			receivers[rc.Name] = terminal.New(o.Stdout)
+		case config.ReceiverLog:
+			receivers[rc.Name] = logNotifier{log: o.Logger}
+		case config.ReceiverSlack:
+			if n.Slack == nil {
+				return fmt.Errorf("notifications.receivers %q: kind slack needs notifications.slack", rc.Name)
+			}
+			sc := notifyslack.Config{APIURL: n.Slack.APIURL, Channel: firstNonEmpty(rc.Channel, n.Slack.Channel)}
+			var err error
+			if !n.Slack.Token.IsZero() {
+				if sc.Token, err = r.Resolve(ctx, n.Slack.Token); err != nil {
+					return fmt.Errorf("notifications.slack.token: %w", err)
+				}
+			}
+			if !n.Slack.WebhookURL.IsZero() {
+				if sc.WebhookURL, err = r.Resolve(ctx, n.Slack.WebhookURL); err != nil {
+					return fmt.Errorf("notifications.slack.webhook_url: %w", err)
+				}
+			}
+			sn, err := notifyslack.New(sc)
+			if err != nil {
+				return fmt.Errorf("notifications.receivers %q: %w", rc.Name, err)
+			}
+			receivers[rc.Name] = sn
+		}
+	}
+	var routes []notify.Route
+	for _, rc := range n.Routes {
+		rt := notify.Route{Receiver: rc.Receiver, Severities: rc.Match.Severities, Steps: rc.Match.Steps,
+			Outcomes: rc.Match.Outcomes, Causes: rc.Match.Causes, Digest: rc.Digest, Mention: mentions(rc.Mentions, n.People)}
+		for _, e := range rc.Match.Environments {
+			rt.Environments = append(rt.Environments, string(e))
+		}
+		routes = append(routes, rt)
+	}
+	nm, err := notify.NewPrometheusMetrics(s.Metrics.Registry)
+	if err != nil {
+		return err
+	}
+	disp, err := notify.NewDispatcher(notify.Config{
+		Receivers: receivers, Routes: routes, DedupWindow: n.DedupWindow.Std(), DigestInterval: n.DigestInterval.Std(),
+		Clock: o.Clock, Logger: o.Logger, Metrics: nm,
+	})
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	s.closers = append(s.closers, disp.Close)
+	bus.Subscribe(disp)
+	return nil
+}
+
+// mentions renders a route's mentions as Slack mentions: a person's Slack id
+// from notifications.people, or the text as written (<!subteam^...>).
+// "owners" (the secret's owners) cannot be resolved per route and is left
+// to the message's owner line.
+func mentions(names []string, people map[string]string) string {
+	var out []string
+	for _, n := range names {
+		if n == config.MentionOwners {
+			continue
+		}
+		if id, ok := people[n]; ok {
+			out = append(out, "<@"+id+">")
+			continue
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, " ")
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
