@@ -164,6 +164,9 @@ type PolicyScanConfig struct {
 // AuthWatchConfig sets how often LakiConnect's 401/403 counts are read.
 type AuthWatchConfig struct {
 	PollInterval Duration `yaml:"poll_interval"`
+	// Unattributed are the thresholds for refused requests that no managed
+	// secret explains (doors.go).
+	Unattributed UnattributedAlerts `yaml:"unattributed"`
 }
 
 // NotificationsConfig routes lifecycle events to receivers.

@@ -30,11 +30,39 @@ type MetricsConfig struct {
 	MaxSecretLabels int `yaml:"max_secret_labels"`
 }
 
+// UnattributedAlerts are the 401/403 watch's thresholds for refused
+// requests that no managed secret explains: keys LakiConnect does not know
+// (counted together per environment and merchant, whatever their prefix)
+// and keys it knows that no managed secret holds (counted per key). Zero
+// means the default.
+type UnattributedAlerts struct {
+	Unauthorized401 int      `yaml:"unauthorized_401"`
+	Forbidden403    int      `yaml:"forbidden_403"`
+	Window          Duration `yaml:"window"`
+}
+
 // Defaults of the doors' settings.
 const (
-	DefaultReadinessInterval = 15 * time.Second
-	DefaultMaxSecretLabels   = 200
+	DefaultReadinessInterval     = 15 * time.Second
+	DefaultMaxSecretLabels       = 200
+	DefaultUnattributedThreshold = 20
+	DefaultUnattributedWindow    = 15 * time.Minute
 )
+
+// Thresholds returns the thresholds with defaults filled in.
+func (u UnattributedAlerts) Thresholds() (unauthorized401, forbidden403 int, window time.Duration) {
+	unauthorized401, forbidden403, window = u.Unauthorized401, u.Forbidden403, u.Window.Std()
+	if unauthorized401 <= 0 {
+		unauthorized401 = DefaultUnattributedThreshold
+	}
+	if forbidden403 <= 0 {
+		forbidden403 = DefaultUnattributedThreshold
+	}
+	if window <= 0 {
+		window = DefaultUnattributedWindow
+	}
+	return unauthorized401, forbidden403, window
+}
 
 // ReadinessEvery is how often readiness is computed in the background.
 func (h HTTPConfig) ReadinessEvery() time.Duration {
@@ -88,6 +116,13 @@ func (v *validator) doors() {
 		} else if m.Listen == h.Listen {
 			v.ps.add(hp+".metrics.listen", "is the API's own address; leave it out to serve /metrics there")
 		}
+	}
+	u := v.c.AuthWatch.Unattributed
+	if u.Unauthorized401 < 0 || u.Forbidden403 < 0 {
+		v.ps.add("auth_watch.unattributed", "thresholds must not be negative")
+	}
+	if u.Window != 0 {
+		v.durationAtLeast("auth_watch.unattributed.window", u.Window, Duration(time.Minute))
 	}
 	if m.MaxSecretLabels < 0 {
 		v.ps.add(hp+".metrics.max_secret_labels", "must not be negative")

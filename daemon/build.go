@@ -190,7 +190,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, err
 	}
-	s.Scans = newScans(d, pols, clients, keys, scanMetrics)
+	u401, u403, uWindow := cfg.AuthWatch.Unattributed.Thresholds()
+	s.Scans = newScans(d, pols, clients, keys, scanMetrics, policies.Alerts{Unauthorized401: u401, Forbidden403: u403, Window: uWindow})
 
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err

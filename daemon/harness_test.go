@@ -164,7 +164,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	secEndpoint := ""
 	if o.securityWebhook {
 		sep, sws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, mm, w.baseURL+config.SecurityWebhookPath(lakiconnect.Sandbox, mm),
-			[]string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked})
+			[]string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
 		if err != nil {
 			t.Fatal(err)
 		}

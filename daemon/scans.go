@@ -194,7 +194,7 @@ type Scans struct {
 	lastKeys map[keyRef]authwatch.KeyInfo
 }
 
-func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics) *Scans {
+func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
 	s := &Scans{d: d, lastKeys: map[keyRef]authwatch.KeyInfo{}}
 	var scanTargets []scan.Target
 	var watchTargets []authwatch.Target
@@ -215,6 +215,7 @@ func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment
 		}}
 	s.watcher = &authwatch.Watcher{
 		Targets: watchTargets, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
+		Unmanaged: unattributed, Unattributed: unattributed,
 		Keys: authwatch.KeysFunc(func(env lakiconnect.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
