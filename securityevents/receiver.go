@@ -164,6 +164,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case errors.Is(err, errNoSecrets):
 			r.o.Logger.Error("security event receiver cannot verify deliveries", "environment", r.o.Environment, "err", err)
 			r.refuse(req, w, http.StatusServiceUnavailable, "no_signing_secret", err.Error(), "delivery cannot be verified now; retry later")
+		case errors.Is(err, webhooksig.ErrTimestampOutOfTolerance):
+			r.refuse(req, w, http.StatusUnauthorized, "stale_timestamp", "signature timestamp outside the tolerance (stale or replayed)", "delivery not verified")
 		case errors.Is(err, webhooksig.ErrMalformedHeader):
 			r.refuse(req, w, http.StatusBadRequest, "malformed_signature", "malformed signature header", "delivery not verified")
 		default:

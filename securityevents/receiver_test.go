@@ -173,7 +173,7 @@ func TestForgedStaleMalformedAndForeignDeliveriesAreRefusedAndRecorded(t *testin
 		require.NoError(t, err)
 		total += n
 	}
-	assert.Equal(t, map[string]bool{"bad_signature": true, "malformed_signature": true, "wrong_merchant": true}, codes)
+	assert.Equal(t, map[string]bool{"bad_signature": true, "stale_timestamp": true, "malformed_signature": true, "wrong_merchant": true}, codes)
 	assert.Equal(t, len(cases), total, "every refusal is counted")
 }
 
