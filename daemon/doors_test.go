@@ -107,12 +107,18 @@ func TestDoorsRecordExactlyOneAcceptedOrRefused(t *testing.T) {
 		t.Fatal("a trigger of an unknown secret was accepted")
 	}
 
-	status, answer := slackPost(t, r, w.clk.Now(), slackUser, secCheckout+" compromise pasted in a channel")
+	at := w.clk.Now()
+	status, answer := slackPost(t, r, at, slackUser, secCheckout+" compromise pasted in a channel")
 	m := slackTriggerID.FindStringSubmatch(answer)
 	if status != http.StatusOK || !strings.HasPrefix(answer, "Accepted: compromise rotation of `"+secCheckout+"`") || m == nil {
 		t.Fatalf("slack answered %d %q; want Accepted with a trigger id", status, answer)
 	}
 	slackID := m[1]
+	// The same signed request again (a replay within Slack's window) is
+	// refused: one request, one compromise trigger.
+	if status, answer := slackPost(t, r, at, slackUser, secCheckout+" compromise pasted in a channel"); status != http.StatusUnauthorized {
+		t.Errorf("replayed Slack request answered %d %q; want 401", status, answer)
+	}
 	w.waitTrigger(r, slackID)
 	status, answer = slackPost(t, r, w.clk.Now(), slackUser, "app/nope manual by mistake")
 	if status != http.StatusOK || answer != `Refused: no managed secret is named "app/nope"` {

@@ -265,23 +265,11 @@ func mergeDetails(a, b map[string]string) map[string]string {
 
 // WaitTrigger follows a trigger of this process until it has finished.
 func (d *Daemon) WaitTrigger(ctx context.Context, id string, progress func(trigger.Status)) (trigger.Status, error) {
-	last := -1
-	for {
+	return trigger.Follow(ctx, 50*time.Millisecond, func(context.Context) (trigger.Status, error) {
 		st, ok := d.triggers.get(id)
 		if !ok {
 			return st, fmt.Errorf("no trigger %q", id)
 		}
-		if n := st.Done + st.Failed; n != last && progress != nil {
-			last = n
-			progress(st)
-		}
-		if st.Finished() {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return st, nil
+	}, progress)
 }

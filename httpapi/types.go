@@ -88,6 +88,9 @@ func (s TriggerStatus) Finished() bool {
 	return s.State == StateSucceeded || s.State == StatePartial || s.State == StateFailed
 }
 
+// Ended is how many of the trigger's secrets have ended, well or not.
+func (s TriggerStatus) Ended() int { return s.Done + s.Failed }
+
 // SecretStatus is one managed secret in the inventory: ids, ages, stages, never values.
 type SecretStatus struct {
 	Name             string     `json:"name"`

@@ -103,3 +103,37 @@ type Path interface {
 	// TriggerStatus returns a trigger of this process.
 	TriggerStatus(id string) (Status, bool)
 }
+
+// Ended is how many of the trigger's secrets have ended, well or not.
+func (s Status) Ended() int { return s.Done + s.Failed }
+
+// Progress is what Follow needs of a status: the daemon's, or its wire form.
+type Progress interface {
+	Finished() bool
+	Ended() int
+}
+
+// Follow reads a trigger with get every interval until it has finished,
+// calling progress each time more of its secrets have ended. The CLI
+// follows a daemon over HTTP with it, and in-process callers the daemon.
+func Follow[S Progress](ctx context.Context, every time.Duration, get func(context.Context) (S, error), progress func(S)) (S, error) {
+	last := -1
+	for {
+		st, err := get(ctx)
+		if err != nil {
+			return st, err
+		}
+		if n := st.Ended(); n != last && progress != nil {
+			last = n
+			progress(st)
+		}
+		if st.Finished() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
