@@ -213,7 +213,8 @@ func BuildReport(in ReportInput) Report {
 	if len(inv) == 0 { // no snapshot: list what the records know
 		seen := map[string]bool{}
 		for _, r := range recs {
-			if e := r.Event; e.Secret != "" && !seen[e.Secret] {
+			// A refused request names what someone asked for, not a managed secret.
+			if e := r.Event; e.Secret != "" && e.Outcome != events.OutcomeRefused && !seen[e.Secret] {
 				seen[e.Secret] = true
 				inv = append(inv, SecretState{Name: e.Secret, Kind: e.Kind, Environment: e.Environment, MasterMerchantID: e.MasterMerchantID})
 			}

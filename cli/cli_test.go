@@ -17,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/httpapi/openapitest"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -184,7 +185,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"output yaml", []string{"status", "--output", "yaml", "--api", "http://127.0.0.1:1"}, `--output "yaml"`},
 		{"no daemon", []string{"status"}, "no daemon to talk to"},
-		{"rotate without secret", []string{"rotate"}, "accepts 1 arg"},
+		{"rotate without secret", []string{"rotate"}, "rotate needs SECRET; see `lakirotator rotate --help`"},
 		{"trigger without owner", []string{"trigger", "--reason", "x", "--yes"}, "give exactly one of --owner PERSON or --all"},
 		{"policy check bad severity", []string{"policy", "check", "--fail-on", "urgent"}, `--fail-on "urgent"`},
 	}
@@ -318,7 +319,7 @@ func TestStatusJSONAgainstARunningAPI(t *testing.T) {
 	if err := svc.Daemon.Catalog().Refresh(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler)
+	srv := httptest.NewServer(openapitest.Wrap(t, svc.Handler))
 	defer srv.Close()
 
 	r := run(w.env, "status", "-o", "json", "--api", srv.URL)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
@@ -29,6 +30,23 @@ func demoDir(env func(string) string) string {
 		return filepath.Join(d, "lakirotator-demo")
 	}
 	return filepath.Join(os.TempDir(), "lakirotator-demo")
+}
+
+// loadDemoConfig reads the config the running demo wrote for itself, so
+// that the verbs that run here (plan, sweep, policy check) work with --demo.
+// Its simulator lives in the demo's process: the demo must be running.
+func loadDemoConfig(stdio IO) (*config.Config, error) {
+	if _, err := readDemoState(stdio.Env); err != nil {
+		return nil, withCode(ExitFailure, err)
+	}
+	cfg, err := config.Load(filepath.Join(demoDir(stdio.Env), "config.yaml"))
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	// The running demo owns audit.jsonl: a second writer would fork its
+	// hash chain. What a verb does here is recorded in a trail of its own.
+	cfg.Audit.File = filepath.Join(demoDir(stdio.Env), "audit-cli.jsonl")
+	return cfg, nil
 }
 
 func readDemoState(env func(string) string) (DemoState, error) {
@@ -95,9 +113,7 @@ func waitAndReport(ctx context.Context, stdio IO, c *httpapi.Client, st httpapi.
 // reportFinal prints a finished trigger and returns the exit code its outcome deserves.
 func reportFinal(stdio IO, final httpapi.TriggerStatus, output string) error {
 	if output == "json" {
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(final); err != nil {
+		if err := writeJSON(stdio.Out, triggerJSON(final)); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -15,13 +15,15 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "sweep",
-		Short: "Find keys the rotator created that no stored version references, and revoke them (runs here, with --config)",
-		Args:  cobra.NoArgs,
+		Use:     "sweep",
+		Short:   "Find keys the rotator created that no stored version references, and revoke them (runs here, with --config or --demo)",
+		Example: "  lakirotator sweep --demo\n  lakirotator sweep --config lakirotator.yaml -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -33,9 +35,7 @@ func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 			defer func() { _ = svc.Shutdown(context.Background()) }()
 			results, err := svc.Daemon.Sweep(cmd.Context())
 			if g.output == "json" {
-				enc := json.NewEncoder(stdio.Out)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(results); jerr != nil {
+				if jerr := writeJSON(stdio.Out, sweepJSON(results, err)); jerr != nil {
 					return jerr
 				}
 			} else {
@@ -60,14 +60,15 @@ func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 }
 
 func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
-	policy := &cobra.Command{Use: "policy", Short: "Policy checks"}
+	policy := &cobra.Command{Use: "policy", Short: "Policy checks", Example: "  lakirotator policy check --demo"}
 	var minSeverity string
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Check every key and webhook endpoint at LakiConnect and every managed secret against policy",
 		Long: "Reads every key and webhook endpoint at LakiConnect (per master merchant and environment) and every\n" +
 			"managed secret, prints the violations, and exits 3 when any has the --fail-on severity or higher.",
-		Args: cobra.NoArgs,
+		Example: "  lakirotator policy check --demo\n  lakirotator policy check --config lakirotator.yaml --fail-on critical -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -81,10 +82,11 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer func() { _ = svc.Shutdown(context.Background()) }()
-			vs, err := svc.Scans.Check(cmd.Context())
-			if err != nil {
-				return withCode(ExitFailure, err)
+			vs, checkErr := svc.Scans.Check(cmd.Context())
+			if checkErr != nil && !errors.Is(checkErr, secretstore.ErrMalformedValue) {
+				return withCode(ExitFailure, checkErr)
 			}
+			// Secrets that cannot be read are reported after the others' violations.
 			if g.output == "json" {
 				err = scan.WriteJSON(stdio.Out, vs, time.Now().UTC())
 			} else {
@@ -92,6 +94,9 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if checkErr != nil {
+				return withCode(ExitFailure, checkErr)
 			}
 			if scan.ExitCode(vs, min) != 0 {
 				return withCode(ExitViolations, fmt.Errorf("%d violation(s) at %s or above", len(policies.AtLeast(vs, min)), min))
@@ -105,11 +110,13 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 }
 
 func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit trail"}
+	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit trail",
+		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl\n  lakirotator audit report audit.jsonl --format markdown"}
 	verify := &cobra.Command{
-		Use:   "verify FILE",
-		Short: "Walk the hash chain and report the first edited, deleted, inserted or reordered record",
-		Args:  cobra.ExactArgs(1),
+		Use:     "verify FILE",
+		Short:   "Walk the hash chain and report the first edited, deleted, inserted or reordered record",
+		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl",
+		Args:    needArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -131,7 +138,9 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 	report := &cobra.Command{
 		Use:   "report FILE",
 		Short: "Report for a security team: secrets, key ages, rotations, emergencies, open violations",
-		Args:  cobra.ExactArgs(1),
+		Example: "  lakirotator audit report audit.jsonl --format markdown --from 2026-11-01T00:00:00Z\n" +
+			"  lakirotator audit report --demo ~/.cache/lakirotator-demo/audit.jsonl --format json",
+		Args: needArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now().UTC()
 			start, end := now.AddDate(0, 0, -30), now
@@ -145,6 +154,9 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 				if end, err = time.Parse(time.RFC3339, to); err != nil {
 					return usageErr("--to %q: use RFC 3339, e.g. 2026-11-30T00:00:00Z", to)
 				}
+			}
+			if g.output == "json" && !cmd.Flags().Changed("format") {
+				format = "json"
 			}
 			switch format {
 			case "text", "markdown", "json", "csv", "html":
@@ -162,7 +174,7 @@ func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 			}
 			sort.SliceStable(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
 			in := audit.ReportInput{From: start, To: end, Now: now, Records: recs}
-			if g.config != "" {
+			if g.config != "" || g.demo {
 				// With the config, the report shows the secrets as they are now.
 				svc, err := localService(cmd.Context(), stdio, g)
 				if err != nil {

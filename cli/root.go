@@ -16,10 +16,11 @@ import (
 
 // Exit codes.
 const (
-	ExitOK         = 0
-	ExitFailure    = 1 // something failed, or part of a bulk operation did
-	ExitUsage      = 2 // the command line or the config is wrong
-	ExitViolations = 3 // policy check found violations at or above the threshold
+	ExitOK          = 0
+	ExitFailure     = 1 // something failed, or part of a bulk operation did
+	ExitUsage       = 2 // the command line or the config is wrong
+	ExitViolations  = 3 // policy check found violations at or above the threshold
+	ExitUnreachable = 4 // AWS or LakiConnect could not be reached, or refused the credentials (config validate --online)
 )
 
 // exitError carries an exit code up to Main.
@@ -48,6 +49,9 @@ type IO struct {
 	Out, Err io.Writer
 	// Env reads the environment (os.Getenv in main), injected for tests.
 	Env func(string) string
+	// Terminal, when set, says whether In is a person at a terminal (tests
+	// answer prompts through a reader); otherwise In's file mode decides.
+	Terminal *bool
 }
 
 // Main runs the command line and returns the process exit code.
@@ -55,7 +59,7 @@ func Main(args []string, stdio IO) int {
 	if stdio.Env == nil {
 		stdio.Env = os.Getenv
 	}
-	root := newRoot(stdio)
+	root, g := newRoot(stdio)
 	root.SetArgs(args)
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
@@ -64,7 +68,7 @@ func Main(args []string, stdio IO) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stdio.Err, "lakirotator:", err)
+	printError(stdio, g, err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -86,18 +90,24 @@ func isCobraUsage(err error) bool {
 	return false
 }
 
-func newRoot(stdio IO) *cobra.Command {
+func newRoot(stdio IO) (*cobra.Command, *globalFlags) {
 	root := &cobra.Command{
 		Use:           "lakirotator",
 		Short:         "Rotates LakiConnect API keys and webhook secrets kept in AWS Secrets Manager",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildInfo().String(),
+		Example: "  lakirotator serve --demo\n  lakirotator config validate --config lakirotator.yaml\n" +
+			"  lakirotator status --demo\n  lakirotator completion bash > /etc/bash_completion.d/lakirotator",
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	g := &globalFlags{}
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.checkExclusive(cmd) }
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: the config's log.level); debug also shows the AWS SDK's error chains")
 	root.PersistentFlags().StringVar(&g.config, "config", "", "config file (YAML)")
 	root.PersistentFlags().StringVar(&g.api, "api", "", "URL of a running daemon's API (default from LAKIROTATOR_API)")
 	root.PersistentFlags().StringVar(&g.tokenFile, "token-file", "", "file holding the API bearer token (default: the LAKIROTATOR_TOKEN variable)")
-	root.PersistentFlags().BoolVar(&g.demo, "demo", false, "use the embedded demo (serve) or talk to the running demo daemon (other verbs)")
+	root.PersistentFlags().BoolVar(&g.demo, "demo", false, "use the embedded demo (serve), talk to the running demo daemon (rotate, trigger, status), or use its config (plan, sweep, policy check, audit report, config validate)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		newServeCmd(stdio, g),
@@ -109,16 +119,42 @@ func newRoot(stdio IO) *cobra.Command {
 		newSweepCmd(stdio, g),
 		newPolicyCmd(stdio, g),
 		newAuditCmd(stdio, g),
+		newVersionCmd(stdio, g),
+		newConfigCmd(stdio, g),
+		newBootstrapCmd(stdio, g),
 	)
-	return root
+	return root, g
 }
 
 type globalFlags struct {
+	logLevel  string
 	config    string
 	api       string
 	tokenFile string
 	demo      bool
 	output    string
+}
+
+// checkExclusive refuses flags that contradict each other instead of
+// silently preferring one.
+func (g *globalFlags) checkExclusive(cmd *cobra.Command) error {
+	switch g.logLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return usageErr("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	if !g.demo {
+		return nil
+	}
+	for _, name := range []string{"api", "config", "token-file"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			return usageErr("--%s and --demo: give one (--demo finds the demo daemon and its config by itself)", name)
+		}
+	}
+	if f := cmd.Flags().Lookup("config-env"); f != nil && f.Changed {
+		return usageErr("--config-env and --demo: give one")
+	}
+	return nil
 }
 
 func (g *globalFlags) checkOutput() error {

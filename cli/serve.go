@@ -17,15 +17,17 @@ import (
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/trigger"
 )
 
 func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
 	var configEnv string
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the rotation daemon (--demo: the embedded demo, no AWS or Slack needed)",
-		Args:  cobra.NoArgs,
+		Use:     "serve",
+		Short:   "Run the rotation daemon (--demo: the embedded demo, no AWS or Slack needed)",
+		Example: "  lakirotator serve --demo\n  lakirotator serve --config lakirotator.yaml\n  lakirotator serve --config-env LAKIROTATOR_CONFIG",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -42,6 +44,14 @@ func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
 // loadConfig reads the config from --config or --config-env; every problem
 // is reported at once with file, line and field.
 func loadConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, error) {
+	cfg, err := readConfig(stdio, g, configEnv)
+	if cfg != nil && g.logLevel != "" {
+		cfg.Log.Level = g.logLevel
+	}
+	return cfg, err
+}
+
+func readConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, error) {
 	switch {
 	case configEnv != "" && g.config != "":
 		return nil, usageErr("give --config or --config-env, not both")
@@ -55,6 +65,8 @@ func loadConfig(stdio IO, g *globalFlags, configEnv string) (*config.Config, err
 	case g.config != "":
 		cfg, err := config.Load(g.config)
 		return cfg, withCode(ExitUsage, err)
+	case g.demo:
+		return loadDemoConfig(stdio)
 	default:
 		return nil, usageErr("no config: give --config FILE (or --demo for the embedded demo)")
 	}
@@ -89,7 +101,7 @@ func serveConfig(ctx context.Context, stdio IO, g *globalFlags, configEnv string
 	}
 	svc, err := build(cfg)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return buildErr(err)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -155,10 +167,16 @@ func localService(ctx context.Context, stdio IO, g *globalFlags) (*daemon.Servic
 	if err != nil {
 		return nil, err
 	}
+	// A verb's stdout holds its result alone: the engine's log lines go to
+	// stderr, and only warnings unless --log-level asks for more; terminal
+	// notifications and streamed audit records go to stderr too.
+	if g.logLevel == "" && cfg.Log.SlogLevel() < slog.LevelWarn {
+		cfg.Log.Level = "warn"
+	}
 	logger := newLogger(stdio.Err, cfg.Log)
-	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Out, LookupEnv: lookupEnv(stdio)})
+	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Logger: logger, Stdout: stdio.Err, LookupEnv: lookupEnv(stdio)})
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, buildErr(err)
 	}
 	if err := svc.Daemon.Catalog().Refresh(ctx, time.Now()); err != nil {
 		_ = svc.Shutdown(context.Background())
@@ -207,4 +225,13 @@ func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inven
 	}
 	defer func() { _ = svc.Shutdown(context.Background()) }()
 	return svc.Daemon.Inventory(cmd.Context())
+}
+
+// buildErr gives a failure to start its exit code: AWS that cannot be
+// reached or refuses the credentials is not a config error.
+func buildErr(err error) error {
+	if secretsmanager.Explain(err) != nil {
+		return withCode(ExitUnreachable, err)
+	}
+	return withCode(ExitUsage, err)
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -16,16 +14,27 @@ import (
 
 func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
 	var cause, reason, who string
-	var local bool
+	var local, yes bool
 	cmd := &cobra.Command{
 		Use:   "rotate SECRET",
 		Short: "Rotate one managed secret now",
-		Args:  cobra.ExactArgs(1),
+		Example: "  lakirotator rotate --demo demo/sandbox/reporting --reason \"testing\"\n" +
+			"  lakirotator rotate payments/production/checkout-api-key --cause compromise --reason \"key in a public repo\" --yes\n" +
+			"  lakirotator rotate --local --config lakirotator.yaml payments/sandbox/checkout-api-key -o json",
+		Args: needArgs("SECRET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
 			req := httpapi.TriggerRequest{Secret: args[0], Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
+			if err := checkTrigger(req); err != nil {
+				return err
+			}
+			if !yes && req.Cause != events.CauseManual {
+				if err := confirmEmergency(cmd, stdio, g, req, local); err != nil {
+					return err
+				}
+			}
 			return runTrigger(cmd, stdio, g, req, local)
 		},
 	}
@@ -33,6 +42,7 @@ func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required for compromise and personnel)")
 	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
 	cmd.Flags().BoolVar(&local, "local", false, "run the engine in this process with --config instead of asking a daemon")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (a compromise rotation, or an emergency on production, asks otherwise)")
 	return cmd
 }
 
@@ -42,7 +52,9 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trigger (--owner PERSON | --all)",
 		Short: "Rotate every secret a person or team had access to (personnel change), or every secret",
-		Args:  cobra.NoArgs,
+		Example: "  lakirotator trigger --demo --owner alice --reason \"alice left the team\" --yes\n" +
+			"  lakirotator trigger --api https://rotator.internal:8443 --all --cause compromise --reason \"laptop stolen\"",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -51,14 +63,12 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 				return usageErr("give exactly one of --owner PERSON or --all")
 			}
 			req := httpapi.TriggerRequest{Owner: owner, All: all, Cause: events.Cause(cause), Reason: reason, Requester: requester(stdio, who)}
+			if err := checkTrigger(req); err != nil {
+				return err
+			}
 			if !yes {
-				ok, err := confirmOwner(cmd, stdio, g, owner, local)
-				if err != nil {
+				if err := confirmOwner(cmd, stdio, g, owner, local); err != nil {
 					return err
-				}
-				if !ok {
-					fmt.Fprintln(stdio.Err, "nothing rotated")
-					return withCode(ExitFailure, fmt.Errorf("not confirmed"))
 				}
 			}
 			return runTrigger(cmd, stdio, g, req, local)
@@ -76,10 +86,10 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 
 // confirmOwner lists what will rotate (an owner's secrets, or all when owner
 // is empty) and asks on standard input.
-func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, local bool) (bool, error) {
+func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, local bool) error {
 	inv, err := inventoryFor(cmd, stdio, g, local)
 	if err != nil {
-		return false, err
+		return err
 	}
 	var names []string
 	for _, s := range inv.Secrets {
@@ -95,15 +105,49 @@ func confirmOwner(cmd *cobra.Command, stdio IO, g *globalFlags, owner string, lo
 		}
 	}
 	if len(names) == 0 && owner == "" {
-		return false, withCode(ExitFailure, fmt.Errorf("there are no managed secrets"))
+		return withCode(ExitFailure, fmt.Errorf("there are no managed secrets"))
 	}
 	if len(names) == 0 {
-		return false, withCode(ExitFailure, fmt.Errorf("owner %q has no managed secrets", owner))
+		return withCode(ExitFailure, fmt.Errorf("owner %q has no managed secrets", owner))
 	}
-	fmt.Fprintf(stdio.Err, "These %d secrets will rotate now:\n%s\nProceed? [y/N] ", len(names), strings.Join(names, "\n"))
-	line, _ := bufio.NewReader(stdio.In).ReadString('\n')
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes", nil
+	return confirm(stdio, fmt.Sprintf("These %d secrets will rotate now:\n%s", len(names), strings.Join(names, "\n")))
+}
+
+// confirmEmergency asks before a compromise rotation (the old key ends at
+// once) or an emergency on a production secret.
+func confirmEmergency(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.TriggerRequest, local bool) error {
+	inv, err := inventoryFor(cmd, stdio, g, local)
+	if err != nil {
+		return err
+	}
+	for _, s := range inv.Secrets {
+		if s.Name != req.Secret {
+			continue
+		}
+		if req.Cause != events.CauseCompromise && s.Environment != "production" {
+			return nil
+		}
+		what := fmt.Sprintf("A %s rotation of %s (%s, %s) will start now", req.Cause, s.Name, s.Environment, s.Kind)
+		if req.Cause == events.CauseCompromise {
+			what += ": the current key is ended as soon as the new one is current, with no grace for its consumers"
+		}
+		return confirm(stdio, what+".")
+	}
+	return usageErr("no managed secret is named %q; `lakirotator status` lists them", req.Secret)
+}
+
+// checkTrigger refuses what the daemon would refuse, before anyone is asked
+// to confirm.
+func checkTrigger(req httpapi.TriggerRequest) error {
+	switch req.Cause {
+	case events.CauseCompromise, events.CausePersonnel, events.CauseManual:
+	default:
+		return usageErr("--cause %q: use manual, compromise or personnel", req.Cause)
+	}
+	if req.Cause != events.CauseManual && strings.TrimSpace(req.Reason) == "" {
+		return usageErr("--reason is required for a %s rotation: say what happened", req.Cause)
+	}
+	return nil
 }
 
 func runTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.TriggerRequest, local bool) error {
@@ -130,7 +174,9 @@ func newStatusCmd(stdio IO, g *globalFlags, name string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: "List managed secrets: ids, ages, stages, next rotation (never values)",
-		Args:  cobra.NoArgs,
+		Example: "  lakirotator " + name + " --demo\n  lakirotator " + name + " --api https://rotator.internal:8443 -o json\n" +
+			"  lakirotator " + name + " --local --config lakirotator.yaml",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -160,9 +206,7 @@ func inventoryFor(cmd *cobra.Command, stdio IO, g *globalFlags, local bool) (htt
 
 func printInventory(stdio IO, output string, inv httpapi.Inventory) error {
 	if output == "json" {
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(inv)
+		return writeJSON(stdio.Out, inventoryJSON(inv))
 	}
 	w := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SECRET\tKIND\tENV\tPOLICY\tCURRENT\tAGE\tIN FLIGHT\tNEXT ROTATION\tFAILURES")

@@ -53,6 +53,8 @@ type Config struct {
 type EnvironmentConfig struct {
 	AWS         AWSConfig         `yaml:"aws"`
 	LakiConnect LakiConnectConfig `yaml:"lakiconnect"`
+	// Vault is where the environment's secrets live with store.kind: vault.
+	Vault *VaultConfig `yaml:"vault"`
 }
 
 // AWSConfig says how to reach the Secrets Manager that holds one

@@ -155,7 +155,7 @@ environments:
 			"f.yaml:11:11: environments.production.lakiconnect.master_merchants[1].management_key.secret: required\n" +
 			`f.yaml:11:15: environments.production.lakiconnect.master_merchants[1].id: "mm_short" is not a master merchant id (mm_ and 16 letters or digits)`},
 		{"loopback http is fine", strings.Replace(minimal, "https://sandbox.api.lakiconnect.example/v1", "http://127.0.0.1:8443/v1", 1) + "store: {kind: locall}\n",
-			`f.yaml:10:15: store.kind: "locall" is not one of aws, local`},
+			`f.yaml:10:15: store.kind: "locall" is not one of aws, local, vault`},
 		{"secrets", minimal + `secrets:
   - name: a
     kind: webhook_secret

@@ -135,4 +135,5 @@ func (c *Config) resolvePaths(dir string) {
 	for i := range c.HTTP.Tokens {
 		abs(&c.HTTP.Tokens[i].Token.File)
 	}
+	c.resolveVaultPaths(abs)
 }

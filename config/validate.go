@@ -287,7 +287,15 @@ func (v *validator) environments() {
 			v.ps.addKey(p, "empty: needs aws and lakiconnect")
 			continue
 		}
-		v.aws(p+".aws", e.AWS)
+		// A Vault store needs no AWS settings unless they are written.
+		if c.Store.Kind != StoreVault || v.c.pos.set(p+".aws") {
+			v.aws(p+".aws", e.AWS)
+		}
+		if c.Store.Kind == StoreVault {
+			v.vault(p+".vault", e.Vault)
+		} else if e.Vault != nil {
+			v.ps.add(p+".vault", "goes only with store.kind: vault")
+		}
 		v.lakiconnect(p+".lakiconnect", name, e.LakiConnect)
 	}
 }
@@ -389,8 +397,12 @@ func (v *validator) store() {
 		if s.LocalPath == "" {
 			v.ps.add("store.local_path", "required with kind: local")
 		}
+	case StoreVault:
+		if s.LocalPath != "" {
+			v.ps.add("store.local_path", "goes only with kind: local")
+		}
 	default:
-		v.ps.add("store.kind", "%q is not one of aws, local", s.Kind)
+		v.ps.add("store.kind", "%q is not one of aws, local, vault", s.Kind)
 	}
 }
 

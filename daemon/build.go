@@ -176,7 +176,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 	}
 	catalog := &inventory.Catalog{Stores: listers, Declared: cfg.ManagedSecrets(), Discover: cfg.Discovery.Enabled, Filters: extraFilters,
-		KeepTags: []string{rotator.TagFailedAttempts, rotator.TagLastFailure, rotator.TagNextAttempt, rotator.TagFailingVersion}}
+		KeepTags: []string{rotator.TagFailedAttempts, rotator.TagLastFailure, rotator.TagNextAttempt, rotator.TagFailingVersion,
+			rotator.TagCreateAttempt, TagIntent, TagIntentBy, TagIntentDone}}
 
 	d, err := New(Parts{
 		Clock: o.Clock, Logger: o.Logger, Envs: s.Envs, Catalog: catalog, Policies: pols, Bus: bus,
@@ -192,6 +193,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	}
 	u401, u403, uWindow := cfg.AuthWatch.Unattributed.Thresholds()
 	s.Scans = newScans(d, pols, clients, keys, scanMetrics, policies.Alerts{Unauthorized401: u401, Forbidden403: u403, Window: uWindow})
+	s.Scans.own = ownCredentials(cfg, pols)
 
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err
@@ -227,9 +229,12 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 // them, touching nothing outside: what a reload checks before it stops the
 // running service.
 func CheckConfig(cfg *config.Config) (*policies.Set, error) {
+	if err := checkPoliciesDir(cfg); err != nil {
+		return nil, err
+	}
 	pols, err := policies.LoadDir(cfg.PoliciesDir)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, err
 	}
 	if err := cfg.Validate(config.WithKnownPolicies(func(n string) bool { _, ok := pols.Get(n); return ok })); err != nil {
 		return nil, err
@@ -266,6 +271,14 @@ func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOp
 			continue
 		}
 		ec, _ := cfg.Environment(env)
+		if cfg.Store.Kind == config.StoreVault {
+			st, err := buildVaultStore(ctx, env, &ec, o)
+			if err != nil {
+				return nil, err
+			}
+			stores[env] = st
+			continue
+		}
 		counter := o.CallCounters[env]
 		if counter == nil {
 			counter = secretsmanager.NewCallCounter(secretsmanager.CallCounterOptions{})

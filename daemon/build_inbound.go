@@ -29,7 +29,8 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			bus.Subscribe(held)
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID}, Secrets: held,
-				Handle: s.Daemon.HandleSecurityEvent, Clock: o.Clock, Events: bus, Refusals: s.refusals, Logger: o.Logger,
+				Handle: s.Daemon.HandleSecurityEvent, Record: s.Daemon.RecordSecurityEvent,
+				Clock: o.Clock, Events: bus, Refusals: s.refusals, Logger: o.Logger,
 			})
 			if err != nil {
 				return nil, err

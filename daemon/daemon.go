@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
@@ -25,6 +27,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/schedule"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // Env is one environment's store and engine (sandbox and production usually
@@ -58,6 +61,10 @@ type Parts struct {
 	RetireInterval time.Duration
 	// RefreshInterval is how often the catalog is re-listed (default 10m).
 	RefreshInterval time.Duration
+	// EscalateAfter: an emergency rotation (or a security event's action)
+	// still not done this long after it was asked for raises a critical
+	// alert, again at twice, four times... (default 5m).
+	EscalateAfter time.Duration
 }
 
 // Daemon runs the service. Build one with New, then Run it.
@@ -70,11 +77,17 @@ type Daemon struct {
 	bus                       *events.Bus
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
-	facts                     credentialFacts // what stored versions say, by version id
+	facts                     credentialFacts                    // what stored versions say, by version id
+	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 
-	mu     sync.Mutex
-	jobCtx context.Context // outlives Run's ctx: rotations in hand finish on shutdown
-	wg     sync.WaitGroup
+	escalateAfter time.Duration
+
+	mu        sync.Mutex
+	jobCtx    context.Context // outlives Run's ctx: rotations in hand finish on shutdown
+	wg        sync.WaitGroup
+	quit      chan struct{} // closed on shutdown: emergency retries stop waiting
+	quitOnce  sync.Once
+	escalated map[string]int // alerts raised per emergency and secret
 }
 
 // New checks the parts.
@@ -97,10 +110,14 @@ func New(p Parts) (*Daemon, error) {
 	if p.RefreshInterval <= 0 {
 		p.RefreshInterval = 10 * time.Minute
 	}
+	if p.EscalateAfter <= 0 {
+		p.EscalateAfter = DefaultEscalateAfter
+	}
 	return &Daemon{
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
-		jobCtx: context.Background(),
+		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
+		quit: make(chan struct{}), escalated: map[string]int{},
 	}, nil
 }
 
@@ -146,6 +163,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { defer loops.Done(); f() }()
 	}
 	sched := &schedule.Scheduler{Clock: d.clock, Plans: plans, Fire: d.fireSlot}
+	d.sched.Store(sched)
+	defer d.sched.Store(nil)
 	loop(func() { sched.Run(ctx) })
 	loop(func() {
 		d.every(ctx, d.retireEvery, func(ctx context.Context) {
@@ -164,6 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-ctx.Done()
 	loops.Wait()
 	d.log.Info("shutting down: finishing the rotations in hand, starting nothing new")
+	d.quitOnce.Do(func() { close(d.quit) })
 	for _, env := range d.envs {
 		env.Engine.Close()
 	}
@@ -232,46 +252,152 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
 	}
 }
 
-// StartupPass resumes every rotation left in flight and rotates every secret
-// that is overdue (older than its policy allows, or never rotated). Version
-// ids come from the in-flight version or the current one, so two replicas
-// starting together converge.
+// StartupPass finishes what a stopped or killed daemon (or a replica) left
+// undone, each with the cause it was asked for:
+//   - a trigger whose intent is kept on the secret and not carried out (its
+//     create may have happened, never stored: the same cause replays the
+//     same create and adopts that credential);
+//   - a rotation in flight (AWSPENDING off the current version), under the
+//     cause whose version it is: an open intent, or a recent schedule slot;
+//   - a schedule slot that was due while the daemon was down, or killed
+//     before anything was stored: at once if its window is open, else when
+//     it opens;
+//   - a secret older than its policy allows, or never rotated.
+//
+// Version ids derive from the causes, so two replicas starting together
+// converge.
 func (d *Daemon) StartupPass(ctx context.Context) {
 	now := d.clock.Now()
-	var resume, overdue []inventory.Entry
+	slots := d.recentSlots(now)
+	type group struct {
+		cause   rotator.Cause
+		entries []inventory.Entry
+	}
+	var order []string
+	groups := map[string]*group{}
+	add := func(cause rotator.Cause, e inventory.Entry) {
+		g, ok := groups[cause.ID]
+		if !ok {
+			g = &group{cause: cause}
+			groups[cause.ID] = g
+			order = append(order, cause.ID)
+		}
+		g.entries = append(g.entries, e)
+	}
+	var intents, inFlight, missed, overdue int
 	for _, e := range d.catalog.All() {
 		if e.Missing {
 			continue
 		}
+		if in, ok := openIntent(e); ok {
+			intents++
+			if in.OldKey != "" {
+				d.resumeOldKeyIntent(e, in)
+				continue
+			}
+			add(in.Cause, e)
+			continue
+		}
 		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
 		pend, hasPend := e.Stored.VersionWithStage(secretstore.StagePending)
+		ps := slots[e.Managed.Policy]
 		switch {
 		case hasPend && (!hasCur || pend.ID != cur.ID):
-			resume = append(resume, e)
+			inFlight++
+			add(d.causeOfPending(e, pend.ID, slots, now), e)
 		case !hasCur:
-			overdue = append(overdue, e)
+			overdue++
+			add(rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:initial", Source: events.SourceStartup, Actor: "startup", At: now}, e)
 		default:
 			since, known := e.CurrentSince()
+			if len(ps) > 0 && known && since.Before(ps[len(ps)-1]) && !rotator.CauseSettled(e.Managed, e.Stored, slotCauseID(ps[len(ps)-1])) {
+				missed++
+				last := ps[len(ps)-1]
+				add(rotator.Cause{Kind: events.CauseScheduled, ID: slotCauseID(last), Source: events.SourceStartup, Actor: "startup", At: last}, e)
+				continue
+			}
 			if p, ok := d.policies.Get(e.Managed.Policy); ok && p.MaxAge > 0 && known && now.Sub(since) > p.MaxAge {
-				overdue = append(overdue, e)
+				overdue++
+				add(rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:" + cur.ID, Source: events.SourceStartup, Actor: "startup", At: now}, e)
 			}
 		}
 	}
-	if len(resume)+len(overdue) == 0 {
+	if len(order) == 0 {
 		return
 	}
-	d.log.Info("start-up pass", "in_flight", len(resume), "overdue", len(overdue))
-	for _, e := range resume {
-		pend, _ := e.Stored.VersionWithStage(secretstore.StagePending)
-		d.submitAll([]inventory.Entry{e}, rotator.Cause{Kind: events.CauseScheduled, ID: "resume:" + pend.ID, Source: events.SourceStartup, Actor: "startup", At: now})
-	}
-	for _, e := range overdue {
-		id := "initial"
-		if cur, ok := e.Stored.VersionWithStage(secretstore.StageCurrent); ok {
-			id = cur.ID
+	d.log.Info("start-up pass", "intents", intents, "in_flight", inFlight, "missed_slots", missed, "overdue", overdue)
+	for _, id := range order {
+		g := groups[id]
+		switch {
+		case g.cause.Kind != events.CauseScheduled:
+			d.resumeTrigger(g.cause, g.entries)
+		case strings.HasPrefix(id, "slot:"):
+			d.runSlotInWindow(g.cause, g.entries)
+		default:
+			d.submitAll(g.entries, g.cause)
 		}
-		d.submitAll([]inventory.Entry{e}, rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:" + id, Source: events.SourceStartup, Actor: "startup", At: now})
 	}
+}
+
+// recentSlots lists, per policy with a schedule, its slots of the last
+// eight days (at most the last 16), oldest first.
+func (d *Daemon) recentSlots(now time.Time) map[string][]time.Time {
+	out := map[string][]time.Time{}
+	for _, name := range d.policies.Names() {
+		p, ok := d.policies.Get(name)
+		if !ok || p.Schedule == nil {
+			continue
+		}
+		var list []time.Time
+		t := now.Add(-lakiconnect.MaxExpireDelay - 24*time.Hour)
+		for range 100000 {
+			n := p.Schedule.Next(t)
+			if n.IsZero() || n.After(now) {
+				break
+			}
+			list = append(list, n.UTC())
+			t = n
+		}
+		if len(list) > 16 {
+			list = list[len(list)-16:]
+		}
+		out[name] = list
+	}
+	return out
+}
+
+// runSlotInWindow runs a missed slot now if its policy's window is open,
+// else when it next opens.
+func (d *Daemon) runSlotInWindow(cause rotator.Cause, entries []inventory.Entry) {
+	p, ok := d.policies.Get(entries[0].Managed.Policy)
+	now := d.clock.Now()
+	if !ok || p.Window.IsZero() || p.InWindow(now) {
+		d.submitAll(entries, cause)
+		return
+	}
+	at := p.NextWindowStart(now)
+	d.log.Info("missed slot waits for its window", "policy", p.Name, "slot", cause.ID, "at", at)
+	d.goBackground(func(ctx context.Context) {
+		select {
+		case <-d.quit:
+		case <-d.clock.After(at.Sub(now)):
+			d.submitAll(entries, cause)
+		}
+	})
+}
+
+// resumeTrigger runs a trigger found open in the store, as asked.
+func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
+	if _, exists := d.triggers.get(cause.ID); !exists {
+		st := trigger.Status{ID: cause.ID, State: trigger.StateQueued, Cause: cause.Kind, Source: cause.Source,
+			Reason: cause.Reason, Actor: cause.Actor, OnBehalfOf: cause.OnBehalfOf, CreatedAt: cause.At, Total: len(entries)}
+		for _, e := range entries {
+			st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
+		}
+		d.triggers.add(st)
+	}
+	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
+	d.runTrigger(cause.ID, entries, cause)
 }
 
 // jobFor builds the engine job for an entry under a cause.
@@ -429,8 +555,7 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			st.PreviousVersion = prev.ID
 		}
-		if p, ok := d.policies.Get(e.Managed.Policy); ok && p.Schedule != nil {
-			next := p.NextRun(now)
+		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 			st.NextRotation = &next
 		}
 		if n, err := strconv.Atoi(e.Stored.Tags[rotator.TagFailedAttempts]); err == nil {
@@ -462,4 +587,24 @@ func (d *Daemon) logScheduleCheck(ctx context.Context) {
 		}
 	}
 	d.log.InfoContext(ctx, "schedule checked", "secrets", len(d.catalog.All()), "overdue", overdue, "in_flight", inFlight)
+}
+
+// nextRotation is when the policy's secrets rotate next: the running
+// scheduler's next firing (an @every schedule counts from when it started),
+// else the policy's next slot moved into its rotation window.
+func (d *Daemon) nextRotation(policy string, now time.Time) (time.Time, bool) {
+	if s := d.sched.Load(); s != nil {
+		if t, ok := s.NextFiring(policy); ok {
+			return t, true
+		}
+	}
+	p, ok := d.policies.Get(policy)
+	if !ok || p.Schedule == nil {
+		return time.Time{}, false
+	}
+	next := p.NextRun(now)
+	if !p.Window.IsZero() && !p.InWindow(next) {
+		next = p.NextWindowStart(next)
+	}
+	return next, true
 }

@@ -22,7 +22,8 @@ type PlanItem struct {
 	NextRun     *time.Time `json:"next_run,omitempty"`
 	AgeSeconds  int64      `json:"age_seconds,omitempty"`
 	ScopeChange string     `json:"scope_change,omitempty"` // applied at the next rotation
-	Violations  []string   `json:"violations,omitempty"`
+	Violations  []string   `json:"violations"`
+	Error       string     `json:"error,omitempty"` // state error: why the secret could not be read
 }
 
 // Plan states, in order of urgency.
@@ -33,6 +34,7 @@ const (
 	PlanOK       = "ok"
 	PlanMissing  = "missing"
 	PlanNoPolicy = "no_policy"
+	PlanError    = "error" // the stored value could not be read; the other secrets are still planned
 )
 
 // Plan reports, for every managed secret, whether a rotation is in flight,
@@ -63,6 +65,10 @@ func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem
 			continue
 		case !ok:
 			it.State, it.Action = PlanNoPolicy, fmt.Sprintf("nothing: policy %q is not defined", e.Managed.Policy)
+			items = append(items, it)
+			continue
+		case idx.unreadable[e.Managed.Name] != nil:
+			it.State, it.Action, it.Error = PlanError, "nothing until the stored value is fixed", idx.unreadable[e.Managed.Name].Error()
 			items = append(items, it)
 			continue
 		}

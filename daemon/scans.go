@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -81,12 +82,15 @@ type keyIndex struct {
 	managed []scan.Managed
 	keys    map[keyRef]authwatch.KeyInfo
 	scopes  map[string][]lakiconnect.Scope // secret name → scopes of its current key
+	// unreadable: secrets whose current value is malformed, with the
+	// reason (never the value); the other secrets are still scanned.
+	unreadable map[string]error
 }
 
 // readKeyIndex reads the AWSCURRENT and AWSPREVIOUS values of every managed
 // secret: two reads each, well inside the read quota.
 func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
-	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}, scopes: map[string][]lakiconnect.Scope{}}
+	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}, scopes: map[string][]lakiconnect.Scope{}, unreadable: map[string]error{}}
 	for _, e := range d.catalog.All() {
 		if e.Missing {
 			continue
@@ -106,6 +110,8 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
 					State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			case errors.Is(err, secretstore.ErrNotFound):
+			case errors.Is(err, secretstore.ErrMalformedValue):
+				idx.unreadable[e.Managed.Name] = err
 			default:
 				return idx, fmt.Errorf("reading %s: %w", e.Managed.Name, err)
 			}
@@ -192,6 +198,8 @@ type Scans struct {
 	monitor  *scan.Monitor
 	mu       sync.Mutex
 	lastKeys map[keyRef]authwatch.KeyInfo
+	own      []scan.Managed // the rotator's own credentials without a policy (own.go)
+	ownFacts credentialFacts
 }
 
 func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
@@ -209,6 +217,12 @@ func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment
 			idx, err := d.readKeyIndex(ctx)
 			if err != nil {
 				return nil, err
+			}
+			if err := s.addOwn(ctx, &idx); err != nil {
+				return nil, err
+			}
+			if err := idx.unreadableErr(); err != nil {
+				d.log.Warn("policy scan: some stored values cannot be read; the other secrets are scanned", "err", err)
 			}
 			s.remember(idx)
 			return idx.managed, nil
@@ -239,10 +253,28 @@ func (s *Scans) remember(idx keyIndex) {
 	s.lastKeys = idx.keys
 }
 
-// Check runs one policy scan now and returns every violation (policy check).
+// Check runs one policy scan now and returns every violation (policy
+// check). Secrets whose stored value cannot be read come back as an error
+// next to the violations of the others.
 func (s *Scans) Check(ctx context.Context) ([]policies.Violation, error) {
-	vs, _, err := s.check(ctx)
+	vs, idx, err := s.check(ctx)
+	if err == nil && idx != nil {
+		err = idx.unreadableErr()
+	}
 	return vs, err
+}
+
+func (k *keyIndex) unreadableErr() error {
+	names := make([]string, 0, len(k.unreadable))
+	for n := range k.unreadable {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, k.unreadable[n])
+	}
+	return errors.Join(errs...)
 }
 
 // check refreshes the catalog, reads every managed secret's credentials
@@ -254,6 +286,9 @@ func (s *Scans) check(ctx context.Context) ([]policies.Violation, *keyIndex, err
 	}
 	idx, err := s.d.readKeyIndex(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.addOwn(ctx, &idx); err != nil {
 		return nil, nil, err
 	}
 	s.remember(idx)

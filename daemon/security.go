@@ -3,7 +3,10 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -27,22 +30,31 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		if err != nil {
 			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
-		switch {
-		case entry == nil:
+		if entry == nil {
 			d.alert(ctx, e, "", data.KeyID, "exposed_key_unmanaged",
 				fmt.Sprintf("LakiConnect reports key %s exposed (%s); no managed secret holds it: revoke it by hand", data.KeyID, data.Source))
 			return nil
-		case !current:
+		}
+		if actedOn(*entry, "evt:"+e.ID) {
+			d.log.Debug("security event already acted on", "event_id", e.ID, "secret", entry.Managed.Name)
+			return nil
+		}
+		in := exposedIntent(e, data, d.clock.Now())
+		if !current {
 			// An old key still in its grace: consumers have the current one,
 			// so ending the exposed key now costs no outage.
-			return d.revokeExposedOldKey(ctx, e, *entry, data)
+			in.OldKey = data.KeyID
+			if err := d.recordIntent(ctx, []inventory.Entry{*entry}, in); err != nil {
+				return err
+			}
+			d.runOldKeyIntent(*entry, in, 0)
+			return nil
 		}
 		// The trigger id comes from the event, so a redelivery after a
 		// restart names the same rotation and changes nothing.
 		_, err = d.Trigger(ctx, trigger.Request{
-			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: "lakiconnect:" + e.ID,
-			Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
-			Source: events.SourceLakiEvent, ID: "evt:" + e.ID,
+			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: in.Cause.Actor, Reason: in.Cause.Reason,
+			Source: events.SourceLakiEvent, ID: in.Cause.ID,
 		})
 		return err
 	case lakiconnect.EventAPIKeyRevoked:
@@ -95,6 +107,82 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 	}
 }
 
+// RecordSecurityEvent is the receiver's durable step, run before it answers
+// 2xx: an api_key.exposed of a managed key becomes a compromise intent kept
+// on the secret (see recordIntent), so that the rotation (or the end of an
+// exposed old key) is carried out across restarts and failover. A
+// redelivery of an event already acted on is a duplicate: no alert, no
+// message. The lookup of the key needs no LakiConnect call when it is down:
+// the stored versions name it.
+func (d *Daemon) RecordSecurityEvent(ctx context.Context, e lakiconnect.Event) (bool, error) {
+	if e.Type != lakiconnect.EventAPIKeyExposed {
+		return false, nil
+	}
+	var data lakiconnect.APIKeyExposedData
+	if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
+		return false, nil // the handler reports it
+	}
+	entry, current, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+	if err != nil {
+		return false, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	if entry == nil {
+		return false, nil
+	}
+	if actedOn(*entry, "evt:"+e.ID) {
+		return true, nil
+	}
+	in := exposedIntent(e, data, d.clock.Now())
+	if !current {
+		in.OldKey = data.KeyID
+	}
+	return false, d.recordIntent(ctx, []inventory.Entry{*entry}, in)
+}
+
+// actedOn reports whether the secret shows the event's action done: its
+// rotation written, or its intent marked done.
+func actedOn(e inventory.Entry, id string) bool {
+	return e.Stored.Tags[TagIntentDone] == id || rotator.CauseSettled(e.Managed, e.Stored, id)
+}
+
+func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {
+	return intent{Cause: rotator.Cause{
+		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
+		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
+		At: now.UTC().Truncate(time.Second),
+	}}
+}
+
+// runOldKeyIntent ends an exposed old key, retrying until done (with the
+// same backoff and escalation as emergency rotations), then marks the
+// intent done.
+func (d *Daemon) runOldKeyIntent(entry inventory.Entry, in intent, n int) {
+	d.goBackground(func(ctx context.Context) {
+		if n > 0 {
+			select {
+			case <-d.quit:
+				return
+			case <-d.clock.After(min(emergencyRetryBase<<min(n-1, 10), emergencyRetryMax)):
+			}
+		}
+		err := d.revokeExposedOldKey(ctx, entry, in)
+		if err == nil {
+			d.markIntentDone(ctx, entry.Managed, in.Cause.ID)
+			return
+		}
+		d.log.Error("ending an exposed old key failed; retrying", "secret", entry.Managed.Name, "key_id", in.OldKey, "err", err)
+		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Cause: in.Cause}, err)
+		select {
+		case <-d.quit:
+		default:
+			d.runOldKeyIntent(entry, in, n+1)
+		}
+	})
+}
+
+// resumeOldKeyIntent carries on, at start-up, an exposed old key's end.
+func (d *Daemon) resumeOldKeyIntent(e inventory.Entry, in intent) { d.runOldKeyIntent(e, in, 0) }
+
 func (d *Daemon) alert(ctx context.Context, e lakiconnect.Event, secretName, keyID, reason, msg string) {
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
@@ -124,8 +212,12 @@ func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environme
 	if e == nil {
 		return nil, false, fmt.Errorf("environment %s is not configured", env)
 	}
-	if iss, err := e.Issuers.Issuer(ctx, env, merchant); err == nil {
-		if k, err := iss.GetAPIKey(ctx, keyID); err == nil {
+	// The metadata lookup is one LakiConnect call; while LakiConnect is
+	// down, it gives up quickly and the stored versions answer instead.
+	mctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if iss, err := e.Issuers.Issuer(mctx, env, merchant); err == nil {
+		if k, err := iss.GetAPIKey(mctx, keyID); err == nil {
 			if name := k.Metadata[rotator.MetaSecret]; name != "" {
 				if entry, ok := d.catalog.Get(name); ok {
 					cur, err := d.currentKeyID(ctx, entry)
@@ -164,17 +256,36 @@ func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environme
 
 // revokeExposedOldKey ends an exposed key that is no longer current at once
 // and says so; the idempotency key comes from the event.
-func (d *Daemon) revokeExposedOldKey(ctx context.Context, e lakiconnect.Event, entry inventory.Entry, data lakiconnect.APIKeyExposedData) error {
-	iss, err := d.envs[e.Environment].Issuers.Issuer(ctx, e.Environment, e.MasterMerchantID)
+func (d *Daemon) revokeExposedOldKey(ctx context.Context, entry inventory.Entry, in intent) error {
+	ms := entry.Managed
+	iss, err := d.envs[ms.Environment].Issuers.Issuer(ctx, ms.Environment, ms.MasterMerchantID)
 	if err != nil {
 		return err
 	}
-	if _, err := iss.RevokeAPIKey(ctx, "revoke-exposed-"+e.ID, data.KeyID); err != nil {
-		return fmt.Errorf("revoking exposed old key %s of %s: %w", data.KeyID, entry.Managed.Name, err)
+	eventID := strings.TrimPrefix(in.Cause.ID, "evt:")
+	_, err = iss.RevokeAPIKey(ctx, "revoke-exposed-"+eventID, in.OldKey)
+	if code, _ := apiCode(err); code == 404 {
+		err = nil
 	}
-	d.alert(ctx, e, entry.Managed.Name, data.KeyID, "exposed_old_key_revoked",
-		fmt.Sprintf("LakiConnect reports key %s exposed (%s); it was %s's previous key, still in its grace: revoked now. The current key is not affected.", data.KeyID, data.Source, entry.Managed.Name))
+	if err != nil {
+		return fmt.Errorf("revoking exposed old key %s of %s: %w", in.OldKey, ms.Name, err)
+	}
+	d.bus.Emit(ctx, events.Event{
+		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
+		Secret: ms.Name, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
+		Source: events.SourceLakiEvent, KeyID: in.OldKey, Reason: fmt.Sprintf("%s; it was %s's previous key, still in its grace: revoked now. The current key is not affected.", in.Cause.Reason, ms.Name),
+		TriggerID: in.Cause.ID, Cause: in.Cause.Kind, Actor: in.Cause.Actor,
+		Details: map[string]string{"reason": "exposed_old_key_revoked", "event_id": eventID, "event_type": lakiconnect.EventAPIKeyExposed},
+	})
 	return nil
+}
+
+func apiCode(err error) (int, string) {
+	var ae *lakiconnect.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode, ae.Code
+	}
+	return 0, ""
 }
 
 func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -99,6 +100,13 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 	for _, e := range entries {
 		st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 	}
+	cause := rotator.Cause{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+		Reason: req.Reason, At: now.Truncate(time.Second)}
+	// Durable before "accepted": a restart or another replica finishes it as asked.
+	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
+		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", req.ID, "err", err)
+		return trigger.Status{}, err
+	}
 	d.triggers.add(st)
 	d.bus.Emit(ctx, events.Event{
 		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
@@ -106,7 +114,6 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 		Reason: req.Reason, TriggerID: req.ID,
 		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
 	})
-	cause := rotator.Cause{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf, Reason: req.Reason, At: now}
 	d.runTrigger(req.ID, entries, cause)
 	return st, nil
 }
@@ -194,22 +201,35 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 	if len(jobs) == 0 {
 		return
 	}
-	d.goBackground(func(ctx context.Context) {
-		d.runJobs(ctx, jobs, func(o rotator.JobOutcome) {
+	var each func(o rotator.JobOutcome, n int)
+	each = func(o rotator.JobOutcome, n int) {
+		if d.retryEmergency(o) {
+			// Acted on until done: the failure shows, the trigger stays open.
 			d.triggers.update(id, func(st *trigger.Status) {
-				p := trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateSucceeded, VersionID: o.Result.VersionID}
-				if o.Err != nil {
-					p.State, p.Error = trigger.StateFailed, o.Err.Error()
-					st.Failed++
-				} else {
-					st.Done++
-				}
-				setProgress(st, p)
-				if st.Done+st.Failed == st.Total {
-					finish(st, d.clock.Now())
-				}
+				setProgress(st, trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateRunning, Error: o.Err.Error()})
 			})
+			d.again(o, n, each)
+			return
+		}
+		if !errors.Is(o.Err, rotator.ErrAborted) && !errors.Is(o.Err, rotator.ErrClosed) {
+			d.settleIntent(context.Background(), o)
+		}
+		d.triggers.update(id, func(st *trigger.Status) {
+			p := trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateSucceeded, VersionID: o.Result.VersionID}
+			if o.Err != nil {
+				p.State, p.Error = trigger.StateFailed, o.Err.Error()
+				st.Failed++
+			} else {
+				st.Done++
+			}
+			setProgress(st, p)
+			if st.Done+st.Failed == st.Total {
+				finish(st, d.clock.Now())
+			}
 		})
+	}
+	d.goBackground(func(ctx context.Context) {
+		d.runJobs(ctx, jobs, func(o rotator.JobOutcome) { each(o, 0) })
 	})
 }
 

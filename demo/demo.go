@@ -26,6 +26,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
+	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -50,6 +51,11 @@ type Options struct {
 	ExposeAfter time.Duration
 	// RetireInterval overrides how often old keys are checked (default 5s).
 	RetireInterval time.Duration
+	// Clock drives the daemon, the simulator and the exposure (default the
+	// real clock; the golden test of the terminal output uses a fake one).
+	Clock clock.Clock
+	// Workers overrides the engine's rotation workers (default 4).
+	Workers int
 }
 
 // State is what the demo leaves for the CLI's --demo verbs.
@@ -111,6 +117,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.RetireInterval == 0 {
 		o.RetireInterval = 5 * time.Second
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
@@ -124,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(filepath.Join(o.Dir, "policies"), 0o700); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(o.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(newTerminalLog(o.Err, slog.LevelWarn))
 
 	apiLn, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -132,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	apiURL := "http://" + apiLn.Addr().String()
 
-	sim := lakisim.New(lakisim.Options{Logger: slog.New(slog.DiscardHandler)})
+	sim := lakisim.New(lakisim.Options{Logger: slog.New(slog.DiscardHandler), Clock: o.Clock})
 	defer sim.Close()
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 	defer simSrv.Close()
 	simURL := "http://" + simLn.Addr().String()
 
-	seeded, err := seed(ctx, o.Dir, sim, apiURL)
+	seeded, err := seed(ctx, o.Dir, sim, apiURL, o.Clock)
 	if err != nil {
 		apiLn.Close()
 		return err
@@ -159,7 +171,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	cfgYAML, err := renderConfig(configData{
-		Dir: o.Dir, SimURL: simURL, Listen: apiLn.Addr().String(), TokenFile: tokenFile, Merchant: seeded.merchant,
+		Dir: o.Dir, SimURL: simURL, Listen: apiLn.Addr().String(), TokenFile: tokenFile, Merchant: seeded.merchant, Workers: o.Workers,
 		SecurityEndpoint: seeded.securityEndpoint, Envs: []string{"sandbox", "production"},
 	})
 	if err != nil {
@@ -176,7 +188,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("demo: its own config does not validate (a bug): %w", err)
 	}
 	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{
-		Logger: logger, Stdout: o.Out, RetireInterval: o.RetireInterval, RefreshInterval: 30 * time.Second,
+		Logger: logger, Stdout: o.Out, RetireInterval: o.RetireInterval, RefreshInterval: 30 * time.Second, Clock: o.Clock,
 	})
 	if err != nil {
 		apiLn.Close()
@@ -189,11 +201,27 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer os.Remove(filepath.Join(o.Dir, "state.json"))
 
-	printBanner(o.Out, o, apiURL)
+	if err := svc.Daemon.Catalog().Refresh(ctx, o.Clock.Now()); err != nil {
+		apiLn.Close()
+		return fmt.Errorf("demo: %w", err)
+	}
+	printBanner(o.Out, o, apiURL, len(svc.Daemon.Catalog().All()))
 	if o.ExposeAfter > 0 {
 		go exposeLater(ctx, o, sim, "demo/production/checkout")
 	}
-	return svc.Run(ctx, apiLn)
+	stopping := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		fmt.Fprintln(o.Out, "\nlakirotator demo: stopping: finishing the rotations in hand, starting nothing new")
+		close(stopping)
+	}()
+	err = svc.Run(ctx, apiLn)
+	if ctx.Err() != nil {
+		<-stopping
+	}
+	fmt.Fprintf(o.Out, "lakirotator demo: stopped. Its audit trail stays in %s until the next `serve --demo`, which starts afresh.\n",
+		filepath.Join(o.Dir, "audit.jsonl"))
+	return err
 }
 
 type seeded struct {
@@ -204,13 +232,13 @@ type seeded struct {
 
 // seed creates the merchant, the management keys, the webhook endpoints and
 // the first credential of every demo secret, and stores them.
-func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string) (seeded, error) {
+func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string, clk clock.Clock) (seeded, error) {
+	now := clk.Now().UTC()
 	mm := sim.AddMasterMerchant("")
-	st, err := localstore.Open(filepath.Join(dir, "store.json"))
+	st, err := localstore.Open(filepath.Join(dir, "store.json"), localstore.WithClock(clk))
 	if err != nil {
 		return seeded{}, fmt.Errorf("demo: local store: %w", err)
 	}
-	now := time.Now().UTC()
 	put := func(name string, tags map[string]string, c secretstore.Credential) error {
 		v, err := c.Encode()
 		if err != nil {
@@ -279,52 +307,8 @@ func writeToken(path string) error {
 	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
 }
 
-// exposeLater has the simulator report a key exposed, as LakiConnect's
-// secret scanning would, so the demo shows a compromise rotation.
-func exposeLater(ctx context.Context, o Options, sim *lakisim.Simulator, name string) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(o.ExposeAfter):
-	}
-	// Read the store file afresh: the daemon has its own handle and has
-	// rotated the key since seeding; the seed's handle holds only what it wrote.
-	fresh, err := localstore.Open(filepath.Join(o.Dir, "store.json"))
-	if err != nil {
-		return
-	}
-	v, err := fresh.Get(ctx, name, secretstore.ByStage(secretstore.StageCurrent))
-	if err != nil {
-		return
-	}
-	c, err := secretstore.DecodeCredential(name, v.Value)
-	if err != nil {
-		return
-	}
-	if _, err := sim.ExposeKey(c.KeyID, "public_repository", "https://code.example/someone/leaky-repo"); err == nil {
-		fmt.Fprintf(o.Out, "\n>>> LakiConnect reports key %s of %s exposed in a public repository: watch the compromise rotation.\n\n", c.KeyID, name)
-	}
-}
-
-func printBanner(w io.Writer, o Options, apiURL string) {
-	fmt.Fprintf(w, `lakirotator demo
-  LakiConnect simulator in-process, local store in %s
-  5 managed secrets in sandbox and production, rotated %s (grace %s)
-  API %s
-
-From a second terminal:
-  go run ./cmd/lakirotator status --demo
-  go run ./cmd/lakirotator trigger --demo --owner alice --reason "alice left the team" --yes
-  go run ./cmd/lakirotator rotate --demo demo/sandbox/reporting --reason "testing"
-  go run ./cmd/lakirotator audit verify %s
-
-`, o.Dir, o.Schedule, o.Grace, apiURL, filepath.Join(o.Dir, "audit.jsonl"))
-	if o.ExposeAfter > 0 {
-		fmt.Fprintf(w, "In %s the simulator will report a production key exposed.\n\n", o.ExposeAfter)
-	}
-}
-
 type configData struct {
+	Workers                                                    int
 	Dir, SimURL, Listen, TokenFile, Merchant, SecurityEndpoint string
 	Envs                                                       []string
 }
@@ -358,7 +342,7 @@ discovery:
   enabled: true
   refresh_interval: 1m
 engine:
-  workers: 4
+  workers: {{.Workers}}
   backoff_initial: 1s
   backoff_max: 10s
 sweep:
@@ -370,7 +354,7 @@ notifications:
   routes:
     - receiver: terminal
       match:
-        steps: [trigger, create, promote, retire, rotation, alert, sweep, violation, auth]
+        steps: [trigger, create, test, promote, retire, rotation, alert, sweep, violation, auth]
   dedup_window: 10s
 http:
   listen: {{.Listen}}

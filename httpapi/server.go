@@ -109,6 +109,7 @@ func NewHandler(o Options) http.Handler {
 	mux.Handle("POST /v1/triggers", s.authenticated(s.postTrigger))
 	mux.Handle("GET /v1/triggers/{id}", s.authenticated(s.getTrigger))
 	mux.Handle("GET /v1/inventory", s.authenticated(s.getInventory))
+	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
 	for pattern, h := range o.Mounts {
 		mux.Handle(pattern, http.MaxBytesHandler(h, o.MaxBodyBytes))
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/httpapi/openapitest"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/trigger"
@@ -80,7 +81,7 @@ func newServer(t *testing.T) (*httptest.Server, *fakeController, *events.Recorde
 		Events:       rec,
 		MaxBodyBytes: 1024,
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(openapitest.Wrap(t, h))
 	t.Cleanup(srv.Close)
 	return srv, ctrl, rec
 }
@@ -91,6 +92,9 @@ func do(t *testing.T, method, url, token, body string) (*http.Response, string) 
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -178,8 +182,8 @@ func TestReadinessIsComputedInTheBackgroundAndDetailsNeedAuth(t *testing.T) {
 		}},
 	}, time.Minute, clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
 	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
-	srv := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Controller: ctrl, Ready: ready,
-		Tokens: hashTokens{"ops": sha256.Sum256([]byte(goodToken))}}))
+	srv := httptest.NewServer(openapitest.Wrap(t, httpapi.NewHandler(httpapi.Options{Controller: ctrl, Ready: ready,
+		Tokens: hashTokens{"ops": sha256.Sum256([]byte(goodToken))}})))
 	defer srv.Close()
 
 	resp, body := do(t, "GET", srv.URL+"/readyz", "", "")
@@ -281,14 +285,14 @@ func TestAllowedClientsOnly(t *testing.T) {
 	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	allowed := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	srv := httptest.NewServer(allowed)
+	srv := httptest.NewServer(openapitest.Wrap(t, allowed))
 	defer srv.Close()
 	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "loopback is allowed")
 
 	refused := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	srv2 := httptest.NewServer(refused)
+	srv2 := httptest.NewServer(openapitest.Wrap(t, refused))
 	defer srv2.Close()
 	resp, body := do(t, "GET", srv2.URL+"/healthz", "", "")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)

@@ -72,13 +72,29 @@ func ShortID(id string) string {
 
 // FromEvent builds the notification for e.
 func FromEvent(e events.Event) Notification {
-	return Notification{
+	n := Notification{
 		Time: e.Time, Title: title(e), Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
 		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, Merchant: e.MasterMerchantID,
 		KeyID: ShortID(e.KeyID), PreviousKeyID: ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
 		Cause: e.Cause, Source: e.Source, Actor: e.Actor, Reason: e.Reason,
 		Duration: e.Duration, Error: e.Error, NextSteps: nextSteps(e), TriggerID: e.TriggerID,
 	}
+	if n.Reason == "" {
+		n.Reason = actionText[e.Details["action"]]
+	}
+	return n
+}
+
+// actionText says in words what an event's details.action code means, for
+// events that carry no reason of their own (a warning with no error).
+var actionText = map[string]string{
+	"end_stale_webhook_secret": "the endpoint already held the most live signing secrets LakiConnect allows; an old one (from an earlier rotation, still in its grace) was ended so that the new one could be created",
+	"confirm_ended":            "the old credential is confirmed ended at LakiConnect",
+	"old_key_still_used":       "consumers still used the old credential close to the end of its grace",
+	"revoke_first":             "the exposed key was revoked before its replacement existed (the policy prefers an outage to an attacker's access)",
+	"revoke_orphan":            "a key the rotator made that no stored version references was revoked",
+	"report_unreferenced_key":  "a key no stored version references, not made by the rotator: reported, not touched",
+	"abandon_rotation":         "the rotation was abandoned after too many failures",
 }
 
 func title(e events.Event) string {

@@ -2,10 +2,12 @@ package policies
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/strictyaml"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
@@ -213,6 +215,13 @@ func CheckInsecureWebhookURL(f Facts, _ time.Time) *Violation {
 	if err == nil && u.Scheme == "https" && u.Host != "" {
 		return nil
 	}
+	if err == nil && u.Scheme == "http" && isLoopbackHost(u.Hostname()) {
+		// Plain http to loopback never leaves the machine: tests and the
+		// demo use it. Reported, but it cannot fail --fail-on critical.
+		v := f.violation(InsecureWebhookURL, "webhook endpoint %s delivers to %q: plain http, allowed only because it is loopback (tests, the demo); never a real receiver", f.EndpointID, f.EndpointURL)
+		v.Severity = events.SeverityInfo
+		return v
+	}
 	return f.violation(InsecureWebhookURL, "webhook endpoint %s delivers to %q, which is not an https URL", f.EndpointID, f.EndpointURL)
 }
 
@@ -399,4 +408,12 @@ func NameEnvironment(name string) (laki.Environment, bool) {
 		return laki.Production, true
 	}
 	return "", false
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

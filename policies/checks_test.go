@@ -119,6 +119,8 @@ func TestEvaluateEveryReason(t *testing.T) {
 			`webhook endpoint we_1 (https://hooks.example.com/lakiconnect) has no managed secret holding its signing secret`},
 		{"plain http webhook", with(webhook, func(f *Facts) { f.EndpointURL = "http://hooks.example.com/lakiconnect" }), []Reason{InsecureWebhookURL},
 			`webhook endpoint we_1 delivers to "http://hooks.example.com/lakiconnect", which is not an https URL`},
+		{"plain http to loopback is reported, at info", with(webhook, func(f *Facts) { f.EndpointURL = "http://127.0.0.1:8088/v1/lakiconnect/events" }), []Reason{InsecureWebhookURL},
+			`webhook endpoint we_1 delivers to "http://127.0.0.1:8088/v1/lakiconnect/events": plain http, allowed only because it is loopback (tests, the demo); never a real receiver`},
 		{"webhook secret too old", with(webhook, func(f *Facts) { f.CreatedAt = now.Add(-100 * 24 * time.Hour) }), []Reason{KeyTooOld},
 			`webhook secret whs_1 of endpoint we_1 of secret prod/webhooks/orders is 100d old, over policy "webhooks" max_age 90d`},
 		{"management key over-scoped", with(mgmtKey, func(f *Facts) {
@@ -167,6 +169,12 @@ func TestEvaluateEveryReason(t *testing.T) {
 	for _, tc := range cases {
 		byName[tc.name] = tc.facts
 	}
+	loop := Evaluate(byName["plain http to loopback is reported, at info"], now)
+	require.Len(t, loop, 1)
+	assert.Equal(t, events.SeverityInfo, loop[0].Severity, "loopback http cannot fail --fail-on critical")
+	remote := Evaluate(byName["plain http webhook"], now)
+	require.Len(t, remote, 1)
+	assert.Equal(t, events.SeverityCritical, remote[0].Severity)
 	old := Evaluate(byName["severity override"], now)
 	require.Len(t, old, 1)
 	assert.Equal(t, events.SeverityCritical, old[0].Severity, "reporting-job raises key_too_old to critical")

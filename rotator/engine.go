@@ -313,6 +313,12 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 			ev.KeyID, ev.PreviousKeyID, ev.KeyLast4 = res.KeyID, res.PreviousKeyID, res.KeyLast4
 			ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 			ev.Details = map[string]string{"outcome": string(res.Outcome)}
+			if res.Outcome == AlreadyDone || res.Outcome == Superseded {
+				// Done by another replica (or before a restart): it was
+				// announced by whoever promoted it; say it once.
+				e.emit(ctx, ev, events.StepRotation, events.OutcomeSkipped, nil)
+				return res, nil
+			}
 			e.emit(ctx, ev, events.StepRotation, events.OutcomeSucceeded, nil)
 			return res, nil
 		}
@@ -328,7 +334,11 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		priorFailures = max(priorFailures, 0) + 1
 		more := attempt < e.cfg.Attempts && retryable(err)
 		next := e.clk.Now().Add(e.cfg.Backoff.Delay(priorFailures))
-		e.recordFailure(ctx, name, VersionID(refOf(job.Secret, info), job.Cause.ID), priorFailures, err, next)
+		failing := res.VersionID
+		if failing == "" {
+			failing = VersionID(refOf(job.Secret, info), job.Cause.ID)
+		}
+		e.recordFailure(ctx, name, failing, priorFailures, err, next)
 		ev := base
 		ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 		sev := events.SeverityWarning
@@ -391,154 +401,6 @@ func (e *Engine) hook(name string, step Step) error {
 		return fmt.Errorf("%w after %s of %q: %w", ErrAborted, step, name, err)
 	}
 	return nil
-}
-
-// attempt is one pass over the lifecycle from wherever the store says the
-// rotation stands. Every step is idempotent, so a pass after a crash rolls
-// forward.
-func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
-	ms := job.Secret
-	name := ms.Name
-	vid := VersionID(refOf(ms, &info), job.Cause.ID)
-	res := Result{Secret: name, VersionID: vid, Outcome: Rotated}
-	iss, err := e.issuer(ctx, ms)
-	if err != nil {
-		return res, stepErr(name, "issuer", err)
-	}
-	cur, hasCur := info.VersionWithStage(secretstore.StageCurrent)
-	pend, hasPend := info.VersionWithStage(secretstore.StagePending)
-
-	if mine, ok := info.Version(vid); ok && !(mine.Has(secretstore.StagePending) && !mine.Has(secretstore.StageCurrent)) {
-		if !mine.Has(secretstore.StageCurrent) {
-			if info.Tags[TagFailingVersion] == vid {
-				return res, permanent(name, "resume", "version %s of this cause failed and was abandoned; a new rotation needs a new cause id", vid)
-			}
-			res.Outcome = Superseded
-			return res, nil
-		}
-		// Promoted before (a crash after promote, or a replica): make sure
-		// the old credential's end is scheduled, which is idempotent.
-		res.Outcome = AlreadyDone
-		mineCred, err := e.read(ctx, ms, secretstore.ByID(vid), "read current")
-		if err != nil {
-			return res, err
-		}
-		res.KeyID, res.KeyLast4 = credID(mineCred), mineCred.Secret.Last4()
-		prev, ok := info.VersionWithStage(secretstore.StagePrevious)
-		if !ok {
-			return res, nil
-		}
-		res.PreviousVersionID = prev.ID
-		old, err := e.read(ctx, ms, secretstore.ByID(prev.ID), "read previous")
-		if err != nil {
-			return res, err
-		}
-		res.PreviousKeyID = credID(old)
-		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Cause.Kind))
-		return res, err
-	}
-
-	var old *secretstore.Credential
-	if hasCur {
-		res.PreviousVersionID = cur.ID
-	}
-	readOld := func() error {
-		if !hasCur {
-			return nil
-		}
-		// One Secrets Manager read (quota 10,000/s) rather than a
-		// LakiConnect lookup (100/s per management key, the scarcer one).
-		c, err := e.read(ctx, ms, secretstore.ByStage(secretstore.StageCurrent), "read current")
-		if err != nil {
-			return err
-		}
-		old = &c
-		res.PreviousKeyID = credID(c)
-		return nil
-	}
-
-	var fresh secretstore.Credential
-	if hasPend && !pend.Has(secretstore.StageCurrent) {
-		// A rotation in flight: finish it rather than start another.
-		if pend.ID != vid {
-			res.Outcome = Resumed
-		}
-		res.VersionID = pend.ID
-		vid = pend.ID
-		fresh, err = e.read(ctx, ms, secretstore.ByID(pend.ID), "read pending")
-		if err != nil {
-			return res, err
-		}
-		if err := readOld(); err != nil {
-			return res, err
-		}
-	} else {
-		if job.resumeOnly {
-			res.Outcome = NothingToResume
-			return res, nil
-		}
-		if err := readOld(); err != nil {
-			return res, err
-		}
-		if e.revokeFirst(job) && old != nil {
-			if err := e.revokeOldFirst(ctx, iss, job, vid, old); err != nil {
-				return res, err
-			}
-			if err := e.hook(name, StepRevokeFirst); err != nil {
-				return res, err
-			}
-		}
-		fresh, err = e.create(ctx, iss, job, vid, old)
-		if err != nil {
-			return res, err
-		}
-		if err := e.hook(name, StepCreate); err != nil {
-			return res, err
-		}
-		if err := e.put(ctx, job, vid, fresh); err != nil {
-			return res, err
-		}
-		if err := e.hook(name, StepPut); err != nil {
-			return res, err
-		}
-	}
-	res.KeyID, res.KeyLast4 = credID(fresh), fresh.Secret.Last4()
-
-	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
-		if errors.Is(err, ErrCredentialFailedTest) {
-			e.abandon(ctx, iss, job, vid, cur.ID, fresh)
-		}
-		return res, err
-	}
-	if err := e.hook(name, StepTest); err != nil {
-		return res, err
-	}
-	if err := e.promote(ctx, job, vid, cur.ID, res.PreviousKeyID, res.KeyID); err != nil {
-		return res, err
-	}
-	if err := e.hook(name, StepPromote); err != nil {
-		return res, err
-	}
-	if ms.Kind == inventory.KindManagementKey {
-		// The old management key may be ended below: from here on, call
-		// with the new one.
-		if inv, ok := e.cfg.Issuers.(KeyInvalidator); ok {
-			inv.InvalidateManagementKey(ms.Environment, ms.MasterMerchantID)
-		}
-		if iss, err = e.issuer(ctx, ms); err != nil {
-			return res, stepErr(name, "issuer", err)
-		}
-	}
-	if old != nil && credID(*old) != res.KeyID {
-		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Cause.Kind))
-		if err != nil {
-			return res, err
-		}
-		if err := e.hook(name, StepEndOld); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
 }
 
 func credID(c secretstore.Credential) string {
@@ -605,30 +467,6 @@ func (e *Engine) put(ctx context.Context, job Job, vid string, c secretstore.Cre
 		return err
 	}
 	e.emit(ctx, ev, events.StepCreate, events.OutcomeSucceeded, nil)
-	return nil
-}
-
-func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newKey string) error {
-	name := job.Secret.Name
-	ev := e.baseEvent(job)
-	ev.VersionID, ev.PreviousVersion, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
-	start := e.clk.Now()
-	err := e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, fromID)
-	if err != nil {
-		// A replica may have promoted the same version first.
-		if d, derr := e.store.Describe(ctx, name); derr == nil {
-			if v, ok := d.Version(vid); ok && v.Has(secretstore.StageCurrent) {
-				err = nil
-			}
-		}
-	}
-	ev.Duration = e.clk.Now().Sub(start)
-	if err != nil {
-		err = stepErr(name, "promote", err)
-		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)
-		return err
-	}
-	e.emit(ctx, ev, events.StepPromote, events.OutcomeSucceeded, nil)
 	return nil
 }
 

@@ -177,18 +177,28 @@ func TestPendingKeyRevokedIsAbandoned(t *testing.T) {
 	if err := h.fx.Sim.RevokeKey(pending.KeyID, "revoked_by_dashboard"); err != nil {
 		t.Fatal(err)
 	}
+	// The resumed rotation finds its key revoked: the version is abandoned
+	// (its key ended, AWSPENDING back on the current version) and the cause
+	// goes on with its next version, in the same call.
 	e := h.engine(nil)
-	_, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1"))
-	if !errors.Is(err, rotator.ErrCredentialFailedTest) {
-		t.Fatalf("err = %v", err)
+	res, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, cid := h.store.peek(ms.Name, secretstore.StageCurrent)
-	_, now := h.store.peek(ms.Name, secretstore.StagePending)
-	if st := h.store.stages(ms.Name); len(st[pid]) != 0 || now != cid || h.current(ms.Name).KeyID != old.KeyID {
+	if res.VersionID == pid || res.KeyID == pending.KeyID || res.PreviousKeyID != old.KeyID {
+		t.Fatalf("result %+v: want a new version and key after abandoning %s", res, pid)
+	}
+	if st := h.store.stages(ms.Name); len(st[pid]) != 0 || h.current(ms.Name).KeyID != res.KeyID {
 		t.Fatalf("after abandon: stages %v (abandoned %s), current key %s", st, pid, h.current(ms.Name).KeyID)
 	}
-	if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1")); err == nil || !strings.Contains(err.Error(), "abandoned") {
-		t.Fatalf("same cause again: %v", err)
+	if len(h.eventsFor(ms.Name, events.StepTest, events.OutcomeRefused)) != 1 {
+		t.Fatal("the abandon was not reported")
+	}
+	if again, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil || again.Outcome != rotator.AlreadyDone {
+		t.Fatalf("same cause again: %+v %v", again, err)
+	}
+	if got := len(h.eventsFor(ms.Name, events.StepRotation, events.OutcomeSucceeded)); got != 1 {
+		t.Fatalf("%d succeeded messages for one rotation", got)
 	}
 	if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s2")); err != nil {
 		t.Fatal(err)

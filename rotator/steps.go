@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -17,22 +18,35 @@ import (
 )
 
 // create asks LakiConnect for the new credential. Its idempotency key and
-// body derive from the version id and the cause only, so a retry after a
-// crash gets the same credential back.
-func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) (secretstore.Credential, error) {
+// body derive from the version id, the cause and the attempt only, so a
+// retry after a crash gets the same credential back. An answer that cannot
+// lead anywhere when replayed (409, 422: LakiConnect replays the first
+// answer of a key for 24 hours, errors included) moves the create to its next
+// attempt's key; the move is kept in a tag (off the happy path) so that a
+// restart or a replica starts there too.
+func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, attempt int, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, error) {
 	ms := job.Secret
 	ev := e.baseEvent(job)
 	ev.VersionID = vid
-	if old != nil {
-		ev.PreviousKeyID = credID(*old)
-	}
 	start := e.clk.Now()
 	var c secretstore.Credential
 	var err error
-	if ms.Kind == inventory.KindWebhookSecret {
-		c, err = e.createWebhookSecret(ctx, iss, job, vid, old)
-	} else {
-		c, err = e.createAPIKey(ctx, iss, job, vid)
+	for n := attempt; n <= maxCreateAttempts; n++ {
+		idem := IdempotencyKey(ms.Name, vid, "create-attempt-"+strconv.Itoa(n))
+		if ms.Kind == inventory.KindWebhookSecret {
+			c, err = e.createWebhookSecret(ctx, iss, job, vid, idem, oldOf)
+		} else {
+			c, err = e.createAPIKey(ctx, iss, job, vid, idem)
+		}
+		status, code := apiCode(err)
+		deadEnd := (status == http.StatusConflict && code != "") || status == http.StatusUnprocessableEntity
+		if !deadEnd || n == maxCreateAttempts {
+			break
+		}
+		e.log.Warn("create answered a dead end; moving to the next attempt", "secret", ms.Name, "version", vid, "attempt", n+1, "code", code)
+		if terr := e.store.Tag(ctx, ms.Name, map[string]string{TagCreateAttempt: vid + " " + strconv.Itoa(n+1)}); terr != nil {
+			e.log.Warn("recording the create attempt in tags failed", "secret", ms.Name, "error", terr)
+		}
 	}
 	ev.Duration = e.clk.Now().Sub(start)
 	ev.Details = map[string]string{"action": "create_credential"}
@@ -56,7 +70,7 @@ func metaName(name string) string {
 	return "sha256:" + hex.EncodeToString(h[:])
 }
 
-func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid string) (secretstore.Credential, error) {
+func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, idem string) (secretstore.Credential, error) {
 	ms := job.Secret
 	displayName := "lakirotator " + vid[:8] + " " + ms.Name
 	if len(displayName) > 100 {
@@ -75,7 +89,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid stri
 		at := job.Cause.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, lakiconnect.MaxCreateExpiresAhead))
 		req.ExpiresAt = &at
 	}
-	k, err := iss.CreateAPIKey(ctx, IdempotencyKey(ms.Name, vid, "create"), req)
+	k, err := iss.CreateAPIKey(ctx, idem, req)
 	if err != nil {
 		return secretstore.Credential{}, err
 	}
@@ -90,38 +104,23 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid stri
 }
 
 // createWebhookSecret adds the second signing secret. An endpoint that
-// already has two live secrets holds either this rotation's own secret
-// (the create's replay returns it) or a stale one: a secret no current
-// version holds, typically the previous rotation's old secret still in its
-// grace. The stale one is ended now, with a warning, so that the rotation
-// can go on.
-func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) (secretstore.Credential, error) {
+// already has two live secrets holds a stale one besides the current one: a
+// secret no current version holds (the previous rotation's old secret still
+// in its grace, or the new secret of a rotation killed before its put). The
+// stale one is ended now, with a warning, so that the endpoint can always
+// rotate; the 409 itself is then a dead end that create moves past.
+func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid, idem string, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, error) {
 	ms := job.Secret
-	idem := IdempotencyKey(ms.Name, vid, "create")
 	ws, err := iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
 	if _, code := apiCode(err); code == lakiconnect.CodeTooManySecrets {
-		ep, gerr := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
-		if gerr != nil {
-			return secretstore.Credential{}, gerr
+		old, oerr := oldOf()
+		if oerr != nil {
+			return secretstore.Credential{}, oerr
 		}
-		cleared := 0
-		for _, s := range ep.Secrets {
-			if s.Status == lakiconnect.StatusRevoked || (old != nil && s.ID == old.SecretID) {
-				continue
-			}
-			if _, xerr := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "clear-"+s.ID), ms.EndpointID, s.ID, nil); xerr != nil {
-				return secretstore.Credential{}, fmt.Errorf("ending stale webhook secret %s of endpoint %s: %w", s.ID, ms.EndpointID, xerr)
-			}
-			cleared++
-			ev := e.baseEvent(job)
-			ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, s.ID, s.SecretLast4
-			ev.Details = map[string]string{"action": "end_stale_webhook_secret", "previous_status": string(s.Status)}
-			e.emit(ctx, ev, events.StepCreate, events.OutcomeWarning, nil)
+		if cerr := e.clearStaleWebhookSecrets(ctx, iss, job, vid, old); cerr != nil {
+			return secretstore.Credential{}, cerr
 		}
-		if cleared == 0 {
-			return secretstore.Credential{}, err
-		}
-		ws, err = iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
+		return secretstore.Credential{}, err
 	}
 	if err != nil {
 		return secretstore.Credential{}, err
@@ -133,6 +132,33 @@ func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, v
 		Type: secretstore.TypeWebhookSecret, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
 		EndpointID: ms.EndpointID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt,
 	}, nil
+}
+
+// clearStaleWebhookSecrets ends every live secret of the endpoint but the
+// current one.
+func (e *Engine) clearStaleWebhookSecrets(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) error {
+	ms := job.Secret
+	ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
+	if err != nil {
+		return err
+	}
+	for _, s := range ep.Secrets {
+		if s.Status == lakiconnect.StatusRevoked || (old != nil && s.ID == old.SecretID) {
+			continue
+		}
+		_, xerr := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "clear-"+s.ID), ms.EndpointID, s.ID, nil)
+		if _, code := apiCode(xerr); code == lakiconnect.CodeKeyRevoked || isNotFound(xerr) {
+			xerr = nil
+		}
+		if xerr != nil {
+			return fmt.Errorf("ending stale webhook secret %s of endpoint %s: %w", s.ID, ms.EndpointID, xerr)
+		}
+		ev := e.baseEvent(job)
+		ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, s.ID, s.SecretLast4
+		ev.Details = map[string]string{"action": "end_stale_webhook_secret", "previous_status": string(s.Status)}
+		e.emit(ctx, ev, events.StepCreate, events.OutcomeWarning, nil)
+	}
+	return nil
 }
 
 // test proves the pending credential: the API key answers /whoami as
@@ -334,8 +360,9 @@ func badCredential(name string, err error) error {
 // goes back onto the AWSCURRENT version (no rotation in flight, so the next
 // cause starts afresh instead of resuming a bad credential forever) and the
 // bad credential is ended. The failure tags name the abandoned version, so
-// that the same cause is refused rather than reported as superseded.
-func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID string, c secretstore.Credential) {
+// that the cause goes on with its next version (at most maxVersionAttempts)
+// rather than reporting the abandoned one as superseded.
+func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID string, c secretstore.Credential) bool {
 	ms := job.Secret
 	ev := e.baseEvent(job)
 	ev.VersionID, ev.KeyID = vid, credID(c)
@@ -345,6 +372,7 @@ func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID st
 	if curID != "" {
 		errs = append(errs, e.store.MoveStage(ctx, ms.Name, secretstore.StagePending, curID, vid))
 	}
+	errs = append(errs, e.store.Tag(ctx, ms.Name, map[string]string{TagFailingVersion: vid}))
 	if c.Type == secretstore.TypeWebhookSecret {
 		_, err := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "abandon"), ms.EndpointID, c.SecretID, nil)
 		errs = append(errs, err)
@@ -354,7 +382,8 @@ func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID st
 	}
 	if err := errors.Join(errs...); err != nil {
 		e.emit(ctx, ev, events.StepTest, events.OutcomeFailed, stepErr(ms.Name, "abandon", err))
-		return
+		return false
 	}
 	e.emit(ctx, ev, events.StepTest, events.OutcomeRefused, nil)
+	return true
 }

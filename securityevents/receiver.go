@@ -35,6 +35,13 @@ type SigningSecrets interface {
 // path; its error is logged and recorded.
 type Handler func(ctx context.Context, e lakiconnect.Event) error
 
+// Recorder keeps what a verified, first-seen event asks for where a restart
+// or a replica finds it, before the event is answered 2xx: LakiConnect does
+// not deliver an event again once it got a 2xx. duplicate reports an event
+// already acted on (a redelivery after a restart): it is answered 2xx and
+// dropped. An error answers 503, so that LakiConnect delivers it again.
+type Recorder func(ctx context.Context, e lakiconnect.Event) (duplicate bool, err error)
+
 // Options configures a Receiver.
 type Options struct {
 	Environment lakiconnect.Environment
@@ -42,8 +49,10 @@ type Options struct {
 	MasterMerchants []string
 	Secrets         SigningSecrets
 	Handle          Handler
-	Clock           clock.Clock
-	Events          events.Sink // failures to act are recorded here
+	// Record, when set, runs before the answer (see Recorder).
+	Record Recorder
+	Clock  clock.Clock
+	Events events.Sink // failures to act are recorded here
 	// Refusals summarises refused deliveries (bounded records, every one
 	// counted); when nil, one is made that records to Events.
 	Refusals interface {
@@ -187,9 +196,23 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if !r.firstSeen(e.IdempotencyKey) {
-		r.o.Logger.Info("security event redelivery dropped", "event_id", e.ID, "type", e.Type)
+		r.o.Logger.Debug("security event redelivery dropped", "event_id", e.ID, "type", e.Type)
 		writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})
 		return
+	}
+	if r.o.Record != nil {
+		dup, err := r.o.Record(req.Context(), e)
+		if err != nil {
+			r.forget(e.IdempotencyKey)
+			r.o.Logger.Error("security event not recorded; asking for redelivery", "event_id", e.ID, "type", e.Type, "err", err)
+			http.Error(w, "cannot record the event now, retry", http.StatusServiceUnavailable)
+			return
+		}
+		if dup {
+			r.o.Logger.Debug("security event already acted on; redelivery dropped", "event_id", e.ID, "type", e.Type)
+			writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})
+			return
+		}
 	}
 	select {
 	case r.queue <- e:
@@ -197,12 +220,16 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"received": true})
 	default:
 		// Full queue: let LakiConnect redeliver rather than lose the event.
-		r.mu.Lock()
-		delete(r.seen, e.IdempotencyKey)
-		r.mu.Unlock()
+		r.forget(e.IdempotencyKey)
 		r.o.Logger.Error("security event queue full; asking for redelivery", "event_id", e.ID)
 		http.Error(w, "busy, retry", http.StatusServiceUnavailable)
 	}
+}
+
+func (r *Receiver) forget(key string) {
+	r.mu.Lock()
+	delete(r.seen, key)
+	r.mu.Unlock()
 }
 
 var errNoSecrets = errors.New("no signing secret is available to verify deliveries")

@@ -59,6 +59,11 @@ type Managed struct {
 	// BaseURLEnvironment is the environment of the base URL the secret's
 	// consumers are configured with; "" if unknown.
 	BaseURLEnvironment laki.Environment
+	// Builtin judges the secret when Policy is empty: the rotator's own
+	// management key and security webhook secret, which the config may
+	// leave without a policy (the rotator then does not rotate them on a
+	// schedule, but they are its own, not unmanaged).
+	Builtin *policies.Policy
 }
 
 // FromInventory builds a Managed from a managed secret's declaration; the
@@ -154,6 +159,8 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 		}
 		if p, ok := s.Policies.ForEnvironment(m.Policy, m.Environment); ok {
 			f.Policy = &p
+		} else if m.Policy == "" && m.Builtin != nil {
+			f.Policy, f.PolicyName = m.Builtin, m.Builtin.Name
 		}
 		for _, id := range m.PreviousIDs {
 			referencedKeys[id] = true

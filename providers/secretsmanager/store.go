@@ -19,6 +19,7 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 
@@ -96,6 +97,8 @@ type Config struct {
 	// HTTPClient, when set, replaces the SDK's client. It must not turn off
 	// certificate verification or allow TLS below 1.2.
 	HTTPClient *http.Client
+	// SDKLogger receives the SDK's own log lines; nil discards them.
+	SDKLogger logging.Logger
 }
 
 // Option configures a Store.
@@ -164,6 +167,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if cfg.HTTPClient != nil {
 		load = append(load, config.WithHTTPClient(cfg.HTTPClient))
 	}
+	// The SDK's own logger writes warnings (an IMDSv1 fallback) straight
+	// to stderr; failures reach the caller as errors, explained by Explain.
+	sdkLogger := cfg.SDKLogger
+	if sdkLogger == nil {
+		sdkLogger = logging.Nop{}
+	}
+	load = append(load, config.WithLogger(sdkLogger))
 	awsCfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		return nil, fmt.Errorf("secretsmanager: load AWS config: %w", err)

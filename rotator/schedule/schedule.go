@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -61,6 +62,28 @@ type Scheduler struct {
 	Clock clock.Clock
 	Plans []Plan
 	Fire  func(ctx context.Context, f Firing)
+
+	mu       sync.Mutex
+	upcoming map[string]time.Time // plan → when it fires next
+}
+
+// NextFiring is when Run fires the plan next: what `status` shows as the
+// next rotation, which for an @every schedule depends on when Run started.
+// ok is false before Run has started.
+func (s *Scheduler) NextFiring(plan string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.upcoming[plan]
+	return t, ok
+}
+
+func (s *Scheduler) setUpcoming(p pending) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.upcoming == nil {
+		s.upcoming = map[string]time.Time{}
+	}
+	s.upcoming[p.plan.Name] = p.fireAt
 }
 
 type pending struct {
@@ -75,6 +98,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	queue := make([]pending, 0, len(s.Plans))
 	for _, p := range s.Plans {
 		queue = append(queue, next(p, now))
+		s.setUpcoming(queue[len(queue)-1])
 	}
 	for len(queue) > 0 {
 		sort.Slice(queue, func(i, j int) bool { return queue[i].fireAt.Before(queue[j].fireAt) })
@@ -91,6 +115,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		}
 		s.Fire(ctx, Firing{Plan: head.plan.Name, Slot: head.slot.UTC()})
 		queue[0] = next(head.plan, head.slot)
+		s.setUpcoming(queue[0])
 	}
 	<-ctx.Done()
 }

@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+// The intent of a trigger is kept on each secret it covers, in tags, before
+// the trigger is answered "accepted": what a restart, or another replica,
+// needs to finish it exactly as asked. Scheduled slots need none (their
+// cause is the slot). The tags stay until the next trigger replaces them;
+// the rotation's own version (derived from the trigger id) tells whether the
+// intent was carried out, so completing one costs no write. Only an intent
+// carried out some other way (it finished another rotation in flight, or
+// gave up) is marked done, with one more write.
+const (
+	// TagIntent: "<cause> <trigger id> <unix seconds> <source>[ revoke-first]".
+	TagIntent = "lakirotator:intent"
+	// TagIntentBy: base64 of {"a": actor, "o": on behalf of, "r": reason,
+	// "k": exposed old key to end} (tag values allow only a few characters).
+	TagIntentBy = "lakirotator:intent-by"
+	// TagIntentDone: the trigger id of the last intent carried out.
+	TagIntentDone = "lakirotator:intent-done"
+)
+
+// intentByMax keeps TagIntentBy within the 256 characters of a tag value.
+const intentByMax = 180
+
+// intent is a trigger's durable record on one secret.
+type intent struct {
+	Cause rotator.Cause
+	// OldKey, when set, asks to end an exposed key that is the secret's
+	// previous one (still in its grace) rather than to rotate.
+	OldKey string
+}
+
+type intentBy struct {
+	Actor      string `json:"a,omitempty"`
+	OnBehalfOf string `json:"o,omitempty"`
+	Reason     string `json:"r,omitempty"`
+	OldKey     string `json:"k,omitempty"`
+}
+
+func (in intent) tags() map[string]string {
+	c := in.Cause
+	head := fmt.Sprintf("%s %s %d %s", c.Kind, c.ID, c.At.Unix(), c.Source)
+	if c.RevokeFirst {
+		head += " revoke-first"
+	}
+	by := intentBy{Actor: clip(c.Actor, 80), OnBehalfOf: clip(c.OnBehalfOf, 40), OldKey: in.OldKey}
+	if b, _ := json.Marshal(by); len(b) < intentByMax {
+		by.Reason = clip(c.Reason, intentByMax-len(b))
+	}
+	b, _ := json.Marshal(by)
+	return map[string]string{TagIntent: head, TagIntentBy: base64.StdEncoding.EncodeToString(b)}
+}
+
+// clip cuts s to at most n bytes on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// intentFrom reads the intent kept in a secret's tags.
+func intentFrom(tags map[string]string) (intent, bool) {
+	f := strings.Fields(tags[TagIntent])
+	if len(f) < 4 {
+		return intent{}, false
+	}
+	secs, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return intent{}, false
+	}
+	in := intent{Cause: rotator.Cause{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
+	in.Cause.RevokeFirst = len(f) > 4 && f[4] == "revoke-first"
+	if raw, err := base64.StdEncoding.DecodeString(tags[TagIntentBy]); err == nil {
+		var by intentBy
+		if json.Unmarshal(raw, &by) == nil {
+			in.Cause.Actor, in.Cause.OnBehalfOf, in.Cause.Reason, in.OldKey = by.Actor, by.OnBehalfOf, by.Reason, by.OldKey
+		}
+	}
+	return in, in.Cause.ID != ""
+}
+
+// openIntent is the intent kept on the secret that has not been carried out.
+func openIntent(e inventory.Entry) (intent, bool) {
+	in, ok := intentFrom(e.Stored.Tags)
+	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID {
+		return intent{}, false
+	}
+	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
+		return intent{}, false
+	}
+	return in, true
+}
+
+// recordIntent keeps the intent on every secret before the trigger is
+// acknowledged. An open compromise is never overwritten by a lesser cause:
+// the compromise is what a restart must finish first (the lesser trigger
+// still runs, after it, from this process). The catalog's view is updated
+// so that this process sees its own tags.
+func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in intent) error {
+	for _, e := range entries {
+		if open, ok := openIntent(e); ok && (open.Cause.ID == in.Cause.ID ||
+			(open.Cause.Kind == events.CauseCompromise && in.Cause.Kind != events.CauseCompromise)) {
+			continue // kept already, or a compromise to finish first
+		}
+		env := d.envs[e.Managed.Environment]
+		if env == nil {
+			continue // refused later by jobFor, naming the environment
+		}
+		tags := in.tags()
+		if err := env.Store.Tag(ctx, e.Managed.Name, tags); err != nil {
+			return fmt.Errorf("keeping the trigger's intent on %q before accepting it: %w", e.Managed.Name, err)
+		}
+		d.updateTags(e.Managed.Name, tags)
+	}
+	return nil
+}
+
+// markIntentDone records that the intent was carried out although its own
+// version was not written (it finished another rotation, or gave up).
+func (d *Daemon) markIntentDone(ctx context.Context, ms inventory.ManagedSecret, id string) {
+	env := d.envs[ms.Environment]
+	if env == nil {
+		return
+	}
+	tags := map[string]string{TagIntentDone: id}
+	if err := env.Store.Tag(ctx, ms.Name, tags); err != nil {
+		d.log.Warn("marking the trigger's intent done failed; a restart repeats it, which is idempotent", "secret", ms.Name, "trigger", id, "err", err)
+		return
+	}
+	d.updateTags(ms.Name, tags)
+}
+
+func (d *Daemon) updateTags(name string, tags map[string]string) {
+	e, ok := d.catalog.Get(name)
+	if !ok {
+		return
+	}
+	s := e.Stored
+	merged := make(map[string]string, len(s.Tags)+len(tags))
+	for k, v := range s.Tags {
+		merged[k] = v
+	}
+	for k, v := range tags {
+		merged[k] = v
+	}
+	s.Tags = merged
+	d.catalog.Update(name, s)
+}
+
+// settleIntent marks an intent done when its outcome does not show in its
+// own version: it finished another rotation in flight, or it gave up.
+func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
+	if o.Job.Cause.Kind == events.CauseScheduled {
+		return
+	}
+	if o.Err == nil && (o.Result.Outcome == rotator.Rotated || o.Result.Outcome == rotator.AlreadyDone) {
+		return // its version is current: the intent reads as done
+	}
+	d.markIntentDone(ctx, o.Job.Secret, o.Job.Cause.ID)
+}
+
+// causeOfPending names the cause of a rotation left in flight: the open
+// intent whose version it is, else the recent schedule slot whose version it
+// is, else (a version of unknown origin) a scheduled resume.
+func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Cause {
+	if in, ok := intentFrom(e.Stored.Tags); ok && rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID) == pendingID {
+		return in.Cause
+	}
+	for _, s := range slots[e.Managed.Policy] {
+		id := slotCauseID(s)
+		if rotator.VersionOf(e.Managed, e.Stored, id) == pendingID {
+			return rotator.Cause{Kind: events.CauseScheduled, ID: id, Source: events.SourceSchedule, Actor: "scheduler", At: s}
+		}
+	}
+	return rotator.Cause{Kind: events.CauseScheduled, ID: "resume:" + pendingID, Source: events.SourceStartup, Actor: "startup", At: now}
+}
+
+func slotCauseID(slot time.Time) string { return "slot:" + slot.UTC().Format(time.RFC3339) }

@@ -1,0 +1,152 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakisim"
+	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
+)
+
+// A compromise asked for by a person, killed right after LakiConnect made
+// the new key and before anything was stored: the restart finishes it as a
+// compromise (the exposed key ends with zero grace), adopts the key made
+// before the kill (no orphan), and the audit names the person and reason.
+func TestCompromiseKilledBeforeItsPutStaysACompromise(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	old := w.current(secCheckout)
+	svc := w.build(crashAfter(secCheckout, rotator.StepCreate))
+	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "key pasted in a ticket", Source: events.SourceHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := svc.Daemon.WaitTrigger(wctx, st.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = svc.Shutdown(ctx)
+	made := keysFor(w, secCheckout)
+	if len(made) != 2 {
+		t.Fatalf("%d keys for %s after the kill; want the old one and the one made before it", len(made), secCheckout)
+	}
+	if w.current(secCheckout).KeyID != old.KeyID {
+		t.Fatal("the kill before the put changed AWSCURRENT")
+	}
+
+	r := w.run(w.build(rotator.Hooks{}), nil)
+	w.eventually("the restart finishes the compromise", func() bool { return w.current(secCheckout).KeyID != old.KeyID })
+	cur := w.current(secCheckout)
+	w.remember(cur.Secret)
+	if n := len(keysFor(w, secCheckout)); n != 2 {
+		t.Errorf("%d keys for %s; want 2: the key made before the kill is adopted, no other made", n, secCheckout)
+	}
+	if k, _ := w.fix.Sim.Key(cur.KeyID); k.Metadata[rotator.MetaVersion] != rotator.VersionID(w.arn(secCheckout), st.ID) {
+		t.Errorf("current key %s belongs to version %s, want the trigger's", cur.KeyID, k.Metadata[rotator.MetaVersion])
+	}
+	w.eventually("the exposed key ends at once", func() bool {
+		k, _ := w.fix.Sim.Key(old.KeyID)
+		return k.Status == lakiconnect.StatusRevoked
+	})
+	var done []events.Event
+	w.eventually("the rotation is reported", func() bool {
+		done = eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Secret == secCheckout && e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded
+		})
+		return len(done) > 0
+	})
+	if d := done[0]; len(done) != 1 || d.Cause != events.CauseCompromise || d.Actor != "alice" || d.Reason != "key pasted in a ticket" || d.TriggerID != st.ID {
+		t.Errorf("rotation after restart reported as %+v; want the compromise asked by alice", done)
+	}
+}
+
+// An api_key.exposed acted on, then delivered again after a restart: the
+// second daemon recognises it from the store and does nothing (no alert,
+// no rotation), answering it as a duplicate.
+func TestExposedRedeliveredAfterRestartIsANoOp(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	old := w.current(secCheckout)
+	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: old.KeyID, Source: "public_repository"})
+	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: lakiconnect.EventAPIKeyExposed, Environment: lakiconnect.Sandbox,
+		MasterMerchantID: w.merchant, IdempotencyKey: "idem-1", Data: data}
+
+	first := w.run(w.build(rotator.Hooks{}), nil)
+	if dup, err := first.svc.Daemon.RecordSecurityEvent(ctx, ev); err != nil || dup {
+		t.Fatalf("first delivery: duplicate %v, %v", dup, err)
+	}
+	if err := first.svc.Daemon.HandleSecurityEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the exposed key is replaced", func() bool { return w.current(secCheckout).KeyID != old.KeyID })
+	w.remember(w.current(secCheckout).Secret)
+	first.stop()
+
+	second := w.run(w.build(rotator.Hooks{}), nil)
+	dup, err := second.svc.Daemon.RecordSecurityEvent(ctx, ev)
+	if err != nil || !dup {
+		t.Fatalf("redelivery after restart: duplicate %v, %v; want a duplicate", dup, err)
+	}
+	if err := second.svc.Daemon.HandleSecurityEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		time.Sleep(10 * time.Millisecond)
+		w.clk.Advance(time.Second)
+	}
+	if got := eventsWhere(second.rec, func(e events.Event) bool {
+		return e.Step == events.StepAlert || (e.Step == events.StepRotation && e.Outcome != events.OutcomeStarted) || e.Step == events.StepTrigger
+	}); len(got) != 0 {
+		t.Errorf("the redelivery after restart raised %+v", got)
+	}
+	if n := len(keysFor(w, secCheckout)); n != 2 {
+		t.Errorf("%d keys for %s; want 2", n, secCheckout)
+	}
+}
+
+// A compromise during a LakiConnect outage: the rotation is tried again and
+// again (it does not give up after the engine's attempts), an escalating
+// critical alert fires while it is not done, and once LakiConnect is back
+// the exposed key ends.
+func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	old := w.current(secCheckout)
+	r := w.run(w.build(rotator.Hooks{}), nil)
+	if err := w.fix.Sim.InjectFault(lakisim.Fault{PathPrefix: "/api_keys", Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "leaked", Source: events.SourceHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("an escalating alert fires while it is not done", func() bool {
+		return len(eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Step == events.StepAlert && e.Severity == events.SeverityCritical && e.Details["reason"] == "emergency_not_done" && e.TriggerID == st.ID
+		})) > 0
+	})
+	if s, _ := r.svc.Daemon.TriggerStatus(st.ID); s.Finished() {
+		t.Fatalf("the compromise trigger finished (%s) during the outage", s.State)
+	}
+	w.fix.Sim.ClearFaults()
+	w.eventually("the exposed key ends once LakiConnect is back", func() bool {
+		k, _ := w.fix.Sim.Key(old.KeyID)
+		return k.Status == lakiconnect.StatusRevoked
+	})
+	w.remember(w.current(secCheckout).Secret)
+	w.eventually("the trigger succeeds", func() bool {
+		s, _ := r.svc.Daemon.TriggerStatus(st.ID)
+		return s.State == trigger.StateSucceeded
+	})
+}

@@ -1,0 +1,169 @@
+package rotator_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+// Two replicas on one scheduled slot, the late one held back at each step
+// in turn while the other does the whole rotation, on moto (where re-putting
+// a version that is AWSCURRENT strips AWSCURRENT, see MOTO.md): the late
+// replica never leaves the secret without AWSCURRENT, never fails, and the
+// rotation is announced once. Its listing is the one from before the
+// rotation, as a scheduler's would be.
+func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moto")
+	}
+	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote}
+	for si, step := range steps {
+		t.Run(string(step), func(t *testing.T) {
+			b := newMotoBatch(t, 2, 2, nil)
+			ctx := context.Background()
+			eng := func(hook func(string, rotator.Step) error) *rotator.Engine {
+				return b.h.engine(func(c *rotator.Config) {
+					c.Store, c.Issuers = b.store, b.src
+					c.Verifier = webhooksig.Verifier{Clock: b.h.fx.Clock}
+					c.Hooks.AfterStep = hook
+				})
+			}
+			checkCurrent := func(when string) {
+				for _, j := range b.jobs {
+					d, err := b.store.Describe(ctx, j.Secret.Name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n := 0
+					for _, v := range d.Versions {
+						if v.Has(secretstore.StageCurrent) {
+							n++
+						}
+					}
+					if n != 1 {
+						t.Fatalf("%s: %s has %d versions labelled AWSCURRENT: %+v", when, j.Secret.Name, n, d.Versions)
+					}
+				}
+			}
+			// Round 1 is the first rotation of hand-made keys; round 2 the
+			// steady state (AWSPENDING rides on the current version).
+			for round, slot := range []string{"2026-06-01T09:00:00Z", "2026-06-08T09:00:00Z"} {
+				for i := range b.jobs {
+					s, err := b.store.Describe(ctx, b.jobs[i].Secret.Name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b.jobs[i].Known, b.jobs[i].Cause = &s, scheduled(slot)
+				}
+				early := eng(nil)
+				for _, j := range b.jobs {
+					late := eng(func(name string, s rotator.Step) error {
+						if s == step {
+							if _, err := early.RotateJob(ctx, j); err != nil {
+								t.Errorf("early replica: %v", err)
+							}
+							checkCurrent("after the early replica")
+						} else if slices.Index(steps, s) > si {
+							checkCurrent("late replica at " + string(s))
+						}
+						return nil
+					})
+					before := b.counter.Snapshot()
+					res, err := late.RotateJob(ctx, j)
+					if err != nil {
+						t.Fatalf("round %d: late replica failed: %v", round+1, err)
+					}
+					if step == rotator.StepCreate {
+						if n := b.counter.Snapshot()["PutSecretValue"] - before["PutSecretValue"]; n != 0 {
+							t.Fatalf("round %d: the late replica issued %d PutSecretValue for a rotation already done", round+1, n)
+						}
+						if res.Outcome != rotator.AlreadyDone {
+							t.Fatalf("round %d: late replica outcome %s, want %s", round+1, res.Outcome, rotator.AlreadyDone)
+						}
+					}
+					checkCurrent("after both replicas")
+					live := 0
+					for _, k := range b.h.rotatorKeysOf(j.Secret.MasterMerchantID, j.Secret.Name) {
+						if k.Status == lakiconnect.StatusActive {
+							live++
+						}
+					}
+					if live != 1 {
+						t.Fatalf("round %d: %d live rotator keys for %s, want 1", round+1, live, j.Secret.Name)
+					}
+					var ok, failed int
+					for _, e := range b.h.rec.Events() {
+						if e.Secret == j.Secret.Name && e.Step == events.StepRotation {
+							switch e.Outcome {
+							case events.OutcomeSucceeded:
+								ok++
+							case events.OutcomeFailed:
+								failed++
+							}
+						}
+					}
+					if ok != round+1 || failed != 0 {
+						t.Fatalf("round %d: %s announced %d successes and %d failures, want %d and 0", round+1, j.Secret.Name, ok, failed, round+1)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Two different asks for one secret at the same moment (two people, or two
+// replicas with their own trigger ids): the one that finds the other's
+// rotation in flight before its put finishes that one and ends the key it
+// made, unread. Runs on the in-memory store, which behaves as AWS does.
+func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/race", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ctx := context.Background()
+	if _, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil {
+		t.Fatal(err)
+	}
+	manual := func(id string) rotator.Cause {
+		return rotator.Cause{Kind: events.CauseManual, ID: id, Source: events.SourceHTTP, Actor: "alice", Reason: "r"}
+	}
+	known, err := h.store.Describe(ctx, ms.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.engine(crashAt(rotator.StepPut)) // killed right after its put: in flight
+	second := h.engine(func(c *rotator.Config) {
+		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+			if s == rotator.StepCreate {
+				_, _ = first.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: manual("trg_one"), Known: &known})
+			}
+			return nil
+		}
+	})
+	res, err := second.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: manual("trg_two"), Known: &known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := rotator.VersionID(known.ARN, "trg_one")
+	if res.Outcome != rotator.Resumed || res.VersionID != one {
+		t.Fatalf("result %+v: want the rotation in flight (%s) resumed", res, one)
+	}
+	cur := h.current(ms.Name)
+	live := 0
+	for _, k := range h.rotatorKeys(lakiconnect.Sandbox, ms.Name) {
+		switch {
+		case k.Metadata[rotator.MetaVersion] == rotator.VersionID(known.ARN, "trg_two") && k.Status != lakiconnect.StatusRevoked:
+			t.Fatalf("the losing rotation's key %s is %s", k.ID, k.Status)
+		case k.Status == lakiconnect.StatusActive:
+			live++
+		}
+	}
+	if live != 1 || cur.KeyID != res.KeyID {
+		t.Fatalf("%d live rotator keys, current %s, result %s", live, cur.KeyID, res.KeyID)
+	}
+}

@@ -1,0 +1,211 @@
+package rotator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/vaultserver"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/providers/vaultstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+// The crash and replica tests again, with the Vault KV v2 store on a real
+// Vault server (devvault) in place of the in-memory store: the engine's
+// invariants (roll forward after a crash at any step, replicas converge on
+// one key) hold on Vault's check-and-set as on Secrets Manager's stages.
+
+// vaultHarness is the simulator harness with secrets kept in Vault.
+type vaultHarness struct {
+	*harness
+	srv *vaultserver.Server
+	vs  *vaultstore.Store
+}
+
+func newVaultHarness(t *testing.T, srv *vaultserver.Server) *vaultHarness {
+	t.Helper()
+	return &vaultHarness{harness: newHarness(t), srv: srv, vs: vaultStore(t, srv)}
+}
+
+// vaultStore is one replica's store: its own client on the shared server.
+func vaultStore(t *testing.T, srv *vaultserver.Server) *vaultstore.Store {
+	t.Helper()
+	s, err := vaultstore.New(vaultstore.Config{Address: srv.Addr, Mount: "secret",
+		Auth: vaultstore.Auth{Method: vaultstore.AuthToken, Token: secret.New(srv.Token)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// engineOn is an engine of this harness on store s.
+func (h *vaultHarness) engineOn(s secretstore.Store, mod func(*rotator.Config)) *rotator.Engine {
+	return h.engine(func(c *rotator.Config) {
+		c.Store = s
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// seedVaultKey makes a LakiConnect key and writes it into Vault by hand, as
+// an operator onboarding a secret would.
+func (h *vaultHarness) seedVaultKey(name string) inventory.ManagedSecret {
+	h.t.Helper()
+	k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "seed "+name, apiScopes)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.keep(k.Secret)
+	c := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}
+	v, err := c.Encode()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := vaultserver.Create(context.Background(), h.srv.Client(h.t), "secret", name, "", nil, &v); err != nil {
+		h.t.Fatal(err)
+	}
+	return inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox,
+		MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+}
+
+func (h *vaultHarness) vaultCurrent(name string) secretstore.Credential {
+	h.t.Helper()
+	v, err := h.vs.Get(context.Background(), name, secretstore.ByStage(secretstore.StageCurrent))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c, err := secretstore.DecodeCredential(name, v.Value)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.keep(c.Secret)
+	return c
+}
+
+func (h *vaultHarness) vaultStages(name string) map[string][]string {
+	h.t.Helper()
+	sec, err := h.vs.Describe(context.Background(), name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, v := range sec.Versions {
+		if len(v.Stages) > 0 {
+			out[v.ID] = v.Stages
+		}
+	}
+	return out
+}
+
+// vaultName is a fresh secret name (one server serves many cases).
+func vaultName(label string) string {
+	return fmt.Sprintf("rotator/%s-%x", label, time.Now().UnixNano())
+}
+
+func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
+	srv := vaultserver.Start(t, vaultserver.Options{})
+	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
+		for _, step := range steps {
+			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {
+				h := newVaultHarness(t, srv)
+				ms := h.seedVaultKey(vaultName(fmt.Sprintf("crash-%s-%s", cause, step)))
+				old := h.vaultCurrent(ms.Name)
+				c := rotator.Cause{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
+				ctx := context.Background()
+
+				// The crashed engine and the restarted one are separate
+				// processes: separate clients.
+				if _, err := h.engineOn(vaultStore(t, srv), crashAt(step)).Rotate(ctx, ms, basePolicy(), c); !errors.Is(err, rotator.ErrAborted) {
+					t.Fatalf("first engine: err = %v, want the crash", err)
+				}
+				res, err := h.engineOn(h.vs, nil).Rotate(ctx, ms, basePolicy(), c)
+				if err != nil {
+					t.Fatalf("restart: %v", err)
+				}
+				keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+				if len(keys) != 1 {
+					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
+				}
+				cur := h.vaultCurrent(ms.Name)
+				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
+					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
+				}
+				if _, err := h.whoami(lakiconnect.Sandbox, cur.Secret); err != nil {
+					t.Fatalf("current key does not work: %v", err)
+				}
+				want := lakiconnect.StatusExpiring
+				if cause == events.CauseCompromise {
+					want = lakiconnect.StatusRevoked
+				}
+				if got := h.key(old.KeyID).Status; got != want {
+					t.Fatalf("old key is %s, want %s", got, want)
+				}
+				vid := rotator.VersionID(h.vs.ARN(ms.Name), "trigger-1")
+				st := h.vaultStages(ms.Name)
+				if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) || len(st) != 2 || !slices.Equal(st["kv-1"], []string{"AWSPREVIOUS"}) {
+					t.Fatalf("stages %v, want AWSCURRENT and AWSPENDING on %s, AWSPREVIOUS on the seeded kv-1", st, vid)
+				}
+				h.fx.Clock.Advance(26 * time.Hour)
+				sw, err := h.engineOn(h.vs, nil).Sweep(ctx, []inventory.ManagedSecret{ms})
+				if err != nil || len(sw.Revoked) != 0 {
+					t.Fatalf("sweep after restart: %+v %v", sw, err)
+				}
+			})
+		}
+	}
+}
+
+// Two replicas, each with its own Vault client, rotate the same secrets in
+// the same slot at once: one key per secret, no error on either side.
+func TestVaultTwoEnginesSameSlotConverge(t *testing.T) {
+	srv := vaultserver.Start(t, vaultserver.Options{})
+	h := newVaultHarness(t, srv)
+	var secrets []inventory.ManagedSecret
+	for i := range 5 {
+		secrets = append(secrets, h.seedVaultKey(vaultName(fmt.Sprintf("r%d", i))))
+	}
+	a, b := h.engineOn(vaultStore(t, srv), nil), h.engineOn(vaultStore(t, srv), nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(secrets))
+	for _, e := range []*rotator.Engine{a, b} {
+		for _, ms := range secrets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z")); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("replica error: %v", err)
+	}
+	for _, ms := range secrets {
+		keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+		cur := h.vaultCurrent(ms.Name)
+		if len(keys) != 1 || keys[0].ID != cur.KeyID {
+			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)
+		}
+		st := h.vaultStages(ms.Name)
+		vid := rotator.VersionID(h.vs.ARN(ms.Name), "2026-06-01T09:00:00Z")
+		if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) {
+			t.Fatalf("%s: stages %v, want AWSCURRENT and AWSPENDING on %s", ms.Name, st, vid)
+		}
+	}
+}
