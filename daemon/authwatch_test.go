@@ -78,7 +78,7 @@ func TestAuthWatchUnattributedBurstAndSpikeNamingTheSecret(t *testing.T) {
 		}
 		return len(got) > 0
 	})
-	if alert.Secret != secReporting || !strings.Contains(alert.Reason, "the retired (previous) key of "+secReporting) {
-		t.Errorf("spike alert: secret %q, reason %q; want it to name %s and the key's state", alert.Secret, alert.Reason, secReporting)
+	if alert.Secret != secReporting || !strings.Contains(alert.Reason, "the retired (previous) key of "+secReporting) || !strings.HasPrefix(alert.Actor, "lakiconnect:evt_") {
+		t.Errorf("spike alert: secret %q, actor %q, reason %q; want it to name %s and the key's state, by the event", alert.Secret, alert.Actor, alert.Reason, secReporting)
 	}
 }

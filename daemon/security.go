@@ -187,7 +187,7 @@ func (d *Daemon) alert(ctx context.Context, e lakiconnect.Event, secretName, key
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
 		Secret: secretName, Environment: string(e.Environment), MasterMerchantID: e.MasterMerchantID,
-		Source: events.SourceLakiEvent, KeyID: keyID, Reason: msg,
+		Source: events.SourceLakiEvent, Actor: "lakiconnect:" + e.ID, KeyID: keyID, Reason: msg,
 		Details: map[string]string{"reason": reason, "event_id": e.ID, "event_type": e.Type},
 	})
 }
