@@ -109,7 +109,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	bus.Subscribe(eventLogger{log: o.Logger})
 	// Every door reports its refusals here: counted one by one, recorded
 	// (audit, log) once per source and reason a minute.
-	s.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: bus, Counter: s.Metrics, Clock: o.Clock, Logger: o.Logger})
+	// (The bus's event logger writes the log line of each record.)
+	s.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: bus, Counter: s.Metrics, Clock: o.Clock})
 
 	stores, err := s.buildStores(ctx, cfg, o)
 	if err != nil {

@@ -49,7 +49,9 @@ type RefusalsOptions struct {
 	Events  events.Sink
 	Counter Counter
 	Clock   clock.Clock
-	Logger  *slog.Logger
+	// Logger, when set, gets a line per record; leave it out when Events
+	// already logs every event.
+	Logger *slog.Logger
 	// Window is the summarising period (default one minute): one record per
 	// door, source and code per window.
 	Window time.Duration
