@@ -203,7 +203,8 @@ func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusForDecode(err), err.Error())
 		return
 	}
-	st, err := s.o.Controller.Trigger(r.Context(), req.ToTrigger(Principal(r.Context()), events.SourceHTTP))
+	// A client that hangs up does not cut the recording of its trigger short.
+	st, err := s.o.Controller.Trigger(context.WithoutCancel(r.Context()), req.ToTrigger(Principal(r.Context()), events.SourceHTTP))
 	if ref, ok := trigger.Refused(err); ok {
 		writeError(w, http.StatusBadRequest, ref.Error())
 		return

@@ -113,7 +113,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEphemeral(w, http.StatusOK, "Rotations are not enabled on this daemon.")
 		return
 	}
-	st, err := h.Triggers.Trigger(ctx, trigger.Request{
+	// Slack may give up on the answer after 3 s; the trigger, once asked
+	// for, is recorded and queued whatever the connection does.
+	st, err := h.Triggers.Trigger(context.WithoutCancel(ctx), trigger.Request{
 		Secret: cmd.Secret, Owner: cmd.Owner, Cause: cmd.Cause, Reason: cmd.Reason,
 		Actor: user, Source: events.SourceSlack, // a verified Slack user id; the source says it is Slack's
 	})
