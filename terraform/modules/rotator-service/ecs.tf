@@ -44,9 +44,10 @@ resource "aws_ecs_task_definition" "daemon" {
         { name = "LAKIROTATOR_CONFIG", value = var.config_yaml },
         { name = "AWS_REGION", value = local.region },
       ]
-      portMappings = [
-        { containerPort = var.http_port, protocol = "tcp" },
-      ]
+      portMappings = concat(
+        [{ containerPort = var.http_port, protocol = "tcp" }],
+        var.metrics_port == null ? [] : [{ containerPort = var.metrics_port, protocol = "tcp" }],
+      )
       logConfiguration = {
         logDriver = "awslogs"
         options = {
