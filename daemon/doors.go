@@ -18,6 +18,9 @@ import (
 	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
+// The daemon is the API's controller: its one trigger path and the inventory.
+var _ httpapi.Controller = (*Daemon)(nil)
+
 // signingSecretsTTL is how long the security webhook's signing secrets are
 // held before they are read again; a rotation of that secret drops them at once.
 const signingSecretsTTL = 5 * time.Minute

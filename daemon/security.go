@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -300,5 +299,3 @@ func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (strin
 	return c.KeyID, nil
 }
 
-// Ensure the daemon is the API's controller.
-var _ httpapi.Controller = (*Daemon)(nil)
