@@ -298,4 +298,3 @@ func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (strin
 	}
 	return c.KeyID, nil
 }
-
