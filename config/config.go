@@ -213,7 +213,13 @@ type RouteConfig struct {
 	Mentions []string   `yaml:"mentions"`
 	// Digest batches matching events into the receiver's periodic digest.
 	Digest bool `yaml:"digest"`
+	// Continue false stops at this route once it matched (first-match, made
+	// explicit); unset or true, later routes are tried too.
+	Continue *bool `yaml:"continue"`
 }
+
+// Continues reports whether routes after this one are tried once it matched.
+func (r RouteConfig) Continues() bool { return r.Continue == nil || *r.Continue }
 
 // MentionOwners in a route's mentions stands for the owners of the event's
 // secret (looked up in notifications.people).
@@ -411,56 +417,6 @@ func (c *Config) DiscoveryTagFilters() []secretstore.TagFilter {
 	slices.Sort(keys)
 	for _, k := range keys {
 		out = append(out, secretstore.TagFilter{Key: k, Values: slices.Clone(c.Discovery.TagFilters[k])})
-	}
-	return out
-}
-
-func matchAny[T comparable](set []T, v T) bool { return len(set) == 0 || slices.Contains(set, v) }
-
-// Matches reports whether the event is one this match selects.
-func (m RouteMatch) Matches(e events.Event) bool {
-	return matchAny(m.Environments, laki.Environment(e.Environment)) && matchAny(m.Severities, e.Severity) &&
-		matchAny(m.Steps, e.Step) && matchAny(m.Outcomes, e.Outcome) && matchAny(m.Causes, e.Cause)
-}
-
-// MentionText renders a route's mentions as Slack mention markup: people
-// as <@U…>, user groups as <!subteam^S…>, and "owners" as the given owners
-// of the event's secret that notifications.people knows (others skipped).
-func (n NotificationsConfig) MentionText(r RouteConfig, owners []string) string {
-	var ids []string
-	add := func(name string) {
-		if id, ok := n.People[name]; ok && !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	for _, m := range r.Mentions {
-		if m == MentionOwners {
-			for _, o := range owners {
-				add(o)
-			}
-			continue
-		}
-		add(m)
-	}
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		if strings.HasPrefix(id, "S") {
-			out[i] = "<!subteam^" + id + ">"
-		} else {
-			out[i] = "<@" + id + ">"
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-// RoutesFor returns every route whose match selects the event, in file
-// order. Each matching route delivers: routes do not stop at the first match.
-func (n NotificationsConfig) RoutesFor(e events.Event) []RouteConfig {
-	var out []RouteConfig
-	for _, r := range n.Routes {
-		if r.Match.Matches(e) {
-			out = append(out, r)
-		}
 	}
 	return out
 }

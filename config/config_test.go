@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -66,7 +65,7 @@ func TestExampleLoadsWithoutProblems(t *testing.T) {
 	}, cfg.DiscoveryTagFilters())
 
 	assert.Equal(t, filepath.Join("..", "policies", "examples"), cfg.PoliciesDir, "relative to the config file")
-	assert.Equal(t, 25*time.Hour, cfg.Sweep.SafetyMargin.Std())
+	assert.Equal(t, time.Hour, cfg.Sweep.SafetyMargin.Std())
 	assert.Equal(t, "example.yaml", cfg.File())
 	assert.False(t, cfg.Audit.Stdout, "a file is set, so stdout stays off")
 }
@@ -183,13 +182,13 @@ environments:
 			`f.yaml:23:12: secrets[2].name: secret "mgmt/sandbox" is already declared at environments.sandbox.lakiconnect.master_merchants[0].management_key.secret` + "\n" +
 			"f.yaml:23:32: secrets[2].kind: management keys are declared under environments.<env>.lakiconnect.master_merchants[].management_key"},
 		{"schedules and engine", minimal + `engine: {workers: 0, backoff_initial: 1m, backoff_max: 30s}
-sweep: {schedule: "every hour", safety_margin: 1h}
+sweep: {schedule: "every hour", safety_margin: 10m}
 policy_scan: {schedule: "61 * * * *"}
 discovery: {enabled: true, refresh_interval: 10s, tag_filters: {team: [""]}}
 `, "f.yaml:10:19: engine.workers: must be between 1 and 1024\n" +
 			"f.yaml:10:56: engine.backoff_max: must be at least backoff_initial (1m)\n" +
 			`f.yaml:11:19: sweep.schedule: not a cron schedule (minute hour day-of-month month day-of-week, or @every 1h): expected exactly 5 fields, found 2: [every hour]` + "\n" +
-			"f.yaml:11:48: sweep.safety_margin: must be at least 1d1h: longer than LakiConnect's 24h idempotency window, so a replayed create never hands back a swept key\n" +
+			"f.yaml:11:48: sweep.safety_margin: must be at least 30m: longer than a live rotation can hold a key it made before storing it\n" +
 			"f.yaml:12:25: policy_scan.schedule: not a cron schedule (minute hour day-of-month month day-of-week, or @every 1h): end of range (61) above maximum (59): 61\n" +
 			"f.yaml:13:46: discovery.refresh_interval: must be at least 1m\n" +
 			"f.yaml:13:72: discovery.tag_filters.team[0]: a tag value is 1 to 256 characters"},
@@ -325,26 +324,30 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 	assert.NotContains(t, err.Error(), ":0:", "no made-up positions for a config built in code")
 }
 
-func TestRoutes(t *testing.T) {
+// Which routes deliver what is tested end to end through the daemon
+// (daemon/notifications_test.go); here only the lookup.
+func TestReceiverLookup(t *testing.T) {
 	cfg, err := Load("example.yaml")
 	require.NoError(t, err)
 	n := cfg.Notifications
-	critical := events.Event{Step: events.StepRotation, Outcome: events.OutcomeFailed, Severity: events.SeverityCritical, Environment: "production"}
-	var receivers []string
-	for _, r := range n.RoutesFor(critical) {
-		receivers = append(receivers, r.Receiver)
-	}
-	assert.Equal(t, []string{"security", "rotations", "console"}, receivers)
-
-	sandboxInfo := events.Event{Step: events.StepCreate, Outcome: events.OutcomeSucceeded, Severity: events.SeverityInfo, Environment: "sandbox"}
-	require.Len(t, n.RoutesFor(sandboxInfo), 1)
-	assert.Equal(t, "console", n.RoutesFor(sandboxInfo)[0].Receiver)
-
-	assert.Equal(t, "<!subteam^S0SECONCALL> <@U0BOB0002> <!subteam^S0PAYMENTS>",
-		n.MentionText(n.Routes[0], []string{"bob", "payments-team", "unknown-person", "bob"}))
 	r, ok := n.Receiver("security")
 	require.True(t, ok)
 	assert.Equal(t, "#security-alerts", r.Channel)
+}
+
+func TestRouteContinueIsExplicit(t *testing.T) {
+	cfg, err := Parse("conf.yaml", []byte(minimal+`notifications:
+  receivers: [{name: console, kind: log}]
+  routes:
+    - {match: {severities: [critical]}, receiver: console, continue: false}
+    - {receiver: console}
+    - {receiver: console, continue: true}
+`))
+	require.NoError(t, err)
+	r := cfg.Notifications.Routes
+	assert.False(t, r[0].Continues(), "continue: false stops the walk")
+	assert.True(t, r[1].Continues(), "unset: every matching route delivers")
+	assert.True(t, r[2].Continues())
 }
 
 func TestCheckDiscovered(t *testing.T) {

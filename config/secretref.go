@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
@@ -20,8 +22,11 @@ type SecretRef struct {
 	// Env names an environment variable holding the value.
 	Env string `yaml:"env,omitempty"`
 	// File is a path to a file holding the value (a mounted secret); one
-	// trailing newline is dropped.
-	File string `yaml:"file,omitempty"`
+	// trailing newline is dropped. A file that its group or others may read
+	// or write is refused, as ssh refuses such keys, unless
+	// AllowGroupWorldAccess says the platform mounts secrets that way.
+	File                  string `yaml:"file,omitempty"`
+	AllowGroupWorldAccess bool   `yaml:"allow_group_world_access,omitempty"`
 	// AWSSecret names a Secrets Manager secret whose AWSCURRENT value is the
 	// secret, in the account of Environment.
 	AWSSecret   string           `yaml:"aws_secret,omitempty"`
@@ -32,7 +37,9 @@ type SecretRef struct {
 }
 
 // IsZero reports whether no reference was configured.
-func (r SecretRef) IsZero() bool { return r.Env == "" && r.File == "" && r.AWSSecret == "" }
+func (r SecretRef) IsZero() bool {
+	return r.Env == "" && r.File == "" && r.AWSSecret == "" && !r.AllowGroupWorldAccess
+}
 
 // String describes the reference (never a value), as in "env LAKI_TOKEN".
 func (r SecretRef) String() string {
@@ -104,6 +111,9 @@ func (r SecretRef) check(envs map[laki.Environment]*EnvironmentConfig) []string 
 	} else if r.Environment != "" {
 		out = append(out, "environment goes only with aws_secret")
 	}
+	if r.AllowGroupWorldAccess && r.File == "" {
+		out = append(out, "allow_group_world_access goes only with file")
+	}
 	return out
 }
 
@@ -135,9 +145,8 @@ var ErrUnresolved = errors.New("secret reference not resolved")
 // aws_secret references to AWS (the daemon sets it, backed by its store).
 // Errors name the reference and where it was configured, never a value.
 type LocalResolver struct {
-	// LookupEnv defaults to os.LookupEnv; ReadFile to os.ReadFile.
+	// LookupEnv defaults to os.LookupEnv.
 	LookupEnv func(string) (string, bool)
-	ReadFile  func(string) ([]byte, error)
 	AWS       Resolver
 }
 
@@ -158,14 +167,9 @@ func (l LocalResolver) Resolve(ctx context.Context, ref SecretRef) (secret.Value
 		}
 		return secret.New(v), nil
 	case ref.File != "" && ref.Env == "" && ref.AWSSecret == "":
-		read := l.ReadFile
-		if read == nil {
-			read = os.ReadFile
-		}
-		b, err := read(ref.File)
+		b, err := readSecretFile(ref)
 		if err != nil {
-			// os errors name the path and the cause, not the content.
-			return secret.Value{}, fmt.Errorf("%sread secret file: %v: %w", where, err, ErrUnresolved)
+			return secret.Value{}, fmt.Errorf("%s%v: %w", where, err, ErrUnresolved)
 		}
 		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 		if v == "" {
@@ -183,4 +187,34 @@ func (l LocalResolver) Resolve(ctx context.Context, ref SecretRef) (secret.Value
 		return v, nil
 	}
 	return secret.Value{}, fmt.Errorf("%sreference must set exactly one of env, file and aws_secret: %w", where, ErrUnresolved)
+}
+
+// groupWorldAccess are the permission bits that let anyone but the owner
+// read or write a file.
+const groupWorldAccess fs.FileMode = 0o077
+
+// readSecretFile reads a {file: PATH} reference, refusing a file its group
+// or others may read or write unless the reference allows it. The mode is
+// taken from the open file, so it is the mode of what is read.
+func readSecretFile(ref SecretRef) ([]byte, error) {
+	f, err := os.Open(ref.File)
+	if err != nil {
+		// os errors name the path and the cause, not the content.
+		return nil, fmt.Errorf("read secret file: %v", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read secret file: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm&groupWorldAccess != 0 && !ref.AllowGroupWorldAccess {
+		return nil, fmt.Errorf("secret file %s has mode %04o: its group or others may read or write it; "+
+			"chmod 600 %s, or, where the platform mounts secrets so, add allow_group_world_access: true to this reference",
+			ref.File, perm, ref.File)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read secret file %s: %v", ref.File, err)
+	}
+	return b, nil
 }

@@ -30,7 +30,7 @@ const (
 	DefaultBackoffInitial     = Duration(2 * time.Second)
 	DefaultBackoffMax         = Duration(5 * time.Minute)
 	DefaultSweepSchedule      = "30 * * * *"
-	DefaultSweepSafetyMargin  = MinSweepSafetyMargin
+	DefaultSweepSafetyMargin  = Duration(time.Hour)
 	DefaultPolicyScanSchedule = "0 * * * *"
 	DefaultAuthWatchPoll      = Duration(5 * time.Minute)
 	DefaultSlackAPIURL        = "https://slack.com/api/"
@@ -45,9 +45,14 @@ const (
 // MaxLakiRateLimit is LakiConnect's limit per calling key.
 const MaxLakiRateLimit = 100
 
-// MinSweepSafetyMargin outlasts LakiConnect's 24h idempotency window, so a
-// replayed create can never hand back a key the sweep revoked.
-const MinSweepSafetyMargin = Duration(25 * time.Hour)
+// MinSweepSafetyMargin outlasts how long a live rotation can hold a key it
+// created before storing it: the create and the put with their retries
+// (about a minute each) and the engine's backoff between attempts (5m at
+// most by default, 3 attempts). A key whose rotation was killed is adopted
+// by its restart, and a replayed create that hands back a key swept since
+// fails its test and moves the rotation to its next version, so the margin
+// need not outlast LakiConnect's 24h idempotency window.
+const MinSweepSafetyMargin = Duration(30 * time.Minute)
 
 // SecurityWebhookPath is the default path at which the daemon receives a
 // master merchant's security events.
@@ -482,7 +487,7 @@ func (v *validator) engine() {
 	}
 	c.Sweep.cron = v.cronSpec("sweep.schedule", c.Sweep.Schedule)
 	if c.Sweep.SafetyMargin < MinSweepSafetyMargin {
-		v.ps.add("sweep.safety_margin", "must be at least %s: longer than LakiConnect's 24h idempotency window, so a replayed create never hands back a swept key", MinSweepSafetyMargin)
+		v.ps.add("sweep.safety_margin", "must be at least %s: longer than a live rotation can hold a key it made before storing it", MinSweepSafetyMargin)
 	}
 	c.PolicyScan.cron = v.cronSpec("policy_scan.schedule", c.PolicyScan.Schedule)
 	v.durationAtLeast("auth_watch.poll_interval", c.AuthWatch.PollInterval, Duration(10*time.Second))

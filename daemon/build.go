@@ -199,7 +199,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err := s.buildAudit(cfg, o, bus); err != nil {
 		return nil, err
 	}
-	if err := s.buildNotifications(ctx, cfg, o, bus, resolver); err != nil {
+	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
 		return nil, err
 	}
 	mounts, err := s.buildReceivers(ctx, cfg, o, stores, bus, resolver)

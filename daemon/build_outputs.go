@@ -5,11 +5,12 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/notify"
 	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
 	"github.com/lakirotator/lakirotator/notify/terminal"
@@ -34,7 +35,7 @@ func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus
 	return nil
 }
 
-func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver) error {
+func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver, catalog *inventory.Catalog) error {
 	n := cfg.Notifications
 	if len(n.Receivers) == 0 {
 		return nil
@@ -72,9 +73,16 @@ func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o 
 	var routes []notify.Route
 	for _, rc := range n.Routes {
 		rt := notify.Route{Receiver: rc.Receiver, Severities: rc.Match.Severities, Steps: rc.Match.Steps,
-			Outcomes: rc.Match.Outcomes, Causes: rc.Match.Causes, Digest: rc.Digest, Mention: mentions(rc.Mentions, n.People)}
+			Outcomes: rc.Match.Outcomes, Causes: rc.Match.Causes, Digest: rc.Digest, Stop: !rc.Continues()}
 		for _, e := range rc.Match.Environments {
 			rt.Environments = append(rt.Environments, string(e))
+		}
+		for _, m := range rc.Mentions {
+			if m == config.MentionOwners {
+				rt.MentionOwners = true
+			} else if id, ok := n.People[m]; ok {
+				rt.Mentions = append(rt.Mentions, id)
+			}
 		}
 		routes = append(routes, rt)
 	}
@@ -84,7 +92,7 @@ func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o 
 	}
 	disp, err := notify.NewDispatcher(notify.Config{
 		Receivers: receivers, Routes: routes, DedupWindow: n.DedupWindow.Std(), DigestInterval: n.DigestInterval.Std(),
-		Clock: o.Clock, Logger: o.Logger, Metrics: nm,
+		Clock: o.Clock, Logger: o.Logger, Metrics: nm, Owners: ownerMentions(catalog, cfg.ManagedSecrets(), n.People),
 	})
 	if err != nil {
 		return fmt.Errorf("notifications: %w", err)
@@ -94,23 +102,26 @@ func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o 
 	return nil
 }
 
-// mentions renders a route's mentions as Slack mentions: a person's Slack id
-// from notifications.people, or the text as written (<!subteam^...>).
-// "owners" (the secret's owners) cannot be resolved per route and is left
-// to the message's owner line.
-func mentions(names []string, people map[string]string) string {
-	var out []string
-	for _, n := range names {
-		if n == config.MentionOwners {
-			continue
+// ownerMentions gives the Slack ids of a managed secret's owners, found in
+// notifications.people (owners not listed there are not mentioned). It asks
+// the catalog first, which knows discovered secrets and their tags, and the
+// declared secrets before the catalog's first refresh.
+func ownerMentions(catalog *inventory.Catalog, declared []inventory.ManagedSecret, people map[string]string) func(string) []string {
+	return func(name string) []string {
+		var owners []string
+		if e, ok := catalog.Get(name); ok {
+			owners = e.Managed.Owners
+		} else if i := slices.IndexFunc(declared, func(m inventory.ManagedSecret) bool { return m.Name == name }); i >= 0 {
+			owners = declared[i].Owners
 		}
-		if id, ok := people[n]; ok {
-			out = append(out, "<@"+id+">")
-			continue
+		var ids []string
+		for _, o := range owners {
+			if id, ok := people[o]; ok && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
 		}
-		out = append(out, n)
+		return ids
 	}
-	return strings.Join(out, " ")
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -25,9 +25,9 @@ import (
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
-// slackPost sends a signed /rotate command to the running daemon and returns
+// sendSlashCommand sends a signed /rotate command to the running daemon and returns
 // the status and the ephemeral text (or the body).
-func slackPost(t *testing.T, r *running, at time.Time, user, text string) (int, string) {
+func sendSlashCommand(t *testing.T, r *running, at time.Time, user, text string) (int, string) {
 	t.Helper()
 	body := url.Values{"command": {"/rotate"}, "user_id": {user}, "text": {text}}.Encode()
 	ts := strconv.FormatInt(at.Unix(), 10)
@@ -108,7 +108,7 @@ func TestDoorsRecordExactlyOneAcceptedOrRefused(t *testing.T) {
 	}
 
 	at := w.clk.Now()
-	status, answer := slackPost(t, r, at, slackUser, secCheckout+" compromise pasted in a channel")
+	status, answer := sendSlashCommand(t, r, at, slackUser, secCheckout+" compromise pasted in a channel")
 	m := slackTriggerID.FindStringSubmatch(answer)
 	if status != http.StatusOK || !strings.HasPrefix(answer, "Accepted: compromise rotation of `"+secCheckout+"`") || m == nil {
 		t.Fatalf("slack answered %d %q; want Accepted with a trigger id", status, answer)
@@ -116,11 +116,11 @@ func TestDoorsRecordExactlyOneAcceptedOrRefused(t *testing.T) {
 	slackID := m[1]
 	// The same signed request again (a replay within Slack's window) is
 	// refused: one request, one compromise trigger.
-	if status, answer := slackPost(t, r, at, slackUser, secCheckout+" compromise pasted in a channel"); status != http.StatusUnauthorized {
+	if status, answer := sendSlashCommand(t, r, at, slackUser, secCheckout+" compromise pasted in a channel"); status != http.StatusUnauthorized {
 		t.Errorf("replayed Slack request answered %d %q; want 401", status, answer)
 	}
 	w.waitTrigger(r, slackID)
-	status, answer = slackPost(t, r, w.clk.Now(), slackUser, "app/nope manual by mistake")
+	status, answer = sendSlashCommand(t, r, w.clk.Now(), slackUser, "app/nope manual by mistake")
 	if status != http.StatusOK || answer != `Refused: no managed secret is named "app/nope"` {
 		t.Errorf("slack answered %d %q for an unknown secret; want the daemon's refusal", status, answer)
 	}

@@ -17,14 +17,21 @@ const (
 	emergencyRetryMax    = 2 * time.Minute
 )
 
-// retryable reports whether a failed emergency job is tried again: always,
-// until it is done, except when the daemon is stopping (a restart picks the
-// intent up from the store) or the engine stopped it as a crash would.
+// retryEmergency reports whether a failed emergency job is tried again:
+// until it is done, as long as another try can help (LakiConnect or the
+// store unreachable, throttling), except when the daemon is stopping (a
+// restart picks the intent up from the store) or the engine stopped it as a
+// crash would. A failure no retry can fix (a refused scope, the key limit)
+// fails loudly; its intent stays open, so a restart tries once more.
 func (d *Daemon) retryEmergency(o rotator.JobOutcome) bool {
 	if !o.Job.Cause.Kind.Emergency() || o.Err == nil {
 		return false
 	}
 	if errors.Is(o.Err, rotator.ErrAborted) || errors.Is(o.Err, rotator.ErrClosed) {
+		return false
+	}
+	var se *rotator.StepError
+	if errors.As(o.Err, &se) && se.Permanent {
 		return false
 	}
 	select {

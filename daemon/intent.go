@@ -12,6 +12,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -97,10 +98,16 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	return in, in.Cause.ID != ""
 }
 
+// intentHorizon bounds how long an intent stays open: past the longest
+// grace and a day, its version may have been cleaned away by the store
+// (Secrets Manager drops unlabelled versions beyond 100), and an emergency
+// still not done has long been escalated.
+const intentHorizon = 8 * 24 * time.Hour
+
 // openIntent is the intent kept on the secret that has not been carried out.
-func openIntent(e inventory.Entry) (intent, bool) {
+func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	in, ok := intentFrom(e.Stored.Tags)
-	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID {
+	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID || now.Sub(in.Cause.At) > intentHorizon {
 		return intent{}, false
 	}
 	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
@@ -116,7 +123,7 @@ func openIntent(e inventory.Entry) (intent, bool) {
 // so that this process sees its own tags.
 func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in intent) error {
 	for _, e := range entries {
-		if open, ok := openIntent(e); ok && (open.Cause.ID == in.Cause.ID ||
+		if open, ok := openIntent(e, in.Cause.At); ok && (open.Cause.ID == in.Cause.ID ||
 			(open.Cause.Kind == events.CauseCompromise && in.Cause.Kind != events.CauseCompromise)) {
 			continue // kept already, or a compromise to finish first
 		}
@@ -174,6 +181,9 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Err == nil && (o.Result.Outcome == rotator.Rotated || o.Result.Outcome == rotator.AlreadyDone) {
 		return // its version is current: the intent reads as done
 	}
+	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
+		return // stays open: a restart tries again
+	}
 	d.markIntentDone(ctx, o.Job.Secret, o.Job.Cause.ID)
 }
 
@@ -194,3 +204,31 @@ func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[s
 }
 
 func slotCauseID(slot time.Time) string { return "slot:" + slot.UTC().Format(time.RFC3339) }
+
+// severity orders causes for joining: a job joins another open ask only
+// when that ask's grace is no longer than its own.
+func severity(k events.Cause) int {
+	switch k {
+	case events.CauseCompromise:
+		return 3
+	case events.CausePersonnel:
+		return 2
+	case events.CauseManual:
+		return 1
+	default:
+		return 0
+	}
+}
+
+// joinOpenIntent is the engine's Job.Join for triggers: the open intent
+// kept on the secret now, when it is another ask at least as severe.
+func joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Cause, bool) {
+	return func(info secretstore.Secret) (rotator.Cause, bool) {
+		in, ok := intentFrom(info.Tags)
+		if !ok || in.OldKey != "" || in.Cause.ID == own.ID || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
+			severity(in.Cause.Kind) < severity(own.Kind) || rotator.CauseSettled(ms, info, in.Cause.ID) {
+			return rotator.Cause{}, false
+		}
+		return in.Cause, true
+	}
+}

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,4 +150,88 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 		s, _ := r.svc.Daemon.TriggerStatus(st.ID)
 		return s.State == trigger.StateSucceeded
 	})
+}
+
+// The end of an old credential is confirmed once, not again by every
+// retire pass, whether it ended after its grace or at once (a compromise).
+func TestRetirePassReportsEachEndOnce(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	r := w.run(w.build(rotator.Hooks{}), nil)
+	st, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseManual, Actor: "alice", Source: events.SourceHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitTrigger(r, st.ID)
+	cst, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secReporting, Cause: events.CauseCompromise, Actor: "alice", Reason: "leak", Source: events.SourceHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitTrigger(r, cst.ID)
+	w.remember(w.current(secCheckout).Secret)
+	w.remember(w.current(secReporting).Secret)
+	w.clk.Advance(2 * time.Hour) // past checkout's manual grace
+	if err := r.svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.svc.Daemon.RetirePass(ctx)
+	}
+	count := func(name string) int {
+		return len(eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Secret == name && e.Step == events.StepRetire && e.Outcome == events.OutcomeSucceeded
+		}))
+	}
+	if n := count(secCheckout); n != 1 {
+		t.Errorf("%d retire successes for %s after three passes, want 1", n, secCheckout)
+	}
+	if n := count(secReporting); n != 1 {
+		t.Errorf("%d retire successes for %s (ended at once by its compromise), want 1", n, secReporting)
+	}
+}
+
+// Two asks to rotate one secret made at the same moment (two people, or
+// one person asking two replicas) converge on one rotation: the ask that
+// starts after both were kept joins the one the store names, and the other
+// finds it done. No second key is made.
+func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	release := make(chan struct{})
+	var once sync.Once
+	hold := rotator.Hooks{AfterStep: func(name string, s rotator.Step) error {
+		if name == secCheckout && s == rotator.StepTest {
+			once.Do(func() { <-release })
+		}
+		return nil
+	}}
+	svc := w.build(hold)
+	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(who string) string {
+		st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseManual, Actor: who, Reason: "r", Source: events.SourceHTTP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ID
+	}
+	first := ask("carol") // held at its test while the two asks arrive
+	time.Sleep(50 * time.Millisecond)
+	a, b := ask("alice"), ask("bob")
+	close(release)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, id := range []string{first, a, b} {
+		st, err := svc.Daemon.WaitTrigger(wctx, id, nil)
+		if err != nil || st.State != trigger.StateSucceeded {
+			t.Fatalf("trigger %s: %s %v %+v", id, st.State, err, st.Secrets)
+		}
+	}
+	_ = svc.Shutdown(ctx)
+	w.remember(w.current(secCheckout).Secret)
+	// The seeded key, carol's rotation, and one rotation for alice and bob.
+	if n := len(keysFor(w, secCheckout)); n != 3 {
+		t.Errorf("%d keys for %s; want 3: the two simultaneous asks made one rotation", n, secCheckout)
+	}
 }

@@ -47,7 +47,17 @@ func (l eventLogger) Emit(ctx context.Context, e events.Event) {
 type logNotifier struct{ log *slog.Logger }
 
 func (l logNotifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
-	l.log.InfoContext(ctx, "notification", "title", n.Title, "secret", n.Secret, "environment", n.Environment, "severity", n.Severity)
+	attrs := []any{"title", n.Title, "secret", n.Secret, "environment", n.Environment, "severity", n.Severity}
+	if n.Mention != "" {
+		attrs = append(attrs, "mention", n.Mention)
+	}
+	if n.Summary != "" {
+		attrs = append(attrs, "summary", n.Summary)
+	}
+	if n.NextSteps != "" {
+		attrs = append(attrs, "next_steps", n.NextSteps)
+	}
+	l.log.InfoContext(ctx, "notification", attrs...)
 	return false, nil
 }
 

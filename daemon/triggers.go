@@ -108,12 +108,17 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 		return trigger.Status{}, err
 	}
 	d.triggers.add(st)
-	d.bus.Emit(ctx, events.Event{
+	accepted := events.Event{
 		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
 		Secret: req.Secret, Cause: req.Cause, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
 		Reason: req.Reason, TriggerID: req.ID,
 		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
-	})
+	}
+	if req.Secret != "" { // routes by environment see the first message of an emergency too
+		accepted.Kind, accepted.Environment = string(entries[0].Managed.Kind), string(entries[0].Managed.Environment)
+		accepted.MasterMerchantID = entries[0].Managed.MasterMerchantID
+	}
+	d.bus.Emit(ctx, accepted)
 	d.runTrigger(req.ID, entries, cause)
 	return st, nil
 }
@@ -186,6 +191,7 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 			bad = append(bad, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateFailed, Error: err.Error()})
 			continue
 		}
+		job.Join = joinOpenIntent(e.Managed, cause)
 		jobs = append(jobs, job)
 	}
 	d.triggers.update(id, func(st *trigger.Status) {

@@ -129,9 +129,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.Err == nil {
 		o.Err = os.Stderr
 	}
-	// A fresh demo every run: the previous run's keys lived in its simulator.
-	if err := os.RemoveAll(o.Dir); err != nil {
-		return fmt.Errorf("demo: clearing %s: %w", o.Dir, err)
+	if err := prepareDir(o.Dir); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "policies"), 0o700); err != nil {
 		return fmt.Errorf("demo: %w", err)

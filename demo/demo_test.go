@@ -135,3 +135,34 @@ func storedValues(t *testing.T, path string) []secret.Value {
 	}
 	return out
 }
+
+// A directory an earlier demo created (it holds the marker) is cleared and
+// reused; a new one is created and marked.
+func TestDemoClearsOnlyItsOwnMarkedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	runBriefly := func() string {
+		var out, errb syncbuf.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := demo.Run(ctx, demo.Options{Dir: dir, Listen: "127.0.0.1:0", Out: &out, Err: &errb, ExposeAfter: -1})
+		if err != nil {
+			t.Fatalf("demo: %v\nstderr:\n%s", err, errb.String())
+		}
+		return errb.String()
+	}
+	runBriefly()
+	if _, err := os.Stat(filepath.Join(dir, ".lakirotator-demo")); err != nil {
+		t.Fatalf("the demo did not mark its directory: %v", err)
+	}
+	stale := filepath.Join(dir, "left-by-the-last-run")
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runBriefly()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the demo's own directory was not cleared: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store.json")); err != nil {
+		t.Errorf("the second run did not write its store: %v", err)
+	}
+}

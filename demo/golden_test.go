@@ -104,7 +104,7 @@ func TestDemoTerminalOutputGolden(t *testing.T) {
 			t.Errorf("the terminal shows %q", bad)
 		}
 	}
-	for _, want := range []string{"Test of new credential succeeded", "Emergency rotation (compromise) succeeded: demo/production/checkout",
+	for _, want := range []string{"Test of new credential succeeded", "Compromise rotation succeeded: demo/production/checkout",
 		"7 managed secrets", "lakirotator demo: stopping", "lakirotator demo: stopped"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the terminal does not show %q", want)

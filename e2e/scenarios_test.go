@@ -325,7 +325,7 @@ func testExposedKey(t *testing.T, w *world, initial map[string]string) {
 		done := w.slack.find(func(m slackMessage) bool {
 			f := m.fields()
 			return f["Cause"] == "compromise" && f["Secret"] == "`"+name+"`" &&
-				strings.Contains(m.header(), "Emergency rotation (compromise) succeeded") &&
+				strings.Contains(m.header(), "Compromise rotation succeeded") &&
 				strings.Contains(f["Key"], "was `…"+exposed[len(exposed)-4:]+"`")
 		})
 		return len(alerted) > 0 && len(done) > 0
@@ -367,7 +367,7 @@ func testFailedRotation(t *testing.T, w *world, initial map[string]string) {
 	var hasError, hasNext bool
 	for _, s := range msg.sections() {
 		hasError = hasError || strings.HasPrefix(s, "*Error*")
-		hasNext = hasNext || (strings.HasPrefix(s, "*Next steps*") && len(s) > len("*Next steps*\n")+10)
+		hasNext = hasNext || (strings.HasPrefix(s, "*What you must do*") && len(s) > len("*What you must do*\n")+10)
 	}
 	if !hasError || !hasNext {
 		t.Errorf("failure message lacks the error (%v) or next steps (%v): %v", hasError, hasNext, msg.sections())

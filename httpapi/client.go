@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -48,7 +49,23 @@ func NewClient(baseURL string, token secret.Value, tlsConfig *tls.Config) (*Clie
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConfig
-	return &Client{base: u, token: token, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+	return &Client{base: u, token: token, http: &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: sameOrigin}}, nil
+}
+
+// sameOrigin refuses a redirect that changes scheme or host (port
+// included): the bearer token would follow it, in the clear after an
+// https→http redirect. Go's client strips Authorization only when the host
+// name changes, not the scheme or the port.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	from := via[0].URL
+	if req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		return fmt.Errorf("refusing the daemon's redirect from %s://%s to %s://%s: a redirect may not change scheme or host, so the API token is not sent there",
+			from.Scheme, from.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

@@ -6,34 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 )
-
-// Route sends matching events to a receiver. An empty match list matches
-// anything; routes are tried in order and the first match wins.
-type Route struct {
-	Environments []string
-	Severities   []events.Severity
-	Steps        []events.Step
-	Outcomes     []events.Outcome
-	Causes       []events.Cause
-	Receiver     string // name in Config.Receivers
-	Mention      string // added to the notification, e.g. "<!subteam^S0ONCALL>"
-	Digest       bool   // batch into the receiver's digest instead of sending at once
-}
-
-func (r Route) matches(e events.Event) bool {
-	return matchAny(r.Environments, e.Environment) && matchAny(r.Severities, e.Severity) &&
-		matchAny(r.Steps, e.Step) && matchAny(r.Outcomes, e.Outcome) && matchAny(r.Causes, e.Cause)
-}
-
-func matchAny[T comparable](list []T, v T) bool { return len(list) == 0 || slices.Contains(list, v) }
 
 // Retry is the capped exponential backoff for failed deliveries.
 type Retry struct {
@@ -63,6 +43,9 @@ type Config struct {
 	Clock          clock.Clock
 	Logger         *slog.Logger
 	Metrics        Metrics
+	// Owners gives the Slack ids of the owners of a managed secret, looked
+	// up for each event whose route mentions owners. Nil: no owners known.
+	Owners func(secret string) []string
 }
 
 // Dispatcher is the events.Sink that turns events into notifications.
@@ -148,55 +131,59 @@ func receiverNames(m map[string]Notifier) []string {
 	return names
 }
 
-// Emit routes e and queues its notification. It never blocks: when a
-// receiver's queue is full the notification is dropped, counted and logged.
+// Emit routes e and queues its notification for every receiver a matching
+// route names. It never blocks: when a receiver's queue is full the
+// notification is dropped, counted and logged.
 func (d *Dispatcher) Emit(ctx context.Context, e events.Event) {
-	var route *Route
-	for i := range d.routes {
-		if d.routes[i].matches(e) {
-			route = &d.routes[i]
-			break
-		}
-	}
-	if route == nil {
+	targets := d.deliveries(e)
+	if len(targets) == 0 {
 		return
 	}
 	if d.repeat(e) {
 		d.cfg.Metrics.Suppressed()
-		d.cfg.Logger.DebugContext(ctx, "notification suppressed as a repeat", "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+		d.cfg.Logger.DebugContext(ctx, "notification suppressed as a repeat", "secret", e.Secret, "step", e.Step, "outcome", e.Outcome, "version", e.VersionID)
 		return
 	}
-	n := FromEvent(e)
-	if n.Time.IsZero() {
-		n.Time = d.cfg.Clock.Now()
-	}
-	n.Mention = route.Mention
-	if route.Digest {
-		n.Digest = []Notification{} // marks it for the digest; the worker batches it
+	base := FromEvent(e)
+	if base.Time.IsZero() {
+		base.Time = d.cfg.Clock.Now()
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
-		d.cfg.Metrics.Dropped("closed")
-		d.cfg.Logger.WarnContext(ctx, "notification dropped: dispatcher closed", "receiver", route.Receiver, "secret", e.Secret, "step", e.Step)
-		return
-	}
-	select {
-	case d.workers[route.Receiver].queue <- n:
-	default:
-		d.cfg.Metrics.Dropped("queue_full")
-		d.cfg.Logger.WarnContext(ctx, "notification dropped: queue full", "receiver", route.Receiver, "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+	for _, t := range targets {
+		n := base
+		n.Mention = MentionMarkup(t.mentions)
+		if t.digest {
+			n.Digest = []Notification{} // marks it for the digest; the worker batches it
+		}
+		if d.closed {
+			d.cfg.Metrics.Dropped("closed")
+			d.cfg.Logger.WarnContext(ctx, "notification dropped: dispatcher closed", "receiver", t.receiver, "secret", e.Secret, "step", e.Step)
+			continue
+		}
+		select {
+		case d.workers[t.receiver].queue <- n:
+		default:
+			d.cfg.Metrics.Dropped("queue_full")
+			d.cfg.Logger.WarnContext(ctx, "notification dropped: queue full", "receiver", t.receiver, "secret", e.Secret, "step", e.Step, "outcome", e.Outcome)
+		}
 	}
 }
 
-// repeat reports whether the same secret, step, outcome and reason was seen
-// within the dedup window, and remembers this one.
+// repeat reports whether the same message was sent within the dedup
+// window, and remembers this one. What makes two messages the same is what
+// they are about (the version or trigger, the key, the finding) and their
+// step and outcome: never the secret alone, so a second rotation of one
+// secret is news, while a retry's second failure of the same rotation is not.
 func (d *Dispatcher) repeat(e events.Event) bool {
 	if d.cfg.DedupWindow <= 0 {
 		return false
 	}
+	key, ok := dedupKey(e)
+	if !ok {
+		return false
+	}
 	now := d.cfg.Clock.Now()
-	key := e.Secret + "\x00" + string(e.Step) + "\x00" + string(e.Outcome) + "\x00" + e.Reason
 	d.dedupMu.Lock()
 	defer d.dedupMu.Unlock()
 	if last, ok := d.seen[key]; ok && now.Sub(last) < d.cfg.DedupWindow {
@@ -211,6 +198,29 @@ func (d *Dispatcher) repeat(e events.Event) bool {
 		}
 	}
 	return false
+}
+
+// dedupKey is the identity of the message e makes. Rotation steps are told
+// apart by their version or trigger id; one without either (a scheduled
+// rotation's start, before its version is known) cannot be told from the
+// next and is never suppressed (ok false). Findings (violations, alerts,
+// refusals, sweeps) are the same when they name the same key and reason.
+func dedupKey(e events.Event) (key string, ok bool) {
+	id := e.VersionID
+	if id == "" {
+		id = e.TriggerID
+	}
+	switch e.Step {
+	case events.StepTrigger, events.StepCreate, events.StepTest, events.StepPromote, events.StepRetire, events.StepRotation:
+		if id == "" {
+			return "", false
+		}
+	}
+	// The severity is part of it: a failure that turns critical (the last
+	// attempt, or too many in a row) is news although the one before was not.
+	parts := []string{string(e.Step), string(e.Outcome), string(e.Severity), e.Environment, e.MasterMerchantID, e.Secret, id,
+		e.KeyID, e.PreviousKeyID, e.Details["reason"], e.Details["event_id"], e.Reason}
+	return strings.Join(parts, "\x00"), true
 }
 
 func (d *Dispatcher) run(w *worker) {

@@ -88,38 +88,45 @@ func waitWaiters(t *testing.T, c *clock.Fake, n int) {
 
 func routes() []Route {
 	return []Route{
-		{Environments: []string{"production"}, Severities: []events.Severity{events.SeverityCritical}, Receiver: "oncall", Mention: "<!subteam^S0ONCALL>"},
-		{Environments: []string{"production"}, Outcomes: []events.Outcome{events.OutcomeFailed}, Receiver: "oncall", Mention: "<!subteam^S0ONCALL>"},
+		{Environments: []string{"production"}, Severities: []events.Severity{events.SeverityCritical}, Receiver: "oncall", Mentions: []string{"S0ONCALL"}, MentionOwners: true},
+		{Environments: []string{"production"}, Outcomes: []events.Outcome{events.OutcomeFailed}, Receiver: "oncall", Mentions: []string{"S0ONCALL", "U0LEAD"}},
 		{Steps: []events.Step{events.StepRotation}, Outcomes: []events.Outcome{events.OutcomeSucceeded}, Causes: []events.Cause{events.CauseScheduled}, Receiver: "team", Digest: true},
-		{Receiver: "team"},
+		{Environments: []string{"sandbox"}, Receiver: "team", Stop: true},
+		{Receiver: "console"},
 	}
 }
 
 func ev(secretName string, step events.Step, outcome events.Outcome, sev events.Severity, env string) events.Event {
 	return events.Event{Time: t0, Secret: secretName, Step: step, Outcome: outcome, Severity: sev, Environment: env,
-		Cause: events.CauseScheduled, KeyID: "key_0123456789abcdef", MasterMerchantID: "mm_42"}
+		Cause: events.CauseScheduled, KeyID: "key_0123456789abcdef", MasterMerchantID: "mm_42", VersionID: "v-" + secretName}
 }
 
-func TestDispatcherRoutesByEnvironmentAndSeverity(t *testing.T) {
-	oncall, team := newRecorder(), newRecorder()
+func TestDispatcherDeliversToEveryMatchingRoute(t *testing.T) {
+	oncall, team, console := newRecorder(), newRecorder(), newRecorder()
 	c := clock.NewFake(t0)
-	d, err := NewDispatcher(Config{Receivers: map[string]Notifier{"oncall": oncall, "team": team}, Routes: routes(), Clock: c})
+	owners := map[string][]string{"prod/pay": {"U0ALICE01", "S0PAYMENTS"}}
+	d, err := NewDispatcher(Config{Receivers: map[string]Notifier{"oncall": oncall, "team": team, "console": console}, Routes: routes(), Clock: c,
+		Owners: func(s string) []string { return owners[s] }})
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	d.Emit(ctx, ev("prod/pay", events.StepTest, events.OutcomeFailed, events.SeverityWarning, "production"))
+	// Matches routes 0 and 1 (one message to oncall, paging everyone both
+	// name, the secret's owners included) and route 4.
+	d.Emit(ctx, ev("prod/pay", events.StepRotation, events.OutcomeFailed, events.SeverityCritical, "production"))
 	got := oncall.next(t)
 	assert.Equal(t, "prod/pay", got.Secret)
-	assert.Equal(t, "<!subteam^S0ONCALL>", got.Mention)
+	assert.Equal(t, "<!subteam^S0ONCALL> <@U0ALICE01> <!subteam^S0PAYMENTS> <@U0LEAD>", got.Mention)
 	assert.Equal(t, "…cdef", got.KeyID, "key ids are shortened to their last 4")
 	assert.NotEmpty(t, got.NextSteps, "a failure says what to do next")
+	assert.Equal(t, "prod/pay", console.next(t).Secret)
 
+	// Route 3 stops the walk: sandbox never reaches the console.
 	d.Emit(ctx, ev("sbx/pay", events.StepTest, events.OutcomeFailed, events.SeverityWarning, "sandbox"))
 	got = team.next(t)
 	assert.Equal(t, "sbx/pay", got.Secret)
 	assert.Empty(t, got.Mention, "sandbox failures page no one")
 
-	// Routine successes wait for the digest.
+	// Routine successes wait for the team's digest, and reach the console at once.
 	d.Emit(ctx, ev("prod/a", events.StepRotation, events.OutcomeSucceeded, events.SeverityInfo, "production"))
 	d.Emit(ctx, ev("prod/b", events.StepRotation, events.OutcomeSucceeded, events.SeverityInfo, "production"))
 	require.NoError(t, d.Close(ctx))
@@ -127,7 +134,17 @@ func TestDispatcherRoutesByEnvironmentAndSeverity(t *testing.T) {
 	require.Len(t, digest.Digest, 2, "Close flushes the digest")
 	assert.Equal(t, "prod/a", digest.Digest[0].Secret)
 	assert.Equal(t, "prod/b", digest.Digest[1].Secret)
-	assert.Len(t, oncall.delivered(), 1)
+	assert.Len(t, oncall.delivered(), 1, "one message per receiver, however many of its routes match")
+	var consoleGot []string
+	for _, n := range console.delivered() {
+		consoleGot = append(consoleGot, n.Secret)
+	}
+	assert.Equal(t, []string{"prod/pay", "prod/a", "prod/b"}, consoleGot)
+}
+
+func TestMentionMarkup(t *testing.T) {
+	assert.Equal(t, "<!subteam^S0SECONCALL> <@U0ALICE01> <@W0BOB0002>", MentionMarkup([]string{"S0SECONCALL", "U0ALICE01", "W0BOB0002"}))
+	assert.Equal(t, "", MentionMarkup(nil))
 }
 
 func TestNewDispatcherNamesUnknownReceiver(t *testing.T) {
@@ -180,6 +197,44 @@ func TestDispatcherSuppressesRepeatsWithinWindow(t *testing.T) {
 	got := team.delivered()
 	require.Len(t, got, 3)
 	assert.Equal(t, []string{"old key still in use", "401 spike", "old key still in use"}, []string{got[0].Reason, got[1].Reason, got[2].Reason})
+	_, _, _, suppressed := m.get()
+	assert.Equal(t, 1, suppressed)
+}
+
+// Two rotations of one secret within the window are two messages; the same
+// rotation's same outcome twice (a retry's second failure) is one.
+func TestDispatcherDeduplicatesByRotationNotBySecret(t *testing.T) {
+	team := newRecorder()
+	c := clock.NewFake(t0)
+	m := &countMetrics{}
+	d, err := NewDispatcher(Config{Receivers: map[string]Notifier{"team": team}, Routes: []Route{{Receiver: "team"}}, Clock: c, DedupWindow: 10 * time.Minute, Metrics: m})
+	require.NoError(t, err)
+	ctx := context.Background()
+	first := ev("prod/pay", events.StepRotation, events.OutcomeSucceeded, events.SeverityInfo, "production")
+	first.VersionID, first.KeyID = "version-one-0123456789abcdef0123", "key_first"
+	second := first
+	second.VersionID, second.KeyID, second.PreviousKeyID = "version-two-0123456789abcdef0123", "key_second", "key_first"
+	d.Emit(ctx, first)
+	c.Advance(time.Minute)
+	d.Emit(ctx, second) // a new rotation of the same secret
+	failed := ev("prod/pay", events.StepRotation, events.OutcomeFailed, events.SeverityWarning, "production")
+	failed.VersionID = "version-three-0123456789abcdef012"
+	d.Emit(ctx, failed)
+	failed.Attempt, failed.Error = 2, "timeout"
+	d.Emit(ctx, failed) // the same rotation failing again: a repeat
+	failed.Severity = events.SeverityCritical
+	d.Emit(ctx, failed) // ...until it turns critical: news
+	// A scheduled rotation's start names no version yet: never taken for another's.
+	started := ev("prod/pay", events.StepRotation, events.OutcomeStarted, events.SeverityInfo, "production")
+	started.VersionID, started.KeyID = "", ""
+	d.Emit(ctx, started)
+	d.Emit(ctx, started)
+	require.NoError(t, d.Close(ctx))
+	var got []string
+	for _, n := range team.delivered() {
+		got = append(got, string(n.Outcome)+" "+n.KeyID)
+	}
+	assert.Equal(t, []string{"succeeded …irst", "succeeded …cond", "failed …cdef", "failed …cdef", "started ", "started "}, got)
 	_, _, _, suppressed := m.get()
 	assert.Equal(t, 1, suppressed)
 }

@@ -8,7 +8,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
@@ -48,9 +47,12 @@ type Notification struct {
 	Reason        string
 	Duration      time.Duration
 	Error         string
-	NextSteps     string
-	TriggerID     string // groups one trigger's notifications (a Slack thread)
-	Mention       string // who to page, set by the route ("<!subteam^S01>", "@oncall")
+	// Summary says in a sentence or two what happened and what was done;
+	// NextSteps what the reader must do, if anything.
+	Summary   string
+	NextSteps string
+	TriggerID string // groups one trigger's notifications (a Slack thread)
+	Mention   string // who to page, as Slack markup made from the routes: "<!subteam^S01> <@U02>"
 	// Digest holds the batched notifications when this one is a digest.
 	Digest []Notification
 }
@@ -72,12 +74,13 @@ func ShortID(id string) string {
 
 // FromEvent builds the notification for e.
 func FromEvent(e events.Event) Notification {
+	t := describe(e)
 	n := Notification{
-		Time: e.Time, Title: title(e), Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
+		Time: e.Time, Title: t.title, Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
 		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, Merchant: e.MasterMerchantID,
 		KeyID: ShortID(e.KeyID), PreviousKeyID: ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
 		Cause: e.Cause, Source: e.Source, Actor: e.Actor, Reason: e.Reason,
-		Duration: e.Duration, Error: e.Error, NextSteps: nextSteps(e), TriggerID: e.TriggerID,
+		Duration: e.Duration, Error: e.Error, Summary: t.summary, NextSteps: t.next, TriggerID: e.TriggerID,
 	}
 	if n.Reason == "" {
 		n.Reason = actionText[e.Details["action"]]
@@ -95,66 +98,4 @@ var actionText = map[string]string{
 	"revoke_orphan":            "a key the rotator made that no stored version references was revoked",
 	"report_unreferenced_key":  "a key no stored version references, not made by the rotator: reported, not touched",
 	"abandon_rotation":         "the rotation was abandoned after too many failures",
-}
-
-func title(e events.Event) string {
-	what := string(e.Step)
-	switch e.Step {
-	case events.StepRotation:
-		what = "Rotation"
-		if e.Cause.Emergency() {
-			what = "Emergency rotation (" + string(e.Cause) + ")"
-		}
-	case events.StepTrigger:
-		what = "Rotation request"
-	case events.StepCreate:
-		what = "New credential"
-	case events.StepTest:
-		what = "Test of new credential"
-	case events.StepPromote:
-		what = "Promotion to AWSCURRENT"
-	case events.StepRetire:
-		what = "Retirement of old credential"
-	case events.StepSweep:
-		what = "Orphan sweep"
-	case events.StepViolation:
-		what = "Policy violation"
-	case events.StepAlert:
-		what = "Alert"
-	case events.StepAuth:
-		what = "Refused request"
-	}
-	outcome := string(e.Outcome)
-	if e.Step == events.StepTrigger && e.Outcome == events.OutcomeSucceeded {
-		outcome = "accepted" // the rotations it asked for report their own ends
-	}
-	s := fmt.Sprintf("%s %s", what, outcome)
-	if e.Secret != "" {
-		s += ": " + e.Secret
-	}
-	return s
-}
-
-// nextSteps tells a person what to do when something needs them.
-func nextSteps(e events.Event) string {
-	switch {
-	case e.Step == events.StepViolation:
-		return "Rotate the secret or fix its policy; the violation stays open in `audit report` until then."
-	case e.Step == events.StepAlert:
-		return "Find the consumer still using the old credential and move it to AWSCURRENT before the grace period ends."
-	case e.Step == events.StepAuth:
-		return "Check who sent the refused request; repeated refusals may be an attack."
-	case e.Outcome != events.OutcomeFailed:
-		return ""
-	case e.Step == events.StepCreate || e.Step == events.StepTest:
-		return "Nothing changed for consumers: AWSCURRENT still holds the old credential. Fix the cause in the error, then trigger the rotation again; the pending version is reused."
-	case e.Step == events.StepPromote:
-		return "The new credential is proven but not yet current. Trigger the rotation again to finish promoting it; check the AWSPENDING stage if it keeps failing."
-	case e.Step == events.StepRetire:
-		return "The new credential is current. Check at LakiConnect that the old key is expired and revoke it by hand if not."
-	case e.Step == events.StepSweep:
-		return "Orphaned keys may still be active at LakiConnect: run the sweep again or revoke them by hand."
-	default:
-		return "Check the error and the daemon's log, then trigger the rotation again."
-	}
 }

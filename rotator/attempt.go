@@ -1,3 +1,8 @@
+// attempt.go is one pass of the lifecycle together with the checks that
+// guard its writes (look before the put, promote that finds the work done,
+// the end of a credential that lost a race): they only read right next to
+// the writes they guard, hence one file over 400 lines.
+
 package rotator
 
 import (
@@ -71,9 +76,11 @@ var errNextVersion = errors.New("the version was abandoned; trying the next one"
 
 // made is a credential an attempt created at LakiConnect for a version.
 type made struct {
-	vid    string
-	c      secretstore.Credential
-	stored bool // its AWSPENDING version was written
+	vid       string
+	c         secretstore.Credential
+	stored    bool         // its AWSPENDING version was written
+	created   events.Event // the "created" event, sent once
+	announced bool
 }
 
 // attempt is one pass over the lifecycle from wherever the store says the
@@ -85,6 +92,18 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
+	if job.Join != nil && !job.resumeOnly {
+		d, err := e.store.Describe(ctx, job.Secret.Name)
+		if err != nil {
+			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
+		}
+		info = d
+		if c, ok := job.Join(d); ok && c.ID != job.Cause.ID && c.validate() == nil {
+			e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
+				"cause", job.Cause.ID, "joined", c.ID)
+			job.Cause = c
+		}
+	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
 		if (errors.Is(err, errStale) || errors.Is(err, errNextVersion)) && pass < 3+maxVersionAttempts {
@@ -98,8 +117,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
 		}
+		_, written := info.Version(m0(m).vid)
 		switch {
-		case m == nil:
+		case m == nil || written:
+			// Nothing made, or its version was written (by this rotation or
+			// a replica): a stored credential is never ended here.
 		case err == nil && credID(m.c) != res.KeyID:
 			// Lost a race: another version is the one rotated.
 			e.discard(ctx, job, m.vid, m.c)
@@ -110,6 +132,13 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		}
 		return res, err
 	}
+}
+
+func m0(m *made) made {
+	if m == nil {
+		return made{}
+	}
+	return *m
 }
 
 func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m **made) (Result, error) {
@@ -213,11 +242,12 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		if *m != nil && (*m).vid == vid {
 			fresh = (*m).c // created by an earlier pass of this attempt
 		} else {
-			fresh, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
+			var ev events.Event
+			fresh, ev, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
 			if err != nil {
 				return res, err
 			}
-			*m = &made{vid: vid, c: fresh}
+			*m = &made{vid: vid, c: fresh, created: ev}
 		}
 		if err := e.hook(name, StepCreate); err != nil {
 			return res, err
@@ -229,6 +259,25 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		// current version).
 		if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
 			return res, err
+		}
+		if mm := *m; !mm.announced {
+			mm.created.PreviousKeyID = res.PreviousKeyID
+			e.emit(ctx, mm.created, events.StepCreate, events.OutcomeStarted, nil)
+			mm.announced = true
+		}
+		if !hasCur {
+			// No AWSCURRENT in the listing (a secret never written by a
+			// rotation, or one a stale re-put stripped): only a Describe
+			// tells whether another writer moved on since.
+			d, err := e.store.Describe(ctx, name)
+			if err != nil {
+				return res, stepErr(name, "describe", err)
+			}
+			_, nowCur := d.VersionWithStage(secretstore.StageCurrent)
+			_, there := d.Version(vid)
+			if nowCur || there {
+				return res, errStale
+			}
 		}
 		if err := e.put(ctx, job, vid, fresh); err != nil {
 			return res, err

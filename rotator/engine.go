@@ -117,8 +117,9 @@ type Config struct {
 	// clock.Real{} here.
 	RateClock clock.Clock
 	// OrphanMargin: a rotator-made key younger than this is never swept
-	// (default 25h: longer than LakiConnect's 24h idempotency window, so a
-	// replayed create can never hand back a key the sweep revoked).
+	// (default 1h: longer than a live rotation can hold a key between its
+	// create and its put, retries and backoff included; see the config's
+	// sweep.safety_margin).
 	OrphanMargin time.Duration
 	Hooks        Hooks
 }
@@ -180,7 +181,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.RateClock = cfg.Clock
 	}
 	if cfg.OrphanMargin <= 0 {
-		cfg.OrphanMargin = 25 * time.Hour
+		cfg.OrphanMargin = time.Hour
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, clk: cfg.Clock, sink: cfg.Events, log: cfg.Logger,
@@ -340,6 +341,9 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		}
 		e.recordFailure(ctx, name, failing, priorFailures, err, next)
 		ev := base
+		if res.VersionID != "" || info != nil { // the rotation that failed, as its create step names it
+			ev.VersionID = failing
+		}
 		ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 		sev := events.SeverityWarning
 		if priorFailures >= e.cfg.MaxFailures || !more {

@@ -3,12 +3,15 @@ package rotator_test
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -166,4 +169,98 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	if live != 1 || cur.KeyID != res.KeyID {
 		t.Fatalf("%d live rotator keys, current %s, result %s", live, cur.KeyID, res.KeyID)
 	}
+}
+
+// The same race on the local store, which behaves as AWS does where moto
+// does not (a repeated put with the same token and value changes nothing,
+// whatever the version's labels): the late replica writes nothing once it
+// sees the rotation done, leaves one AWSCURRENT, and announces nothing twice.
+func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
+	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote}
+	for _, step := range steps {
+		t.Run(string(step), func(t *testing.T) {
+			h := newHarness(t)
+			ctx := context.Background()
+			ls, err := localstore.Open("", localstore.WithClock(h.fx.Clock))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := &countingStore{Store: ls}
+			k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "seed", apiScopes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.keep(k.Secret)
+			v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+				KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ls.Create(ctx, "svc/aws-late", "", nil, &v); err != nil {
+				t.Fatal(err)
+			}
+			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox,
+				MasterMerchantID: h.fx.MerchantID, Policy: "p"}
+			for round, slot := range []string{"2026-06-01T09:00:00Z", "2026-06-08T09:00:00Z"} {
+				known, err := ls.Describe(ctx, ms.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				job := rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled(slot), Known: &known}
+				early := h.engine(func(c *rotator.Config) { c.Store = store })
+				late := h.engine(func(c *rotator.Config) {
+					c.Store = store
+					c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+						if s == step {
+							if _, err := early.RotateJob(ctx, job); err != nil {
+								t.Errorf("early replica: %v", err)
+							}
+							store.puts.Store(0)
+						}
+						return nil
+					}
+				})
+				if _, err := late.RotateJob(ctx, job); err != nil {
+					t.Fatalf("round %d: late replica failed: %v", round+1, err)
+				}
+				if step == rotator.StepCreate && store.puts.Load() != 0 {
+					t.Fatalf("round %d: the late replica put a version already promoted", round+1)
+				}
+				d, err := ls.Describe(ctx, ms.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, v := range d.Versions {
+					if v.Has(secretstore.StageCurrent) {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Fatalf("round %d: versions %+v", round+1, d.Versions)
+				}
+				if ok := len(h.eventsFor(ms.Name, events.StepRotation, events.OutcomeSucceeded)); ok != round+1 ||
+					len(h.eventsFor(ms.Name, events.StepRotation, events.OutcomeFailed)) != 0 {
+					t.Fatalf("round %d: %d successes announced, want %d, and no failure", round+1, ok, round+1)
+				}
+				cur, err := ls.Get(ctx, ms.Name, secretstore.ByStage(secretstore.StageCurrent))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, _ := secretstore.DecodeCredential(ms.Name, cur.Value)
+				h.keep(c.Secret)
+			}
+		})
+	}
+}
+
+// countingStore counts puts (pure bookkeeping around a real store).
+type countingStore struct {
+	*localstore.Store
+	puts atomic.Int64
+}
+
+func (s *countingStore) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
+	s.puts.Add(1)
+	return s.Store.PutPending(ctx, name, versionID, value)
 }

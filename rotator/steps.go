@@ -24,7 +24,9 @@ import (
 // answer of a key for 24 hours, errors included) moves the create to its next
 // attempt's key; the move is kept in a tag (off the happy path) so that a
 // restart or a replica starts there too.
-func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, attempt int, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, error) {
+// On success it returns the "created" event unsent: the caller sends it
+// once it knows the old credential (read right before the put).
+func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, attempt int, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, events.Event, error) {
 	ms := job.Secret
 	ev := e.baseEvent(job)
 	ev.VersionID = vid
@@ -53,12 +55,11 @@ func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, at
 	if err != nil {
 		err = stepErr(ms.Name, "create", err)
 		e.emit(ctx, ev, events.StepCreate, events.OutcomeFailed, err)
-		return c, err
+		return c, ev, err
 	}
 	ev.KeyID = credID(c)
 	ev.KeyLast4 = c.Secret.Last4()
-	e.emit(ctx, ev, events.StepCreate, events.OutcomeStarted, nil)
-	return c, nil
+	return c, ev, nil
 }
 
 // metaName is the secret's name as metadata (at most 500 characters).

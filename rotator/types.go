@@ -137,6 +137,14 @@ type Job struct {
 	// (scheduler, discovery): the engine then needs no Describe of its own.
 	Known *secretstore.Secret
 
+	// Join, when set, is asked with a fresh Describe of the secret before a
+	// new rotation starts: a cause it returns is another ask for the same
+	// secret, kept in the store by a replica (or a person) at the same
+	// moment, which this job joins instead of starting a second rotation
+	// (both then converge on one version). It costs one Describe, so only
+	// triggers set it, never scheduled slots.
+	Join func(info secretstore.Secret) (Cause, bool)
+
 	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
 }
 

@@ -2,6 +2,8 @@ package rotator_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,49 @@ func TestWebhookCrashAfterCreateReplays(t *testing.T) {
 	live = liveSecrets(h.endpoint(ms.EndpointID))
 	if len(live) != 1 {
 		t.Fatalf("after grace: %v", live)
+	}
+}
+
+// A rotation killed after its new signing secret was made, never resumed
+// under its own cause, leaves the endpoint with two live secrets. The next
+// rotation (another cause) must still go through: its create's 409 is a
+// dead end that LakiConnect replays for a day under the same
+// Idempotency-Key, so the stale secret is ended and the create moves to its
+// next attempt's key. The secret made before the kill ends; one new secret
+// signs.
+func TestWebhookWithTwoLiveSecretsStillRotates(t *testing.T) {
+	h := newHarness(t)
+	ms, first := h.seedWebhook("hooks/two-live")
+	ctx := context.Background()
+	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(ctx, ms, basePolicy(), scheduled("killed")); err == nil {
+		t.Fatal("no crash")
+	}
+	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
+		t.Fatalf("%d live secrets after the kill, want 2", n)
+	}
+	for i, slot := range []string{"next", "after"} {
+		res, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled(slot))
+		if err != nil {
+			t.Fatalf("rotation %d of an endpoint with two live secrets: %v", i+1, err)
+		}
+		live := liveSecrets(h.endpoint(ms.EndpointID))
+		if len(live) != 2 || live[res.KeyID] != lakiconnect.StatusActive {
+			t.Fatalf("rotation %d: endpoint secrets %v, new %s", i+1, live, res.KeyID)
+		}
+		if h.current(ms.Name).SecretID != res.KeyID {
+			t.Fatalf("rotation %d: AWSCURRENT is not the new secret", i+1)
+		}
+	}
+	if _, ok := liveSecrets(h.endpoint(ms.EndpointID))[first.ID]; ok {
+		t.Fatal("the seeded secret still signs after two rotations")
+	}
+	var idem []string
+	for _, r := range h.fx.Sim.Requests() {
+		if r.Method == "POST" && strings.HasSuffix(r.Path, "/secrets") {
+			idem = append(idem, r.IdempotencyKey)
+		}
+	}
+	if !slices.ContainsFunc(idem, func(k string) bool { return strings.HasSuffix(k, "-create-attempt-2") }) {
+		t.Fatalf("no create moved to its second attempt: %v", idem)
 	}
 }

@@ -20,8 +20,14 @@ func Blocks(n notify.Notification) []slack.Block {
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(emoji(n)+" "+n.Title, 150), true, false)),
 	}
+	// The mention markup (<@U…>, <!subteam^S…>) is made by notify from Slack
+	// ids the config checked, so it goes out unescaped; everything else is
+	// escaped.
 	if n.Mention != "" {
-		blocks = append(blocks, slack.NewSectionBlock(md(n.Mention+" please look at this."), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(md(n.Mention), nil, nil))
+	}
+	if n.Summary != "" {
+		blocks = append(blocks, slack.NewSectionBlock(md(esc(n.Summary)), nil, nil))
 	}
 	var fields []*slack.TextBlockObject
 	add := func(label, value string) {
@@ -47,7 +53,7 @@ func Blocks(n notify.Notification) []slack.Block {
 		blocks = append(blocks, slack.NewSectionBlock(md("*Error*\n```"+clip(esc(n.Error), 2800)+"```"), nil, nil))
 	}
 	if n.NextSteps != "" {
-		blocks = append(blocks, slack.NewSectionBlock(md("*Next steps*\n"+esc(n.NextSteps)), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(md("*What you must do*\n"+esc(n.NextSteps)), nil, nil))
 	}
 	ctx := []slack.MixedElement{}
 	if !n.Time.IsZero() {

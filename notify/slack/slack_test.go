@@ -121,7 +121,7 @@ func TestNotifyPostsBlocksFieldByField(t *testing.T) {
 	require.GreaterOrEqual(t, len(blocks), 5)
 	assert.Equal(t, "header", blocks[0].Type)
 	assert.Equal(t, ":rotating_light: Test of new credential failed: prod/payments-api", blocks[0].Text.Text)
-	assert.Equal(t, "<!subteam^S0ONCALL> please look at this.", blocks[1].Text.Text)
+	assert.Equal(t, "<!subteam^S0ONCALL>", blocks[1].Text.Text, "the mention, as Slack markup, alone")
 
 	fields := map[string]string{}
 	for _, fl := range blocks[2].Fields {
@@ -139,7 +139,7 @@ func TestNotifyPostsBlocksFieldByField(t *testing.T) {
 		"*Took*":         "3.21s",
 	}, fields)
 	assert.Equal(t, "*Error*\n```whoami with new key [REDACTED]: 401 unauthorized```", blocks[3].Text.Text)
-	assert.True(t, strings.HasPrefix(blocks[4].Text.Text, "*Next steps*\nNothing changed for consumers"), blocks[4].Text.Text)
+	assert.True(t, strings.HasPrefix(blocks[4].Text.Text, "*What you must do*\nNothing changed for consumers"), blocks[4].Text.Text)
 	assert.Equal(t, "context", blocks[5].Type)
 	assert.Equal(t, "2026-03-01T12:00:00Z", blocks[5].Elements[0].Text)
 
@@ -170,7 +170,7 @@ func TestEmergencyIsOneThreadPerTrigger(t *testing.T) {
 	assert.Equal(t, parent1, f.posts[3]["thread_ts"])
 	assert.Equal(t, "true", f.posts[3]["reply_broadcast"], "a failure inside the thread also shows in the channel")
 	assert.Equal(t, parent1, f.posts[4]["thread_ts"])
-	assert.Contains(t, f.posts[1]["blocks"], "Emergency rotation (compromise) succeeded: prod/a")
+	assert.Contains(t, f.posts[1]["blocks"], "Compromise rotation succeeded: prod/a")
 }
 
 func TestRetryFlag(t *testing.T) {

@@ -31,7 +31,7 @@ func TestNotifyPrintsOneLinePerNotification(t *testing.T) {
 	assert.False(t, retry)
 	line := out.String()
 	assert.Equal(t, 1, strings.Count(line, "\n"), line)
-	assert.True(t, strings.HasPrefix(line, "2026-03-01T12:00:00Z CRITICAL Emergency rotation (compromise) failed: prod/pay env=production key=…1234 cause=compromise by=U0SEC via=slack took=1.5s"), line)
+	assert.True(t, strings.HasPrefix(line, "2026-03-01T12:00:00Z CRITICAL Compromise rotation failed: prod/pay env=production key=…1234 cause=compromise by=U0SEC via=slack took=1.5s"), line)
 	assert.Contains(t, line, `error="create failed for [REDACTED]"`)
 	assert.NotContains(t, line, leaked.Reveal())
 	assert.NotContains(t, line, "key_abcdef1234")

@@ -58,14 +58,18 @@ type version struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Store is the local store. Safe for concurrent use within one process;
-// two processes must not share a file.
+// Store is the local store. Safe for concurrent use within one process,
+// and by several processes sharing one file: they take turns through an
+// flock and each reads what the others wrote before it changes anything.
 type Store struct {
 	path  string // empty: in memory only
 	clock clock.Clock
 
-	mu   sync.Mutex
-	data fileData
+	mu     sync.Mutex
+	data   fileData
+	loaded os.FileInfo // the file data was read from or last written; nil: none yet
+	mark   string      // the lock file's change mark when data was last read or written
+	lock   *os.File    // the lock file, while an operation holds the lock
 }
 
 var _ secretstore.Store = (*Store)(nil)
@@ -87,26 +91,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if path == "" {
 		return s, nil
 	}
-	info, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release, err := s.acquire(lockShared)
 	if err != nil {
 		return nil, fmt.Errorf("localstore: %w", err)
 	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("localstore: %s is not a regular file", path)
-	}
-	if perm := info.Mode().Perm(); perm&^fileMode != 0 {
-		return nil, fmt.Errorf("localstore: %s has mode %#o; it holds secrets and must be %#o (chmod 600 %s)", path, perm, fileMode, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("localstore: %w", err)
-	}
-	if err := decode(b, &s.data); err != nil {
-		return nil, fmt.Errorf("localstore: %s: %w", path, err)
-	}
+	release()
 	return s, nil
 }
 
@@ -194,6 +185,9 @@ func (s *Store) save() error {
 		return err
 	}
 	if err := os.Rename(tmpName, s.path); err != nil {
+		return err
+	}
+	if err := s.saved(); err != nil {
 		return err
 	}
 	d, err := os.Open(dir)
@@ -313,6 +307,11 @@ func (s *Store) Create(ctx context.Context, name, description string, tags map[s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockExclusive)
+	if lockErr != nil {
+		return secretstore.Secret{}, &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	if _, ok := s.data.Secrets[name]; ok {
 		return secretstore.Secret{}, storeErr(op, name, secretstore.ErrInvalidRequest, "a secret with this name already exists")
 	}
@@ -339,6 +338,11 @@ func (s *Store) ScheduleDeletion(ctx context.Context, name string) error {
 	const op = "ScheduleDeletion"
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockExclusive)
+	if lockErr != nil {
+		return &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup(op, name, false)
 	if err != nil {
 		return err
@@ -355,6 +359,11 @@ func (s *Store) Get(ctx context.Context, name string, sel secretstore.Selector) 
 	const op = "Get"
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockShared)
+	if lockErr != nil {
+		return secretstore.Version{}, &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup(op, name, false)
 	if err != nil {
 		return secretstore.Version{}, err
@@ -385,6 +394,11 @@ func (s *Store) Get(ctx context.Context, name string, sel secretstore.Selector) 
 func (s *Store) Describe(ctx context.Context, name string) (secretstore.Secret, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockShared)
+	if lockErr != nil {
+		return secretstore.Secret{}, &secretstore.Error{Op: "Describe", Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup("Describe", name, true)
 	if err != nil {
 		return secretstore.Secret{}, err
@@ -421,6 +435,11 @@ func (s *Store) PutPending(ctx context.Context, name, versionID string, value se
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockExclusive)
+	if lockErr != nil {
+		return &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup(op, name, false)
 	if err != nil {
 		return err
@@ -457,6 +476,11 @@ func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVer
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockExclusive)
+	if lockErr != nil {
+		return &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup(op, name, false)
 	if err != nil {
 		return err
@@ -500,12 +524,18 @@ func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVer
 // call the store.
 func (s *Store) List(ctx context.Context, filters []secretstore.TagFilter, fn func(secretstore.Secret) error) error {
 	s.mu.Lock()
+	release, err := s.acquire(lockShared)
+	if err != nil {
+		s.mu.Unlock()
+		return &secretstore.Error{Op: "List", Err: err}
+	}
 	var out []secretstore.Secret
 	for _, r := range s.data.Secrets {
 		if r.DeletedAt == nil && r.matches(filters) {
 			out = append(out, r.meta())
 		}
 	}
+	release()
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	for _, sec := range out {
@@ -534,6 +564,11 @@ func (s *Store) Tag(ctx context.Context, name string, tags map[string]string) er
 	const op = "Tag"
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	release, lockErr := s.acquire(lockExclusive)
+	if lockErr != nil {
+		return &secretstore.Error{Op: op, Secret: name, Err: lockErr}
+	}
+	defer release()
 	r, err := s.lookup(op, name, false)
 	if err != nil {
 		return err

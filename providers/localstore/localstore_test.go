@@ -76,8 +76,15 @@ func TestPersistsAcrossReopenWithMode0600(t *testing.T) {
 		t.Errorf("file mode = %#o, want 0600", info.Mode().Perm())
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries, want only the store file (no temporary files left)", len(entries))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"secrets.json", "secrets.json.lock"}; strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("directory holds %v, want only the store file and its lock file %v (no temporary files left)", names, want)
+	}
+	if li, err := os.Stat(path + ".lock"); err != nil || li.Mode().Perm() != 0o600 {
+		t.Errorf("lock file: %v, mode %v; want 0600", err, li)
 	}
 
 	reopened, err := Open(path)
