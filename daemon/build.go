@@ -216,7 +216,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
 		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),
 		Metrics: s.Metrics.Handler(), MetricsAuth: cfg.HTTP.Metrics.RequireAuth, Events: bus, Refusals: s.refusals,
-		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now, Ready: s.ready,
+		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Clock: o.Clock, Ready: s.ready,
 	}
 	if cfg.HTTP.Metrics.Listen != "" {
 		s.metricsHandler = httpapi.NewMetricsHandler(api)

@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inbound"
+	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/trigger"
 )
 
@@ -56,7 +56,8 @@ type Options struct {
 	// Extra handlers that authenticate by themselves (LakiConnect event
 	// receiver, Slack slash command), mounted as given.
 	Mounts map[string]http.Handler
-	Now    func() time.Time
+	// Clock times the default Refusals' windows (real time when nil).
+	Clock clock.Clock
 	// AllowedClients, when not empty, are the only addresses served; others
 	// get 403 and are recorded.
 	AllowedClients []netip.Prefix
@@ -81,11 +82,8 @@ func withDefaults(o Options) Options {
 	if o.Events == nil {
 		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.Refusals == nil {
-		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Logger: o.Logger})
+		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Clock: o.Clock, Logger: o.Logger})
 	}
 	return o
 }
