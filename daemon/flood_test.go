@@ -190,7 +190,7 @@ func TestFloodOfForgedAndOversizedRequestsIsBounded(t *testing.T) {
 	recs := auditRecords(t, w)
 	total := 0
 	for _, rec := range recs {
-		if rec.Event.Details["code"] == "bad_signature" {
+		if rec.Event.Details["reason"] == "bad_signature" {
 			n, _ := strconv.Atoi(rec.Event.Details["count"])
 			total += n
 		}

@@ -158,7 +158,7 @@ func TestMutualTLSAllowListAndCertificateActor(t *testing.T) {
 	for _, rec := range auditRecords(t, w) {
 		if rec.Event.Step == events.StepAuth && rec.Event.Outcome == events.OutcomeRefused {
 			refused++
-			if c := rec.Event.Details["code"]; c != "missing_credentials" && c != "client_cert_not_allowed" {
+			if c := rec.Event.Details["reason"]; c != "missing_credentials" && c != "client_cert_not_allowed" {
 				t.Errorf("unexpected refusal code %q", c)
 			}
 		}

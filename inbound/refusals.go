@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/lakirotator/lakirotator/events"
@@ -176,16 +178,19 @@ func (s *Refusals) record(k refusalKey, r Refusal, from, to time.Time, count int
 	return events.Event{
 		Time: to, Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
 		Source: r.Door, Actor: r.Actor, Environment: r.Environment, Reason: reason,
+		// The keys of the audit's refusal summaries: the stable code in
+		// "reason" (as every alert keeps it), the sender in "source".
 		Details: map[string]string{
-			"code": r.Code, "status": fmt.Sprint(r.Status), "remote": k.source, "count": fmt.Sprint(count),
+			"reason": r.Code, "status": fmt.Sprint(r.Status), "source": k.source, "count": fmt.Sprint(count),
+			"window_start": from.UTC().Format(time.RFC3339), "window_end": to.UTC().Format(time.RFC3339),
 		},
 	}
 }
 
 func (s *Refusals) emit(ctx context.Context, out []events.Event) {
 	for _, e := range out {
-		s.o.Logger.WarnContext(ctx, "requests refused", "door", e.Source, "code", e.Details["code"], "status", e.Details["status"],
-			"remote", e.Details["remote"], "count", e.Details["count"], "actor", e.Actor, "reason", e.Reason)
+		s.o.Logger.WarnContext(ctx, "requests refused", "door", e.Source, "reason_code", e.Details["reason"], "status", e.Details["status"],
+			"source", e.Details["source"], "count", e.Details["count"], "actor", e.Actor, "reason", e.Reason)
 		s.o.Events.Emit(ctx, e)
 	}
 }
@@ -203,11 +208,22 @@ func sourceOf(remote string) string {
 }
 
 func bounded(r Refusal) Refusal {
-	r.Code = Clip(r.Code, maxFieldLen)
-	r.Reason = Clip(r.Reason, maxReasonLen)
-	r.Actor = Clip(r.Actor, maxFieldLen)
-	r.Environment = Clip(r.Environment, maxFieldLen)
+	r.Code = Clip(printable(r.Code), maxFieldLen)
+	r.Reason = Clip(printable(r.Reason), maxReasonLen)
+	r.Actor = Clip(printable(r.Actor), maxFieldLen)
+	r.Environment = Clip(printable(r.Environment), maxFieldLen)
 	return r
+}
+
+// printable replaces control characters (a forged event id may carry
+// newlines or terminal escapes) with '?'.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // Clip cuts s to at most n bytes, on a rune boundary, marking the cut.

@@ -40,8 +40,8 @@ func TestRefusalsAreSummarisedAndBounded(t *testing.T) {
 		t.Fatalf("%d records for 500 refusals within the minute, want 1", n)
 	}
 	first := rec.Events()[0]
-	if first.Details["count"] != "1" || first.Details["remote"] != "192.0.2.7" || len(first.Reason) > 210 {
-		t.Errorf("first record: count %s, remote %s, reason %d bytes", first.Details["count"], first.Details["remote"], len(first.Reason))
+	if first.Details["count"] != "1" || first.Details["source"] != "192.0.2.7" || len(first.Reason) > 210 {
+		t.Errorf("first record: count %s, remote %s, reason %d bytes", first.Details["count"], first.Details["source"], len(first.Reason))
 	}
 	clk.Advance(time.Minute)
 	r.Refuse(ctx, inbound.Refusal{Door: events.SourceHTTP, Remote: "192.0.2.7:5556", Code: "missing_token", Reason: "missing bearer token", Status: 401})
@@ -59,7 +59,7 @@ func TestRefusalsAreSummarisedAndBounded(t *testing.T) {
 	total := 0
 	for _, e := range rec.Events() {
 		if e.Source == events.SourceLakiEvent {
-			remotes[e.Details["remote"]] = true
+			remotes[e.Details["source"]] = true
 			var n int
 			fmt.Sscan(e.Details["count"], &n)
 			total += n

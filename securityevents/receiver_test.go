@@ -168,7 +168,7 @@ func TestForgedStaleMalformedAndForeignDeliveriesAreRefusedAndRecorded(t *testin
 		assert.Equal(t, events.SourceLakiEvent, e.Source)
 		assert.NotContains(t, fmt.Sprint(e), oldSecret.Reveal())
 		assert.NotContains(t, fmt.Sprint(e), forger.Reveal())
-		codes[e.Details["code"]] = true
+		codes[e.Details["reason"]] = true
 		n, err := strconv.Atoi(e.Details["count"])
 		require.NoError(t, err)
 		total += n

@@ -148,7 +148,7 @@ func TestSlashCommandReplayIsActedOnOnce(t *testing.T) {
 	f.refs.Flush(context.Background())
 	refused := f.audit.Events()
 	require.NotEmpty(t, refused)
-	assert.Equal(t, "replayed", refused[0].Details["code"])
+	assert.Equal(t, "replayed", refused[0].Details["reason"])
 }
 
 func TestSlashCommandRefusals(t *testing.T) {
@@ -194,7 +194,7 @@ func TestSlashCommandRefusals(t *testing.T) {
 			assert.Equal(t, events.StepAuth, evs[0].Step)
 			assert.Equal(t, events.OutcomeRefused, evs[0].Outcome)
 			assert.Equal(t, events.SourceSlack, evs[0].Source)
-			assert.Equal(t, tc.code, evs[0].Details["code"])
+			assert.Equal(t, tc.code, evs[0].Details["reason"])
 			assert.Equal(t, tc.actor, evs[0].Actor, "only a verified user id is recorded as the actor")
 			if tc.status == http.StatusOK {
 				assert.Contains(t, answer, "ephemeral: ")
