@@ -9,6 +9,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o /out/lakirotator ./cmd/lakirotator
+RUN mkdir /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 # The rotation policies the daemon loads (config policies_dir; the Terraform
@@ -16,6 +17,11 @@ FROM gcr.io/distroless/static-debian12:nonroot
 ARG POLICIES_DIR=policies/examples
 COPY ${POLICIES_DIR}/ /etc/lakirotator/policies/
 COPY --from=build /out/lakirotator /lakirotator
+# The audit file's directory (config audit.file), owned by the nonroot user:
+# the only writable path, mounted from a task volume (rotator-service
+# audit_dir), which takes this owner. The file itself is mode 0600.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/lakirotator
+VOLUME ["/var/lib/lakirotator"]
 USER 65532:65532
 # The one HTTP listener (config http.listen): API, health, metrics and the
 # LakiConnect security-event receiver.

@@ -188,7 +188,7 @@ func TestFileSinkCreatesPrivateFileAndContinuesChain(t *testing.T) {
 	assert.Equal(t, uint64(3), res.LastSeq)
 }
 
-func TestFileSinkRefusesTornTail(t *testing.T) {
+func TestFileSinkRepairsTornTailOnOpen(t *testing.T) {
 	path, _ := writeChain(t, 2)
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
@@ -198,9 +198,47 @@ func TestFileSinkRefusesTornTail(t *testing.T) {
 	fs, err := OpenFileSink(path)
 	require.NoError(t, err)
 	defer fs.Close()
-	err = NewWriter(clock.NewFake(t0), nil, fs).Append(context.Background(), sampleEvent(3))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "incomplete record")
+	require.NoError(t, NewWriter(clock.NewFake(t0), nil, fs).Append(context.Background(), sampleEvent(3)))
+
+	matches, _ := filepath.Glob(path + ".torn-*")
+	require.Len(t, matches, 1, "the partial line is moved beside the file")
+	moved, err := os.ReadFile(matches[0])
+	require.NoError(t, err)
+	assert.Equal(t, `{"seq":3,"prev`, string(moved))
+	fi, err := os.Stat(matches[0])
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	recs := readFileRecords(t, path)
+	require.Len(t, recs, 4)
+	assert.Equal(t, events.StepAudit, recs[2].Event.Step)
+	assert.Equal(t, "torn_tail_repaired", recs[2].Event.Details["reason"])
+	assert.Equal(t, filepath.Base(matches[0]), recs[2].Event.Details["moved_to"])
+	assert.Equal(t, "14", recs[2].Event.Details["bytes"])
+	assert.Equal(t, "key_0003", recs[3].Event.KeyID)
+	res := verifyFile(t, path)
+	assert.True(t, res.OK(), res.String())
+	assert.Equal(t, uint64(4), res.LastSeq)
+}
+
+func readFileRecords(t *testing.T, path string) []Record {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	recs, err := ReadRecords(f)
+	require.NoError(t, err)
+	return recs
+}
+
+func verifyFile(t *testing.T, path string) Result {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	res, err := Verify(f)
+	require.NoError(t, err)
+	return res
 }
 
 func TestConcurrentGoroutinesKeepOneChain(t *testing.T) {

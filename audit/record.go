@@ -100,3 +100,11 @@ func decodeHead(line []byte) (Head, error) {
 	}
 	return Head{Seq: r.Seq, Hash: LineHash(line)}, nil
 }
+
+// EncodeRecord builds the line (without newline) of the record for e that
+// follows head, and the new head. Sinks get it through Append's next; it
+// is exported for tools that rebuild chains (and for tests that play an
+// attacker who recomputes them, which is why the chain alone is no proof).
+func EncodeRecord(head Head, at time.Time, e events.Event) ([]byte, Head, error) {
+	return encodeRecord(head, at, e)
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // SecretState is one managed secret as the daemon sees it now; the daemon
@@ -192,7 +193,7 @@ func BuildReport(in ReportInput) Report {
 				em.Reason = e.Reason
 			}
 			em.End = t
-			em.Timeline = append(em.Timeline, TimelineEntry{Time: t, Step: e.Step, Outcome: e.Outcome, Secret: e.Secret, Key: shortID(e.KeyID), Error: e.Error})
+			em.Timeline = append(em.Timeline, TimelineEntry{Time: t, Step: e.Step, Outcome: e.Outcome, Secret: e.Secret, Key: laki.ShortID(e.KeyID), Error: e.Error})
 		}
 	}
 	for _, id := range emergOrder {
@@ -227,7 +228,7 @@ func BuildReport(in ReportInput) Report {
 	}
 	for _, s := range inv {
 		row := SecretRow{
-			Name: s.Name, Kind: s.Kind, Environment: s.Environment, Merchant: s.MasterMerchantID, Key: shortID(s.KeyID),
+			Name: s.Name, Kind: s.Kind, Environment: s.Environment, Merchant: s.MasterMerchantID, Key: laki.ShortID(s.KeyID),
 			Scopes: sorted(s.Scopes), PolicyScopes: sorted(s.PolicyScopes), MaxAge: s.PolicyMaxAge, NextDue: s.NextDue,
 		}
 		if s.PolicyScopes != nil {
@@ -271,17 +272,6 @@ func diff(a, b []string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func shortID(id string) string {
-	if id == "" {
-		return ""
-	}
-	r := []rune(id)
-	if len(r) <= 4 {
-		return "…" + id
-	}
-	return "…" + string(r[len(r)-4:])
 }
 
 // Formats Write understands.

@@ -11,14 +11,9 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,159 +25,15 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
-	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager/awsfault"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
-
-// AWS's Secrets Manager write quota and what it allows.
-const (
-	AWSWriteQuota        = 50.0 // writes per second per account and region
-	WritesPerRotation    = 2    // PutSecretValue + UpdateSecretVersionStage
-	RotationCeiling      = AWSWriteQuota / WritesPerRotation
-	AWSTemplateCallsPerR = 10 // Secrets Manager calls per rotation of AWS's rotation template
-)
-
-// Quota modes of the store's client-side limiter.
-const (
-	QuotaAWS = "aws" // writes just under AWS's 50/s, reads at AWS's 10,000/s
-	QuotaOff = "off" // no client-side limit: how fast the stack goes
-)
-
-// clientWriteShare keeps the store's writes just under the quota, so that
-// network jitter never makes two seconds' bursts meet in one second at AWS.
-const clientWriteShare = 0.96
-
-// Config is one benchmark run.
-type Config struct {
-	// N is how many managed secrets to seed and rotate.
-	N int
-	// OwnerSecrets is how many of them belong to one owner, rotated as a
-	// personnel emergency while the scheduled batch runs (at most N/2).
-	OwnerSecrets int
-	// Quota is QuotaAWS or QuotaOff.
-	Quota string
-	// StandIn puts the awsfault quota stand-in in front of the endpoint:
-	// ThrottlingException above AWS's write quota, as AWS answers.
-	StandIn bool
-	// WriteQuota is the account's Secrets Manager write quota per second
-	// (default AWSWriteQuota, 50): the stand-in throttles above it and the
-	// quota bound is half of it.
-	WriteQuota float64
-	// Workers is the engine's pool size (default 32).
-	Workers int
-	// Endpoint is the Secrets Manager endpoint (moto) to use.
-	Endpoint string
-	// ServeBinary, when set, is a lakirotator binary: after the rotations,
-	// `serve` is run on the seeded secrets and its idle memory read.
-	ServeBinary string
-	// SimulatorExecutable, when set, is a lakibench binary run as a child
-	// process (SimulatorChildFlag) to host the simulator, so that the peak
-	// memory figure is the rotator's alone; empty runs it in this process.
-	SimulatorExecutable string
-	// Progress, when set, gets a line now and then (to stderr).
-	Progress func(format string, args ...any)
-
-	// seeded, when set, receives every secret value seeding made (tests
-	// scan the output for them).
-	seeded func(secret.Value)
-}
-
-// Report is what a run measured. It holds counts and durations, never a secret.
-type Report struct {
-	Date        time.Time `json:"date"`
-	N           int       `json:"n"`
-	Batch       int       `json:"scheduled_batch"`
-	OwnerJobs   int       `json:"owner_secrets"`
-	APIKeys     int       `json:"api_key_secrets"`
-	Webhooks    int       `json:"webhook_secrets"`
-	Merchants   int       `json:"master_merchants"`
-	Quota       string    `json:"quota"`
-	WriteQuota  float64   `json:"write_quota_per_second"`
-	StandIn     bool      `json:"stand_in"`
-	Workers     int       `json:"workers"`
-	CPUs        int       `json:"cpus"`
-	SeedSeconds float64   `json:"seed_seconds"`
-
-	DiscoverySeconds float64 `json:"discovery_seconds"`
-	DiscoveryPages   int     `json:"discovery_list_pages"`
-	Discovered       int     `json:"discovered"`
-
-	Rotated           int                `json:"rotated"`
-	Failed            int                `json:"failed"`
-	FirstFailure      string             `json:"first_failure,omitempty"`
-	RotationsOnce     bool               `json:"every_secret_rotated_once"`
-	WallSeconds       float64            `json:"wall_seconds"`
-	RotationsPerSec   float64            `json:"rotations_per_second"`
-	QuotaBoundPerSec  float64            `json:"quota_bound_per_second"`
-	FractionOfBound   float64            `json:"fraction_of_bound"`
-	WritesPerSecPeak  float64            `json:"writes_per_second_peak"`
-	SMCalls           map[string]int     `json:"secretsmanager_calls"` // by operation
-	SMCallsPerRot     float64            `json:"secretsmanager_calls_per_rotation"`
-	SMWritesPerRot    float64            `json:"secretsmanager_writes_per_rotation"`
-	SMMeanMillis      map[string]float64 `json:"secretsmanager_mean_ms"` // by operation
-	ThrottlesSurfaced int                `json:"throttles_surfaced"`     // calls that failed with a throttling error after the SDK's retries
-	ThrottlesInjected int                `json:"throttles_injected"`     // attempts the stand-in refused (absorbed by retries)
-	LakiCalls         map[string]int     `json:"lakiconnect_calls"`      // by route
-	LakiCallsPerRot   float64            `json:"lakiconnect_calls_per_rotation"`
-	Laki429           int                `json:"lakiconnect_429s"`
-
-	LatencyP50Millis float64 `json:"rotation_p50_ms"`
-	LatencyP99Millis float64 `json:"rotation_p99_ms"`
-
-	ExposedToRevokedMillis float64 `json:"exposed_to_revoked_ms"`
-	ExposedAtDone          int     `json:"exposed_when_batch_done"`
-	OwnerSeconds           float64 `json:"owner_rotation_seconds"`
-	OwnerStartedAtDone     int     `json:"owner_started_when_batch_done"`
-
-	PeakRSSMB          float64 `json:"peak_rss_mb"`
-	SimulatorInProcess bool    `json:"simulator_in_process"`
-	SimulatorPeakRSSMB float64 `json:"simulator_peak_rss_mb,omitempty"`
-	HeapMB             float64 `json:"heap_in_use_mb_at_end"`
-
-	IdleServe *IdleServe `json:"idle_serve,omitempty"`
-}
-
-// IdleServe is the memory of `lakirotator serve` holding the secrets.
-type IdleServe struct {
-	Secrets int     `json:"secrets"`
-	RSSMB   float64 `json:"rss_mb"`
-	PeakMB  float64 `json:"peak_rss_mb"`
-	Settled float64 `json:"settled_after_seconds"`
-	Note    string  `json:"note,omitempty"`
-}
-
-func (c *Config) defaults() error {
-	if c.N < 4 {
-		return fmt.Errorf("bench: n is %d; it must be at least 4", c.N)
-	}
-	if c.WriteQuota <= 0 {
-		c.WriteQuota = AWSWriteQuota
-	}
-	if c.Workers <= 0 {
-		c.Workers = 32
-	}
-	if c.Quota == "" {
-		c.Quota = QuotaAWS
-	}
-	if c.Quota != QuotaAWS && c.Quota != QuotaOff {
-		return fmt.Errorf("bench: quota %q is not %q or %q", c.Quota, QuotaAWS, QuotaOff)
-	}
-	c.OwnerSecrets = min(max(c.OwnerSecrets, 0), c.N/2)
-	if c.Endpoint == "" {
-		return errors.New("bench: no Secrets Manager endpoint")
-	}
-	if c.Progress == nil {
-		c.Progress = func(string, ...any) {}
-	}
-	return nil
-}
 
 // Run seeds, discovers and rotates, and returns the figures.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -207,14 +58,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer sim.Close()
 	baseURL := sim.BaseURL() + "/sandbox/v1"
-	laki := newRouteCounter()
+	lakiCalls := newRouteCounter()
 	// The clients need a default key; every call goes with a merchant's
 	// management key (WithAPIKey), so this merchant holds no secrets.
 	bootstrapMerchant, err := sim.AddMasterMerchant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	bootstrap, err := sim.CreateKey(ctx, lakiconnect.Sandbox, bootstrapMerchant, "bench bootstrap", lakiconnect.AllScopes)
+	bootstrap, err := sim.CreateKey(ctx, laki.Sandbox, bootstrapMerchant, "bench bootstrap", laki.AllScopes)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +76,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	engClient, err := newClient(laki.observe)
+	engClient, err := newClient(lakiCalls.observe)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	before := counter.Calls("ListSecrets")
 	t0 = time.Now()
 	cat := &inventory.Catalog{
-		Stores:   map[lakiconnect.Environment]inventory.Lister{lakiconnect.Sandbox: store},
+		Stores:   map[laki.Environment]inventory.Lister{laki.Sandbox: store},
 		Discover: true,
 		Filters:  []secretstore.TagFilter{{Key: runTag, Values: []string{runID}}},
 	}
@@ -332,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Rotate: the batch, then, while it runs, an exposed key and an owner's
 	// secrets, which jump its queue.
 	baseCounts := counter.Snapshot()
-	baseLaki := laki.snapshot()
+	baseLaki := lakiCalls.snapshot()
 	var injectedBefore int
 	if fault != nil {
 		injectedBefore = sumThrottles(fault.Injected())
@@ -478,7 +329,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.LakiCalls = map[string]int{}
 	lakiTotal := 0
-	for k, v := range laki.snapshot() {
+	for k, v := range lakiCalls.snapshot() {
 		if d := v - baseLaki[k]; d > 0 {
 			if strings.HasSuffix(k, " 429") {
 				rep.Laki429 += d
@@ -552,7 +403,7 @@ func entryOf(entries []inventory.Entry, name string) inventory.Entry {
 // LakiConnect.
 func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
 	merchant := e.Managed.MasterMerchantID
-	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != lakiconnect.StatusActive {
+	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != laki.StatusActive {
 		return 0, fmt.Errorf("bench: key %s of %s before its exposure: status %q, %v", keyID, e.Managed.Name, st, err)
 	}
 	start := time.Now()
@@ -577,7 +428,7 @@ func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e in
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
-		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == lakiconnect.StatusRevoked {
+		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == laki.StatusRevoked {
 			revokedAfter = time.Since(start)
 		}
 		if done == nil && revokedAfter == 0 {
@@ -590,172 +441,4 @@ func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e in
 		}
 	}
 	return revokedAfter, nil
-}
-
-func isThrottle(code string) bool {
-	return code == "ThrottlingException" || code == "TooManyRequestsException" || code == "RequestLimitExceeded"
-}
-
-func sumThrottles(m map[string]int) int {
-	n := 0
-	for k, v := range m {
-		if _, code, _ := strings.Cut(k, "/"); isThrottle(code) {
-			n += v
-		}
-	}
-	return n
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func newRunID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// durationSink keeps the duration of every successful rotation, nothing else
-// (memory stays flat in N: 8 bytes a rotation).
-type durationSink struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *durationSink) Emit(_ context.Context, ev events.Event) {
-	if ev.Step != events.StepRotation || ev.Outcome != events.OutcomeSucceeded {
-		return
-	}
-	s.mu.Lock()
-	s.d = append(s.d, ev.Duration)
-	s.mu.Unlock()
-}
-
-func (s *durationSink) percentile(p float64) float64 {
-	s.mu.Lock()
-	d := append([]time.Duration(nil), s.d...)
-	s.mu.Unlock()
-	if len(d) == 0 {
-		return 0
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	i := int(p*float64(len(d))+0.5) - 1
-	return ms(d[min(max(i, 0), len(d)-1)])
-}
-
-// routeCounter counts LakiConnect requests by method and route template.
-type routeCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func newRouteCounter() *routeCounter { return &routeCounter{n: map[string]int{}} }
-
-func (c *routeCounter) observe(method, path string, status int, _ error) {
-	result := "ok"
-	if status == 429 {
-		result = "429"
-	}
-	c.mu.Lock()
-	c.n[method+" "+path+" "+result]++
-	c.mu.Unlock()
-}
-
-func (c *routeCounter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
-}
-
-// opTiming sums the time of Secrets Manager calls per operation.
-type opTiming struct {
-	mu  sync.Mutex
-	sum map[string]time.Duration
-	n   map[string]int
-}
-
-func newOpTiming() *opTiming { return &opTiming{sum: map[string]time.Duration{}, n: map[string]int{}} }
-
-func (t *opTiming) observe(op, _ string, d time.Duration) {
-	t.mu.Lock()
-	t.sum[op] += d
-	t.n[op]++
-	t.mu.Unlock()
-}
-
-func (t *opTiming) means() map[string]float64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := map[string]float64{}
-	for op, s := range t.sum {
-		out[op] = ms(s) / float64(t.n[op])
-	}
-	return out
-}
-
-// writeMeter samples the write count each second for the peak write rate.
-type writeMeter struct {
-	c    *secretsmanager.CallCounter
-	mu   sync.Mutex
-	best int
-}
-
-func newWriteMeter(c *secretsmanager.CallCounter) *writeMeter { return &writeMeter{c: c} }
-
-func (w *writeMeter) start() (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		last := w.c.Writes()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n := w.c.Writes()
-				w.mu.Lock()
-				w.best = max(w.best, n-last)
-				w.mu.Unlock()
-				last = n
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
-func (w *writeMeter) peak() float64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return float64(w.best)
-}
-
-// procStatusMB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status in MB;
-// 0 where /proc is missing.
-func procStatusMB(pid, field string) float64 {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err != nil {
-				return 0
-			}
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-// newIssuerSource is the lakiissuer source on the engine's client, one
-// management key per master merchant.
-func newIssuerSource(c *lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
-	return lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: c}, keys)
 }

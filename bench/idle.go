@@ -16,7 +16,7 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -41,7 +41,7 @@ func idleServe(ctx context.Context, binary, endpoint, lakiURL, runID string, smc
 	var merchants strings.Builder
 	for _, k := range sd.mgmt {
 		name := fmt.Sprintf("bench/%s/management/%s", runID, k.MasterMerchantID)
-		v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(lakiconnect.Sandbox), MasterMerchantID: k.MasterMerchantID,
+		v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: k.MasterMerchantID,
 			KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 		if err != nil {
 			return nil, err

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -80,7 +80,7 @@ func TestSpreadByMerchantInterleaves(t *testing.T) {
 		if i >= 4 {
 			m = "mm_B"
 		}
-		jobs = append(jobs, rotator.Job{Secret: inventory.ManagedSecret{Name: fmt.Sprint(i), Environment: lakiconnect.Sandbox, MasterMerchantID: m}})
+		jobs = append(jobs, rotator.Job{Secret: inventory.ManagedSecret{Name: fmt.Sprint(i), Environment: laki.Sandbox, MasterMerchantID: m}})
 	}
 	var got []string
 	for _, j := range spreadByMerchant(jobs) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -37,7 +38,7 @@ const (
 	runTag = "lakibench:run"
 )
 
-var benchScopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite}
+var benchScopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite}
 
 // seeded is what seeding made: the management keys per merchant and, per
 // API-key secret, the LakiConnect key id the secret holds (for the exposure).
@@ -87,14 +88,14 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 			return nil, err
 		}
 		g := &group{merchant: merchant}
-		k, err := sim.CreateKey(ctx, lakiconnect.Sandbox, g.merchant, "lakirotator management", lakiconnect.AllScopes)
+		k, err := sim.CreateKey(ctx, laki.Sandbox, g.merchant, "lakirotator management", laki.AllScopes)
 		if err != nil {
 			return nil, err
 		}
 		g.mgmt = k.Secret
 		out.mgmt = append(out.mgmt, k)
 		out.issued = append(out.issued, k.Secret)
-		out.keys[lakiissuer.Target{Environment: lakiconnect.Sandbox, MasterMerchantID: g.merchant}] = lakiissuer.StaticKey(k.Secret)
+		out.keys[lakiissuer.Target{Environment: laki.Sandbox, MasterMerchantID: g.merchant}] = lakiissuer.StaticKey(k.Secret)
 		groups = append(groups, g)
 		return g, nil
 	}
@@ -188,22 +189,22 @@ func seedVersion(name string) string { return rotator.VersionID(name, "lakibench
 
 func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, merchant string, s seedSpec) (secretstore.Credential, map[string]string, error) {
 	tags := map[string]string{
-		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(lakiconnect.Sandbox),
+		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(laki.Sandbox),
 		inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policyFor(s.kind),
 	}
 	if s.owner != "" {
 		tags[inventory.TagOwners] = s.owner
 	}
 	if s.kind == inventory.KindWebhookSecret {
-		ep, ws, err := sim.AddWebhookEndpoint(ctx, lakiconnect.Sandbox, merchant, "https://hooks.example.test/"+s.name)
+		ep, ws, err := sim.AddWebhookEndpoint(ctx, laki.Sandbox, merchant, "https://hooks.example.test/"+s.name)
 		if err != nil {
 			return secretstore.Credential{}, nil, err
 		}
 		tags[inventory.TagEndpointID] = ep.ID
-		return secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: string(lakiconnect.Sandbox), MasterMerchantID: merchant,
+		return secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: string(laki.Sandbox), MasterMerchantID: merchant,
 			EndpointID: ep.ID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt}, tags, nil
 	}
-	k, err := client.CreateAPIKey(ctx, rotator.IdempotencyKey(s.name, seedVersion(s.name), "seed"), lakiconnect.CreateAPIKeyRequest{
+	k, err := client.CreateAPIKey(ctx, rotator.IdempotencyKey(s.name, seedVersion(s.name), "seed"), laki.CreateAPIKeyRequest{
 		Name:   "seed " + s.name[len(s.name)-8:],
 		Scopes: benchScopes,
 		Metadata: map[string]string{
@@ -215,6 +216,12 @@ func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, mer
 	if err != nil {
 		return secretstore.Credential{}, nil, err
 	}
-	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(lakiconnect.Sandbox), MasterMerchantID: merchant,
+	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: merchant,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}, tags, nil
+}
+
+// newIssuerSource is the lakiissuer source on the engine's client, one
+// management key per master merchant.
+func newIssuerSource(c *lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
+	return lakiissuer.NewSource(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: c}, keys)
 }

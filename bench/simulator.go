@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 )
@@ -27,11 +28,11 @@ type simulator interface {
 	// BaseURL is the server's root; the sandbox API is under /sandbox/v1.
 	BaseURL() string
 	AddMasterMerchant(ctx context.Context) (string, error)
-	CreateKey(ctx context.Context, env lakiconnect.Environment, merchant, name string, scopes []lakiconnect.Scope) (lakiconnect.APIKeyWithSecret, error)
-	AddWebhookEndpoint(ctx context.Context, env lakiconnect.Environment, merchant, url string) (lakiconnect.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error)
+	CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error)
+	AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error)
 	ExposeKey(ctx context.Context, keyID string) (string, error)
 	// KeyStatus reads a key's status at LakiConnect, as the merchant sees it.
-	KeyStatus(ctx context.Context, merchant, keyID string) (lakiconnect.KeyStatus, error)
+	KeyStatus(ctx context.Context, merchant, keyID string) (laki.KeyStatus, error)
 	Close()
 }
 
@@ -52,16 +53,16 @@ func (s *inProcess) Close()          { s.srv.Close(); s.sim.Close() }
 func (s *inProcess) AddMasterMerchant(context.Context) (string, error) {
 	return s.sim.AddMasterMerchant(""), nil
 }
-func (s *inProcess) CreateKey(_ context.Context, env lakiconnect.Environment, merchant, name string, scopes []lakiconnect.Scope) (lakiconnect.APIKeyWithSecret, error) {
+func (s *inProcess) CreateKey(_ context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error) {
 	return s.sim.CreateKey(env, merchant, name, scopes)
 }
-func (s *inProcess) AddWebhookEndpoint(_ context.Context, env lakiconnect.Environment, merchant, url string) (lakiconnect.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
+func (s *inProcess) AddWebhookEndpoint(_ context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
 	return s.sim.AddWebhookEndpoint(env, merchant, url, []string{})
 }
 func (s *inProcess) ExposeKey(_ context.Context, keyID string) (string, error) {
 	return s.sim.ExposeKey(keyID, "public_repository", "")
 }
-func (s *inProcess) KeyStatus(_ context.Context, _, keyID string) (lakiconnect.KeyStatus, error) {
+func (s *inProcess) KeyStatus(_ context.Context, _, keyID string) (laki.KeyStatus, error) {
 	k, ok := s.sim.Key(keyID)
 	if !ok {
 		return "", fmt.Errorf("simulator: no key %s", keyID)
@@ -183,7 +184,7 @@ func (s *separateProcess) AddMasterMerchant(ctx context.Context) (string, error)
 	return out.ID, err
 }
 
-func (s *separateProcess) CreateKey(ctx context.Context, env lakiconnect.Environment, merchant, name string, scopes []lakiconnect.Scope) (lakiconnect.APIKeyWithSecret, error) {
+func (s *separateProcess) CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error) {
 	var out lakiconnect.APIKeyWithSecret
 	err := s.admin(ctx, "keys", map[string]any{"environment": env, "master_merchant_id": merchant, "name": name, "scopes": scopes}, &out)
 	if err == nil && (out.ID == "" || out.Secret.IsZero()) {
@@ -192,9 +193,9 @@ func (s *separateProcess) CreateKey(ctx context.Context, env lakiconnect.Environ
 	return out, err
 }
 
-func (s *separateProcess) AddWebhookEndpoint(ctx context.Context, env lakiconnect.Environment, merchant, url string) (lakiconnect.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
+func (s *separateProcess) AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
 	var out struct {
-		Endpoint lakiconnect.WebhookEndpoint        `json:"endpoint"`
+		Endpoint laki.WebhookEndpoint               `json:"endpoint"`
 		Secret   lakiconnect.WebhookSecretWithValue `json:"secret"`
 	}
 	err := s.admin(ctx, "webhook_endpoints", map[string]any{"environment": env, "master_merchant_id": merchant, "url": url, "enabled_events": []string{}}, &out)
@@ -214,12 +215,12 @@ func (s *separateProcess) ExposeKey(ctx context.Context, keyID string) (string, 
 
 // KeyStatus asks the Management API with a key of the merchant's own (not
 // the rotator's: its rate limit is the rotator's to use).
-func (s *separateProcess) KeyStatus(ctx context.Context, merchant, keyID string) (lakiconnect.KeyStatus, error) {
+func (s *separateProcess) KeyStatus(ctx context.Context, merchant, keyID string) (laki.KeyStatus, error) {
 	s.mu.Lock()
 	c, ok := s.observers[merchant]
 	s.mu.Unlock()
 	if !ok {
-		k, err := s.CreateKey(ctx, lakiconnect.Sandbox, merchant, "lakibench observer", []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead})
+		k, err := s.CreateKey(ctx, laki.Sandbox, merchant, "lakibench observer", []laki.Scope{laki.ScopeAPIKeysRead})
 		if err != nil {
 			return "", err
 		}

@@ -126,15 +126,15 @@ func newBootstrapCmd(stdio IO, g *globalFlags) *cobra.Command {
 			case err != nil:
 				return withCode(ExitFailure, err)
 			}
-			if cur, ok := existing.VersionWithStage(secretstore.StageCurrent); ok && cur.ID != versionID {
-				return withCode(ExitFailure, fmt.Errorf("secret %q already holds a management key (version %s): the rotator rotates it from here; nothing stored", name, cur.ID))
-			}
 			// The same key bootstrapped again is already current: nothing to write.
-			if cur, ok := existing.VersionWithStage(secretstore.StageCurrent); !ok || cur.ID != versionID {
+			switch cur, ok := existing.VersionWithStage(secretstore.StageCurrent); {
+			case ok && cur.ID != versionID:
+				return withCode(ExitFailure, fmt.Errorf("secret %q already holds a management key (version %s): the rotator rotates it from here; nothing stored", name, cur.ID))
+			case !ok:
 				if err := st.PutPending(ctx, name, versionID, value); err != nil {
 					return withCode(ExitFailure, err)
 				}
-				if err := st.MoveStage(ctx, name, secretstore.StageCurrent, versionID, cur.ID); err != nil {
+				if err := st.MoveStage(ctx, name, secretstore.StageCurrent, versionID, ""); err != nil {
 					return withCode(ExitFailure, err)
 				}
 			}

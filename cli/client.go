@@ -99,7 +99,8 @@ func (g *globalFlags) apiClient(stdio IO) (*httpapi.Client, error) {
 // waitAndReport follows a trigger to its end, printing progress, and returns
 // the exit code its outcome deserves.
 func waitAndReport(ctx context.Context, stdio IO, c *httpapi.Client, st httpapi.TriggerStatus, output string) error {
-	final, err := c.Wait(ctx, st.ID, 250*time.Millisecond, func(p httpapi.TriggerStatus) {
+	get := func(ctx context.Context) (httpapi.TriggerStatus, error) { return c.TriggerStatus(ctx, st.ID) }
+	final, err := follow(ctx, get, 250*time.Millisecond, func(p httpapi.TriggerStatus) {
 		if output == "table" {
 			fmt.Fprintf(stdio.Err, "  %d/%d done, %d failed\n", p.Done+p.Failed, p.Total, p.Failed)
 		}
@@ -107,18 +108,22 @@ func waitAndReport(ctx context.Context, stdio IO, c *httpapi.Client, st httpapi.
 	if err != nil {
 		return err
 	}
-	return reportFinal(stdio, final, output)
+	return reportFinal(stdio, final, output, false)
 }
 
 // reportFinal prints a finished trigger and returns the exit code its outcome deserves.
-func reportFinal(stdio IO, final httpapi.TriggerStatus, output string) error {
+func reportFinal(stdio IO, final httpapi.TriggerStatus, output string, local bool) error {
 	if output == "json" {
 		if err := writeJSON(stdio.Out, triggerJSON(final)); err != nil {
 			return err
 		}
 	} else {
 		for _, s := range final.Secrets {
-			line := fmt.Sprintf("%-40s %-10s", s.Secret, s.State)
+			state := s.State
+			if retrying(s) {
+				state = "retrying"
+			}
+			line := fmt.Sprintf("%-40s %-10s", s.Secret, state)
 			if s.VersionID != "" {
 				line += " version " + s.VersionID
 			}
@@ -127,7 +132,15 @@ func reportFinal(stdio IO, final httpapi.TriggerStatus, output string) error {
 			}
 			fmt.Fprintln(stdio.Out, line)
 		}
-		fmt.Fprintf(stdio.Out, "trigger %s: %s (%d succeeded, %d failed)\n", final.ID, final.State, final.Done, final.Failed)
+		if n := retried(final); n > 0 && !final.Finished() {
+			fmt.Fprintf(stdio.Out, "trigger %s: %s (%d succeeded, %d failed, %d failed and retried: %s)\n", final.ID, final.State,
+				final.Done, final.Failed, n, retryNote(local))
+		} else {
+			fmt.Fprintf(stdio.Out, "trigger %s: %s (%d succeeded, %d failed)\n", final.ID, final.State, final.Done, final.Failed)
+		}
+	}
+	if !final.Finished() && retried(final) > 0 {
+		return retryErr(final, local)
 	}
 	switch final.State {
 	case httpapi.StateSucceeded:

@@ -24,7 +24,7 @@ type ValidateResult struct {
 }
 
 func newConfigCmd(stdio IO, g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check a config file"}
+	cmd := &cobra.Command{Use: "config", Short: "Check a config file", Example: "  lakirotator config validate --config lakirotator.yaml --online"}
 	var online bool
 	var configEnv string
 	validate := &cobra.Command{
@@ -108,8 +108,8 @@ func newConfigCmd(stdio IO, g *globalFlags) *cobra.Command {
 }
 
 func printValidate(stdio IO, res ValidateResult, online bool) {
-	fmt.Fprintf(stdio.Out, "%s: valid (%d environment(s): %s; %d declared secret(s); %d polic(ies))\n",
-		res.Config, len(res.Environments), strings.Join(res.Environments, ", "), res.Secrets, len(res.Policies))
+	fmt.Fprintf(stdio.Out, "%s: valid (%s: %s; %s; %s)\n", res.Config, count(len(res.Environments), "environment", "environments"),
+		strings.Join(res.Environments, ", "), count(res.Secrets, "declared secret", "declared secrets"), count(len(res.Policies), "policy", "policies"))
 	for _, n := range res.Notes {
 		fmt.Fprintf(stdio.Out, "note: %s\n", n)
 	}
@@ -158,4 +158,11 @@ func firstNonEmptyString(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

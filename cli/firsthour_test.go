@@ -16,6 +16,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -134,7 +135,7 @@ func TestCLIConventions(t *testing.T) {
 		}
 	}
 	for _, verb := range [][]string{{"serve"}, {"rotate"}, {"trigger"}, {"status"}, {"inventory"}, {"plan"}, {"sweep"},
-		{"policy", "check"}, {"audit", "verify"}, {"audit", "report"}, {"config", "validate"}, {"bootstrap"}, {"version"}} {
+		{"policy"}, {"policy", "check"}, {"audit"}, {"audit", "verify"}, {"audit", "report"}, {"config"}, {"config", "validate"}, {"bootstrap"}, {"version"}} {
 		r := run(nil, append(verb, "--help")...)
 		if r.code != 0 || !strings.Contains(r.out, "Examples:\n  lakirotator "+verb[0]) {
 			t.Errorf("%v --help: exit %d; no Examples section showing the verb:\n%s", verb, r.code, r.out)
@@ -557,5 +558,26 @@ func TestBootstrapStoresAManagementKeyFromStdin(t *testing.T) {
 	r = runWith(w.env, other.Secret.Reveal()+"\n", false, "bootstrap", "--config", path, "--environment", "sandbox")
 	if r.code != cli.ExitFailure || !strings.Contains(r.err, "already holds a management key") {
 		t.Errorf("a second key: exit %d, stderr %q", r.code, r.err)
+	}
+}
+
+// An emergency that fails for a reason another try can fix is retried by
+// the daemon until done; the CLI reports it as failing and retried instead
+// of waiting forever, and exits 1.
+func TestEmergencyRetriedIsReportedNotWaitedFor(t *testing.T) {
+	w := newCLIWorld(t, allScopes, false)
+	if err := w.fix.Sim.InjectFault(lakisim.Fault{Method: "POST", PathPrefix: "/api_keys", Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.currentVersion(t, "app/checkout")
+	r := run(w.env, "rotate", "--local", "--config", w.cfgPath, "app/checkout", "--cause", "compromise", "--reason", "leaked", "--yes")
+	if r.code != cli.ExitFailure {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.out, r.err)
+	}
+	if !strings.Contains(r.out, "app/checkout") || !strings.Contains(r.out, "retrying") || !strings.Contains(r.err, "failed and are retried") {
+		t.Errorf("the retried secret is not reported as such:\nstdout %s\nstderr %s", r.out, r.err)
+	}
+	if got := w.currentVersion(t, "app/checkout"); got != before {
+		t.Errorf("app/checkout changed although LakiConnect refused every create")
 	}
 }

@@ -112,28 +112,7 @@ func newPolicyCmd(stdio IO, g *globalFlags) *cobra.Command {
 func newAuditCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit trail",
 		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl\n  lakirotator audit report audit.jsonl --format markdown"}
-	verify := &cobra.Command{
-		Use:     "verify FILE",
-		Short:   "Walk the hash chain and report the first edited, deleted, inserted or reordered record",
-		Example: "  lakirotator audit verify ~/.cache/lakirotator-demo/audit.jsonl",
-		Args:    needArgs("FILE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			defer f.Close()
-			res, err := audit.Verify(f)
-			if err != nil {
-				return withCode(ExitFailure, fmt.Errorf("reading %s: %w", args[0], err))
-			}
-			fmt.Fprintln(stdio.Out, res.String())
-			if !res.OK() {
-				return withCode(ExitFailure, fmt.Errorf("audit trail %s does not verify", args[0]))
-			}
-			return nil
-		},
-	}
+	verify := newAuditVerifyCmd(stdio, g)
 	var format, from, to string
 	report := &cobra.Command{
 		Use:   "report FILE",

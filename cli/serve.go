@@ -207,7 +207,14 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 		return withCode(ExitFailure, err)
 	}
 	fmt.Fprintf(stdio.Err, "rotating %d secret(s) in this process\n", st.Total)
-	final, err := svc.Daemon.WaitTrigger(ctx, st.ID, func(p trigger.Status) {
+	get := func(context.Context) (httpapi.TriggerStatus, error) {
+		cur, ok := svc.Daemon.TriggerStatus(st.ID)
+		if !ok {
+			return httpapi.TriggerStatus{}, fmt.Errorf("no trigger %q in this process", st.ID)
+		}
+		return httpapi.StatusJSON(cur), nil
+	}
+	final, err := follow(ctx, get, 50*time.Millisecond, func(p httpapi.TriggerStatus) {
 		if g.output == "table" {
 			fmt.Fprintf(stdio.Err, "  %d/%d done, %d failed\n", p.Done+p.Failed, p.Total, p.Failed)
 		}
@@ -215,7 +222,7 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	return reportFinal(stdio, httpapi.StatusJSON(final), g.output)
+	return reportFinal(stdio, final, g.output, true)
 }
 
 func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inventory, error) {

@@ -275,6 +275,8 @@ type TokenConfig struct {
 type AuditConfig struct {
 	File   string `yaml:"file"`
 	Stdout bool   `yaml:"stdout"`
+	// Anchor ships the file's records and KMS-signed digests to S3 (auditanchor.go).
+	Anchor *AuditAnchorConfig `yaml:"anchor"`
 }
 
 // Log formats.

@@ -124,6 +124,9 @@ func (c *Config) applyDefaults() {
 	if unset("audit.stdout") && c.Audit.File == "" {
 		c.Audit.Stdout = true
 	}
+	if a := c.Audit.Anchor; a != nil {
+		defDur("audit.anchor.interval", &a.Interval, DefaultAuditAnchorInterval)
+	}
 	defStr("log.format", &c.Log.Format, DefaultLogFormat)
 	defStr("log.level", &c.Log.Level, DefaultLogLevel)
 }
@@ -197,6 +200,7 @@ func (c *Config) validate(ps *problems, opts ...Option) {
 	if c.Audit.File == "" && !c.Audit.Stdout {
 		ps.add("audit", "audit records would go nowhere: set file or stdout: true")
 	}
+	v.auditAnchor()
 	if !oneOf(c.Log.Format, LogJSON, LogText, LogAuto) {
 		ps.add("log.format", "%q is not one of json, text, auto", c.Log.Format)
 	}

@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/time/rate"
 
+	"github.com/lakirotator/lakirotator/audit"
+	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -50,6 +53,8 @@ type BuildOptions struct {
 	Hooks  rotator.Hooks
 	// CallCounters receive every Secrets Manager call (benchmarks, tests).
 	CallCounters map[lakiconnect.Environment]*secretsmanager.CallCounter
+	// AuditFileWriter wraps the audit file's writes (tests play a full disk).
+	AuditFileWriter func(io.Writer) io.Writer
 	// RetireInterval and RefreshInterval override the daemon's defaults.
 	RetireInterval, RefreshInterval time.Duration
 }
@@ -71,6 +76,10 @@ type Service struct {
 	// metricsHandler serves /metrics on http.metrics.listen; nil when
 	// metrics share the API's listener.
 	metricsHandler http.Handler
+	audit          *audit.Writer   // nil when no audit sink is configured
+	anchor         *anchor.Shipper // nil without audit.anchor
+
+	anchorRunning atomic.Bool
 }
 
 // Build turns a validated config into a service. Nothing is started.
@@ -120,20 +129,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 
 	calls := newRecentCalls(o.Clock)
 	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
-	keys := map[lakiissuer.Target]lakiissuer.KeySource{}
+	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
 		if len(ec.LakiConnect.MasterMerchants) == 0 {
 			return nil, fmt.Errorf("environments.%s.lakiconnect.master_merchants: at least one is needed", env)
 		}
 		for _, m := range ec.LakiConnect.MasterMerchants {
-			keys[lakiissuer.Target{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
+			keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
 		}
 		// The client is built with the first merchant's key; every call
 		// goes out with the key of the merchant it acts for. Reading it
 		// now also fails fast when a management key is unreadable.
 		firstMM := ec.LakiConnect.MasterMerchants[0]
-		first, err := keys[lakiissuer.Target{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
+		first, err := keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.lakiconnect: management key %q: %w", env, firstMM.ManagementKey.Secret, err)
 		}
@@ -149,7 +158,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		clients[env] = c
 	}
-	issuers := lakiissuer.NewSource(clients, keys)
+	merchants, err := lakiconnect.NewMerchants(clients, keys)
+	if err != nil {
+		return nil, err
+	}
+	issuers := lakiissuer.FromMerchants(merchants)
 
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -193,10 +206,10 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		return nil, err
 	}
 	u401, u403, uWindow := cfg.AuthWatch.Unattributed.Thresholds()
-	s.Scans = newScans(d, pols, clients, keys, scanMetrics, policies.Alerts{Unauthorized401: u401, Forbidden403: u403, Window: uWindow})
+	s.Scans = newScans(d, pols, merchants, scanMetrics, policies.Alerts{Unauthorized401: u401, Forbidden403: u403, Window: uWindow})
 	s.Scans.own = ownCredentials(cfg, pols)
 
-	if err := s.buildAudit(cfg, o, bus); err != nil {
+	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
 		return nil, err
 	}
 	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
@@ -211,7 +224,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		return nil, fmt.Errorf("http.tokens: %w", err)
 	}
 	every := cfg.HTTP.ReadinessEvery()
-	s.ready = httpapi.NewReadiness(s.readiness(cfg, issuers, calls, every), every, o.Clock)
+	s.ready = httpapi.NewReadiness(s.readiness(cfg, merchants, calls, every), every, o.Clock)
 	api := httpapi.Options{
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
 		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),

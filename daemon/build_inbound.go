@@ -25,7 +25,7 @@ func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o Buil
 			if w == nil {
 				continue
 			}
-			held := &storeSigningSecrets{store: stores[env], secret: w.Secret, clock: o.Clock, ttl: signingSecretsTTL}
+			held := newStoreSigningSecrets(stores[env], w.Secret, o.Clock)
 			bus.Subscribe(held)
 			rcv, err := securityevents.New(securityevents.Options{
 				Environment: env, MasterMerchants: []string{m.ID}, Secrets: held,

@@ -16,10 +16,10 @@ import (
 	"github.com/lakirotator/lakirotator/notify/terminal"
 )
 
-func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus) error {
+func (s *Service) buildAudit(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus) error {
 	var sinks []audit.Sink
 	if cfg.Audit.File != "" {
-		fs, err := audit.OpenFileSink(cfg.Audit.File)
+		fs, err := audit.OpenFileSinkWith(cfg.Audit.File, audit.FileOptions{Clock: o.Clock, WrapWriter: o.AuditFileWriter})
 		if err != nil {
 			return fmt.Errorf("audit.file: %w", err)
 		}
@@ -29,10 +29,7 @@ func (s *Service) buildAudit(cfg *config.Config, o BuildOptions, bus *events.Bus
 	if cfg.Audit.Stdout {
 		sinks = append(sinks, audit.NewStreamSink(o.Stdout))
 	}
-	if len(sinks) > 0 {
-		bus.Subscribe(audit.NewWriter(o.Clock, o.Logger, sinks...))
-	}
-	return nil
+	return s.wireAudit(ctx, cfg, o, bus, sinks)
 }
 
 func (s *Service) buildNotifications(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus, r config.Resolver, catalog *inventory.Catalog) error {

@@ -77,6 +77,7 @@ type Daemon struct {
 	retireEvery, refreshEvery time.Duration
 	facts                     credentialFacts                    // what stored versions say, by version id
 	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
+	audit                     auditGate                          // rotations wait while the audit cannot be written
 
 	escalateAfter time.Duration
 
@@ -120,6 +121,7 @@ func New(p Parts) (*Daemon, error) {
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
 		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{},
+		audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }
 
@@ -183,6 +185,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	})
 	<-ctx.Done()
+	d.stopPausedRotations()
 	loops.Wait()
 	d.log.Info("shutting down: finishing the rotations in hand, starting nothing new")
 	d.quitOnce.Do(func() { close(d.quit) })
@@ -288,9 +291,9 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 	}
 }
 
-// runJobs submits jobs to their environment's engine and waits for them,
+// runJobsNow submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
-func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
+func (d *Daemon) runJobsNow(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
 	byEnv := map[lakiconnect.Environment][]rotator.Job{}
 	for _, j := range jobs {
 		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)

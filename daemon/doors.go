@@ -15,7 +15,6 @@ import (
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
 // The daemon is the API's controller: its one trigger path and the inventory.
@@ -62,7 +61,7 @@ func (r *recentCalls) since(env lakiconnect.Environment, t time.Time) bool {
 // master merchant. So readiness costs at most one LakiConnect call per
 // merchant per interval, whatever the number of /readyz calls, and a
 // process busy rotating is ready without probing.
-func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source, calls *recentCalls, every time.Duration) []httpapi.ReadinessCheck {
+func (s *Service) readiness(cfg *config.Config, merchants *lakiconnect.Merchants, calls *recentCalls, every time.Duration) []httpapi.ReadinessCheck {
 	var checks []httpapi.ReadinessCheck
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -80,14 +79,17 @@ func (s *Service) readiness(cfg *config.Config, issuers *lakiissuer.Source, call
 				if calls.since(env, calls.clock.Now().Add(-every)) {
 					return nil
 				}
-				iss, err := issuers.Issuer(ctx, env, m.ID)
+				c, err := merchants.Client(env, m.ID)
 				if err != nil {
 					return err
 				}
-				_, err = iss.WhoAmI(ctx)
+				_, err = c.WhoAmI(ctx)
 				return err
 			}})
 		}
+	}
+	if s.audit != nil {
+		checks = append(checks, httpapi.ReadinessCheck{Name: "audit", Check: s.audit.Check})
 	}
 	return checks
 }

@@ -163,7 +163,7 @@ func TestFloodOfForgedAndOversizedRequestsIsBounded(t *testing.T) {
 	}
 	t.Logf("oversized requests sent in %s", time.Since(start))
 
-	_, metrics := get(t, r.url+"/metrics", "")
+	_, metrics := getURL(t, r.url+"/metrics", "")
 	counted := map[string]int{}
 	for _, m := range refusedSeries.FindAllStringSubmatch(metrics, -1) {
 		n, _ := strconv.Atoi(m[3])

@@ -33,7 +33,7 @@ func TestSigningSecretsAreHeldAndDroppedOnRotation(t *testing.T) {
 	if _, err := st.Create(ctx, "sec/sandbox", "test", nil, &first); err != nil {
 		t.Fatal(err)
 	}
-	held := &storeSigningSecrets{store: st, secret: "sec/sandbox", clock: clk, ttl: signingSecretsTTL}
+	held := newStoreSigningSecrets(st, "sec/sandbox", clk)
 	read := func() []string {
 		vs, err := held.SigningSecrets(ctx, false)
 		if err != nil {

@@ -77,7 +77,7 @@ func (s *Scans) addOwn(ctx context.Context, idx *keyIndex) error {
 		}
 		if prev, ok := sec.VersionWithStage(secretstore.StagePrevious); ok {
 			if c, err := s.ownFacts.of(ctx, env.Store, m.Secret, prev.ID); err == nil {
-				m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
+				m.PreviousIDs = append(m.PreviousIDs, c.ID())
 			}
 		}
 		idx.managed = append(idx.managed, m)

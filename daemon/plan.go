@@ -78,9 +78,8 @@ func (s *Service) Plan(ctx context.Context, dueWithin time.Duration) ([]PlanItem
 		if known {
 			it.AgeSeconds = int64(now.Sub(since).Seconds())
 		}
-		if p.Schedule != nil {
-			next := p.NextRun(now)
-			it.NextRun = &next
+		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
+			it.NextRun = &next // what status shows: the slot, moved into the rotation window
 		}
 		switch {
 		case hasPend && (!hasCur || pend.ID != cur.ID):
@@ -121,13 +120,13 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		}
 		st := audit.SecretState{Name: e.Managed.Name, Kind: string(e.Managed.Kind), Environment: string(e.Managed.Environment), MasterMerchantID: e.Managed.MasterMerchantID}
 		if c, err := currentCredential(ctx, d.envs[e.Managed.Environment].Store, e.Managed.Name); err == nil {
-			st.KeyID, st.Scopes, st.CreatedAt = credentialID(c), c.Scopes, c.CreatedAt
+			st.KeyID, st.Scopes, st.CreatedAt = c.ID(), c.Scopes, c.CreatedAt
 		}
 		if p, ok := d.policies.Get(e.Managed.Policy); ok {
 			st.PolicyMaxAge = p.MaxAge
 			st.PolicyScopes = lakiconnect.ScopeNames(p.Scopes)
-			if p.Schedule != nil {
-				st.NextDue = p.NextRun(now)
+			if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
+				st.NextDue = next
 			}
 		}
 		out = append(out, st)

@@ -17,7 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
-func get(t *testing.T, url, token string) (int, string) {
+func getURL(t *testing.T, url, token string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if token != "" {
@@ -37,7 +37,7 @@ var whoamiSeries = regexp.MustCompile(`lakirotator_provider_calls_total\{operati
 // whoamiCalls is how many /whoami calls the process has made, by its metrics.
 func whoamiCalls(t *testing.T, metricsURL string) int {
 	t.Helper()
-	_, body := get(t, metricsURL, "")
+	_, body := getURL(t, metricsURL, "")
 	n := 0
 	for _, m := range whoamiSeries.FindAllStringSubmatch(body, -1) {
 		v, _ := strconv.Atoi(m[1])
@@ -64,12 +64,12 @@ func TestReadinessFromOwnCallsCostsNoQuotaAndLeaksNothing(t *testing.T) {
 	w.waitTrigger(r, st.ID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, _ := get(t, r.url+"/readyz", "")
+		code, _ := getURL(t, r.url+"/readyz", "")
 		if code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			_, details := get(t, r.url+"/readyz", apiToken)
+			_, details := getURL(t, r.url+"/readyz", apiToken)
 			t.Fatalf("/readyz not ready while /whoami is slow and rotations work: %s", details)
 		}
 		time.Sleep(15 * time.Millisecond)
@@ -79,7 +79,7 @@ func TestReadinessFromOwnCallsCostsNoQuotaAndLeaksNothing(t *testing.T) {
 	before := whoamiCalls(t, r.url+"/metrics")
 	for i := range 1000 {
 		start := time.Now()
-		code, body := get(t, r.url+"/readyz", "")
+		code, body := getURL(t, r.url+"/readyz", "")
 		if took := time.Since(start); took > time.Second {
 			t.Fatalf("/readyz call %d took %s", i, took)
 		}
@@ -92,7 +92,7 @@ func TestReadinessFromOwnCallsCostsNoQuotaAndLeaksNothing(t *testing.T) {
 	if n > 1 {
 		t.Errorf("1,000 /readyz calls cost %d /whoami calls; at most the one of a background interval", n)
 	}
-	code, body := get(t, r.url+"/readyz", apiToken)
+	code, body := getURL(t, r.url+"/readyz", apiToken)
 	if code != http.StatusOK || !strings.Contains(body, `"checked_at"`) || !strings.Contains(body, `"failures"`) {
 		t.Errorf("authenticated /readyz: %d %s; want the details", code, body)
 	}
@@ -116,10 +116,10 @@ func TestMetricsOnTheirOwnListenerNameNoSecret(t *testing.T) {
 	}
 	w.waitTrigger(r, st.ID)
 
-	if code, _ := get(t, r.url+"/metrics", ""); code != http.StatusNotFound {
+	if code, _ := getURL(t, r.url+"/metrics", ""); code != http.StatusNotFound {
 		t.Errorf("API listener /metrics: %d, want 404 when metrics have their own listener", code)
 	}
-	code, body := get(t, "http://"+addr+"/metrics", "")
+	code, body := getURL(t, "http://"+addr+"/metrics", "")
 	if code != http.StatusOK || !strings.Contains(body, `lakirotator_rotations_total{cause="manual",result="succeeded"} 1`) {
 		t.Fatalf("metrics listener: %d, rotations series missing", code)
 	}
@@ -128,7 +128,7 @@ func TestMetricsOnTheirOwnListenerNameNoSecret(t *testing.T) {
 			t.Errorf("unauthenticated /metrics names %s", name)
 		}
 	}
-	if code, _ := get(t, "http://"+addr+"/v1/inventory", apiToken); code != http.StatusNotFound {
+	if code, _ := getURL(t, "http://"+addr+"/v1/inventory", apiToken); code != http.StatusNotFound {
 		t.Errorf("metrics listener serves the API: %d", code)
 	}
 }

@@ -58,6 +58,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	daemonErr := make(chan error, 1)
 	go func() { daemonErr <- s.Daemon.Run(runCtx) }()
 	loops := s.startLoops(runCtx)
+	s.startAuditLoops(runCtx, loops)
 
 	select {
 	case err = <-daemonErr:
@@ -94,6 +95,7 @@ func (s *Service) Close(ctx context.Context) error {
 // Shutdown stops the engines (finishing rotations in hand) and closes the
 // sinks; for one-shot CLI use, where Run was never called.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.Daemon.stopPausedRotations()
 	for _, env := range s.Envs {
 		env.Engine.Close()
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
@@ -17,56 +16,8 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 	"github.com/lakirotator/lakirotator/trigger"
 )
-
-// merchantClient calls LakiConnect with a merchant's current management key,
-// read per call, so that the scans follow the management key's rotation.
-type merchantClient struct {
-	base *lakiconnect.Client
-	key  lakiissuer.KeySource
-}
-
-func (m merchantClient) client(ctx context.Context) (*lakiconnect.Client, error) {
-	k, err := m.key.Key(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return m.base.WithAPIKey(k), nil
-}
-
-func (m merchantClient) WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error) {
-	c, err := m.client(ctx)
-	if err != nil {
-		return lakiconnect.WhoAmI{}, err
-	}
-	return c.WhoAmI(ctx)
-}
-
-func (m merchantClient) APIKeys(ctx context.Context) ([]lakiconnect.APIKey, error) {
-	c, err := m.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.APIKeys(ctx)
-}
-
-func (m merchantClient) WebhookEndpoints(ctx context.Context) ([]lakiconnect.WebhookEndpoint, error) {
-	c, err := m.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.WebhookEndpoints(ctx)
-}
-
-func (m merchantClient) ListAuthFailures(ctx context.Context, since, until time.Time) ([]lakiconnect.AuthFailureCount, error) {
-	c, err := m.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.ListAuthFailures(ctx, since, until)
-}
 
 // keyRef names a key in one environment and merchant.
 type keyRef struct {
@@ -107,7 +58,7 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 			case err == nil:
 				m = m.WithCurrent(c)
 				idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(c.Scopes)
-				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, c.ID()}] = authwatch.KeyInfo{
 					State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			case errors.Is(err, secretstore.ErrNotFound):
 			case errors.Is(err, secretstore.ErrMalformedValue):
@@ -118,8 +69,8 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			if c, err := d.facts.of(ctx, env.Store, e.Managed.Name, prev.ID); err == nil {
-				m.PreviousIDs = append(m.PreviousIDs, credentialID(c))
-				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, credentialID(c)}] = authwatch.KeyInfo{
+				m.PreviousIDs = append(m.PreviousIDs, c.ID())
+				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, c.ID()}] = authwatch.KeyInfo{
 					State: authwatch.Retired, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			}
 		}
@@ -183,13 +134,6 @@ func (f *credentialFacts) keepOnly(entries []inventory.Entry) {
 	}
 }
 
-func credentialID(c secretstore.Credential) string {
-	if c.Type == secretstore.TypeWebhookSecret {
-		return c.SecretID
-	}
-	return c.KeyID
-}
-
 // Scans holds the policy scan and the 401/403 watch of a service.
 type Scans struct {
 	d        *Daemon
@@ -202,14 +146,13 @@ type Scans struct {
 	ownFacts credentialFacts
 }
 
-func newScans(d *Daemon, pols *policies.Set, clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[lakiissuer.Target]lakiissuer.KeySource, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
+func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
 	s := &Scans{d: d, lastKeys: map[keyRef]authwatch.KeyInfo{}}
 	var scanTargets []scan.Target
 	var watchTargets []authwatch.Target
-	for t, ks := range keys {
-		mc := merchantClient{base: clients[t.Environment], key: ks}
-		scanTargets = append(scanTargets, scan.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: mc})
-		watchTargets = append(watchTargets, authwatch.Target{Environment: t.Environment, MasterMerchantID: t.MasterMerchantID, Source: mc})
+	for m, c := range merchants.All() {
+		scanTargets = append(scanTargets, scan.Target{Environment: m.Environment, MasterMerchantID: m.MasterMerchantID, Source: c})
+		watchTargets = append(watchTargets, authwatch.Target{Environment: m.Environment, MasterMerchantID: m.MasterMerchantID, Source: c})
 	}
 	s.scanner = &scan.Scanner{Policies: pols, Targets: scanTargets}
 	s.monitor = &scan.Monitor{Scanner: s.scanner, Clock: d.clock, Sink: d.bus, Metrics: metrics, Logger: d.log,

@@ -24,6 +24,7 @@ const (
 	StepViolation Step = "violation" // a policy check failed
 	StepAlert     Step = "alert"     // something people must look at (401/403 spike, old key still in use)
 	StepAuth      Step = "auth"      // a refused request to the daemon's own API or receivers
+	StepAudit     Step = "audit"     // the audit trail itself: a sink failed or recovered, a torn tail was repaired
 )
 
 // Outcome is how the step ended.

@@ -39,3 +39,17 @@ func hasIDShape(s, prefix string, n int) bool {
 	}
 	return true
 }
+
+// ShortID shows an id by its last 4 characters only ("…abcd"): enough for a
+// person to tell keys apart in a message or a report, too little to look
+// one up by guessing.
+func ShortID(id string) string {
+	if id == "" {
+		return ""
+	}
+	r := []rune(id)
+	if len(r) <= 4 {
+		return "…" + id
+	}
+	return "…" + string(r[len(r)-4:])
+}

@@ -142,3 +142,11 @@ func TestIDShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestShortID(t *testing.T) {
+	for in, want := range map[string]string{"": "", "abc": "…abc", "key_abcdefghijklmnopqrstuvwx": "…uvwx", "whs_ßüöä1": "…üöä1"} {
+		if got := laki.ShortID(in); got != want {
+			t.Errorf("ShortID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,10 +1,14 @@
 package laki
 
-import "time"
+import (
+	"time"
+
+	"github.com/lakirotator/lakirotator/internal/secret"
+)
 
 // The records LakiConnect reports about its credentials (its API's schemas,
-// field names as on the wire). None holds a secret: a new secret is seen
-// once, in the client's create answers.
+// field names as on the wire). Only the create answers hold a secret, as a
+// secret.Value: it decodes from the wire and prints as [REDACTED].
 
 // WhoAmI describes the calling key.
 type WhoAmI struct {
@@ -71,4 +75,32 @@ type AuthFailureCount struct {
 	Count       int       `json:"count"`
 	FirstSeenAt time.Time `json:"first_seen_at"`
 	LastSeenAt  time.Time `json:"last_seen_at"`
+}
+
+// APIKeyWithSecret is the create response: the only time a secret is seen.
+// Secret decodes from the wire but marshals as [REDACTED].
+type APIKeyWithSecret struct {
+	APIKey
+	Secret secret.Value `json:"secret"`
+}
+
+// WebhookSecretWithValue is the create response for a signing secret.
+type WebhookSecretWithValue struct {
+	WebhookSecretInfo
+	EndpointID string       `json:"endpoint_id"`
+	Secret     secret.Value `json:"secret"`
+}
+
+// TestSignature is the answer of POST /webhook_endpoints/{id}/test_signature.
+type TestSignature struct {
+	Payload         string `json:"payload"`
+	SignatureHeader string `json:"signature_header"`
+}
+
+// ListAPIKeysOptions filters and pages GET /api_keys.
+type ListAPIKeysOptions struct {
+	// Status keeps only keys in this status; empty means all.
+	Status KeyStatus
+	// PageSize is the page limit, 1..100; 0 means 100 (fewest requests).
+	PageSize int
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // Notifier delivers one notification. retry says whether the failure is
@@ -60,25 +61,13 @@ type Notification struct {
 // Emergency reports whether the notification belongs to an emergency rotation.
 func (n Notification) Emergency() bool { return n.Cause.Emergency() }
 
-// ShortID shows an id by its last 4 characters only: "…abcd".
-func ShortID(id string) string {
-	if id == "" {
-		return ""
-	}
-	r := []rune(id)
-	if len(r) <= 4 {
-		return "…" + id
-	}
-	return "…" + string(r[len(r)-4:])
-}
-
 // FromEvent builds the notification for e.
 func FromEvent(e events.Event) Notification {
 	t := describe(e)
 	n := Notification{
 		Time: e.Time, Title: t.title, Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
 		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, Merchant: e.MasterMerchantID,
-		KeyID: ShortID(e.KeyID), PreviousKeyID: ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
+		KeyID: laki.ShortID(e.KeyID), PreviousKeyID: laki.ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
 		Cause: e.Cause, Source: e.Source, Actor: e.Actor, Reason: e.Reason,
 		Duration: e.Duration, Error: e.Error, Summary: t.summary, NextSteps: t.next, TriggerID: e.TriggerID,
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // texts is what a notification says in words: a title, what happened and
@@ -139,6 +140,12 @@ func describeAlert(e events.Event) texts {
 	case code == "auth_failure_spike":
 		t.title = on("Burst of refused requests at LakiConnect", e.Secret)
 		t.next = "Find who is calling with this key: someone guessing, or a consumer still using a retired key."
+	case code == "audit_unwritable":
+		t.title = "Audit trail cannot be written: rotations paused"
+		t.next = "Make the audit writable again (free space on the audit file's disk, or fix the error shown): scheduled and manual rotations resume by themselves, and queued records are written."
+	case code == "audit_unavailable":
+		t.title = on("Compromise rotation running without an audit trail", e.Secret)
+		t.next = "Make the audit writable again: this rotation's records are queued and written as soon as it is."
 	case code == "security_event_unhandled":
 		t.title = "Security event not acted on"
 		t.next = "Check the daemon's log for the cause; once it is fixed, LakiConnect's redelivery is acted on."
@@ -216,7 +223,7 @@ func keyWords(id, otherwise string) string {
 	if id == "" {
 		return otherwise
 	}
-	return "key " + ShortID(id)
+	return "key " + laki.ShortID(id)
 }
 
 // sentence makes s a sentence: capitalised, ending in a full stop.

@@ -407,12 +407,7 @@ func (e *Engine) hook(name string, step Step) error {
 	return nil
 }
 
-func credID(c secretstore.Credential) string {
-	if c.Type == secretstore.TypeWebhookSecret {
-		return c.SecretID
-	}
-	return c.KeyID
-}
+func credID(c secretstore.Credential) string { return c.ID() }
 
 func (e *Engine) revokeFirst(job Job) bool {
 	return job.Cause.Kind == events.CauseCompromise &&

@@ -2,7 +2,6 @@ package rotator
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/clock"
@@ -17,14 +16,7 @@ import (
 // right then), and never locks itself out: the old key keeps working
 // through its grace while caches elsewhere expire.
 type ManagementKeySource struct {
-	store secretstore.Store
-	name  string
-	ttl   time.Duration
-	clk   clock.Clock
-
-	mu      sync.Mutex
-	key     secret.Value
-	fetched time.Time
+	cached *secretstore.CachedSecrets
 }
 
 // NewManagementKeySource reads secretName's AWSCURRENT, caching it for ttl
@@ -36,32 +28,17 @@ func NewManagementKeySource(store secretstore.Store, secretName string, ttl time
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &ManagementKeySource{store: store, name: secretName, ttl: ttl, clk: clk}
+	return &ManagementKeySource{cached: secretstore.NewCachedSecrets(store, secretName, ttl, clk, secretstore.StageCurrent)}
 }
 
 // Key returns the current management key.
 func (s *ManagementKeySource) Key(ctx context.Context) (secret.Value, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clk.Now()
-	if !s.key.IsZero() && now.Sub(s.fetched) < s.ttl {
-		return s.key, nil
-	}
-	v, err := s.store.Get(ctx, s.name, secretstore.ByStage(secretstore.StageCurrent))
+	held, err := s.cached.Secrets(ctx, false)
 	if err != nil {
 		return secret.Value{}, err
 	}
-	c, err := secretstore.DecodeCredential(s.name, v.Value)
-	if err != nil {
-		return secret.Value{}, err
-	}
-	s.key, s.fetched = c.Secret, now
-	return s.key, nil
+	return held[0], nil
 }
 
 // Invalidate drops the cached key; the next Key reads the store.
-func (s *ManagementKeySource) Invalidate() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.key = secret.Value{}
-}
+func (s *ManagementKeySource) Invalidate() { s.cached.Invalidate() }

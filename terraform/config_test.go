@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -205,6 +206,12 @@ func sampleConfigVars(env string, webhook bool) map[string]cty.Value {
 		"policies_dir":         cty.StringVal("/etc/lakirotator/policies"),
 		"http_port":            cty.NumberIntVal(8080),
 		"log_level":            cty.StringVal("info"),
+		"audit": cty.ObjectVal(map[string]cty.Value{
+			"file":       cty.StringVal("/var/lib/lakirotator/audit.jsonl"),
+			"bucket":     cty.StringVal("acme-lakirotator-audit-" + env),
+			"prefix":     cty.StringVal(env + "/"),
+			"kms_key_id": cty.StringVal("alias/lakirotator-" + env + "-audit"),
+		}),
 		"master_merchants": cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
 			"id":                    cty.StringVal(mm),
 			"management_key_secret": cty.StringVal("lakirotator/" + env + "/management-key"),
@@ -283,6 +290,9 @@ func TestExampleConfigPassesDaemonValidation(t *testing.T) {
 				}
 				if cfg.PoliciesDir != "/etc/lakirotator/policies" {
 					t.Errorf("policies_dir = %q", cfg.PoliciesDir)
+				}
+				if a := cfg.Audit.Anchor; cfg.Audit.File == "" || a == nil || a.Bucket == "" || a.KMSKeyID == "" || a.Interval.Std() != 5*time.Minute {
+					t.Errorf("audit = %+v (anchor %+v); want a file shipped to the audit bucket with signed digests every 5m", cfg.Audit, a)
 				}
 				if !cfg.Discovery.Enabled {
 					t.Error("discovery is off: the managed-secrets tags would be ignored")
@@ -440,6 +450,9 @@ func TestAlarmsMatchTheDaemonsLogLines(t *testing.T) {
 		t.Fatal("daemon/security.go no longer raises auth_failure_spike: update the alarm's codes")
 	}
 	codes = append(codes, "auth_failure_spike")
+	if wiring, err := os.ReadFile("../daemon/auditwiring.go"); err != nil || !strings.Contains(string(wiring), `"audit_unwritable"`) {
+		t.Fatalf("daemon/auditwiring.go no longer raises audit_unwritable (%v): update the audit_unwritable filter", err)
+	}
 	sort.Strings(codes)
 	got := ctyStrings(evalExpr(t, m, m.Locals["auth_reason_codes"].Expr))
 	sort.Strings(got)
@@ -452,6 +465,11 @@ func TestAlarmsMatchTheDaemonsLogLines(t *testing.T) {
 	logged := goFuncStrings(t, "../daemon/observe.go", "Emit")
 	for s := range logged {
 		written[s] = true
+	}
+	for _, src := range [][2]string{{"../audit/writer.go", "Emit"}, {"../audit/anchor/shipper.go", "Run"}} {
+		for s := range goFuncStrings(t, src[0], src[1]) {
+			logged[s] = true
+		}
 	}
 	sched := goFuncStrings(t, "../daemon/daemon.go", "logScheduleCheck")
 	for s := range sched {

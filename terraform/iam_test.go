@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 )
 
@@ -263,6 +265,18 @@ func wildcardResourceAllowed() []wildcardException {
 			Doc:    "modules/environment-key data.aws_iam_policy_document.key",
 			Reason: "in a KMS key policy the resource \"*\" means this key (its ARN does not exist yet when the policy is written)",
 		},
+		{
+			Doc:    "modules/audit-anchor data.aws_iam_policy_document.key",
+			Reason: "in a KMS key policy the resource \"*\" means this key (its ARN does not exist yet when the policy is written)",
+		},
+	}
+}
+
+// denyEveryoneAllowed lists the Deny statements that may name every
+// principal with no condition, and why.
+func denyEveryoneAllowed() map[string]string {
+	return map[string]string{
+		"modules/audit-anchor data.aws_iam_policy_document.bucket/NobodyDeletesOrUnlocks": "the audit trail is evidence: no principal, the account root included, may delete it or weaken its lock",
 	}
 }
 
@@ -325,7 +339,9 @@ func wildcardProblems(m *module) (problems []string, checked int) {
 			problems = append(problems, fmt.Sprintf("%s: statement has no actions", st))
 		}
 		for _, a := range st.Actions {
-			if strings.Contains(a, "*") || strings.Contains(a, "${}") {
+			// A Deny can only take away: a service-wide wildcard there
+			// (s3:* for TLS-only) narrows, never widens.
+			if (strings.Contains(a, "*") && st.Effect != "Deny") || strings.Contains(a, "${}") {
 				problems = append(problems, fmt.Sprintf("%s: action %q: list every action by name (no wildcard, no interpolation)", st, a))
 			}
 		}
@@ -340,8 +356,9 @@ func wildcardProblems(m *module) (problems []string, checked int) {
 		if len(st.Resources) == 0 && !strings.Contains(st.Doc, "assume") {
 			problems = append(problems, fmt.Sprintf("%s: statement without resources", st))
 		}
+		_, everyone := denyEveryoneAllowed()[st.Doc+"/"+st.Sid]
 		for _, p := range st.Principals {
-			if p == "*" && (st.Effect != "Deny" || len(st.Conditions) == 0) {
+			if p == "*" && (st.Effect != "Deny" || (len(st.Conditions) == 0 && !everyone)) {
 				problems = append(problems, fmt.Sprintf("%s: principal \"*\" is allowed only in a Deny statement with a condition", st))
 			}
 		}
@@ -471,5 +488,114 @@ func TestRotatorRoleScopesSecretsAndKMS(t *testing.T) {
 	}
 	if !sawScoped || !sawKMS {
 		t.Errorf("task role: scoped Secrets Manager statement found=%v, KMS statement found=%v; want both", sawScoped, sawKMS)
+	}
+}
+
+const auditAnchorModule = "modules/audit-anchor"
+
+// documentActions returns the actions a policy document of m allows, sorted.
+func documentActions(m *module, doc string) []string {
+	seen := map[string]bool{}
+	for _, st := range policyStatements(m) {
+		if strings.HasSuffix(st.Doc, "data.aws_iam_policy_document."+doc) && st.Effect == "Allow" {
+			for _, a := range st.Actions {
+				seen[a] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func callActions(calls []anchor.Call) []string {
+	seen := map[string]bool{}
+	for _, c := range calls {
+		seen[c.Action] = true
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The rotator's audit policy allows exactly what the shipper calls, the
+// auditors' exactly what audit verify calls, and the key policy lets the
+// rotator only Sign and the auditors only Verify.
+func TestAuditAnchorRolesAllowExactlyTheAnchorCalls(t *testing.T) {
+	m := mustLoad(t, auditAnchorModule)
+	for _, tc := range []struct {
+		doc   string
+		calls []anchor.Call
+	}{
+		{"rotator", anchor.WriterCalls()},
+		{"auditor", anchor.VerifierCalls()},
+	} {
+		if err := compareOperations(callActions(tc.calls), documentActions(m, tc.doc)); err != nil {
+			t.Errorf("%s data.aws_iam_policy_document.%s: %v", auditAnchorModule, tc.doc, err)
+		}
+	}
+	var signers, verifiers []string
+	for _, st := range policyStatements(m) {
+		if !strings.HasSuffix(st.Doc, "data.aws_iam_policy_document.key") || st.Effect != "Allow" {
+			continue
+		}
+		switch st.Sid {
+		case "RotatorSigns":
+			signers = st.Actions
+		case "AuditorsVerify":
+			verifiers = st.Actions
+		case "KeyAdministration":
+			for _, a := range st.Actions {
+				if a == "kms:Sign" || a == "kms:Verify" {
+					t.Errorf("%s: key administration must not use the key (%s)", st, a)
+				}
+			}
+		default:
+			t.Errorf("%s: unexpected statement in the signing key's policy", st)
+		}
+	}
+	if !slices.Equal(signers, []string{"kms:Sign"}) {
+		t.Errorf("the key policy lets the rotator %v, want exactly [kms:Sign]", signers)
+	}
+	sort.Strings(verifiers)
+	if !slices.Equal(verifiers, []string{"kms:GetPublicKey", "kms:Verify"}) {
+		t.Errorf("the key policy lets the auditors %v, want exactly [kms:GetPublicKey kms:Verify]", verifiers)
+	}
+}
+
+// The comparison catches a policy drifting from the code either way.
+func TestAuditAnchorComparatorCatchesDrift(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(auditAnchorModule, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, from, to, doc, want string }{
+		{"rotator missing", `actions   = ["s3:GetObject", "s3:PutObject"]`, `actions   = ["s3:PutObject"]`, "rotator", "does not allow them"},
+		{"auditor extra", `actions   = ["s3:GetObjectVersion"]`, `actions   = ["s3:GetObjectVersion", "s3:DeleteObjectVersion"]`, "auditor", "never calls them"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(src), tc.from) {
+				t.Fatalf("main.tf no longer contains %q: update the test", tc.from)
+			}
+			dir := t.TempDir()
+			copyTF(t, auditAnchorModule, dir)
+			writeFile(t, filepath.Join(dir, "main.tf"), strings.Replace(string(src), tc.from, tc.to, 1))
+			m := mustLoad(t, dir)
+			calls := anchor.WriterCalls()
+			if tc.doc == "auditor" {
+				calls = anchor.VerifierCalls()
+			}
+			err := compareOperations(callActions(calls), documentActions(m, tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -59,6 +59,15 @@ func providerSchemas() map[string]schema {
 		}},
 		"aws_cloudwatch_metric_alarm": {Required: []string{"alarm_name", "comparison_operator", "evaluation_periods"}},
 		"aws_lb":                      {},
+		"aws_s3_bucket":               {},
+		"aws_s3_bucket_versioning": {Required: []string{"bucket", "versioning_configuration"}, Blocks: map[string][]string{
+			"versioning_configuration": {"status"},
+		}},
+		"aws_s3_bucket_object_lock_configuration":            {Required: []string{"bucket"}},
+		"aws_s3_bucket_public_access_block":                  {Required: []string{"bucket"}},
+		"aws_s3_bucket_ownership_controls":                   {Required: []string{"bucket", "rule"}, Blocks: map[string][]string{"rule": {"object_ownership"}}},
+		"aws_s3_bucket_server_side_encryption_configuration": {Required: []string{"bucket", "rule"}},
+		"aws_s3_bucket_policy":                               {Required: []string{"bucket", "policy"}},
 		// port, protocol and vpc_id are required for target_type ip.
 		"aws_lb_target_group": {Required: []string{"port", "protocol", "vpc_id"}},
 		"aws_lb_listener": {Required: []string{"load_balancer_arn", "default_action"}, Blocks: map[string][]string{
@@ -484,6 +493,18 @@ func TestKMSKeysRotate(t *testing.T) {
 				continue
 			}
 			keys++
+			// AWS rotates only symmetric encryption keys: an asymmetric
+			// signing key must leave rotation off (the apply fails otherwise).
+			if u, ok := b.Body.Attributes["key_usage"]; ok {
+				if v, _ := literalString(u.Expr); v == "SIGN_VERIFY" {
+					if a, ok := b.Body.Attributes["enable_key_rotation"]; ok {
+						if v, diags := a.Expr.Value(nil); diags.HasErrors() || v.True() {
+							t.Errorf("%s: %s is a SIGN_VERIFY key: AWS cannot rotate it; enable_key_rotation must be false", a.SrcRange, k)
+						}
+					}
+					continue
+				}
+			}
 			a, ok := b.Body.Attributes["enable_key_rotation"]
 			if !ok {
 				t.Errorf("%s: %s must set enable_key_rotation = true (it is off by default)", b.DefRange(), k)

@@ -7,15 +7,19 @@ import "github.com/lakirotator/lakirotator/laki"
 // code uses laki; these go once nothing uses them.
 
 type (
-	Environment         = laki.Environment
-	Scope               = laki.Scope
-	KeyStatus           = laki.KeyStatus
-	WhoAmI              = laki.WhoAmI
-	APIKey              = laki.APIKey
-	CreateAPIKeyRequest = laki.CreateAPIKeyRequest
-	WebhookSecretInfo   = laki.WebhookSecretInfo
-	WebhookEndpoint     = laki.WebhookEndpoint
-	AuthFailureCount    = laki.AuthFailureCount
+	Environment            = laki.Environment
+	Scope                  = laki.Scope
+	KeyStatus              = laki.KeyStatus
+	WhoAmI                 = laki.WhoAmI
+	APIKey                 = laki.APIKey
+	CreateAPIKeyRequest    = laki.CreateAPIKeyRequest
+	WebhookSecretInfo      = laki.WebhookSecretInfo
+	WebhookEndpoint        = laki.WebhookEndpoint
+	AuthFailureCount       = laki.AuthFailureCount
+	APIKeyWithSecret       = laki.APIKeyWithSecret
+	WebhookSecretWithValue = laki.WebhookSecretWithValue
+	TestSignature          = laki.TestSignature
+	ListAPIKeysOptions     = laki.ListAPIKeysOptions
 )
 
 const (

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
 // WhoAmI describes the calling key (GET /whoami).
@@ -16,6 +18,12 @@ func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
 	var out WhoAmI
 	err := c.do(ctx, call{method: http.MethodGet, route: "/whoami", path: "/whoami"}, &out)
 	return out, err
+}
+
+// WhoAmIWith describes another key than the client's own (GET /whoami
+// called with key): how a new key is proved before it is promoted.
+func (c *Client) WhoAmIWith(ctx context.Context, key secret.Value) (WhoAmI, error) {
+	return c.WithAPIKey(key).WhoAmI(ctx)
 }
 
 // CreateAPIKey creates a key (POST /api_keys). The idempotency key is
@@ -45,14 +53,6 @@ func (c *Client) GetAPIKey(ctx context.Context, keyID string) (APIKey, error) {
 	}
 	err := c.do(ctx, call{method: http.MethodGet, route: "/api_keys/{key_id}", path: "/api_keys/" + url.PathEscape(keyID)}, &out)
 	return out, err
-}
-
-// ListAPIKeysOptions filters and pages GET /api_keys.
-type ListAPIKeysOptions struct {
-	// Status keeps only keys in this status; empty means all.
-	Status KeyStatus
-	// PageSize is the page limit, 1..100; 0 means 100 (fewest requests).
-	PageSize int
 }
 
 // ListAPIKeys walks every page of GET /api_keys, following starting_after.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	lc "github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -115,6 +116,32 @@ func wantAPIError(t *testing.T, err error, status int, code string) {
 	gotStatus, gotCode := apiErrorCode(t, err)
 	if gotStatus != status || (code != "" && gotCode != code) {
 		t.Fatalf("error %v, want %d %s", err, status, code)
+	}
+	wantKinds(t, err, gotStatus, gotCode)
+}
+
+// wantKinds checks that the answer matches exactly the laki error kinds its
+// status and code mean: every refusal the simulator gives in these tests
+// proves the classification the engine relies on.
+func wantKinds(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	want := map[error]bool{
+		laki.ErrRefused:              true,
+		laki.ErrUnauthorized:         status == 401,
+		laki.ErrForbidden:            status == 403,
+		laki.ErrNotFound:             status == 404,
+		laki.ErrConflict:             status == 409,
+		laki.ErrKeyLimit:             code == lc.CodeKeyLimitReached,
+		laki.ErrTooManySecrets:       code == lc.CodeTooManySecrets,
+		laki.ErrKeyRevoked:           code == lc.CodeKeyRevoked,
+		laki.ErrIdempotencyKeyReused: code == lc.CodeIdempotencyKeyReused,
+		laki.ErrRateLimited:          status == 429,
+		laki.ErrUnavailable:          status >= 500,
+	}
+	for kind, is := range want {
+		if errors.Is(err, kind) != is {
+			t.Errorf("%d %s: errors.Is(err, %q) = %v, want %v", status, code, kind, !is, is)
+		}
 	}
 }
 

@@ -8,34 +8,15 @@ package lakiconnect
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
-	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 )
-
-// APIKeyWithSecret is the create response: the only time a secret is seen.
-// Secret decodes from the wire but marshals as [REDACTED].
-type APIKeyWithSecret struct {
-	APIKey
-	Secret secret.Value `json:"secret"`
-}
 
 // ExpireRequest is the body of the expire endpoints. A nil ExpiresAt means now.
 type ExpireRequest struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
-
-// WebhookSecretWithValue is the create response for a signing secret.
-type WebhookSecretWithValue struct {
-	WebhookSecretInfo
-	EndpointID string       `json:"endpoint_id"`
-	Secret     secret.Value `json:"secret"`
-}
-
-// TestSignature is the answer of POST /webhook_endpoints/{id}/test_signature.
-type TestSignature struct {
-	Payload         string `json:"payload"`
-	SignatureHeader string `json:"signature_header"`
 }
 
 // List is one page of a list endpoint.
@@ -155,4 +136,34 @@ func (e *APIError) Error() string {
 		s += " [request " + e.RequestID + "]"
 	}
 	return s
+}
+
+// Is matches the error kinds of package laki, so that callers classify an
+// answer with errors.Is(err, laki.ErrNotFound) and the like.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case laki.ErrRefused:
+		return true
+	case laki.ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case laki.ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case laki.ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case laki.ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case laki.ErrKeyLimit:
+		return e.Code == CodeKeyLimitReached
+	case laki.ErrTooManySecrets:
+		return e.Code == CodeTooManySecrets
+	case laki.ErrKeyRevoked:
+		return e.Code == CodeKeyRevoked
+	case laki.ErrIdempotencyKeyReused:
+		return e.Code == CodeIdempotencyKeyReused
+	case laki.ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case laki.ErrUnavailable:
+		return e.StatusCode >= 500
+	}
+	return false
 }

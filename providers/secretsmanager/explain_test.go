@@ -135,3 +135,12 @@ func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
 		t.Errorf("a missing secret was explained as %s: %q", f.Kind, f.Line)
 	}
 }
+
+func TestExplainUnresolvableEndpoint(t *testing.T) {
+	emptyAWSEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
+	// A mistyped region in an endpoint: .invalid never resolves (RFC 2606).
+	err := getThrough(t, Config{Region: "eu-wst-1", Endpoint: "https://secretsmanager.eu-wst-1.invalid"}, "anything")
+	assertExplained(t, err, Unreachable, "cannot resolve", "secretsmanager.eu-wst-1.invalid", "region")
+}

@@ -50,6 +50,15 @@ type storedCredential struct {
 	CreatedAt        time.Time      `json:"created_at"`
 }
 
+// ID is the credential's id at LakiConnect: the key id of an API key, the
+// signing secret's id of a webhook secret.
+func (c Credential) ID() string {
+	if c.Type == TypeWebhookSecret {
+		return c.SecretID
+	}
+	return c.KeyID
+}
+
 // Encode renders the credential as the stored JSON, itself a secret.
 func (c Credential) Encode() (secret.Value, error) {
 	if err := c.validate(); err != nil {

@@ -1,14 +1,12 @@
 // Package lakiissuer adapts the LakiConnect client to the rotation engine's
-// Issuer seam, calling with a management key read through a key source
-// (rotator.ManagementKeySource in the daemon) so that the engine picks up its
-// own rotated key.
+// Issuer seam, calling through lakiconnect.Merchants with each merchant's
+// current management key (rotator.ManagementKeySource in the daemon) so that
+// the engine picks up its own rotated key.
 package lakiissuer
 
 import (
 	"context"
-	"fmt"
 	"iter"
-	"sync"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
@@ -69,22 +67,19 @@ func (i *Issuer) TestWebhookSignature(ctx context.Context, idem, endpointID stri
 }
 
 // KeySource hands out the management key to call with.
-type KeySource interface {
-	Key(ctx context.Context) (secret.Value, error)
-}
+type KeySource = lakiconnect.KeySource
 
 // Target is one environment and master merchant.
-type Target struct {
-	Environment      lakiconnect.Environment
-	MasterMerchantID string
-}
+type Target = lakiconnect.Merchant
 
-// Source is a rotator.IssuerSource: one base client per environment (its
-// URL, transport and retries) and one management key source per target.
+// StaticKey is a KeySource that never changes (tests, one-shot CLI use).
+type StaticKey = lakiconnect.StaticKey
+
+// Source is a rotator.IssuerSource over the clients of each merchant's
+// current management key.
 type Source struct {
-	mu      sync.RWMutex
-	clients map[lakiconnect.Environment]*lakiconnect.Client
-	keys    map[Target]KeySource
+	merchants *lakiconnect.Merchants
+	err       error
 }
 
 var (
@@ -92,42 +87,31 @@ var (
 	_ rotator.KeyInvalidator = (*Source)(nil)
 )
 
-// NewSource builds a source; clients' own keys are replaced per call by the
-// target's key.
+// NewSource builds a source of one base client per environment and one
+// management key source per target.
 func NewSource(clients map[lakiconnect.Environment]*lakiconnect.Client, keys map[Target]KeySource) *Source {
-	return &Source{clients: clients, keys: keys}
+	m, err := lakiconnect.NewMerchants(clients, keys)
+	return &Source{merchants: m, err: err}
 }
 
+// FromMerchants builds a source of the merchants' clients.
+func FromMerchants(m *lakiconnect.Merchants) *Source { return &Source{merchants: m} }
+
 // Issuer returns an issuer calling with the target's current management key.
-func (s *Source) Issuer(ctx context.Context, env lakiconnect.Environment, mm string) (rotator.Issuer, error) {
-	s.mu.RLock()
-	c, okc := s.clients[env]
-	ks, okk := s.keys[Target{env, mm}]
-	s.mu.RUnlock()
-	if !okc {
-		return nil, fmt.Errorf("no LakiConnect client configured for environment %s", env)
+func (s *Source) Issuer(_ context.Context, env lakiconnect.Environment, mm string) (rotator.Issuer, error) {
+	if s.err != nil {
+		return nil, s.err
 	}
-	if !okk {
-		return nil, fmt.Errorf("no management key configured for %s master merchant %s", env, mm)
-	}
-	key, err := ks.Key(ctx)
+	c, err := s.merchants.Client(env, mm)
 	if err != nil {
-		return nil, fmt.Errorf("management key for %s %s: %w", env, mm, err)
+		return nil, err
 	}
-	return New(c.WithAPIKey(key)), nil
+	return New(c), nil
 }
 
 // InvalidateManagementKey drops a cached management key after its rotation.
 func (s *Source) InvalidateManagementKey(env lakiconnect.Environment, mm string) {
-	s.mu.RLock()
-	ks := s.keys[Target{env, mm}]
-	s.mu.RUnlock()
-	if inv, ok := ks.(interface{ Invalidate() }); ok {
-		inv.Invalidate()
+	if s.merchants != nil {
+		s.merchants.InvalidateManagementKey(env, mm)
 	}
 }
-
-// StaticKey is a KeySource that never changes (tests, one-shot CLI use).
-type StaticKey secret.Value
-
-func (k StaticKey) Key(context.Context) (secret.Value, error) { return secret.Value(k), nil }

@@ -18,6 +18,9 @@ locals {
   # metrics and the security-event receivers.
   http_port = 8080
 
+  # The audit file's directory: the image's VOLUME, on a task volume.
+  audit_dir = "/var/lib/lakirotator"
+
   env = {
     sandbox = {
       name                 = "lakirotator-sandbox"
@@ -64,6 +67,14 @@ locals {
       policies_dir         = local.policies_dir
       http_port            = local.http_port
       log_level            = var.log_level
+      # The signing key by its alias (module audit-anchor names it so), so
+      # the config does not wait for the key.
+      audit = {
+        file       = "${local.audit_dir}/audit.jsonl"
+        bucket     = var.audit_bucket_names[e]
+        prefix     = "${e}/"
+        kms_key_id = "alias/${local.env[e].name}-audit"
+      }
       master_merchants = [
         {
           id                    = local.env[e].master_merchant_id
@@ -119,6 +130,7 @@ module "rotator" {
   http_allowed_cidr_blocks = local.env[each.key].network.http_allowed_cidr_blocks
   desired_count            = local.env[each.key].desired_count
   log_group_name           = local.env[each.key].log_group_name
+  audit_dir                = local.audit_dir
 
   # Off unless the team gives a certificate and public subnets.
   public_receiver = local.env[each.key].public_receiver == null ? null : {
@@ -170,6 +182,19 @@ module "secrets" {
       consumer_role_arns = local.env[each.key].consumer_role_arns
     }
   }
+}
+
+module "audit" {
+  source   = "../../modules/audit-anchor"
+  for_each = local.environments
+
+  name                   = local.env[each.key].name
+  environment            = each.key
+  bucket_name            = var.audit_bucket_names[each.key]
+  key_prefix             = "${each.key}/"
+  rotator_role_arn       = module.rotator[each.key].task_role_arn
+  rotator_role_name      = module.rotator[each.key].task_role_name
+  auditor_principal_arns = var.auditor_principal_arns
 }
 
 module "alarms" {

@@ -27,3 +27,13 @@ output "receiver_dns_names" {
   description = "DNS name of each environment's public security-event receiver (null where public_receivers has none): point the certificate's host name at it and register https://NAME/v1/lakiconnect/events/ENV/MASTER_MERCHANT at LakiConnect."
   value       = { for e, m in module.rotator : e => m.receiver_dns_name }
 }
+
+output "audit" {
+  description = "Each environment's audit bucket, prefix, signing key alias and auditor role: the flags of lakirotator audit verify."
+  value = { for e, m in module.audit : e => {
+    bucket           = m.bucket_name
+    prefix           = m.key_prefix
+    signing_key      = m.signing_key_alias
+    auditor_role_arn = m.auditor_role_arn
+  } }
+}

@@ -101,3 +101,17 @@ variable "log_level" {
     error_message = "The log_level must be debug or info: the alarms read info lines (schedule checked, rotation succeeded)."
   }
 }
+
+variable "audit_bucket_names" {
+  description = "Names of the audit buckets (Object Lock, module audit-anchor), one per environment; globally unique."
+  type = object({
+    sandbox    = string
+    production = string
+  })
+}
+
+variable "auditor_principal_arns" {
+  description = "Principals (e.g. the security account's auditors) that may assume each environment's read-only audit verifier role."
+  type        = list(string)
+  default     = []
+}

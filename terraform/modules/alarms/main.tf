@@ -50,6 +50,24 @@ locals {
       pattern = "{ ($.step = \"alert\") && ($.severity = \"critical\") }"
       value   = "1"
     }
+    # The audit trail (issue 13): no sink can write (the daemon fails closed:
+    # scheduled and manual rotations pause); a record could not be written
+    # to some sink; a signed digest could not be shipped to the audit bucket.
+    audit_unwritable = {
+      metric  = "AuditUnwritable"
+      pattern = "{ ($.step = \"alert\") && ($.reason_code = \"audit_unwritable\") }"
+      value   = "1"
+    }
+    audit_write_failures = {
+      metric  = "AuditWriteFailures"
+      pattern = "{ $.msg = \"audit record not written yet (queued until a sink recovers)\" }"
+      value   = "1"
+    }
+    audit_anchor_failures = {
+      metric  = "AuditAnchorFailures"
+      pattern = "{ $.msg = \"audit anchor: digest not written; retrying next interval\" }"
+      value   = "1"
+    }
     overdue_secrets = {
       metric  = "OverdueSecrets"
       pattern = "{ $.msg = \"schedule checked\" }"
@@ -207,6 +225,62 @@ resource "aws_cloudwatch_metric_alarm" "no_successful_rotation" {
   threshold           = 1
   comparison_operator = "LessThanThreshold"
   treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+# The audit trail cannot be written: scheduled and manual rotations are
+# paused until a sink recovers (freeing disk space is enough).
+resource "aws_cloudwatch_metric_alarm" "audit_unwritable" {
+  alarm_name          = "${var.name}-audit-unwritable"
+  alarm_description   = "lakirotator ${var.environment}: no audit sink can write. Scheduled and manual rotations are paused; compromise rotations run and their records wait. Free the audit file's disk; /readyz and lakirotator_audit_writable show recovery."
+  namespace           = local.namespace
+  metric_name         = "AuditUnwritable"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+resource "aws_cloudwatch_metric_alarm" "audit_write_failures" {
+  alarm_name          = "${var.name}-audit-write-failures"
+  alarm_description   = "lakirotator ${var.environment}: audit records could not be written to a sink (lakirotator_audit_write_failures_total); they are queued and written when it recovers."
+  namespace           = local.namespace
+  metric_name         = "AuditWriteFailures"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
+}
+
+resource "aws_cloudwatch_metric_alarm" "audit_anchor_failures" {
+  alarm_name          = "${var.name}-audit-anchor-failures"
+  alarm_description   = "lakirotator ${var.environment}: a signed audit digest could not be shipped to the audit bucket (S3 or KMS refused); records after the last digest are not anchored until it succeeds."
+  namespace           = local.namespace
+  metric_name         = "AuditAnchorFailures"
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 2
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
   tags                = var.tags

@@ -24,6 +24,16 @@ resource "aws_ecs_task_definition" "daemon" {
     cpu_architecture        = var.cpu_architecture
   }
 
+  # Task-local scratch for the audit file. The image declares the same path
+  # as a VOLUME owned by its nonroot user, so ECS gives the volume that owner.
+  dynamic "volume" {
+    for_each = var.audit_dir == null ? [] : [var.audit_dir]
+
+    content {
+      name = "audit"
+    }
+  }
+
   container_definitions = jsonencode([
     {
       name      = local.container_name
@@ -31,7 +41,9 @@ resource "aws_ecs_task_definition" "daemon" {
       essential = true
       command   = var.command
       # The image's nonroot user; the root filesystem is read-only because
-      # the daemon keeps nothing on disk (all state is in Secrets Manager).
+      # the daemon keeps no state on disk (all state is in Secrets Manager).
+      # The one exception, the audit file, is on the task's own volume
+      # (audit_dir), shipped to the audit bucket by audit.anchor.
       user                   = "65532:65532"
       readonlyRootFilesystem = true
       privileged             = false
@@ -48,6 +60,9 @@ resource "aws_ecs_task_definition" "daemon" {
         [{ containerPort = var.http_port, protocol = "tcp" }],
         var.metrics_port == null ? [] : [{ containerPort = var.metrics_port, protocol = "tcp" }],
       )
+      mountPoints = var.audit_dir == null ? [] : [
+        { sourceVolume = "audit", containerPath = var.audit_dir, readOnly = false },
+      ]
       logConfiguration = {
         logDriver = "awslogs"
         options = {

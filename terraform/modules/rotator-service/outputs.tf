@@ -3,6 +3,11 @@ output "task_role_arn" {
   value       = aws_iam_role.task.arn
 }
 
+output "task_role_name" {
+  description = "Name of the daemon's task role: pass it to audit-anchor as rotator_role_name."
+  value       = aws_iam_role.task.name
+}
+
 output "execution_role_arn" {
   description = "ARN of the ECS execution role (image pull, logs)."
   value       = aws_iam_role.execution.arn

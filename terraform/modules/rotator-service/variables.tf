@@ -234,3 +234,14 @@ variable "tags" {
   description = "Tags added to every resource of the module."
   default     = {}
 }
+
+variable "audit_dir" {
+  description = "Directory for the daemon's audit file (config audit.file), on a task volume: the image's /var/lib/lakirotator. null: no audit file (audit records go to the log)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.audit_dir == null || can(regex("^/[A-Za-z0-9/_.-]+$", var.audit_dir))
+    error_message = "audit_dir must be an absolute path."
+  }
+}
