@@ -78,6 +78,9 @@ func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Audit report %s (generated %s)\n\n", r.period(), stamp(r.GeneratedAt))
 	fmt.Fprintf(tw, "MANAGED SECRETS (%d)\n", len(r.Secrets))
+	if !r.PoliciesKnown {
+		fmt.Fprintf(tw, "(%s)\n", NoPoliciesReason)
+	}
 	fmt.Fprintln(tw, "SECRET\tENV\tMERCHANT\tKEY\tSCOPES\tAGE/MAX\tLAST ROTATION\tCAUSE\tNEXT DUE")
 	for _, s := range r.Secrets {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.Environment), orDash(s.Merchant), orDash(s.Key),
@@ -186,6 +189,7 @@ type chartBar struct {
 
 type htmlData struct {
 	Report
+	NoPolicies  string
 	Period      string
 	Bars        []chartBar
 	ChartHeight float64
@@ -207,7 +211,7 @@ const (
 // WriteHTML renders a self-contained page (inline CSS and SVG, no script)
 // with a chart of each key's age against its policy maximum.
 func (r Report) WriteHTML(w io.Writer) error {
-	data := htmlData{Report: r, Period: r.period()}
+	data := htmlData{Report: r, Period: r.period(), NoPolicies: NoPoliciesReason}
 	maxDays := 1.0
 	for _, s := range r.Secrets {
 		maxDays = max(maxDays, s.Age.Hours()/24, s.MaxAge.Hours()/24)
@@ -253,26 +257,35 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Audit report {{.Period}}</title>
 <style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222;max-width:1200px}
+:root{color-scheme:light dark}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222;background:#fff;max-width:1200px}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}.bad{color:#c62828;font-weight:bold}.muted{color:#777}code{font-size:13px;white-space:nowrap}
-svg text{font-size:12px;font-family:inherit}
+th{background:#f3f3f3}caption{text-align:left;color:#555;padding:.2em 0}.bad{color:#c62828;font-weight:bold}.muted{color:#777}code{font-size:13px;white-space:nowrap}
+svg text{font-size:12px;font-family:inherit}svg .name,svg .value{fill:#222}svg .limit{stroke:#111}svg .grid{stroke:#eee}
+.note{border-left:4px solid #ef6c00;padding:.3em .8em;background:#fff8e1}
+@media (prefers-color-scheme:dark){body{color:#ddd;background:#121212}th{background:#2a2a2a}th,td{border-color:#444}
+.bad{color:#ff8a80}.muted,caption{color:#aaa}svg .name,svg .value{fill:#ddd}svg .limit{stroke:#eee}svg .grid{stroke:#333}.note{background:#2a2300}}
+@media print{body{margin:0;max-width:none;color:#000;background:#fff;font-size:10pt}th{background:#eee}
+svg .name,svg .value{fill:#000}svg .limit{stroke:#000}h2,h3{break-after:avoid}tr,svg,.note{break-inside:avoid}}
 </style></head><body>
 <h1>Audit report</h1>
 <p>Period: {{.Period}}. Generated {{stamp .GeneratedAt}}.</p>
 <h2>Key age against policy maximum</h2>
-<svg role="img" aria-label="Key age in days per secret; the dark line marks the policy maximum" width="860" height="{{.ChartHeight}}" xmlns="http://www.w3.org/2000/svg">
-{{range .AxisTicks}}<line x1="{{.X}}" y1="20" x2="{{.X}}" y2="{{$.ChartHeight}}" stroke="#eee"/><text x="{{.X}}" y="14" text-anchor="middle" fill="#777">{{.Label}}</text>
-{{end}}{{range .Bars}}<text x="210" y="{{add .Y 13}}" text-anchor="end">{{.Name}}</text>
-<rect x="220" y="{{.Y}}" width="{{.Width}}" height="18" fill="{{.Color}}"><title>{{.Name}}: {{.Label}}</title></rect>
-{{if .HasLimit}}<line x1="{{.LimitX}}" y1="{{add .Y -3}}" x2="{{.LimitX}}" y2="{{add .Y 21}}" stroke="#111" stroke-width="3"/>{{end}}
-<text x="{{.LabelX}}" y="{{add .Y 13}}" fill="#444">{{.Label}}</text>
+{{if not .PoliciesKnown}}<p class="note" role="note">{{.NoPolicies}}. The chart shows ages without the policy line.</p>
+{{end}}<svg role="img" aria-labelledby="chart-title" width="860" height="{{.ChartHeight}}" xmlns="http://www.w3.org/2000/svg">
+<title id="chart-title">Key age in days for {{len .Bars}} secrets{{if .PoliciesKnown}}; the dark line on each bar marks its policy maximum{{end}}</title>
+{{range .AxisTicks}}<line class="grid" x1="{{.X}}" y1="20" x2="{{.X}}" y2="{{$.ChartHeight}}" stroke="#eee"/><text x="{{.X}}" y="14" text-anchor="middle" fill="#777">{{.Label}}</text>
+{{end}}{{range .Bars}}<text class="name" x="210" y="{{add .Y 13}}" text-anchor="end">{{.Name}}</text>
+<rect class="age" data-secret="{{.Name}}" x="220" y="{{.Y}}" width="{{.Width}}" height="18" fill="{{.Color}}"><title>{{.Name}}: {{.Label}}</title></rect>
+{{if .HasLimit}}<line class="limit" data-secret="{{.Name}}" x1="{{.LimitX}}" y1="{{add .Y -3}}" x2="{{.LimitX}}" y2="{{add .Y 21}}" stroke="#111" stroke-width="3"/>{{end}}
+<text class="value" x="{{.LabelX}}" y="{{add .Y 13}}" fill="#444">{{.Label}}</text>
 {{end}}</svg>
 <h2>Managed secrets ({{len .Secrets}})</h2>
-<table><tr><th>Secret</th><th>Env</th><th>Merchant</th><th>Key</th><th>Scopes vs policy</th><th>Age / max</th><th>Last rotation</th><th>Cause</th><th>Next due</th></tr>
-{{range .Secrets}}<tr><td><code>{{.Name}}</code></td><td>{{dash .Environment}}</td><td>{{dash .Merchant}}</td><td><code>{{dash .Key}}</code></td>
-<td{{if not .ScopesOK}} class="bad"{{end}}>{{dash (scopes .)}}</td><td{{if .Overdue}} class="bad"{{end}}>{{age .}}</td><td>{{day .LastRotation}}</td><td>{{dash (print .LastCause)}}</td><td>{{day .NextDue}}</td></tr>
-{{end}}</table>
+<table><caption>Managed secrets, times in UTC</caption>
+<thead><tr><th scope="col">Secret</th><th scope="col">Env</th><th scope="col">Merchant</th><th scope="col">Key</th><th scope="col">Scopes vs policy</th><th scope="col">Age / max</th><th scope="col">Last rotation</th><th scope="col">Cause</th><th scope="col">Next due</th></tr></thead><tbody>
+{{range .Secrets}}<tr><th scope="row"><code>{{.Name}}</code></th><td>{{dash .Environment}}</td><td>{{dash .Merchant}}</td><td><code>{{dash .Key}}</code></td>
+{{if $.PoliciesKnown}}<td{{if not .ScopesOK}} class="bad"{{end}}>{{dash (scopes .)}}</td><td{{if .Overdue}} class="bad"{{end}}>{{age .}}</td>{{else}}<td class="muted">no policy (no --config)</td><td>{{age .}}</td>{{end}}<td>{{day .LastRotation}}</td><td>{{dash (print .LastCause)}}</td><td>{{if $.PoliciesKnown}}{{day .NextDue}}{{else}}<span class="muted">no policy (no --config)</span>{{end}}</td></tr>
+{{end}}</tbody></table>
 <h2>Emergencies ({{len .Emergencies}})</h2>
 {{range .Emergencies}}<h3><code>{{.TriggerID}}</code>: {{.Cause}} by {{dash .Actor}} via {{dash (print .Source)}}</h3>
 <p>Reason: {{dash .Reason}}. From {{stamp .Start}} to {{stamp .End}}.</p>

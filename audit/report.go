@@ -46,7 +46,15 @@ type Report struct {
 	Secrets        []SecretRow `json:"secrets"`
 	Emergencies    []Emergency `json:"emergencies"`
 	OpenViolations []Violation `json:"open_violations"`
+	// PoliciesKnown says the report was given the secrets' state with their
+	// policies (--config); without it, scopes against policy, age against
+	// maximum and next due cannot be filled.
+	PoliciesKnown bool `json:"policies_known"`
 }
+
+// NoPoliciesReason is what the policy columns say when the report was made
+// from the audit log alone.
+const NoPoliciesReason = "no policies: run with --config to fill scopes against policy, age against maximum and next due"
 
 // SecretRow is one managed secret in a report.
 type SecretRow struct {
@@ -136,7 +144,7 @@ func BuildReport(in ReportInput) Report {
 	if in.To.IsZero() {
 		in.To = in.Now
 	}
-	rep := Report{From: in.From, To: in.To, GeneratedAt: in.Now}
+	rep := Report{From: in.From, To: in.To, GeneratedAt: in.Now, PoliciesKnown: len(in.Inventory) > 0}
 	recs := make([]Record, 0, len(in.Records))
 	for _, r := range in.Records {
 		if !r.Event.Time.IsZero() && r.Event.Time.After(in.To) {

@@ -69,14 +69,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	newClient := func(onReq func(string, string, int, error)) (*lakiconnect.Client, error) {
-		return lakiconnect.NewClient(lakiconnect.Config{BaseURL: baseURL, APIKey: bootstrap.Secret, MaxRetries: 4, OnRequest: onReq})
-	}
-	seedClient, err := newClient(nil)
+	seedClient, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: baseURL, APIKey: bootstrap.Secret, MaxRetries: 4})
 	if err != nil {
 		return nil, err
 	}
-	engClient, err := newClient(lakiCalls.observe)
+	// The engine's client keeps each management key under LakiConnect's
+	// 100 requests per second, as serve's does.
+	engClient, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: baseURL, APIKey: bootstrap.Secret, MaxRetries: 4,
+		OnRequest: lakiCalls.observe, RateLimit: 80, RateBurst: 10})
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +145,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// The engine, as serve builds it.
 	durations := &durationSink{}
-	src := newIssuerSource(engClient, sd.keys)
+	src, err := newIssuerSource(engClient, sd.keys)
+	if err != nil {
+		return nil, err
+	}
 	eng, err := rotator.New(rotator.Config{
 		Store: store, Issuers: src, Verifier: webhooksig.Verifier{Clock: clock.Real{}},
 		Clock: clock.Real{}, Events: durations, Logger: slog.New(slog.DiscardHandler),
 		Workers: cfg.Workers, Attempts: 5, Backoff: rotator.Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second},
-		RateLimit: 80, RateBurst: 10,
 	})
 	if err != nil {
 		return nil, err

@@ -222,7 +222,10 @@ func printInventory(stdio IO, output string, inv httpapi.Inventory) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Kind, s.Environment, s.Policy,
 			short(s.CurrentVersion), age(s.AgeSeconds, s.CurrentVersion != ""), inflight, next, s.Failures)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return printOldCredentials(stdio, inv)
 }
 
 func short(id string) string {

@@ -55,6 +55,19 @@ type EnvironmentConfig struct {
 	LakiConnect LakiConnectConfig `yaml:"lakiconnect"`
 	// Vault is where the environment's secrets live with store.kind: vault.
 	Vault *VaultConfig `yaml:"vault"`
+	// EventBridge, when set, is where rotation events for consumers go.
+	EventBridge *EventBridgeConfig `yaml:"eventbridge"`
+}
+
+// EventBridgeConfig is the bus that receives rotation events for the
+// applications that use the keys, in the environment's account (the aws
+// section's region, role and credentials).
+type EventBridgeConfig struct {
+	Bus string `yaml:"bus"`
+	// Endpoint overrides the EventBridge endpoint (VPC endpoint; a loopback test server).
+	Endpoint string `yaml:"endpoint"`
+	// Attempts per entry before it is counted as failed; 0 means 8.
+	Attempts int `yaml:"attempts"`
 }
 
 // AWSConfig says how to reach the Secrets Manager that holds one
@@ -148,6 +161,10 @@ type EngineConfig struct {
 	MaxFailures    int      `yaml:"max_failures"`
 	BackoffInitial Duration `yaml:"backoff_initial"`
 	BackoffMax     Duration `yaml:"backoff_max"`
+	// EscalateAfter: an emergency rotation (or a security event's action)
+	// still not done this long after it was asked raises a critical alert,
+	// again at twice, four times... that.
+	EscalateAfter Duration `yaml:"escalate_after"`
 }
 
 // SweepConfig schedules the orphan sweep.

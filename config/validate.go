@@ -29,6 +29,7 @@ const (
 	DefaultMaxFailures        = 5
 	DefaultBackoffInitial     = Duration(2 * time.Second)
 	DefaultBackoffMax         = Duration(5 * time.Minute)
+	DefaultEscalateAfter      = Duration(5 * time.Minute)
 	DefaultSweepSchedule      = "30 * * * *"
 	DefaultSweepSafetyMargin  = Duration(time.Hour)
 	DefaultPolicyScanSchedule = "0 * * * *"
@@ -108,6 +109,7 @@ func (c *Config) applyDefaults() {
 	defInt("engine.max_failures", &c.Engine.MaxFailures, DefaultMaxFailures)
 	defDur("engine.backoff_initial", &c.Engine.BackoffInitial, DefaultBackoffInitial)
 	defDur("engine.backoff_max", &c.Engine.BackoffMax, DefaultBackoffMax)
+	defDur("engine.escalate_after", &c.Engine.EscalateAfter, DefaultEscalateAfter)
 	defStr("sweep.schedule", &c.Sweep.Schedule, DefaultSweepSchedule)
 	defDur("sweep.safety_margin", &c.Sweep.SafetyMargin, DefaultSweepSafetyMargin)
 	defStr("policy_scan.schedule", &c.PolicyScan.Schedule, DefaultPolicyScanSchedule)
@@ -306,6 +308,14 @@ func (v *validator) environments() {
 			v.ps.add(p+".vault", "goes only with store.kind: vault")
 		}
 		v.lakiconnect(p+".lakiconnect", name, e.LakiConnect)
+		if eb := e.EventBridge; eb != nil {
+			if eb.Bus == "" {
+				v.ps.add(p+".eventbridge.bus", "required: the event bus name or ARN")
+			}
+			if eb.Attempts < 0 || eb.Attempts > 50 {
+				v.ps.add(p+".eventbridge.attempts", "%d is not within 0-50", eb.Attempts)
+			}
+		}
 	}
 }
 
@@ -489,6 +499,7 @@ func (v *validator) engine() {
 	if c.Engine.BackoffMax < c.Engine.BackoffInitial {
 		v.ps.add("engine.backoff_max", "must be at least backoff_initial (%s)", c.Engine.BackoffInitial)
 	}
+	v.durationAtLeast("engine.escalate_after", c.Engine.EscalateAfter, Duration(time.Second))
 	c.Sweep.cron = v.cronSpec("sweep.schedule", c.Sweep.Schedule)
 	if c.Sweep.SafetyMargin < MinSweepSafetyMargin {
 		v.ps.add("sweep.safety_margin", "must be at least %s: longer than a live rotation can hold a key it made before storing it", MinSweepSafetyMargin)

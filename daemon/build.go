@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/audit/anchor"
@@ -32,7 +31,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 	"github.com/lakirotator/lakirotator/securityevents"
 )
 
@@ -148,6 +146,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		}
 		c, err := lakiconnect.NewClient(lakiconnect.Config{
 			BaseURL: ec.LakiConnect.BaseURL, APIKey: first, Timeout: ec.LakiConnect.Timeout.Std(), Logger: o.Logger, RootCAs: o.RootCAs,
+			RateLimit: ec.LakiConnect.RateLimit, // per management key: each merchant's client has its own
 			OnRequest: func(method, route string, status int, err error) {
 				s.Metrics.ObserveCall("lakiconnect", method+" "+route, callStatus(status, err))
 				calls.observe(env, status, err)
@@ -162,16 +161,15 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, err
 	}
-	issuers := lakiissuer.FromMerchants(merchants)
+	issuers := rotator.Issuers(merchants.Client, merchants.InvalidateManagementKey)
 
 	for _, env := range cfg.EnvironmentNames() {
-		ec, _ := cfg.Environment(env)
 		eng, err := rotator.New(rotator.Config{
 			Store: stores[env], Issuers: issuers, Verifier: webhooksig.Verifier{Clock: o.Clock},
 			Clock: o.Clock, Events: bus, Logger: o.Logger.With("environment", string(env)),
 			Workers: cfg.Engine.Workers, MaxFailures: cfg.Engine.MaxFailures,
-			Backoff:   rotator.Backoff{Base: cfg.Engine.BackoffInitial.Std(), Max: cfg.Engine.BackoffMax.Std()},
-			RateLimit: rate.Limit(ec.LakiConnect.RateLimit), OrphanMargin: cfg.Sweep.SafetyMargin.Std(), Hooks: o.Hooks,
+			Backoff:      rotator.Backoff{Base: cfg.Engine.BackoffInitial.Std(), Max: cfg.Engine.BackoffMax.Std()},
+			OrphanMargin: cfg.Sweep.SafetyMargin.Std(), Hooks: o.Hooks,
 		})
 		if err != nil {
 			return nil, err
@@ -196,6 +194,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	d, err := New(Parts{
 		Clock: o.Clock, Logger: o.Logger, Envs: s.Envs, Catalog: catalog, Policies: pols, Bus: bus,
 		RetireInterval: o.RetireInterval, RefreshInterval: firstPositive(o.RefreshInterval, cfg.Discovery.RefreshInterval.Std()),
+		EscalateAfter: cfg.Engine.EscalateAfter.Std(),
 	})
 	if err != nil {
 		return nil, err
@@ -215,6 +214,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err := s.buildNotifications(ctx, cfg, o, bus, resolver, catalog); err != nil {
 		return nil, err
 	}
+	if err := s.buildEventBridge(ctx, cfg, o, bus); err != nil {
+		return nil, err
+	}
 	mounts, err := s.buildReceivers(ctx, cfg, o, stores, bus, resolver)
 	if err != nil {
 		return nil, err
@@ -222,6 +224,9 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	tokens, err := config.NewTokenSet(ctx, cfg.HTTP.Tokens, resolver)
 	if err != nil {
 		return nil, fmt.Errorf("http.tokens: %w", err)
+	}
+	if mounts["/ui/"], err = s.buildDashboard(cfg, o, tokens); err != nil {
+		return nil, err
 	}
 	every := cfg.HTTP.ReadinessEvery()
 	s.ready = httpapi.NewReadiness(s.readiness(cfg, merchants, calls, every), every, o.Clock)

@@ -14,6 +14,7 @@ import (
 	"github.com/lakirotator/lakirotator/notify"
 	notifyslack "github.com/lakirotator/lakirotator/notify/slack"
 	"github.com/lakirotator/lakirotator/notify/terminal"
+	"github.com/lakirotator/lakirotator/providers/eventbridge"
 )
 
 func (s *Service) buildAudit(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus) error {
@@ -128,4 +129,35 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// buildEventBridge publishes rotation events for consumers to each
+// environment's bus, when one is configured.
+func (s *Service) buildEventBridge(ctx context.Context, cfg *config.Config, o BuildOptions, bus *events.Bus) error {
+	apis, buses := map[string]eventbridge.API{}, map[string]string{}
+	attempts := 0
+	for _, env := range cfg.EnvironmentNames() {
+		ec, _ := cfg.Environment(env)
+		if ec.EventBridge == nil {
+			continue
+		}
+		api, err := eventbridge.NewClient(ctx, eventbridge.ClientConfig{Region: ec.AWS.Region, Endpoint: ec.EventBridge.Endpoint,
+			Profile: ec.AWS.Profile, RoleARN: ec.AWS.RoleARN, ExternalID: ec.AWS.ExternalID, Credentials: o.AWSCredentials})
+		if err != nil {
+			return fmt.Errorf("environments.%s.eventbridge: %w", env, err)
+		}
+		apis[string(env)], buses[string(env)] = api, ec.EventBridge.Bus
+		attempts = max(attempts, ec.EventBridge.Attempts)
+	}
+	if len(apis) == 0 {
+		return nil
+	}
+	pub, err := eventbridge.New(eventbridge.Config{APIs: apis, Buses: buses, Attempts: attempts, Clock: o.Clock,
+		Logger: o.Logger, Registerer: s.Metrics.Registry})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, pub.Close)
+	bus.Subscribe(pub)
+	return nil
 }

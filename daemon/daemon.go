@@ -76,6 +76,7 @@ type Daemon struct {
 	triggers                  *triggerBook
 	retireEvery, refreshEvery time.Duration
 	facts                     credentialFacts                    // what stored versions say, by version id
+	oldCreds                  oldCredentials                     // the last retire pass's view of old credentials in grace
 	sched                     atomic.Pointer[schedule.Scheduler] // set while Run runs: status shows its next firings
 	audit                     auditGate                          // rotations wait while the audit cannot be written
 
@@ -91,6 +92,7 @@ type Daemon struct {
 	// confirmed, so that the retire pass reports each end once (a restart
 	// may confirm one once more).
 	retired map[string]bool
+	lookups map[string]keyLookup // security event id → the secret holding its key, found before the 2xx
 }
 
 // New checks the parts.
@@ -120,7 +122,7 @@ func New(p Parts) (*Daemon, error) {
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
-		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{},
+		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{},
 		audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }
@@ -288,6 +290,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 		RevokeFirstOnCompromise: p.RevokeFirstOnCompromise,
 		ExpiresAfter:            p.HardExpiry.ExpiresAfter,
 		LastUsedWarning:         p.Alerts.LastUsedWarning,
+		LastUsedWarningFraction: p.Alerts.LastUsedWarningFraction,
 	}
 }
 
@@ -387,6 +390,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 			d.log.Error("retire check failed", "secret", e.Managed.Name, "err", err)
 			continue
 		}
+		d.oldCreds.record(e.Managed.Name, prev.ID, res, httpapi.OldCredential{CheckedAt: now.UTC()})
 		if res.State == rotator.RetireEnded || res.State == rotator.RetireNone {
 			d.markRetired(e.Managed.Name, prev.ID)
 		}
@@ -418,6 +422,7 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
 			st.PreviousVersion = prev.ID
+			st.OldCredential, _ = d.oldCreds.of(e.Managed.Name, prev.ID)
 		}
 		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 			st.NextRotation = &next

@@ -508,8 +508,8 @@ func keysFor(w *world, name string) []lakiconnect.APIKey {
 
 var errCrash = errors.New("simulated crash")
 
-func crashAfter(secretName string, step rotator.Step) rotator.Hooks {
-	return rotator.Hooks{AfterStep: func(name string, s rotator.Step) error {
+func crashAfter(secretName string, step rotator.Boundary) rotator.Hooks {
+	return rotator.Hooks{AfterStep: func(name string, s rotator.Boundary) error {
 		if name == secretName && s == step {
 			return fmt.Errorf("%w after %s of %s", errCrash, step, name)
 		}

@@ -22,7 +22,7 @@ func TestCompromiseKilledBeforeItsPutStaysACompromise(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
 	old := w.current(secCheckout)
-	svc := w.build(crashAfter(secCheckout, rotator.StepCreate))
+	svc := w.build(crashAfter(secCheckout, rotator.AfterCreate))
 	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +199,8 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
 	var once sync.Once
-	hold := rotator.Hooks{AfterStep: func(name string, s rotator.Step) error {
-		if name == secCheckout && s == rotator.StepTest {
+	hold := rotator.Hooks{AfterStep: func(name string, s rotator.Boundary) error {
+		if name == secCheckout && s == rotator.AfterTest {
 			once.Do(func() { <-release })
 		}
 		return nil

@@ -20,7 +20,7 @@ import (
 
 // crashRotation runs one manual rotation of name in a service whose engine
 // stops after step, as a process killed there would, and shuts it down.
-func crashRotation(t *testing.T, w *world, name string, step rotator.Step) {
+func crashRotation(t *testing.T, w *world, name string, step rotator.Boundary) {
 	t.Helper()
 	ctx := context.Background()
 	svc := w.build(crashAfter(name, step))
@@ -57,7 +57,7 @@ func errorsMention(st trigger.Status, sub string) bool {
 func TestStartupResumesARotationLeftInFlight(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	old := w.current(secCheckout)
-	crashRotation(t, w, secCheckout, rotator.StepPut)
+	crashRotation(t, w, secCheckout, rotator.AfterPut)
 
 	pending := w.stage(secCheckout, secretstore.StagePending)
 	w.remember(pending.Secret)
@@ -282,7 +282,7 @@ max_age: 10d
 schedule: "0 5 * * 1"
 grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
 `}})
-	crashRotation(t, w, secReporting, rotator.StepPut)
+	crashRotation(t, w, secReporting, rotator.AfterPut)
 	w.clk.Advance(20 * 24 * time.Hour)
 
 	svc := w.build(rotator.Hooks{})
@@ -379,7 +379,7 @@ func TestSweepRevokesAnOrphanOnlyPastTheMargin(t *testing.T) {
 	for _, k := range keysFor(w, secCheckout) {
 		before[k.ID] = true
 	}
-	crashRotation(t, w, secCheckout, rotator.StepCreate)
+	crashRotation(t, w, secCheckout, rotator.AfterCreate)
 	var orphan string
 	for _, k := range keysFor(w, secCheckout) {
 		if !before[k.ID] {
@@ -464,10 +464,19 @@ func TestExposedOldKeyInGraceIsRevokedWithoutARotation(t *testing.T) {
 	if got := w.current(secCheckout); got.KeyID != current.KeyID {
 		t.Errorf("AWSCURRENT moved to %s; the exposed key was not the current one, nothing should rotate", got.KeyID)
 	}
-	alerts := eventsWhere(r.rec, func(e events.Event) bool {
-		return e.Step == events.StepAlert && e.Details["reason"] == "exposed_old_key_revoked" && e.Secret == secCheckout
-	})
-	if len(alerts) != 1 {
+	// The alert follows the revoke's answer, which the simulator shows
+	// first: wait for it, then check that it came once.
+	alerted := func() []events.Event {
+		return eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Step == events.StepAlert && e.Details["reason"] == "exposed_old_key_revoked" && e.Secret == secCheckout
+		})
+	}
+	w.eventually("the revoke is reported", func() bool { return len(alerted()) > 0 })
+	for range 10 {
+		time.Sleep(10 * time.Millisecond)
+		w.clk.Advance(time.Second)
+	}
+	if alerts := alerted(); len(alerts) != 1 {
 		t.Errorf("%d exposed_old_key_revoked alerts, want 1", len(alerts))
 	}
 }

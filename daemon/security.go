@@ -25,7 +25,7 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
 			return fmt.Errorf("event %s: api_key.exposed without a key_id", e.ID)
 		}
-		entry, current, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+		entry, current, err := d.lookupOnce(ctx, e, data.KeyID)
 		if err != nil {
 			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
@@ -122,6 +122,9 @@ func (d *Daemon) RecordSecurityEvent(ctx context.Context, e lakiconnect.Event) (
 		return false, nil // the handler reports it
 	}
 	entry, current, err := d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, data.KeyID)
+	if err == nil {
+		d.rememberLookup(e.ID, entry, current)
+	}
 	if err != nil {
 		return false, fmt.Errorf("event %s: %w", e.ID, err)
 	}
@@ -136,6 +139,43 @@ func (d *Daemon) RecordSecurityEvent(ctx context.Context, e lakiconnect.Event) (
 		in.OldKey = data.KeyID
 	}
 	return false, d.recordIntent(ctx, []inventory.Entry{*entry}, in)
+}
+
+// lookupOnce is secretHoldingKey for the handler, reusing what
+// RecordSecurityEvent found for the same event moments before (one store
+// read per event, not two).
+func (d *Daemon) lookupOnce(ctx context.Context, e lakiconnect.Event, keyID string) (*inventory.Entry, bool, error) {
+	d.mu.Lock()
+	l, ok := d.lookups[e.ID]
+	delete(d.lookups, e.ID)
+	d.mu.Unlock()
+	if ok {
+		if l.name == "" {
+			return nil, false, nil
+		}
+		if entry, found := d.catalog.Get(l.name); found {
+			return &entry, l.current, nil
+		}
+	}
+	return d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, keyID)
+}
+
+type keyLookup struct {
+	name    string
+	current bool
+}
+
+func (d *Daemon) rememberLookup(eventID string, entry *inventory.Entry, current bool) {
+	l := keyLookup{current: current}
+	if entry != nil {
+		l.name = entry.Managed.Name
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.lookups) > 1000 { // bounded: entries are taken by the handler at once
+		clear(d.lookups)
+	}
+	d.lookups[eventID] = l
 }
 
 // actedOn reports whether the secret shows the event's action done: its

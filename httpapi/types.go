@@ -107,6 +107,22 @@ type SecretStatus struct {
 	NextRotation     *time.Time `json:"next_rotation,omitempty"`
 	Failures         int        `json:"failures,omitempty"`
 	LastFailure      string     `json:"last_failure,omitempty"`
+	// OldCredential is the previous credential while it is in its grace.
+	OldCredential *OldCredential `json:"old_credential,omitempty"`
+}
+
+// OldCredential is what the daemon's last retire check found of a secret's
+// previous (AWSPREVIOUS) credential during its grace: who is still on it.
+type OldCredential struct {
+	Version string `json:"version"`
+	// ID is the LakiConnect key id or webhook secret id (never the secret).
+	ID     string     `json:"id"`
+	EndsAt *time.Time `json:"ends_at,omitempty"`
+	// LastUsedAt is LakiConnect's last_used_at (API keys only; to the minute).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// StillInUse: used close to its end (the policy's last_used_warning).
+	StillInUse bool      `json:"still_in_use"`
+	CheckedAt  time.Time `json:"checked_at"`
 }
 
 // Inventory is the answer of GET /v1/inventory.

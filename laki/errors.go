@@ -22,7 +22,8 @@ var (
 	ErrTooManySecrets = errors.New("lakiconnect: too many secrets")
 	// ErrKeyRevoked: key_revoked, the key acted on is already revoked.
 	ErrKeyRevoked = errors.New("lakiconnect: key revoked")
-	// ErrIdempotencyKeyReused: 422, the idempotency key came with another body.
+	// ErrIdempotencyKeyReused: 422 (idempotency_key_reused), the idempotency
+	// key came with another body.
 	ErrIdempotencyKeyReused = errors.New("lakiconnect: idempotency key reused")
 	// ErrRateLimited: 429.
 	ErrRateLimited = errors.New("lakiconnect: rate limited")

@@ -55,6 +55,18 @@ type Facts struct {
 	// RotationScopes is what the management key needs (Set.RotationScopes);
 	// nil falls back to the policy's scopes.
 	RotationScopes []laki.Scope
+	// PreviousKeys are the secret's older keys at LakiConnect (AWSPREVIOUS
+	// in its grace), for CheckOldKeyStillInUse. Their grace started when
+	// the current key was created (CreatedAt).
+	PreviousKeys []PreviousKey
+}
+
+// PreviousKey is what LakiConnect reports of an older key of a secret.
+type PreviousKey struct {
+	ID         string
+	Status     laki.KeyStatus
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
 }
 
 // Check is one pure policy check: the facts of one credential and the time
@@ -80,7 +92,26 @@ func Checks() []Check {
 		CheckManagementKeyScopes,
 		CheckKeyTooOld,
 		CheckMissingExpiry,
+		CheckOldKeyStillInUse,
 	}
+}
+
+// CheckOldKeyStillInUse: an old key in its grace still used close to its
+// end, by the policy's alerts (OldKeyStillUsed). It names the old key.
+func CheckOldKeyStillInUse(f Facts, now time.Time) *Violation {
+	if !f.Current || !f.Found || !f.isKey() || f.Policy == nil {
+		return nil
+	}
+	for _, pk := range f.PreviousKeys {
+		if pk.Status != laki.StatusExpiring || pk.ExpiresAt == nil || !OldKeyStillUsed(f.Policy.Alerts, now, f.CreatedAt, *pk.ExpiresAt, pk.LastUsedAt) {
+			continue
+		}
+		v := f.violation(OldKeyStillInUse, "secret %s: its old key %s was last used at %s and ends at %s (in %s): a consumer is still on it",
+			f.Secret, pk.ID, pk.LastUsedAt.UTC().Format(time.RFC3339), pk.ExpiresAt.UTC().Format(time.RFC3339), pk.ExpiresAt.Sub(now).Round(time.Minute))
+		v.KeyID = pk.ID
+		return v
+	}
+	return nil
 }
 
 // Evaluate runs every check over the facts and returns the violations found,

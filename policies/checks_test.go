@@ -62,6 +62,15 @@ func TestEvaluateEveryReason(t *testing.T) {
 		{"healthy key", healthy, nil, ""},
 		{"healthy webhook secret", webhook, nil, ""},
 		{"healthy management key", mgmtKey, nil, ""},
+		{"old key in its grace, last used long before its end", with(healthy, func(f *Facts) {
+			lastUsed := now.Add(-7 * time.Hour)
+			f.PreviousKeys = []PreviousKey{{ID: "key_old", Status: laki.StatusExpiring, ExpiresAt: &soon, LastUsedAt: &lastUsed}}
+		}), nil, ""},
+		{"old key still used 2 h before its end", with(healthy, func(f *Facts) {
+			lastUsed := now.Add(-10 * time.Minute)
+			f.PreviousKeys = []PreviousKey{{ID: "key_old", Status: laki.StatusExpiring, ExpiresAt: &soon, LastUsedAt: &lastUsed}}
+		}), []Reason{OldKeyStillInUse},
+			`secret prod/checkout/lakiconnect: its old key key_old was last used at 2026-06-01T11:50:00Z and ends at 2026-06-01T14:00:00Z (in 2h0m0s): a consumer is still on it`},
 		{"over-privileged", with(healthy, func(f *Facts) {
 			f.Scopes = []laki.Scope{"payments:read", "payments:write", "customers:read", "refunds:write"}
 		}), []Reason{OverPrivileged},

@@ -209,8 +209,15 @@ func (l *loader) alerts(p *Policy, n *yaml.Node) {
 			p.Alerts.RotateOnUnauthorizedSpike = l.boolean(v, field)
 		case "last_used_warning":
 			p.Alerts.LastUsedWarning, _ = l.duration(v, field)
+		case "last_used_warning_fraction":
+			f, err := strconv.ParseFloat(v.Value, 64)
+			if v.Kind != yaml.ScalarNode || (v.Tag != "!!float" && v.Tag != "!!int") || err != nil || f <= 0 || f >= 1 {
+				l.add(v, field, "expected a fraction of the grace between 0 and 1 (for example 0.8), found %s", kindName(v))
+				continue
+			}
+			p.Alerts.LastUsedWarningFraction = f
 		default:
-			l.add(k, field, "unknown field (known: unauthorized_401, forbidden_403, window, rotate_on_unauthorized_spike, last_used_warning)")
+			l.add(k, field, "unknown field (known: unauthorized_401, forbidden_403, window, rotate_on_unauthorized_spike, last_used_warning, last_used_warning_fraction)")
 		}
 	}
 	if p.Alerts.RotateOnUnauthorizedSpike && p.Alerts.Unauthorized401 == 0 {

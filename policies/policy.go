@@ -106,6 +106,10 @@ type Alerts struct {
 	// LastUsedWarning warns when an old key is still used within this long
 	// of the end of its grace.
 	LastUsedWarning time.Duration
+	// LastUsedWarningFraction warns when an old key is still used once this
+	// fraction of its grace has passed (0.8: in the last fifth); 0 is off.
+	// Either this or LastUsedWarning is enough to warn.
+	LastUsedWarningFraction float64
 }
 
 // Defaults applied when a policy file leaves a field out.

@@ -59,6 +59,10 @@ const (
 	// UnknownPolicy: a managed secret names a policy that is not loaded, or
 	// one made for another kind of credential.
 	UnknownPolicy Reason = "unknown_policy"
+	// OldKeyStillInUse: a rotation's old key, in its grace, is still used
+	// close to its end (the policy's alerts.last_used_warning or
+	// last_used_warning_fraction): a consumer has not picked up the new key.
+	OldKeyStillInUse Reason = "old_key_still_in_use"
 )
 
 // ReasonInfo documents one reason.
@@ -87,6 +91,7 @@ func Reasons() []ReasonInfo {
 		{InsecureWebhookURL, events.SeverityCritical, "webhook endpoint URL is not https"},
 		{ManagementKeyOverScoped, events.SeverityWarning, "management key holds scopes beyond what rotation needs"},
 		{UnknownPolicy, events.SeverityCritical, "managed secret names a policy that is not loaded or is for another kind"},
+		{OldKeyStillInUse, events.SeverityWarning, "a rotation's old key is still used close to the end of its grace"},
 	}
 }
 

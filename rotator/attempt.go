@@ -14,7 +14,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -234,7 +234,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 				if err := e.revokeOldFirst(ctx, iss, job, vid, old); err != nil {
 					return res, err
 				}
-				if err := e.hook(name, StepRevokeFirst); err != nil {
+				if err := e.hook(name, AfterRevokeFirst); err != nil {
 					return res, err
 				}
 			}
@@ -249,7 +249,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			}
 			*m = &made{vid: vid, c: fresh, created: ev}
 		}
-		if err := e.hook(name, StepCreate); err != nil {
+		if err := e.hook(name, AfterCreate); err != nil {
 			return res, err
 		}
 		// The listing may be stale (another replica, another trigger): look
@@ -257,8 +257,12 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		// names the version that is AWSCURRENT and, once a secret has been
 		// rotated, whether another rotation is in flight (AWSPENDING off the
 		// current version).
-		if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
-			return res, err
+		// (A revoke-first compromise read it before its revoke, moments
+		// ago: that read stands, keeping the call budget.)
+		if old == nil {
+			if err := readCurrent(cur.Has(secretstore.StagePending)); err != nil {
+				return res, err
+			}
 		}
 		if mm := *m; !mm.announced {
 			mm.created.PreviousKeyID = res.PreviousKeyID
@@ -283,7 +287,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, err
 		}
 		(*m).stored = true
-		if err := e.hook(name, StepPut); err != nil {
+		if err := e.hook(name, AfterPut); err != nil {
 			return res, err
 		}
 	}
@@ -299,7 +303,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		}
 		return res, err
 	}
-	if err := e.hook(name, StepTest); err != nil {
+	if err := e.hook(name, AfterTest); err != nil {
 		return res, err
 	}
 	from, byOther, err := e.promote(ctx, job, vid, cur.ID, res.PreviousKeyID, res.KeyID)
@@ -328,7 +332,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			res.PreviousKeyID = credID(c)
 		}
 	}
-	if err := e.hook(name, StepPromote); err != nil {
+	if err := e.hook(name, AfterPromote); err != nil {
 		return res, err
 	}
 	if ms.Kind == inventory.KindManagementKey {
@@ -346,7 +350,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		if err != nil {
 			return res, err
 		}
-		if err := e.hook(name, StepEndOld); err != nil {
+		if err := e.hook(name, AfterEndOld); err != nil {
 			return res, err
 		}
 	}
@@ -455,7 +459,7 @@ func (e *Engine) discard(ctx context.Context, job Job, vid string, c secretstore
 		if isNotFound(err) {
 			err = nil
 		}
-		if _, code := apiCode(err); code == lakiconnect.CodeKeyRevoked {
+		if errors.Is(err, laki.ErrKeyRevoked) {
 			err = nil
 		}
 	}

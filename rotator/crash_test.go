@@ -11,16 +11,16 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
 var errCrash = errors.New("simulated crash")
 
-func crashAt(step rotator.Step) func(*rotator.Config) {
+func crashAt(step rotator.Boundary) func(*rotator.Config) {
 	return func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
 			if s == step {
 				return errCrash
 			}
@@ -33,12 +33,12 @@ func crashAt(step rotator.Step) func(*rotator.Config) {
 // simulator finishes the rotation: one new key, working, AWSCURRENT on it,
 // the old key ending as the cause demands, no orphan, labels consistent.
 func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote, rotator.AfterEndOld}
 	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
 		for _, step := range steps {
 			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {
 				h := newHarness(t)
-				ms := h.seedKey("svc/crash", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+				ms := h.seedKey("svc/crash", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 				old := h.current(ms.Name)
 				c := rotator.Cause{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
 				ctx := context.Background()
@@ -54,7 +54,7 @@ func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
-				keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+				keys := h.rotatorKeys(laki.Sandbox, ms.Name)
 				if len(keys) != 1 {
 					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
 				}
@@ -62,17 +62,17 @@ func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
 					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
 				}
-				if _, err := h.whoami(lakiconnect.Sandbox, cur.Secret); err != nil {
+				if _, err := h.whoami(laki.Sandbox, cur.Secret); err != nil {
 					t.Fatalf("current key does not work: %v", err)
 				}
 				ok := h.key(old.KeyID)
 				switch cause {
 				case events.CauseCompromise:
-					if ok.Status != lakiconnect.StatusRevoked {
+					if ok.Status != laki.StatusRevoked {
 						t.Fatalf("compromised key is %s, want revoked", ok.Status)
 					}
 				default:
-					if ok.Status != lakiconnect.StatusExpiring {
+					if ok.Status != laki.StatusExpiring {
 						t.Fatalf("old key is %s, want expiring", ok.Status)
 					}
 				}
@@ -98,7 +98,7 @@ func TestTwoEnginesSameSlotConverge(t *testing.T) {
 	h := newHarness(t)
 	var secrets []inventory.ManagedSecret
 	for i := range 5 {
-		secrets = append(secrets, h.seedKey(fmt.Sprintf("svc/r%d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes))
+		secrets = append(secrets, h.seedKey(fmt.Sprintf("svc/r%d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes))
 	}
 	a, b := h.engine(nil), h.engine(nil)
 	ctx := context.Background()
@@ -121,7 +121,7 @@ func TestTwoEnginesSameSlotConverge(t *testing.T) {
 		t.Errorf("replica error: %v", err)
 	}
 	for _, ms := range secrets {
-		keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+		keys := h.rotatorKeys(laki.Sandbox, ms.Name)
 		cur := h.current(ms.Name)
 		if len(keys) != 1 || keys[0].ID != cur.KeyID {
 			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)
@@ -138,14 +138,14 @@ func TestResumeFinishesInFlightAndStartsNone(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	var jobs []rotator.Job
-	for i, step := range []rotator.Step{rotator.StepPut, rotator.StepTest} {
-		ms := h.seedKey(fmt.Sprintf("svc/inflight%d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	for i, step := range []rotator.Boundary{rotator.AfterPut, rotator.AfterTest} {
+		ms := h.seedKey(fmt.Sprintf("svc/inflight%d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes)
 		if _, err := h.engine(crashAt(step)).Rotate(ctx, ms, basePolicy(), scheduled("s")); !errors.Is(err, rotator.ErrAborted) {
 			t.Fatal(err)
 		}
 		jobs = append(jobs, rotator.Job{Secret: ms, Policy: basePolicy()})
 	}
-	idle := h.seedKey("svc/idle", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	idle := h.seedKey("svc/idle", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	jobs = append(jobs, rotator.Job{Secret: idle, Policy: basePolicy()})
 	out := h.engine(nil).Resume(ctx, jobs, nil)
 	for i, o := range out[:2] {
@@ -153,11 +153,11 @@ func TestResumeFinishesInFlightAndStartsNone(t *testing.T) {
 			t.Fatalf("job %d: %+v", i, o)
 		}
 		cur := h.current(o.Job.Secret.Name)
-		if keys := h.rotatorKeys(lakiconnect.Sandbox, o.Job.Secret.Name); len(keys) != 1 || keys[0].ID != cur.KeyID {
+		if keys := h.rotatorKeys(laki.Sandbox, o.Job.Secret.Name); len(keys) != 1 || keys[0].ID != cur.KeyID {
 			t.Fatalf("%s: keys %d", o.Job.Secret.Name, len(keys))
 		}
 	}
-	if out[2].Err != nil || out[2].Result.Outcome != rotator.NothingToResume || len(h.rotatorKeys(lakiconnect.Sandbox, idle.Name)) != 0 {
+	if out[2].Err != nil || out[2].Result.Outcome != rotator.NothingToResume || len(h.rotatorKeys(laki.Sandbox, idle.Name)) != 0 {
 		t.Fatalf("idle secret: %+v", out[2])
 	}
 }

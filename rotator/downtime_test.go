@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -18,16 +18,16 @@ import (
 // /whoami and the webhook receiver's verification of what LakiConnect signs.
 func TestZeroDowntimeForCachingConsumers(t *testing.T) {
 	h := newHarness(t)
-	api := h.seedKey("svc/consumer", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	api := h.seedKey("svc/consumer", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	hook, _ := h.seedWebhook("hooks/consumer")
 	cached := map[string]secret.Value{api.Name: h.current(api.Name).Secret, hook.Name: h.current(hook.Name).Secret}
-	mgmt := h.client(lakiconnect.Sandbox, h.fx.SandboxKey)
+	mgmt := h.client(laki.Sandbox, h.fx.SandboxKey)
 	verifier := webhooksig.Verifier{Clock: h.fx.Clock}
 	var failures []string
 	n := 0
 	check := func(where string) {
 		n++
-		if _, err := h.whoami(lakiconnect.Sandbox, cached[api.Name]); err != nil {
+		if _, err := h.whoami(laki.Sandbox, cached[api.Name]); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: api consumer: %v", where, err))
 		}
 		ts, err := mgmt.TestWebhookSignature(context.Background(), fmt.Sprintf("consumer-%d", n), hook.EndpointID)
@@ -39,7 +39,7 @@ func TestZeroDowntimeForCachingConsumers(t *testing.T) {
 		}
 	}
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(name string, s rotator.Step) error {
+		c.Hooks.AfterStep = func(name string, s rotator.Boundary) error {
 			check(fmt.Sprintf("after %s of %s", s, name))
 			for _, ms := range []string{api.Name, hook.Name} { // refresh caches after the check
 				c, _ := h.store.peek(ms, secretstore.StageCurrent)

@@ -7,22 +7,22 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
 func TestCompromiseEndsOldKeyAtPromotion(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/leaked", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/leaked", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	var oldWorkedAtPromote, oldWorkedAfterEnd bool
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
-			_, err := h.whoami(lakiconnect.Sandbox, old.Secret)
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
+			_, err := h.whoami(laki.Sandbox, old.Secret)
 			switch s {
-			case rotator.StepPromote:
+			case rotator.AfterPromote:
 				oldWorkedAtPromote = err == nil
-			case rotator.StepEndOld:
+			case rotator.AfterEndOld:
 				oldWorkedAfterEnd = err == nil
 			}
 			return nil
@@ -36,10 +36,10 @@ func TestCompromiseEndsOldKeyAtPromotion(t *testing.T) {
 	if !oldWorkedAtPromote || oldWorkedAfterEnd {
 		t.Fatalf("old key worked at promote: %v (want true: no outage), after the next step: %v (want false)", oldWorkedAtPromote, oldWorkedAfterEnd)
 	}
-	if h.key(old.KeyID).Status != lakiconnect.StatusRevoked {
+	if h.key(old.KeyID).Status != laki.StatusRevoked {
 		t.Fatal("compromised key not revoked")
 	}
-	if _, err := h.whoami(lakiconnect.Sandbox, h.current(ms.Name).Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, h.current(ms.Name).Secret); err != nil {
 		t.Fatal(err)
 	}
 	evs := h.eventsFor(ms.Name, events.StepRotation, events.OutcomeSucceeded)
@@ -50,15 +50,15 @@ func TestCompromiseEndsOldKeyAtPromotion(t *testing.T) {
 
 func TestCompromiseRevokeFirst(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/leaked", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/leaked", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	var oldWorkedBeforeCreate = true
 	e := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
-			if s == rotator.StepRevokeFirst {
-				_, err := h.whoami(lakiconnect.Sandbox, old.Secret)
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
+			if s == rotator.AfterRevokeFirst {
+				_, err := h.whoami(laki.Sandbox, old.Secret)
 				oldWorkedBeforeCreate = err == nil
-				if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 0 {
+				if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 0 {
 					t.Errorf("%d new keys before the revoke", n)
 				}
 			}
@@ -73,15 +73,15 @@ func TestCompromiseRevokeFirst(t *testing.T) {
 	if oldWorkedBeforeCreate {
 		t.Fatal("old key still worked when the new one was created")
 	}
-	if _, err := h.whoami(lakiconnect.Sandbox, h.current(ms.Name).Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, h.current(ms.Name).Secret); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPersonnelChangeRotatesOwnersSecretsWithShortGrace(t *testing.T) {
 	h := newHarness(t)
-	a := h.seedKey("svc/a", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
-	b := h.seedKey("svc/b", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	a := h.seedKey("svc/a", inventory.KindAPIKey, laki.Sandbox, apiScopes)
+	b := h.seedKey("svc/b", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	b.Owners = []string{"carol"}
 	oldA, oldB := h.current(a.Name), h.current(b.Name)
 	jobs := rotator.PersonnelJobs([]inventory.ManagedSecret{a, b}, "Alice",
@@ -98,7 +98,7 @@ func TestPersonnelChangeRotatesOwnersSecretsWithShortGrace(t *testing.T) {
 	if k.ExpiresAt == nil || k.ExpiresAt.Sub(h.fx.Clock.Now()) > time.Hour {
 		t.Fatalf("personnel grace: old key expires %v, want within an hour", k.ExpiresAt)
 	}
-	if h.key(oldB.KeyID).Status != lakiconnect.StatusActive {
+	if h.key(oldB.KeyID).Status != laki.StatusActive {
 		t.Fatal("a secret of someone else was rotated")
 	}
 }

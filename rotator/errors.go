@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -56,19 +55,18 @@ func retryable(err error) bool {
 	if errors.Is(err, ErrAborted) || errors.Is(err, context.Canceled) {
 		return false
 	}
-	var ae *lakiconnect.APIError
-	if errors.As(err, &ae) {
+	if errors.Is(err, laki.ErrRefused) {
 		switch {
-		case ae.StatusCode == http.StatusTooManyRequests, ae.StatusCode >= 500:
+		case errors.Is(err, laki.ErrRateLimited), errors.Is(err, laki.ErrUnavailable):
 			return true
-		case ae.StatusCode == http.StatusUnauthorized:
+		case errors.Is(err, laki.ErrUnauthorized):
 			// The management key may have just been rotated (by this
 			// process or a replica): the next attempt reads it again.
 			return true
-		case ae.StatusCode == http.StatusConflict:
+		case errors.Is(err, laki.ErrConflict):
 			// key_limit_reached needs people; others (an idempotent
 			// request still in progress) settle by themselves.
-			return ae.Code != lakiconnect.CodeKeyLimitReached
+			return !errors.Is(err, laki.ErrKeyLimit)
 		default:
 			return false
 		}
@@ -80,14 +78,6 @@ func retryable(err error) bool {
 		}
 	}
 	return true
-}
-
-func apiCode(err error) (int, string) {
-	var ae *lakiconnect.APIError
-	if errors.As(err, &ae) {
-		return ae.StatusCode, ae.Code
-	}
-	return 0, ""
 }
 
 // sanitize makes an error fit a Secrets Manager tag value: at most 256

@@ -10,7 +10,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -49,7 +49,7 @@ func TestSimulatorFaultsAreRiddenOut(t *testing.T) {
 	for name, fs := range faults {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
-			ms := h.seedKey("svc/faulty", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+			ms := h.seedKey("svc/faulty", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 			old := h.current(ms.Name)
 			for _, f := range fs {
 				if err := h.fx.Sim.InjectFault(f); err != nil {
@@ -61,15 +61,15 @@ func TestSimulatorFaultsAreRiddenOut(t *testing.T) {
 			if _, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err != nil {
 				t.Fatalf("rotation did not ride out %s: %v", name, err)
 			}
-			keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+			keys := h.rotatorKeys(laki.Sandbox, ms.Name)
 			cur := h.current(ms.Name)
 			if len(keys) != 1 || keys[0].ID != cur.KeyID {
 				t.Fatalf("%d keys made", len(keys))
 			}
-			if _, err := h.whoami(lakiconnect.Sandbox, cur.Secret); err != nil {
+			if _, err := h.whoami(laki.Sandbox, cur.Secret); err != nil {
 				t.Fatal(err)
 			}
-			if st := h.key(old.KeyID).Status; st != lakiconnect.StatusExpiring {
+			if st := h.key(old.KeyID).Status; st != laki.StatusExpiring {
 				t.Fatalf("old key %s", st)
 			}
 		})
@@ -81,7 +81,7 @@ func TestSimulatorFaultsAreRiddenOut(t *testing.T) {
 // raised from MaxFailures on, and a later success clears the record.
 func TestStoreFailuresAreRecordedAndEscalated(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/throttled", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/throttled", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	h.store.fail = func(op, _ string) error {
 		if op == "PutPending" {
@@ -124,7 +124,7 @@ func TestStoreFailuresAreRecordedAndEscalated(t *testing.T) {
 	if tags := h.store.tags(ms.Name); tags[rotator.TagFailedAttempts] != "0" || tags[rotator.TagLastFailure] != "" {
 		t.Fatalf("failure tags not cleared: %v", tags)
 	}
-	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 1 {
+	if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 1 {
 		t.Fatalf("%d keys", n)
 	}
 }
@@ -133,7 +133,7 @@ func TestStoreFailuresAreRecordedAndEscalated(t *testing.T) {
 // reported; the next run resumes the pending version.
 func TestFailedTestLeavesCurrentUntouched(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/untested", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/untested", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	if err := h.fx.Sim.InjectFault(lakisim.Fault{Method: "GET", PathPrefix: "/whoami", Status: 403}); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestFailedTestLeavesCurrentUntouched(t *testing.T) {
 	if res.Outcome != rotator.Resumed {
 		t.Fatalf("outcome %s, want the in-flight rotation resumed", res.Outcome)
 	}
-	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 1 {
+	if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 1 {
 		t.Fatalf("%d keys, want 1", n)
 	}
 }
@@ -166,10 +166,10 @@ func TestFailedTestLeavesCurrentUntouched(t *testing.T) {
 // same cause is refused, and a new cause rotates afresh.
 func TestPendingKeyRevokedIsAbandoned(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/abandon", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/abandon", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	ctx := context.Background()
-	if _, err := h.engine(crashAt(rotator.StepPut)).Rotate(ctx, ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
+	if _, err := h.engine(crashAt(rotator.AfterPut)).Rotate(ctx, ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
 		t.Fatal(err)
 	}
 	pending, pid := h.store.peek(ms.Name, secretstore.StagePending)
@@ -203,7 +203,7 @@ func TestPendingKeyRevokedIsAbandoned(t *testing.T) {
 	if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("s2")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.whoami(lakiconnect.Sandbox, h.current(ms.Name).Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, h.current(ms.Name).Secret); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,17 +3,16 @@ package rotator_test
 import (
 	"context"
 	"fmt"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
+	"github.com/lakirotator/lakirotator/laki"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -21,10 +20,9 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
-var apiScopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeRefundsWrite}
+var apiScopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeRefundsWrite}
 
 func basePolicy() rotator.RotationPolicy {
 	return rotator.RotationPolicy{
@@ -46,7 +44,7 @@ type harness struct {
 	store  *memStore
 	rec    *events.Recorder
 	logs   *syncbuf.Buffer
-	src    *lakiissuer.Source
+	src    rotator.IssuerSource
 	mu     sync.Mutex
 	issued []secret.Value
 }
@@ -55,18 +53,23 @@ func newHarness(t *testing.T, opts ...lakisimtest.Option) *harness {
 	t.Helper()
 	fx := lakisimtest.Start(t, opts...)
 	h := &harness{t: t, fx: fx, store: newMemStore(fx.Clock), rec: &events.Recorder{}, logs: &syncbuf.Buffer{}}
-	h.src = h.source(map[lakiissuer.Target]lakiissuer.KeySource{
-		{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}:    lakiissuer.StaticKey(fx.SandboxKey),
-		{Environment: lakiconnect.Production, MasterMerchantID: fx.MerchantID}: lakiissuer.StaticKey(fx.ProductionKey),
-	})
+	h.src = h.source(h.fixtureKeys())
 	h.issued = append(h.issued, fx.SandboxKey, fx.ProductionKey)
 	t.Cleanup(func() { h.scanForSecrets() })
 	return h
 }
 
-func (h *harness) client(env lakiconnect.Environment, key secret.Value) *lakiconnect.Client {
+// fixtureKeys are the fixture's management keys, one per environment.
+func (h *harness) fixtureKeys() map[lakiconnect.Merchant]lakiconnect.KeySource {
+	return map[lakiconnect.Merchant]lakiconnect.KeySource{
+		{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}:    lakiconnect.StaticKey(h.fx.SandboxKey),
+		{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: lakiconnect.StaticKey(h.fx.ProductionKey),
+	}
+}
+
+func (h *harness) client(env laki.Environment, key secret.Value, mods ...func(*lakiconnect.Config)) *lakiconnect.Client {
 	h.t.Helper()
-	c, err := lakiconnect.NewClient(lakiconnect.Config{
+	cfg := lakiconnect.Config{
 		BaseURL: h.fx.URL(env), APIKey: key, MaxRetries: 4,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			// Retry-After is real time at the simulator; wait a little.
@@ -77,28 +80,37 @@ func (h *harness) client(env lakiconnect.Environment, key secret.Value) *lakicon
 				return ctx.Err()
 			}
 		},
-	})
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	c, err := lakiconnect.NewClient(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return c
 }
 
-func (h *harness) source(keys map[lakiissuer.Target]lakiissuer.KeySource) *lakiissuer.Source {
-	return lakiissuer.NewSource(map[lakiconnect.Environment]*lakiconnect.Client{
-		lakiconnect.Sandbox:    h.client(lakiconnect.Sandbox, h.fx.SandboxKey),
-		lakiconnect.Production: h.client(lakiconnect.Production, h.fx.ProductionKey),
+// source is the engine's issuers over the simulator, one client per
+// environment (mods set its rate limit, for one) and the keys given.
+func (h *harness) source(keys map[lakiconnect.Merchant]lakiconnect.KeySource, mods ...func(*lakiconnect.Config)) rotator.IssuerSource {
+	m, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{
+		laki.Sandbox:    h.client(laki.Sandbox, h.fx.SandboxKey, mods...),
+		laki.Production: h.client(laki.Production, h.fx.ProductionKey, mods...),
 	}, keys)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rotator.Issuers(m.Client, m.InvalidateManagementKey)
 }
 
 func (h *harness) engine(mod func(*rotator.Config)) *rotator.Engine {
 	h.t.Helper()
 	cfg := rotator.Config{
 		Store: h.store, Issuers: h.src, Clock: h.fx.Clock, Events: h.rec,
-		Logger:    slog.New(slog.NewJSONHandler(h.logs, nil)),
-		Verifier:  webhooksig.Verifier{Clock: h.fx.Clock},
-		RateLimit: rate.Inf, RateClock: clock.Real{},
-		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second},
+		Logger:   slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Verifier: webhooksig.Verifier{Clock: h.fx.Clock},
+		Backoff:  rotator.Backoff{Base: time.Second, Max: 4 * time.Second},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -113,7 +125,7 @@ func (h *harness) engine(mod func(*rotator.Config)) *rotator.Engine {
 
 // seedKey makes a LakiConnect key (as a person would in the dashboard) and
 // stores it as the secret's AWSCURRENT.
-func (h *harness) seedKey(name string, kind inventory.Kind, env lakiconnect.Environment, scopes []lakiconnect.Scope) inventory.ManagedSecret {
+func (h *harness) seedKey(name string, kind inventory.Kind, env laki.Environment, scopes []laki.Scope) inventory.ManagedSecret {
 	h.t.Helper()
 	k, err := h.fx.Sim.CreateKey(env, h.fx.MerchantID, "seed "+name, scopes)
 	if err != nil {
@@ -132,7 +144,7 @@ func (h *harness) seedKey(name string, kind inventory.Kind, env lakiconnect.Envi
 
 func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, lakiconnect.WebhookSecretWithValue) {
 	h.t.Helper()
-	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, h.fx.MerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
+	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -144,7 +156,7 @@ func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, lakiconnect
 		h.t.Fatal(err)
 	}
 	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), v, nil)
-	return inventory.ManagedSecret{Name: name, Kind: inventory.KindWebhookSecret, Environment: lakiconnect.Sandbox,
+	return inventory.ManagedSecret{Name: name, Kind: inventory.KindWebhookSecret, Environment: laki.Sandbox,
 		MasterMerchantID: h.fx.MerchantID, EndpointID: ep.ID, Policy: "p"}, ws
 }
 
@@ -162,13 +174,13 @@ func (h *harness) current(name string) secretstore.Credential {
 }
 
 // whoami calls /whoami with key, as a consumer would.
-func (h *harness) whoami(env lakiconnect.Environment, key secret.Value) (lakiconnect.WhoAmI, error) {
+func (h *harness) whoami(env laki.Environment, key secret.Value) (laki.WhoAmI, error) {
 	return h.client(env, key).WhoAmI(context.Background())
 }
 
 // rotatorKeys lists the keys the rotator made for a secret at the simulator.
-func (h *harness) rotatorKeys(env lakiconnect.Environment, name string) []lakiconnect.APIKey {
-	var out []lakiconnect.APIKey
+func (h *harness) rotatorKeys(env laki.Environment, name string) []laki.APIKey {
+	var out []laki.APIKey
 	for _, k := range h.fx.Sim.Keys(env, h.fx.MerchantID) {
 		if k.Metadata[rotator.MetaCreatedBy] == rotator.MetaCreatedByValue && k.Metadata[rotator.MetaSecret] == name {
 			out = append(out, k)
@@ -177,7 +189,7 @@ func (h *harness) rotatorKeys(env lakiconnect.Environment, name string) []lakico
 	return out
 }
 
-func (h *harness) key(id string) lakiconnect.APIKey {
+func (h *harness) key(id string) laki.APIKey {
 	h.t.Helper()
 	k, ok := h.fx.Sim.Key(id)
 	if !ok {

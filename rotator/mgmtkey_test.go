@@ -7,9 +7,9 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
 // The rotator rotates its own management key last in a batch and goes on
@@ -19,19 +19,19 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
 		t.Run(string(cause), func(t *testing.T) {
 			h := newHarness(t)
-			mgmt := h.seedKey("rotator/mgmt", inventory.KindManagementKey, lakiconnect.Sandbox, lakiconnect.AllScopes)
+			mgmt := h.seedKey("rotator/mgmt", inventory.KindManagementKey, laki.Sandbox, laki.AllScopes)
 			oldMgmt := h.current(mgmt.Name)
 			keys := rotator.NewManagementKeySource(h.store, mgmt.Name, time.Hour, h.fx.Clock)
-			h.src = h.source(map[lakiissuer.Target]lakiissuer.KeySource{
-				{Environment: lakiconnect.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys,
+			h.src = h.source(map[lakiconnect.Merchant]lakiconnect.KeySource{
+				{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys,
 			})
 			var apps []inventory.ManagedSecret
 			for _, n := range []string{"svc/a", "svc/b", "svc/c"} {
-				apps = append(apps, h.seedKey(n, inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes))
+				apps = append(apps, h.seedKey(n, inventory.KindAPIKey, laki.Sandbox, apiScopes))
 			}
 			e := h.engine(func(c *rotator.Config) { c.Workers, c.Attempts = 3, 1 }) // one attempt: a stale key must fail, not retry
 			mgmtPol := basePolicy()
-			mgmtPol.Scopes = lakiconnect.AllScopes
+			mgmtPol.Scopes = laki.AllScopes
 			c := rotator.Cause{Kind: cause, ID: "batch-1", Source: events.SourceSchedule}
 			jobs := []rotator.Job{{Secret: mgmt, Policy: mgmtPol, Cause: c}}
 			for _, a := range apps {
@@ -51,9 +51,9 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 			if newMgmt.KeyID == oldMgmt.KeyID {
 				t.Fatal("management key not rotated")
 			}
-			want := lakiconnect.StatusExpiring
+			want := laki.StatusExpiring
 			if cause == events.CauseCompromise {
-				want = lakiconnect.StatusRevoked
+				want = laki.StatusRevoked
 			}
 			if st := h.key(oldMgmt.KeyID).Status; st != want {
 				t.Fatalf("old management key %s, want %s", st, want)

@@ -10,19 +10,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager/awsfault"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
-	"github.com/lakirotator/lakirotator/rotator/lakiissuer"
 )
 
 // motoBatch seeds n API-key secrets spread over merchants (LakiConnect
@@ -34,7 +32,7 @@ type motoBatch struct {
 	store   *secretsmanager.Store
 	counter *secretsmanager.CallCounter
 	fault   *awsfault.Injector
-	src     *lakiissuer.Source
+	src     rotator.IssuerSource
 	jobs    []rotator.Job
 }
 
@@ -58,21 +56,21 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 	}
 	seed := sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(endpoint), Credentials: creds}, seedOpts...)
 	b := &motoBatch{h: h, store: store, counter: counter, fault: fault}
-	keys := map[lakiissuer.Target]lakiissuer.KeySource{}
+	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	var merchant string
 	ctx := context.Background()
 	for i := range n {
 		if i%perMerchant == 0 {
 			merchant = h.fx.Sim.AddMasterMerchant("")
-			mk, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, merchant, "management", lakiconnect.AllScopes)
+			mk, err := h.fx.Sim.CreateKey(laki.Sandbox, merchant, "management", laki.AllScopes)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.keep(mk.Secret)
-			keys[lakiissuer.Target{Environment: lakiconnect.Sandbox, MasterMerchantID: merchant}] = lakiissuer.StaticKey(mk.Secret)
+			keys[lakiconnect.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}] = lakiconnect.StaticKey(mk.Secret)
 		}
 		name := fmt.Sprintf("%s/svc-%03d", strings.ReplaceAll(t.Name(), "/", "-"), i)
-		k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, merchant, name, apiScopes)
+		k, err := h.fx.Sim.CreateKey(laki.Sandbox, merchant, name, apiScopes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,10 +83,11 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 		if _, err := seed.CreateSecret(ctx, &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}); err != nil {
 			t.Fatal(err)
 		}
-		ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox, MasterMerchantID: merchant, Policy: "p"}
+		ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: merchant, Policy: "p"}
 		b.jobs = append(b.jobs, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z")})
 	}
-	b.src = h.source(keys)
+	// LakiConnect counts per key in real time: keep under its 100/s.
+	b.src = h.source(keys, func(c *lakiconnect.Config) { c.RateLimit, c.RateBurst = 80, 10 })
 	// The scheduler's listing: one ListSecrets walk gives every secret's stages.
 	byName := map[string]secretstore.Secret{}
 	if err := store.List(ctx, nil, func(s secretstore.Secret) error { byName[s.Name] = s; return nil }); err != nil {
@@ -113,8 +112,6 @@ func (b *motoBatch) engine(workers int) *rotator.Engine {
 	return b.h.engine(func(c *rotator.Config) {
 		c.Store, c.Issuers, c.Workers = b.store, b.src, workers
 		c.Verifier = webhooksig.Verifier{Clock: b.h.fx.Clock}
-		// LakiConnect counts per key in real time: keep under its 100/s.
-		c.RateLimit, c.RateBurst, c.RateClock = 80, 10, clock.Real{}
 	})
 }
 
@@ -180,7 +177,7 @@ func TestMotoBatchOf200CallBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.h.keep(c.Secret)
-		if _, err := b.h.whoami(lakiconnect.Sandbox, c.Secret); err != nil {
+		if _, err := b.h.whoami(laki.Sandbox, c.Secret); err != nil {
 			t.Fatalf("%s: current key fails: %v", j.Secret.Name, err)
 		}
 		if v.ID != out[i].Result.VersionID || !containsAll(v.Stages, secretstore.StageCurrent, secretstore.StagePending) {
@@ -214,7 +211,6 @@ func TestMotoThrottlingIsRiddenOut(t *testing.T) {
 	advanceWhileWaiting(t, b.h.fx.Clock, time.Second)
 	e := b.h.engine(func(c *rotator.Config) {
 		c.Store, c.Issuers, c.Workers, c.Attempts = b.store, b.src, 8, 8
-		c.RateLimit, c.RateClock = rate.Inf, clock.Real{}
 		c.Backoff = rotator.Backoff{Base: time.Second, Max: 2 * time.Second}
 	})
 	out := e.RunBatch(context.Background(), b.jobs, nil)
@@ -236,9 +232,9 @@ func TestMotoThrottlingIsRiddenOut(t *testing.T) {
 	_ = events.CauseScheduled
 }
 
-func (h *harness) rotatorKeysOf(merchant, name string) []lakiconnect.APIKey {
-	var out []lakiconnect.APIKey
-	for _, k := range h.fx.Sim.Keys(lakiconnect.Sandbox, merchant) {
+func (h *harness) rotatorKeysOf(merchant, name string) []laki.APIKey {
+	var out []laki.APIKey
+	for _, k := range h.fx.Sim.Keys(laki.Sandbox, merchant) {
 		if k.Metadata[rotator.MetaSecret] == name {
 			out = append(out, k)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -19,10 +20,10 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	h := newHarness(t)
 	var batch []rotator.Job
 	for i := range 12 {
-		ms := h.seedKey(fmt.Sprintf("svc/b%02d", i), inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+		ms := h.seedKey(fmt.Sprintf("svc/b%02d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes)
 		batch = append(batch, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("slot")})
 	}
-	urgent := h.seedKey("svc/urgent", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	urgent := h.seedKey("svc/urgent", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 
 	var mu sync.Mutex
 	var order []string
@@ -31,8 +32,8 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	first := true
 	e := h.engine(func(c *rotator.Config) {
 		c.Workers = 1
-		c.Hooks.AfterStep = func(name string, s rotator.Step) error {
-			if s != rotator.StepCreate {
+		c.Hooks.AfterStep = func(name string, s rotator.Boundary) error {
+			if s != rotator.AfterCreate {
 				return nil
 			}
 			mu.Lock()
@@ -66,16 +67,18 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	}
 }
 
-// The LakiConnect rate limit is kept per management key on the injected
-// clock: with 1 request/s and no burst to spare, a rotation's calls are
-// spaced one clock second apart.
+// The LakiConnect rate limit is kept per management key (in the client for
+// the merchant's key) on the injected clock: with 1 request/s and no burst
+// to spare, a rotation's calls are spaced one clock second apart.
 func TestRateLimitSpacesCallsOnTheClock(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/limited", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/limited", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	start := h.fx.Clock.Now()
 	before := len(h.fx.Sim.Requests())
 	advanceWhileWaiting(t, h.fx.Clock, 100*time.Millisecond)
-	e := h.engine(func(c *rotator.Config) { c.RateLimit, c.RateBurst, c.RateClock = 1, 1, h.fx.Clock })
+	e := h.engine(func(c *rotator.Config) {
+		c.Issuers = h.source(h.fixtureKeys(), func(c *lakiconnect.Config) { c.RateLimit, c.RateBurst, c.Clock = 1, 1, h.fx.Clock })
+	})
 	if _, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err != nil {
 		t.Fatal(err)
 	}

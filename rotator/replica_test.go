@@ -9,7 +9,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -26,12 +26,12 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moto")
 	}
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote}
 	for si, step := range steps {
 		t.Run(string(step), func(t *testing.T) {
 			b := newMotoBatch(t, 2, 2, nil)
 			ctx := context.Background()
-			eng := func(hook func(string, rotator.Step) error) *rotator.Engine {
+			eng := func(hook func(string, rotator.Boundary) error) *rotator.Engine {
 				return b.h.engine(func(c *rotator.Config) {
 					c.Store, c.Issuers = b.store, b.src
 					c.Verifier = webhooksig.Verifier{Clock: b.h.fx.Clock}
@@ -67,7 +67,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 				}
 				early := eng(nil)
 				for _, j := range b.jobs {
-					late := eng(func(name string, s rotator.Step) error {
+					late := eng(func(name string, s rotator.Boundary) error {
 						if s == step {
 							if _, err := early.RotateJob(ctx, j); err != nil {
 								t.Errorf("early replica: %v", err)
@@ -83,7 +83,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 					if err != nil {
 						t.Fatalf("round %d: late replica failed: %v", round+1, err)
 					}
-					if step == rotator.StepCreate {
+					if step == rotator.AfterCreate {
 						if n := b.counter.Snapshot()["PutSecretValue"] - before["PutSecretValue"]; n != 0 {
 							t.Fatalf("round %d: the late replica issued %d PutSecretValue for a rotation already done", round+1, n)
 						}
@@ -94,7 +94,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 					checkCurrent("after both replicas")
 					live := 0
 					for _, k := range b.h.rotatorKeysOf(j.Secret.MasterMerchantID, j.Secret.Name) {
-						if k.Status == lakiconnect.StatusActive {
+						if k.Status == laki.StatusActive {
 							live++
 						}
 					}
@@ -127,7 +127,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 // made, unread. Runs on the in-memory store, which behaves as AWS does.
 func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/race", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/race", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	ctx := context.Background()
 	if _, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil {
 		t.Fatal(err)
@@ -139,10 +139,10 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := h.engine(crashAt(rotator.StepPut)) // killed right after its put: in flight
+	first := h.engine(crashAt(rotator.AfterPut)) // killed right after its put: in flight
 	second := h.engine(func(c *rotator.Config) {
-		c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
-			if s == rotator.StepCreate {
+		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
+			if s == rotator.AfterCreate {
 				_, _ = first.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: manual("trg_one"), Known: &known})
 			}
 			return nil
@@ -158,11 +158,11 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	}
 	cur := h.current(ms.Name)
 	live := 0
-	for _, k := range h.rotatorKeys(lakiconnect.Sandbox, ms.Name) {
+	for _, k := range h.rotatorKeys(laki.Sandbox, ms.Name) {
 		switch {
-		case k.Metadata[rotator.MetaVersion] == rotator.VersionID(known.ARN, "trg_two") && k.Status != lakiconnect.StatusRevoked:
+		case k.Metadata[rotator.MetaVersion] == rotator.VersionID(known.ARN, "trg_two") && k.Status != laki.StatusRevoked:
 			t.Fatalf("the losing rotation's key %s is %s", k.ID, k.Status)
-		case k.Status == lakiconnect.StatusActive:
+		case k.Status == laki.StatusActive:
 			live++
 		}
 	}
@@ -176,7 +176,7 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 // whatever the version's labels): the late replica writes nothing once it
 // sees the rotation done, leaves one AWSCURRENT, and announces nothing twice.
 func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote}
 	for _, step := range steps {
 		t.Run(string(step), func(t *testing.T) {
 			h := newHarness(t)
@@ -186,7 +186,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			store := &countingStore{Store: ls}
-			k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "seed", apiScopes)
+			k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed", apiScopes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,7 +199,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 			if _, err := ls.Create(ctx, "svc/aws-late", "", nil, &v); err != nil {
 				t.Fatal(err)
 			}
-			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox,
+			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
 				MasterMerchantID: h.fx.MerchantID, Policy: "p"}
 			for round, slot := range []string{"2026-06-01T09:00:00Z", "2026-06-08T09:00:00Z"} {
 				known, err := ls.Describe(ctx, ms.Name)
@@ -210,7 +210,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				early := h.engine(func(c *rotator.Config) { c.Store = store })
 				late := h.engine(func(c *rotator.Config) {
 					c.Store = store
-					c.Hooks.AfterStep = func(_ string, s rotator.Step) error {
+					c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
 						if s == step {
 							if _, err := early.RotateJob(ctx, job); err != nil {
 								t.Errorf("early replica: %v", err)
@@ -223,7 +223,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				if _, err := late.RotateJob(ctx, job); err != nil {
 					t.Fatalf("round %d: late replica failed: %v", round+1, err)
 				}
-				if step == rotator.StepCreate && store.puts.Load() != 0 {
+				if step == rotator.AfterCreate && store.puts.Load() != 0 {
 					t.Fatalf("round %d: the late replica put a version already promoted", round+1)
 				}
 				d, err := ls.Describe(ctx, ms.Name)

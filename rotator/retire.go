@@ -6,7 +6,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -71,7 +71,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 		KeyLast4: old.Secret.Last4(), Source: events.SourceSchedule, Actor: "rotator"}
 	now := e.clk.Now().UTC()
 
-	var status lakiconnect.KeyStatus
+	var status laki.KeyStatus
 	var endsAt *time.Time
 	if old.Type == secretstore.TypeWebhookSecret {
 		ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
@@ -101,14 +101,14 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 
 	job := Job{Secret: ms, Policy: pol, Cause: Cause{Kind: events.CauseScheduled}}
 	switch {
-	case status == lakiconnect.StatusRevoked:
+	case status == laki.StatusRevoked:
 		res.State = RetireEnded
 		ev.Details = map[string]string{"action": "confirm_ended"}
 		e.emit(ctx, ev, events.StepRetire, events.OutcomeSucceeded, nil)
-	case status == lakiconnect.StatusActive || endsAt == nil || !now.Before(*endsAt):
+	case status == laki.StatusActive || endsAt == nil || !now.Before(*endsAt):
 		// Never scheduled, or past its end yet still working: make it end.
 		grace := pol.GraceFor(events.CauseScheduled)
-		if status != lakiconnect.StatusActive {
+		if status != laki.StatusActive {
 			grace = 0
 		}
 		at, err := e.endOld(ctx, iss, job, cur.ID, &old, grace)
@@ -123,8 +123,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 		res.EndsAt = at
 	default:
 		res.State = RetireInGrace
-		w := pol.LastUsedWarning
-		if w > 0 && res.LastUsedAt != nil && endsAt.Sub(now) <= w && now.Sub(*res.LastUsedAt) <= w {
+		if oldKeyStillUsedNearEnd(pol, now, *endsAt, cur.CreatedAt, res.LastUsedAt) {
 			res.StillInUse = true
 			ev.Severity = events.SeverityWarning
 			ev.Details = map[string]string{"action": "old_key_still_used",

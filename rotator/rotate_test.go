@@ -9,7 +9,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -38,7 +38,7 @@ func TestVersionIDIsDeterministicUUID(t *testing.T) {
 
 func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/payments", inventory.KindAPIKey, lakiconnect.Sandbox, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	ms := h.seedKey("svc/payments", inventory.KindAPIKey, laki.Sandbox, []laki.Scope{laki.ScopePaymentsRead})
 	old := h.current(ms.Name)
 	e := h.engine(nil)
 	ctx := context.Background()
@@ -74,11 +74,11 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	if cur.KeyID != res.KeyID || cur.KeyID == old.KeyID {
 		t.Fatalf("AWSCURRENT holds key %s, result says %s", cur.KeyID, res.KeyID)
 	}
-	w, err := h.whoami(lakiconnect.Sandbox, cur.Secret)
+	w, err := h.whoami(laki.Sandbox, cur.Secret)
 	if err != nil {
 		t.Fatalf("new current key does not work: %v", err)
 	}
-	if !slices.Equal(sortScopes(w.Scopes), sortScopes(apiScopes)) || w.Status != lakiconnect.StatusActive {
+	if !slices.Equal(sortScopes(w.Scopes), sortScopes(apiScopes)) || w.Status != laki.StatusActive {
 		t.Fatalf("new key whoami %+v, want exactly %v", w, apiScopes)
 	}
 	nk := h.key(cur.KeyID)
@@ -87,10 +87,10 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	}
 	ok := h.key(old.KeyID)
 	wantEnd := h.fx.Clock.Now().Add(24 * time.Hour)
-	if ok.Status != lakiconnect.StatusExpiring || ok.ExpiresAt == nil || ok.ExpiresAt.Sub(wantEnd).Abs() > time.Second {
+	if ok.Status != laki.StatusExpiring || ok.ExpiresAt == nil || ok.ExpiresAt.Sub(wantEnd).Abs() > time.Second {
 		t.Fatalf("old key status %s expires %v, want expiring at %v", ok.Status, ok.ExpiresAt, wantEnd)
 	}
-	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, old.Secret); err != nil {
 		t.Fatalf("old key stopped working during its grace: %v", err)
 	}
 	for _, step := range []events.Step{events.StepCreate, events.StepTest, events.StepPromote, events.StepRetire, events.StepRotation} {
@@ -102,7 +102,7 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	}
 	// Past the grace the old key ends by itself at LakiConnect.
 	h.fx.Clock.Advance(24*time.Hour + time.Minute)
-	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err == nil {
+	if _, err := h.whoami(laki.Sandbox, old.Secret); err == nil {
 		t.Fatal("old key still works after its grace")
 	}
 
@@ -122,14 +122,14 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	if calls := h.store.counts(); len(calls) != 3 || calls["Get"] != 1 || calls["PutPending"] != 1 || calls["MoveStage"] != 1 {
 		t.Fatalf("steady-state store calls %v: want one Get, one PutPending and one MoveStage", calls)
 	}
-	var laki []string
+	var lakiCalls []string
 	for _, r := range h.fx.Sim.Requests()[before:] {
-		laki = append(laki, r.Method+" "+r.Path)
+		lakiCalls = append(lakiCalls, r.Method+" "+r.Path)
 	}
-	if len(laki) != 3 {
-		t.Fatalf("LakiConnect calls for one rotation: %v; want create, whoami and expire only", laki)
+	if len(lakiCalls) != 3 {
+		t.Fatalf("LakiConnect lakiCalls for one rotation: %v; want create, whoami and expire only", lakiCalls)
 	}
-	if second.PreviousKeyID != cur.KeyID || h.key(cur.KeyID).Status != lakiconnect.StatusExpiring {
+	if second.PreviousKeyID != cur.KeyID || h.key(cur.KeyID).Status != laki.StatusExpiring {
 		t.Fatalf("second rotation ended %s, want %s expiring", second.PreviousKeyID, cur.KeyID)
 	}
 
@@ -142,12 +142,12 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	if err != nil || older.Outcome != rotator.Superseded {
 		t.Fatalf("repeat of the older slot: %+v %v", older, err)
 	}
-	if n := len(h.rotatorKeys(lakiconnect.Sandbox, ms.Name)); n != 2 {
+	if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 2 {
 		t.Fatalf("%d rotator keys after two rotations and a repeat, want 2", n)
 	}
 }
 
-func sortScopes(s []lakiconnect.Scope) []lakiconnect.Scope {
+func sortScopes(s []laki.Scope) []laki.Scope {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
@@ -155,7 +155,7 @@ func sortScopes(s []lakiconnect.Scope) []lakiconnect.Scope {
 
 func TestRotateRefusesBadInputNamingTheSecret(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/x", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/x", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	e := h.engine(nil)
 	pol := basePolicy()
 	pol.Scopes = nil
@@ -169,7 +169,7 @@ func TestRotateRefusesBadInputNamingTheSecret(t *testing.T) {
 	}
 	// Declared production, stored sandbox: never mix.
 	prod := ms
-	prod.Environment = lakiconnect.Production
+	prod.Environment = laki.Production
 	_, err = e.Rotate(context.Background(), prod, basePolicy(), scheduled("s1"))
 	if err == nil || !strings.Contains(err.Error(), "sandbox") {
 		t.Fatalf("err = %v", err)
@@ -177,8 +177,8 @@ func TestRotateRefusesBadInputNamingTheSecret(t *testing.T) {
 	// The stored credential is read right before the put (the look that
 	// keeps a stale writer from writing), so the key may have been made: it
 	// must have been ended at once, never stored.
-	for _, k := range append(h.rotatorKeys(lakiconnect.Production, ms.Name), h.rotatorKeys(lakiconnect.Sandbox, ms.Name)...) {
-		if k.Status != lakiconnect.StatusRevoked {
+	for _, k := range append(h.rotatorKeys(laki.Production, ms.Name), h.rotatorKeys(laki.Sandbox, ms.Name)...) {
+		if k.Status != laki.StatusRevoked {
 			t.Fatalf("key %s made for a refused rotation is %s", k.ID, k.Status)
 		}
 	}

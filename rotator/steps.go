@@ -6,14 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -40,12 +39,11 @@ func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, at
 		} else {
 			c, err = e.createAPIKey(ctx, iss, job, vid, idem)
 		}
-		status, code := apiCode(err)
-		deadEnd := (status == http.StatusConflict && code != "") || status == http.StatusUnprocessableEntity
+		deadEnd := errors.Is(err, laki.ErrConflict) || errors.Is(err, laki.ErrIdempotencyKeyReused)
 		if !deadEnd || n == maxCreateAttempts {
 			break
 		}
-		e.log.Warn("create answered a dead end; moving to the next attempt", "secret", ms.Name, "version", vid, "attempt", n+1, "code", code)
+		e.log.Warn("create answered a dead end; moving to the next attempt", "secret", ms.Name, "version", vid, "attempt", n+1, "error", err)
 		if terr := e.store.Tag(ctx, ms.Name, map[string]string{TagCreateAttempt: vid + " " + strconv.Itoa(n+1)}); terr != nil {
 			e.log.Warn("recording the create attempt in tags failed", "secret", ms.Name, "error", terr)
 		}
@@ -77,7 +75,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 	if len(displayName) > 100 {
 		displayName = displayName[:100]
 	}
-	req := lakiconnect.CreateAPIKeyRequest{
+	req := laki.CreateAPIKeyRequest{
 		Name:   displayName,
 		Scopes: sortedScopes(job.Policy.Scopes),
 		Metadata: map[string]string{
@@ -87,7 +85,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 		},
 	}
 	if job.Policy.ExpiresAfter > 0 {
-		at := job.Cause.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, lakiconnect.MaxCreateExpiresAhead))
+		at := job.Cause.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, laki.MaxCreateExpiresAhead))
 		req.ExpiresAt = &at
 	}
 	k, err := iss.CreateAPIKey(ctx, idem, req)
@@ -100,7 +98,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 	}
 	return secretstore.Credential{
 		Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: k.MasterMerchantID,
-		KeyID: k.ID, Secret: k.Secret, Scopes: lakiconnect.ScopeNames(k.Scopes), CreatedAt: k.CreatedAt,
+		KeyID: k.ID, Secret: k.Secret, Scopes: laki.ScopeNames(k.Scopes), CreatedAt: k.CreatedAt,
 	}, nil
 }
 
@@ -113,7 +111,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid, idem string, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, error) {
 	ms := job.Secret
 	ws, err := iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
-	if _, code := apiCode(err); code == lakiconnect.CodeTooManySecrets {
+	if errors.Is(err, laki.ErrTooManySecrets) {
 		old, oerr := oldOf()
 		if oerr != nil {
 			return secretstore.Credential{}, oerr
@@ -136,19 +134,27 @@ func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, v
 }
 
 // clearStaleWebhookSecrets ends every live secret of the endpoint but the
-// current one.
+// current one: an expiring one (a previous secret in its grace) at once, an
+// active one only once it is older than the orphan margin. A younger active
+// secret may be the new secret of a rotation live elsewhere (a replica),
+// between its create and its put: the create is then retried later.
 func (e *Engine) clearStaleWebhookSecrets(ctx context.Context, iss Issuer, job Job, vid string, old *secretstore.Credential) error {
 	ms := job.Secret
 	ep, err := iss.GetWebhookEndpoint(ctx, ms.EndpointID)
 	if err != nil {
 		return err
 	}
+	young := e.clk.Now().Add(-e.cfg.OrphanMargin)
 	for _, s := range ep.Secrets {
-		if s.Status == lakiconnect.StatusRevoked || (old != nil && s.ID == old.SecretID) {
+		if s.Status == laki.StatusRevoked || (old != nil && s.ID == old.SecretID) {
 			continue
 		}
+		if s.Status == laki.StatusActive && s.CreatedAt.After(young) {
+			return fmt.Errorf("endpoint %s has a new signing secret %s, made %s ago and not stored yet: another rotation of it is in flight; trying again later",
+				ms.EndpointID, s.ID, e.clk.Now().Sub(s.CreatedAt).Round(time.Second))
+		}
 		_, xerr := iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "clear-"+s.ID), ms.EndpointID, s.ID, nil)
-		if _, code := apiCode(xerr); code == lakiconnect.CodeKeyRevoked || isNotFound(xerr) {
+		if errors.Is(xerr, laki.ErrKeyRevoked) || isNotFound(xerr) {
 			xerr = nil
 		}
 		if xerr != nil {
@@ -190,7 +196,7 @@ func (e *Engine) testAPIKey(ctx context.Context, iss Issuer, job Job, c secretst
 	ms := job.Secret
 	w, err := iss.WhoAmIWith(ctx, c.Secret)
 	if err != nil {
-		if code, _ := apiCode(err); code == 401 {
+		if errors.Is(err, laki.ErrUnauthorized) {
 			return badCredential(ms.Name, fmt.Errorf("new key %s is refused by LakiConnect: %w", c.KeyID, err))
 		}
 		return err
@@ -199,7 +205,7 @@ func (e *Engine) testAPIKey(ctx context.Context, iss Issuer, job Job, c secretst
 	if w.KeyID != c.KeyID {
 		problems = append(problems, fmt.Sprintf("whoami names key %s, stored key is %s", w.KeyID, c.KeyID))
 	}
-	if w.Status != lakiconnect.StatusActive {
+	if w.Status != laki.StatusActive {
 		problems = append(problems, fmt.Sprintf("status is %s, not active", w.Status))
 	}
 	if w.Environment != ms.Environment {
@@ -302,11 +308,11 @@ func (e *Engine) endOldKey(ctx context.Context, iss Issuer, ms inventory.Managed
 	if isNotFound(err) {
 		return nil, nil
 	}
-	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused || code == lakiconnect.CodeKeyRevoked {
+	if errors.Is(err, laki.ErrIdempotencyKeyReused) || errors.Is(err, laki.ErrKeyRevoked) {
 		// Already ended, or an earlier pass asked with another expires_at:
 		// look at what stands (rare, so the extra call is fine here).
 		if k, err = iss.GetAPIKey(ctx, old.KeyID); err == nil {
-			if k.Status == lakiconnect.StatusActive {
+			if k.Status == laki.StatusActive {
 				return nil, fmt.Errorf("old key %s is still active after an earlier expire request", old.KeyID)
 			}
 			return endOf(k), nil
@@ -318,8 +324,8 @@ func (e *Engine) endOldKey(ctx context.Context, iss Issuer, ms inventory.Managed
 	return endOf(k), nil
 }
 
-func endOf(k lakiconnect.APIKey) *time.Time {
-	if k.Status == lakiconnect.StatusRevoked {
+func endOf(k laki.APIKey) *time.Time {
+	if k.Status == laki.StatusRevoked {
 		return k.RevokedAt
 	}
 	return k.ExpiresAt
@@ -335,7 +341,7 @@ func (e *Engine) endOldWebhook(ctx context.Context, iss Issuer, ms inventory.Man
 	if isNotFound(err) {
 		return nil, nil // the endpoint or the secret is gone
 	}
-	if _, code := apiCode(err); code == lakiconnect.CodeIdempotencyKeyReused || code == lakiconnect.CodeKeyRevoked {
+	if errors.Is(err, laki.ErrIdempotencyKeyReused) || errors.Is(err, laki.ErrKeyRevoked) {
 		err = nil // an earlier pass asked already, or it has ended: its end stands
 	}
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -15,7 +15,7 @@ import (
 type SweptKey struct {
 	KeyID            string
 	Name             string
-	Environment      lakiconnect.Environment
+	Environment      laki.Environment
 	MasterMerchantID string
 	// Secret is the managed secret named in the key's metadata (rotator-made keys).
 	Secret    string
@@ -104,11 +104,11 @@ func (e *Engine) sweepGroup(ctx context.Context, secrets []inventory.ManagedSecr
 	}
 	referenced[self.KeyID] = true
 	margin := e.clk.Now().Add(-e.cfg.OrphanMargin)
-	for k, err := range iss.ListAPIKeys(ctx, "") {
+	for k, err := range iss.ListAPIKeys(ctx, laki.ListAPIKeysOptions{PageSize: laki.MaxPageLimit}) {
 		if err != nil {
 			return stepErr(first.Name, "sweep: list keys", err)
 		}
-		if k.Status == lakiconnect.StatusRevoked || referenced[k.ID] {
+		if k.Status == laki.StatusRevoked || referenced[k.ID] {
 			continue
 		}
 		sk := SweptKey{KeyID: k.ID, Name: k.Name, Environment: k.Environment, MasterMerchantID: k.MasterMerchantID,
@@ -137,7 +137,7 @@ func (e *Engine) sweepGroup(ctx context.Context, secrets []inventory.ManagedSecr
 		ev.Severity = events.SeverityWarning
 		ev.Details = map[string]string{"action": "revoke_orphan", "created_at": k.CreatedAt.UTC().Format(time.RFC3339)}
 		e.emit(ctx, ev, events.StepSweep, events.OutcomeSucceeded, nil)
-		if err := e.hook(secretName, StepSweepRevoke); err != nil {
+		if err := e.hook(secretName, AfterSweepRevoke); err != nil {
 			return err
 		}
 	}

@@ -8,13 +8,13 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
 func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/sweep", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/sweep", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	ctx := context.Background()
 	// A finished rotation: AWSCURRENT and AWSPREVIOUS reference two keys.
 	if _, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil {
@@ -23,11 +23,11 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 	prev := h.current(ms.Name)
 	// Two rotations that died after their create and were never asked again.
 	for _, id := range []string{"lost-1", "lost-2"} {
-		if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(ctx, ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
+		if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
 			t.Fatal(err)
 		}
 	}
-	foreign, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "made by a person", apiScopes)
+	foreign, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "made by a person", apiScopes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 
 	h.fx.Clock.Advance(26 * time.Hour)
 	// Crash mid-sweep after the first revoke; the next sweep finishes.
-	_, err = h.engine(crashAt(rotator.StepSweepRevoke)).Sweep(ctx, []inventory.ManagedSecret{ms})
+	_, err = h.engine(crashAt(rotator.AfterSweepRevoke)).Sweep(ctx, []inventory.ManagedSecret{ms})
 	if !errors.Is(err, rotator.ErrAborted) {
 		t.Fatalf("err = %v", err)
 	}
@@ -58,18 +58,18 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 		t.Fatalf("second sweep revoked %d, want the one left", len(res2.Revoked))
 	}
 	var live []string
-	for _, k := range h.rotatorKeys(lakiconnect.Sandbox, ms.Name) {
-		if k.Status != lakiconnect.StatusRevoked {
+	for _, k := range h.rotatorKeys(laki.Sandbox, ms.Name) {
+		if k.Status != laki.StatusRevoked {
 			live = append(live, k.ID)
 		}
 	}
 	if len(live) != 1 || live[0] != prev.KeyID {
 		t.Fatalf("live rotator keys %v, want only the current %s", live, prev.KeyID)
 	}
-	if st := h.key(foreign.ID).Status; st != lakiconnect.StatusActive {
+	if st := h.key(foreign.ID).Status; st != laki.StatusActive {
 		t.Fatalf("foreign key touched: %s", st)
 	}
-	if st := h.key(h.fx.SandboxKeyID).Status; st != lakiconnect.StatusActive {
+	if st := h.key(h.fx.SandboxKeyID).Status; st != laki.StatusActive {
 		t.Fatalf("management key touched: %s", st)
 	}
 	if len(h.eventsFor(ms.Name, events.StepSweep, events.OutcomeSucceeded)) != 2 {
@@ -88,7 +88,7 @@ func containsKey(ks []rotator.SweptKey, id string) bool {
 
 func TestRetireWarnsWhileUsedAndConfirmsEnd(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/retire", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/retire", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	pol := basePolicy()
 	pol.LastUsedWarning = 2 * time.Hour
@@ -103,7 +103,7 @@ func TestRetireWarnsWhileUsedAndConfirmsEnd(t *testing.T) {
 	}
 	// A consumer still on the old key an hour before its end.
 	h.fx.Clock.Advance(23 * time.Hour)
-	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, old.Secret); err != nil {
 		t.Fatal(err)
 	}
 	r, err = e.Retire(ctx, ms, pol, nil)
@@ -124,9 +124,9 @@ func TestRetireWarnsWhileUsedAndConfirmsEnd(t *testing.T) {
 // hand, say) gets one from Retire.
 func TestRetireSchedulesMissingEnd(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/noend", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/noend", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
-	e := h.engine(crashAt(rotator.StepPromote))
+	e := h.engine(crashAt(rotator.AfterPromote))
 	if _, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("s1")); !errors.Is(err, rotator.ErrAborted) {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRetireSchedulesMissingEnd(t *testing.T) {
 	if err != nil || r.State != rotator.RetireScheduled {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if st := h.key(old.KeyID).Status; st != lakiconnect.StatusExpiring {
+	if st := h.key(old.KeyID).Status; st != laki.StatusExpiring {
 		t.Fatalf("old key %s", st)
 	}
 }

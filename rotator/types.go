@@ -1,72 +1,24 @@
 package rotator
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
-
-// Issuer is the engine's seam to LakiConnect for one environment and master
-// merchant, calling with the rotator's management key. Package
-// rotator/lakiissuer adapts the LakiConnect client to it.
-type Issuer interface {
-	// WhoAmIWith describes the key given (not the management key): the test step.
-	WhoAmIWith(ctx context.Context, key secret.Value) (lakiconnect.WhoAmI, error)
-	// WhoAmI describes the management key itself.
-	WhoAmI(ctx context.Context) (lakiconnect.WhoAmI, error)
-	CreateAPIKey(ctx context.Context, idempotencyKey string, req lakiconnect.CreateAPIKeyRequest) (lakiconnect.APIKeyWithSecret, error)
-	GetAPIKey(ctx context.Context, keyID string) (lakiconnect.APIKey, error)
-	// ListAPIKeys lists keys with the status (all statuses when empty).
-	ListAPIKeys(ctx context.Context, status lakiconnect.KeyStatus) iter.Seq2[lakiconnect.APIKey, error]
-	ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string, expiresAt *time.Time) (lakiconnect.APIKey, error)
-	RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string) (lakiconnect.APIKey, error)
-	GetWebhookEndpoint(ctx context.Context, endpointID string) (lakiconnect.WebhookEndpoint, error)
-	CreateWebhookSecret(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.WebhookSecretWithValue, error)
-	ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpointID, secretID string, expiresAt *time.Time) (lakiconnect.WebhookEndpoint, error)
-	TestWebhookSignature(ctx context.Context, idempotencyKey, endpointID string) (lakiconnect.TestSignature, error)
-}
-
-// IssuerSource hands out the Issuer for an environment and master merchant.
-type IssuerSource interface {
-	Issuer(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
-}
-
-// IssuerSourceFunc adapts a function to IssuerSource.
-type IssuerSourceFunc func(ctx context.Context, env lakiconnect.Environment, masterMerchantID string) (Issuer, error)
-
-func (f IssuerSourceFunc) Issuer(ctx context.Context, env lakiconnect.Environment, mm string) (Issuer, error) {
-	return f(ctx, env, mm)
-}
-
-// KeyInvalidator is implemented by an IssuerSource that caches the
-// management key: the engine calls it right after promoting a new management
-// key so that the next call uses the new key.
-type KeyInvalidator interface {
-	InvalidateManagementKey(env lakiconnect.Environment, masterMerchantID string)
-}
-
-// SignatureVerifier checks an X-LakiConnect-Signature header against a body
-// with the secrets given. webhooksig.Verifier satisfies it.
-type SignatureVerifier interface {
-	Verify(header string, body []byte, secrets ...secret.Value) error
-}
 
 // RotationPolicy is what the engine needs from a secret's policy.
 type RotationPolicy struct {
 	// Scopes the new API key gets, exactly (API and management keys).
-	Scopes []lakiconnect.Scope
+	Scopes []laki.Scope
 	// Grace is how long the old credential keeps working after promotion, by
 	// cause, as the secret's policy decides it (policies.Policy.GraceFor: none
 	// for a compromise); a cause missing from the map gets DefaultGrace.
-	// Capped at lakiconnect.MaxExpireDelay (7 days).
+	// Capped at laki.MaxExpireDelay (7 days).
 	Grace        map[events.Cause]time.Duration
 	DefaultGrace time.Duration
 	// RevokeFirstOnCompromise revokes the exposed key before its replacement
@@ -78,6 +30,9 @@ type RotationPolicy struct {
 	ExpiresAfter time.Duration
 	// LastUsedWarning: an old key used within this long before its end raises a warning.
 	LastUsedWarning time.Duration
+	// LastUsedWarningFraction: an old key used after its promotion, once
+	// this fraction of its grace has passed, raises a warning (0: off).
+	LastUsedWarningFraction float64
 }
 
 // GraceFor returns the grace for a cause, capped at the API's maximum.
@@ -89,8 +44,8 @@ func (p RotationPolicy) GraceFor(c events.Cause) time.Duration {
 	if g < 0 {
 		g = 0
 	}
-	if g > lakiconnect.MaxExpireDelay {
-		g = lakiconnect.MaxExpireDelay
+	if g > laki.MaxExpireDelay {
+		g = laki.MaxExpireDelay
 	}
 	return g
 }
@@ -148,27 +103,27 @@ type Job struct {
 	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
 }
 
-// Outcome is how a rotation ended.
-type Outcome string
+// Ending is how a rotation ended.
+type Ending string
 
 const (
 	// Rotated: a new credential is AWSCURRENT and the old one's end is scheduled.
-	Rotated Outcome = "rotated"
+	Rotated Ending = "rotated"
 	// Resumed: an in-flight rotation (possibly of another cause) was finished instead.
-	Resumed Outcome = "resumed"
+	Resumed Ending = "resumed"
 	// AlreadyDone: this rotation had already been promoted; the old
 	// credential's end was confirmed.
-	AlreadyDone Outcome = "already_done"
+	AlreadyDone Ending = "already_done"
 	// Superseded: this rotation's version exists but a later one replaced it.
-	Superseded Outcome = "superseded"
+	Superseded Ending = "superseded"
 	// NothingToResume: Resume found no rotation in flight.
-	NothingToResume Outcome = "nothing_to_resume"
+	NothingToResume Ending = "nothing_to_resume"
 )
 
 // Result describes one finished rotation. It holds ids, never secrets.
 type Result struct {
 	Secret            string
-	Outcome           Outcome
+	Outcome           Ending
 	VersionID         string
 	PreviousVersionID string
 	KeyID             string // new key or webhook secret id
@@ -178,24 +133,24 @@ type Result struct {
 	Attempts          int
 }
 
-// Step is a boundary inside a rotation where the AfterStep hook runs.
-type Step string
+// Boundary is a point inside a rotation where the AfterStep hook runs.
+type Boundary string
 
 const (
-	StepRevokeFirst Step = "revoke_first"
-	StepCreate      Step = "create"  // credential created at LakiConnect
-	StepPut         Step = "put"     // AWSPENDING version written
-	StepTest        Step = "test"    // pending credential proved
-	StepPromote     Step = "promote" // AWSCURRENT moved
-	StepEndOld      Step = "end_old" // old credential's end scheduled (or revoked)
-	StepSweepRevoke Step = "sweep_revoke"
+	AfterRevokeFirst Boundary = "revoke_first"
+	AfterCreate      Boundary = "create"  // credential created at LakiConnect
+	AfterPut         Boundary = "put"     // AWSPENDING version written
+	AfterTest        Boundary = "test"    // pending credential proved
+	AfterPromote     Boundary = "promote" // AWSCURRENT moved
+	AfterEndOld      Boundary = "end_old" // old credential's end scheduled (or revoked)
+	AfterSweepRevoke Boundary = "sweep_revoke"
 )
 
 // Hooks are test seams.
 type Hooks struct {
 	// AfterStep runs after each step; an error stops the engine right there,
 	// as a crash would: nothing more is written, no failure is recorded.
-	AfterStep func(secretName string, step Step) error
+	AfterStep func(secretName string, step Boundary) error
 }
 
 // ErrAborted wraps the AfterStep hook's error.

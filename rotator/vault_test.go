@@ -13,7 +13,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/vaultserver"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/providers/vaultstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -61,7 +61,7 @@ func (h *vaultHarness) engineOn(s secretstore.Store, mod func(*rotator.Config)) 
 // an operator onboarding a secret would.
 func (h *vaultHarness) seedVaultKey(name string) inventory.ManagedSecret {
 	h.t.Helper()
-	k, err := h.fx.Sim.CreateKey(lakiconnect.Sandbox, h.fx.MerchantID, "seed "+name, apiScopes)
+	k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed "+name, apiScopes)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func (h *vaultHarness) seedVaultKey(name string) inventory.ManagedSecret {
 	if err := vaultserver.Create(context.Background(), h.srv.Client(h.t), "secret", name, "", nil, &v); err != nil {
 		h.t.Fatal(err)
 	}
-	return inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox,
+	return inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
 		MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
 }
 
@@ -115,7 +115,7 @@ func vaultName(label string) string {
 
 func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 	srv := vaultserver.Start(t, vaultserver.Options{})
-	steps := []rotator.Step{rotator.StepCreate, rotator.StepPut, rotator.StepTest, rotator.StepPromote, rotator.StepEndOld}
+	steps := []rotator.Boundary{rotator.AfterCreate, rotator.AfterPut, rotator.AfterTest, rotator.AfterPromote, rotator.AfterEndOld}
 	for _, cause := range []events.Cause{events.CauseScheduled, events.CauseCompromise} {
 		for _, step := range steps {
 			t.Run(fmt.Sprintf("%s/%s", cause, step), func(t *testing.T) {
@@ -134,7 +134,7 @@ func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
-				keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+				keys := h.rotatorKeys(laki.Sandbox, ms.Name)
 				if len(keys) != 1 {
 					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
 				}
@@ -142,12 +142,12 @@ func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
 					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
 				}
-				if _, err := h.whoami(lakiconnect.Sandbox, cur.Secret); err != nil {
+				if _, err := h.whoami(laki.Sandbox, cur.Secret); err != nil {
 					t.Fatalf("current key does not work: %v", err)
 				}
-				want := lakiconnect.StatusExpiring
+				want := laki.StatusExpiring
 				if cause == events.CauseCompromise {
-					want = lakiconnect.StatusRevoked
+					want = laki.StatusRevoked
 				}
 				if got := h.key(old.KeyID).Status; got != want {
 					t.Fatalf("old key is %s, want %s", got, want)
@@ -197,7 +197,7 @@ func TestVaultTwoEnginesSameSlotConverge(t *testing.T) {
 		t.Errorf("replica error: %v", err)
 	}
 	for _, ms := range secrets {
-		keys := h.rotatorKeys(lakiconnect.Sandbox, ms.Name)
+		keys := h.rotatorKeys(laki.Sandbox, ms.Name)
 		cur := h.vaultCurrent(ms.Name)
 		if len(keys) != 1 || keys[0].ID != cur.KeyID {
 			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)

@@ -9,24 +9,24 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
-func liveSecrets(ep lakiconnect.WebhookEndpoint) map[string]lakiconnect.KeyStatus {
-	out := map[string]lakiconnect.KeyStatus{}
+func liveSecrets(ep laki.WebhookEndpoint) map[string]laki.KeyStatus {
+	out := map[string]laki.KeyStatus{}
 	for _, s := range ep.Secrets {
-		if s.Status != lakiconnect.StatusRevoked {
+		if s.Status != laki.StatusRevoked {
 			out[s.ID] = s.Status
 		}
 	}
 	return out
 }
 
-func (h *harness) endpoint(id string) lakiconnect.WebhookEndpoint {
+func (h *harness) endpoint(id string) laki.WebhookEndpoint {
 	h.t.Helper()
-	ep, err := h.client(lakiconnect.Sandbox, h.fx.SandboxKey).GetWebhookEndpoint(context.Background(), id)
+	ep, err := h.client(laki.Sandbox, h.fx.SandboxKey).GetWebhookEndpoint(context.Background(), id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestRotateWebhookSecret(t *testing.T) {
 		t.Fatalf("AWSCURRENT %s/%s, result %+v", cur.EndpointID, cur.SecretID, res)
 	}
 	live := liveSecrets(h.endpoint(ms.EndpointID))
-	if live[first.ID] != lakiconnect.StatusExpiring || live[cur.SecretID] != lakiconnect.StatusActive {
+	if live[first.ID] != laki.StatusExpiring || live[cur.SecretID] != laki.StatusActive {
 		t.Fatalf("endpoint secrets %v: want old expiring, new active", live)
 	}
 	// A delivery signed as LakiConnect signs it (every live secret)
@@ -68,11 +68,14 @@ func TestRotateWebhookSecret(t *testing.T) {
 func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
 	h := newHarness(t)
 	ms, first := h.seedWebhook("hooks/stale")
-	stale, err := h.client(lakiconnect.Sandbox, h.fx.SandboxKey).CreateWebhookSecret(context.Background(), "manual-1", ms.EndpointID)
+	stale, err := h.client(laki.Sandbox, h.fx.SandboxKey).CreateWebhookSecret(context.Background(), "manual-1", ms.EndpointID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.keep(stale.Secret)
+	// Made by hand some hours ago: older than the orphan margin, so it cannot
+	// be the new secret of a rotation live elsewhere.
+	h.fx.Clock.Advance(3 * time.Hour)
 	e := h.engine(nil)
 	res, err := e.Rotate(context.Background(), ms, basePolicy(), scheduled("slot-1"))
 	if err != nil {
@@ -82,7 +85,7 @@ func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
 	if _, ok := live[stale.ID]; ok {
 		t.Fatalf("stale secret still live: %v", live)
 	}
-	if live[first.ID] != lakiconnect.StatusExpiring || live[res.KeyID] != lakiconnect.StatusActive {
+	if live[first.ID] != laki.StatusExpiring || live[res.KeyID] != laki.StatusActive {
 		t.Fatalf("endpoint secrets %v", live)
 	}
 	if len(h.eventsFor(ms.Name, events.StepCreate, events.OutcomeWarning)) != 1 {
@@ -95,7 +98,7 @@ func TestRotateWebhookWithStaleSecondSecret(t *testing.T) {
 func TestWebhookCrashAfterCreateReplays(t *testing.T) {
 	h := newHarness(t)
 	ms, first := h.seedWebhook("hooks/crash")
-	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err == nil {
+	if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(context.Background(), ms, basePolicy(), scheduled("s")); err == nil {
 		t.Fatal("no crash")
 	}
 	res, err := h.engine(nil).Rotate(context.Background(), ms, basePolicy(), scheduled("s"))
@@ -103,7 +106,7 @@ func TestWebhookCrashAfterCreateReplays(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := liveSecrets(h.endpoint(ms.EndpointID))
-	if len(live) != 2 || live[first.ID] != lakiconnect.StatusExpiring || live[res.KeyID] != lakiconnect.StatusActive {
+	if len(live) != 2 || live[first.ID] != laki.StatusExpiring || live[res.KeyID] != laki.StatusActive {
 		t.Fatalf("endpoint secrets %v, new %s", live, res.KeyID)
 	}
 	h.current(ms.Name)
@@ -126,19 +129,28 @@ func TestWebhookWithTwoLiveSecretsStillRotates(t *testing.T) {
 	h := newHarness(t)
 	ms, first := h.seedWebhook("hooks/two-live")
 	ctx := context.Background()
-	if _, err := h.engine(crashAt(rotator.StepCreate)).Rotate(ctx, ms, basePolicy(), scheduled("killed")); err == nil {
+	if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), scheduled("killed")); err == nil {
 		t.Fatal("no crash")
 	}
 	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
 		t.Fatalf("%d live secrets after the kill, want 2", n)
 	}
+	// Within the orphan margin the unstored secret may belong to a rotation
+	// live on a replica: another cause does not end it, it waits.
+	if _, err := h.engine(func(c *rotator.Config) { c.Attempts = 1 }).Rotate(ctx, ms, basePolicy(), scheduled("soon")); err == nil {
+		t.Fatal("a rotation ended a young unstored secret that a live rotation may hold")
+	}
+	if n := len(liveSecrets(h.endpoint(ms.EndpointID))); n != 2 {
+		t.Fatalf("%d live secrets after the refused rotation, want 2", n)
+	}
+	h.fx.Clock.Advance(2 * time.Hour) // past the margin: the secret is a leftover
 	for i, slot := range []string{"next", "after"} {
 		res, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled(slot))
 		if err != nil {
 			t.Fatalf("rotation %d of an endpoint with two live secrets: %v", i+1, err)
 		}
 		live := liveSecrets(h.endpoint(ms.EndpointID))
-		if len(live) != 2 || live[res.KeyID] != lakiconnect.StatusActive {
+		if len(live) != 2 || live[res.KeyID] != laki.StatusActive {
 			t.Fatalf("rotation %d: endpoint secrets %v, new %s", i+1, live, res.KeyID)
 		}
 		if h.current(ms.Name).SecretID != res.KeyID {

@@ -206,6 +206,7 @@ func sampleConfigVars(env string, webhook bool) map[string]cty.Value {
 		"policies_dir":         cty.StringVal("/etc/lakirotator/policies"),
 		"http_port":            cty.NumberIntVal(8080),
 		"log_level":            cty.StringVal("info"),
+		"event_bus":            cty.StringVal("lakirotator-" + env + "-consumers"),
 		"audit": cty.ObjectVal(map[string]cty.Value{
 			"file":       cty.StringVal("/var/lib/lakirotator/audit.jsonl"),
 			"bucket":     cty.StringVal("acme-lakirotator-audit-" + env),

@@ -643,3 +643,15 @@ func TestUnanchoredTailAfterTampering(t *testing.T) {
 	require.NotNil(t, ins, rep.String())
 	assert.Equal(t, 23, ins.Line)
 }
+
+// A shutdown digest right after a scheduled one, in the same instant and
+// with no record between, gets its own key: nothing is written over.
+func TestTwoDigestsInOneInstant(t *testing.T) {
+	f := standard(t)
+	f.digest()
+	require.NoError(t, f.shipper.Tick(context.Background()))
+	rep := f.verify(f.lines(), nil)
+	assert.True(t, rep.OK, rep.String())
+	assert.Equal(t, 5, rep.Digests)
+	assert.Nil(t, findKind(rep, anchor.KindOverwritten), rep.String())
+}

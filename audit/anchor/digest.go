@@ -35,7 +35,8 @@ const SigningAlgorithm = "ECDSA_SHA_256"
 // is visible.
 type Digest struct {
 	Version         int        `json:"version"`
-	Key             string     `json:"key"` // this digest's object key: a digest copied to another key is caught
+	Key             string     `json:"key"`    // this digest's object key: a digest copied to another key is caught
+	Number          uint64     `json:"number"` // 1 for a stream's first digest, then one more each time
 	Time            time.Time  `json:"digest_time"`
 	IntervalSeconds int64      `json:"interval_seconds"`
 	FirstSeq        uint64     `json:"first_seq,omitempty"`
@@ -113,8 +114,10 @@ const (
 	recordsDir = "records/"
 )
 
-func digestKey(prefix string, at time.Time, lastSeq uint64) string {
-	return fmt.Sprintf("%s%s%s-%020d.json", prefix, digestsDir, at.UTC().Format("20060102T150405.000000000Z"), lastSeq)
+// digestKey names a digest by its time and number: two digests in the same
+// instant (a shutdown right after a scheduled one) still get two keys.
+func digestKey(prefix string, at time.Time, number uint64) string {
+	return fmt.Sprintf("%s%s%s-%020d.json", prefix, digestsDir, at.UTC().Format("20060102T150405.000000000Z"), number)
 }
 
 func recordsKey(prefix string, first, last uint64) string {

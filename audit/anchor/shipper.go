@@ -40,6 +40,7 @@ type Shipper struct {
 	resumed bool
 	head    audit.Head // last record shipped
 	prevKey string     // last digest written
+	prevNum uint64     // its number
 	prevSum string     // its sha256
 	offset  int64      // where in File the next unshipped line starts
 }
@@ -85,7 +86,7 @@ func (s *Shipper) Tick(ctx context.Context) error {
 	if stream != s.stream {
 		// A new file (first start, or the file was replaced: a new task
 		// on ECS starts a new file): a new stream with its own chain.
-		s.stream, s.resumed, s.head, s.prevKey, s.prevSum, s.offset = stream, false, audit.Head{}, "", "", 0
+		s.stream, s.resumed, s.head, s.prevKey, s.prevSum, s.prevNum, s.offset = stream, false, audit.Head{}, "", "", 0, 0
 	}
 	if !s.resumed {
 		if err := s.resume(ctx); err != nil {
@@ -135,7 +136,7 @@ func (s *Shipper) resume(ctx context.Context) error {
 		return fmt.Errorf("last digest %s: %w", last, err)
 	}
 	s.head = audit.Head{Seq: d.LastSeq, Hash: d.LastHash}
-	s.prevKey, s.prevSum = last, sha256Hex(body)
+	s.prevKey, s.prevSum, s.prevNum = last, sha256Hex(body), d.Number
 	return nil
 }
 
@@ -245,7 +246,8 @@ func (s *Shipper) ship(ctx context.Context, lines []shippedLine) error {
 			return err
 		}
 	}
-	d.Key = digestKey(s.stream, now, d.LastSeq)
+	d.Number = s.prevNum + 1
+	d.Key = digestKey(s.stream, now, d.Number)
 	obj, err := sealDigest(ctx, d, s.Signer)
 	if err != nil {
 		return err
@@ -254,7 +256,7 @@ func (s *Shipper) ship(ctx context.Context, lines []shippedLine) error {
 		return err
 	}
 	s.head = audit.Head{Seq: d.LastSeq, Hash: d.LastHash}
-	s.prevKey, s.prevSum = d.Key, sha256Hex(obj)
+	s.prevKey, s.prevSum, s.prevNum = d.Key, sha256Hex(obj), d.Number
 	s.logger().Debug("audit anchor: digest written", "key", d.Key, "first_seq", d.FirstSeq, "last_seq", d.LastSeq)
 	return nil
 }

@@ -470,14 +470,14 @@ func hideMarkers(vs []ObjectVersion, rep *Report) []ObjectVersion {
 func checkDigestLink(prev, cur *signedDigest, rep *Report) {
 	d := cur.d
 	switch {
-	case prev == nil && d.PreviousKey != "":
+	case prev == nil && (d.PreviousKey != "" || d.Number > 1):
 		f := Finding{Kind: KindMissingDigest, Source: "bucket", LastTime: timePtr(d.Time), Object: d.PreviousKey,
 			Detail: fmt.Sprintf("the earliest digest found (%s) names a previous digest that is missing", d.Key)}
 		if d.FirstSeq > 1 {
 			f.FirstSeq, f.LastSeq = 1, d.FirstSeq-1
 		}
 		rep.add(f)
-	case prev != nil && (d.PreviousKey != prev.d.Key || d.PreviousSHA256 != sha256Hex(prev.body)):
+	case prev != nil && (d.PreviousKey != prev.d.Key || d.PreviousSHA256 != sha256Hex(prev.body) || d.Number != prev.d.Number+1):
 		f := Finding{Kind: KindMissingDigest, Source: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(d.Time), Object: d.PreviousKey,
 			Detail: fmt.Sprintf("digest %s follows %s, not the digest before it in the bucket", d.Key, d.PreviousKey)}
 		if d.FirstSeq > prev.d.LastSeq+1 {

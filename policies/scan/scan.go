@@ -184,6 +184,11 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 				setKeyFacts(&f, fk.key)
 				f.ManagementKey = mgmtKeys[m.KeyID]
 			}
+			for _, id := range m.PreviousIDs {
+				if pk, ok := keys[id]; ok {
+					f.PreviousKeys = append(f.PreviousKeys, policies.PreviousKey{ID: id, Status: pk.key.Status, ExpiresAt: pk.key.ExpiresAt, LastUsedAt: pk.key.LastUsedAt})
+				}
+			}
 			if m.Kind == inventory.KindManagementKey || f.ManagementKey {
 				env := cmp.Or(f.KeyEnvironment, m.Environment)
 				f.RotationScopes = s.Policies.RotationScopes(env)

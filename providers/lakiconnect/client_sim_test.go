@@ -134,7 +134,7 @@ func wantKinds(t *testing.T, err error, status int, code string) {
 		laki.ErrKeyLimit:             code == lc.CodeKeyLimitReached,
 		laki.ErrTooManySecrets:       code == lc.CodeTooManySecrets,
 		laki.ErrKeyRevoked:           code == lc.CodeKeyRevoked,
-		laki.ErrIdempotencyKeyReused: code == lc.CodeIdempotencyKeyReused,
+		laki.ErrIdempotencyKeyReused: code == lc.CodeIdempotencyKeyReused || status == 422,
 		laki.ErrRateLimited:          status == 429,
 		laki.ErrUnavailable:          status >= 500,
 	}

@@ -159,7 +159,7 @@ func (e *APIError) Is(target error) bool {
 	case laki.ErrKeyRevoked:
 		return e.Code == CodeKeyRevoked
 	case laki.ErrIdempotencyKeyReused:
-		return e.Code == CodeIdempotencyKeyReused
+		return e.Code == CodeIdempotencyKeyReused || e.StatusCode == http.StatusUnprocessableEntity
 	case laki.ErrRateLimited:
 		return e.StatusCode == http.StatusTooManyRequests
 	case laki.ErrUnavailable:

@@ -67,6 +67,7 @@ locals {
       policies_dir         = local.policies_dir
       http_port            = local.http_port
       log_level            = var.log_level
+      event_bus            = "${local.env[e].name}-consumers"
       # The signing key by its alias (module audit-anchor names it so), so
       # the config does not wait for the key.
       audit = {
@@ -138,6 +139,17 @@ module "rotator" {
     subnet_ids      = local.env[each.key].public_receiver.subnet_ids
     paths           = [local.receiver_path[each.key]]
   }
+}
+
+# Rotation events for consumers (config environments.*.eventbridge), with
+# the example rule to SQS.
+module "consumer_events" {
+  source   = "../../modules/consumer-events"
+  for_each = local.environments
+
+  bus_name               = "${local.env[each.key].name}-consumers"
+  environment            = each.key
+  rotator_task_role_name = module.rotator[each.key].task_role_name
 }
 
 module "secrets" {

@@ -4,7 +4,7 @@ output "task_role_arn" {
 }
 
 output "task_role_name" {
-  description = "Name of the daemon's task role: pass it to audit-anchor as rotator_role_name."
+  description = "Name of the daemon's task role: pass it to audit-anchor as rotator_role_name and to consumer-events as rotator_task_role_name."
   value       = aws_iam_role.task.name
 }
 
