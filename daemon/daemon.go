@@ -93,6 +93,9 @@ type Daemon struct {
 	// may confirm one once more).
 	retired map[string]bool
 	lookups map[string]keyLookup // security event id → the secret holding its key, found before the 2xx
+	// instance names this process in the intents it keeps (replicas follow
+	// the one that kept an ask last).
+	instance string
 }
 
 // New checks the parts.
@@ -122,7 +125,7 @@ func New(p Parts) (*Daemon, error) {
 		clock: p.Clock, log: p.Logger, envs: p.Envs, catalog: p.Catalog, policies: p.Policies, bus: p.Bus,
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
-		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{},
+		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{}, instance: newInstanceID(),
 		audit: auditGate{stop: make(chan struct{})},
 	}, nil
 }
@@ -155,6 +158,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("managed secrets loaded", "count", len(d.catalog.All()))
 	d.StartupPass(ctx)
+	// A scheduled rotation killed between its promote and the end of the old
+	// credential leaves that credential active with no end: the retire pass
+	// schedules it (the scheduled grace) at once rather than in RetireInterval.
+	d.RetirePass(ctx)
 	// The listing's garbage is the bulk of what start-up allocated; an
 	// idle daemon gives it back rather than holding it until the next GC.
 	debug.FreeOSMemory()
@@ -379,6 +386,9 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		env := d.envs[e.Managed.Environment]
 		if env == nil {
 			continue
+		}
+		if _, open := openIntent(e, now); open {
+			continue // its trigger ends the old credential, with its own grace
 		}
 		prev, _ := e.Stored.VersionWithStage(secretstore.StagePrevious)
 		if d.retiredBefore(e.Managed.Name, prev.ID) {

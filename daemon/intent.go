@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -20,10 +22,8 @@ import (
 // the trigger is answered "accepted": what a restart, or another replica,
 // needs to finish it exactly as asked. Scheduled slots need none (their
 // cause is the slot). The tags stay until the next trigger replaces them;
-// the rotation's own version (derived from the trigger id) tells whether the
-// intent was carried out, so completing one costs no write. Only an intent
-// carried out some other way (it finished another rotation in flight, or
-// gave up) is marked done, with one more write.
+// once the rotation has finished (the old credential's end asked for too),
+// the intent is marked done with one more write.
 const (
 	// TagIntent: "<cause> <trigger id> <unix seconds> <source>[ revoke-first]".
 	TagIntent = "lakirotator:intent"
@@ -40,6 +40,10 @@ const intentByMax = 180
 // intent is a trigger's durable record on one secret.
 type intent struct {
 	Cause rotator.Cause
+	// Writer names the daemon process that kept it (the last one to, when
+	// replicas keep the same ask): that one writes the rotation, the others
+	// follow it.
+	Writer string
 	// OldKey, when set, asks to end an exposed key that is the secret's
 	// previous one (still in its grace) rather than to rotate.
 	OldKey string
@@ -57,6 +61,9 @@ func (in intent) tags() map[string]string {
 	head := fmt.Sprintf("%s %s %d %s", c.Kind, c.ID, c.At.Unix(), c.Source)
 	if c.RevokeFirst {
 		head += " revoke-first"
+	}
+	if in.Writer != "" {
+		head += " by:" + in.Writer
 	}
 	by := intentBy{Actor: clip(c.Actor, 80), OnBehalfOf: clip(c.OnBehalfOf, 40), OldKey: in.OldKey}
 	if b, _ := json.Marshal(by); len(b) < intentByMax {
@@ -88,7 +95,14 @@ func intentFrom(tags map[string]string) (intent, bool) {
 		return intent{}, false
 	}
 	in := intent{Cause: rotator.Cause{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
-	in.Cause.RevokeFirst = len(f) > 4 && f[4] == "revoke-first"
+	for _, x := range f[4:] {
+		switch {
+		case x == "revoke-first":
+			in.Cause.RevokeFirst = true
+		case strings.HasPrefix(x, "by:"):
+			in.Writer = strings.TrimPrefix(x, "by:")
+		}
+	}
 	if raw, err := base64.StdEncoding.DecodeString(tags[TagIntentBy]); err == nil {
 		var by intentBy
 		if json.Unmarshal(raw, &by) == nil {
@@ -111,7 +125,12 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 		return intent{}, false
 	}
 	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
-		return intent{}, false
+		// Written and no longer in flight: open only while its version is
+		// current (the end of the old credential may not have been asked
+		// for yet), not once another rotation replaced it.
+		if v, ok := e.Stored.Version(rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID)); !ok || !v.Has(secretstore.StageCurrent) {
+			return intent{}, false
+		}
 	}
 	return in, true
 }
@@ -131,6 +150,7 @@ func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in
 		if env == nil {
 			continue // refused later by jobFor, naming the environment
 		}
+		in.Writer = d.instance
 		tags := in.tags()
 		if err := env.Store.Tag(ctx, e.Managed.Name, tags); err != nil {
 			return fmt.Errorf("keeping the trigger's intent on %q before accepting it: %w", e.Managed.Name, err)
@@ -172,14 +192,13 @@ func (d *Daemon) updateTags(name string, tags map[string]string) {
 	d.catalog.Update(name, s)
 }
 
-// settleIntent marks an intent done when its outcome does not show in its
-// own version: it finished another rotation in flight, or it gave up.
+// settleIntent marks an intent done once its rotation has finished (the old
+// credential's end scheduled too), or gave up. Until then a restart finishes
+// it, including a rotation killed between its promote and the end of the
+// old credential, which the store alone cannot tell from a finished one.
 func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Job.Cause.Kind == events.CauseScheduled {
 		return
-	}
-	if o.Err == nil && (o.Result.Outcome == rotator.Rotated || o.Result.Outcome == rotator.AlreadyDone) {
-		return // its version is current: the intent reads as done
 	}
 	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
 		return // stays open: a restart tries again
@@ -221,14 +240,33 @@ func severity(k events.Cause) int {
 }
 
 // joinOpenIntent is the engine's Job.Join for triggers: the open intent
-// kept on the secret now, when it is another ask at least as severe.
-func joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Cause, bool) {
-	return func(info secretstore.Secret) (rotator.Cause, bool) {
+// kept on the secret now, when it is another ask at least as severe (or the
+// same ask, kept by several replicas). The process that kept it last writes
+// the rotation; another replica follows it rather than writing the same
+// version at the same time (see rotator.Joined).
+func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Joined, bool) {
+	return func(info secretstore.Secret) (rotator.Joined, bool) {
 		in, ok := intentFrom(info.Tags)
-		if !ok || in.OldKey != "" || in.Cause.ID == own.ID || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
-			severity(in.Cause.Kind) < severity(own.Kind) || rotator.CauseSettled(ms, info, in.Cause.ID) {
-			return rotator.Cause{}, false
+		if !ok || in.OldKey != "" || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
+			severity(in.Cause.Kind) < severity(own.Kind) {
+			return rotator.Joined{}, false
 		}
-		return in.Cause, true
+		if v, there := info.Version(rotator.VersionOf(ms, info, in.Cause.ID)); there && !v.Has(secretstore.StagePending) {
+			return rotator.Joined{}, false // written and settled
+		}
+		follow := in.Writer != "" && in.Writer != d.instance
+		if in.Cause.ID == own.ID {
+			return rotator.Joined{Cause: own, Follow: follow}, follow
+		}
+		return rotator.Joined{Cause: in.Cause, Follow: follow}, true
 	}
+}
+
+// newInstanceID names this daemon process in the intents it keeps.
+func newInstanceID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }

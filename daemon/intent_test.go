@@ -197,11 +197,11 @@ func TestRetirePassReportsEachEndOnce(t *testing.T) {
 func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
-	release := make(chan struct{})
+	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	hold := rotator.Hooks{AfterStep: func(name string, s rotator.Boundary) error {
 		if name == secCheckout && s == rotator.AfterTest {
-			once.Do(func() { <-release })
+			once.Do(func() { close(held); <-release })
 		}
 		return nil
 	}}
@@ -217,7 +217,11 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 		return st.ID
 	}
 	first := ask("carol") // held at its test while the two asks arrive
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first rotation never reached its test")
+	}
 	a, b := ask("alice"), ask("bob")
 	close(release)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -234,4 +238,85 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 	if n := len(keysFor(w, secCheckout)); n != 3 {
 		t.Errorf("%d keys for %s; want 3: the two simultaneous asks made one rotation", n, secCheckout)
 	}
+}
+
+// Killed between the promote and the end of the old credential: the store
+// alone cannot tell that rotation from a finished one, so the trigger's
+// intent stays open until the end was asked for. The restart ends the
+// exposed key with zero grace and reports the compromise once.
+func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	old := w.current(secCheckout)
+	svc := w.build(crashAfter(secCheckout, rotator.AfterPromote))
+	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "leaked", Source: events.SourceHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := svc.Daemon.WaitTrigger(wctx, st.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = svc.Shutdown(ctx)
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || w.current(secCheckout).KeyID == old.KeyID {
+		t.Fatalf("before the restart: old key %s, current %s; want promoted, old key still active", k.Status, w.current(secCheckout).KeyID)
+	}
+	w.remember(w.current(secCheckout).Secret)
+
+	r := w.run(w.build(rotator.Hooks{}), nil)
+	w.eventually("the exposed key ends at once", func() bool {
+		k, _ := w.fix.Sim.Key(old.KeyID)
+		return k.Status == lakiconnect.StatusRevoked
+	})
+	var done []events.Event
+	w.eventually("the compromise is reported", func() bool {
+		done = eventsWhere(r.rec, func(e events.Event) bool {
+			return e.Secret == secCheckout && e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded
+		})
+		return len(done) > 0
+	})
+	if len(done) != 1 || done[0].Cause != events.CauseCompromise || done[0].TriggerID != st.ID || done[0].Actor != "alice" {
+		t.Errorf("reported as %+v; want the compromise once", done)
+	}
+	// Restarting again changes nothing: the intent is done.
+	r.stop()
+	again := w.run(w.build(rotator.Hooks{}), nil)
+	for range 20 {
+		time.Sleep(10 * time.Millisecond)
+		w.clk.Advance(time.Second)
+	}
+	if n := len(eventsWhere(again.rec, func(e events.Event) bool { return e.Step == events.StepRotation })); n != 0 {
+		t.Errorf("a second restart ran %d rotation events", n)
+	}
+}
+
+// A scheduled rotation killed between its promote and the end of the old
+// key: the restart schedules the old key's end (the scheduled grace) at once.
+func TestScheduledKilledAfterPromoteEndsTheOldKeyAtRestart(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	old := w.current(secReporting)
+	w.clk.Advance(25 * time.Hour) // a daily slot passes with the daemon down
+	svc := w.build(crashAfter(secReporting, rotator.AfterPromote))
+	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	svc.Daemon.StartupPass(ctx) // runs the missed slot; killed after its promote
+	w.eventually("the slot's rotation is promoted", func() bool { return w.current(secReporting).KeyID != old.KeyID })
+	time.Sleep(50 * time.Millisecond)
+	_ = svc.Shutdown(ctx)
+	w.remember(w.current(secReporting).Secret)
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || k.ExpiresAt != nil {
+		t.Fatalf("before the restart the old key is %s (ends %v); want active with no end", k.Status, k.ExpiresAt)
+	}
+	w.run(w.build(rotator.Hooks{}), nil)
+	w.eventually("the old key gets its end", func() bool {
+		k, _ := w.fix.Sim.Key(old.KeyID)
+		return k.ExpiresAt != nil || k.Status == lakiconnect.StatusRevoked
+	})
 }

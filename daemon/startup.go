@@ -158,5 +158,7 @@ func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 		d.triggers.add(st)
 	}
 	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
-	d.runTrigger(cause.ID, entries, cause)
+	// A rotation promoted before the restart was never reported (nor, maybe,
+	// the old credential ended): finishing it here reports it.
+	d.runTriggerJobs(cause.ID, entries, cause, true)
 }

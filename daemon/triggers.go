@@ -183,6 +183,12 @@ func (d *Daemon) selectEntries(req trigger.Request) []inventory.Entry {
 // runTrigger queues the jobs on the daemon's own context (a trigger outlives
 // the request that made it) and keeps the trigger's progress.
 func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.Cause) {
+	d.runTriggerJobs(id, entries, cause, false)
+}
+
+// runTriggerJobs is runTrigger; resumed marks a trigger finished after a
+// restart, whose rotations report their end even when found done.
+func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rotator.Cause, resumed bool) {
 	jobs := make([]rotator.Job, 0, len(entries))
 	var bad []trigger.SecretProgress
 	for _, e := range entries {
@@ -191,7 +197,8 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 			bad = append(bad, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateFailed, Error: err.Error()})
 			continue
 		}
-		job.Join = joinOpenIntent(e.Managed, cause)
+		job.Join = d.joinOpenIntent(e.Managed, cause)
+		job.Announce = resumed
 		jobs = append(jobs, job)
 	}
 	d.triggers.update(id, func(st *trigger.Status) {

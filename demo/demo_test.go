@@ -142,7 +142,9 @@ func TestDemoClearsOnlyItsOwnMarkedDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	runBriefly := func() string {
 		var out, errb syncbuf.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// Long enough for the demo's start-up on a busy machine: a deadline
+		// that ends it during discovery is a failure, not a brief run.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		err := demo.Run(ctx, demo.Options{Dir: dir, Listen: "127.0.0.1:0", Out: &out, Err: &errb, ExposeAfter: -1})
 		if err != nil {

@@ -45,14 +45,16 @@ func TestDemoTerminalOutputGolden(t *testing.T) {
 		})
 	}()
 	settle := func() {
-		// Quiet: the output has not grown for a while and the loops wait on the clock.
-		last, quiet := -1, 0
-		for deadline := time.Now().Add(10 * time.Second); quiet < 15 && time.Now().Before(deadline); {
+		// Quiet: neither the output nor the number of loops waiting on the
+		// clock has changed for 400 ms. A shorter window let a slow machine
+		// (CI beside other builds) carry one second's lines into the next.
+		last, lastWaiters, quiet := -1, -1, 0
+		for deadline := time.Now().Add(20 * time.Second); quiet < 40 && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
-			if n := len(term.String()); n == last {
+			if n, w := len(term.String()), fc.Waiters(); n == last && w == lastWaiters {
 				quiet++
 			} else {
-				last, quiet = n, 0
+				last, lastWaiters, quiet = n, w, 0
 			}
 		}
 	}

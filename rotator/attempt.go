@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
@@ -98,10 +99,18 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
 		}
 		info = d
-		if c, ok := job.Join(d); ok && c.ID != job.Cause.ID && c.validate() == nil {
-			e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-				"cause", job.Cause.ID, "joined", c.ID)
-			job.Cause = c
+		if j, ok := job.Join(d); ok && j.Cause.validate() == nil {
+			if j.Cause.ID != job.Cause.ID {
+				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
+					"cause", job.Cause.ID, "joined", j.Cause.ID)
+				job.Cause = j.Cause
+			}
+			if j.Follow {
+				info, err = e.follow(ctx, job, info)
+				if err != nil {
+					return Result{Secret: job.Secret.Name}, err
+				}
+			}
 		}
 	}
 	for pass := 0; ; pass++ {
@@ -355,6 +364,41 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		}
 	}
 	return res, nil
+}
+
+// Following a rotation another replica writes: how often to look, how many
+// times, before taking over (the other replica may have died).
+const (
+	followEvery = 500 * time.Millisecond
+	followPolls = 40
+)
+
+// follow waits while another replica writes the cause's rotation: two
+// writers of one version race (a late put of a version the other already
+// promoted strips AWSCURRENT on moto), one writer does not. It returns the
+// listing once the version is current, or after the bound: then this
+// replica writes (idempotently) what is left.
+func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (secretstore.Secret, error) {
+	vid := VersionOf(job.Secret, info, job.Cause.ID)
+	for range followPolls {
+		if v, ok := info.Version(vid); ok && v.Has(secretstore.StageCurrent) {
+			return info, nil
+		}
+		select {
+		case <-ctx.Done():
+			return info, stepErr(job.Secret.Name, "follow", ctx.Err())
+		case <-stopOf(ctx):
+			return info, stepErr(job.Secret.Name, "follow", ErrClosed)
+		case <-e.clk.After(followEvery):
+		}
+		d, err := e.store.Describe(ctx, job.Secret.Name)
+		if err != nil {
+			return info, stepErr(job.Secret.Name, "describe", err)
+		}
+		info = d
+	}
+	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Cause.ID)
+	return info, nil
 }
 
 // hasNextVersion reports whether the cause has a version attempt after vid.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
@@ -263,4 +264,51 @@ type countingStore struct {
 func (s *countingStore) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
 	s.puts.Add(1)
 	return s.Store.PutPending(ctx, name, versionID, value)
+}
+
+// A replica that joins an ask another replica writes follows it: it writes
+// nothing while the other rotates, then reports the rotation done, once.
+func TestFollowerWritesNothingWhileTheWriterRotates(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	ms := h.seedKey("svc/follow", inventory.KindAPIKey, laki.Sandbox, apiScopes)
+	cause := rotator.Cause{Kind: events.CauseManual, ID: "trg_shared", Source: events.SourceHTTP, Actor: "alice"}
+	follower := h.engine(nil)
+	done := make(chan error, 1)
+	var res rotator.Result
+	go func() {
+		var err error
+		res, err = follower.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: cause,
+			Join: func(secretstore.Secret) (rotator.Joined, bool) {
+				return rotator.Joined{Cause: cause, Follow: true}, true
+			}})
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // the follower is waiting
+	h.store.resetCounts()
+	if _, err := h.engine(nil).RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: cause}); err != nil {
+		t.Fatal(err)
+	}
+	writes := h.store.counts()["PutPending"] + h.store.counts()["MoveStage"]
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != rotator.AlreadyDone {
+				t.Fatalf("follower outcome %s, want %s", res.Outcome, rotator.AlreadyDone)
+			}
+			if got := h.store.counts()["PutPending"] + h.store.counts()["MoveStage"]; got != writes || writes != 2 {
+				t.Fatalf("%d stage writes with the follower, %d by the writer alone; want 2 and no more", got, writes)
+			}
+			if n := len(h.eventsFor(ms.Name, events.StepRotation, events.OutcomeSucceeded)); n != 1 {
+				t.Fatalf("%d successes announced, want 1", n)
+			}
+			h.current(ms.Name)
+			return
+		case <-time.After(5 * time.Millisecond):
+			h.fx.Clock.Advance(500 * time.Millisecond)
+		}
+	}
 }

@@ -98,9 +98,21 @@ type Job struct {
 	// moment, which this job joins instead of starting a second rotation
 	// (both then converge on one version). It costs one Describe, so only
 	// triggers set it, never scheduled slots.
-	Join func(info secretstore.Secret) (Cause, bool)
+	Join func(info secretstore.Secret) (Joined, bool)
+	// Announce reports a rotation found already promoted as succeeded: the
+	// caller knows that no one reported it (a restart finishing its own
+	// trigger). Otherwise such a rotation is reported once, as skipped.
+	Announce bool
 
 	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
+}
+
+// Joined is what Job.Join found: the cause to rotate under, and whether
+// another replica writes it (this one then follows, writing nothing until
+// that rotation is current or a bound passes).
+type Joined struct {
+	Cause  Cause
+	Follow bool
 }
 
 // Ending is how a rotation ended.

@@ -2,9 +2,12 @@ package lakiconnect
 
 import "github.com/lakirotator/lakirotator/laki"
 
-// Temporary aliases of names that moved to package laki, so that code
-// written against the old names keeps compiling while it moves over. New
-// code uses laki; these go once nothing uses them.
+// Deprecated names: aliases of what moved to package laki, kept so that code
+// written against the old names compiles while it moves over. New code uses
+// laki (the domain packages must: internal/importrules fails otherwise).
+// They are not marked with the "Deprecated:" convention only because
+// staticcheck would then fail every package still using them; remove them
+// once nothing does.
 
 type (
 	Environment            = laki.Environment

@@ -228,9 +228,12 @@ func (s *Simulator) handle(env lakiconnect.Environment, path string, r *http.Req
 	resp := rt.op(s, &call{env: env, key: key, now: now, params: params, query: r.URL.Query(), body: body})
 	if resp.status < 300 {
 		key.lastUsedAt = timePtr(now.Truncate(time.Minute))
-		if ik.value != "" {
-			s.idem[ik] = &idemEntry{fingerprint: fingerprint, resp: resp, at: now}
-		}
+	}
+	// The operation ran, so its answer is the first response of this key,
+	// error or not: a retry gets it again, byte for byte (the contract's
+	// "returns the first response again"), even once the cause is gone.
+	if ik.value != "" {
+		s.idem[ik] = &idemEntry{fingerprint: fingerprint, resp: resp, at: now}
 	}
 	return resp, key.id
 }

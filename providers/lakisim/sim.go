@@ -6,8 +6,13 @@
 // injected faults. Tests run it in-process; cmd/lakisim runs it for a demo.
 //
 // Choices the contract leaves open, made as a payment API would:
-//   - Only 2xx answers are kept for idempotent replay, so a retry after a
-//     409 (key limit) or 400 is evaluated afresh once the cause is fixed.
+//   - Every answer an operation gives is kept for idempotent replay, errors
+//     included (a 409 key_limit_reached or too_many_secrets replays as that
+//     409 for 24 h, even once the cause is gone), as the contract says "the
+//     first response again". Refusals before the operation runs (401, 403
+//     missing_scope, 429, a malformed Idempotency-Key, 422 reuse) and
+//     injected faults that strike before processing are not kept: the
+//     request never reached the operation.
 //   - A key created with expires_at stays `active` until then and is revoked
 //     at that time; `expiring` is the state set by the expire endpoint.
 //   - Expiring a webhook secret is refused with 409 last_secret when no other

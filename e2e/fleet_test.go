@@ -1,0 +1,934 @@
+package e2e
+
+// The fleet: moto, lakisim, fake Slack and any number of `lakirotator
+// serve` replicas on one store, with API keys and webhook secrets in
+// sandbox and production, for the chaos and replica tests. Sandbox lives
+// in its own AWS account (a role assumed through moto's STS), as in
+// config/example.yaml.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+)
+
+const (
+	fleetMerchant    = "mm_FLEETTEST0000001"
+	sandboxRoleARN   = "arn:aws:iam::111111111111:role/lakirotator-sandbox"
+	fleetTokenName   = "fleet-api"
+	fleetRotations   = "#fleet-rotations"
+	fleetSecurity    = "#fleet-security"
+	fleetOwnerAll    = "fleet-team" // owns every managed secret of the fleet
+	fleetOwnerPeople = "ursula"     // owns a mixed subset: the personnel trigger
+)
+
+var envs = []lakiconnect.Environment{lakiconnect.Production, lakiconnect.Sandbox}
+
+// fleetSecret is one managed secret of the fleet.
+type fleetSecret struct {
+	name       string
+	kind       string // api_key | webhook_secret
+	env        lakiconnect.Environment
+	policy     string
+	owners     []string
+	endpointID string // webhook secrets
+}
+
+// fleet is the shared world of the chaos and replica tests.
+type fleet struct {
+	t       *testing.T
+	dir     string
+	moto    string
+	sm      map[lakiconnect.Environment]*sm.Client
+	simURL  string // base, without /{env}/v1
+	slack   *fakeSlack
+	token   secret.Value
+	signing secret.Value
+	slackTk secret.Value
+	mgmt    map[lakiconnect.Environment]secret.Value
+	secHook map[lakiconnect.Environment]struct {
+		endpointID string
+		secret     secret.Value
+	}
+	secrets  []fleetSecret
+	replicas []*replica
+	schedule string // the cron spec of the "slot" policy (replica tests)
+	engine   string // extra config lines of the engine block
+
+	mu       sync.Mutex
+	versions map[string]string // secret name + "\x00" + version id → credential id (values never change)
+}
+
+// replica is one `lakirotator serve` configuration and its current process.
+type replica struct {
+	no     int
+	port   int
+	apiURL string
+	cfg    string
+	audit  string
+	laki   string // the LakiConnect base it calls (the simulator, or a delaying proxy)
+	aws    string // the Secrets Manager endpoint it calls (moto, or a delaying proxy)
+	proc   *daemonProc
+	starts int
+}
+
+type fleetOptions struct {
+	replicas int
+	// lakiProxy / awsProxy put a delaying proxy between a replica and
+	// LakiConnect / moto, keyed by replica number.
+	lakiProxy map[int]*delayProxy
+	awsProxy  map[int]*delayProxy
+	// schedule of the "slot" policy; empty: not due during a test.
+	schedule string
+	// engine holds extra lines of the config's engine block.
+	engine string
+}
+
+// newFleet starts moto, the simulator and fake Slack, seeds managed secrets,
+// and writes one config per replica. It starts no daemon.
+func newFleet(t *testing.T, o fleetOptions) *fleet {
+	f := &fleet{t: t, dir: t.TempDir(), slack: newFakeSlack(t), versions: map[string]string{}, schedule: o.schedule, engine: o.engine}
+	f.moto = motoserver.Start(t)
+	f.token = secret.New("fleet-api-" + randomHex(t, 16))
+	f.signing = secret.New(randomHex(t, 20))
+	f.slackTk = secret.New("xoxb-fleet-" + randomHex(t, 12))
+	if o.replicas == 0 {
+		o.replicas = 1
+	}
+	for i := 0; i < o.replicas; i++ {
+		port := freePort(t)
+		r := &replica{no: i, port: port, apiURL: fmt.Sprintf("http://127.0.0.1:%d", port),
+			cfg: filepath.Join(f.dir, fmt.Sprintf("replica-%d.yaml", i)), audit: fmt.Sprintf("audit-%d.jsonl", i)}
+		f.replicas = append(f.replicas, r)
+	}
+	f.sm = map[lakiconnect.Environment]*sm.Client{
+		lakiconnect.Production: sm.New(sm.Options{
+			Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
+			Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
+		}),
+		lakiconnect.Sandbox: f.assumedClient(sandboxRoleARN),
+	}
+	f.startSim()
+	f.seed()
+	f.writePolicies()
+	for _, r := range f.replicas {
+		r.laki, r.aws = f.simURL, f.moto
+		if p := o.lakiProxy[r.no]; p != nil {
+			r.laki = p.start(t, f.simURL)
+		}
+		if p := o.awsProxy[r.no]; p != nil {
+			r.aws = p.start(t, f.moto)
+		}
+		f.writeConfig(r)
+	}
+	return f
+}
+
+// assumedClient is a Secrets Manager client in the account of role, through
+// moto's STS, as the daemon reaches the sandbox account.
+func (f *fleet) assumedClient(role string) *sm.Client {
+	st := sts.New(sts.Options{
+		Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
+		Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
+	})
+	out, err := st.AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("e2e")})
+	if err != nil {
+		f.t.Fatalf("AssumeRole %s at moto: %v", role, err)
+	}
+	c := out.Credentials
+	return sm.New(sm.Options{
+		Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
+		Credentials: credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken)),
+	})
+}
+
+func (f *fleet) receiverURL(r *replica, env lakiconnect.Environment) string {
+	return fmt.Sprintf("%s/v1/lakiconnect/events/%s/%s", r.apiURL, env, fleetMerchant)
+}
+
+// startSim runs lakisim seeded with a management key and a security
+// webhook endpoint per environment (delivering to replica 0), and one
+// managed webhook endpoint per environment.
+func (f *fleet) startSim() {
+	t := f.t
+	scopes := "[api_keys:read, api_keys:write, webhooks:read, webhooks:write, payments:read]"
+	var b strings.Builder
+	fmt.Fprintf(&b, "merchants:\n  - id: %s\n    keys:\n", fleetMerchant)
+	for _, env := range envs {
+		fmt.Fprintf(&b, "      - environment: %s\n        name: lakirotator management (%s)\n        scopes: %s\n", env, env, scopes)
+	}
+	b.WriteString("    webhook_endpoints:\n")
+	for _, env := range envs {
+		fmt.Fprintf(&b, "      - environment: %s\n        url: %s\n        enabled_events: [api_key.exposed, api_key.revoked]\n", env, f.receiverURL(f.replicas[0], env))
+		fmt.Fprintf(&b, "      - environment: %s\n        url: https://orders.example.invalid/%s/hooks\n        enabled_events: [test.ping]\n", env, env)
+	}
+	seedPath := filepath.Join(f.dir, "seed.yaml")
+	writeFile(t, seedPath, b.String())
+	credsPath := filepath.Join(f.dir, "sim-credentials.json")
+	logf, err := os.Create(filepath.Join(f.dir, "lakisim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin("lakisim"), "-addr", "127.0.0.1:0", "-seed", seedPath, "-credentials-out", credsPath, "-rate-limit", "-1", "-spike-threshold", "-1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	var creds struct {
+		AdminURL string `json:"admin_url"`
+		Keys     []struct {
+			Environment lakiconnect.Environment `json:"environment"`
+			KeyID       string                  `json:"key_id"`
+			Secret      string                  `json:"secret"`
+			Scopes      []string                `json:"scopes"`
+		} `json:"keys"`
+		WebhookSecrets []struct {
+			Environment lakiconnect.Environment `json:"environment"`
+			EndpointID  string                  `json:"endpoint_id"`
+			URL         string                  `json:"url"`
+			SecretID    string                  `json:"secret_id"`
+			Secret      string                  `json:"secret"`
+		} `json:"webhook_secrets"`
+	}
+	eventually(t, 20*time.Second, "lakisim writes its credentials file", func() bool {
+		b, err := os.ReadFile(credsPath)
+		return err == nil && json.Unmarshal(b, &creds) == nil
+	})
+	_ = os.Remove(credsPath)
+	f.simURL = strings.TrimSuffix(creds.AdminURL, "/_sim")
+	f.mgmt = map[lakiconnect.Environment]secret.Value{}
+	f.secHook = map[lakiconnect.Environment]struct {
+		endpointID string
+		secret     secret.Value
+	}{}
+	now := time.Now().UTC()
+	for _, k := range creds.Keys {
+		f.mgmt[k.Environment] = secret.New(k.Secret)
+		f.createSecret(k.Environment, mgmtName(k.Environment), secretstore.Credential{
+			Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: fleetMerchant,
+			KeyID: k.KeyID, Secret: secret.New(k.Secret), Scopes: k.Scopes, CreatedAt: now,
+		}, nil)
+	}
+	for _, ws := range creds.WebhookSecrets {
+		c := secretstore.Credential{
+			Type: secretstore.TypeWebhookSecret, Environment: string(ws.Environment), MasterMerchantID: fleetMerchant,
+			EndpointID: ws.EndpointID, SecretID: ws.SecretID, Secret: secret.New(ws.Secret), CreatedAt: now,
+		}
+		if strings.Contains(ws.URL, "/v1/lakiconnect/events/") {
+			f.secHook[ws.Environment] = struct {
+				endpointID string
+				secret     secret.Value
+			}{ws.EndpointID, secret.New(ws.Secret)}
+			f.createSecret(ws.Environment, secHookName(ws.Environment), c, nil)
+			continue
+		}
+		fs := fleetSecret{name: fmt.Sprintf("orders/%s/webhook-secret", ws.Environment), kind: "webhook_secret", env: ws.Environment,
+			policy: "hooks", owners: []string{fleetOwnerAll}, endpointID: ws.EndpointID}
+		if ws.Environment == lakiconnect.Sandbox {
+			fs.owners = append(fs.owners, fleetOwnerPeople)
+		}
+		f.createSecret(ws.Environment, fs.name, c, fs.tags())
+		f.secrets = append(f.secrets, fs)
+	}
+	if len(f.mgmt) != 2 || len(f.secHook) != 2 || len(f.secrets) != 2 {
+		t.Fatalf("lakisim seeded %d management keys, %d security endpoints, %d webhook endpoints; want 2, 2, 2", len(f.mgmt), len(f.secHook), len(f.secrets))
+	}
+}
+
+func mgmtName(env lakiconnect.Environment) string {
+	return "lakirotator/" + string(env) + "/management"
+}
+func secHookName(env lakiconnect.Environment) string {
+	return "lakirotator/" + string(env) + "/security-webhook"
+}
+
+func (s fleetSecret) tags() map[string]string {
+	tags := map[string]string{
+		inventory.TagManaged: "true", inventory.TagKind: s.kind, inventory.TagEnvironment: string(s.env),
+		inventory.TagMasterMerchant: fleetMerchant, inventory.TagPolicy: s.policy, inventory.TagOwners: strings.Join(s.owners, " "),
+	}
+	if s.endpointID != "" {
+		tags[inventory.TagEndpointID] = s.endpointID
+	}
+	return tags
+}
+
+func (f *fleet) createSecret(env lakiconnect.Environment, name string, c secretstore.Credential, tags map[string]string) {
+	f.t.Helper()
+	v, err := c.Encode()
+	if err != nil {
+		f.t.Fatalf("encode %s: %v", name, err)
+	}
+	in := &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		in.Tags = append(in.Tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	if _, err := f.sm[env].CreateSecret(context.Background(), in); err != nil {
+		f.t.Fatalf("CreateSecret %s in %s: %v", name, env, err)
+	}
+}
+
+// seed makes the managed API keys: two in production, one in sandbox under
+// the trigger policy, and one per environment under the "slot" policy.
+func (f *fleet) seed() {
+	add := func(name string, env lakiconnect.Environment, policy string, owners ...string) {
+		var key struct {
+			lakiconnect.APIKey
+			Secret string `json:"secret"`
+		}
+		f.simAdmin("POST", "/_sim/keys", map[string]any{
+			"environment": env, "master_merchant_id": fleetMerchant, "name": "seed " + name, "scopes": []string{"payments:read"},
+		}, &key)
+		fs := fleetSecret{name: name, kind: "api_key", env: env, policy: policy, owners: owners}
+		f.createSecret(env, name, secretstore.Credential{
+			Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: fleetMerchant,
+			KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: time.Now().UTC(),
+		}, fs.tags())
+		f.secrets = append(f.secrets, fs)
+	}
+	add("payments/production/checkout", lakiconnect.Production, "keys", fleetOwnerAll)
+	add("payments/production/refunds", lakiconnect.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
+	add("payments/sandbox/checkout", lakiconnect.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
+	if f.schedule != "" {
+		for _, step := range slotSteps {
+			add(slotSecret(step), lakiconnect.Production, "slot", "slot-team")
+		}
+	}
+}
+
+// slotSteps are the steps at which a late replica is held back in the
+// scheduled slot, one managed secret each (named after its step).
+var slotSteps = []string{"create", "put", "read", "promote", "expire"}
+
+func slotSecret(step string) string { return "reports/production/slot-" + step }
+
+func (f *fleet) writePolicies() {
+	dir := filepath.Join(f.dir, "policies")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	// Short graces, distinct per cause: the tests rotate the same secrets
+	// again and again, and replaced keys must end soon or they would fill
+	// LakiConnect's 50 live keys per merchant.
+	grace := "grace:\n  scheduled: 6s\n  personnel: 3s\n  compromise: 0s\n"
+	// Monthly, on a day two weeks away: no slot is due or missed while a test runs.
+	monthly := fmt.Sprintf("schedule: \"0 3 %d * *\"\n", (time.Now().UTC().Day()+13)%28+1)
+	writeFile(f.t, filepath.Join(dir, "keys.yaml"), "name: keys\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\n"+monthly+grace)
+	// Webhook secrets end a few seconds after a rotation, so that the
+	// tests may rotate an endpoint again soon (LakiConnect keeps at most 2
+	// live secrets per endpoint): a 409 then is the rotator's, not the grace's.
+	writeFile(f.t, filepath.Join(dir, "hooks.yaml"), "name: hooks\nkind: webhook_secret\nenvironments: [sandbox, production]\nmax_age: 90d\n"+monthly+
+		"grace:\n  scheduled: 3s\n  personnel: 2s\n  compromise: 0s\n")
+	if f.schedule != "" {
+		writeFile(f.t, filepath.Join(dir, "slot.yaml"), fmt.Sprintf("name: slot\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\nschedule: %q\n%s", f.schedule, grace))
+	}
+}
+
+func (f *fleet) writeConfig(r *replica) {
+	writeFile(f.t, filepath.Join(f.dir, "api-token"), f.token.Reveal()+"\n")
+	var envBlocks strings.Builder
+	for _, env := range envs {
+		role := ""
+		if env == lakiconnect.Sandbox {
+			role = "\n      role_arn: " + sandboxRoleARN
+		}
+		fmt.Fprintf(&envBlocks, `  %s:
+    aws:
+      region: %s
+      endpoint: %s%s
+      max_attempts: 3
+      timeout: 10s
+    lakiconnect:
+      base_url: %s/%s/v1
+      timeout: 10s
+      master_merchants:
+        - id: %s
+          management_key:
+            secret: %s
+          security_webhook:
+            endpoint_id: %s
+            secret: %s
+`, env, motoserver.Region, r.aws, role, r.laki, env, fleetMerchant, mgmtName(env), f.secHook[env].endpointID, secHookName(env))
+	}
+	cfg := fmt.Sprintf(`version: 1
+environments:
+%sstore:
+  kind: aws
+policies_dir: policies
+discovery:
+  enabled: true
+  refresh_interval: 1m
+engine:
+  workers: 8
+  attempts: 3
+  max_failures: 5
+  backoff_initial: 1s
+  backoff_max: 2s
+%ssweep:
+  schedule: "0 0 1 1 *"
+policy_scan:
+  schedule: "0 0 1 1 *"
+auth_watch:
+  poll_interval: 1h
+notifications:
+  slack:
+    api_url: %s/
+    token: {env: E2E_SLACK_TOKEN}
+    signing_secret: {env: E2E_SLACK_SIGNING_SECRET}
+    channel: "%s"
+    allowed_users: [U0ALLOWED1]
+  receivers:
+    - name: rotations
+      kind: slack
+    - name: security
+      kind: slack
+      channel: "%s"
+  routes:
+    - match: {steps: [rotation], outcomes: [succeeded, failed]}
+      receiver: rotations
+    - match: {severities: [critical]}
+      receiver: security
+  dedup_window: 0s
+http:
+  listen: 127.0.0.1:%d
+  allow_plaintext: true
+  tokens:
+    - name: %s
+      token: {file: api-token}
+audit:
+  file: %s
+log:
+  format: json
+  level: info
+`, envBlocks.String(), f.engine, f.slack.srv.URL, fleetRotations, fleetSecurity, r.port, fleetTokenName, r.audit)
+	writeFile(f.t, r.cfg, cfg)
+}
+
+func (f *fleet) daemonEnv() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir,
+		"AWS_ACCESS_KEY_ID=" + motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + motoserver.SecretAccessKey,
+		"AWS_REGION=" + motoserver.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		// The sandbox role is assumed at moto's STS (aws.endpoint covers Secrets Manager only).
+		"AWS_ENDPOINT_URL_STS=" + f.moto,
+		"E2E_SLACK_TOKEN=" + f.slackTk.Reveal(), "E2E_SLACK_SIGNING_SECRET=" + f.signing.Reveal(),
+	}
+}
+
+// start runs `lakirotator serve` for r and waits until it is ready (or,
+// with wait false, only until the process runs). Every process is stopped
+// when the test ends.
+func (f *fleet) start(r *replica, wait bool) {
+	t := f.t
+	r.starts++
+	d := &daemonProc{
+		log:  filepath.Join(f.dir, fmt.Sprintf("replica-%d-run-%d.stderr.log", r.no, r.starts)),
+		out:  filepath.Join(f.dir, fmt.Sprintf("replica-%d-run-%d.stdout.log", r.no, r.starts)),
+		done: make(chan struct{}),
+	}
+	errf, err := os.Create(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outf, err := os.Create(d.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(bin("lakirotator"), "serve", "--config", r.cfg)
+	d.cmd.Dir = f.dir
+	d.cmd.Env = f.daemonEnv()
+	d.cmd.Stdout, d.cmd.Stderr = outf, errf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		d.exitOK = err == nil
+		errf.Close()
+		outf.Close()
+		close(d.done)
+	}()
+	r.proc = d
+	// However the test ends, no daemon outlives it.
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+			return
+		default:
+		}
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(20 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	if wait {
+		f.waitReady(r)
+	}
+}
+
+func (f *fleet) waitReady(r *replica) {
+	d := r.proc
+	eventually(f.t, 30*time.Second, fmt.Sprintf("replica %d answers /readyz", r.no), func() bool {
+		select {
+		case <-d.done:
+			f.t.Fatalf("replica %d exited with %d before it was ready\n%s", r.no, d.code, f.tail(r))
+		default:
+		}
+		resp, err := http.Get(r.apiURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// kill sends SIGKILL to r's process and waits for it to be gone.
+func (f *fleet) kill(r *replica) {
+	if r.proc == nil {
+		return
+	}
+	select {
+	case <-r.proc.done:
+		return
+	default:
+	}
+	_ = r.proc.cmd.Process.Kill()
+	<-r.proc.done
+}
+
+// stop sends SIGTERM and waits.
+func (f *fleet) stop(r *replica) {
+	if r.proc == nil {
+		return
+	}
+	select {
+	case <-r.proc.done:
+		return
+	default:
+	}
+	_ = r.proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.proc.done:
+	case <-time.After(30 * time.Second):
+		_ = r.proc.cmd.Process.Kill()
+		<-r.proc.done
+		f.t.Errorf("replica %d did not exit within 30s of SIGTERM", r.no)
+	}
+}
+
+// tail is the end of r's current log.
+func (f *fleet) tail(r *replica) string {
+	if r.proc == nil {
+		return ""
+	}
+	b, _ := os.ReadFile(r.proc.log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return fmt.Sprintf("--- replica %d log (last lines) ---\n%s", r.no, strings.Join(lines, "\n"))
+}
+
+// simAdmin calls the simulator's admin API.
+func (f *fleet) simAdmin(method, path string, body, out any) {
+	f.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, f.simURL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatalf("lakisim %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		f.t.Fatalf("lakisim %s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			f.t.Fatalf("lakisim %s %s: %v", method, path, err)
+		}
+	}
+}
+
+// simGet reads the Management API of env with its management key.
+func (f *fleet) simGet(env lakiconnect.Environment, path string, out any) {
+	f.t.Helper()
+	req, _ := http.NewRequest("GET", f.simURL+"/"+string(env)+"/v1"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+f.mgmt[env].Reveal())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatalf("lakisim GET %s %s: %v", env, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		f.t.Fatalf("lakisim GET %s %s: %d %s", env, path, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		f.t.Fatalf("lakisim GET %s %s: %v", env, path, err)
+	}
+}
+
+// keys lists every key of the merchant in env.
+func (f *fleet) keys(env lakiconnect.Environment) []lakiconnect.APIKey {
+	var all []lakiconnect.APIKey
+	after := ""
+	for {
+		path := "/api_keys?limit=100"
+		if after != "" {
+			path += "&starting_after=" + url.QueryEscape(after)
+		}
+		var page lakiconnect.List[lakiconnect.APIKey]
+		f.simGet(env, path, &page)
+		all = append(all, page.Data...)
+		if !page.HasMore || len(page.Data) == 0 {
+			return all
+		}
+		after = page.Data[len(page.Data)-1].ID
+	}
+}
+
+func (f *fleet) endpoint(env lakiconnect.Environment, id string) lakiconnect.WebhookEndpoint {
+	var ep lakiconnect.WebhookEndpoint
+	f.simGet(env, "/webhook_endpoints/"+id, &ep)
+	return ep
+}
+
+// simRequests are the API requests the simulator answered (or saw cut off).
+func (f *fleet) simRequests() []struct {
+	Method  string    `json:"method"`
+	Path    string    `json:"path"`
+	Status  int       `json:"status"`
+	Faulted bool      `json:"faulted"`
+	At      time.Time `json:"at"`
+} {
+	var out []struct {
+		Method  string    `json:"method"`
+		Path    string    `json:"path"`
+		Status  int       `json:"status"`
+		Faulted bool      `json:"faulted"`
+		At      time.Time `json:"at"`
+	}
+	f.simAdmin("GET", "/_sim/requests", nil, &out)
+	return out
+}
+
+// versionState is one stored version of a secret: its stages and the
+// credential (key id or webhook secret id) it holds.
+type versionState struct {
+	id     string
+	stages []string
+	cred   string
+}
+
+func (v versionState) has(stage string) bool {
+	for _, s := range v.stages {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+// storedVersions lists every version of a secret (deprecated ones too) and
+// the credential each holds.
+func (f *fleet) storedVersions(s fleetSecret) []versionState {
+	f.t.Helper()
+	ctx := context.Background()
+	c := f.sm[s.env]
+	var out []versionState
+	var token *string
+	for {
+		page, err := c.ListSecretVersionIds(ctx, &sm.ListSecretVersionIdsInput{SecretId: aws.String(s.name), IncludeDeprecated: aws.Bool(true), NextToken: token})
+		if err != nil {
+			f.t.Fatalf("ListSecretVersionIds %s: %v", s.name, err)
+		}
+		for _, v := range page.Versions {
+			vs := versionState{id: aws.ToString(v.VersionId), stages: v.VersionStages}
+			vs.cred = f.credentialOf(s, vs.id)
+			out = append(out, vs)
+		}
+		// moto answers an empty token on the last page; a repeated one ends too.
+		if aws.ToString(page.NextToken) == "" || aws.ToString(page.NextToken) == aws.ToString(token) {
+			break
+		}
+		token = page.NextToken
+	}
+	return out
+}
+
+func (f *fleet) credentialOf(s fleetSecret, version string) string {
+	key := s.name + "\x00" + version
+	f.mu.Lock()
+	id, ok := f.versions[key]
+	f.mu.Unlock()
+	if ok {
+		return id
+	}
+	out, err := f.sm[s.env].GetSecretValue(context.Background(), &sm.GetSecretValueInput{SecretId: aws.String(s.name), VersionId: aws.String(version)})
+	if err != nil {
+		f.t.Fatalf("GetSecretValue %s version %s: %v", s.name, version, err)
+	}
+	c, err := secretstore.DecodeCredential(s.name, secret.New(aws.ToString(out.SecretString)))
+	if err != nil {
+		f.t.Fatalf("%s version %s: %v", s.name, version, err)
+	}
+	id = c.KeyID
+	if c.Type == secretstore.TypeWebhookSecret {
+		id = c.SecretID
+	}
+	f.mu.Lock()
+	f.versions[key] = id
+	f.mu.Unlock()
+	return id
+}
+
+// current is the version holding AWSCURRENT ("" when none).
+func current(vs []versionState) versionState {
+	for _, v := range vs {
+		if v.has("AWSCURRENT") {
+			return v
+		}
+	}
+	return versionState{}
+}
+
+// rotatedOnce checks that a secret went through exactly one rotation
+// between two looks: AWSCURRENT moved from the old current straight to one
+// new version (the old one is now AWSPREVIOUS), and any other new version
+// was abandoned before anyone could read it as current (it has no stage).
+// It returns what is wrong, or "".
+func rotatedOnce(before, after []versionState) string {
+	known := map[string]bool{}
+	for _, v := range before {
+		known[v.id] = true
+	}
+	var fresh []string
+	currents, staged := 0, 0
+	for _, v := range after {
+		if known[v.id] {
+			continue
+		}
+		fresh = append(fresh, fmt.Sprintf("%s%v", v.id, v.stages))
+		switch {
+		case v.has("AWSCURRENT"):
+			currents++
+		case len(v.stages) > 0:
+			staged++
+		}
+	}
+	old := current(before)
+	if old.id == "" {
+		return fmt.Sprintf("no version held AWSCURRENT before (a broken state left by an earlier step); new versions %v", fresh)
+	}
+	var oldStages []string
+	for _, v := range after {
+		if v.id == old.id {
+			oldStages = v.stages
+		}
+	}
+	oldNow := versionState{stages: oldStages}
+	if currents != 1 || staged != 0 || !oldNow.has("AWSPREVIOUS") {
+		return fmt.Sprintf("new versions %v, the old current %s now %v; want one new AWSCURRENT, the old one AWSPREVIOUS, any other new version without a stage", fresh, old.id, oldStages)
+	}
+	return ""
+}
+
+// currentCount counts versions holding AWSCURRENT: a consumer needs exactly one.
+func (f *fleet) currentCount(s fleetSecret) (int, error) {
+	out, err := f.sm[s.env].DescribeSecret(context.Background(), &sm.DescribeSecretInput{SecretId: aws.String(s.name)})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, stages := range out.VersionIdsToStages {
+		for _, st := range stages {
+			if st == "AWSCURRENT" {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// trigger asks replica r for a rotation through the HTTP API.
+func (f *fleet) trigger(r *replica, body map[string]any) (status int, ack map[string]any, raw string) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", r.apiURL+"/v1/triggers", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+f.token.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(rb, &ack)
+	return resp.StatusCode, ack, string(rb)
+}
+
+// postEvent delivers a signed security event to replica r, as LakiConnect does.
+func (f *fleet) postEvent(r *replica, env lakiconnect.Environment, body []byte) int {
+	req, _ := http.NewRequest("POST", f.receiverURL(r, env), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(lakiconnect.SignatureHeader, webhooksig.Sign(time.Now(), body, f.secHook[env].secret))
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// fleetRecord is one audit record.
+type fleetRecord struct {
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Event struct {
+		Step      string            `json:"step"`
+		Outcome   string            `json:"outcome"`
+		Severity  string            `json:"severity"`
+		Secret    string            `json:"secret"`
+		Cause     string            `json:"cause"`
+		Source    string            `json:"source"`
+		Actor     string            `json:"actor"`
+		Reason    string            `json:"reason"`
+		Error     string            `json:"error"`
+		TriggerID string            `json:"trigger_id"`
+		VersionID string            `json:"version_id"`
+		Details   map[string]string `json:"details"`
+	} `json:"event"`
+}
+
+// audit reads replica r's audit file.
+func (f *fleet) audit(r *replica) []fleetRecord {
+	fh, err := os.Open(filepath.Join(f.dir, r.audit))
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	// Line by line: a SIGKILL may leave a torn line in the middle of the
+	// file, and the records after it count.
+	var recs []fleetRecord
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var rec fleetRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			continue // torn by a kill, or being written
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+func (f *fleet) secret(name string) fleetSecret {
+	for _, s := range f.secrets {
+		if s.name == name {
+			return s
+		}
+	}
+	f.t.Fatalf("no fleet secret %s", name)
+	return fleetSecret{}
+}
+
+func (f *fleet) owned(owner string) []fleetSecret {
+	var out []fleetSecret
+	for _, s := range f.secrets {
+		for _, o := range s.owners {
+			if o == owner {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// delayProxy stands between one replica and LakiConnect or moto and holds
+// back the requests that match, so that one replica runs late at a chosen step.
+type delayProxy struct {
+	mu    sync.Mutex
+	delay time.Duration
+	match func(r *http.Request, body []byte) bool
+}
+
+func (p *delayProxy) set(delay time.Duration, match func(r *http.Request, body []byte) bool) {
+	p.mu.Lock()
+	p.delay, p.match = delay, match
+	p.mu.Unlock()
+}
+
+func (p *delayProxy) start(t *testing.T, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p.mu.Lock()
+		delay, match := p.delay, p.match
+		p.mu.Unlock()
+		if delay > 0 && match != nil && match(r, body) {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
