@@ -36,6 +36,8 @@ type Config struct {
 	HTTP          HTTPConfig                              `yaml:"http"`
 	Audit         AuditConfig                             `yaml:"audit"`
 	Log           LogConfig                               `yaml:"log"`
+	// HA, when set, shares the deployment among replicas through a lease.
+	HA *HAConfig `yaml:"ha"`
 
 	// file is the name the config was parsed under; pos maps field paths
 	// to where they were written, so later checks can still name a line.

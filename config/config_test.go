@@ -123,7 +123,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"missing everything", `log: {level: info}`, "f.yaml:1:1: environments: required: configure sandbox, production or both\n" +
 			"f.yaml:1:1: version: required: write version: 1 at the top"},
 		{"wrong version", strings.Replace(minimal, "version: 1", "version: 2", 1), `f.yaml:1:10: version: unsupported version 2; this build reads version: 1`},
-		{"unknown field", minimal + "polices_dir: p\n", `f.yaml:10:1: polices_dir: unknown field; known fields here: audit, auth_watch, discovery, engine, environments, http, log, notifications, policies_dir, policy_scan, secrets, store, sweep, version`},
+		{"unknown field", minimal + "polices_dir: p\n", `f.yaml:10:1: polices_dir: unknown field; known fields here: audit, auth_watch, discovery, engine, environments, ha, http, log, notifications, policies_dir, policy_scan, secrets, store, sweep, version`},
 		{"duplicate key", minimal + "log: {level: info}\nlog: {level: debug}\n", `f.yaml:11:1: log: duplicate key, first written at line 10`},
 		{"alias", minimal + "sweep: &s {schedule: \"@hourly\"}\npolicy_scan: *s\n", `f.yaml:11:14: policy_scan: YAML aliases (*name) are not supported: write the value out`},
 		{"wrong types", minimal + "engine: {workers: many, backoff_max: 5}\nhttp: {listen: 8080}\n",

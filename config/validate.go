@@ -85,6 +85,9 @@ func (c *Config) applyDefaults() {
 	}
 	defStr("policies_dir", &c.PoliciesDir, DefaultPoliciesDir)
 	defStr("store.kind", &c.Store.Kind, StoreAWS)
+	if c.HA != nil {
+		defDur("ha.ttl", &c.HA.TTL, DefaultHATTL)
+	}
 	for name, e := range c.Environments {
 		if e == nil {
 			continue
@@ -191,6 +194,7 @@ func (c *Config) validate(ps *problems, opts ...Option) {
 	}
 	v.environments()
 	v.store()
+	v.ha()
 	if c.PoliciesDir == "" {
 		ps.add("policies_dir", "required: the directory of policy files")
 	}

@@ -191,9 +191,14 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		KeepTags: []string{rotator.TagFailedAttempts, rotator.TagLastFailure, rotator.TagNextAttempt, rotator.TagFailingVersion,
 			rotator.TagCreateAttempt, TagIntent, TagIntentBy, TagIntentDone}}
 
+	lease, err := buildLease(ctx, cfg, o)
+	if err != nil {
+		return nil, err
+	}
 	d, err := New(Parts{
 		Clock: o.Clock, Logger: o.Logger, Envs: s.Envs, Catalog: catalog, Policies: pols, Bus: bus,
 		RetireInterval: o.RetireInterval, RefreshInterval: firstPositive(o.RefreshInterval, cfg.Discovery.RefreshInterval.Std()),
+		Lease:         lease,
 		EscalateAfter: cfg.Engine.EscalateAfter.Std(),
 	})
 	if err != nil {

@@ -63,6 +63,9 @@ type Parts struct {
 	// still not done this long after it was asked for raises a critical
 	// alert, again at twice, four times... (default 5m).
 	EscalateAfter time.Duration
+	// Lease, when set, is shared with other replicas: only its holder
+	// starts scheduled work.
+	Lease Leadership
 }
 
 // Daemon runs the service. Build one with New, then Run it.
@@ -81,6 +84,8 @@ type Daemon struct {
 	audit                     auditGate                          // rotations wait while the audit cannot be written
 
 	escalateAfter time.Duration
+	lead          Leadership // nil: this daemon runs everything
+	leading       leadState
 
 	mu        sync.Mutex
 	jobCtx    context.Context // outlives Run's ctx: rotations in hand finish on shutdown
@@ -126,7 +131,7 @@ func New(p Parts) (*Daemon, error) {
 		triggers: newTriggerBook(1000), retireEvery: p.RetireInterval, refreshEvery: p.RefreshInterval,
 		jobCtx: context.Background(), escalateAfter: p.EscalateAfter,
 		quit: make(chan struct{}), escalated: map[string]int{}, retired: map[string]bool{}, lookups: map[string]keyLookup{}, instance: newInstanceID(),
-		audit: auditGate{stop: make(chan struct{})},
+		audit: auditGate{stop: make(chan struct{})}, lead: p.Lease,
 	}, nil
 }
 
@@ -179,9 +184,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.sched.Store(sched)
 	defer d.sched.Store(nil)
 	loop(func() { sched.Run(ctx) })
+	// The lease outlives ctx: a holder keeps it while it finishes the
+	// rotations in hand, and releases it after.
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	var leaseDone sync.WaitGroup
+	if d.lead != nil {
+		leaseDone.Go(func() { d.runLease(leaseCtx) })
+	}
+	defer func() { stopLease(); leaseDone.Wait() }()
 	loop(func() {
 		d.every(ctx, d.retireEvery, func(ctx context.Context) {
-			d.RetirePass(ctx)
+			if hctx, ok := d.asHolder(ctx, "retire pass"); ok {
+				d.RetirePass(hctx)
+			}
 			d.logScheduleCheck(ctx)
 		})
 	})
@@ -245,13 +260,27 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	slot := f.Slot.Format(time.RFC3339)
+	if !d.Holding() {
+		d.log.Debug("scheduled rotations due on the lease holder, not here", "policy", f.Plan, "slot", slot)
+		return
+	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
 	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
 	d.submitAll(entries, cause)
 }
 
-// submitAll queues rotations in the background, logging what could not be queued.
+// submitAll queues rotations in the background, logging what could not be
+// queued. With a lease, scheduled work runs only on the holder, under its
+// holding: losing the lease stops what has not started.
 func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
+	run := d.goBackground
+	if scheduledCause(cause) && d.lead != nil {
+		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+cause.ID)
+		if !ok {
+			return
+		}
+		run = func(f func(ctx context.Context)) { d.goBackground(func(context.Context) { f(hctx) }) }
+	}
 	var jobs []rotator.Job
 	for _, e := range entries {
 		job, err := d.jobFor(e, cause)
@@ -262,7 +291,7 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
 		jobs = append(jobs, job)
 	}
 	if len(jobs) > 0 {
-		d.goBackground(func(ctx context.Context) { d.runJobs(ctx, jobs, nil) })
+		run(func(ctx context.Context) { d.runJobs(ctx, jobs, nil) })
 	}
 }
 

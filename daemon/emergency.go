@@ -10,6 +10,8 @@ import (
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
+var errEmergencyOpenAtStart = errors.New("found not done when the daemon started")
+
 // Defaults for emergencies that do not finish at once.
 const (
 	DefaultEscalateAfter = 5 * time.Minute

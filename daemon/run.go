@@ -113,6 +113,10 @@ func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
 	if sch := s.cfg.Sweep.Cron(); sch != nil {
 		plans = append(plans, schedule.Plan{Name: "sweep", Schedule: sch})
 		fire["sweep"] = func(ctx context.Context) {
+			ctx, ok := d.asHolder(ctx, "orphan sweep")
+			if !ok {
+				return
+			}
 			if _, err := d.Sweep(ctx); err != nil {
 				s.log.Error("orphan sweep failed", "err", err)
 			}
@@ -121,6 +125,10 @@ func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
 	if sch := s.cfg.PolicyScan.Cron(); sch != nil {
 		plans = append(plans, schedule.Plan{Name: "policy-scan", Schedule: sch})
 		fire["policy-scan"] = func(ctx context.Context) {
+			ctx, ok := d.asHolder(ctx, "policy scan")
+			if !ok {
+				return
+			}
 			if _, err := s.Scans.monitor.ScanOnce(ctx); err != nil {
 				s.log.Error("policy scan failed", "err", err)
 			}
@@ -136,6 +144,10 @@ func (s *Service) startLoops(ctx context.Context) *sync.WaitGroup {
 		go func() {
 			defer wg.Done()
 			d.every(ctx, every, func(ctx context.Context) {
+				ctx, ok := d.asHolder(ctx, "401/403 watch")
+				if !ok {
+					return
+				}
 				idx, err := d.readKeyIndex(ctx)
 				if err != nil {
 					s.log.Error("401/403 watch: reading the managed keys failed", "err", err)

@@ -51,6 +51,9 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 			continue
 		}
 		if in, ok := openIntent(e, now); ok {
+			if _, known := d.triggers.get(in.Cause.ID); known {
+				continue // this process runs it already (a pass on taking the lease)
+			}
 			intents++
 			if in.OldKey != "" {
 				d.resumeOldKeyIntent(e, in)
@@ -158,6 +161,12 @@ func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 		d.triggers.add(st)
 	}
 	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
+	if cause.Kind.Emergency() {
+		// Open past its time already: say so now, not after the first try.
+		for _, e := range entries {
+			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Cause: cause}, errEmergencyOpenAtStart)
+		}
+	}
 	// A rotation promoted before the restart was never reported (nor, maybe,
 	// the old credential ended): finishing it here reports it.
 	d.runTriggerJobs(cause.ID, entries, cause, true)

@@ -217,6 +217,9 @@ func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rota
 	var each func(o rotator.JobOutcome, n int)
 	each = func(o rotator.JobOutcome, n int) {
 		if d.retryEmergency(o) {
+			// Alert as soon as a failure shows the emergency open too long,
+			// not only after the next wait: a try can itself take minutes.
+			d.escalate(context.Background(), o.Job, o.Err)
 			// Acted on until done: the failure shows, the trigger stays open.
 			d.triggers.update(id, func(st *trigger.Status) {
 				setProgress(st, trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateRunning, Error: o.Err.Error()})

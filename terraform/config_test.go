@@ -207,6 +207,7 @@ func sampleConfigVars(env string, webhook bool) map[string]cty.Value {
 		"http_port":            cty.NumberIntVal(8080),
 		"log_level":            cty.StringVal("info"),
 		"event_bus":            cty.StringVal("lakirotator-" + env + "-consumers"),
+		"lease_table":          leaseTable(env),
 		"audit": cty.ObjectVal(map[string]cty.Value{
 			"file":       cty.StringVal("/var/lib/lakirotator/audit.jsonl"),
 			"bucket":     cty.StringVal("acme-lakirotator-audit-" + env),
@@ -221,6 +222,15 @@ func sampleConfigVars(env string, webhook bool) map[string]cty.Value {
 			"security_webhook":      hook,
 		})}),
 	}
+}
+
+// leaseTable is what main.tf passes: production runs two tasks sharing a
+// lease, sandbox one task without.
+func leaseTable(env string) cty.Value {
+	if env == "production" {
+		return cty.StringVal("lakirotator-production-lease")
+	}
+	return cty.NullVal(cty.String)
 }
 
 func loadImagePolicies(t *testing.T) *policies.Set {
@@ -294,6 +304,12 @@ func TestExampleConfigPassesDaemonValidation(t *testing.T) {
 				}
 				if a := cfg.Audit.Anchor; cfg.Audit.File == "" || a == nil || a.Bucket == "" || a.KMSKeyID == "" || a.Interval.Std() != 5*time.Minute {
 					t.Errorf("audit = %+v (anchor %+v); want a file shipped to the audit bucket with signed digests every 5m", cfg.Audit, a)
+				}
+				if env == "production" && (cfg.HA == nil || cfg.HA.Table != "lakirotator-production-lease" || cfg.HA.Kind != config.HAKindDynamoDB) {
+					t.Errorf("ha = %+v; production runs two tasks, which must share the lease table", cfg.HA)
+				}
+				if env == "sandbox" && cfg.HA != nil {
+					t.Errorf("ha = %+v; sandbox runs one task", cfg.HA)
 				}
 				if !cfg.Discovery.Enabled {
 					t.Error("discovery is off: the managed-secrets tags would be ignored")

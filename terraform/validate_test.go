@@ -33,7 +33,11 @@ func providerSchemas() map[string]schema {
 			"principals": {"type", "identifiers"},
 			"condition":  {"test", "variable", "values"},
 		}},
-		"aws_kms_key":                         {},
+		"aws_kms_key": {},
+		"aws_dynamodb_table": {Required: []string{"name", "hash_key"}, Blocks: map[string][]string{
+			"attribute": {"name", "type"},
+			"ttl":       {"attribute_name"},
+		}},
 		"aws_kms_alias":                       {Required: []string{"target_key_id"}},
 		"aws_secretsmanager_secret":           {},
 		"aws_secretsmanager_secret_policy":    {Required: []string{"secret_arn", "policy"}},

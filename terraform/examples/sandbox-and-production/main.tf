@@ -68,6 +68,8 @@ locals {
       http_port            = local.http_port
       log_level            = var.log_level
       event_bus            = "${local.env[e].name}-consumers"
+      # Module rotator-service makes the lease table when it runs more than one task.
+      lease_table = local.env[e].desired_count > 1 ? "${local.env[e].name}-lease" : null
       # The signing key by its alias (module audit-anchor names it so), so
       # the config does not wait for the key.
       audit = {

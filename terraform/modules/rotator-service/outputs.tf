@@ -47,3 +47,8 @@ output "receiver_zone_id" {
   description = "Route 53 zone id of the public receiver's load balancer, for an alias record, or null when public_receiver is null."
   value       = one(aws_lb.receiver[*].zone_id)
 }
+
+output "lease_table_name" {
+  description = "The replicas' lease table (desired_count > 1), for the config's ha.table; null with one task."
+  value       = local.lease_enabled ? aws_dynamodb_table.lease[0].name : null
+}

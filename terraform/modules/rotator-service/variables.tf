@@ -175,7 +175,7 @@ variable "public_receiver" {
 
 variable "desired_count" {
   type        = number
-  description = "Number of daemon tasks: 1, or 2 for availability (the design makes two replicas converge on one key)."
+  description = "Number of daemon tasks: 1, or 2 for availability. With 2 the tasks share a lease in DynamoDB (lease.tf): the holder runs scheduled work, both take triggers; the config needs ha: with the table."
   default     = 1
 
   validation {

@@ -1,0 +1,448 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/ha"
+	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
+	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/rotator"
+)
+
+const (
+	// Secrets in the scheduled batch: LakiConnect allows 50 keys that are
+	// not revoked per merchant, so 40 plus the management key, the
+	// emergency's key and 4 rotations in flight fit one merchant.
+	haBatch     = 40
+	haBatchName = "ha/batch-"
+	haEmergency = "ha/emergency-key"
+	haTTL       = 6 * time.Second
+)
+
+// smCounter sits between the replicas and moto and counts the Secrets
+// Manager calls that name a secret, by secret and operation: the calls
+// AWS would bill, whichever replica made them.
+type smCounter struct {
+	mu    sync.Mutex
+	calls map[string]map[string]int // secret → operation → count
+}
+
+func (c *smCounter) wrap(t *testing.T, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	// A killed replica's calls end mid-way; that is the test, not news.
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.")
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var in struct{ SecretId string }
+		_ = json.Unmarshal(body, &in)
+		if in.SecretId != "" {
+			c.mu.Lock()
+			if c.calls[in.SecretId] == nil {
+				c.calls[in.SecretId] = map[string]int{}
+			}
+			c.calls[in.SecretId][op]++
+			c.mu.Unlock()
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// batch counts the calls and the writes on the batch's secrets.
+func (c *smCounter) batch() (calls, writes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, ops := range c.calls {
+		if !strings.HasPrefix(name, haBatchName) {
+			continue
+		}
+		for op, n := range ops {
+			calls += n
+			if op == "PutSecretValue" || op == "UpdateSecretVersionStage" || op == "TagResource" {
+				writes += n
+			}
+		}
+	}
+	return calls, writes
+}
+
+// haReplica is one `lakirotator serve` of the shared deployment.
+type haReplica struct {
+	no     int
+	url    string
+	cmd    *exec.Cmd
+	log    string
+	done   chan struct{}
+	client *httpapi.Client
+}
+
+// logLines are the replica's JSON log records with the given message.
+func (r *haReplica) logLines(msg string) []map[string]any {
+	f, err := os.Open(r.log)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func (r *haReplica) alive() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// holding: the replica took the lease and has not said its holding ended.
+func (r *haReplica) holding() bool {
+	return r.alive() && len(r.logLines("lease held: this replica runs scheduled slots, sweeps and scans")) > len(r.logLines("lease holding ended: no new scheduled work starts here"))
+}
+
+type haWorld struct {
+	*world
+	counter  *smCounter
+	replicas []*haReplica
+}
+
+// newHAWorld is moto (behind a counting proxy for Secrets Manager), the
+// simulator, the batch's secrets and one emergency secret, and a config
+// with a DynamoDB lease; no replica runs yet.
+func newHAWorld(t *testing.T) *haWorld {
+	w := &world{t: t, dir: t.TempDir(), slack: newFakeSlack(t)}
+	w.moto = motoserver.Start(t)
+	w.port = freePort(t)
+	w.apiURL = fmt.Sprintf("http://127.0.0.1:%d", w.port)
+	w.token = secret.New("e2e-api-" + randomHex(t, 16))
+	w.signing = secret.New(randomHex(t, 20))
+	w.slackTk = secret.New("xoxb-e2e-" + randomHex(t, 12))
+	w.remember(w.token.Reveal(), w.signing.Reveal(), w.slackTk.Reveal())
+	creds := credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, "")
+	w.sm = sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(w.moto), Credentials: creds})
+	ddb := dynamodb.New(dynamodb.Options{Region: motoserver.Region, BaseEndpoint: aws.String(w.moto), Credentials: creds})
+	if err := ha.CreateTable(context.Background(), ddb, "lakirotator-lease"); err != nil {
+		t.Fatal(err)
+	}
+	hw := &haWorld{world: w, counter: &smCounter{calls: map[string]map[string]int{}}}
+	w.startSim()
+	names := []string{haEmergency}
+	for i := 1; i <= haBatch; i++ {
+		names = append(names, fmt.Sprintf("%s%02d", haBatchName, i))
+	}
+	for _, name := range names {
+		var key struct {
+			lakiconnect.APIKey
+			Secret string `json:"secret"`
+		}
+		w.simAdmin("POST", "/_sim/keys", map[string]any{
+			"environment": "production", "master_merchant_id": merchant, "name": "seed " + name, "scopes": []string{"payments:read"},
+		}, &key)
+		w.remember(key.Secret)
+		policy := "batch"
+		if name == haEmergency {
+			policy = "steady"
+		}
+		w.createSecret(name, secretstore.Credential{
+			Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
+			KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: time.Now().UTC(),
+		}, map[string]string{
+			inventory.TagManaged: "true", inventory.TagKind: "api_key", inventory.TagEnvironment: "production",
+			inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policy, inventory.TagOwners: "ha-team",
+		})
+	}
+	w.writePolicies()
+	writeFile(t, filepath.Join(w.dir, "policies", "batch.yaml"), `name: batch
+description: A slot every minute, so that the test sees two.
+kind: api_key
+scopes: [payments:read]
+environments: [production]
+max_age: 1d
+schedule: "* * * * *"
+grace:
+  scheduled: 0s
+  personnel: 0s
+  compromise: 0s
+`)
+	w.writeConfig()
+	// The replicas reach Secrets Manager through the counter; the lease
+	// goes to moto directly.
+	b, err := os.ReadFile(filepath.Join(w.dir, "lakirotator.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "endpoint: "+w.moto, "endpoint: "+hw.counter.wrap(t, w.moto), 1)
+	cfg = strings.Replace(cfg, "workers: 8", "workers: 4", 1)
+	cfg += fmt.Sprintf("ha: {kind: dynamodb, table: lakirotator-lease, region: %s, endpoint: %q, ttl: %s}\n", motoserver.Region, w.moto, haTTL)
+	writeFile(t, filepath.Join(w.dir, "lakirotator.yaml"), cfg)
+	return hw
+}
+
+// startReplica runs one more `lakirotator serve` on its own port (the
+// first on the port the security webhook points at) and waits until ready.
+func (hw *haWorld) startReplica() *haReplica {
+	t := hw.t
+	no := len(hw.replicas) + 1
+	port := hw.port
+	if no > 1 {
+		port = freePort(t)
+	}
+	b, err := os.ReadFile(filepath.Join(hw.dir, "lakirotator.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(hw.dir, fmt.Sprintf("replica-%d.yaml", no))
+	writeFile(t, cfgPath, strings.Replace(string(b), fmt.Sprintf("listen: 127.0.0.1:%d", hw.port), fmt.Sprintf("listen: 127.0.0.1:%d", port), 1))
+	r := &haReplica{no: no, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(hw.dir, fmt.Sprintf("replica-%d.log", no)), done: make(chan struct{})}
+	logf, err := os.Create(r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cmd = exec.Command(bin("lakirotator"), "serve", "--config", cfgPath)
+	r.cmd.Dir = hw.dir
+	r.cmd.Env = hw.daemonEnv()
+	r.cmd.Stdout, r.cmd.Stderr = io.Discard, logf
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); logf.Close(); close(r.done) }()
+	t.Cleanup(func() {
+		if r.alive() {
+			_ = r.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-r.done:
+			case <-time.After(30 * time.Second):
+				_ = r.cmd.Process.Kill()
+				<-r.done
+			}
+		}
+	})
+	r.client, err = httpapi.NewClient(r.url, hw.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, fmt.Sprintf("replica %d answers /readyz", no), func() bool {
+		if !r.alive() {
+			t.Fatalf("replica %d exited before it was ready\n%s", no, hw.replicaTail(r))
+		}
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	hw.replicas = append(hw.replicas, r)
+	return r
+}
+
+func (hw *haWorld) replicaTail(r *haReplica) string {
+	b, _ := os.ReadFile(r.log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return fmt.Sprintf("--- replica %d log (last lines) ---\n%s", r.no, strings.Join(lines, "\n"))
+}
+
+func (hw *haWorld) holders() []*haReplica {
+	var out []*haReplica
+	for _, r := range hw.replicas {
+		if r.holding() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// rotatorKeys counts, per batch secret, the keys the rotator made for it.
+func (hw *haWorld) rotatorKeys() map[string]int {
+	out := map[string]int{}
+	for _, k := range hw.simKeys() {
+		if k.Metadata[rotator.MetaCreatedBy] == rotator.MetaCreatedByValue {
+			out[k.Metadata[rotator.MetaSecret]]++
+		}
+	}
+	return out
+}
+
+// batchRotated says whether every batch secret has exactly n rotator keys
+// and AWSCURRENT on the newest; more than n fails the test at once.
+func (hw *haWorld) batchRotated(n int) bool {
+	keys := hw.rotatorKeys()
+	done := 0
+	for i := 1; i <= haBatch; i++ {
+		name := fmt.Sprintf("%s%02d", haBatchName, i)
+		if keys[name] > n {
+			hw.t.Fatalf("%s has %d keys made by the rotator after %d slot(s): a duplicate rotation", name, keys[name], n)
+		}
+		if keys[name] == n {
+			done++
+		}
+	}
+	return done == haBatch
+}
+
+func (hw *haWorld) slotsFired(r *haReplica) int {
+	n := 0
+	for _, rec := range r.logLines("scheduled rotations due") {
+		if rec["policy"] == "batch" {
+			n++
+		}
+	}
+	return n
+}
+
+// Three replicas of the real binary share a DynamoDB lease in moto: one
+// holds it at a time; the holder alone runs the minute's slot, at the
+// cost of one daemon; an emergency sent to a replica without the lease is
+// carried out there at once; killing the holder mid-slot hands the lease
+// over within the TTL and the slot finishes with every secret rotated once.
+func TestHAReplicasShareOneLease(t *testing.T) {
+	hw := newHAWorld(t)
+	for range 3 {
+		hw.startReplica()
+	}
+	eventually(t, 2*haTTL, "a replica holds the lease", func() bool { return len(hw.holders()) == 1 })
+	holder := hw.holders()[0]
+	t.Logf("replica %d holds the lease", holder.no)
+
+	// An emergency to a replica without the lease: carried out there,
+	// at once, whatever the holder does.
+	var other *haReplica
+	for _, r := range hw.replicas {
+		if r != holder {
+			other = r
+			break
+		}
+	}
+	oldKey := hw.currentKeyID(haEmergency)
+	asked := time.Now()
+	if _, err := other.client.Trigger(context.Background(), httpapi.TriggerRequest{
+		Secret: haEmergency, Cause: events.CauseCompromise, Requester: "sec@example", Reason: "key pasted in a ticket",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the compromised key is revoked", func() bool {
+		return hw.simKey(oldKey).Status == lakiconnect.StatusRevoked
+	}, func() string { return hw.replicaTail(other) })
+	t.Logf("compromise sent to replica %d (not the holder): old key revoked %s after the request", other.no, time.Since(asked).Round(time.Millisecond))
+
+	// The first slot: the holder alone runs it, at a single daemon's cost.
+	eventually(t, 75*time.Second, "the holder fires the minute's slot", func() bool { return hw.slotsFired(holder) >= 1 },
+		func() string { return hw.replicaTail(holder) })
+	eventually(t, 40*time.Second, "every batch secret is rotated once", func() bool { return hw.batchRotated(1) },
+		func() string { return hw.replicaTail(holder) })
+	time.Sleep(time.Second) // stragglers would show in the counts
+	calls, writes := hw.counter.batch()
+	t.Logf("first slot: %d Secrets Manager calls and %d writes on %d secrets across %d replicas", calls, writes, haBatch, len(hw.replicas))
+	if calls != 3*haBatch || writes != 2*haBatch {
+		t.Errorf("the slot cost %d calls and %d writes on its %d secrets; one daemon spends 3 and 2 per rotation (%d and %d)",
+			calls, writes, haBatch, 3*haBatch, 2*haBatch)
+	}
+	for _, r := range hw.replicas {
+		if r != holder && hw.slotsFired(r) > 0 {
+			t.Errorf("replica %d fired the slot without the lease", r.no)
+		}
+	}
+
+	// The second slot: the holder is killed as it starts.
+	eventually(t, 75*time.Second, "the holder fires the next slot", func() bool { return hw.slotsFired(holder) >= 2 })
+	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-holder.done
+	keys := hw.rotatorKeys()
+	rotatedBefore := 0
+	for name, n := range keys {
+		if strings.HasPrefix(name, haBatchName) && n == 2 {
+			rotatedBefore++
+		}
+	}
+	var next *haReplica
+	eventually(t, 3*haTTL, "another replica takes the lease", func() bool {
+		hs := hw.holders()
+		if len(hs) > 1 {
+			t.Fatalf("%d replicas hold the lease at once", len(hs))
+		}
+		if len(hs) == 1 {
+			next = hs[0]
+		}
+		return next != nil
+	})
+	gap := time.Since(killed)
+	t.Logf("holder killed with %d of %d secrets of the slot rotated; replica %d took the lease %s later (TTL %s)",
+		rotatedBefore, haBatch, next.no, gap.Round(time.Millisecond), haTTL)
+	// At most one TTL after the last renewal a contender saw, which it
+	// sees at most a poll (TTL/10) late; a second for the processes.
+	if bound := haTTL + haTTL/10 + time.Second; gap > bound {
+		t.Errorf("takeover took %s; the TTL is %s, so at most %s", gap, haTTL, bound)
+	}
+	eventually(t, 60*time.Second, "the new holder finishes the slot: every secret rotated exactly once more", func() bool { return hw.batchRotated(2) },
+		func() string { return hw.replicaTail(next) })
+	for i := 1; i <= haBatch; i++ {
+		name := fmt.Sprintf("%s%02d", haBatchName, i)
+		if st := hw.stages(name); len(st) == 0 {
+			t.Errorf("%s has no versions", name)
+		}
+		hw.currentKeyID(name) // AWSCURRENT readable and remembered for the leak scan
+	}
+	if n := len(hw.holders()); n != 1 {
+		t.Errorf("%d replicas hold the lease after the takeover", n)
+	}
+	for _, r := range hw.replicas {
+		b, _ := os.ReadFile(r.log)
+		hw.mu.Lock()
+		for _, s := range hw.secrets {
+			if len(s) >= 8 && strings.Contains(string(b), s) {
+				t.Errorf("replica %d's log holds a secret value", r.no)
+			}
+		}
+		hw.mu.Unlock()
+	}
+}
