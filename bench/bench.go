@@ -7,6 +7,10 @@
 // AWS caps Secrets Manager writes (PutSecretValue, UpdateSecretVersionStage,
 // TagResource together) at 50 per second per region; a rotation needs two
 // writes, so 25 rotations per second is the ceiling the figures are held to.
+//
+// bench.go is long on purpose: it is the one benchmark run, seeding, batch,
+// emergencies under load and the report, read top to bottom; settings and
+// meters live in config.go and meters.go.
 package bench
 
 import (

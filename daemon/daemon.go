@@ -4,6 +4,11 @@
 // crash left in flight, watches old credentials through their grace, and
 // reports on the events seam. It holds no state it needs to resume: that is
 // in the store and at LakiConnect.
+//
+// daemon.go is long on purpose: it holds the Daemon type and its run passes
+// (schedule, retire, inventory), which share the catalog and the job queue;
+// wiring, start-up, triggers, security events and observation live in their
+// own files.
 package daemon
 
 import (

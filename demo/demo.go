@@ -5,6 +5,9 @@
 // tested, promoted and retired within a minute, and fires triggers from a
 // second terminal through the daemon's API. Nothing here is a production
 // default.
+//
+// demo.go is long on purpose: the demo's whole setup (simulator, store,
+// config, policies, seeded secrets, banner) reads as one script.
 package demo
 
 import (

@@ -1,3 +1,7 @@
+// verify.go is long on purpose: the verifier is one pass over file, batches
+// and digests, and each finding kind is reported where it is detected, so an
+// auditor can follow a finding to its rule in one read.
+
 package anchor
 
 import (

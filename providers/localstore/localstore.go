@@ -6,6 +6,11 @@
 // It exists for the demo and for single-machine use. It is never a
 // production default: the file holds every secret value in plain text,
 // protected only by its 0600 mode.
+//
+// This file is long on purpose: every operation is a read-modify-write of
+// the one file under its lock, and keeping them beside the file format and
+// the label rules they share makes the Secrets Manager semantics checkable
+// in one read.
 package localstore
 
 import (

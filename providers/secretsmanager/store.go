@@ -1,3 +1,7 @@
+// store.go is long on purpose: it maps every store operation onto its one
+// Secrets Manager call, with the error translation each needs, so the call
+// budget of a rotation can be read off this file alone.
+
 package secretsmanager
 
 import (
