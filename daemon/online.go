@@ -38,7 +38,13 @@ func CheckOnline(ctx context.Context, cfg *config.Config, o BuildOptions) []Onli
 	s := &Service{}
 	stores, err := s.buildStores(ctx, cfg, o)
 	if err != nil {
-		return []OnlineCheck{{Check: "store", Field: "store", Message: err.Error(), Unreachable: true}}
+		// Building a store already asks AWS (the account behind its
+		// credentials): explain that failure as any other store call's.
+		msg := err.Error()
+		if f := secretsmanager.Explain(err); f != nil {
+			msg = f.Line
+		}
+		return []OnlineCheck{{Check: "store", Field: "store", Message: msg, Unreachable: true}}
 	}
 	defer func() { _ = s.Close(context.Background()) }()
 
