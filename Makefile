@@ -14,7 +14,7 @@ GO_FILES           = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.
 
 DEVVAULT           := $(TOOLS)/devvault
 
-.PHONY: test fmt-check vet lint unit tf-fmt tools demo bench devvault
+.PHONY: test fmt-check vet lint unit tf-fmt tools demo bench devvault browser
 
 test: fmt-check vet lint tf-fmt unit
 
@@ -27,7 +27,7 @@ vet:
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
-unit: devvault
+unit: devvault browser
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 tf-fmt: $(TERRAFORM)
@@ -39,6 +39,12 @@ tools: $(STATICCHECK) $(TERRAFORM) devvault
 # product's go.mod stays lean. Built once (cold: ~3 minutes, ~2.4 GB of
 # module cache); go's build cache makes later builds quick. The Vault
 # tests use this binary and fail, never skip, when it cannot be built.
+# The dashboard's browser tests drive Debian's chromium: install it when it
+# is missing (root, as on CI and the dev machines); the tests fail, never
+# skip, without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
 devvault:
 	cd internal/testutil/devvault && GOWORK=off $(GO) build -o $(DEVVAULT) .
 

@@ -88,7 +88,7 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "\nEMERGENCIES (%d)\n", len(r.Emergencies))
 	for _, e := range r.Emergencies {
-		fmt.Fprintf(tw, "%s  %s by %s via %s: %s (%s to %s)\n", e.TriggerID, e.Cause, orDash(e.Actor), orDash(string(e.Source)), orDash(e.Reason), stamp(e.Start), stamp(e.End))
+		fmt.Fprintf(tw, "%s  %s by %s%s via %s: %s (%s to %s)\n", e.TriggerID, e.Cause, orDash(e.Actor), forWhom(e.OnBehalfOf), orDash(string(e.Source)), orDash(e.Reason), stamp(e.Start), stamp(e.End))
 		for _, t := range e.Timeline {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", stamp(t.Time), t.Step, t.Outcome, orDash(t.Secret), orDash(t.Key), t.Error)
 		}
@@ -299,3 +299,11 @@ svg .name,svg .value{fill:#000}svg .limit{stroke:#000}h2,h3{break-after:avoid}tr
 {{end}}</table>{{else}}<p class="muted">None.</p>{{end}}
 </body></html>
 `))
+
+// forWhom is " for <person>" when a trigger named someone beside its actor.
+func forWhom(onBehalfOf string) string {
+	if onBehalfOf == "" {
+		return ""
+	}
+	return " for " + onBehalfOf
+}

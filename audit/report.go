@@ -82,14 +82,17 @@ func (s SecretRow) ScopesOK() bool { return len(s.ExtraScopes) == 0 && len(s.Mis
 
 // Emergency is one emergency trigger and everything that followed it.
 type Emergency struct {
-	TriggerID string          `json:"trigger_id"`
-	Cause     events.Cause    `json:"cause"`
-	Actor     string          `json:"actor,omitempty"`
-	Source    events.Source   `json:"source,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	Start     time.Time       `json:"start"`
-	End       time.Time       `json:"end"`
-	Timeline  []TimelineEntry `json:"timeline"`
+	TriggerID string       `json:"trigger_id"`
+	Cause     events.Cause `json:"cause"`
+	Actor     string       `json:"actor,omitempty"`
+	// OnBehalfOf is the person the trigger named, beside the actor (who
+	// authenticated).
+	OnBehalfOf string          `json:"on_behalf_of,omitempty"`
+	Source     events.Source   `json:"source,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Start      time.Time       `json:"start"`
+	End        time.Time       `json:"end"`
+	Timeline   []TimelineEntry `json:"timeline"`
 }
 
 // TimelineEntry is one step of an emergency.
@@ -195,7 +198,7 @@ func BuildReport(in ReportInput) Report {
 				emergOrder = append(emergOrder, e.TriggerID)
 			}
 			if em.Actor == "" {
-				em.Actor, em.Source = e.Actor, e.Source
+				em.Actor, em.OnBehalfOf, em.Source = e.Actor, e.OnBehalfOf, e.Source
 			}
 			if em.Reason == "" {
 				em.Reason = e.Reason

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 func newServeCmd(stdio IO, g *globalFlags) *cobra.Command {
@@ -192,9 +192,16 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 		return err
 	}
 	defer func() { _ = svc.Shutdown(context.Background()) }()
-	st, err := svc.Daemon.Trigger(ctx, req, events.SourceCLI)
-	if errors.Is(err, httpapi.ErrBadTrigger) {
-		return usageErr("%v", err)
+	// In-process, the principal is the user running the command; a
+	// --requester naming someone else is kept as on_behalf_of.
+	actor := requester(stdio, "")
+	treq := req.ToTrigger(actor, events.SourceCLI)
+	if treq.OnBehalfOf == actor {
+		treq.OnBehalfOf = ""
+	}
+	st, err := svc.Daemon.Trigger(ctx, treq)
+	if ref, ok := trigger.Refused(err); ok {
+		return usageErr("%v", ref)
 	}
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -203,9 +210,9 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 	get := func(context.Context) (httpapi.TriggerStatus, error) {
 		cur, ok := svc.Daemon.TriggerStatus(st.ID)
 		if !ok {
-			return cur, fmt.Errorf("no trigger %q in this process", st.ID)
+			return httpapi.TriggerStatus{}, fmt.Errorf("no trigger %q in this process", st.ID)
 		}
-		return cur, nil
+		return httpapi.StatusJSON(cur), nil
 	}
 	final, err := follow(ctx, get, 50*time.Millisecond, func(p httpapi.TriggerStatus) {
 		if g.output == "table" {

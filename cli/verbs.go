@@ -40,7 +40,7 @@ func newRotateCmd(stdio IO, g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cause, "cause", "manual", "why: manual, compromise or personnel")
 	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required for compromise and personnel)")
-	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
+	cmd.Flags().StringVar(&who, "requester", "", "whom you act for, recorded as on_behalf_of; the actor is your token, certificate or, with --local, cli:$USER (default: cli:$USER)")
 	cmd.Flags().BoolVar(&local, "local", false, "run the engine in this process with --config instead of asking a daemon")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (a compromise rotation, or an emergency on production, asks otherwise)")
 	return cmd
@@ -78,7 +78,7 @@ func newTriggerCmd(stdio IO, g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "rotate every managed secret")
 	cmd.Flags().StringVar(&cause, "cause", "personnel", "why: personnel, compromise or manual")
 	cmd.Flags().StringVar(&reason, "reason", "", "what happened (required)")
-	cmd.Flags().StringVar(&who, "requester", "", "who asks (default: cli:$USER)")
+	cmd.Flags().StringVar(&who, "requester", "", "whom you act for, recorded as on_behalf_of; the actor is your token, certificate or, with --local, cli:$USER (default: cli:$USER)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&local, "local", false, "run the engine in this process with --config instead of asking a daemon")
 	return cmd

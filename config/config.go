@@ -181,6 +181,9 @@ type PolicyScanConfig struct {
 // AuthWatchConfig sets how often LakiConnect's 401/403 counts are read.
 type AuthWatchConfig struct {
 	PollInterval Duration `yaml:"poll_interval"`
+	// Unattributed are the thresholds for refused requests that no managed
+	// secret explains (doors.go).
+	Unattributed UnattributedAlerts `yaml:"unattributed"`
 }
 
 // NotificationsConfig routes lifecycle events to receivers.
@@ -256,6 +259,9 @@ type HTTPConfig struct {
 	Tokens         []TokenConfig  `yaml:"tokens"`
 	AllowedClients []ClientPrefix `yaml:"allowed_clients"`
 	MaxBodyBytes   int64          `yaml:"max_body_bytes"`
+	// ReadinessInterval is how often /readyz's answer is recomputed (doors.go).
+	ReadinessInterval Duration      `yaml:"readiness_interval"`
+	Metrics           MetricsConfig `yaml:"metrics"`
 }
 
 // TLSConfig names the listener's certificate files. ClientCAFile turns on
@@ -264,7 +270,9 @@ type TLSConfig struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
 	ClientCAFile string `yaml:"client_ca_file"`
-	clientCAs    *x509.CertPool
+	// Clients is the allow-list of client certificates (doors.go).
+	Clients   []ClientCertConfig `yaml:"clients"`
+	clientCAs *x509.CertPool
 }
 
 // Enabled reports whether the listener serves TLS.

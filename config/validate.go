@@ -369,6 +369,7 @@ func (v *validator) http() {
 			v.ref(p+".token", t.Token)
 		}
 	}
+	v.doors()
 	if h.MaxBodyBytes < 1024 || h.MaxBodyBytes > 64<<20 {
 		v.ps.add(hp+".max_body_bytes", "must be between 1024 and %d", 64<<20)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
@@ -68,8 +69,13 @@ type Service struct {
 	log       *slog.Logger
 	receivers []*securityevents.Receiver
 	closers   []func(context.Context) error
-	audit     *audit.Writer   // nil when no audit sink is configured
-	anchor    *anchor.Shipper // nil without audit.anchor
+	refusals  *inbound.Refusals
+	ready     *httpapi.Readiness
+	// metricsHandler serves /metrics on http.metrics.listen; nil when
+	// metrics share the API's listener.
+	metricsHandler http.Handler
+	audit          *audit.Writer   // nil when no audit sink is configured
+	anchor         *anchor.Shipper // nil without audit.anchor
 
 	anchorRunning atomic.Bool
 }
@@ -88,7 +94,11 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
-	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(), Envs: map[lakiconnect.Environment]*Env{}}
+	var metricOpts []metrics.Option
+	if cfg.HTTP.Metrics.PerSecretLabels {
+		metricOpts = append(metricOpts, metrics.WithSecretLabels(cfg.HTTP.Metrics.SecretLabelLimit()))
+	}
+	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(metricOpts...), Envs: map[lakiconnect.Environment]*Env{}}
 	defer func() {
 		if err != nil {
 			_ = s.Close(context.Background())
@@ -104,6 +114,10 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	bus := &events.Bus{}
 	bus.Subscribe(s.Metrics)
 	bus.Subscribe(eventLogger{log: o.Logger})
+	// Every door reports its refusals here: counted one by one, recorded
+	// (audit, log) once per source and reason a minute.
+	// (The bus's event logger writes the log line of each record.)
+	s.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: bus, Counter: s.Metrics, Clock: o.Clock})
 
 	stores, err := s.buildStores(ctx, cfg, o)
 	if err != nil {
@@ -111,6 +125,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	}
 	resolver := config.LocalResolver{LookupEnv: o.LookupEnv, AWS: storeResolver(stores)}
 
+	calls := newRecentCalls(o.Clock)
 	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
 	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
@@ -134,6 +149,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 			RateLimit: ec.LakiConnect.RateLimit, // per management key: each merchant's client has its own
 			OnRequest: func(method, route string, status int, err error) {
 				s.Metrics.ObserveCall("lakiconnect", method+" "+route, callStatus(status, err))
+				calls.observe(env, status, err)
 			},
 		})
 		if err != nil {
@@ -193,7 +209,8 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if err != nil {
 		return nil, err
 	}
-	s.Scans = newScans(d, pols, merchants, scanMetrics)
+	u401, u403, uWindow := cfg.AuthWatch.Unattributed.Thresholds()
+	s.Scans = newScans(d, pols, merchants, scanMetrics, policies.Alerts{Unauthorized401: u401, Forbidden403: u403, Window: uWindow})
 	s.Scans.own = ownCredentials(cfg, pols)
 
 	if err := s.buildAudit(ctx, cfg, o, bus); err != nil {
@@ -216,12 +233,19 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if mounts["/ui/"], err = s.buildDashboard(cfg, o, tokens); err != nil {
 		return nil, err
 	}
-	s.Handler = httpapi.NewHandler(httpapi.Options{
+	every := cfg.HTTP.ReadinessEvery()
+	s.ready = httpapi.NewReadiness(s.readiness(cfg, merchants, calls, every), every, o.Clock)
+	api := httpapi.Options{
 		AllowedClients: cfg.HTTP.AllowedPrefixes(),
-		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Metrics: s.Metrics.Handler(), Events: bus,
-		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Now: o.Clock.Now,
-		Readiness: s.readiness(cfg, merchants),
-	})
+		Controller:     d, Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), ClientCerts: clientCerts(cfg.HTTP.TLS.Clients),
+		Metrics: s.Metrics.Handler(), MetricsAuth: cfg.HTTP.Metrics.RequireAuth, Events: bus, Refusals: s.refusals,
+		Logger: o.Logger, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Mounts: mounts, Clock: o.Clock, Ready: s.ready,
+	}
+	if cfg.HTTP.Metrics.Listen != "" {
+		s.metricsHandler = httpapi.NewMetricsHandler(api)
+		api.Metrics = nil
+	}
+	s.Handler = httpapi.NewHandler(api)
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/dashboard"
+	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/inbound"
 )
 
 // dashboardSource is what the dashboard reads: the daemon's inventory, the
@@ -89,6 +92,22 @@ func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) 
 func (s *Service) buildDashboard(cfg *config.Config, o BuildOptions, tokens httpapi.TokenMatcher) (*dashboard.Handler, error) {
 	return dashboard.New(dashboard.Options{
 		Source: &dashboardSource{svc: s, auditFile: cfg.Audit.File},
-		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger, Events: s.Daemon.Events(),
+		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger, Events: dashboardRefusals{s.refusals},
+	})
+}
+
+// dashboardRefusals hands the dashboard's refused credentials to the doors'
+// bounded summary (one record per source and reason a minute, every one
+// counted), like the API's: a flood of bad tokens on /ui/ costs a few
+// records, and no path is kept.
+type dashboardRefusals struct{ r *inbound.Refusals }
+
+func (d dashboardRefusals) Emit(ctx context.Context, e events.Event) {
+	if e.Step != events.StepAuth || e.Outcome != events.OutcomeRefused {
+		return
+	}
+	d.r.Refuse(ctx, inbound.Refusal{
+		Door: events.SourceHTTP, Remote: e.Details["remote"], Code: "dashboard_credential_refused",
+		Reason: e.Reason, Status: http.StatusUnauthorized,
 	})
 }

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,8 @@ const (
 	secMgmt      = "mgmt/sandbox"
 	secSecurity  = "sec/sandbox"
 	apiToken     = "test-api-token-0123456789abcdef"
+	slackSigning = "test-slack-signing-secret-0123456789"
+	slackUser    = "U0SECTEAM"
 )
 
 var (
@@ -84,6 +87,7 @@ grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
 type worldOptions struct {
 	securityWebhook bool
 	deliverTwice    bool
+	slack           bool              // serve the Slack /rotate command (signing secret slackSigning, user slackUser)
 	policies        map[string]string // file name → content; replaces defaults of the same name
 }
 
@@ -160,7 +164,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	secEndpoint := ""
 	if o.securityWebhook {
 		sep, sws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, mm, w.baseURL+config.SecurityWebhookPath(lakiconnect.Sandbox, mm),
-			[]string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked})
+			[]string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,6 +188,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	var b bytes.Buffer
 	if err := worldConfig.Execute(&b, map[string]string{
 		"Dir": w.dir, "SimURL": fix.SandboxURL, "MM": mm, "Endpoint": ep.ID, "Security": secEndpoint,
+		"Slack": map[bool]string{true: "yes"}[o.slack],
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +235,13 @@ http:
       token: {env: LAKIROTATOR_TEST_TOKEN}
 audit:
   file: {{.Dir}}/audit.jsonl
+{{- if .Slack}}
+notifications:
+  slack:
+    webhook_url: {env: LAKIROTATOR_TEST_SLACK_WEBHOOK}
+    signing_secret: {env: LAKIROTATOR_TEST_SLACK_SIGNING}
+    allowed_users: [U0SECTEAM]
+{{- end}}
 `))
 
 func (w *world) remember(v secret.Value) {
@@ -272,8 +284,13 @@ func (w *world) put(ctx context.Context, name string, tags map[string]string, c 
 }
 
 func (w *world) lookupEnv(k string) (string, bool) {
-	if k == "LAKIROTATOR_TEST_TOKEN" {
+	switch k {
+	case "LAKIROTATOR_TEST_TOKEN":
 		return apiToken, true
+	case "LAKIROTATOR_TEST_SLACK_SIGNING":
+		return slackSigning, true
+	case "LAKIROTATOR_TEST_SLACK_WEBHOOK":
+		return "https://hooks.slack.invalid/services/T0/B0/x", true
 	}
 	return "", false
 }
@@ -311,6 +328,13 @@ type running struct {
 // daemon has loaded its catalog. It stops when the test ends.
 func (w *world) run(svc *daemon.Service, ln net.Listener) *running {
 	w.t.Helper()
+	return w.runTLS(svc, ln, nil)
+}
+
+// runTLS is run for a service whose listener serves TLS: the API client
+// uses tlsCfg (nil: plain http).
+func (w *world) runTLS(svc *daemon.Service, ln net.Listener, tlsCfg *tls.Config) *running {
+	w.t.Helper()
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -323,7 +347,10 @@ func (w *world) run(svc *daemon.Service, ln net.Listener) *running {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx, ln) }()
 	url := "http://" + ln.Addr().String()
-	c, err := httpapi.NewClient(url, secret.New(apiToken), nil)
+	if tlsCfg != nil {
+		url = "https://" + ln.Addr().String()
+	}
+	c, err := httpapi.NewClient(url, secret.New(apiToken), tlsCfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}

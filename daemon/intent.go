@@ -27,8 +27,8 @@ import (
 const (
 	// TagIntent: "<cause> <trigger id> <unix seconds> <source>[ revoke-first]".
 	TagIntent = "lakirotator:intent"
-	// TagIntentBy: base64 of {"a": requester, "r": reason, "k": exposed
-	// old key to end} (tag values allow only a few characters).
+	// TagIntentBy: base64 of {"a": actor, "o": on behalf of, "r": reason,
+	// "k": exposed old key to end} (tag values allow only a few characters).
 	TagIntentBy = "lakirotator:intent-by"
 	// TagIntentDone: the trigger id of the last intent carried out.
 	TagIntentDone = "lakirotator:intent-done"
@@ -50,9 +50,10 @@ type intent struct {
 }
 
 type intentBy struct {
-	Actor  string `json:"a,omitempty"`
-	Reason string `json:"r,omitempty"`
-	OldKey string `json:"k,omitempty"`
+	Actor      string `json:"a,omitempty"`
+	OnBehalfOf string `json:"o,omitempty"`
+	Reason     string `json:"r,omitempty"`
+	OldKey     string `json:"k,omitempty"`
 }
 
 func (in intent) tags() map[string]string {
@@ -64,7 +65,7 @@ func (in intent) tags() map[string]string {
 	if in.Writer != "" {
 		head += " by:" + in.Writer
 	}
-	by := intentBy{Actor: clip(c.Actor, 80), OldKey: in.OldKey}
+	by := intentBy{Actor: clip(c.Actor, 80), OnBehalfOf: clip(c.OnBehalfOf, 40), OldKey: in.OldKey}
 	if b, _ := json.Marshal(by); len(b) < intentByMax {
 		by.Reason = clip(c.Reason, intentByMax-len(b))
 	}
@@ -105,7 +106,7 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if raw, err := base64.StdEncoding.DecodeString(tags[TagIntentBy]); err == nil {
 		var by intentBy
 		if json.Unmarshal(raw, &by) == nil {
-			in.Cause.Actor, in.Cause.Reason, in.OldKey = by.Actor, by.Reason, by.OldKey
+			in.Cause.Actor, in.Cause.OnBehalfOf, in.Cause.Reason, in.OldKey = by.Actor, by.OnBehalfOf, by.Reason, by.OldKey
 		}
 	}
 	return in, in.Cause.ID != ""

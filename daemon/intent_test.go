@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // A compromise asked for by a person, killed right after LakiConnect made
@@ -26,8 +26,8 @@ func TestCompromiseKilledBeforeItsPutStaysACompromise(t *testing.T) {
 	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseCompromise,
-		Requester: "alice", Reason: "key pasted in a ticket"}, events.SourceHTTP)
+	st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "key pasted in a ticket", Source: events.SourceHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +127,8 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 	if err := w.fix.Sim.InjectFault(lakisim.Fault{PathPrefix: "/api_keys", Status: 503}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseCompromise,
-		Requester: "alice", Reason: "leaked"}, events.SourceHTTP)
+	st, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "leaked", Source: events.SourceHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 	w.remember(w.current(secCheckout).Secret)
 	w.eventually("the trigger succeeds", func() bool {
 		s, _ := r.svc.Daemon.TriggerStatus(st.ID)
-		return s.State == httpapi.StateSucceeded
+		return s.State == trigger.StateSucceeded
 	})
 }
 
@@ -158,12 +158,12 @@ func TestRetirePassReportsEachEndOnce(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
 	r := w.run(w.build(rotator.Hooks{}), nil)
-	st, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "alice"}, events.SourceHTTP)
+	st, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseManual, Actor: "alice", Source: events.SourceHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.waitTrigger(r, st.ID)
-	cst, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secReporting, Cause: events.CauseCompromise, Requester: "alice", Reason: "leak"}, events.SourceHTTP)
+	cst, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secReporting, Cause: events.CauseCompromise, Actor: "alice", Reason: "leak", Source: events.SourceHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask := func(who string) string {
-		st, err := svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: who, Reason: "r"}, events.SourceHTTP)
+		st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseManual, Actor: who, Reason: "r", Source: events.SourceHTTP})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestTwoAsksAtOnceMakeOneRotation(t *testing.T) {
 	defer cancel()
 	for _, id := range []string{first, a, b} {
 		st, err := svc.Daemon.WaitTrigger(wctx, id, nil)
-		if err != nil || st.State != httpapi.StateSucceeded {
+		if err != nil || st.State != trigger.StateSucceeded {
 			t.Fatalf("trigger %s: %s %v %+v", id, st.State, err, st.Secrets)
 		}
 	}
@@ -252,8 +252,8 @@ func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
 	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseCompromise,
-		Requester: "alice", Reason: "leaked"}, events.SourceHTTP)
+	st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseCompromise,
+		Actor: "alice", Reason: "leaked", Source: events.SourceHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}

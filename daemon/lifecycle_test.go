@@ -15,6 +15,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // crashRotation runs one manual rotation of name in a service whose engine
@@ -26,7 +27,7 @@ func crashRotation(t *testing.T, w *world, name string, step rotator.Boundary) {
 	if err := svc.Daemon.Catalog().Refresh(ctx, w.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: name, Cause: events.CauseManual, Requester: "test"}, events.SourceCLI)
+	st, err := svc.Daemon.Trigger(ctx, trigger.Request{Secret: name, Cause: events.CauseManual, Actor: "test", Source: events.SourceCLI})
 	if err != nil {
 		t.Fatalf("trigger: %v", err)
 	}
@@ -36,7 +37,7 @@ func crashRotation(t *testing.T, w *world, name string, step rotator.Boundary) {
 	if err != nil {
 		t.Fatalf("waiting for the crashing rotation: %v", err)
 	}
-	if final.State != httpapi.StateFailed || !errorsMention(final, "simulated crash") {
+	if final.State != trigger.StateFailed || !errorsMention(final, "simulated crash") {
 		t.Fatalf("crashing rotation ended %s: %+v; want failed by the simulated crash", final.State, final.Secrets)
 	}
 	if err := svc.Shutdown(ctx); err != nil {
@@ -44,7 +45,7 @@ func crashRotation(t *testing.T, w *world, name string, step rotator.Boundary) {
 	}
 }
 
-func errorsMention(st httpapi.TriggerStatus, sub string) bool {
+func errorsMention(st trigger.Status, sub string) bool {
 	for _, s := range st.Secrets {
 		if s.Error != "" && strings.Contains(s.Error, sub) {
 			return true
@@ -239,6 +240,14 @@ func TestSecurityEventsEndToEnd(t *testing.T) {
 		t.Errorf("%d compromise rotations of %s succeeded, want 1", len(compromise), secCheckout)
 	} else if compromise[0].Source != events.SourceLakiEvent {
 		t.Errorf("compromise rotation source %s, want %s", compromise[0].Source, events.SourceLakiEvent)
+	}
+	// The third door: one event delivered twice is one accepted record,
+	// made by the daemon, with the event as the actor.
+	accepted := eventsWhere(r.rec, func(e events.Event) bool {
+		return e.Step == events.StepTrigger && e.Outcome == events.OutcomeSucceeded && e.Source == events.SourceLakiEvent
+	})
+	if len(accepted) != 1 || accepted[0].Actor != "lakiconnect:"+eventID {
+		t.Errorf("accepted security-event triggers: %+v; want exactly 1 with actor lakiconnect:%s", accepted, eventID)
 	}
 
 	// Someone revokes the key now in AWSCURRENT in the dashboard.

@@ -30,7 +30,7 @@ func (l eventLogger) Emit(ctx context.Context, e events.Event) {
 	attrs := []any{"step", e.Step, "outcome", e.Outcome, "severity", e.Severity}
 	for _, kv := range [][2]string{
 		{"secret", e.Secret}, {"kind", e.Kind}, {"environment", e.Environment}, {"cause", string(e.Cause)},
-		{"source", string(e.Source)}, {"actor", e.Actor}, {"trigger_id", e.TriggerID}, {"version_id", e.VersionID},
+		{"source", string(e.Source)}, {"actor", e.Actor}, {"on_behalf_of", e.OnBehalfOf}, {"trigger_id", e.TriggerID}, {"version_id", e.VersionID},
 		{"key_id", e.KeyID}, {"previous_key_id", e.PreviousKeyID}, {"reason", e.Reason}, {"error", e.Error},
 	} {
 		if kv[1] != "" {

@@ -18,6 +18,12 @@ import (
 // down in order: stop taking requests, finish the rotations in hand, flush
 // notifications and audit.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
+	rctx, cancelReceivers := context.WithCancel(context.Background())
+	metricsDone, err := s.serveMetrics(rctx)
+	if err != nil {
+		cancelReceivers()
+		return err
+	}
 	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	tlsCfg := s.cfg.HTTP.TLS
 	serveErr := make(chan error, 1)
@@ -26,6 +32,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		if tlsCfg.Enabled() {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 			if pool := tlsCfg.ClientCAs(); pool != nil {
+				// A certificate is verified when given; the API then
+				// refuses a request that has neither an allow-listed
+				// certificate nor a token (a token holder may have none).
 				srv.TLSConfig.ClientCAs = pool
 				srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
 			}
@@ -38,10 +47,12 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 		}
 		close(serveErr)
 	}()
-	rctx, cancelReceivers := context.WithCancel(context.Background())
 	for _, r := range s.receivers {
 		go r.Run(rctx)
 	}
+	refusalsDone := make(chan struct{})
+	go func() { defer close(refusalsDone); s.refusals.Run(rctx) }()
+	go s.ready.Run(rctx)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	daemonErr := make(chan error, 1)
@@ -49,7 +60,6 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	loops := s.startLoops(runCtx)
 	s.startAuditLoops(runCtx, loops)
 
-	var err error
 	select {
 	case err = <-daemonErr:
 		cancel()
@@ -62,6 +72,8 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer done()
 	_ = srv.Shutdown(shutdown)
 	cancelReceivers()
+	<-refusalsDone // the last summaries reach the audit before it closes
+	<-metricsDone
 	if cerr := s.Close(shutdown); err == nil {
 		err = cerr
 	}

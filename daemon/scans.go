@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/policies"
@@ -17,6 +16,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // keyRef names a key in one environment and merchant.
@@ -146,7 +146,7 @@ type Scans struct {
 	ownFacts credentialFacts
 }
 
-func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, metrics *scan.Metrics) *Scans {
+func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
 	s := &Scans{d: d, lastKeys: map[keyRef]authwatch.KeyInfo{}}
 	var scanTargets []scan.Target
 	var watchTargets []authwatch.Target
@@ -172,6 +172,7 @@ func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, m
 		}}
 	s.watcher = &authwatch.Watcher{
 		Targets: watchTargets, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
+		Unmanaged: unattributed, Unattributed: unattributed,
 		Keys: authwatch.KeysFunc(func(env lakiconnect.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -179,10 +180,10 @@ func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, m
 			return k, ok
 		}),
 		Rotate: func(ctx context.Context, r authwatch.RotateRequest) error {
-			_, err := d.trigger(ctx, httpapi.TriggerRequest{
-				Secret: r.Secret, Cause: r.Cause, Requester: "authwatch",
+			_, err := d.Trigger(ctx, trigger.Request{
+				Secret: r.Secret, Cause: r.Cause, Actor: "authwatch", Source: events.SourcePolicyScan,
 				Reason: fmt.Sprintf("%s: %d refused requests in %s on key %s", r.Reason, r.Count, r.Window, r.KeyID),
-			}, events.SourcePolicyScan, newTriggerID())
+			})
 			return err
 		},
 	}

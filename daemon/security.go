@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // HandleSecurityEvent acts on a verified, first-seen LakiConnect security
@@ -51,9 +51,10 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		}
 		// The trigger id comes from the event, so a redelivery after a
 		// restart names the same rotation and changes nothing.
-		_, err = d.trigger(ctx, httpapi.TriggerRequest{
-			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Requester: in.Cause.Actor, Reason: in.Cause.Reason,
-		}, events.SourceLakiEvent, in.Cause.ID)
+		_, err = d.Trigger(ctx, trigger.Request{
+			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: in.Cause.Actor, Reason: in.Cause.Reason,
+			Source: events.SourceLakiEvent, ID: in.Cause.ID,
+		})
 		return err
 	case lakiconnect.EventAPIKeyRevoked:
 		var data lakiconnect.APIKeyRevokedData
@@ -74,12 +75,30 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return fmt.Errorf("event %s: malformed security.auth_failure_spike", e.ID)
 		}
-		keyID := ""
+		keyID, secretName, msg := "", "", ""
 		if data.KeyID != nil {
 			keyID = *data.KeyID
 		}
-		d.alert(ctx, e, "", keyID, "auth_failure_spike",
-			fmt.Sprintf("%d refused requests (%d) in %ds for key %s (prefix %s)", data.Count, data.StatusCode, data.WindowSeconds, keyID, data.KeyPrefix))
+		refused := fmt.Sprintf("LakiConnect reports %d requests refused with %d (%s) in %ds", data.Count, data.StatusCode, statusWords(data.StatusCode), data.WindowSeconds)
+		var entry *inventory.Entry
+		var current bool
+		var err error
+		if keyID != "" {
+			entry, current, err = d.secretHoldingKey(ctx, e.Environment, e.MasterMerchantID, keyID)
+		}
+		switch {
+		case keyID == "":
+			msg = fmt.Sprintf("%s with a key it does not know (prefix %s), for merchant %s in %s. Someone may be guessing keys, or a client has a mistyped key.", refused, data.KeyPrefix, e.MasterMerchantID, e.Environment)
+		case err != nil || entry == nil:
+			msg = fmt.Sprintf("%s with key %s, which no managed secret holds (merchant %s in %s). Find who uses it; the rotator cannot replace it.", refused, keyID, e.MasterMerchantID, e.Environment)
+		case current:
+			secretName = entry.Managed.Name
+			msg = fmt.Sprintf("%s with key %s, the current key of %s. The key may be revoked, leaked and abused, or short of scopes a consumer needs.", refused, keyID, secretName)
+		default:
+			secretName = entry.Managed.Name
+			msg = fmt.Sprintf("%s with key %s, the retired (previous) key of %s. A consumer still uses the old credential, or the old key leaked and is being tried.", refused, keyID, secretName)
+		}
+		d.alert(ctx, e, secretName, keyID, "auth_failure_spike", msg)
 		return nil
 	default:
 		d.log.Info("security event ignored", "type", e.Type, "event_id", e.ID)
@@ -207,9 +226,19 @@ func (d *Daemon) alert(ctx context.Context, e lakiconnect.Event, secretName, key
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
 		Secret: secretName, Environment: string(e.Environment), MasterMerchantID: e.MasterMerchantID,
-		Source: events.SourceLakiEvent, KeyID: keyID, Reason: msg,
+		Source: events.SourceLakiEvent, Actor: "lakiconnect:" + e.ID, KeyID: keyID, Reason: msg,
 		Details: map[string]string{"reason": reason, "event_id": e.ID, "event_type": e.Type},
 	})
+}
+
+func statusWords(status int) string {
+	switch status {
+	case 401:
+		return "unauthorized"
+	case 403:
+		return "forbidden"
+	}
+	return "refused"
 }
 
 // secretHoldingKey finds the managed secret whose credential is the key,
@@ -309,6 +338,3 @@ func (d *Daemon) currentKeyID(ctx context.Context, entry inventory.Entry) (strin
 	}
 	return c.KeyID, nil
 }
-
-// Ensure the daemon is the API's controller.
-var _ httpapi.Controller = (*Daemon)(nil)

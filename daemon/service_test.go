@@ -14,6 +14,7 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 func sortedScopes(s []lakiconnect.Scope) []string {
@@ -195,7 +196,7 @@ func TestRefusedTriggers(t *testing.T) {
 		{"unknown secret", httpapi.TriggerRequest{Secret: "app/nope", Cause: events.CauseManual, Requester: "ops"}, `no managed secret is named "app/nope"`},
 		{"unknown owner", httpapi.TriggerRequest{Owner: "mallory", Cause: events.CausePersonnel, Requester: "ops", Reason: "left"}, `owner "mallory" has no managed secrets`},
 		{"compromise without reason", httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseCompromise, Requester: "ops"}, "reason is required for a compromise rotation"},
-		{"blank requester", httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "   "}, "requester is required"},
+		{"blank requester", httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual, Requester: "   "}, "requester, when given, must name someone"},
 		{"scheduled cause", httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseScheduled, Requester: "ops"}, `cause "scheduled" is not compromise, personnel or manual`},
 		{"no cause", httpapi.TriggerRequest{Secret: secCheckout, Requester: "ops"}, "cause is required"},
 		{"two selectors", httpapi.TriggerRequest{Secret: secCheckout, All: true, Cause: events.CauseManual, Requester: "ops"}, "exactly one of a secret, an owner, or all"},
@@ -219,10 +220,10 @@ func TestRefusedTriggers(t *testing.T) {
 			}
 		})
 	}
-	// In-process callers (CLI --local) cannot leave the requester out either.
-	_, err := r.svc.Daemon.Trigger(ctx, httpapi.TriggerRequest{Secret: secCheckout, Cause: events.CauseManual}, events.SourceCLI)
-	if !errors.Is(err, httpapi.ErrBadTrigger) || !strings.Contains(err.Error(), "requester is required") {
-		t.Errorf("trigger without requester: %v; want ErrBadTrigger saying the requester is required", err)
+	// In-process callers (CLI --local) cannot leave the actor out either.
+	_, err := r.svc.Daemon.Trigger(ctx, trigger.Request{Secret: secCheckout, Cause: events.CauseManual, OnBehalfOf: "ops", Source: events.SourceCLI})
+	if ref, ok := trigger.Refused(err); !ok || !strings.Contains(ref.Reason, "not identified") {
+		t.Errorf("trigger without actor: %v; want a refusal saying the caller is not identified", err)
 	}
 	if got := w.current(secCheckout).KeyID; got != keyBefore {
 		t.Errorf("a refused trigger rotated %s (%s → %s)", secCheckout, keyBefore, got)

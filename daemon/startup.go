@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // StartupPass finishes what a stopped or killed daemon (or a replica) left
@@ -153,10 +153,10 @@ func (d *Daemon) runSlotInWindow(cause rotator.Cause, entries []inventory.Entry)
 // resumeTrigger runs a trigger found open in the store, as asked.
 func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 	if _, exists := d.triggers.get(cause.ID); !exists {
-		st := httpapi.TriggerStatus{ID: cause.ID, State: httpapi.StateQueued, Cause: cause.Kind, Source: cause.Source,
-			Reason: cause.Reason, Requester: cause.Actor, CreatedAt: cause.At, Total: len(entries)}
+		st := trigger.Status{ID: cause.ID, State: trigger.StateQueued, Cause: cause.Kind, Source: cause.Source,
+			Reason: cause.Reason, Actor: cause.Actor, OnBehalfOf: cause.OnBehalfOf, CreatedAt: cause.At, Total: len(entries)}
 		for _, e := range entries {
-			st.Secrets = append(st.Secrets, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateQueued})
+			st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 		}
 		d.triggers.add(st)
 	}

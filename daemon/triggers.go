@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
-	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/rotator"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // triggerBook remembers the triggers of this process and their progress.
@@ -21,16 +21,16 @@ import (
 // themselves are recorded in the store and roll forward.
 type triggerBook struct {
 	mu       sync.Mutex
-	triggers map[string]*httpapi.TriggerStatus
+	triggers map[string]*trigger.Status
 	order    []string
 	keep     int
 }
 
 func newTriggerBook(keep int) *triggerBook {
-	return &triggerBook{triggers: map[string]*httpapi.TriggerStatus{}, keep: keep}
+	return &triggerBook{triggers: map[string]*trigger.Status{}, keep: keep}
 }
 
-func (b *triggerBook) add(st httpapi.TriggerStatus) {
+func (b *triggerBook) add(st trigger.Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.triggers[st.ID] = &st
@@ -41,19 +41,19 @@ func (b *triggerBook) add(st httpapi.TriggerStatus) {
 	}
 }
 
-func (b *triggerBook) get(id string) (httpapi.TriggerStatus, bool) {
+func (b *triggerBook) get(id string) (trigger.Status, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st, ok := b.triggers[id]
 	if !ok {
-		return httpapi.TriggerStatus{}, false
+		return trigger.Status{}, false
 	}
 	cp := *st
-	cp.Secrets = append([]httpapi.SecretProgress(nil), st.Secrets...)
+	cp.Secrets = append([]trigger.SecretProgress(nil), st.Secrets...)
 	return cp, true
 }
 
-func (b *triggerBook) update(id string, f func(*httpapi.TriggerStatus)) {
+func (b *triggerBook) update(id string, f func(*trigger.Status)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if st, ok := b.triggers[id]; ok {
@@ -71,29 +71,66 @@ func newTriggerID() string {
 	return "trg_" + hex.EncodeToString(b[:])
 }
 
-// Trigger implements httpapi.Controller: it selects the secrets, records the
-// trigger, and queues the rotations (emergencies ahead of scheduled work).
-func (d *Daemon) Trigger(ctx context.Context, req httpapi.TriggerRequest, source events.Source) (httpapi.TriggerStatus, error) {
-	return d.trigger(ctx, req, source, newTriggerID())
-}
-
-func (d *Daemon) trigger(ctx context.Context, req httpapi.TriggerRequest, source events.Source, id string) (httpapi.TriggerStatus, error) {
+// Trigger is the daemon's one trigger path (trigger.Path): every door
+// (HTTP API, security events, Slack, the CLI in-process, the 401/403
+// watch) comes here. It validates the request, records exactly one
+// "accepted" or "refused" event, and queues the rotations (emergencies
+// ahead of scheduled work).
+func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Status, error) {
+	if req.ID == "" {
+		req.ID = newTriggerID()
+	}
 	now := d.clock.Now()
-	refuse := func(format string, args ...any) (httpapi.TriggerStatus, error) {
-		err := fmt.Errorf("%w: %s", httpapi.ErrBadTrigger, fmt.Sprintf(format, args...))
+	if ref := d.validate(req); ref != nil {
 		d.bus.Emit(ctx, events.Event{
 			Time: now, Step: events.StepTrigger, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-			Secret: req.Secret, Cause: req.Cause, Source: source, Actor: req.Requester, Reason: req.Reason,
-			TriggerID: id, Error: err.Error(), Details: ownerDetail(req.Owner),
+			Secret: req.Secret, Cause: req.Cause, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+			Reason: req.Reason, TriggerID: req.ID, Error: ref.Error(), Details: ownerDetail(req.Owner),
 		})
-		return httpapi.TriggerStatus{}, err
+		return trigger.Status{}, ref
 	}
+	if st, exists := d.triggers.get(req.ID); exists {
+		return st, nil
+	}
+	entries := d.selectEntries(req)
+	st := trigger.Status{
+		ID: req.ID, State: trigger.StateQueued, Cause: req.Cause, Source: req.Source, Reason: req.Reason,
+		Actor: req.Actor, OnBehalfOf: req.OnBehalfOf, CreatedAt: now, Total: len(entries),
+	}
+	for _, e := range entries {
+		st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
+	}
+	cause := rotator.Cause{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+		Reason: req.Reason, At: now.Truncate(time.Second)}
+	// Durable before "accepted": a restart or another replica finishes it as asked.
+	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
+		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", req.ID, "err", err)
+		return trigger.Status{}, err
+	}
+	d.triggers.add(st)
+	accepted := events.Event{
+		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
+		Secret: req.Secret, Cause: req.Cause, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+		Reason: req.Reason, TriggerID: req.ID,
+		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
+	}
+	if req.Secret != "" { // routes by environment see the first message of an emergency too
+		accepted.Kind, accepted.Environment = string(entries[0].Managed.Kind), string(entries[0].Managed.Environment)
+		accepted.MasterMerchantID = entries[0].Managed.MasterMerchantID
+	}
+	d.bus.Emit(ctx, accepted)
+	d.runTrigger(req.ID, entries, cause)
+	return st, nil
+}
+
+// validate returns why req cannot run, or nil.
+func (d *Daemon) validate(req trigger.Request) *trigger.Refusal {
 	switch req.Cause {
 	case events.CauseCompromise, events.CausePersonnel, events.CauseManual:
 	case "":
-		return refuse("cause is required: compromise, personnel or manual")
+		return trigger.Refusef("cause is required: compromise, personnel or manual")
 	default:
-		return refuse("cause %q is not compromise, personnel or manual", req.Cause)
+		return trigger.Refusef("cause %q is not compromise, personnel or manual", req.Cause)
 	}
 	selectors := 0
 	for _, set := range []bool{req.Secret != "", req.Owner != "", req.All} {
@@ -102,58 +139,34 @@ func (d *Daemon) trigger(ctx context.Context, req httpapi.TriggerRequest, source
 		}
 	}
 	if selectors != 1 {
-		return refuse("name exactly one of a secret, an owner, or all")
+		return trigger.Refusef("name exactly one of a secret, an owner, or all")
 	}
-	if strings.TrimSpace(req.Requester) == "" {
-		return refuse("requester is required: say who asked")
+	if strings.TrimSpace(req.Actor) == "" {
+		return trigger.Refusef("the caller is not identified: no authenticated actor")
+	}
+	if req.OnBehalfOf != "" && strings.TrimSpace(req.OnBehalfOf) == "" {
+		return trigger.Refusef("requester, when given, must name someone")
 	}
 	if req.Cause != events.CauseManual && strings.TrimSpace(req.Reason) == "" {
-		return refuse("reason is required for a %s rotation", req.Cause)
+		return trigger.Refusef("reason is required for a %s rotation", req.Cause)
 	}
-	entries := d.selectEntries(req)
-	if len(entries) == 0 {
+	if _, exists := d.triggers.get(req.ID); exists {
+		return nil
+	}
+	if len(d.selectEntries(req)) == 0 {
 		switch {
 		case req.Secret != "":
-			return refuse("no managed secret is named %q", req.Secret)
+			return trigger.Refusef("no managed secret is named %q", req.Secret)
 		case req.Owner != "":
-			return refuse("owner %q has no managed secrets", req.Owner)
+			return trigger.Refusef("owner %q has no managed secrets", req.Owner)
 		default:
-			return refuse("there are no managed secrets")
+			return trigger.Refusef("there are no managed secrets")
 		}
 	}
-	st := httpapi.TriggerStatus{
-		ID: id, State: httpapi.StateQueued, Cause: req.Cause, Source: source,
-		Reason: req.Reason, Requester: req.Requester, CreatedAt: now, Total: len(entries),
-	}
-	for _, e := range entries {
-		st.Secrets = append(st.Secrets, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateQueued})
-	}
-	if _, exists := d.triggers.get(id); exists {
-		st, _ := d.triggers.get(id)
-		return st, nil
-	}
-	cause := rotator.Cause{Kind: req.Cause, ID: id, Source: source, Actor: req.Requester, Reason: req.Reason, At: now.Truncate(time.Second)}
-	// Durable before "accepted": a restart or another replica finishes it as asked.
-	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
-		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", id, "err", err)
-		return httpapi.TriggerStatus{}, err
-	}
-	d.triggers.add(st)
-	accepted := events.Event{
-		Time: now, Step: events.StepTrigger, Outcome: events.OutcomeSucceeded, Severity: severityOfCause(req.Cause),
-		Secret: req.Secret, Cause: req.Cause, Source: source, Actor: req.Requester, Reason: req.Reason, TriggerID: id,
-		Details: mergeDetails(ownerDetail(req.Owner), map[string]string{"secrets": fmt.Sprint(len(entries))}),
-	}
-	if req.Secret != "" { // routes by environment see the first message of an emergency too
-		accepted.Kind, accepted.Environment = string(entries[0].Managed.Kind), string(entries[0].Managed.Environment)
-		accepted.MasterMerchantID = entries[0].Managed.MasterMerchantID
-	}
-	d.bus.Emit(ctx, accepted)
-	d.runTrigger(id, entries, cause)
-	return st, nil
+	return nil
 }
 
-func (d *Daemon) selectEntries(req httpapi.TriggerRequest) []inventory.Entry {
+func (d *Daemon) selectEntries(req trigger.Request) []inventory.Entry {
 	switch {
 	case req.Secret != "":
 		if e, ok := d.catalog.Get(req.Secret); ok && !e.Missing {
@@ -177,19 +190,19 @@ func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.
 // restart, whose rotations report their end even when found done.
 func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rotator.Cause, resumed bool) {
 	jobs := make([]rotator.Job, 0, len(entries))
-	var bad []httpapi.SecretProgress
+	var bad []trigger.SecretProgress
 	for _, e := range entries {
 		job, err := d.jobFor(e, cause)
 		if err != nil {
-			bad = append(bad, httpapi.SecretProgress{Secret: e.Managed.Name, State: httpapi.StateFailed, Error: err.Error()})
+			bad = append(bad, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateFailed, Error: err.Error()})
 			continue
 		}
 		job.Join = d.joinOpenIntent(e.Managed, cause)
 		job.Announce = resumed
 		jobs = append(jobs, job)
 	}
-	d.triggers.update(id, func(st *httpapi.TriggerStatus) {
-		st.State = httpapi.StateRunning
+	d.triggers.update(id, func(st *trigger.Status) {
+		st.State = trigger.StateRunning
 		for _, b := range bad {
 			setProgress(st, b)
 			st.Failed++
@@ -208,8 +221,8 @@ func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rota
 			// not only after the next wait: a try can itself take minutes.
 			d.escalate(context.Background(), o.Job, o.Err)
 			// Acted on until done: the failure shows, the trigger stays open.
-			d.triggers.update(id, func(st *httpapi.TriggerStatus) {
-				setProgress(st, httpapi.SecretProgress{Secret: o.Job.Secret.Name, State: httpapi.StateRunning, Error: o.Err.Error()})
+			d.triggers.update(id, func(st *trigger.Status) {
+				setProgress(st, trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateRunning, Error: o.Err.Error()})
 			})
 			d.again(o, n, each)
 			return
@@ -217,10 +230,10 @@ func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rota
 		if !errors.Is(o.Err, rotator.ErrAborted) && !errors.Is(o.Err, rotator.ErrClosed) {
 			d.settleIntent(context.Background(), o)
 		}
-		d.triggers.update(id, func(st *httpapi.TriggerStatus) {
-			p := httpapi.SecretProgress{Secret: o.Job.Secret.Name, State: httpapi.StateSucceeded, VersionID: o.Result.VersionID}
+		d.triggers.update(id, func(st *trigger.Status) {
+			p := trigger.SecretProgress{Secret: o.Job.Secret.Name, State: trigger.StateSucceeded, VersionID: o.Result.VersionID}
 			if o.Err != nil {
-				p.State, p.Error = httpapi.StateFailed, o.Err.Error()
+				p.State, p.Error = trigger.StateFailed, o.Err.Error()
 				st.Failed++
 			} else {
 				st.Done++
@@ -236,7 +249,7 @@ func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rota
 	})
 }
 
-func setProgress(st *httpapi.TriggerStatus, p httpapi.SecretProgress) {
+func setProgress(st *trigger.Status, p trigger.SecretProgress) {
 	for i := range st.Secrets {
 		if st.Secrets[i].Secret == p.Secret {
 			st.Secrets[i] = p
@@ -246,20 +259,20 @@ func setProgress(st *httpapi.TriggerStatus, p httpapi.SecretProgress) {
 	st.Secrets = append(st.Secrets, p)
 }
 
-func finish(st *httpapi.TriggerStatus, now time.Time) {
+func finish(st *trigger.Status, now time.Time) {
 	st.FinishedAt = &now
 	switch {
 	case st.Failed == 0:
-		st.State = httpapi.StateSucceeded
+		st.State = trigger.StateSucceeded
 	case st.Done == 0:
-		st.State = httpapi.StateFailed
+		st.State = trigger.StateFailed
 	default:
-		st.State = httpapi.StatePartial
+		st.State = trigger.StatePartial
 	}
 }
 
-// TriggerStatus implements httpapi.Controller.
-func (d *Daemon) TriggerStatus(id string) (httpapi.TriggerStatus, bool) { return d.triggers.get(id) }
+// TriggerStatus returns a trigger of this process (trigger.Path).
+func (d *Daemon) TriggerStatus(id string) (trigger.Status, bool) { return d.triggers.get(id) }
 
 func severityOfCause(c events.Cause) events.Severity {
 	if c.Emergency() {
@@ -287,24 +300,12 @@ func mergeDetails(a, b map[string]string) map[string]string {
 }
 
 // WaitTrigger follows a trigger of this process until it has finished.
-func (d *Daemon) WaitTrigger(ctx context.Context, id string, progress func(httpapi.TriggerStatus)) (httpapi.TriggerStatus, error) {
-	last := -1
-	for {
+func (d *Daemon) WaitTrigger(ctx context.Context, id string, progress func(trigger.Status)) (trigger.Status, error) {
+	return trigger.Follow(ctx, 50*time.Millisecond, func(context.Context) (trigger.Status, error) {
 		st, ok := d.triggers.get(id)
 		if !ok {
 			return st, fmt.Errorf("no trigger %q", id)
 		}
-		if n := st.Done + st.Failed; n != last && progress != nil {
-			last = n
-			progress(st)
-		}
-		if st.Finished() {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return st, nil
+	}, progress)
 }

@@ -449,10 +449,11 @@ func testSlashCommand(t *testing.T, w *world, initial map[string]string) {
 			t.Errorf("Requested by %q, want %q (a working Slack mention)", got, want)
 		}
 	}
-	if len(w.findAudit(func(r auditRecord) bool {
-		return r.Event.Secret == name && r.Event.Step == "trigger" && r.Event.Source == "slack" && r.Event.Actor == slackUser
-	})) == 0 {
-		t.Errorf("audit has no slack trigger by %s for %s", slackUser, name)
+	// The daemon alone records the trigger's outcome: exactly one "accepted".
+	if n := len(w.findAudit(func(r auditRecord) bool {
+		return r.Event.Secret == name && r.Event.Step == "trigger" && r.Event.Outcome == "succeeded" && r.Event.Source == "slack" && r.Event.Actor == slackUser
+	})); n != 1 {
+		t.Errorf("audit has %d accepted slack triggers by %s for %s, want exactly 1", n, slackUser, name)
 	}
 }
 

@@ -86,7 +86,8 @@ type Event struct {
 	MasterMerchantID string        `json:"master_merchant_id,omitempty"`
 	Cause            Cause         `json:"cause,omitempty"`
 	Source           Source        `json:"source,omitempty"`
-	Actor            string        `json:"actor,omitempty"` // who asked: a person, "scheduler", a Slack user id
+	Actor            string        `json:"actor,omitempty"`        // who asked, as authenticated: "token:<name>", "cert:<name>", a Slack user id, "lakiconnect:<event id>", "scheduler"
+	OnBehalfOf       string        `json:"on_behalf_of,omitempty"` // a person the request named (a claim, not who authenticated)
 	Reason           string        `json:"reason,omitempty"`
 	TriggerID        string        `json:"trigger_id,omitempty"` // groups the events of one trigger (an emergency's thread)
 	VersionID        string        `json:"version_id,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // Client talks to a running daemon's API (the CLI's verbs use it).
@@ -98,25 +99,7 @@ func (c *Client) Inventory(ctx context.Context) (Inventory, error) {
 
 // Wait polls a trigger until it has finished, calling progress on each change.
 func (c *Client) Wait(ctx context.Context, id string, every time.Duration, progress func(TriggerStatus)) (TriggerStatus, error) {
-	last := -1
-	for {
-		st, err := c.TriggerStatus(ctx, id)
-		if err != nil {
-			return st, err
-		}
-		if n := st.Done + st.Failed; n != last && progress != nil {
-			last = n
-			progress(st)
-		}
-		if st.Finished() {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(every):
-		}
-	}
+	return trigger.Follow(ctx, every, func(ctx context.Context) (TriggerStatus, error) { return c.TriggerStatus(ctx, id) }, progress)
 }
 
 // APIError is an error answer from the daemon.

@@ -11,22 +11,19 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inbound"
+	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
-// Controller is what the API drives: the daemon implements it.
+// Controller is what the API drives: the daemon implements it. Triggers go
+// through the daemon's one trigger path; the API only maps JSON.
 type Controller interface {
-	// Trigger validates and queues a trigger, returning its first status.
-	// ErrBadTrigger (wrapped) marks a request the caller got wrong.
-	Trigger(ctx context.Context, req TriggerRequest, source events.Source) (TriggerStatus, error)
-	TriggerStatus(id string) (TriggerStatus, bool)
+	trigger.Path
 	Inventory(ctx context.Context) (Inventory, error)
 }
-
-// ErrBadTrigger marks a trigger request that names nothing, or an unknown secret or owner.
-var ErrBadTrigger = errors.New("bad trigger")
 
 // TokenMatcher tells whether a presented bearer token is one of the
 // configured ones, returning the token's name. Implementations compare
@@ -35,39 +32,47 @@ type TokenMatcher interface {
 	Match(presented string) (name string, ok bool)
 }
 
-// ReadinessCheck is one condition of /readyz (config loaded, store and
-// LakiConnect reachable).
-type ReadinessCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
-}
-
 // Options configures the API server.
 type Options struct {
 	Controller Controller
 	Tokens     TokenMatcher
-	// ClientCAs, when set, lets a request authenticate with a verified
-	// client certificate instead of a token (the TLS listener does the verifying).
-	ClientCAs    *x509.CertPool
-	Readiness    []ReadinessCheck
-	Metrics      http.Handler // served at /metrics when set
-	Events       events.Sink  // refused requests are recorded here
+	// ClientCAs, when set, turns on mutual TLS: a request must present a
+	// verified client certificate that ClientCerts names, or a bearer
+	// token. The TLS listener does the verifying.
+	ClientCAs   *x509.CertPool
+	ClientCerts []ClientCert
+	// Ready answers /readyz (computed in the background); nil is always ready.
+	Ready *Readiness
+	// Metrics is served at /metrics when set (leave it out when metrics
+	// have their own listener); MetricsAuth asks for a token or certificate.
+	Metrics     http.Handler
+	MetricsAuth bool
+	// Refusals summarises refused requests (bounded records, every one
+	// counted); when nil, one is made that records to Events.
+	Refusals     RefusalSink
+	Events       events.Sink
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 	// Extra handlers that authenticate by themselves (LakiConnect event
 	// receiver, Slack slash command), mounted as given.
 	Mounts map[string]http.Handler
-	Now    func() time.Time
+	// Clock times the default Refusals' windows (real time when nil).
+	Clock clock.Clock
 	// AllowedClients, when not empty, are the only addresses served; others
 	// get 403 and are recorded.
 	AllowedClients []netip.Prefix
 }
 
+// RefusalSink is told of each request refused at the API's door.
+type RefusalSink interface {
+	Refuse(ctx context.Context, r inbound.Refusal)
+}
+
 // DefaultMaxBodyBytes limits request bodies.
 const DefaultMaxBodyBytes = 64 << 10
 
-// NewHandler builds the API's routes.
-func NewHandler(o Options) http.Handler {
+// withDefaults fills in what Options leaves out.
+func withDefaults(o Options) Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -77,9 +82,15 @@ func NewHandler(o Options) http.Handler {
 	if o.Events == nil {
 		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Refusals == nil {
+		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Clock: o.Clock, Logger: o.Logger})
 	}
+	return o
+}
+
+// NewHandler builds the API's routes.
+func NewHandler(o Options) http.Handler {
+	o = withDefaults(o)
 	s := &server{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -87,7 +98,11 @@ func NewHandler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", o.Metrics)
+		if o.MetricsAuth {
+			mux.Handle("GET /metrics", s.authenticated(o.Metrics.ServeHTTP))
+		} else {
+			mux.Handle("GET /metrics", o.Metrics)
+		}
 	}
 	mux.Handle("POST /v1/triggers", s.authenticated(s.postTrigger))
 	mux.Handle("GET /v1/triggers/{id}", s.authenticated(s.getTrigger))
@@ -113,11 +128,9 @@ func (s *server) allowedClientsOnly(next http.Handler) http.Handler {
 				}
 			}
 		}
-		s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", http.StatusForbidden, "why", "client address not allowed")
-		s.o.Events.Emit(r.Context(), events.Event{
-			Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-			Source: events.SourceHTTP, Reason: "client address not in http.allowed_clients",
-			Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": "403"},
+		s.o.Refusals.Refuse(r.Context(), inbound.Refusal{
+			Door: events.SourceHTTP, Remote: r.RemoteAddr, Code: "client_address_not_allowed",
+			Reason: "client address not in http.allowed_clients", Status: http.StatusForbidden,
 		})
 		writeError(w, http.StatusForbidden, "client address not allowed")
 	})
@@ -135,14 +148,13 @@ func Principal(ctx context.Context) string {
 
 func (s *server) authenticated(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		principal, status, why := s.authenticate(r)
-		if status != 0 {
-			s.o.Logger.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "why", why)
-			s.o.Events.Emit(r.Context(), events.Event{
-				Time: s.o.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-				Source: events.SourceHTTP, Reason: why,
-				Details: map[string]string{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr, "status": fmt.Sprint(status)},
-			})
+		principal, ref := s.authenticate(r)
+		if ref != nil {
+			// Bounded: no path (it may be 500 KB), no header; the door,
+			// the address and a fixed code.
+			status, why := ref.Status, ref.Reason
+			ref.Door, ref.Remote = events.SourceHTTP, r.RemoteAddr
+			s.o.Refusals.Refuse(r.Context(), *ref)
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lakirotator"`)
 			}
@@ -154,27 +166,33 @@ func (s *server) authenticated(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// authenticate returns the principal, or a status and reason to refuse with.
-func (s *server) authenticate(r *http.Request) (string, int, string) {
+// authenticate returns the principal, or the refusal to answer with.
+func (s *server) authenticate(r *http.Request) (string, *inbound.Refusal) {
+	refuse := func(status int, code, why string) (string, *inbound.Refusal) {
+		return "", &inbound.Refusal{Status: status, Code: code, Reason: why}
+	}
 	if s.o.ClientCAs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, 0, ""
+		return s.certPrincipal(r.TLS.VerifiedChains[0][0])
 	}
 	h := r.Header.Get("Authorization")
+	if h == "" && s.o.ClientCAs != nil {
+		return refuse(http.StatusUnauthorized, "missing_credentials", "no client certificate and no bearer token")
+	}
 	if h == "" {
-		return "", http.StatusUnauthorized, "missing bearer token"
+		return refuse(http.StatusUnauthorized, "missing_token", "missing bearer token")
 	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || token == "" {
-		return "", http.StatusUnauthorized, "authorization is not a bearer token"
+		return refuse(http.StatusUnauthorized, "not_bearer", "authorization is not a bearer token")
 	}
 	if s.o.Tokens == nil {
-		return "", http.StatusForbidden, "no API tokens are configured"
+		return refuse(http.StatusForbidden, "no_tokens_configured", "no API tokens are configured")
 	}
 	name, ok := s.o.Tokens.Match(token)
 	if !ok {
-		return "", http.StatusUnauthorized, "unknown bearer token"
+		return refuse(http.StatusUnauthorized, "unknown_token", "unknown bearer token")
 	}
-	return "token:" + name, 0, ""
+	return "token:" + name, nil
 }
 
 func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
@@ -183,12 +201,10 @@ func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusForDecode(err), err.Error())
 		return
 	}
-	if req.Requester == "" {
-		req.Requester = Principal(r.Context())
-	}
-	st, err := s.o.Controller.Trigger(r.Context(), req, events.SourceHTTP)
-	if errors.Is(err, ErrBadTrigger) {
-		writeError(w, http.StatusBadRequest, err.Error())
+	// A client that hangs up does not cut the recording of its trigger short.
+	st, err := s.o.Controller.Trigger(context.WithoutCancel(r.Context()), req.ToTrigger(Principal(r.Context()), events.SourceHTTP))
+	if ref, ok := trigger.Refused(err); ok {
+		writeError(w, http.StatusBadRequest, ref.Error())
 		return
 	}
 	if err != nil {
@@ -197,7 +213,7 @@ func (s *server) postTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/triggers/"+st.ID)
-	writeJSON(w, http.StatusAccepted, st)
+	writeJSON(w, http.StatusAccepted, StatusJSON(st))
 }
 
 func (s *server) getTrigger(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +222,7 @@ func (s *server) getTrigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no trigger %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, StatusJSON(st))
 }
 
 func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
@@ -217,22 +233,6 @@ func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, inv)
-}
-
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	failures := map[string]string{}
-	for _, c := range s.o.Readiness {
-		if err := c.Check(ctx); err != nil {
-			failures[c.Name] = err.Error()
-		}
-	}
-	if len(failures) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // decodeJSON reads exactly one JSON object with no unknown fields, and says

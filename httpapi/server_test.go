@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/httpapi/openapitest"
+	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 type hashTokens map[string][32]byte
@@ -38,24 +41,24 @@ func (h hashTokens) Match(p string) (string, bool) {
 
 type fakeController struct {
 	mu       sync.Mutex
-	triggers map[string]httpapi.TriggerStatus
-	got      []httpapi.TriggerRequest
+	triggers map[string]trigger.Status
+	got      []trigger.Request
 }
 
-func (f *fakeController) Trigger(_ context.Context, req httpapi.TriggerRequest, src events.Source) (httpapi.TriggerStatus, error) {
+func (f *fakeController) Trigger(_ context.Context, req trigger.Request) (trigger.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if req.Secret == "" && req.Owner == "" && !req.All {
-		return httpapi.TriggerStatus{}, fmt.Errorf("%w: name a secret, an owner, or all", httpapi.ErrBadTrigger)
+		return trigger.Status{}, trigger.Refusef("name a secret, an owner, or all")
 	}
 	f.got = append(f.got, req)
 	id := fmt.Sprintf("trg-%d", len(f.got))
-	st := httpapi.TriggerStatus{ID: id, State: httpapi.StateSucceeded, Cause: req.Cause, Source: src, Requester: req.Requester, Total: 1, Done: 1}
+	st := trigger.Status{ID: id, State: trigger.StateSucceeded, Cause: req.Cause, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf, Total: 1, Done: 1}
 	f.triggers[id] = st
 	return st, nil
 }
 
-func (f *fakeController) TriggerStatus(id string) (httpapi.TriggerStatus, bool) {
+func (f *fakeController) TriggerStatus(id string) (trigger.Status, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, ok := f.triggers[id]
@@ -70,16 +73,13 @@ const goodToken = "tok-for-tests-0123456789"
 
 func newServer(t *testing.T) (*httptest.Server, *fakeController, *events.Recorder) {
 	t.Helper()
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	rec := &events.Recorder{}
 	h := httpapi.NewHandler(httpapi.Options{
 		Controller:   ctrl,
 		Tokens:       hashTokens{"ops": sha256.Sum256([]byte(goodToken))},
 		Events:       rec,
 		MaxBodyBytes: 1024,
-		Readiness: []httpapi.ReadinessCheck{
-			{Name: "store", Check: func(context.Context) error { return nil }},
-		},
 	})
 	srv := httptest.NewServer(openapitest.Wrap(t, h))
 	t.Cleanup(srv.Close)
@@ -139,7 +139,8 @@ func TestTriggerAcceptedWithRequesterFromToken(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
 	assert.Equal(t, "/v1/triggers/trg-1", resp.Header.Get("Location"))
 	require.Len(t, ctrl.got, 1)
-	assert.Equal(t, "token:ops", ctrl.got[0].Requester)
+	assert.Equal(t, "token:ops", ctrl.got[0].Actor)
+	assert.Empty(t, ctrl.got[0].OnBehalfOf)
 
 	resp, body = do(t, "GET", srv.URL+"/v1/triggers/trg-1", goodToken, "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -169,18 +170,82 @@ func TestBadRequestsSayWhatIsWrong(t *testing.T) {
 	}
 }
 
-func TestHealthAndReadiness(t *testing.T) {
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
-	h := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Readiness: []httpapi.ReadinessCheck{
-		{Name: "lakiconnect", Check: func(context.Context) error { return errors.New("connection refused") }},
-	}})
-	srv := httptest.NewServer(openapitest.Wrap(t, h))
+// /readyz is computed in the background: however often it is called, the
+// checks run once per interval; anyone learns ready or not, and only an
+// authenticated caller learns which check failed and why.
+func TestReadinessIsComputedInTheBackgroundAndDetailsNeedAuth(t *testing.T) {
+	var calls atomic.Int64
+	ready := httpapi.NewReadiness([]httpapi.ReadinessCheck{
+		{Name: "lakiconnect:production:mm_0123456789abcdef", Check: func(context.Context) error {
+			calls.Add(1)
+			return errors.New("dial tcp 10.1.2.3:443: connection refused")
+		}},
+	}, time.Minute, clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
+	srv := httptest.NewServer(openapitest.Wrap(t, httpapi.NewHandler(httpapi.Options{Controller: ctrl, Ready: ready,
+		Tokens: hashTokens{"ops": sha256.Sum256([]byte(goodToken))}})))
 	defer srv.Close()
-	resp, _ := do(t, "GET", srv.URL+"/healthz", "", "")
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
 	resp, body := do(t, "GET", srv.URL+"/readyz", "", "")
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	assert.Contains(t, body, "lakiconnect")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "not ready before the first computation")
+	ready.Compute(context.Background())
+	for range 1000 {
+		resp, body = do(t, "GET", srv.URL+"/readyz", "", "")
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	}
+	assert.Equal(t, int64(1), calls.Load(), "1,000 calls of /readyz cost one check")
+	assert.JSONEq(t, `{"status":"not ready"}`, body, "an outsider learns nothing more")
+	_, body = do(t, "GET", srv.URL+"/readyz", "not-the-token", "")
+	assert.JSONEq(t, `{"status":"not ready"}`, body)
+	_, body = do(t, "GET", srv.URL+"/readyz", goodToken, "")
+	assert.Contains(t, body, "mm_0123456789abcdef")
+	assert.Contains(t, body, "connection refused")
+	resp, _ = do(t, "GET", srv.URL+"/healthz", "", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// A slow check slows the background computation, not the answer.
+func TestReadinessAnswersAtOnceWhileACheckIsSlow(t *testing.T) {
+	release := make(chan struct{})
+	var slow atomic.Bool
+	ready := httpapi.NewReadiness([]httpapi.ReadinessCheck{
+		{Name: "slow", Check: func(ctx context.Context) error {
+			if !slow.Load() {
+				return nil
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}},
+	}, time.Minute, nil)
+	ready.Compute(context.Background())
+	slow.Store(true)
+	srv := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Controller: &fakeController{}, Ready: ready}))
+	defer srv.Close()
+	go ready.Compute(context.Background())
+	start := time.Now()
+	resp, _ := do(t, "GET", srv.URL+"/readyz", "", "")
+	close(release)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the last computed state answers")
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+// /metrics can ask for the API's credentials.
+func TestMetricsCanRequireAuth(t *testing.T) {
+	metricsBody := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"m":1}`) })
+	open := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Controller: &fakeController{}, Metrics: metricsBody}))
+	defer open.Close()
+	resp, _ := do(t, "GET", open.URL+"/metrics", "", "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	closed := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Controller: &fakeController{}, Metrics: metricsBody, MetricsAuth: true,
+		Tokens: hashTokens{"prometheus": sha256.Sum256([]byte(goodToken))}}))
+	defer closed.Close()
+	resp, _ = do(t, "GET", closed.URL+"/metrics", "", "")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	resp, _ = do(t, "GET", closed.URL+"/metrics", goodToken, "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
 func TestClientRoundTrip(t *testing.T) {
@@ -217,7 +282,7 @@ func TestClientRefusesPlainHTTPToNonLoopback(t *testing.T) {
 
 func TestAllowedClientsOnly(t *testing.T) {
 	rec := &events.Recorder{}
-	ctrl := &fakeController{triggers: map[string]httpapi.TriggerStatus{}}
+	ctrl := &fakeController{triggers: map[string]trigger.Status{}}
 	allowed := httpapi.NewHandler(httpapi.Options{Controller: ctrl, Events: rec,
 		AllowedClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	srv := httptest.NewServer(openapitest.Wrap(t, allowed))

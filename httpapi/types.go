@@ -7,26 +7,55 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // TriggerRequest asks for rotations now. Exactly one of Secret, Owner and All selects.
 type TriggerRequest struct {
-	Secret    string       `json:"secret,omitempty"`
-	Owner     string       `json:"owner,omitempty"`
-	All       bool         `json:"all,omitempty"`
-	Cause     events.Cause `json:"cause"`
-	Reason    string       `json:"reason"`
-	Requester string       `json:"requester"`
+	Secret string       `json:"secret,omitempty"`
+	Owner  string       `json:"owner,omitempty"`
+	All    bool         `json:"all,omitempty"`
+	Cause  events.Cause `json:"cause"`
+	Reason string       `json:"reason"`
+	// Requester is a person the caller acts for. It is recorded as
+	// on_behalf_of; the actor is always the authenticated token or certificate.
+	Requester string `json:"requester,omitempty"`
 }
 
-// Trigger states.
+// Trigger states (the daemon's, as sent on the wire).
 const (
-	StateQueued    = "queued"
-	StateRunning   = "running"
-	StateSucceeded = "succeeded"
-	StatePartial   = "partial" // some secrets failed
-	StateFailed    = "failed"
+	StateQueued    = trigger.StateQueued
+	StateRunning   = trigger.StateRunning
+	StateSucceeded = trigger.StateSucceeded
+	StatePartial   = trigger.StatePartial
+	StateFailed    = trigger.StateFailed
 )
+
+// ToTrigger turns the wire request into the daemon's, with the
+// authenticated principal as actor.
+func (r TriggerRequest) ToTrigger(actor string, source events.Source) trigger.Request {
+	return trigger.Request{
+		Secret: r.Secret, Owner: r.Owner, All: r.All, Cause: r.Cause, Reason: r.Reason,
+		Actor: actor, OnBehalfOf: r.Requester, Source: source,
+	}
+}
+
+// StatusJSON maps the daemon's trigger status to its wire form.
+func StatusJSON(st trigger.Status) TriggerStatus {
+	out := TriggerStatus{
+		ID: st.ID, State: st.State, Cause: st.Cause, Source: st.Source, Reason: st.Reason,
+		Actor: st.Actor, OnBehalfOf: st.OnBehalfOf, Requester: st.OnBehalfOf,
+		CreatedAt: st.CreatedAt, FinishedAt: st.FinishedAt, Total: st.Total, Done: st.Done, Failed: st.Failed,
+		Secrets: make([]SecretProgress, 0, len(st.Secrets)),
+	}
+	if out.Requester == "" {
+		out.Requester = st.Actor
+	}
+	for _, p := range st.Secrets {
+		out.Secrets = append(out.Secrets, SecretProgress{Secret: p.Secret, State: p.State, VersionID: p.VersionID, Error: p.Error})
+	}
+	return out
+}
 
 // SecretProgress is one secret's part in a trigger.
 type SecretProgress struct {
@@ -43,7 +72,9 @@ type TriggerStatus struct {
 	Cause      events.Cause     `json:"cause"`
 	Source     events.Source    `json:"source"`
 	Reason     string           `json:"reason,omitempty"`
-	Requester  string           `json:"requester,omitempty"`
+	Actor      string           `json:"actor,omitempty"`        // the authenticated principal
+	OnBehalfOf string           `json:"on_behalf_of,omitempty"` // the person the request named
+	Requester  string           `json:"requester,omitempty"`    // on_behalf_of, or the actor when none was named
 	CreatedAt  time.Time        `json:"created_at"`
 	FinishedAt *time.Time       `json:"finished_at,omitempty"`
 	Total      int              `json:"total"`
@@ -56,6 +87,9 @@ type TriggerStatus struct {
 func (s TriggerStatus) Finished() bool {
 	return s.State == StateSucceeded || s.State == StatePartial || s.State == StateFailed
 }
+
+// Ended is how many of the trigger's secrets have ended, well or not.
+func (s TriggerStatus) Ended() int { return s.Done + s.Failed }
 
 // SecretStatus is one managed secret in the inventory: ids, ages, stages, never values.
 type SecretStatus struct {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,11 +28,45 @@ type Metrics struct {
 	ProviderCalls    *prometheus.CounterVec   // provider, operation, status
 	Triggers         *prometheus.CounterVec   // source, outcome
 	RotationFailures *prometheus.CounterVec   // step, environment
+	RefusedRequests  *prometheus.CounterVec   // door, code: every refused request, however few are recorded
+
+	// Per-secret series name every managed secret, so they are opt-in
+	// (WithSecretLabels) and bounded; past the bound, secrets go uncounted.
+	secretLabels int
+	mu           sync.Mutex
+	labelled     map[string]bool
+}
+
+// Option configures New.
+type Option func(*Metrics)
+
+// WithSecretLabels turns on the per-secret series (age, last success) for
+// at most max secrets.
+func WithSecretLabels(max int) Option {
+	return func(m *Metrics) { m.secretLabels = max }
+}
+
+// perSecret reports whether secret may have its own series.
+func (m *Metrics) perSecret(secret string) bool {
+	if m.secretLabels <= 0 {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.labelled[secret] {
+		return true
+	}
+	if len(m.labelled) >= m.secretLabels {
+		return false
+	}
+	m.labelled[secret] = true
+	return true
 }
 
 // New builds the collectors and registers them, with the Go and process collectors.
-func New() *Metrics {
+func New(opts ...Option) *Metrics {
 	m := &Metrics{
+		labelled: map[string]bool{},
 		Registry: prometheus.NewRegistry(),
 		Rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_rotations_total", Help: "Rotations finished, by result and cause.",
@@ -58,14 +93,26 @@ func New() *Metrics {
 		RotationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakirotator_step_failures_total", Help: "Failed lifecycle steps by step and environment.",
 		}, []string{"step", "environment"}),
+		RefusedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakirotator_refused_requests_total", Help: "Requests refused at the daemon's doors (API, security events, Slack) by door and reason code; every one is counted, though the audit keeps one record per source and reason a minute.",
+		}, []string{"door", "code"}),
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Rotations, m.StepDuration, m.LastSuccess, m.SecretAge,
-		m.Alerts, m.ProviderCalls, m.Triggers, m.RotationFailures,
+		m.Alerts, m.ProviderCalls, m.Triggers, m.RotationFailures, m.RefusedRequests,
 	)
 	return m
+}
+
+// CountRefusal counts one refused request (inbound.Counter). The labels are
+// the door and a code from a fixed set: never anything the caller wrote.
+func (m *Metrics) CountRefusal(door, code string) {
+	m.RefusedRequests.WithLabelValues(door, code).Inc()
 }
 
 // Handler serves the registry in the Prometheus exposition format.
@@ -82,8 +129,10 @@ func (m *Metrics) Emit(_ context.Context, e events.Event) {
 	switch {
 	case e.Step == events.StepRotation && e.Outcome == events.OutcomeSucceeded:
 		m.Rotations.WithLabelValues("succeeded", string(e.Cause)).Inc()
-		m.LastSuccess.WithLabelValues(e.Secret).Set(float64(e.Time.Unix()))
-		m.SecretAge.WithLabelValues(e.Secret, e.Environment).Set(0)
+		if m.perSecret(e.Secret) {
+			m.LastSuccess.WithLabelValues(e.Secret).Set(float64(e.Time.Unix()))
+			m.SecretAge.WithLabelValues(e.Secret, e.Environment).Set(0)
+		}
 	case e.Step == events.StepRotation && e.Outcome == events.OutcomeFailed:
 		m.Rotations.WithLabelValues("failed", string(e.Cause)).Inc()
 	case e.Step == events.StepTrigger:
@@ -106,7 +155,9 @@ func reasonOf(e events.Event) string {
 
 // SetSecretAge records the age of a secret's current credential.
 func (m *Metrics) SetSecretAge(secret, environment string, age time.Duration) {
-	m.SecretAge.WithLabelValues(secret, environment).Set(age.Seconds())
+	if m.perSecret(secret) {
+		m.SecretAge.WithLabelValues(secret, environment).Set(age.Seconds())
+	}
 }
 
 // ObserveCall counts one call to an outside system.

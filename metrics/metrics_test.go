@@ -21,7 +21,7 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 }
 
 func TestRotationEventsBecomeCounters(t *testing.T) {
-	m := metrics.New()
+	m := metrics.New(metrics.WithSecretLabels(10))
 	ctx := context.Background()
 	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 	for _, e := range []events.Event{
@@ -55,7 +55,7 @@ func TestRotationEventsBecomeCounters(t *testing.T) {
 }
 
 func TestProviderCallsAndAges(t *testing.T) {
-	m := metrics.New()
+	m := metrics.New(metrics.WithSecretLabels(10))
 	m.ObserveCall("lakiconnect", "POST /api_keys", "201")
 	m.ObserveCall("lakiconnect", "POST /api_keys", "201")
 	m.SetSecretAge("app/a", "sandbox", 90*time.Minute)
@@ -68,4 +68,45 @@ func TestProviderCallsAndAges(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// Per-secret series name every managed secret: off unless asked for, and
+// bounded when on.
+func TestPerSecretSeriesAreOptInAndBounded(t *testing.T) {
+	ctx := context.Background()
+	succeed := func(m *metrics.Metrics, name string) {
+		m.Emit(ctx, events.Event{Time: time.Now(), Step: events.StepRotation, Outcome: events.OutcomeSucceeded, Cause: events.CauseManual, Secret: name, Environment: "sandbox"})
+	}
+	off := metrics.New()
+	succeed(off, "app/a")
+	off.SetSecretAge("app/a", "sandbox", time.Hour)
+	if out := scrape(t, off); strings.Contains(out, "app/a") {
+		t.Errorf("per-secret series without opting in:\n%s", grepSeries(out, "app/a"))
+	}
+	on := metrics.New(metrics.WithSecretLabels(2))
+	for _, n := range []string{"app/a", "app/b", "app/c", "app/d"} {
+		succeed(on, n)
+		on.SetSecretAge(n, "sandbox", time.Hour)
+	}
+	out := scrape(t, on)
+	for _, n := range []string{"app/a", "app/b"} {
+		if !strings.Contains(out, `secret="`+n+`"`) {
+			t.Errorf("no series for %s within the bound", n)
+		}
+	}
+	for _, n := range []string{"app/c", "app/d"} {
+		if strings.Contains(out, `secret="`+n+`"`) {
+			t.Errorf("series for %s past the bound of 2", n)
+		}
+	}
+}
+
+func grepSeries(out, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

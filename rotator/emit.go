@@ -13,7 +13,7 @@ func (e *Engine) baseEvent(job Job) events.Event {
 	ev := events.Event{
 		Secret: job.Secret.Name, Kind: string(job.Secret.Kind), Environment: string(job.Secret.Environment),
 		MasterMerchantID: job.Secret.MasterMerchantID, Cause: job.Cause.Kind, Source: job.Cause.Source,
-		Actor: job.Cause.Actor, Reason: job.Cause.Reason,
+		Actor: job.Cause.Actor, OnBehalfOf: job.Cause.OnBehalfOf, Reason: job.Cause.Reason,
 	}
 	if job.Cause.Kind != events.CauseScheduled {
 		ev.TriggerID = job.Cause.ID

@@ -59,7 +59,10 @@ type Cause struct {
 	ID     string
 	Source events.Source
 	Actor  string
-	Reason string
+	// OnBehalfOf is the person the request named, kept apart from Actor
+	// (who authenticated) in every event of the rotation.
+	OnBehalfOf string
+	Reason     string
 	// At is when the cause arose (slot time, trigger time). It goes into the
 	// request bodies (a new key's expires_at), which must be byte-identical on
 	// a retry; zero means the current hour.

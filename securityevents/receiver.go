@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -51,7 +52,12 @@ type Options struct {
 	// Record, when set, runs before the answer (see Recorder).
 	Record Recorder
 	Clock  clock.Clock
-	Events events.Sink // refused deliveries are recorded here
+	Events events.Sink // failures to act are recorded here
+	// Refusals summarises refused deliveries (bounded records, every one
+	// counted); when nil, one is made that records to Events.
+	Refusals interface {
+		Refuse(ctx context.Context, r inbound.Refusal)
+	}
 	Logger *slog.Logger
 	// DedupWindow is how long an idempotency key is remembered (default 48h:
 	// LakiConnect's redelivery horizon is shorter).
@@ -60,6 +66,10 @@ type Options struct {
 	QueueSize int
 	// MaxBodyBytes limits a delivery's body (default 64 KiB).
 	MaxBodyBytes int64
+	// FreshEvery bounds the fresh reads of the signing secrets that a
+	// failed verification asks for (default 30s): a flood of forged
+	// deliveries costs one store read per period, not one each.
+	FreshEvery time.Duration
 }
 
 // Receiver is an http.Handler for one environment's security webhook.
@@ -68,8 +78,9 @@ type Receiver struct {
 	verifier webhooksig.Verifier
 	queue    chan lakiconnect.Event
 
-	mu   sync.Mutex
-	seen map[string]time.Time // idempotency key → when first accepted
+	mu        sync.Mutex
+	seen      map[string]time.Time // idempotency key → when first accepted
+	lastFresh time.Time            // when the secrets were last read fresh
 }
 
 // New returns a receiver; call Run to start acting on events.
@@ -92,6 +103,9 @@ func New(o Options) (*Receiver, error) {
 	if o.Events == nil {
 		o.Events = events.SinkFunc(func(context.Context, events.Event) {})
 	}
+	if o.Refusals == nil {
+		o.Refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: o.Events, Clock: o.Clock, Logger: o.Logger})
+	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 48 * time.Hour
 	}
@@ -100,6 +114,9 @@ func New(o Options) (*Receiver, error) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
+	}
+	if o.FreshEvery <= 0 {
+		o.FreshEvery = 30 * time.Second
 	}
 	return &Receiver{
 		o:        o,
@@ -145,32 +162,37 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.o.MaxBodyBytes))
 	if err != nil {
-		r.refuse(req, w, http.StatusRequestEntityTooLarge, "body too large or unreadable", "")
+		r.refuse(req, w, http.StatusRequestEntityTooLarge, "body_too_large", "body too large or unreadable", "request body too large")
 		return
 	}
 	header := req.Header.Get(lakiconnect.SignatureHeader)
 	if err := r.verify(req.Context(), header, body); err != nil {
-		status := http.StatusUnauthorized
-		if errors.Is(err, webhooksig.ErrMalformedHeader) {
-			status = http.StatusBadRequest
+		// The caller is not yet known: it learns that the delivery was not
+		// verified, never why inside (store errors, secret names).
+		switch {
+		case errors.Is(err, errNoSecrets):
+			r.o.Logger.Error("security event receiver cannot verify deliveries", "environment", r.o.Environment, "err", err)
+			r.refuse(req, w, http.StatusServiceUnavailable, "no_signing_secret", err.Error(), "delivery cannot be verified now; retry later")
+		case errors.Is(err, webhooksig.ErrTimestampOutOfTolerance):
+			r.refuse(req, w, http.StatusUnauthorized, "stale_timestamp", "signature timestamp outside the tolerance (stale or replayed)", "delivery not verified")
+		case errors.Is(err, webhooksig.ErrMalformedHeader):
+			r.refuse(req, w, http.StatusBadRequest, "malformed_signature", "malformed signature header", "delivery not verified")
+		default:
+			r.refuse(req, w, http.StatusUnauthorized, "bad_signature", "no valid signature (forged, stale or signed with another secret)", "delivery not verified")
 		}
-		if errors.Is(err, errNoSecrets) {
-			status = http.StatusServiceUnavailable
-		}
-		r.refuse(req, w, status, err.Error(), "")
 		return
 	}
 	var e lakiconnect.Event
 	if err := json.Unmarshal(body, &e); err != nil || e.ID == "" || e.Type == "" || e.IdempotencyKey == "" {
-		r.refuse(req, w, http.StatusBadRequest, "signed body is not a LakiConnect event (id, type, idempotency_key)", "")
+		r.refuse(req, w, http.StatusBadRequest, "not_an_event", "signed body is not a LakiConnect event (id, type, idempotency_key)", "signed body is not a LakiConnect event")
 		return
 	}
 	if e.Environment != r.o.Environment {
-		r.refuse(req, w, http.StatusBadRequest, fmt.Sprintf("event is for environment %q, this receiver is %q", e.Environment, r.o.Environment), e.ID)
+		r.refuse(req, w, http.StatusBadRequest, "wrong_environment", fmt.Sprintf("event %s is for environment %q, this receiver is %q", inbound.Clip(e.ID, 64), inbound.Clip(string(e.Environment), 32), r.o.Environment), "event is for another environment")
 		return
 	}
 	if !r.merchantExpected(e.MasterMerchantID) {
-		r.refuse(req, w, http.StatusBadRequest, fmt.Sprintf("event is for master merchant %q, which this receiver does not serve", e.MasterMerchantID), e.ID)
+		r.refuse(req, w, http.StatusBadRequest, "wrong_merchant", fmt.Sprintf("event %s is for master merchant %q, which this receiver does not serve", inbound.Clip(e.ID, 64), inbound.Clip(e.MasterMerchantID, 64)), "event is for a master merchant this receiver does not serve")
 		return
 	}
 	if !r.firstSeen(e.IdempotencyKey) {
@@ -217,6 +239,9 @@ var errNoSecrets = errors.New("no signing secret is available to verify deliveri
 func (r *Receiver) verify(ctx context.Context, header string, body []byte) error {
 	var lastErr error
 	for _, fresh := range []bool{false, true} {
+		if fresh && !r.mayReadFresh() {
+			break
+		}
 		secrets, err := r.o.Secrets.SigningSecrets(ctx, fresh)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: %v", errNoSecrets, err)
@@ -233,6 +258,19 @@ func (r *Receiver) verify(ctx context.Context, header string, body []byte) error
 		lastErr = err
 	}
 	return lastErr
+}
+
+// mayReadFresh reports whether a fresh read of the secrets is allowed now,
+// and if so counts it.
+func (r *Receiver) mayReadFresh() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.o.Clock.Now()
+	if !r.lastFresh.IsZero() && now.Sub(r.lastFresh) < r.o.FreshEvery {
+		return false
+	}
+	r.lastFresh = now
+	return true
 }
 
 func (r *Receiver) merchantExpected(id string) bool {
@@ -262,14 +300,14 @@ func (r *Receiver) firstSeen(key string) bool {
 	return true
 }
 
-func (r *Receiver) refuse(req *http.Request, w http.ResponseWriter, status int, why, eventID string) {
-	r.o.Logger.Warn("security event refused", "status", status, "why", why, "remote", req.RemoteAddr, "event_id", eventID)
-	r.o.Events.Emit(req.Context(), events.Event{
-		Time: r.o.Clock.Now(), Step: events.StepAuth, Outcome: events.OutcomeRefused, Severity: events.SeverityWarning,
-		Source: events.SourceLakiEvent, Environment: string(r.o.Environment), Reason: why,
-		Details: map[string]string{"status": fmt.Sprint(status), "remote": req.RemoteAddr, "event_id": eventID},
+// refuse answers with a fixed public message and reports the refusal (why,
+// bounded) to the summariser.
+func (r *Receiver) refuse(req *http.Request, w http.ResponseWriter, status int, code, why, answer string) {
+	r.o.Refusals.Refuse(req.Context(), inbound.Refusal{
+		Door: events.SourceLakiEvent, Remote: req.RemoteAddr, Code: code, Reason: why, Status: status,
+		Environment: string(r.o.Environment),
 	})
-	writeJSON(w, status, map[string]string{"error": why})
+	writeJSON(w, status, map[string]string{"error": answer})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

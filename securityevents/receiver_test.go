@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -62,11 +64,12 @@ func (h *handled) events() []lakiconnect.Event {
 }
 
 type fixture struct {
-	srv     *httptest.Server
-	clock   *clock.Fake
-	held    *heldSecrets
-	handled *handled
-	rec     *events.Recorder
+	srv      *httptest.Server
+	clock    *clock.Fake
+	held     *heldSecrets
+	handled  *handled
+	rec      *events.Recorder
+	refusals *inbound.Refusals
 }
 
 var (
@@ -82,9 +85,10 @@ func start(t *testing.T) *fixture {
 		handled: &handled{},
 		rec:     &events.Recorder{},
 	}
+	f.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: f.rec, Clock: f.clock})
 	r, err := securityevents.New(securityevents.Options{
 		Environment: lakiconnect.Production, MasterMerchants: []string{merchant},
-		Secrets: f.held, Handle: f.handled.handle, Clock: f.clock, Events: f.rec,
+		Secrets: f.held, Handle: f.handled.handle, Clock: f.clock, Events: f.rec, Refusals: f.refusals,
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,14 +158,23 @@ func TestForgedStaleMalformedAndForeignDeliveriesAreRefusedAndRecorded(t *testin
 		assert.Equal(t, c.status, status, c.name)
 	}
 	assert.Empty(t, f.handled.events(), "no refused delivery is acted on")
+	// One record per reason code (the rest are counted into a summary at
+	// the end of the minute), and the counts add up to every refusal.
+	f.refusals.Flush(context.Background())
 	refused := f.rec.Events()
-	require.Len(t, refused, len(cases))
+	codes, total := map[string]bool{}, 0
 	for _, e := range refused {
 		assert.Equal(t, events.OutcomeRefused, e.Outcome)
 		assert.Equal(t, events.SourceLakiEvent, e.Source)
 		assert.NotContains(t, fmt.Sprint(e), oldSecret.Reveal())
 		assert.NotContains(t, fmt.Sprint(e), forger.Reveal())
+		codes[e.Details["reason"]] = true
+		n, err := strconv.Atoi(e.Details["count"])
+		require.NoError(t, err)
+		total += n
 	}
+	assert.Equal(t, map[string]bool{"bad_signature": true, "stale_timestamp": true, "malformed_signature": true, "wrong_merchant": true}, codes)
+	assert.Equal(t, len(cases), total, "every refusal is counted")
 }
 
 func TestRotationOfTheReceiversOwnSecretBreaksNothing(t *testing.T) {

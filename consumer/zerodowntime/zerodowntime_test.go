@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,6 +255,11 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 		t.Fatalf("only %d calls and %d deliveries: the consumers were not exercised", calls.Load(), verified.Load())
 	}
 	for _, d := range fx.Sim.Deliveries() {
+		// A delivery still on the wire when the simulator closed above was
+		// cut off by the test's own teardown, not refused by the consumer.
+		if !d.Succeeded() && d.StatusCode == 0 && strings.Contains(d.Error, context.Canceled.Error()) {
+			continue
+		}
 		if !d.Succeeded() {
 			t.Errorf("delivery %s (%s) attempt %d: status %d %s", d.EventID, d.EventType, d.Attempt, d.StatusCode, d.Error)
 		}

@@ -125,7 +125,14 @@ func emoji(n notify.Notification) string {
 func keyText(n notify.Notification) string {
 	var parts []string
 	if n.KeyID != "" {
-		parts = append(parts, "new "+code(n.KeyID))
+		// Only a rotation's own steps make a new key; an alert names an
+		// existing one, which may be retired.
+		label := "key "
+		switch n.Step {
+		case events.StepCreate, events.StepTest, events.StepPromote, events.StepRotation:
+			label = "new "
+		}
+		parts = append(parts, label+code(n.KeyID))
 	}
 	if n.PreviousKeyID != "" {
 		parts = append(parts, "was "+code(n.PreviousKeyID))
@@ -137,8 +144,8 @@ func keyText(n notify.Notification) string {
 }
 
 func requester(n notify.Notification) string {
-	if n.Actor == "" && n.Source == "" {
-		return ""
+	if n.Actor == "" {
+		return "" // nobody asked (an alert from a scan): no "Requested by via …"
 	}
 	who := esc(n.Actor)
 	if n.Source == events.SourceSlack && n.Actor != "" && !strings.ContainsAny(n.Actor, "<>&|") {

@@ -1,6 +1,6 @@
 // Package slack delivers notifications to Slack in Block Kit, through a bot
 // token (chat.postMessage, with one thread per emergency) or an incoming
-// webhook, and serves the /rotate slash command.
+// webhook. It only sends: the inbound /rotate command is inbound/slackcmd.
 package slack
 
 import (

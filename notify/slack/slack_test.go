@@ -315,3 +315,29 @@ func TestNoSecretInAnySlackPayload(t *testing.T) {
 		assert.Contains(t, a, botToken.Reveal(), "the token goes only where Slack expects it")
 	}
 }
+
+// An alert from the 401/403 watch names an existing key (it may be
+// retired): not "new", and no "Requested by" line, since nobody asked.
+func TestAlertNamesTheKeyWithoutNewOrRequester(t *testing.T) {
+	f, s := newFake(t)
+	e := events.Event{
+		Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Step: events.StepAlert, Outcome: events.OutcomeWarning,
+		Severity: events.SeverityWarning, Secret: "prod/checkout", Environment: "production", MasterMerchantID: "mm_42",
+		KeyID: "key_01HOLD00000wxyz", Source: events.SourcePolicyScan,
+		Reason:  "12 requests were refused with 401 (unauthorized) in the last 15m0s with key key_01HOLD00000wxyz, the retired (previous) key of prod/checkout.",
+		Details: map[string]string{"reason": "unauthorized_on_retired_key"},
+	}
+	_, err := s.Notify(context.Background(), notify.FromEvent(e))
+	require.NoError(t, err)
+	require.Len(t, f.posts, 1)
+	fields := map[string]string{}
+	for _, b := range decodeBlocks(t, f.posts[0]["blocks"]) {
+		for _, fl := range b.Fields {
+			label, value, _ := strings.Cut(fl.Text, "\n")
+			fields[label] = value
+		}
+	}
+	assert.Equal(t, "key `…wxyz`", fields["*Key*"])
+	assert.NotContains(t, fields, "*Requested by*")
+	assert.Contains(t, fields["*Reason*"], "the retired (previous) key of prod/checkout")
+}

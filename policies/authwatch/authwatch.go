@@ -91,6 +91,11 @@ const (
 	ReasonForbiddenRetired    = "forbidden_on_retired_key"
 	ReasonUnauthorizedUnknown = "unauthorized_on_unmanaged_key"
 	ReasonForbiddenUnknown    = "forbidden_on_unmanaged_key"
+	// Unattributed: keys LakiConnect does not know (key_id null), summed
+	// per environment, merchant and status whatever their prefixes:
+	// someone guessing, or a client with a mistyped key.
+	ReasonUnauthorizedUnattributed = "unauthorized_unattributed"
+	ReasonForbiddenUnattributed    = "forbidden_unattributed"
 )
 
 // Watcher polls the targets and raises alert events.
@@ -100,12 +105,16 @@ type Watcher struct {
 	// Policies supplies the alert windows to query; every policy's
 	// Alerts.Window and Unmanaged.Window are polled.
 	Policies *policies.Set
-	// Unmanaged are the thresholds for refused requests of keys no managed
-	// secret holds, including keys LakiConnect does not know (key_id null,
-	// grouped by key prefix). Zero thresholds turn these alerts off.
+	// Unmanaged are the thresholds for refused requests of keys
+	// LakiConnect knows but no managed secret holds. Zero thresholds turn
+	// these alerts off.
 	Unmanaged policies.Alerts
-	Clock     clock.Clock
-	Sink      events.Sink
+	// Unattributed are the thresholds for refused requests with keys
+	// LakiConnect does not know (key_id null), counted together per
+	// environment and merchant. Zero thresholds turn these alerts off.
+	Unattributed policies.Alerts
+	Clock        clock.Clock
+	Sink         events.Sink
 	// Rotate, if set, is called for a 401 spike on a current key whose
 	// policy asks for it. It should enqueue, not run the rotation.
 	Rotate func(ctx context.Context, r RotateRequest) error
@@ -151,6 +160,7 @@ func (w *Watcher) windows() []time.Duration {
 		}
 	}
 	add(w.Unmanaged.Window)
+	add(w.Unattributed.Window)
 	slices.Sort(ws)
 	return ws
 }
@@ -196,11 +206,12 @@ func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows [
 	// LakiConnect groups by key and status; sum defensively in case a key
 	// appears twice (for example split by prefix).
 	type agg struct {
-		info    KeyInfo
-		managed bool
-		keyID   string
-		prefix  string
-		count   int
+		info     KeyInfo
+		managed  bool
+		keyID    string
+		prefix   string
+		count    int
+		prefixes map[string]int // unattributed: count per presented key prefix
 	}
 	sums := map[groupKey]*agg{}
 	var order []groupKey
@@ -216,30 +227,30 @@ func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows [
 				a.info, a.managed = w.Keys.Lookup(t.Environment, t.MasterMerchantID, *r.KeyID)
 			}
 		} else {
-			g.key = "prefix:" + r.KeyPrefix
+			g.key = unattributed
 		}
-		alerts := w.Unmanaged
-		if a.managed {
-			alerts = a.info.Policy.Alerts
-		}
+		alerts := w.thresholdsOf(g, a.managed, a.info)
 		if alerts.Window != win {
 			continue
 		}
 		if prev, ok := sums[g]; ok {
 			prev.count += r.Count
+			if prev.prefixes != nil {
+				prev.prefixes[r.KeyPrefix] += r.Count
+			}
 			continue
 		}
 		a.count = r.Count
+		if g.key == unattributed {
+			a.prefixes = map[string]int{r.KeyPrefix: r.Count}
+		}
 		sums[g] = a
 		order = append(order, g)
 	}
 
 	for _, g := range order {
 		a := sums[g]
-		alerts := w.Unmanaged
-		if a.managed {
-			alerts = a.info.Policy.Alerts
-		}
+		alerts := w.thresholdsOf(g, a.managed, a.info)
 		threshold := alerts.Forbidden403
 		if g.status == 401 {
 			threshold = alerts.Unauthorized401
@@ -263,11 +274,28 @@ func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows [
 		if !due {
 			continue
 		}
-		w.alert(ctx, g, a.info, a.managed, a.keyID, a.prefix, a.count, threshold, baseline, win, now)
+		w.alert(ctx, g, a.info, a.managed, a.keyID, a.prefixes, a.count, threshold, baseline, win, now)
 	}
 }
 
-func (w *Watcher) alert(ctx context.Context, g groupKey, info KeyInfo, managed bool, keyID, prefix string,
+// unattributed is the group key of refused requests with keys LakiConnect
+// does not know.
+const unattributed = "unattributed"
+
+// thresholdsOf gives the alert thresholds of a group: its policy's for a
+// managed key, else the unattributed or unmanaged ones.
+func (w *Watcher) thresholdsOf(g groupKey, managed bool, info KeyInfo) policies.Alerts {
+	switch {
+	case managed:
+		return info.Policy.Alerts
+	case g.key == unattributed:
+		return w.Unattributed
+	default:
+		return w.Unmanaged
+	}
+}
+
+func (w *Watcher) alert(ctx context.Context, g groupKey, info KeyInfo, managed bool, keyID string, prefixes map[string]int,
 	count, threshold, baseline int, win time.Duration, now time.Time) {
 	e := events.Event{
 		Time: now, Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityWarning,
@@ -280,51 +308,52 @@ func (w *Watcher) alert(ctx context.Context, g groupKey, info KeyInfo, managed b
 			"previous_count": strconv.Itoa(baseline),
 		},
 	}
-	if keyID == "" {
-		// A prefix is 12 characters of a presented key: of a real key that
-		// is its lk_live_/lk_test_ marker and 4 characters, not the secret.
-		e.Details["key_prefix"] = prefix
-	}
-	subject := "key " + keyID
-	if keyID == "" {
-		subject = "an unknown key (prefix " + prefix + ")"
-	}
+	code := ReasonForbiddenCurrent
 	switch {
+	case g.key == unattributed && g.status == 401:
+		code = ReasonUnauthorizedUnattributed
+	case g.key == unattributed:
+		code = ReasonForbiddenUnattributed
 	case !managed && g.status == 401:
-		e.Reason = ReasonUnauthorizedUnknown
+		code = ReasonUnauthorizedUnknown
 	case !managed:
-		e.Reason = ReasonForbiddenUnknown
+		code = ReasonForbiddenUnknown
 	case g.status == 401 && info.State == Retired:
-		e.Reason = ReasonUnauthorizedRetired
+		code = ReasonUnauthorizedRetired
 	case g.status == 401:
-		e.Reason, e.Severity = ReasonUnauthorizedCurrent, events.SeverityCritical
+		code, e.Severity = ReasonUnauthorizedCurrent, events.SeverityCritical
 	case info.State == Retired:
-		e.Reason = ReasonForbiddenRetired
-	default:
-		e.Reason = ReasonForbiddenCurrent
+		code = ReasonForbiddenRetired
 	}
-	// The stable code goes in Details["reason"] too, where every other alert
-	// keeps it (logs show it as reason_code, metrics label by it).
-	e.Details["reason"] = e.Reason
+	// The stable code is in Details["reason"], where every alert keeps it
+	// (logs show it as reason_code, metrics label by it); Reason is for people.
+	e.Details["reason"] = code
 	if managed {
 		e.Secret, e.Kind = info.Secret, string(info.Kind)
 		e.Details["policy"] = info.Policy.Name
 		e.Details["key_state"] = string(info.State)
 	}
-	e.Error = fmt.Sprintf("%d requests with %s refused with %d within %s (threshold %d)", count, subject, g.status, win, threshold)
+	if prefixes != nil {
+		// A prefix is 12 characters of a presented key: of a real key that
+		// is its lk_live_/lk_test_ marker and 4 characters, not the secret.
+		top, _ := topPrefix(prefixes)
+		e.Details["key_prefix"], e.Details["key_prefixes"] = top, strconv.Itoa(len(prefixes))
+	}
+	e.Reason = sentence(g, info, managed, keyID, prefixes, count, threshold, baseline, win)
 
-	if managed && e.Reason == ReasonUnauthorizedCurrent && info.Policy.Alerts.RotateOnUnauthorizedSpike && w.Rotate != nil {
+	if managed && code == ReasonUnauthorizedCurrent && info.Policy.Alerts.RotateOnUnauthorizedSpike && w.Rotate != nil {
 		req := RotateRequest{
 			Secret: info.Secret, KeyID: keyID, Environment: g.env, MasterMerchantID: g.merchant,
-			Cause: events.CauseCompromise, Reason: e.Reason, Count: count, Window: win,
+			Cause: events.CauseCompromise, Reason: code, Count: count, Window: win,
 		}
 		e.Cause = events.CauseCompromise
 		if err := w.Rotate(ctx, req); err != nil {
 			e.Details["rotation"] = "request failed"
-			e.Error += "; compromise rotation request failed: " + err.Error()
+			e.Error = "compromise rotation request failed: " + err.Error()
 			w.logger().ErrorContext(ctx, "compromise rotation request failed", "secret", info.Secret, "key_id", keyID, "error", err)
 		} else {
 			e.Details["rotation"] = "requested"
+			e.Reason += " A compromise rotation of " + info.Secret + " was requested."
 		}
 	}
 	w.Sink.Emit(ctx, e)

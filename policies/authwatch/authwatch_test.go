@@ -104,12 +104,13 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{clk: clk, src: &fakeFailures{clk: clk}, rec: &events.Recorder{}}
 	r.w = &Watcher{
-		Targets:   []Target{{Environment: laki.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Source: r.src}},
-		Keys:      KeysFunc(func(_ laki.Environment, _, id string) (KeyInfo, bool) { k, ok := keys[id]; return k, ok }),
-		Policies:  set,
-		Unmanaged: policies.Alerts{Unauthorized401: 50, Window: 15 * time.Minute},
-		Clock:     clk,
-		Sink:      r.rec,
+		Targets:      []Target{{Environment: laki.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Source: r.src}},
+		Keys:         KeysFunc(func(_ laki.Environment, _, id string) (KeyInfo, bool) { k, ok := keys[id]; return k, ok }),
+		Policies:     set,
+		Unmanaged:    policies.Alerts{Unauthorized401: 50, Window: 15 * time.Minute},
+		Unattributed: policies.Alerts{Unauthorized401: 20, Forbidden403: 20, Window: 15 * time.Minute},
+		Clock:        clk,
+		Sink:         r.rec,
 		Rotate: func(_ context.Context, req RotateRequest) error {
 			r.rotated = append(r.rotated, req)
 			return nil
@@ -121,7 +122,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) alerts(reason string) []events.Event {
 	var out []events.Event
 	for _, e := range r.rec.Events() {
-		if e.Reason == reason {
+		if e.Details["reason"] == reason {
 			out = append(out, e)
 		}
 	}
@@ -188,9 +189,11 @@ func TestForbiddenOnCurrentKey(t *testing.T) {
 	require.NoError(t, r.w.Poll(context.Background()))
 	got := r.rec.Events()
 	require.Len(t, got, 1)
-	assert.Equal(t, ReasonForbiddenCurrent, got[0].Reason)
+	assert.Equal(t, ReasonForbiddenCurrent, got[0].Details["reason"])
 	assert.Equal(t, "key_new", got[0].KeyID)
-	assert.Equal(t, "5 requests with key key_new refused with 403 within 15m0s (threshold 5)", got[0].Error)
+	assert.Equal(t, "prod/checkout", got[0].Secret)
+	assert.Equal(t, "5 requests were refused with 403 (forbidden) in the last 15m0s (alert at 5; 0 at the previous check) with key key_new, the current key of prod/checkout. Its scopes are narrower than a consumer needs (policy checkout).", got[0].Reason)
+	assert.Empty(t, got[0].Error, "an alert is not an error")
 }
 
 func TestUnauthorizedSpikeOnCurrentKeyRequestsCompromiseRotation(t *testing.T) {
@@ -227,18 +230,37 @@ func TestUnauthorizedSpikeOnCurrentKeyRequestsCompromiseRotation(t *testing.T) {
 	assert.Contains(t, r2.rec.Events()[0].Error, "queue full")
 }
 
-func TestUnknownKeysByPrefix(t *testing.T) {
+// Refusals with keys LakiConnect does not know are summed per environment,
+// merchant and status whatever their prefixes (a guesser changes them),
+// and alert on their own threshold, in words.
+func TestUnattributedFailuresAreCountedPerMerchant(t *testing.T) {
 	r := newRig(t)
-	r.src.refuse("", "lk_live_Zq9x", 401, 60)          // someone trying a key LakiConnect does not know
+	for i := range 30 { // 30 guesses, 3 prefixes, none reaching 20 alone
+		r.src.refuse("", []string{"lk_live_Zq9x", "lk_live_Ab12", "lk_live_Cd34"}[i%3], 401, 1)
+	}
 	r.src.refuse("key_stray", "lk_live_s7r4", 401, 49) // known to LakiConnect, not managed: under 50
 	r.clk.Advance(time.Minute)
 	require.NoError(t, r.w.Poll(context.Background()))
 	got := r.rec.Events()
 	require.Len(t, got, 1)
-	assert.Equal(t, ReasonUnauthorizedUnknown, got[0].Reason)
+	assert.Equal(t, ReasonUnauthorizedUnattributed, got[0].Details["reason"])
 	assert.Empty(t, got[0].KeyID)
 	assert.Empty(t, got[0].Secret)
-	assert.Equal(t, "lk_live_Zq9x", got[0].Details["key_prefix"])
+	assert.Equal(t, "3", got[0].Details["key_prefixes"])
+	assert.Equal(t, "30", got[0].Details["count"])
+	assert.Equal(t, "30 requests were refused with 401 (unauthorized) in the last 15m0s (alert at 20; 0 at the previous check) with keys LakiConnect does not know, for merchant mm_AAAAAAAAAAAAAAAA in production, from 3 key prefix(es) (most: lk_live_Ab12, 10 times). Someone may be guessing keys, or a client has a mistyped key.", got[0].Reason)
+}
+
+func TestRetiredKeyAlertNamesSecretAndNumbers(t *testing.T) {
+	r := newRig(t)
+	r.src.refuse("key_old", "lk_live_oldk", 401, 12)
+	r.clk.Advance(time.Minute)
+	require.NoError(t, r.w.Poll(context.Background()))
+	got := r.alerts(ReasonUnauthorizedRetired)
+	require.Len(t, got, 1)
+	assert.Equal(t, "prod/checkout", got[0].Secret)
+	assert.Equal(t, "12 requests were refused with 401 (unauthorized) in the last 15m0s (alert at 10; 0 at the previous check) with key key_old, the retired (previous) key of prod/checkout. A consumer still uses the old credential, or the old key leaked and is being tried.", got[0].Reason)
+	assert.NotContains(t, got[0].Reason, "new")
 }
 
 func TestPollErrorNamesTarget(t *testing.T) {

@@ -66,7 +66,7 @@ func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	}
 	var alerts []events.Event
 	for _, e := range rec.Events() {
-		if e.Reason == authwatch.ReasonUnauthorizedRetired {
+		if e.Details["reason"] == authwatch.ReasonUnauthorizedRetired {
 			alerts = append(alerts, e)
 		}
 	}

@@ -7,9 +7,11 @@ locals {
     "forbidden_on_current_key",
     "forbidden_on_retired_key",
     "forbidden_on_unmanaged_key",
+    "forbidden_unattributed",
     "unauthorized_on_current_key",
     "unauthorized_on_retired_key",
     "unauthorized_on_unmanaged_key",
+    "unauthorized_unattributed",
   ]
 
   # One namespace per environment: the two rotators' metrics never mix.
@@ -29,9 +31,10 @@ locals {
       value   = "1"
     }
     # 401/403 trouble is reported as step=alert lines only: the daemon's own
-    # 401/403 watch (codes of policies/authwatch, in `reason`) and
-    # LakiConnect's security.auth_failure_spike (in `reason_code`). Matching
-    # both fields keeps the alarm right whichever field a code lands in.
+    # 401/403 watch (codes of policies/authwatch) and LakiConnect's
+    # security.auth_failure_spike, both in `reason_code` (`reason` holds
+    # words for people). Matching both fields keeps the alarm right
+    # whichever field a code lands in.
     auth_alerts_by_code = {
       metric  = "AuthFailures"
       pattern = "{ ($.step = \"alert\") && (${join(" || ", [for c in local.auth_reason_codes : "($.reason_code = \"${c}\")"])}) }"

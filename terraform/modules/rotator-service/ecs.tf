@@ -56,9 +56,10 @@ resource "aws_ecs_task_definition" "daemon" {
         { name = "LAKIROTATOR_CONFIG", value = var.config_yaml },
         { name = "AWS_REGION", value = local.region },
       ]
-      portMappings = [
-        { containerPort = var.http_port, protocol = "tcp" },
-      ]
+      portMappings = concat(
+        [{ containerPort = var.http_port, protocol = "tcp" }],
+        var.metrics_port == null ? [] : [{ containerPort = var.metrics_port, protocol = "tcp" }],
+      )
       mountPoints = var.audit_dir == null ? [] : [
         { sourceVolume = "audit", containerPath = var.audit_dir, readOnly = false },
       ]

@@ -29,6 +29,19 @@ resource "aws_vpc_security_group_ingress_rule" "task_http" {
   cidr_ipv4         = each.value
 }
 
+# With config http.metrics.listen, /metrics has its own port, open only to
+# the scrapers.
+resource "aws_vpc_security_group_ingress_rule" "task_metrics" {
+  for_each = var.metrics_port == null ? toset([]) : toset(var.metrics_allowed_cidr_blocks)
+
+  security_group_id = aws_security_group.task.id
+  description       = "Daemon metrics listener from the Prometheus scrapers"
+  ip_protocol       = "tcp"
+  from_port         = var.metrics_port
+  to_port           = var.metrics_port
+  cidr_ipv4         = each.value
+}
+
 resource "aws_security_group" "endpoint" {
   count = var.create_secretsmanager_endpoint ? 1 : 0
 

@@ -111,6 +111,28 @@ variable "http_allowed_cidr_blocks" {
   }
 }
 
+variable "metrics_port" {
+  type        = number
+  description = "TCP port of the daemon's own metrics listener (config http.metrics.listen), when /metrics is kept off the API's port; null when metrics share http_port. The rendered config must listen on the same port."
+  default     = null
+
+  validation {
+    condition     = var.metrics_port == null ? true : (var.metrics_port > 1024 && var.metrics_port < 65536)
+    error_message = "The metrics_port must be between 1025 and 65535 (the daemon does not run as root)."
+  }
+}
+
+variable "metrics_allowed_cidr_blocks" {
+  type        = list(string)
+  description = "IPv4 CIDR blocks inside the VPC (the Prometheus scrapers) that may reach metrics_port; used only when metrics_port is set."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.metrics_allowed_cidr_blocks : can(cidrhost(c, 0)) && !endswith(c, "/0")])
+    error_message = "Every metrics_allowed_cidr_blocks entry must be an IPv4 CIDR block narrower than /0."
+  }
+}
+
 variable "public_receiver" {
   type = object({
     certificate_arn     = string

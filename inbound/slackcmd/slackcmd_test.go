@@ -1,12 +1,14 @@
-package slack
+package slackcmd
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,8 +22,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 var signingSecret = secret.New("slack-signing-SECRET-0c0ffee0c0ffee")
@@ -39,26 +43,46 @@ func signedRequest(t *testing.T, key secret.Value, at time.Time, user, text stri
 	return r
 }
 
+// paths records what the handler asked of the daemon; it refuses unknown
+// secrets as the daemon does.
+type paths struct {
+	mu  sync.Mutex
+	got []trigger.Request
+}
+
+func (p *paths) Trigger(_ context.Context, req trigger.Request) (trigger.Status, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if req.Secret == "prod/zzz" {
+		return trigger.Status{}, trigger.Refusef("no managed secret is named %q", req.Secret)
+	}
+	p.got = append(p.got, req)
+	return trigger.Status{ID: fmt.Sprintf("trg_%d", len(p.got)), Total: 1, State: trigger.StateQueued}, nil
+}
+
+func (p *paths) TriggerStatus(string) (trigger.Status, bool) { return trigger.Status{}, false }
+
+func (p *paths) requests() []trigger.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]trigger.Request(nil), p.got...)
+}
+
 type slashFixture struct {
-	h     *SlashCommandHandler
+	h     *Handler
 	clock *clock.Fake
 	audit *events.Recorder
-	mu    sync.Mutex
-	got   []TriggerRequest
+	paths *paths
+	refs  *inbound.Refusals
 }
 
 func newSlash(t *testing.T) *slashFixture {
 	// slack-go also checks the timestamp against the system clock, so the
 	// fake starts at the real time and only moves from there.
-	f := &slashFixture{clock: clock.NewFake(time.Now().Truncate(time.Second)), audit: &events.Recorder{}}
-	f.h = &SlashCommandHandler{
-		SigningSecret: signingSecret, AllowedUsers: []string{"U0SECTEAM"}, Clock: f.clock, Audit: f.audit,
-		Trigger: func(_ context.Context, req TriggerRequest) error {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.got = append(f.got, req)
-			return nil
-		},
+	f := &slashFixture{clock: clock.NewFake(time.Now().Truncate(time.Second)), audit: &events.Recorder{}, paths: &paths{}}
+	f.refs = inbound.NewRefusals(inbound.RefusalsOptions{Events: f.audit, Clock: f.clock})
+	f.h = &Handler{
+		SigningSecret: signingSecret, AllowedUsers: []string{"U0SECTEAM"}, Clock: f.clock, Refusals: f.refs, Triggers: f.paths,
 	}
 	return f
 }
@@ -66,7 +90,6 @@ func newSlash(t *testing.T) *slashFixture {
 func (f *slashFixture) serve(r *http.Request) (*httptest.ResponseRecorder, string) {
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
-	f.h.Wait()
 	var msg struct {
 		ResponseType string `json:"response_type"`
 		Text         string `json:"text"`
@@ -81,36 +104,51 @@ func TestSlashCommandAcceptsSignedAllowedUser(t *testing.T) {
 	f := newSlash(t)
 	w, answer := f.serve(signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/payments-api compromise key pasted in #general"))
 	assert.Equal(t, http.StatusOK, w.Code)
-	assert.True(t, strings.HasPrefix(answer, "ephemeral: Accepted: compromise rotation of `prod/payments-api`"), answer)
+	assert.True(t, strings.HasPrefix(answer, "ephemeral: Accepted: compromise rotation of `prod/payments-api`, 1 secret(s) (trigger `trg_1`)"), answer)
 
-	require.Len(t, f.got, 1)
-	req := f.got[0]
+	got := f.paths.requests()
+	require.Len(t, got, 1)
+	req := got[0]
 	assert.Equal(t, "prod/payments-api", req.Secret)
 	assert.Equal(t, events.CauseCompromise, req.Cause)
 	assert.Equal(t, "key pasted in #general", req.Reason)
-	assert.Equal(t, "U0SECTEAM", req.Actor)
+	assert.Equal(t, "U0SECTEAM", req.Actor, "the actor is the verified Slack user id")
+	assert.Empty(t, req.OnBehalfOf)
 	assert.Equal(t, events.SourceSlack, req.Source)
-	assert.True(t, strings.HasPrefix(req.TriggerID, "slack-"))
-
-	evs := f.audit.Events()
-	require.Len(t, evs, 1)
-	assert.Equal(t, events.StepTrigger, evs[0].Step)
-	assert.Equal(t, events.OutcomeSucceeded, evs[0].Outcome)
-	assert.Equal(t, "U0SECTEAM", evs[0].Actor)
-	assert.Equal(t, events.SourceSlack, evs[0].Source)
-	assert.Equal(t, req.TriggerID, evs[0].TriggerID)
-	assert.Equal(t, events.SeverityCritical, evs[0].Severity)
+	assert.Empty(t, f.audit.Events(), "the door records no trigger outcome: the daemon does")
 }
 
 func TestSlashCommandOwner(t *testing.T) {
 	f := newSlash(t)
 	w, _ := f.serve(signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "--owner bob left the company"))
 	assert.Equal(t, http.StatusOK, w.Code)
-	require.Len(t, f.got, 1)
-	assert.Equal(t, "bob", f.got[0].Owner)
-	assert.Empty(t, f.got[0].Secret)
-	assert.Equal(t, events.CausePersonnel, f.got[0].Cause)
-	assert.Equal(t, "bob", f.audit.Events()[0].Details["owner"])
+	got := f.paths.requests()
+	require.Len(t, got, 1)
+	assert.Equal(t, "bob", got[0].Owner)
+	assert.Empty(t, got[0].Secret)
+	assert.Equal(t, events.CausePersonnel, got[0].Cause)
+}
+
+// A captured signed request sent again within Slack's window is acted on
+// once; the copies are refused and counted.
+func TestSlashCommandReplayIsActedOnOnce(t *testing.T) {
+	f := newSlash(t)
+	captured := signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/payments-api compromise key pasted")
+	body, _ := io.ReadAll(captured.Body)
+	var codes []int
+	for i := 0; i < 3; i++ {
+		r := httptest.NewRequest(http.MethodPost, "/slack/rotate", bytes.NewReader(body))
+		r.Header = captured.Header.Clone()
+		w, _ := f.serve(r)
+		codes = append(codes, w.Code)
+		f.clock.Advance(time.Minute)
+	}
+	assert.Equal(t, []int{200, 401, 401}, codes)
+	assert.Len(t, f.paths.requests(), 1, "one compromise trigger from one signed request")
+	f.refs.Flush(context.Background())
+	refused := f.audit.Events()
+	require.NotEmpty(t, refused)
+	assert.Equal(t, "replayed", refused[0].Details["reason"])
 }
 
 func TestSlashCommandRefusals(t *testing.T) {
@@ -118,46 +156,45 @@ func TestSlashCommandRefusals(t *testing.T) {
 		name   string
 		req    func(f *slashFixture) *http.Request
 		status int
-		step   events.Step
-		reason string
+		code   string
 		actor  string
 	}{
 		{"bad signature", func(f *slashFixture) *http.Request {
 			return signedRequest(t, secret.New("not-the-signing-secret"), f.clock.Now(), "U0SECTEAM", "prod/a manual why")
-		}, http.StatusUnauthorized, events.StepAuth, "bad signature", ""},
+		}, http.StatusUnauthorized, "bad_signature", ""},
 		{"body changed after signing", func(f *slashFixture) *http.Request {
 			r := signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/a manual why")
 			r2 := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(url.Values{"user_id": {"U0SECTEAM"}, "text": {"prod/b manual why"}}.Encode()))
 			r2.Header = r.Header
 			return r2
-		}, http.StatusUnauthorized, events.StepAuth, "bad signature", ""},
+		}, http.StatusUnauthorized, "bad_signature", ""},
 		{"stale timestamp", func(f *slashFixture) *http.Request {
 			r := signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/a manual why")
 			f.clock.Advance(5*time.Minute + time.Second)
 			return r
-		}, http.StatusUnauthorized, events.StepAuth, "stale timestamp: 5m1s from now", ""},
+		}, http.StatusUnauthorized, "stale_timestamp", ""},
 		{"missing headers", func(f *slashFixture) *http.Request {
 			return httptest.NewRequest(http.MethodPost, "/", strings.NewReader("user_id=U0SECTEAM&text=prod/a"))
-		}, http.StatusUnauthorized, events.StepAuth, "missing or malformed X-Slack-Request-Timestamp", ""},
+		}, http.StatusUnauthorized, "bad_timestamp", ""},
 		{"unlisted user", func(f *slashFixture) *http.Request {
 			return signedRequest(t, signingSecret, f.clock.Now(), "U0MALLORY", "prod/a manual why")
-		}, http.StatusForbidden, events.StepTrigger, "slack user not allowed to rotate", "U0MALLORY"},
+		}, http.StatusForbidden, "user_not_allowed", "U0MALLORY"},
 		{"no reason", func(f *slashFixture) *http.Request {
 			return signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/a compromise")
-		}, http.StatusOK, events.StepTrigger, "bad syntax: a reason is required", "U0SECTEAM"},
+		}, http.StatusOK, "bad_syntax", "U0SECTEAM"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newSlash(t)
 			w, answer := f.serve(tc.req(f))
 			assert.Equal(t, tc.status, w.Code, answer)
-			assert.Empty(t, f.got, "no rotation on a refused request")
+			assert.Empty(t, f.paths.requests(), "no rotation on a refused request")
 			evs := f.audit.Events()
 			require.Len(t, evs, 1, "every refusal is audited")
-			assert.Equal(t, tc.step, evs[0].Step)
+			assert.Equal(t, events.StepAuth, evs[0].Step)
 			assert.Equal(t, events.OutcomeRefused, evs[0].Outcome)
 			assert.Equal(t, events.SourceSlack, evs[0].Source)
-			assert.Equal(t, tc.reason, evs[0].Reason)
+			assert.Equal(t, tc.code, evs[0].Details["reason"])
 			assert.Equal(t, tc.actor, evs[0].Actor, "only a verified user id is recorded as the actor")
 			if tc.status == http.StatusOK {
 				assert.Contains(t, answer, "ephemeral: ")
@@ -171,17 +208,17 @@ func TestSlashCommandRefusals(t *testing.T) {
 func TestParseRotateCommand(t *testing.T) {
 	tests := []struct {
 		text string
-		want TriggerRequest
+		want Command
 		err  string
 	}{
-		{"prod/a rotate it please", TriggerRequest{Secret: "prod/a", Cause: events.CauseManual, Reason: "rotate it please"}, ""},
-		{"prod/a PERSONNEL  alice left", TriggerRequest{Secret: "prod/a", Cause: events.CausePersonnel, Reason: "alice left"}, ""},
-		{"--owner team-payments compromise laptop stolen", TriggerRequest{Owner: "team-payments", Cause: events.CauseCompromise, Reason: "laptop stolen"}, ""},
-		{"", TriggerRequest{}, "no secret given"},
-		{"--owner", TriggerRequest{}, "--owner needs a person or team"},
-		{"prod/a scheduled because", TriggerRequest{}, `cause "scheduled" is for the scheduler`},
-		{"--force prod/a x", TriggerRequest{}, `unknown option "--force"`},
-		{"prod/a", TriggerRequest{}, "a reason is required"},
+		{"prod/a rotate it please", Command{Secret: "prod/a", Cause: events.CauseManual, Reason: "rotate it please"}, ""},
+		{"prod/a PERSONNEL  alice left", Command{Secret: "prod/a", Cause: events.CausePersonnel, Reason: "alice left"}, ""},
+		{"--owner team-payments compromise laptop stolen", Command{Owner: "team-payments", Cause: events.CauseCompromise, Reason: "laptop stolen"}, ""},
+		{"", Command{}, "no secret given"},
+		{"--owner", Command{}, "--owner needs a person or team"},
+		{"prod/a scheduled because", Command{}, `cause "scheduled" is for the scheduler`},
+		{"--force prod/a x", Command{}, `unknown option "--force"`},
+		{"prod/a", Command{}, "a reason is required"},
 	}
 	for _, tc := range tests {
 		got, err := ParseRotateCommand(tc.text)
@@ -194,14 +231,9 @@ func TestParseRotateCommand(t *testing.T) {
 	}
 }
 
-func TestSlashTriggerFailureIsAudited(t *testing.T) {
+func TestSlashRefusedByTheDaemonSaysWhy(t *testing.T) {
 	f := newSlash(t)
-	f.h.Trigger = func(context.Context, TriggerRequest) error { return fmt.Errorf("unknown secret prod/zzz") }
-	w, _ := f.serve(signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/zzz manual test"))
-	assert.Equal(t, http.StatusOK, w.Code, "Slack gets its answer before the rotation runs")
-	evs := f.audit.Events()
-	require.Len(t, evs, 2)
-	assert.Equal(t, events.OutcomeFailed, evs[1].Outcome)
-	assert.Equal(t, "unknown secret prod/zzz", evs[1].Error)
-	assert.Equal(t, evs[0].TriggerID, evs[1].TriggerID)
+	w, answer := f.serve(signedRequest(t, signingSecret, f.clock.Now(), "U0SECTEAM", "prod/zzz manual test"))
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, `ephemeral: Refused: no managed secret is named "prod/zzz"`, answer, "Slack hears the daemon's answer, not an early 'Accepted'")
 }
