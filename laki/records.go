@@ -82,6 +82,10 @@ type AuthFailureCount struct {
 type APIKeyWithSecret struct {
 	APIKey
 	Secret secret.Value `json:"secret"`
+	// Replayed is true when LakiConnect answered with the Idempotent-Replayed
+	// header: the key was made by an earlier request with the same
+	// idempotency key (another replica's, or this process's before a crash).
+	Replayed bool `json:"-"`
 }
 
 // WebhookSecretWithValue is the create response for a signing secret.
@@ -89,6 +93,8 @@ type WebhookSecretWithValue struct {
 	WebhookSecretInfo
 	EndpointID string       `json:"endpoint_id"`
 	Secret     secret.Value `json:"secret"`
+	// Replayed: as APIKeyWithSecret's.
+	Replayed bool `json:"-"`
 }
 
 // TestSignature is the answer of POST /webhook_endpoints/{id}/test_signature.

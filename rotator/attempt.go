@@ -82,6 +82,10 @@ type made struct {
 	stored    bool         // its AWSPENDING version was written
 	created   events.Event // the "created" event, sent once
 	announced bool
+	// replayed: LakiConnect answered the create as a replay, so an earlier
+	// request made the credential (another replica's, or this process's
+	// before a crash); settled: the wait that follows was done.
+	replayed, settled bool
 }
 
 // attempt is one pass over the lifecycle from wherever the store says the
@@ -252,14 +256,22 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			fresh = (*m).c // created by an earlier pass of this attempt
 		} else {
 			var ev events.Event
-			fresh, ev, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
+			var replayed bool
+			fresh, ev, replayed, err = e.create(ctx, iss, job, vid, createAttemptOf(info, vid), oldOf)
 			if err != nil {
 				return res, err
 			}
-			*m = &made{vid: vid, c: fresh, created: ev}
+			*m = &made{vid: vid, c: fresh, created: ev, replayed: replayed}
 		}
 		if err := e.hook(name, AfterCreate); err != nil {
 			return res, err
+		}
+		if mm := *m; mm.replayed && !mm.settled {
+			// Not this process's create: another writer may own the version.
+			mm.settled = true
+			if err := e.settle(ctx, job, vid); err != nil {
+				return res, err
+			}
 		}
 		// The listing may be stale (another replica, another trigger): look
 		// right before writing. The read of the old credential, made now,
@@ -399,6 +411,38 @@ func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (
 	}
 	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Cause.ID)
 	return info, nil
+}
+
+// settle is what a rotation whose create was replayed does before its put.
+// LakiConnect's idempotency elects one owner per create: only the first
+// request gets the first answer, every later one a replay. The owner puts
+// at once. A replica that got the replay must not: its put could still be on
+// the wire when the owner promotes the version, and a put of an existing
+// version strips AWSCURRENT on moto (a no-op on AWS). No check before the
+// put closes that window, so the replayed one waits a settle time longer than
+// one put can take, then looks: a version that exists (pending or current)
+// is the owner's, and the pass resumes it without any put (errStale: the
+// attempt describes again); a version still absent has no live owner (it
+// crashed before its put, or it was this process), and this one adopts the
+// credential with the put.
+func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
+	name := job.Secret.Name
+	e.log.Info("the create was a replay; waiting for its owner's put before writing", "secret", name, "version", vid, "wait", e.cfg.ReplaySettle)
+	select {
+	case <-ctx.Done():
+		return stepErr(name, "settle", ctx.Err())
+	case <-stopOf(ctx):
+		return stepErr(name, "settle", ErrClosed)
+	case <-e.clk.After(e.cfg.ReplaySettle):
+	}
+	d, err := e.store.Describe(ctx, name)
+	if err != nil {
+		return stepErr(name, "describe", err)
+	}
+	if _, ok := d.Version(vid); ok {
+		return errStale
+	}
+	return nil
 }
 
 // hasNextVersion reports whether the cause has a version attempt after vid.

@@ -50,7 +50,10 @@ func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if tags := h.store.tags(ms.Name); tags[rotator.TagFailedAttempts] != "" {
 					t.Fatalf("a crash recorded a failure: %v", tags)
 				}
-				res, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), c)
+				// A crash after the create: the restart's create is a replay,
+				// which waits its settle time before it adopts the key.
+				var res rotator.Result
+				h.settling(func() { res, err = h.engine(nil).Rotate(ctx, ms, basePolicy(), c) })
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
@@ -115,7 +118,7 @@ func TestTwoEnginesSameSlotConverge(t *testing.T) {
 			}()
 		}
 	}
-	wg.Wait()
+	h.settling(wg.Wait) // the replica whose create was replayed waits, then follows
 	close(errs)
 	for err := range errs {
 		t.Errorf("replica error: %v", err)

@@ -68,8 +68,21 @@ type Config struct {
 	// create and its put, retries and backoff included; see the config's
 	// sweep.safety_margin).
 	OrphanMargin time.Duration
+	// ReplaySettle is how long a rotation whose create LakiConnect answered
+	// as a replay waits before it may put the version itself (default 5s).
+	// The first requester of a create owns it and puts at once; a replica
+	// that got the replay waits for that put to land, then follows it
+	// without a put of its own. It must be longer than one PutSecretValue
+	// can take on a slow link (SDK retries included), since a put still in
+	// flight when the other replica promotes strips AWSCURRENT on moto. It
+	// only costs time on replays: a race, or a restart after a crash between
+	// create and put.
+	ReplaySettle time.Duration
 	Hooks        Hooks
 }
+
+// DefaultReplaySettle is Config.ReplaySettle's default.
+const DefaultReplaySettle = 5 * time.Second
 
 // Engine runs rotations. Safe for concurrent use; Close stops its workers.
 type Engine struct {
@@ -119,6 +132,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.OrphanMargin <= 0 {
 		cfg.OrphanMargin = time.Hour
+	}
+	if cfg.ReplaySettle <= 0 {
+		cfg.ReplaySettle = DefaultReplaySettle
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.Store, clk: cfg.Clock, sink: cfg.Events, log: cfg.Logger,

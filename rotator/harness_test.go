@@ -225,3 +225,26 @@ func (h *harness) eventsFor(name string, step events.Step, outcome events.Outcom
 	}
 	return out
 }
+
+// settling runs fn while time passes for it as it would for a daemon: each
+// time a wait of fn's is pending on the fake clock (the settle time after a
+// replayed create, a backoff), the clock moves on by DefaultReplaySettle.
+func (h *harness) settling(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			if h.fx.Clock.Waiters() > 0 {
+				h.fx.Clock.Advance(rotator.DefaultReplaySettle)
+			}
+		}
+	}
+}

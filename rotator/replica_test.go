@@ -80,7 +80,11 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 						return nil
 					})
 					before := b.counter.Snapshot()
-					res, err := late.RotateJob(ctx, j)
+					var res rotator.Result
+					var err error
+					// Held after its create, the late replica owns the create:
+					// the early one's is a replay and waits its settle time.
+					b.h.settling(func() { res, err = late.RotateJob(ctx, j) })
 					if err != nil {
 						t.Fatalf("round %d: late replica failed: %v", round+1, err)
 					}
@@ -221,7 +225,9 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 						return nil
 					}
 				})
-				if _, err := late.RotateJob(ctx, job); err != nil {
+				var lerr error
+				h.settling(func() { _, lerr = late.RotateJob(ctx, job) })
+				if err := lerr; err != nil {
 					t.Fatalf("round %d: late replica failed: %v", round+1, err)
 				}
 				if step == rotator.AfterCreate && store.puts.Load() != 0 {

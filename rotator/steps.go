@@ -25,19 +25,17 @@ import (
 // restart or a replica starts there too.
 // On success it returns the "created" event unsent: the caller sends it
 // once it knows the old credential (read right before the put).
-func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, attempt int, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, events.Event, error) {
+func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, attempt int, oldOf func() (*secretstore.Credential, error)) (c secretstore.Credential, ev events.Event, replayed bool, err error) {
 	ms := job.Secret
-	ev := e.baseEvent(job)
+	ev = e.baseEvent(job)
 	ev.VersionID = vid
 	start := e.clk.Now()
-	var c secretstore.Credential
-	var err error
 	for n := attempt; n <= maxCreateAttempts; n++ {
 		idem := IdempotencyKey(ms.Name, vid, "create-attempt-"+strconv.Itoa(n))
 		if ms.Kind == inventory.KindWebhookSecret {
-			c, err = e.createWebhookSecret(ctx, iss, job, vid, idem, oldOf)
+			c, replayed, err = e.createWebhookSecret(ctx, iss, job, vid, idem, oldOf)
 		} else {
-			c, err = e.createAPIKey(ctx, iss, job, vid, idem)
+			c, replayed, err = e.createAPIKey(ctx, iss, job, vid, idem)
 		}
 		deadEnd := errors.Is(err, laki.ErrConflict) || errors.Is(err, laki.ErrIdempotencyKeyReused)
 		if !deadEnd || n == maxCreateAttempts {
@@ -53,11 +51,11 @@ func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, at
 	if err != nil {
 		err = stepErr(ms.Name, "create", err)
 		e.emit(ctx, ev, events.StepCreate, events.OutcomeFailed, err)
-		return c, ev, err
+		return c, ev, false, err
 	}
 	ev.KeyID = credID(c)
 	ev.KeyLast4 = c.Secret.Last4()
-	return c, ev, nil
+	return c, ev, replayed, nil
 }
 
 // metaName is the secret's name as metadata (at most 500 characters).
@@ -69,7 +67,7 @@ func metaName(name string) string {
 	return "sha256:" + hex.EncodeToString(h[:])
 }
 
-func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, idem string) (secretstore.Credential, error) {
+func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, idem string) (secretstore.Credential, bool, error) {
 	ms := job.Secret
 	displayName := "lakirotator " + vid[:8] + " " + ms.Name
 	if len(displayName) > 100 {
@@ -90,16 +88,16 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 	}
 	k, err := iss.CreateAPIKey(ctx, idem, req)
 	if err != nil {
-		return secretstore.Credential{}, err
+		return secretstore.Credential{}, false, err
 	}
 	if k.Environment != ms.Environment || k.MasterMerchantID != ms.MasterMerchantID {
-		return secretstore.Credential{}, permanent(ms.Name, "create", "LakiConnect made key %s for %s %s, but the secret is declared for %s %s",
+		return secretstore.Credential{}, false, permanent(ms.Name, "create", "LakiConnect made key %s for %s %s, but the secret is declared for %s %s",
 			k.ID, k.Environment, k.MasterMerchantID, ms.Environment, ms.MasterMerchantID)
 	}
 	return secretstore.Credential{
 		Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: k.MasterMerchantID,
 		KeyID: k.ID, Secret: k.Secret, Scopes: laki.ScopeNames(k.Scopes), CreatedAt: k.CreatedAt,
-	}, nil
+	}, k.Replayed, nil
 }
 
 // createWebhookSecret adds the second signing secret. An endpoint that
@@ -108,29 +106,29 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 // in its grace, or the new secret of a rotation killed before its put). The
 // stale one is ended now, with a warning, so that the endpoint can always
 // rotate; the 409 itself is then a dead end that create moves past.
-func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid, idem string, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, error) {
+func (e *Engine) createWebhookSecret(ctx context.Context, iss Issuer, job Job, vid, idem string, oldOf func() (*secretstore.Credential, error)) (secretstore.Credential, bool, error) {
 	ms := job.Secret
 	ws, err := iss.CreateWebhookSecret(ctx, idem, ms.EndpointID)
 	if errors.Is(err, laki.ErrTooManySecrets) {
 		old, oerr := oldOf()
 		if oerr != nil {
-			return secretstore.Credential{}, oerr
+			return secretstore.Credential{}, false, oerr
 		}
 		if cerr := e.clearStaleWebhookSecrets(ctx, iss, job, vid, old); cerr != nil {
-			return secretstore.Credential{}, cerr
+			return secretstore.Credential{}, false, cerr
 		}
-		return secretstore.Credential{}, err
+		return secretstore.Credential{}, false, err
 	}
 	if err != nil {
-		return secretstore.Credential{}, err
+		return secretstore.Credential{}, false, err
 	}
 	if ws.EndpointID != "" && ws.EndpointID != ms.EndpointID {
-		return secretstore.Credential{}, permanent(ms.Name, "create", "LakiConnect made secret %s for endpoint %s, not %s", ws.ID, ws.EndpointID, ms.EndpointID)
+		return secretstore.Credential{}, false, permanent(ms.Name, "create", "LakiConnect made secret %s for endpoint %s, not %s", ws.ID, ws.EndpointID, ms.EndpointID)
 	}
 	return secretstore.Credential{
 		Type: secretstore.TypeWebhookSecret, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
 		EndpointID: ms.EndpointID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt,
-	}, nil
+	}, ws.Replayed, nil
 }
 
 // clearStaleWebhookSecrets ends every live secret of the endpoint but the

@@ -130,7 +130,9 @@ func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if _, err := h.engineOn(vaultStore(t, srv), crashAt(step)).Rotate(ctx, ms, basePolicy(), c); !errors.Is(err, rotator.ErrAborted) {
 					t.Fatalf("first engine: err = %v, want the crash", err)
 				}
-				res, err := h.engineOn(h.vs, nil).Rotate(ctx, ms, basePolicy(), c)
+				var res rotator.Result
+				var err error
+				h.settling(func() { res, err = h.engineOn(h.vs, nil).Rotate(ctx, ms, basePolicy(), c) })
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
@@ -191,7 +193,7 @@ func TestVaultTwoEnginesSameSlotConverge(t *testing.T) {
 			}()
 		}
 	}
-	wg.Wait()
+	h.settling(wg.Wait) // the replica whose create was replayed waits, then follows
 	close(errs)
 	for err := range errs {
 		t.Errorf("replica error: %v", err)

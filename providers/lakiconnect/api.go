@@ -40,7 +40,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, idempotencyKey string, req Cr
 	}
 	err := c.do(ctx, call{
 		method: http.MethodPost, route: "/api_keys", path: "/api_keys",
-		body: req, idemKey: idempotencyKey,
+		body: req, idemKey: idempotencyKey, replayed: &out.Replayed,
 	}, &out)
 	return out, err
 }
@@ -146,7 +146,7 @@ func (c *Client) CreateWebhookSecret(ctx context.Context, idempotencyKey, endpoi
 	err := c.do(ctx, call{
 		method: http.MethodPost, route: "/webhook_endpoints/{endpoint_id}/secrets",
 		path:    "/webhook_endpoints/" + url.PathEscape(endpointID) + "/secrets",
-		idemKey: idempotencyKey,
+		idemKey: idempotencyKey, replayed: &out.Replayed,
 	}, &out)
 	return out, err
 }

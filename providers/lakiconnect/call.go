@@ -29,6 +29,9 @@ type call struct {
 	body   any // nil: no body
 	// idemKey is the Idempotency-Key; empty means none (and then a POST is never retried).
 	idemKey string
+	// replayed, when set, receives whether the successful answer carried
+	// Idempotent-Replayed: true.
+	replayed *bool
 }
 
 func (c *call) retryable() bool {
@@ -220,6 +223,9 @@ func (c *Client) attempt(ctx context.Context, cl call, key secret.Value, payload
 	}
 	if status < 200 || status > 299 {
 		return decodeAPIError(resp, raw)
+	}
+	if cl.replayed != nil {
+		*cl.replayed = replayed
 	}
 	if out == nil {
 		return nil

@@ -283,6 +283,11 @@ func TestSimIdempotency(t *testing.T) {
 	if again.ID != first.ID || !again.Secret.Equal(first.Secret) {
 		t.Fatalf("replay gave key %s, first %s (or another secret)", again.ID, first.ID)
 	}
+	// Only the first create owns the key: the engine tells an owner from a
+	// replica (or its own restart) by this.
+	if first.Replayed || !again.Replayed {
+		t.Fatalf("Replayed: first %v, again %v; want false, true", first.Replayed, again.Replayed)
+	}
 	if n := len(h.fx.Sim.Keys(lc.Sandbox, h.fx.MerchantID)); n != 2 {
 		t.Fatalf("%d keys after a replayed create, want 2", n)
 	}
@@ -402,6 +407,29 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 			t.Fatalf("%+v: %d pages, want %d", tc.opts, n, tc.wantPages)
 		}
 	}
+}
+
+// A replayed webhook secret create says so, as a replayed key create does.
+func TestSimWebhookSecretCreateReportsReplay(t *testing.T) {
+	h := startSim(t)
+	ctx := context.Background()
+	ep, _, err := h.fx.Sim.AddWebhookEndpoint(lc.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt := h.sandbox(t)
+	first, err := mgmt.CreateWebhookSecret(ctx, "rotate-wh-v1-create", ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := mgmt.CreateWebhookSecret(ctx, "rotate-wh-v1-create", ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || first.Replayed || !again.Replayed {
+		t.Fatalf("secrets %s, %s; Replayed %v, %v; want one secret, false then true", first.ID, again.ID, first.Replayed, again.Replayed)
+	}
+	h.assertNoSecrets(t, first.Secret)
 }
 
 func TestSimWebhookSecrets(t *testing.T) {
