@@ -118,6 +118,11 @@ func intentFrom(tags map[string]string) (intent, bool) {
 // still not done has long been escalated.
 const intentHorizon = 8 * 24 * time.Hour
 
+// concurrentAsk is how far apart two asks of one kind for one secret may
+// arrive and still be the same ask (one trigger delivered to several
+// replicas): the later one is answered by the rotation the first made.
+const concurrentAsk = 10 * time.Second
+
 // openIntent is the intent kept on the secret that has not been carried out.
 func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	in, ok := intentFrom(e.Stored.Tags)
@@ -252,7 +257,15 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) f
 			return rotator.Joined{}, false
 		}
 		if v, there := info.Version(rotator.VersionOf(ms, info, in.Cause.ID)); there && !v.Has(secretstore.StagePending) {
-			return rotator.Joined{}, false // written and settled
+			// Written and settled. The same ask made of another replica at
+			// the same moment (a trigger sent to every replica) is answered
+			// by that rotation: its credential was made after both asks
+			// arrived. A compromise never is: the exposed key may be the
+			// very one that rotation made.
+			if own.Kind != events.CauseCompromise && in.Cause.Kind == own.Kind && (own.At.Sub(in.Cause.At)).Abs() <= concurrentAsk {
+				return rotator.Joined{Cause: in.Cause}, true
+			}
+			return rotator.Joined{}, false
 		}
 		follow := in.Writer != "" && in.Writer != d.instance
 		if in.Cause.ID == own.ID {
