@@ -26,8 +26,8 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/schedule"
@@ -36,7 +36,7 @@ import (
 // Env is one environment's store and engine (sandbox and production usually
 // live in separate AWS accounts, so each has its own).
 type Env struct {
-	Name   lakiconnect.Environment
+	Name   laki.Environment
 	Store  secretstore.Store
 	Engine *rotator.Engine
 	// Issuers reaches LakiConnect with the management key of a merchant.
@@ -48,7 +48,7 @@ type PolicySource interface {
 	Get(name string) (policies.Policy, bool)
 	// ForEnvironment is the policy as it applies in one environment: a
 	// management key's scopes narrowed to what rotation needs there.
-	ForEnvironment(name string, env lakiconnect.Environment) (policies.Policy, bool)
+	ForEnvironment(name string, env laki.Environment) (policies.Policy, bool)
 	Names() []string
 }
 
@@ -56,7 +56,7 @@ type PolicySource interface {
 type Parts struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
-	Envs     map[lakiconnect.Environment]*Env
+	Envs     map[laki.Environment]*Env
 	Catalog  *inventory.Catalog
 	Policies PolicySource
 	Bus      *events.Bus
@@ -77,7 +77,7 @@ type Parts struct {
 type Daemon struct {
 	clock                     clock.Clock
 	log                       *slog.Logger
-	envs                      map[lakiconnect.Environment]*Env
+	envs                      map[laki.Environment]*Env
 	catalog                   *inventory.Catalog
 	policies                  PolicySource
 	bus                       *events.Bus
@@ -320,7 +320,7 @@ func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, er
 // asks LakiConnect for more scopes than the policy allows.
 func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 	return rotator.RotationPolicy{
-		Scopes: append([]lakiconnect.Scope(nil), p.Scopes...),
+		Scopes: append([]laki.Scope(nil), p.Scopes...),
 		Grace: map[events.Cause]time.Duration{
 			events.CauseScheduled:  p.GraceFor(events.CauseScheduled),
 			events.CauseManual:     p.GraceFor(events.CauseManual),
@@ -338,7 +338,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 // runJobsNow submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
 func (d *Daemon) runJobsNow(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
-	byEnv := map[lakiconnect.Environment][]rotator.Job{}
+	byEnv := map[laki.Environment][]rotator.Job{}
 	for _, j := range jobs {
 		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)
 	}
@@ -410,7 +410,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		}
 		// Old credentials end at most 7 days after promotion; past that and
 		// a day's margin they were confirmed ended by an earlier pass.
-		if since, ok := e.CurrentSince(); ok && now.Sub(since) > lakiconnect.MaxExpireDelay+24*time.Hour {
+		if since, ok := e.CurrentSince(); ok && now.Sub(since) > laki.MaxExpireDelay+24*time.Hour {
 			continue
 		}
 		p, ok := d.policies.Get(e.Managed.Policy)

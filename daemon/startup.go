@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/trigger"
@@ -113,7 +113,7 @@ func (d *Daemon) recentSlots(now time.Time) map[string][]time.Time {
 			continue
 		}
 		var list []time.Time
-		t := now.Add(-lakiconnect.MaxExpireDelay - 24*time.Hour)
+		t := now.Add(-laki.MaxExpireDelay - 24*time.Hour)
 		for range 100000 {
 			n := p.Schedule.Next(t)
 			if n.IsZero() || n.After(now) {
