@@ -270,14 +270,14 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
-	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
+	cause := rotator.Trigger{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
 	d.submitAll(entries, cause)
 }
 
 // submitAll queues rotations in the background, logging what could not be
 // queued. With a lease, scheduled work runs only on the holder, under its
 // holding: losing the lease stops what has not started.
-func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
+func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
 	run := d.goBackground
 	if scheduledCause(cause) && d.lead != nil {
 		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+cause.ID)
@@ -301,7 +301,7 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
 }
 
 // jobFor builds the engine job for an entry under a cause.
-func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, error) {
+func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Trigger) (rotator.Job, error) {
 	p, ok := d.policies.ForEnvironment(e.Managed.Policy, e.Managed.Environment)
 	if !ok {
 		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
@@ -313,7 +313,7 @@ func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, er
 		return rotator.Job{}, fmt.Errorf("secret %q: environment %s is not configured", e.Managed.Name, e.Managed.Environment)
 	}
 	known := e.Stored
-	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Cause: cause, Known: &known}, nil
+	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Trigger: cause, Known: &known}, nil
 }
 
 // RotationPolicy maps a policy onto what the engine needs: the engine never

@@ -182,11 +182,11 @@ func (d *Daemon) rememberLookup(eventID string, entry *inventory.Entry, current 
 // actedOn reports whether the secret shows the event's action done: its
 // rotation written, or its intent marked done.
 func actedOn(e inventory.Entry, id string) bool {
-	return e.Stored.Tags[TagIntentDone] == id || rotator.CauseSettled(e.Managed, e.Stored, id)
+	return e.Stored.Tags[TagIntentDone] == id || rotator.TriggerSettled(e.Managed, e.Stored, id)
 }
 
 func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {
-	return intent{Cause: rotator.Cause{
+	return intent{Cause: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
 		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
 		At: now.UTC().Truncate(time.Second),
@@ -211,7 +211,7 @@ func (d *Daemon) runOldKeyIntent(entry inventory.Entry, in intent, n int) {
 			return
 		}
 		d.log.Error("ending an exposed old key failed; retrying", "secret", entry.Managed.Name, "key_id", in.OldKey, "err", err)
-		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Cause: in.Cause}, err)
+		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Trigger: in.Cause}, err)
 		select {
 		case <-d.quit:
 		default:

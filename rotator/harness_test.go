@@ -32,8 +32,8 @@ func basePolicy() rotator.RotationPolicy {
 	}
 }
 
-func scheduled(slot string) rotator.Cause {
-	return rotator.Cause{Kind: events.CauseScheduled, ID: slot, Source: events.SourceSchedule, Actor: "scheduler"}
+func scheduled(slot string) rotator.Trigger {
+	return rotator.Trigger{Kind: events.CauseScheduled, ID: slot, Source: events.SourceSchedule, Actor: "scheduler"}
 }
 
 // harness is a simulator, an in-memory store and what an engine needs, with

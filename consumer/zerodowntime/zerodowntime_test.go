@@ -198,7 +198,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 
 	start := time.Now()
 	for round := 1; round <= rotations; round++ {
-		cause := rotator.Cause{Kind: events.CauseScheduled, ID: clk.Now().UTC().Format(time.RFC3339), Source: events.SourceSchedule, Actor: "scheduler"}
+		cause := rotator.Trigger{Kind: events.CauseScheduled, ID: clk.Now().UTC().Format(time.RFC3339), Source: events.SourceSchedule, Actor: "scheduler"}
 		var exposed laki.APIKey
 		switch round {
 		case rotations - 1:
@@ -207,7 +207,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 				t.Fatal(err)
 			}
 			exposed.ID = cur.KeyID
-			cause = rotator.Cause{Kind: events.CauseCompromise, ID: fmt.Sprintf("trg_compromise%02d", round), Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}
+			cause = rotator.Trigger{Kind: events.CauseCompromise, ID: fmt.Sprintf("trg_compromise%02d", round), Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}
 			exposedSecret := cur.Secret
 			for _, ms := range []inventory.ManagedSecret{apiMS, hookMS} {
 				if _, err := eng.Rotate(ctx, ms, pol, cause); err != nil {
@@ -225,7 +225,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 			clk.Advance(grace + time.Second)
 			continue
 		case rotations:
-			cause = rotator.Cause{Kind: events.CausePersonnel, ID: fmt.Sprintf("trg_personnel%02d", round), Source: events.SourceCLI, Actor: "alice", Reason: "bob left"}
+			cause = rotator.Trigger{Kind: events.CausePersonnel, ID: fmt.Sprintf("trg_personnel%02d", round), Source: events.SourceCLI, Actor: "alice", Reason: "bob left"}
 		}
 		for _, ms := range []inventory.ManagedSecret{apiMS, hookMS} {
 			if _, err := eng.Rotate(ctx, ms, pol, cause); err != nil {

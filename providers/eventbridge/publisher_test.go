@@ -121,10 +121,10 @@ func TestRotationEventsReachAQueueThroughARule(t *testing.T) {
 
 	ctx := context.Background()
 	pol := policy()
-	if _, err := eng.Rotate(ctx, ms, pol, rotator.Cause{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}); err != nil {
+	if _, err := eng.Rotate(ctx, ms, pol, rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eng.Rotate(ctx, ms, pol, rotator.Cause{Kind: events.CauseCompromise, ID: "trg_exposed1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}); err != nil {
+	if _, err := eng.Rotate(ctx, ms, pol, rotator.Trigger{Kind: events.CauseCompromise, ID: "trg_exposed1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.Close(ctx); err != nil {
@@ -184,7 +184,7 @@ func TestPublishingFailuresNeverFailARotation(t *testing.T) {
 	bus := &events.Bus{}
 	bus.Subscribe(pub)
 	eng, ms, _ := rotatingEngine(t, c, fx, bus)
-	res, err := eng.Rotate(context.Background(), ms, policy(), rotator.Cause{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule})
+	res, err := eng.Rotate(context.Background(), ms, policy(), rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule})
 	if err != nil {
 		t.Fatalf("rotation failed with EventBridge down: %v (%+v)", err, res)
 	}
