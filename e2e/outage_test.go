@@ -54,8 +54,8 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 		return f.delivered(exposure.EventID)
 	})
 
-	alerts := func(since time.Time) []fleetRecord {
-		var out []fleetRecord
+	alerts := func(since time.Time) []auditRecord {
+		var out []auditRecord
 		for _, rec := range f.audit(r) {
 			ev := rec.Event
 			if ev.Step == "alert" && ev.Outcome != "succeeded" && ev.Secret == s.name && !rec.Time.Before(since) {
