@@ -41,13 +41,13 @@ const (
 	fleetOwnerPeople = "ursula"     // owns a mixed subset: the personnel trigger
 )
 
-var envs = []lakiconnect.Environment{lakiconnect.Production, lakiconnect.Sandbox}
+var envs = []laki.Environment{laki.Production, laki.Sandbox}
 
 // fleetSecret is one managed secret of the fleet.
 type fleetSecret struct {
 	name       string
 	kind       string // api_key | webhook_secret
-	env        lakiconnect.Environment
+	env        laki.Environment
 	policy     string
 	owners     []string
 	endpointID string // webhook secrets
@@ -58,14 +58,14 @@ type fleet struct {
 	t       *testing.T
 	dir     string
 	moto    string
-	sm      map[lakiconnect.Environment]*sm.Client
+	sm      map[laki.Environment]*sm.Client
 	simURL  string // base, without /{env}/v1
 	slack   *fakeSlack
 	token   secret.Value
 	signing secret.Value
 	slackTk secret.Value
-	mgmt    map[lakiconnect.Environment]secret.Value
-	secHook map[lakiconnect.Environment]struct {
+	mgmt    map[laki.Environment]secret.Value
+	secHook map[laki.Environment]struct {
 		endpointID string
 		secret     secret.Value
 	}
@@ -120,9 +120,9 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 			cfg: filepath.Join(f.dir, fmt.Sprintf("replica-%d.yaml", i)), audit: fmt.Sprintf("audit-%d.jsonl", i)}
 		f.replicas = append(f.replicas, r)
 	}
-	f.sm = map[lakiconnect.Environment]*sm.Client{
-		lakiconnect.Production: smClient(f.moto),
-		lakiconnect.Sandbox:    f.assumedClient(sandboxRoleARN),
+	f.sm = map[laki.Environment]*sm.Client{
+		laki.Production: smClient(f.moto),
+		laki.Sandbox:    f.assumedClient(sandboxRoleARN),
 	}
 	f.startSim()
 	f.seed()
@@ -150,7 +150,7 @@ func (f *fleet) assumedClient(role string) *sm.Client {
 	return c
 }
 
-func (f *fleet) receiverURL(r *replica, env lakiconnect.Environment) string {
+func (f *fleet) receiverURL(r *replica, env laki.Environment) string {
 	return fmt.Sprintf("%s/v1/lakiconnect/events/%s/%s", r.apiURL, env, fleetMerchant)
 }
 
@@ -172,8 +172,8 @@ func (f *fleet) startSim() {
 	}
 	creds := startLakisim(t, f.dir, b.String())
 	f.simURL = creds.baseURL()
-	f.mgmt = map[lakiconnect.Environment]secret.Value{}
-	f.secHook = map[lakiconnect.Environment]struct {
+	f.mgmt = map[laki.Environment]secret.Value{}
+	f.secHook = map[laki.Environment]struct {
 		endpointID string
 		secret     secret.Value
 	}{}
@@ -193,7 +193,7 @@ func (f *fleet) startSim() {
 		}
 		fs := fleetSecret{name: fmt.Sprintf("orders/%s/webhook-secret", ws.Environment), kind: "webhook_secret", env: ws.Environment,
 			policy: "hooks", owners: []string{fleetOwnerAll}, endpointID: ws.EndpointID}
-		if ws.Environment == lakiconnect.Sandbox {
+		if ws.Environment == laki.Sandbox {
 			fs.owners = append(fs.owners, fleetOwnerPeople)
 		}
 		f.createSecret(ws.Environment, fs.name, c, fs.tags())
@@ -204,10 +204,10 @@ func (f *fleet) startSim() {
 	}
 }
 
-func mgmtName(env lakiconnect.Environment) string {
+func mgmtName(env laki.Environment) string {
 	return "lakirotator/" + string(env) + "/management"
 }
-func secHookName(env lakiconnect.Environment) string {
+func secHookName(env laki.Environment) string {
 	return "lakirotator/" + string(env) + "/security-webhook"
 }
 
@@ -219,7 +219,7 @@ func (s fleetSecret) tags() map[string]string {
 	return tags
 }
 
-func (f *fleet) createSecret(env lakiconnect.Environment, name string, c secretstore.Credential, tags map[string]string) {
+func (f *fleet) createSecret(env laki.Environment, name string, c secretstore.Credential, tags map[string]string) {
 	f.t.Helper()
 	if err := createSecret(f.sm[env], name, c, tags); err != nil {
 		f.t.Fatalf("%s: %v", env, err)
@@ -229,18 +229,18 @@ func (f *fleet) createSecret(env lakiconnect.Environment, name string, c secrets
 // seed makes the managed API keys: two in production, one in sandbox under
 // the trigger policy, and one per environment under the "slot" policy.
 func (f *fleet) seed() {
-	add := func(name string, env lakiconnect.Environment, policy string, owners ...string) {
+	add := func(name string, env laki.Environment, policy string, owners ...string) {
 		id, value := createSimKey(f.t, f.simURL, env, fleetMerchant, name)
 		fs := fleetSecret{name: name, kind: "api_key", env: env, policy: policy, owners: owners}
 		f.createSecret(env, name, apiKeyCredential(env, fleetMerchant, id, value, []string{"payments:read"}), fs.tags())
 		f.secrets = append(f.secrets, fs)
 	}
-	add("payments/production/checkout", lakiconnect.Production, "keys", fleetOwnerAll)
-	add("payments/production/refunds", lakiconnect.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
-	add("payments/sandbox/checkout", lakiconnect.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
+	add("payments/production/checkout", laki.Production, "keys", fleetOwnerAll)
+	add("payments/production/refunds", laki.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
+	add("payments/sandbox/checkout", laki.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
 	if f.schedule != "" {
 		for _, step := range slotSteps {
-			add(slotSecret(step), lakiconnect.Production, "slot", "slot-team")
+			add(slotSecret(step), laki.Production, "slot", "slot-team")
 		}
 	}
 }
@@ -274,7 +274,7 @@ func (f *fleet) writeConfig(r *replica) {
 	var environments []string
 	for _, env := range envs {
 		role := ""
-		if env == lakiconnect.Sandbox {
+		if env == laki.Sandbox {
 			role = sandboxRoleARN
 		}
 		environments = append(environments, awsEnvironment(env, r.aws, role, r.laki, fleetMerchant, mgmtName(env), f.secHook[env].endpointID, secHookName(env)))
@@ -341,7 +341,7 @@ func (f *fleet) simAdmin(method, path string, body, out any) {
 }
 
 // simGet reads the Management API of env with its management key.
-func (f *fleet) simGet(env lakiconnect.Environment, path string, out any) {
+func (f *fleet) simGet(env laki.Environment, path string, out any) {
 	f.t.Helper()
 	if st, b := callSimAPI(f.t, f.simURL, env, f.mgmt[env], "GET", path, out); st != 200 {
 		f.t.Fatalf("lakisim GET %s %s: %d %s", env, path, st, b)
@@ -349,12 +349,12 @@ func (f *fleet) simGet(env lakiconnect.Environment, path string, out any) {
 }
 
 // keys lists every key of the merchant in env.
-func (f *fleet) keys(env lakiconnect.Environment) []lakiconnect.APIKey {
+func (f *fleet) keys(env laki.Environment) []laki.APIKey {
 	return allSimKeys(func(path string, page *lakiconnect.List[laki.APIKey]) { f.simGet(env, path, page) })
 }
 
-func (f *fleet) endpoint(env lakiconnect.Environment, id string) lakiconnect.WebhookEndpoint {
-	var ep lakiconnect.WebhookEndpoint
+func (f *fleet) endpoint(env laki.Environment, id string) laki.WebhookEndpoint {
+	var ep laki.WebhookEndpoint
 	f.simGet(env, "/webhook_endpoints/"+id, &ep)
 	return ep
 }
@@ -531,7 +531,7 @@ func (f *fleet) trigger(r *replica, body map[string]any) (status int, ack map[st
 }
 
 // postEvent delivers a signed security event to replica r, as LakiConnect does.
-func (f *fleet) postEvent(r *replica, env lakiconnect.Environment, body []byte) int {
+func (f *fleet) postEvent(r *replica, env laki.Environment, body []byte) int {
 	req, _ := http.NewRequest("POST", f.receiverURL(r, env), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(lakiconnect.SignatureHeader, webhooksig.Sign(time.Now(), body, f.secHook[env].secret))

@@ -20,7 +20,7 @@ import (
 	"github.com/lakirotator/lakirotator/ha"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -258,7 +258,7 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "the compromised key is revoked", func() bool {
-		return hw.simKey(oldKey).Status == lakiconnect.StatusRevoked
+		return hw.simKey(oldKey).Status == laki.StatusRevoked
 	}, func() string { return hw.replicaTail(other) })
 	t.Logf("compromise sent to replica %d (not the holder): old key revoked %s after the request", other.no, time.Since(asked).Round(time.Millisecond))
 

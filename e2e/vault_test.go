@@ -12,7 +12,6 @@ import (
 	"github.com/lakirotator/lakirotator/internal/testutil/vaultserver"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/providers/vaultstore"
 )
@@ -114,7 +113,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 		if !w.whoami(c.Secret) {
 			t.Errorf("the new AWSCURRENT key does not authenticate")
 		}
-		if old := w.simKey(keyID); old.Status != lakiconnect.StatusExpiring {
+		if old := w.simKey(keyID); old.Status != laki.StatusExpiring {
 			t.Errorf("old key %s is %s, want expiring (grace 1h)", keyID, old.Status)
 		}
 		prev, err := reader.Get(ctx, vaultAPIKey, secretstore.ByStage(secretstore.StagePrevious))
@@ -141,7 +140,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 		if c.SecretID == sim.webhookSecretID || c.Secret.Equal(w.whSec) {
 			t.Fatalf("AWSCURRENT still holds the seeded signing secret %s", sim.webhookSecretID)
 		}
-		var ep lakiconnect.WebhookEndpoint
+		var ep laki.WebhookEndpoint
 		if st := w.simAPI(w.mgmtKey, "GET", "/webhook_endpoints/"+sim.endpointID, &ep); st != 200 {
 			t.Fatalf("GET endpoint: %d", st)
 		}

@@ -346,9 +346,9 @@ func (w *world) simAPI(key secret.Value, method, path string, out any) int {
 	return st
 }
 
-func (w *world) simKey(id string) lakiconnect.APIKey {
+func (w *world) simKey(id string) laki.APIKey {
 	w.t.Helper()
-	var k lakiconnect.APIKey
+	var k laki.APIKey
 	if st := w.simAPI(w.mgmtKey, "GET", "/api_keys/"+id, &k); st != 200 {
 		w.t.Fatalf("GET /api_keys/%s: status %d", id, st)
 	}
@@ -356,7 +356,7 @@ func (w *world) simKey(id string) lakiconnect.APIKey {
 }
 
 // simKeys lists every key of the merchant at the simulator.
-func (w *world) simKeys() []lakiconnect.APIKey {
+func (w *world) simKeys() []laki.APIKey {
 	w.t.Helper()
 	return allSimKeys(func(path string, page *lakiconnect.List[laki.APIKey]) {
 		if st := w.simAPI(w.mgmtKey, "GET", path, page); st != 200 {
