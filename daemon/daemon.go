@@ -19,8 +19,8 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/schedule"
@@ -29,7 +29,7 @@ import (
 // Env is one environment's store and engine (sandbox and production usually
 // live in separate AWS accounts, so each has its own).
 type Env struct {
-	Name   lakiconnect.Environment
+	Name   laki.Environment
 	Store  secretstore.Store
 	Engine *rotator.Engine
 	// Issuers reaches LakiConnect with the management key of a merchant.
@@ -41,7 +41,7 @@ type PolicySource interface {
 	Get(name string) (policies.Policy, bool)
 	// ForEnvironment is the policy as it applies in one environment: a
 	// management key's scopes narrowed to what rotation needs there.
-	ForEnvironment(name string, env lakiconnect.Environment) (policies.Policy, bool)
+	ForEnvironment(name string, env laki.Environment) (policies.Policy, bool)
 	Names() []string
 }
 
@@ -49,7 +49,7 @@ type PolicySource interface {
 type Parts struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
-	Envs     map[lakiconnect.Environment]*Env
+	Envs     map[laki.Environment]*Env
 	Catalog  *inventory.Catalog
 	Policies PolicySource
 	Bus      *events.Bus
@@ -70,7 +70,7 @@ type Parts struct {
 type Daemon struct {
 	clock                     clock.Clock
 	log                       *slog.Logger
-	envs                      map[lakiconnect.Environment]*Env
+	envs                      map[laki.Environment]*Env
 	catalog                   *inventory.Catalog
 	policies                  PolicySource
 	bus                       *events.Bus

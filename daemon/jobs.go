@@ -1,4 +1,4 @@
-// From catalog entries to engine jobs and back: queueing under a cause,
+// From catalog entries to engine jobs and back: queueing under a trigger,
 // running each environment's batch, recording what rotated in the catalog.
 
 package daemon
@@ -11,8 +11,8 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -20,7 +20,7 @@ import (
 // submitAll queues rotations in the background, logging what could not be
 // queued. With a lease, scheduled work runs only on the holder, under its
 // holding: losing the lease stops what has not started.
-func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
+func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
 	run := d.goBackground
 	if scheduledCause(cause) && d.lead != nil {
 		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+cause.ID)
@@ -44,7 +44,7 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
 }
 
 // jobFor builds the engine job for an entry under a cause.
-func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, error) {
+func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Trigger) (rotator.Job, error) {
 	p, ok := d.policies.ForEnvironment(e.Managed.Policy, e.Managed.Environment)
 	if !ok {
 		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
@@ -56,14 +56,14 @@ func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, er
 		return rotator.Job{}, fmt.Errorf("secret %q: environment %s is not configured", e.Managed.Name, e.Managed.Environment)
 	}
 	known := e.Stored
-	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Cause: cause, Known: &known}, nil
+	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Trigger: cause, Known: &known}, nil
 }
 
 // RotationPolicy maps a policy onto what the engine needs: the engine never
 // asks LakiConnect for more scopes than the policy allows.
 func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 	return rotator.RotationPolicy{
-		Scopes: append([]lakiconnect.Scope(nil), p.Scopes...),
+		Scopes: append([]laki.Scope(nil), p.Scopes...),
 		Grace: map[events.Cause]time.Duration{
 			events.CauseScheduled:  p.GraceFor(events.CauseScheduled),
 			events.CauseManual:     p.GraceFor(events.CauseManual),
@@ -81,7 +81,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 // runJobsNow submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
 func (d *Daemon) runJobsNow(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
-	byEnv := map[lakiconnect.Environment][]rotator.Job{}
+	byEnv := map[laki.Environment][]rotator.Job{}
 	for _, j := range jobs {
 		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)
 	}

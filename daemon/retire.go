@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -24,7 +24,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		}
 		// Old credentials end at most 7 days after promotion; past that and
 		// a day's margin they were confirmed ended by an earlier pass.
-		if since, ok := e.CurrentSince(); ok && now.Sub(since) > lakiconnect.MaxExpireDelay+24*time.Hour {
+		if since, ok := e.CurrentSince(); ok && now.Sub(since) > laki.MaxExpireDelay+24*time.Hour {
 			continue
 		}
 		p, ok := d.policies.Get(e.Managed.Policy)

@@ -49,7 +49,7 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
-	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
+	cause := rotator.Trigger{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
 	d.submitAll(entries, cause)
 }
 

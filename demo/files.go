@@ -13,7 +13,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func writeToken(path string) error {
@@ -123,7 +123,7 @@ func writePolicies(dir, schedule string, grace time.Duration) error {
 	return nil
 }
 
-func joinScopes(s []lakiconnect.Scope) string {
+func joinScopes(s []laki.Scope) string {
 	var b bytes.Buffer
 	for i, x := range s {
 		if i > 0 {

@@ -48,11 +48,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
 		}
 		info = d
-		if j, ok := job.Join(d); ok && j.Cause.validate() == nil {
-			if j.Cause.ID != job.Cause.ID {
+		if j, ok := job.Join(d); ok && j.Trigger.validate() == nil {
+			if j.Trigger.ID != job.Trigger.ID {
 				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-					"cause", job.Cause.ID, "joined", j.Cause.ID)
-				job.Cause = j.Cause
+					"cause", job.Trigger.ID, "joined", j.Trigger.ID)
+				job.Trigger = j.Trigger
 			}
 			if j.Follow {
 				info, err = e.follow(ctx, job, info)
@@ -103,7 +103,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 	ms := job.Secret
 	name := ms.Name
 	ref := refOf(ms, &info)
-	vid := versionFor(info, ref, job.Cause.ID)
+	vid := versionFor(info, ref, job.Trigger.ID)
 	res := Result{Secret: name, VersionID: vid, Outcome: Rotated}
 	iss, err := e.issuer(ctx, ms)
 	if err != nil {
@@ -261,7 +261,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
 		if errors.Is(err, ErrCredentialFailedTest) {
-			if e.abandon(ctx, iss, job, vid, cur.ID, fresh) && vid == versionFor(info, ref, job.Cause.ID) && hasNextVersion(ref, job.Cause.ID, vid) {
+			if e.abandon(ctx, iss, job, vid, cur.ID, fresh) && vid == versionFor(info, ref, job.Trigger.ID) && hasNextVersion(ref, job.Trigger.ID, vid) {
 				// The cause moves on to its next version (a replayed create
 				// handed back a key ended since, say).
 				return res, errNextVersion
@@ -312,7 +312,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		}
 	}
 	if old != nil && credID(*old) != res.KeyID {
-		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Cause.Kind))
+		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Trigger.Kind))
 		if err != nil {
 			return res, err
 		}
@@ -347,6 +347,6 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if credID(old) == res.KeyID {
 		return res, nil
 	}
-	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Cause.Kind))
+	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Trigger.Kind))
 	return res, err
 }

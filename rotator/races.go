@@ -28,7 +28,7 @@ const (
 // listing once the version is current, or after the bound: then this
 // replica writes (idempotently) what is left.
 func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (secretstore.Secret, error) {
-	vid := VersionOf(job.Secret, info, job.Cause.ID)
+	vid := VersionOf(job.Secret, info, job.Trigger.ID)
 	for range followPolls {
 		if v, ok := info.Version(vid); ok && v.Has(secretstore.StageCurrent) {
 			return info, nil
@@ -46,7 +46,7 @@ func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (
 		}
 		info = d
 	}
-	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Cause.ID)
+	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Trigger.ID)
 	return info, nil
 }
 

@@ -1,6 +1,5 @@
-// versions.go names the version ids a cause writes: its first version and
-// the later attempts that follow an abandoned one, and the create attempt
-// each starts at.
+// versions.go names a rotation's version ids: the first, the attempts that
+// follow an abandoned one, and the create attempt each starts at.
 
 package rotator
 
@@ -83,11 +82,11 @@ func VersionOf(ms inventory.ManagedSecret, info secretstore.Secret, causeID stri
 	return versionFor(info, refOf(ms, &info), causeID)
 }
 
-// CauseSettled reports whether the rotation of the cause has been written
-// and is no longer in flight: its version is (or was) current, or was left
-// behind. A cause that is not settled has nothing stored yet, or its version
-// is AWSPENDING in flight.
-func CauseSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
+// TriggerSettled reports whether the rotation of the trigger (by its id) has
+// been written and is no longer in flight: its version is (or was) current, or
+// was left behind. A trigger that is not settled has nothing stored yet, or
+// its version is AWSPENDING in flight.
+func TriggerSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
 	v, ok := info.Version(VersionOf(ms, info, causeID))
 	return ok && !(v.Has(secretstore.StagePending) && !v.Has(secretstore.StageCurrent))
 }
