@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 )
@@ -29,7 +33,9 @@ type statement struct {
 func (s statement) String() string { return fmt.Sprintf("%s (%s, sid %q)", s.Where, s.Doc, s.Sid) }
 
 // policyStatements returns every statement of every policy document in m,
-// including the content of dynamic "statement" blocks.
+// including the content of dynamic "statement" blocks. A dynamic block
+// whose for_each is a literal table gives one statement per entry, with
+// ITERATOR.key and ITERATOR.value.FIELD read from the entry.
 func policyStatements(m *module) []statement {
 	var out []statement
 	names := make([]string, 0, len(m.Data))
@@ -52,48 +58,125 @@ func policyStatements(m *module) []statement {
 						body = c.Body
 					}
 				}
+				if entries, ok := tableEntries(b); ok {
+					for _, e := range entries {
+						resolve := func(x hclsyntax.Expression) hclsyntax.Expression { return e.resolve(dynamicIterator(b), x) }
+						out = append(out, readStatement(m, e.Where, filepath.ToSlash(m.Dir)+" data."+key, body, resolve))
+					}
+					continue
+				}
 			default:
 				continue
 			}
-			st := statement{Where: b.DefRange().String(), Doc: filepath.ToSlash(m.Dir) + " data." + key, Effect: "Allow"}
-			if a, ok := body.Attributes["sid"]; ok {
-				st.Sid, _ = literalString(a.Expr)
-			}
-			if a, ok := body.Attributes["effect"]; ok {
-				st.Effect, _ = literalString(a.Expr)
-			}
-			for _, name := range []string{"actions", "not_actions"} {
-				if a, ok := body.Attributes[name]; ok {
-					if name == "not_actions" {
-						st.Actions = append(st.Actions, "NotAction:*")
-						continue
-					}
-					st.Actions = listItems(m, a.Expr)
-				}
-			}
-			if a, ok := body.Attributes["resources"]; ok {
-				st.Resources = listItems(m, a.Expr)
-			}
-			if _, ok := body.Attributes["not_resources"]; ok {
-				st.Resources = append(st.Resources, "NotResource:*")
-			}
-			for _, c := range body.Blocks {
-				switch c.Type {
-				case "principals":
-					if a, ok := c.Body.Attributes["identifiers"]; ok {
-						st.Principals = append(st.Principals, listItems(m, a.Expr)...)
-					}
-				case "condition":
-					if a, ok := c.Body.Attributes["variable"]; ok {
-						v, _ := literalString(a.Expr)
-						st.Conditions = append(st.Conditions, v)
-					}
-				}
-			}
-			out = append(out, st)
+			same := func(x hclsyntax.Expression) hclsyntax.Expression { return x }
+			out = append(out, readStatement(m, b.DefRange().String(), filepath.ToSlash(m.Dir)+" data."+key, body, same))
 		}
 	}
 	return out
+}
+
+// readStatement reads one statement body; resolve replaces references to a
+// dynamic block's iterator by the expressions they stand for.
+func readStatement(m *module, where, doc string, body *hclsyntax.Body, resolve func(hclsyntax.Expression) hclsyntax.Expression) statement {
+	st := statement{Where: where, Doc: doc, Effect: "Allow"}
+	if a, ok := body.Attributes["sid"]; ok {
+		st.Sid, _ = literalString(resolve(a.Expr))
+	}
+	if a, ok := body.Attributes["effect"]; ok {
+		st.Effect, _ = literalString(resolve(a.Expr))
+	}
+	if a, ok := body.Attributes["actions"]; ok {
+		st.Actions = listItems(m, resolve(a.Expr))
+	}
+	if _, ok := body.Attributes["not_actions"]; ok {
+		st.Actions = append(st.Actions, "NotAction:*")
+	}
+	if a, ok := body.Attributes["resources"]; ok {
+		st.Resources = listItems(m, resolve(a.Expr))
+	}
+	if _, ok := body.Attributes["not_resources"]; ok {
+		st.Resources = append(st.Resources, "NotResource:*")
+	}
+	for _, c := range body.Blocks {
+		switch c.Type {
+		case "principals":
+			if a, ok := c.Body.Attributes["identifiers"]; ok {
+				st.Principals = append(st.Principals, listItems(m, resolve(a.Expr))...)
+			}
+		case "condition":
+			if a, ok := c.Body.Attributes["variable"]; ok {
+				v, _ := literalString(resolve(a.Expr))
+				st.Conditions = append(st.Conditions, v)
+			}
+		}
+	}
+	return st
+}
+
+// tableEntry is one entry of a dynamic block's literal for_each table.
+type tableEntry struct {
+	Where string // file:line of the entry
+	Key   string
+	Value *hclsyntax.ObjectConsExpr
+}
+
+// tableEntries returns the entries of a dynamic block's for_each when it is
+// a literal object of objects (string keys); ok is false otherwise.
+func tableEntries(b *hclsyntax.Block) (entries []tableEntry, ok bool) {
+	fe, has := b.Body.Attributes["for_each"]
+	if !has {
+		return nil, false
+	}
+	table, isObj := fe.Expr.(*hclsyntax.ObjectConsExpr)
+	if !isObj {
+		return nil, false
+	}
+	for _, it := range table.Items {
+		k, isLit := literalString(it.KeyExpr)
+		v, isObj := it.ValueExpr.(*hclsyntax.ObjectConsExpr)
+		if !isLit || !isObj {
+			return nil, false
+		}
+		entries = append(entries, tableEntry{Where: it.KeyExpr.Range().String(), Key: k, Value: v})
+	}
+	return entries, true
+}
+
+// dynamicIterator is the name a dynamic block's content uses for the
+// current element: its iterator argument, or the block's label.
+func dynamicIterator(b *hclsyntax.Block) string {
+	if a, ok := b.Body.Attributes["iterator"]; ok {
+		if tr, ok := a.Expr.(*hclsyntax.ScopeTraversalExpr); ok {
+			return tr.Traversal.RootName()
+		}
+	}
+	return b.Labels[0]
+}
+
+// resolve returns what x stands for in this entry when x is ITERATOR.key or
+// ITERATOR.value.FIELD, and x itself otherwise.
+func (e tableEntry) resolve(iterator string, x hclsyntax.Expression) hclsyntax.Expression {
+	tr, ok := x.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || tr.Traversal.RootName() != iterator || len(tr.Traversal) < 2 {
+		return x
+	}
+	attr := func(i int) string {
+		if a, ok := tr.Traversal[i].(hcl.TraverseAttr); ok {
+			return a.Name
+		}
+		return ""
+	}
+	switch {
+	case len(tr.Traversal) == 2 && attr(1) == "key":
+		return &hclsyntax.LiteralValueExpr{Val: cty.StringVal(e.Key), SrcRange: tr.SrcRange}
+	case len(tr.Traversal) == 3 && attr(1) == "value":
+		for _, it := range e.Value.Items {
+			if k, ok := literalString(it.KeyExpr); ok && k == attr(2) {
+				return it.ValueExpr
+			}
+		}
+	}
+	return x
 }
 
 // rotatorSecretsManagerActions returns the Secrets Manager operations the
@@ -411,6 +494,19 @@ data "aws_iam_policy_document" "task" {
       }
     }
   }
+
+  dynamic "statement" {
+    for_each = {
+      TableNarrow = { actions = ["secretsmanager:GetSecretValue"] }
+      TableBroad  = { actions = ["secretsmanager:*"] }
+    }
+    iterator = row
+    content {
+      sid       = row.key
+      actions   = row.value.actions
+      resources = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:lakirotator/x*"]
+    }
+  }
 }
 `
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
@@ -418,8 +514,8 @@ data "aws_iam_policy_document" "task" {
 	}
 	m := mustLoad(t, dir)
 	problems, n := wildcardProblems(m)
-	if n != 3 {
-		t.Fatalf("checked %d statements, want 3 (one in a dynamic block)", n)
+	if n != 5 {
+		t.Fatalf("checked %d statements, want 5 (one in a dynamic block, two in a dynamic block's table)", n)
 	}
 	joined := strings.Join(problems, "\n")
 	for _, want := range []string{
@@ -427,10 +523,14 @@ data "aws_iam_policy_document" "task" {
 		`resource "*" with actions [secretsmanager:ListSecrets secretsmanager:GetSecretValue]`,
 		`resource "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"`,
 		`principal "*" is allowed only in a Deny statement`,
+		`sid "TableBroad"): action "secretsmanager:*"`,
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems do not mention %s; got:\n%s", want, joined)
 		}
+	}
+	if strings.Contains(joined, "TableNarrow") {
+		t.Errorf("the narrow entry of a dynamic block's table was reported:\n%s", joined)
 	}
 }
 
