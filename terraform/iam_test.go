@@ -257,6 +257,32 @@ func TestRotatorRoleAllowsExactlyTheStoreOperations(t *testing.T) {
 	}
 }
 
+// Each secret's resource policy lets the rotator do exactly what its task
+// role allows on a secret (the same list in two modules): the store's
+// operations but ListSecrets, which acts on no one secret.
+func TestSecretPolicyAllowsTheRotatorTheStoreOperations(t *testing.T) {
+	const dir = "modules/managed-secrets"
+	var perSecret []string
+	for _, op := range secretsmanager.Operations() {
+		if op != "ListSecrets" {
+			perSecret = append(perSecret, "secretsmanager:"+op)
+		}
+	}
+	found := false
+	for _, st := range policyStatements(mustLoad(t, dir)) {
+		if st.Sid != "RotatorManagesVersions" {
+			continue
+		}
+		found = true
+		if err := compareOperations(perSecret, st.Actions); err != nil {
+			t.Errorf("%s: %v", st, err)
+		}
+	}
+	if !found {
+		t.Fatalf("%s: no statement RotatorManagesVersions (the rotator's Allow in each secret's policy)", dir)
+	}
+}
+
 // The comparator must catch a policy that drifts from the code either way.
 func TestRotatorRoleComparatorCatchesDrift(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(rotatorModule, "iam.tf"))
