@@ -179,7 +179,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}

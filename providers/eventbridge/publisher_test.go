@@ -248,7 +248,7 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 		t.Fatal(err)
 	}
 	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
