@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -13,6 +11,8 @@ import (
 	eb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 )
 
 // ClientConfig says how to reach one environment's EventBridge: the same
@@ -62,22 +62,12 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*eb.Client, error) {
 	}), nil
 }
 
-func checkEndpoint(endpoint string) error {
-	if endpoint == "" {
+func checkEndpoint(raw string) error {
+	if raw == "" {
 		return nil
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("eventbridge: endpoint %q is not a URL", endpoint)
+	if _, err := endpoint.Parse(raw); err != nil {
+		return fmt.Errorf("eventbridge: endpoint %q: %w", raw, err)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("eventbridge: endpoint %q: only https, or http to a loopback host", endpoint)
+	return nil
 }

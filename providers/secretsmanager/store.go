@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -256,8 +256,8 @@ func newSTS(awsCfg aws.Config, endpoint string) *sts.Client {
 // AWS_ENDPOINT_URL_STS) except when Secrets Manager is reached through a
 // loopback stand-in and no STS endpoint is set, where the stand-in serves
 // STS too (moto serves every service on one address).
-func stsEndpoint(endpoint string) string {
-	if endpoint == "" {
+func stsEndpoint(smEndpoint string) string {
+	if smEndpoint == "" {
 		return ""
 	}
 	for _, v := range []string{"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"} {
@@ -265,40 +265,21 @@ func stsEndpoint(endpoint string) string {
 			return ""
 		}
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || !isLoopback(u.Hostname()) {
+	u, err := url.Parse(smEndpoint)
+	if err != nil || !endpoint.IsLoopbackHost(u.Hostname()) {
 		return ""
 	}
-	return endpoint
+	return smEndpoint
 }
 
-func checkEndpoint(endpoint string) error {
-	if endpoint == "" {
+func checkEndpoint(raw string) error {
+	if raw == "" {
 		return nil
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("secretsmanager: endpoint %q is not an absolute URL", endpoint)
+	if _, err := endpoint.Parse(raw); err != nil {
+		return fmt.Errorf("secretsmanager: endpoint %q: %w", raw, err)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("secretsmanager: endpoint %q: plain http is allowed only to a loopback host; use https", endpoint)
-	default:
-		return fmt.Errorf("secretsmanager: endpoint %q: scheme must be https (or http to loopback)", endpoint)
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }
 
 func checkHTTPClient(c *http.Client) error {
