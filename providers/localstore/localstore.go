@@ -212,11 +212,8 @@ func (s *Store) Describe(ctx context.Context, name string) (secretstore.Secret, 
 // ErrTokenReused.
 func (s *Store) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
 	const op = "PutPending"
-	if n := len(versionID); n < 32 || n > 64 {
-		return storeErr(op, name, secretstore.ErrInvalidRequest, "version id %q has %d characters; AWS wants 32 to 64", versionID, n)
-	}
-	if value.IsZero() {
-		return storeErr(op, name, secretstore.ErrInvalidRequest, "the value is empty")
+	if err := secretstore.CheckPut(name, versionID, value); err != nil {
+		return err
 	}
 	return s.change(op, name, func(r *record) error {
 		if v := r.version(versionID); v != nil {
@@ -246,8 +243,8 @@ func (s *Store) PutPending(ctx context.Context, name, versionID string, value se
 // that lost it. An empty toVersionID only removes the stage.
 func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVersionID string) error {
 	const op = "MoveStage"
-	if stage == "" || (toVersionID == "" && fromVersionID == "") {
-		return storeErr(op, name, secretstore.ErrInvalidRequest, "need a stage and a version to move it to or from")
+	if err := secretstore.CheckMove(name, stage, toVersionID, fromVersionID); err != nil {
+		return err
 	}
 	return s.change(op, name, func(r *record) error {
 		var to, from *version

@@ -114,8 +114,8 @@ func (s *Store) Describe(ctx context.Context, name string) (secretstore.Secret, 
 // credential made for it.
 func (s *Store) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
 	const op = "PutPending"
-	if err := checkPut(versionID, value); err != nil {
-		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest, Err: err}
+	if err := secretstore.CheckPut(name, versionID, value); err != nil {
+		return err
 	}
 	if err := s.wait(ctx, s.write, op, name); err != nil {
 		return err
@@ -132,24 +132,12 @@ func (s *Store) PutPending(ctx context.Context, name, versionID string, value se
 	return nil
 }
 
-// checkPut holds a put to AWS's constraints, so both stores reject the same input.
-func checkPut(versionID string, value secret.Value) error {
-	if n := len(versionID); n < 32 || n > 64 {
-		return fmt.Errorf("version id %q has %d characters; AWS wants 32 to 64", versionID, n)
-	}
-	if value.IsZero() {
-		return errors.New("the value is empty")
-	}
-	return nil
-}
-
 // MoveStage puts stage on toVersionID and removes it from fromVersionID.
 // An empty toVersionID only removes the stage from fromVersionID.
 func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVersionID string) error {
 	const op = "MoveStage"
-	if stage == "" || (toVersionID == "" && fromVersionID == "") {
-		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest,
-			Err: errors.New("need a stage and a version to move it to or from")}
+	if err := secretstore.CheckMove(name, stage, toVersionID, fromVersionID); err != nil {
+		return err
 	}
 	if err := s.wait(ctx, s.write, op, name); err != nil {
 		return err
