@@ -3,12 +3,13 @@ package demo_test
 import (
 	"bytes"
 	"context"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/demo"
@@ -16,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/providers/secretstore/storetest"
 )
 
 func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
@@ -110,28 +112,13 @@ func storedValues(t *testing.T, path string) []secret.Value {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	var names []string
-	if err := st.List(ctx, nil, func(s secretstore.Secret) error { names = append(names, s.Name); return nil }); err != nil {
-		t.Fatal(err)
-	}
 	var out []secret.Value
-	for _, n := range names {
-		s, err := st.Describe(ctx, n)
+	for _, v := range storetest.AllVersions(t, st) {
+		c, err := secretstore.DecodeCredential(v.Secret, v.Value)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s version %s: %v", v.Secret, v.ID, err)
 		}
-		for _, v := range s.Versions {
-			got, err := st.Get(ctx, n, secretstore.ByID(v.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := secretstore.DecodeCredential(n, got.Value)
-			if err != nil {
-				t.Fatalf("%s version %s: %v", n, v.ID, err)
-			}
-			out = append(out, got.Value, c.Secret)
-		}
+		out = append(out, v.Value, c.Secret)
 	}
 	return out
 }
