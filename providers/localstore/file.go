@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,9 +167,7 @@ func (s *Store) snapshot() fileData {
 func (r *record) clone() *record {
 	c := *r
 	c.Tags = make(map[string]string, len(r.Tags))
-	for k, v := range r.Tags {
-		c.Tags[k] = v
-	}
+	maps.Copy(c.Tags, r.Tags)
 	if r.DeletedAt != nil {
 		t := *r.DeletedAt
 		c.DeletedAt = &t

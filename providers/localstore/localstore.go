@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -139,9 +140,7 @@ func (s *Store) Create(ctx context.Context, name, description string, tags map[s
 		now := s.now()
 		r := &record{Name: name, ARN: "arn:local:secretsmanager:local:000000000000:secret:" + name + "-" + randomSuffix(),
 			Description: description, Tags: map[string]string{}, CreatedAt: now, LastChangedAt: now}
-		for k, v := range tags {
-			r.Tags[k] = v
-		}
+		maps.Copy(r.Tags, tags)
 		if initial != nil {
 			r.Versions = append(r.Versions, &version{ID: randomVersionID(), Value: initial.Reveal(), Stages: []string{secretstore.StageCurrent}, CreatedAt: now})
 		}
@@ -312,9 +311,7 @@ func (s *Store) List(ctx context.Context, filters []secretstore.TagFilter, fn fu
 // Tag sets tags on the secret.
 func (s *Store) Tag(ctx context.Context, name string, tags map[string]string) error {
 	return s.change("Tag", name, func(r *record) error {
-		for k, v := range tags {
-			r.Tags[k] = v
-		}
+		maps.Copy(r.Tags, tags)
 		return nil
 	})
 }

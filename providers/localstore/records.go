@@ -7,6 +7,7 @@ package localstore
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -73,9 +74,7 @@ func (v *version) add(stage string) {
 
 func (r *record) meta() secretstore.Secret {
 	sec := secretstore.Secret{Name: r.Name, ARN: r.ARN, Description: r.Description, Tags: map[string]string{}, LastChangedAt: r.LastChangedAt}
-	for k, v := range r.Tags {
-		sec.Tags[k] = v
-	}
+	maps.Copy(sec.Tags, r.Tags)
 	if r.DeletedAt != nil {
 		t := *r.DeletedAt
 		sec.DeletedAt = &t
