@@ -4,15 +4,20 @@
 package fakeslack
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Options shape a Server's answers.
@@ -209,4 +214,21 @@ func (m Message) Fields() map[string]string {
 		}
 	}
 	return out
+}
+
+// Signature is the v0 signature Slack sends with a request body sent at
+// ts (Unix seconds), made with the app's signing secret.
+func Signature(signingSecret, ts, body string) string {
+	mac := hmac.New(sha256.New, []byte(signingSecret))
+	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+	return "v0=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// SignCommand makes req a slash command Slack sent at at with the form
+// body: its content type, timestamp and signature headers.
+func SignCommand(req *http.Request, signingSecret string, at time.Time, body string) {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", Signature(signingSecret, ts, body))
 }
