@@ -153,7 +153,7 @@ func (f *Fixture) SandboxMerchants(t testing.TB, mods ...func(*lakiconnect.Confi
 		t.Fatal(err)
 	}
 	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
