@@ -42,7 +42,7 @@ const intentByMax = 180
 
 // intent is a trigger's durable record on one secret.
 type intent struct {
-	Cause rotator.Cause
+	Cause rotator.Trigger
 	// Writer names the daemon process that kept it (the last one to, when
 	// replicas keep the same ask): that one writes the rotation, the others
 	// follow it.
@@ -97,7 +97,7 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if err != nil {
 		return intent{}, false
 	}
-	in := intent{Cause: rotator.Cause{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
+	in := intent{Cause: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
 	for _, x := range f[4:] {
 		switch {
 		case x == "revoke-first":
@@ -131,7 +131,7 @@ type intentDone struct {
 	ID string // the trigger carried out
 	// Answer is the ask whose rotation carried it out (Kind, ID, At only);
 	// zero when none did (it gave up, or ended an old key without a rotation).
-	Answer rotator.Cause
+	Answer rotator.Trigger
 }
 
 func (d intentDone) tag() string {
@@ -151,7 +151,7 @@ func doneFrom(tags map[string]string) intentDone {
 	d := intentDone{ID: f[0]}
 	if len(f) == 4 {
 		if secs, err := strconv.ParseInt(f[2], 10, 64); err == nil {
-			d.Answer = rotator.Cause{Kind: events.Cause(f[1]), At: time.Unix(secs, 0).UTC(), ID: f[3]}
+			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: time.Unix(secs, 0).UTC(), ID: f[3]}
 		}
 	}
 	return d
@@ -162,7 +162,7 @@ func doneFrom(tags map[string]string) intentDone {
 // answered by the one rotation it made, as is an ask of the same kind made
 // before that rotation's. A compromise never is: the exposed key may be the
 // very one that rotation made.
-func (d intentDone) answers(ask rotator.Cause) bool {
+func (d intentDone) answers(ask rotator.Trigger) bool {
 	return d.Answer.ID != "" && d.Answer.Kind == ask.Kind && ask.Kind != events.CauseCompromise &&
 		ask.Kind != events.CauseScheduled && !ask.At.After(d.Answer.At.Add(concurrentAsk))
 }
@@ -177,7 +177,7 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 		(in.OldKey == "" && done.answers(in.Cause)) {
 		return intent{}, false
 	}
-	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
+	if in.OldKey == "" && rotator.TriggerSettled(e.Managed, e.Stored, in.Cause.ID) {
 		// Written and no longer in flight: open only while its version is
 		// current (the end of the old credential may not have been asked
 		// for yet), not once another rotation replaced it.
@@ -257,17 +257,17 @@ func (d *Daemon) updateTags(name string, tags map[string]string) {
 // it, including a rotation killed between its promote and the end of the
 // old credential, which the store alone cannot tell from a finished one.
 func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
-	if o.Job.Cause.Kind == events.CauseScheduled {
+	if o.Job.Trigger.Kind == events.CauseScheduled {
 		return
 	}
-	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
+	if o.Err != nil && o.Job.Trigger.Kind.Emergency() {
 		return // stays open: a restart tries again
 	}
-	done := intentDone{ID: o.Job.Cause.ID}
+	done := intentDone{ID: o.Job.Trigger.ID}
 	if o.Err == nil {
-		done.Answer = o.Job.Cause
-		if o.Result.JoinedCause.ID != "" {
-			done.Answer = o.Result.JoinedCause
+		done.Answer = o.Job.Trigger
+		if o.Result.JoinedTrigger.ID != "" {
+			done.Answer = o.Result.JoinedTrigger
 		}
 	}
 	d.markIntentAnswered(ctx, o.Job.Secret, done)
@@ -276,17 +276,17 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 // causeOfPending names the cause of a rotation left in flight: the open
 // intent whose version it is, else the recent schedule slot whose version it
 // is, else (a version of unknown origin) a scheduled resume.
-func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Cause {
+func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Trigger {
 	if in, ok := intentFrom(e.Stored.Tags); ok && rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID) == pendingID {
 		return in.Cause
 	}
 	for _, s := range slots[e.Managed.Policy] {
 		id := slotCauseID(s)
 		if rotator.VersionOf(e.Managed, e.Stored, id) == pendingID {
-			return rotator.Cause{Kind: events.CauseScheduled, ID: id, Source: events.SourceSchedule, Actor: "scheduler", At: s}
+			return rotator.Trigger{Kind: events.CauseScheduled, ID: id, Source: events.SourceSchedule, Actor: "scheduler", At: s}
 		}
 	}
-	return rotator.Cause{Kind: events.CauseScheduled, ID: "resume:" + pendingID, Source: events.SourceStartup, Actor: "startup", At: now}
+	return rotator.Trigger{Kind: events.CauseScheduled, ID: "resume:" + pendingID, Source: events.SourceStartup, Actor: "startup", At: now}
 }
 
 func slotCauseID(slot time.Time) string { return "slot:" + slot.UTC().Format(time.RFC3339) }
@@ -311,7 +311,7 @@ func severity(k events.Cause) int {
 // same ask, kept by several replicas). The process that kept it last writes
 // the rotation; another replica follows it rather than writing the same
 // version at the same time (see rotator.Joined).
-func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Joined, bool) {
+func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger) func(secretstore.Secret) (rotator.Joined, bool) {
 	return func(info secretstore.Secret) (rotator.Joined, bool) {
 		done := doneFrom(info.Tags)
 		if done.Answer.ID != own.ID && done.answers(own) {
@@ -320,7 +320,7 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) f
 			// as that rotation, once.
 			c := own
 			c.Kind, c.ID, c.At = done.Answer.Kind, done.Answer.ID, done.Answer.At
-			return rotator.Joined{Cause: c}, true
+			return rotator.Joined{Trigger: c}, true
 		}
 		in, ok := intentFrom(info.Tags)
 		if !ok || in.OldKey != "" || done.ID == in.Cause.ID || done.Answer.ID == in.Cause.ID ||
@@ -334,15 +334,15 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) f
 			// arrived. A compromise never is: the exposed key may be the
 			// very one that rotation made.
 			if own.Kind != events.CauseCompromise && in.Cause.Kind == own.Kind && (own.At.Sub(in.Cause.At)).Abs() <= concurrentAsk {
-				return rotator.Joined{Cause: in.Cause}, true
+				return rotator.Joined{Trigger: in.Cause}, true
 			}
 			return rotator.Joined{}, false
 		}
 		follow := in.Writer != "" && in.Writer != d.instance
 		if in.Cause.ID == own.ID {
-			return rotator.Joined{Cause: own, Follow: follow}, follow
+			return rotator.Joined{Trigger: own, Follow: follow}, follow
 		}
-		return rotator.Joined{Cause: in.Cause, Follow: follow}, true
+		return rotator.Joined{Trigger: in.Cause, Follow: follow}, true
 	}
 }
 

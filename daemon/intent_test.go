@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -43,7 +44,7 @@ func TestCompromiseKilledBeforeItsPutStaysACompromise(t *testing.T) {
 	}
 	w.eventually("the exposed key ends at once", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	var done []events.Event
 	w.eventually("the rotation is reported", func() bool {
@@ -89,7 +90,7 @@ func TestExposedRedeliveredAfterRestartIsANoOp(t *testing.T) {
 	ctx := context.Background()
 	old := w.current(secCheckout)
 	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: old.KeyID, Source: "public_repository"})
-	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: lakiconnect.EventAPIKeyExposed, Environment: lakiconnect.Sandbox,
+	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: laki.EventAPIKeyExposed, Environment: laki.Sandbox,
 		MasterMerchantID: w.merchant, IdempotencyKey: "idem-1", Data: data}
 
 	first := w.run(w.build(rotator.Hooks{}), nil)
@@ -153,7 +154,7 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 	w.fix.Sim.ClearFaults()
 	w.eventually("the exposed key ends once LakiConnect is back", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	w.remember(w.current(secCheckout).Secret)
 	w.eventually("the trigger succeeds", func() bool {
@@ -261,7 +262,7 @@ func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	old := w.current(secCheckout)
 	stID := compromiseKilledAfter(w, rotator.AfterPromote, "leaked")
-	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || w.current(secCheckout).KeyID == old.KeyID {
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != laki.StatusActive || w.current(secCheckout).KeyID == old.KeyID {
 		t.Fatalf("before the restart: old key %s, current %s; want promoted, old key still active", k.Status, w.current(secCheckout).KeyID)
 	}
 	w.remember(w.current(secCheckout).Secret)
@@ -269,7 +270,7 @@ func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
 	r := w.run(w.build(rotator.Hooks{}), nil)
 	w.eventually("the exposed key ends at once", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	var done []events.Event
 	w.eventually("the compromise is reported", func() bool {
@@ -309,13 +310,13 @@ func TestScheduledKilledAfterPromoteEndsTheOldKeyAtRestart(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	_ = svc.Shutdown(ctx)
 	w.remember(w.current(secReporting).Secret)
-	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || k.ExpiresAt != nil {
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != laki.StatusActive || k.ExpiresAt != nil {
 		t.Fatalf("before the restart the old key is %s (ends %v); want active with no end", k.Status, k.ExpiresAt)
 	}
 	w.run(w.build(rotator.Hooks{}), nil)
 	w.eventually("the old key gets its end", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.ExpiresAt != nil || k.Status == lakiconnect.StatusRevoked
+		return k.ExpiresAt != nil || k.Status == laki.StatusRevoked
 	})
 }
 
@@ -393,7 +394,7 @@ func TestSameAskOfAReplicaThatFinishedFirstIsAnsweredByItsRotation(t *testing.T)
 		t.Errorf("%d keys made in all, want 3: a compromise is never answered by another's rotation", n)
 	}
 	for _, id := range []string{exposed, made} {
-		if k, _ := w.fix.Sim.Key(id); k.Status != lakiconnect.StatusRevoked {
+		if k, _ := w.fix.Sim.Key(id); k.Status != laki.StatusRevoked {
 			t.Errorf("key %s is %s after the compromises, want revoked", id, k.Status)
 		}
 	}
@@ -441,13 +442,13 @@ func TestSameAskKeptOverARotationInFlightConvergesOnOne(t *testing.T) {
 
 	var live, ended int
 	for _, k := range keysFor(w, secCheckout) {
-		if slices.ContainsFunc(before, func(o lakiconnect.APIKey) bool { return o.ID == k.ID }) {
+		if slices.ContainsFunc(before, func(o laki.APIKey) bool { return o.ID == k.ID }) {
 			continue
 		}
 		switch k.Status {
-		case lakiconnect.StatusActive:
+		case laki.StatusActive:
 			live++
-		case lakiconnect.StatusRevoked:
+		case laki.StatusRevoked:
 			ended++
 		}
 	}

@@ -32,7 +32,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -176,7 +176,7 @@ func newHAWorld(t *testing.T) *haWorld {
 	}
 	for _, name := range names {
 		var key struct {
-			lakiconnect.APIKey
+			laki.APIKey
 			Secret string `json:"secret"`
 		}
 		w.simAdmin("POST", "/_sim/keys", map[string]any{
@@ -368,7 +368,7 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "the compromised key is revoked", func() bool {
-		return hw.simKey(oldKey).Status == lakiconnect.StatusRevoked
+		return hw.simKey(oldKey).Status == laki.StatusRevoked
 	}, func() string { return hw.replicaTail(other) })
 	t.Logf("compromise sent to replica %d (not the holder): old key revoked %s after the request", other.no, time.Since(asked).Round(time.Millisecond))
 

@@ -22,16 +22,16 @@ type joinLater struct {
 }
 
 func (j *joinLater) Error() string {
-	return fmt.Sprintf("another ask (%s) for the secret is the one kept in the store", j.joined.Cause.ID)
+	return fmt.Sprintf("another ask (%s) for the secret is the one kept in the store", j.joined.Trigger.ID)
 }
 
 // join makes the job run under the joined ask, following it first when
 // another replica writes it. It returns the listing to go on from.
 func (e *Engine) join(ctx context.Context, job *Job, j Joined, info secretstore.Secret) (secretstore.Secret, error) {
-	if j.Cause.ID != job.Cause.ID {
+	if j.Trigger.ID != job.Trigger.ID {
 		e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-			"cause", job.Cause.ID, "joined", j.Cause.ID)
-		job.Cause = j.Cause
+			"cause", job.Trigger.ID, "joined", j.Trigger.ID)
+		job.Trigger = j.Trigger
 	}
 	if !j.Follow {
 		return info, nil
@@ -54,7 +54,7 @@ func (e *Engine) checkBeforePut(ctx context.Context, job Job, vid string, hasCur
 		return stepErr(job.Secret.Name, "describe", err)
 	}
 	if joins {
-		if j, ok := job.Join(d); ok && j.Cause.ID != job.Cause.ID && j.Cause.validate() == nil {
+		if j, ok := job.Join(d); ok && j.Trigger.ID != job.Trigger.ID && j.Trigger.validate() == nil {
 			return &joinLater{joined: j, info: d}
 		}
 	}

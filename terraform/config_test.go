@@ -23,8 +23,8 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
 const (
@@ -248,7 +248,7 @@ func parseWithPolicies(t *testing.T, set *policies.Set, data string) (*config.Co
 	t.Helper()
 	return config.Parse("$LAKIROTATOR_CONFIG", []byte(data),
 		config.WithKnownPolicies(func(name string) bool { _, ok := set.Get(name); return ok }),
-		config.WithPolicyCheck(func(name string, kind inventory.Kind, env lakiconnect.Environment) error {
+		config.WithPolicyCheck(func(name string, kind inventory.Kind, env laki.Environment) error {
 			p, ok := set.ForEnvironment(name, env)
 			if !ok {
 				return fmt.Errorf("policy %s is not for %s", name, env)
@@ -314,7 +314,7 @@ func TestExampleConfigPassesDaemonValidation(t *testing.T) {
 				if !cfg.Discovery.Enabled {
 					t.Error("discovery is off: the managed-secrets tags would be ignored")
 				}
-				mm, ok := cfg.MasterMerchant(lakiconnect.Environment(env), sampleConfigVars(env, false)["master_merchants"].Index(cty.NumberIntVal(0)).GetAttr("id").AsString())
+				mm, ok := cfg.MasterMerchant(laki.Environment(env), sampleConfigVars(env, false)["master_merchants"].Index(cty.NumberIntVal(0)).GetAttr("id").AsString())
 				if !ok || mm.ManagementKey.Secret != "lakirotator/"+env+"/management-key" {
 					t.Errorf("management key of the master merchant: %+v", mm.ManagementKey)
 				}
