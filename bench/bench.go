@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		default:
 			stored := e.Stored
 			batch = append(batch, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored,
-				Cause: rotator.Cause{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
+				Trigger: rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
 		}
 	}
 	batch = spreadByMerchant(batch)
@@ -232,7 +232,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			go func() {
 				defer wg.Done()
 				t := time.Now()
-				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Cause{
+				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Trigger{
 					ID: "offboard-" + OwnerName + "-" + runID, Source: events.SourceCLI, Actor: "security", Reason: "owner left"})
 				jobs = spreadByMerchant(jobs)
 				for i := range jobs { // the catalog's listing, as for the batch

@@ -64,7 +64,7 @@ func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e in
 		return 0, err
 	}
 	stored := e.Stored
-	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Cause: rotator.Cause{
+	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Trigger: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: evID, Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "api_key.exposed", RevokeFirst: true}})
 	tick := time.NewTicker(20 * time.Millisecond) // 50 looks a second: within the observer key's 100/s
 	defer tick.Stop()

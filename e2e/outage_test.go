@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -54,8 +55,8 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 		return f.delivered(exposure.EventID)
 	})
 
-	alerts := func(since time.Time) []fleetRecord {
-		var out []fleetRecord
+	alerts := func(since time.Time) []auditRecord {
+		var out []auditRecord
 		for _, rec := range f.audit(r) {
 			ev := rec.Event
 			if ev.Step == "alert" && ev.Outcome != "succeeded" && ev.Secret == s.name && !rec.Time.Before(since) {
@@ -97,22 +98,31 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 	cleared = true
 	back := time.Now()
 	eventually(t, 60*time.Second, "the exposed key is revoked once LakiConnect is back", func() bool {
-		return f.key(s.env, exposed).Status == lakiconnect.StatusRevoked
+		return f.key(s.env, exposed).Status == laki.StatusRevoked
 	}, func() string { return f.tail(r) })
 	t.Logf("exposed key revoked %s after LakiConnect came back (outage %s)", time.Since(back).Round(100*time.Millisecond), back.Sub(outage).Round(100*time.Millisecond))
 	cur := current(f.storedVersions(s))
 	if cur.cred == exposed || cur.cred == "" {
 		t.Errorf("AWSCURRENT of %s still holds %q", s.name, cur.cred)
-	} else if k := f.key(s.env, cur.cred); k.Status != lakiconnect.StatusActive {
+	} else if k := f.key(s.env, cur.cred); k.Status != laki.StatusActive {
 		t.Errorf("the new AWSCURRENT key %s of %s is %s", cur.cred, s.name, k.Status)
 	}
-	succeeded := 0
-	for _, rec := range f.audit(r) {
-		if ev := rec.Event; ev.Secret == s.name && ev.Step == "rotation" && ev.Outcome == "succeeded" {
-			succeeded++
-			if ev.Cause != "compromise" {
-				t.Errorf("audit #%d: the rotation of %s succeeded as cause %q, want compromise", rec.Seq, s.name, ev.Cause)
+	rotations := func() []auditRecord {
+		var out []auditRecord
+		for _, rec := range f.audit(r) {
+			if ev := rec.Event; ev.Secret == s.name && ev.Step == "rotation" && ev.Outcome == "succeeded" {
+				out = append(out, rec)
 			}
+		}
+		return out
+	}
+	// The old key ends before the rotation's record is written.
+	eventually(t, 10*time.Second, "the rotation's success is audited", func() bool { return len(rotations()) > 0 })
+	succeeded := 0
+	for _, rec := range rotations() {
+		succeeded++
+		if rec.Event.Cause != "compromise" {
+			t.Errorf("audit #%d: the rotation of %s succeeded as cause %q, want compromise", rec.Seq, s.name, rec.Event.Cause)
 		}
 	}
 	if succeeded != 1 {

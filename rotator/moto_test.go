@@ -56,7 +56,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 	}
 	seed := sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(endpoint), Credentials: creds}, seedOpts...)
 	b := &motoBatch{h: h, store: store, counter: counter, fault: fault}
-	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
+	keys := map[laki.Merchant]lakiconnect.KeySource{}
 	var merchant string
 	ctx := context.Background()
 	for i := range n {
@@ -67,7 +67,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 				t.Fatal(err)
 			}
 			h.keep(mk.Secret)
-			keys[lakiconnect.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}] = lakiconnect.StaticKey(mk.Secret)
+			keys[laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}] = lakiconnect.StaticKey(mk.Secret)
 		}
 		name := fmt.Sprintf("%s/svc-%03d", strings.ReplaceAll(t.Name(), "/", "-"), i)
 		k, err := h.fx.Sim.CreateKey(laki.Sandbox, merchant, name, apiScopes)
@@ -84,7 +84,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 			t.Fatal(err)
 		}
 		ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: merchant, Policy: "p"}
-		b.jobs = append(b.jobs, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z")})
+		b.jobs = append(b.jobs, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z")})
 	}
 	// LakiConnect counts per key in real time: keep under its 100/s.
 	b.src = h.source(keys, func(c *lakiconnect.Config) { c.RateLimit, c.RateBurst = 80, 10 })
@@ -162,7 +162,7 @@ func TestMotoBatchOf200CallBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.jobs[i].Known = &s
-		b.jobs[i].Cause = scheduled("2026-06-08T09:00:00Z")
+		b.jobs[i].Trigger = scheduled("2026-06-08T09:00:00Z")
 	}
 	out := run("steady state")
 	// Spot-check consumers' view: AWSCURRENT works, labels as AWS's template leaves them.

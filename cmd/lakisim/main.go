@@ -22,7 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 )
 
@@ -73,10 +74,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("-addr %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if endpoint.IsLoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("-addr %q: the simulator listens on loopback only (127.0.0.1, ::1 or localhost)", addr)
@@ -181,10 +179,10 @@ func serve(f flags, log *slog.Logger, stdout io.Writer) error {
 }
 
 func flagSeed(merchant, scopes string) (seedFile, error) {
-	var sc []lakiconnect.Scope
+	var sc []laki.Scope
 	if scopes != "" {
 		for i, s := range strings.Split(scopes, ",") {
-			s := lakiconnect.Scope(strings.TrimSpace(s))
+			s := laki.Scope(strings.TrimSpace(s))
 			if !s.Valid() {
 				return seedFile{}, fmt.Errorf("-scopes: item %d: unknown scope %q", i+1, s)
 			}
@@ -194,8 +192,8 @@ func flagSeed(merchant, scopes string) (seedFile, error) {
 	return seedFile{Merchants: []seedMerchant{{
 		ID: merchant,
 		Keys: []seedKey{
-			{Environment: lakiconnect.Sandbox, Name: "management (sandbox)", Scopes: sc},
-			{Environment: lakiconnect.Production, Name: "management (production)", Scopes: sc},
+			{Environment: laki.Sandbox, Name: "management (sandbox)", Scopes: sc},
+			{Environment: laki.Production, Name: "management (production)", Scopes: sc},
 		},
 	}}}, nil
 }

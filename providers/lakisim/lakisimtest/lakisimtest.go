@@ -12,6 +12,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/openapi"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -38,16 +39,16 @@ type Fixture struct {
 }
 
 // URL returns the base URL of env.
-func (f *Fixture) URL(env lakiconnect.Environment) string {
-	if env == lakiconnect.Production {
+func (f *Fixture) URL(env laki.Environment) string {
+	if env == laki.Production {
 		return f.ProductionURL
 	}
 	return f.SandboxURL
 }
 
 // Key returns the management key of env.
-func (f *Fixture) Key(env lakiconnect.Environment) secret.Value {
-	if env == lakiconnect.Production {
+func (f *Fixture) Key(env laki.Environment) secret.Value {
+	if env == laki.Production {
 		return f.ProductionKey
 	}
 	return f.SandboxKey
@@ -126,15 +127,35 @@ func Start(t testing.TB, opts ...Option) *Fixture {
 		ProductionURL: srv.URL + "/production/v1",
 		MerchantID:    sim.AddMasterMerchant(""),
 	}
-	sk, err := sim.CreateKey(lakiconnect.Sandbox, f.MerchantID, "management (sandbox)", lakiconnect.AllScopes)
+	sk, err := sim.CreateKey(laki.Sandbox, f.MerchantID, "management (sandbox)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed sandbox key: %v", err)
 	}
-	pk, err := sim.CreateKey(lakiconnect.Production, f.MerchantID, "management (production)", lakiconnect.AllScopes)
+	pk, err := sim.CreateKey(laki.Production, f.MerchantID, "management (production)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed production key: %v", err)
 	}
 	f.SandboxKey, f.SandboxKeyID = sk.Secret, sk.ID
 	f.ProductionKey, f.ProductionKeyID = pk.Secret, pk.ID
 	return f
+}
+
+// SandboxMerchants reaches the seeded merchant in sandbox with its
+// management key, through a sandbox client that mods configure.
+func (f *Fixture) SandboxMerchants(t testing.TB, mods ...func(*lakiconnect.Config)) *lakiconnect.Merchants {
+	t.Helper()
+	cfg := lakiconnect.Config{BaseURL: f.SandboxURL, APIKey: f.SandboxKey}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	client, err := lakiconnect.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return merchants
 }
