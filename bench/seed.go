@@ -42,7 +42,7 @@ var benchScopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite}
 // seeded is what seeding made: the management keys per merchant and, per
 // API-key secret, the LakiConnect key id the secret holds (for the exposure).
 type seeded struct {
-	keys      map[lakiconnect.Merchant]lakiconnect.KeySource
+	keys      map[laki.Merchant]lakiconnect.KeySource
 	apiKeyIDs map[string]string // secret name -> key id in AWSCURRENT
 	names     []string          // every secret, API keys first
 	issued    []secret.Value    // every secret value made, for the leak scan
@@ -73,7 +73,7 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 			specs[i].owner = OwnerName
 		}
 	}
-	out := &seeded{keys: map[lakiconnect.Merchant]lakiconnect.KeySource{}, apiKeyIDs: map[string]string{}}
+	out := &seeded{keys: map[laki.Merchant]lakiconnect.KeySource{}, apiKeyIDs: map[string]string{}}
 	// Merchants and their management keys, made up front (dashboard-made).
 	type group struct {
 		merchant string
@@ -94,7 +94,7 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 		g.mgmt = k.Secret
 		out.mgmt = append(out.mgmt, k)
 		out.issued = append(out.issued, k.Secret)
-		out.keys[lakiconnect.Merchant{Environment: laki.Sandbox, MasterMerchantID: g.merchant}] = lakiconnect.StaticKey(k.Secret)
+		out.keys[laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: g.merchant}] = lakiconnect.StaticKey(k.Secret)
 		groups = append(groups, g)
 		return g, nil
 	}
@@ -221,7 +221,7 @@ func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, mer
 
 // newIssuerSource is the engine's issuers on the engine's client, one
 // management key per master merchant.
-func newIssuerSource(c *lakiconnect.Client, keys map[lakiconnect.Merchant]lakiconnect.KeySource) (rotator.IssuerSource, error) {
+func newIssuerSource(c *lakiconnect.Client, keys map[laki.Merchant]lakiconnect.KeySource) (rotator.IssuerSource, error) {
 	m, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: c}, keys)
 	if err != nil {
 		return nil, err

@@ -63,22 +63,22 @@ func (f filter) matchSecret(s httpapi.SecretStatus) bool {
 // InventoryRow is one managed secret as the dashboard shows it: names, ids'
 // last 4, ages and states, never a value.
 type InventoryRow struct {
-	Name          string     `json:"name"`
-	Environment   string     `json:"environment"`
-	Merchant      string     `json:"master_merchant_id"`
-	Kind          string     `json:"kind"`
-	Owners        []string   `json:"owners"`
-	Policy        string     `json:"policy"`
-	Key           string     `json:"key_last4,omitempty"`
-	AgeSeconds    int64      `json:"age_seconds"`
-	MaxAgeSeconds int64      `json:"policy_max_age_seconds,omitempty"`
-	ScopeProblems []string   `json:"scope_problems,omitempty"`
-	NextDue       *time.Time `json:"next_due,omitempty"`
-	InFlight      bool       `json:"in_flight"`
-	Failures      int        `json:"failures,omitempty"`
-	LastFailure   string     `json:"last_failure,omitempty"`
-	InGrace       bool       `json:"old_credential_in_grace"`
-	OldLastUsedAt string     `json:"old_credential_last_used_at,omitempty"`
+	Name             string     `json:"name"`
+	Environment      string     `json:"environment"`
+	MasterMerchantID string     `json:"master_merchant_id"`
+	Kind             string     `json:"kind"`
+	Owners           []string   `json:"owners"`
+	Policy           string     `json:"policy"`
+	Key              string     `json:"key_last4,omitempty"`
+	AgeSeconds       int64      `json:"age_seconds"`
+	MaxAgeSeconds    int64      `json:"policy_max_age_seconds,omitempty"`
+	ScopeProblems    []string   `json:"scope_problems,omitempty"`
+	NextDue          *time.Time `json:"next_due,omitempty"`
+	InFlight         bool       `json:"in_flight"`
+	Failures         int        `json:"failures,omitempty"`
+	LastFailure      string     `json:"last_failure,omitempty"`
+	InGrace          bool       `json:"old_credential_in_grace"`
+	OldLastUsedAt    string     `json:"old_credential_last_used_at,omitempty"`
 }
 
 // Overdue says the key is older than its policy allows.
@@ -201,7 +201,7 @@ func inventoryRow(s httpapi.SecretStatus, st audit.SecretState, f facts) Invento
 		}
 	}
 	return InventoryRow{
-		Name: s.Name, Environment: s.Environment, Merchant: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
+		Name: s.Name, Environment: s.Environment, MasterMerchantID: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
 		Key: key, AgeSeconds: max(0, s.AgeSeconds), MaxAgeSeconds: int64(st.PolicyMaxAge / time.Second),
 		ScopeProblems: problems, NextDue: s.NextRotation, InFlight: s.PendingVersion != "",
 		Failures: s.Failures, LastFailure: s.LastFailure, InGrace: s.PreviousVersion != "",

@@ -36,15 +36,7 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, errb.String())
 	}
 
-	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := audit.Verify(f)
-	f.Close()
-	if err != nil || !res.OK() {
-		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
-	}
+	checkTrailVerifies(t, dir)
 	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +94,19 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 				t.Errorf("the demo's %s holds a secret value (last4 %s)", where, v.Last4())
 			}
 		}
+	}
+}
+
+// checkTrailVerifies checks that the demo's audit trail in dir verifies.
+func checkTrailVerifies(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if res, err := audit.Verify(f); err != nil || !res.OK() {
+		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
 	}
 }
 

@@ -283,7 +283,7 @@ func (f *fleet) writeConfig(r *replica) {
 		environments:  environments,
 		store:         "aws",
 		engine:        "  workers: 8\n  attempts: 3\n  max_failures: 5\n  backoff_initial: 1s\n  backoff_max: 2s\n" + f.engine,
-		notifications: slackNotifications(f.slack.srv.URL, fleetRotations, fleetSecurity, "{severities: [critical]}", ""),
+		notifications: slackNotifications(f.slack.URL, fleetRotations, fleetSecurity, "{severities: [critical]}", ""),
 		port:          r.port, tokenName: fleetTokenName, audit: r.audit,
 	}.yaml()
 	writeFile(f.t, r.cfg, cfg)

@@ -3,17 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +19,7 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
@@ -224,7 +218,7 @@ func (w *world) writeConfig() {
 		environments: []string{awsEnvironment(laki.Production, w.moto, "", w.simURL, merchant, mgmtSecret, w.whID, webhookSecret)},
 		store:        "aws",
 		engine:       "  workers: 8\n  attempts: 2\n  max_failures: 5\n  backoff_initial: 1s\n  backoff_max: 2s\n",
-		notifications: slackNotifications(w.slack.srv.URL, rotationsChan, securityChan, "{causes: [compromise], severities: [critical]}",
+		notifications: slackNotifications(w.slack.URL, rotationsChan, securityChan, "{causes: [compromise], severities: [critical]}",
 			"  people:\n    alice: U0ALICE01\n"),
 		port: w.port, tokenName: "e2e-cli", audit: "audit.jsonl",
 	}.yaml()
@@ -457,111 +451,44 @@ func (w *world) auditTail() string {
 
 // slackSign signs a slash command body the way Slack does.
 func slackSign(secretKey secret.Value, ts, body string) string {
-	m := hmac.New(sha256.New, []byte(secretKey.Reveal()))
-	m.Write([]byte("v0:" + ts + ":" + body))
-	return "v0=" + hex.EncodeToString(m.Sum(nil))
+	return fakeslack.Signature(secretKey.Reveal(), ts, body)
 }
 
 // fakeSlack stands in for Slack's Web API and records every message.
-type fakeSlack struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	msgs []slackMessage
-	raw  []string
-	auth []string
-}
+type fakeSlack struct{ *fakeslack.Server }
 
-type slackMessage struct {
-	Channel string
-	Text    string
-	Blocks  []map[string]any
-}
+// slackMessage is one chat.postMessage.
+type slackMessage struct{ fakeslack.Message }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var msg slackMessage
-		var blocks string
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			var m struct {
-				Channel string           `json:"channel"`
-				Text    string           `json:"text"`
-				Blocks  []map[string]any `json:"blocks"`
-			}
-			_ = json.Unmarshal(body, &m)
-			msg = slackMessage{Channel: m.Channel, Text: m.Text, Blocks: m.Blocks}
-		} else {
-			form, _ := url.ParseQuery(string(body))
-			msg = slackMessage{Channel: form.Get("channel"), Text: form.Get("text")}
-			blocks = form.Get("blocks")
-			_ = json.Unmarshal([]byte(blocks), &msg.Blocks)
-		}
-		f.mu.Lock()
-		f.raw = append(f.raw, r.URL.Path+" "+string(body))
-		f.auth = append(f.auth, r.Header.Get("Authorization"))
-		if strings.HasSuffix(r.URL.Path, "chat.postMessage") {
-			f.msgs = append(f.msgs, msg)
-		}
-		n := len(f.msgs)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"ok":true,"channel":"C0E2E","ts":"1700000000.%06d"}`, n)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
+	return &fakeSlack{fakeslack.Start(t, fakeslack.Options{Channel: "C0E2E"})}
 }
 
 func (f *fakeSlack) messages() []slackMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]slackMessage(nil), f.msgs...)
+	var out []slackMessage
+	for _, m := range f.Messages() {
+		out = append(out, slackMessage{m})
+	}
+	return out
+}
+
+// raw is every call as "path body", for the leak scan.
+func (f *fakeSlack) raw() []string {
+	var out []string
+	for _, c := range f.Calls() {
+		out = append(out, c.Path+" "+c.Body)
+	}
+	return out
 }
 
 // header is the message's header block text.
-func (m slackMessage) header() string {
-	for _, b := range m.Blocks {
-		if b["type"] == "header" {
-			if t, ok := b["text"].(map[string]any); ok {
-				s, _ := t["text"].(string)
-				return s
-			}
-		}
-	}
-	return ""
-}
+func (m slackMessage) header() string { return m.Header() }
 
 // fields maps each "*Label*\nvalue" section field to its value.
-func (m slackMessage) fields() map[string]string {
-	out := map[string]string{}
-	for _, b := range m.Blocks {
-		fs, _ := b["fields"].([]any)
-		for _, f := range fs {
-			fm, _ := f.(map[string]any)
-			s, _ := fm["text"].(string)
-			label, value, ok := strings.Cut(s, "\n")
-			if ok {
-				out[strings.Trim(label, "*")] = value
-			}
-		}
-	}
-	return out
-}
+func (m slackMessage) fields() map[string]string { return m.Fields() }
 
 // sections are the texts of section blocks without fields.
-func (m slackMessage) sections() []string {
-	var out []string
-	for _, b := range m.Blocks {
-		if b["type"] != "section" {
-			continue
-		}
-		if t, ok := b["text"].(map[string]any); ok {
-			s, _ := t["text"].(string)
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (m slackMessage) sections() []string { return m.Sections() }
 
 func (f *fakeSlack) find(match func(slackMessage) bool) []slackMessage {
 	var out []slackMessage
