@@ -34,11 +34,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 32, "engine worker pool size")
 	endpoint := fs.String("endpoint", "", "Secrets Manager endpoint (a running moto); empty starts moto_server")
 	render := fs.String("render", "", "print the table of a report saved with -json, and run nothing")
+	discovery := addDiscoveryFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *render != "" {
 		return renderSaved(*render, stdout, stderr)
+	}
+	if discovery.requested() {
+		return discovery.main(*serveBin, *asJSON, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
