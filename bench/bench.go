@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		default:
 			stored := e.Stored
 			batch = append(batch, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored,
-				Cause: rotator.Cause{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
+				Trigger: rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-12-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}})
 		}
 	}
 	batch = spreadByMerchant(batch)
@@ -232,7 +232,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			go func() {
 				defer wg.Done()
 				t := time.Now()
-				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Cause{
+				jobs := rotator.PersonnelJobs(owned, OwnerName, policyOf, rotator.Trigger{
 					ID: "offboard-" + OwnerName + "-" + runID, Source: events.SourceCLI, Actor: "security", Reason: "owner left"})
 				jobs = spreadByMerchant(jobs)
 				for i := range jobs { // the catalog's listing, as for the batch
@@ -418,7 +418,7 @@ func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e in
 		return 0, err
 	}
 	stored := e.Stored
-	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Cause: rotator.Cause{
+	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Trigger: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: evID, Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "api_key.exposed", RevokeFirst: true}})
 	tick := time.NewTicker(20 * time.Millisecond) // 50 looks a second: within the observer key's 100/s
 	defer tick.Stop()

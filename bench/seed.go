@@ -46,7 +46,7 @@ type seeded struct {
 	apiKeyIDs map[string]string // secret name -> key id in AWSCURRENT
 	names     []string          // every secret, API keys first
 	issued    []secret.Value    // every secret value made, for the leak scan
-	mgmt      []lakiconnect.APIKeyWithSecret
+	mgmt      []laki.APIKeyWithSecret
 }
 
 type seedSpec struct {

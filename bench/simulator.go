@@ -28,8 +28,8 @@ type simulator interface {
 	// BaseURL is the server's root; the sandbox API is under /sandbox/v1.
 	BaseURL() string
 	AddMasterMerchant(ctx context.Context) (string, error)
-	CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error)
-	AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error)
+	CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (laki.APIKeyWithSecret, error)
+	AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, laki.WebhookSecretWithValue, error)
 	ExposeKey(ctx context.Context, keyID string) (string, error)
 	// KeyStatus reads a key's status at LakiConnect, as the merchant sees it.
 	KeyStatus(ctx context.Context, merchant, keyID string) (laki.KeyStatus, error)
@@ -53,10 +53,10 @@ func (s *inProcess) Close()          { s.srv.Close(); s.sim.Close() }
 func (s *inProcess) AddMasterMerchant(context.Context) (string, error) {
 	return s.sim.AddMasterMerchant(""), nil
 }
-func (s *inProcess) CreateKey(_ context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error) {
+func (s *inProcess) CreateKey(_ context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (laki.APIKeyWithSecret, error) {
 	return s.sim.CreateKey(env, merchant, name, scopes)
 }
-func (s *inProcess) AddWebhookEndpoint(_ context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
+func (s *inProcess) AddWebhookEndpoint(_ context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, laki.WebhookSecretWithValue, error) {
 	return s.sim.AddWebhookEndpoint(env, merchant, url, []string{})
 }
 func (s *inProcess) ExposeKey(_ context.Context, keyID string) (string, error) {
@@ -184,8 +184,8 @@ func (s *separateProcess) AddMasterMerchant(ctx context.Context) (string, error)
 	return out.ID, err
 }
 
-func (s *separateProcess) CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (lakiconnect.APIKeyWithSecret, error) {
-	var out lakiconnect.APIKeyWithSecret
+func (s *separateProcess) CreateKey(ctx context.Context, env laki.Environment, merchant, name string, scopes []laki.Scope) (laki.APIKeyWithSecret, error) {
+	var out laki.APIKeyWithSecret
 	err := s.admin(ctx, "keys", map[string]any{"environment": env, "master_merchant_id": merchant, "name": name, "scopes": scopes}, &out)
 	if err == nil && (out.ID == "" || out.Secret.IsZero()) {
 		err = errors.New("simulator admin keys: the answer holds no key")
@@ -193,10 +193,10 @@ func (s *separateProcess) CreateKey(ctx context.Context, env laki.Environment, m
 	return out, err
 }
 
-func (s *separateProcess) AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
+func (s *separateProcess) AddWebhookEndpoint(ctx context.Context, env laki.Environment, merchant, url string) (laki.WebhookEndpoint, laki.WebhookSecretWithValue, error) {
 	var out struct {
-		Endpoint laki.WebhookEndpoint               `json:"endpoint"`
-		Secret   lakiconnect.WebhookSecretWithValue `json:"secret"`
+		Endpoint laki.WebhookEndpoint        `json:"endpoint"`
+		Secret   laki.WebhookSecretWithValue `json:"secret"`
 	}
 	err := s.admin(ctx, "webhook_endpoints", map[string]any{"environment": env, "master_merchant_id": merchant, "url": url, "enabled_events": []string{}}, &out)
 	if err == nil && (out.Endpoint.ID == "" || out.Secret.Secret.IsZero()) {

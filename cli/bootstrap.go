@@ -14,6 +14,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -58,7 +59,7 @@ func newBootstrapCmd(stdio IO, g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env := lakiconnect.Environment(envName)
+			env := laki.Environment(envName)
 			ec, ok := cfg.Environment(env)
 			if !ok {
 				return usageErr("--environment %q is not configured in %s", envName, cfg.File())
@@ -96,11 +97,11 @@ func newBootstrapCmd(stdio IO, g *globalFlags) *cobra.Command {
 				return withCode(ExitFailure, fmt.Errorf("the key %s belongs to %s, not %s (nothing stored)", who.KeyID, who.Environment, env))
 			case who.MasterMerchantID != mm.ID:
 				return withCode(ExitFailure, fmt.Errorf("the key %s belongs to master merchant %s, not %s (nothing stored)", who.KeyID, who.MasterMerchantID, mm.ID))
-			case who.Status == lakiconnect.StatusRevoked:
+			case who.Status == laki.StatusRevoked:
 				return withCode(ExitFailure, fmt.Errorf("the key %s is revoked (nothing stored)", who.KeyID))
 			}
 			cred := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: mm.ID, KeyID: who.KeyID,
-				Secret: key, Scopes: lakiconnect.ScopeNames(who.Scopes), CreatedAt: time.Now().UTC()}
+				Secret: key, Scopes: laki.ScopeNames(who.Scopes), CreatedAt: time.Now().UTC()}
 			value, err := cred.Encode()
 			if err != nil {
 				return withCode(ExitFailure, err)

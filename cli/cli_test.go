@@ -5,13 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
+	"github.com/lakirotator/lakirotator/laki"
 
 	"github.com/lakirotator/lakirotator/cli"
 	"github.com/lakirotator/lakirotator/config"
@@ -20,7 +22,6 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi/openapitest"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -52,7 +53,7 @@ type cliWorld struct {
 // newCLIWorld seeds sandbox secrets: app/checkout (owners alice) holding a key
 // with checkoutScopes, app/reporting (bob), and, when brokenWebhook, an
 // alice-owned webhook secret whose endpoint does not exist at LakiConnect.
-func newCLIWorld(t *testing.T, checkoutScopes []lakiconnect.Scope, brokenWebhook bool) *cliWorld {
+func newCLIWorld(t *testing.T, checkoutScopes []laki.Scope, brokenWebhook bool) *cliWorld {
 	t.Helper()
 	// The CLI runs on the real clock; the simulator's stays within seconds of it.
 	fix := lakisimtest.Start(t, lakisimtest.WithClock(clock.NewFake(time.Now().UTC())))
@@ -64,7 +65,7 @@ func newCLIWorld(t *testing.T, checkoutScopes []lakiconnect.Scope, brokenWebhook
 		t.Fatal(err)
 	}
 	mm := fix.MerchantID
-	put := func(name string, k lakiconnect.APIKeyWithSecret) {
+	put := func(name string, k laki.APIKeyWithSecret) {
 		w.secrets = append(w.secrets, k.Secret)
 		var scopes []string
 		for _, s := range k.Scopes {
@@ -78,19 +79,19 @@ func newCLIWorld(t *testing.T, checkoutScopes []lakiconnect.Scope, brokenWebhook
 			t.Fatal(err)
 		}
 	}
-	mgmt, err := fix.Sim.CreateKey(lakiconnect.Sandbox, mm, "management", []lakiconnect.Scope{
-		lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite, lakiconnect.ScopeWebhooksRead, lakiconnect.ScopeWebhooksWrite,
-		lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead, lakiconnect.ScopeReportsRead})
+	mgmt, err := fix.Sim.CreateKey(laki.Sandbox, mm, "management", []laki.Scope{
+		laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite,
+		laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead, laki.ScopeReportsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
 	put("mgmt/sandbox", mgmt)
-	ck, err := fix.Sim.CreateKey(lakiconnect.Sandbox, mm, "app/checkout", checkoutScopes)
+	ck, err := fix.Sim.CreateKey(laki.Sandbox, mm, "app/checkout", checkoutScopes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	put("app/checkout", ck)
-	rk, err := fix.Sim.CreateKey(lakiconnect.Sandbox, mm, "app/reporting", []lakiconnect.Scope{lakiconnect.ScopeReportsRead})
+	rk, err := fix.Sim.CreateKey(laki.Sandbox, mm, "app/reporting", []laki.Scope{laki.ScopeReportsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestBadConfigExitsTwoWithFileAndLine(t *testing.T) {
 
 func TestPolicyCheckExitCodes(t *testing.T) {
 	t.Run("warnings only pass --fail-on critical", func(t *testing.T) {
-		w := newCLIWorld(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}, false)
+		w := newCLIWorld(t, []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}, false)
 		r := run(w.env, "policy", "check", "--config", w.cfgPath, "--fail-on", "critical")
 		if r.code != cli.ExitOK {
 			t.Errorf("exit %d, want 0 (the fixture's all-scope keys are warnings); out: %s err: %s", r.code, r.out, r.err)
@@ -236,7 +237,7 @@ func TestPolicyCheckExitCodes(t *testing.T) {
 		}
 	})
 	t.Run("under-privileged key fails --fail-on critical", func(t *testing.T) {
-		w := newCLIWorld(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead}, false)
+		w := newCLIWorld(t, []laki.Scope{laki.ScopePaymentsRead}, false)
 		r := run(w.env, "policy", "check", "--config", w.cfgPath, "--fail-on", "critical", "-o", "json")
 		if r.code != cli.ExitViolations {
 			t.Fatalf("exit %d, want 3; out: %s err: %s", r.code, r.out, r.err)
@@ -249,7 +250,7 @@ func TestPolicyCheckExitCodes(t *testing.T) {
 }
 
 func TestLocalTriggerPartialFailureExitsOneAndAuditVerifies(t *testing.T) {
-	w := newCLIWorld(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}, true)
+	w := newCLIWorld(t, []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}, true)
 	r := run(w.env, "trigger", "--config", w.cfgPath, "--local", "--owner", "alice", "--reason", "alice left", "--yes", "-o", "json")
 	if r.code != cli.ExitFailure {
 		t.Fatalf("exit %d, want 1 (one of two secrets fails); out: %s err: %s", r.code, r.out, r.err)
@@ -304,7 +305,7 @@ func TestLocalTriggerPartialFailureExitsOneAndAuditVerifies(t *testing.T) {
 }
 
 func TestStatusJSONAgainstARunningAPI(t *testing.T) {
-	w := newCLIWorld(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}, false)
+	w := newCLIWorld(t, []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}, false)
 	cfg, err := config.Load(w.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -6,16 +6,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
 // A {file: PATH} secret reference to a file its group or others may read is
 // refused, naming the file and its mode, unless the reference opts out.
 func TestSecretFileReadableByOthersIsRefused(t *testing.T) {
-	w := newCLIWorld(t, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}, false)
+	w := newCLIWorld(t, []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}, false)
 	tokenFile := filepath.Join(w.dir, "api-token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600))
 	require.NoError(t, os.Chmod(tokenFile, 0o644)) // WriteFile's mode passes through the umask

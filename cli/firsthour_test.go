@@ -15,13 +15,13 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-var allScopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}
+var allScopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}
 
 // runWith runs the CLI with stdin and, when terminal is set, as if a person
 // sat at it.
@@ -551,7 +551,7 @@ func TestBootstrapStoresAManagementKeyFromStdin(t *testing.T) {
 		t.Errorf("validate --online after bootstrap: exit %d\n%s", r.code, r.out)
 	}
 	// Another key for a secret that holds one is refused.
-	other, err := w.fix.Sim.CreateKey(lakiconnect.Sandbox, w.fix.MerchantID, "second", []lakiconnect.Scope{lakiconnect.ScopeAPIKeysRead})
+	other, err := w.fix.Sim.CreateKey(laki.Sandbox, w.fix.MerchantID, "second", []laki.Scope{laki.ScopeAPIKeysRead})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -68,7 +68,7 @@ type SweepJSON struct {
 	Error        string                 `json:"error,omitempty"`
 }
 
-func sweepJSON(results map[lakiconnect.Environment]rotator.SweepResult, err error) SweepJSON {
+func sweepJSON(results map[laki.Environment]rotator.SweepResult, err error) SweepJSON {
 	keys := func(ks []rotator.SweptKey) []SweptKeyJSON {
 		out := []SweptKeyJSON{}
 		for _, k := range ks {

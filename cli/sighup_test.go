@@ -3,7 +3,6 @@ package cli_test
 import (
 	"context"
 	"fmt"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
+	"github.com/lakirotator/lakirotator/laki"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/cli"
 	"github.com/lakirotator/lakirotator/internal/clock"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -28,8 +29,8 @@ import (
 func TestSIGHUPReloadsAGoodConfigAndKeepsTheOldOneOnABadOne(t *testing.T) {
 	fx := lakisimtest.Start(t, lakisimtest.WithClock(clock.NewFake(time.Now().UTC())))
 	dir := t.TempDir()
-	mgmt, err := fx.Sim.CreateKey(lakiconnect.Sandbox, fx.MerchantID, "management", []lakiconnect.Scope{
-		lakiconnect.ScopeReportsRead, lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite})
+	mgmt, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "management", []laki.Scope{
+		laki.ScopeReportsRead, laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite})
 	require.NoError(t, err)
 	store, err := localstore.Open(filepath.Join(dir, "store.json"))
 	require.NoError(t, err)

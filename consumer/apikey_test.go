@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/consumer"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 func apiKeyCredential(t *testing.T, fx *lakisimtest.Fixture, name string) secretstore.Credential {
 	t.Helper()
-	k, err := fx.Sim.CreateKey(lakiconnect.Sandbox, fx.MerchantID, name, []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, name, []laki.Scope{laki.ScopePaymentsRead})
 	if err != nil {
 		t.Fatal(err)
 	}

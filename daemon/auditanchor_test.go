@@ -21,7 +21,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -60,7 +60,7 @@ func TestDaemonAnchorsItsAuditTrail(t *testing.T) {
 	}
 	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout, AWSCredentials: creds,
-		Stores:         map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: w.store},
+		Stores:         map[laki.Environment]secretstore.Store{laki.Sandbox: w.store},
 		RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour, Hooks: rotator.Hooks{},
 	})
 	if err != nil {

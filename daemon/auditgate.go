@@ -45,7 +45,7 @@ func (g *auditGate) holdScheduled(jobs []rotator.Job) (keep, dropped []rotator.J
 	}
 	var held []string
 	for _, j := range jobs {
-		if j.Cause.Kind != events.CauseScheduled {
+		if j.Trigger.Kind != events.CauseScheduled {
 			keep = append(keep, j)
 			continue
 		}
@@ -98,7 +98,7 @@ func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rota
 	}
 	var urgent, paused []rotator.Job
 	for _, j := range jobs {
-		if j.Cause.Kind == events.CauseCompromise {
+		if j.Trigger.Kind == events.CauseCompromise {
 			urgent = append(urgent, j)
 		} else {
 			paused = append(paused, j)
@@ -109,8 +109,8 @@ func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rota
 		for _, j := range urgent {
 			d.bus.Emit(ctx, events.Event{
 				Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
-				Secret: j.Secret.Name, Environment: string(j.Secret.Environment), Cause: j.Cause.Kind, Source: j.Cause.Source,
-				Actor: j.Cause.Actor, TriggerID: j.Cause.ID,
+				Secret: j.Secret.Name, Environment: string(j.Secret.Environment), Cause: j.Trigger.Kind, Source: j.Trigger.Source,
+				Actor: j.Trigger.Actor, TriggerID: j.Trigger.ID,
 				Reason:  "compromise rotation runs while the audit trail cannot be written; its records are queued and written when an audit sink recovers",
 				Details: map[string]string{"reason": "audit_unavailable"},
 			})
@@ -135,11 +135,11 @@ func (d *Daemon) runJobs(ctx context.Context, jobs []rotator.Job, each func(rota
 	}
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAudit, Outcome: events.OutcomeWarning, Severity: events.SeverityWarning,
-		Cause: paused[0].Cause.Kind, Source: paused[0].Cause.Source, TriggerID: paused[0].Cause.ID,
+		Cause: paused[0].Trigger.Kind, Source: paused[0].Trigger.Source, TriggerID: paused[0].Trigger.ID,
 		Reason:  "rotations paused until the audit trail can be written",
 		Details: map[string]string{"reason": "rotations_paused", "secrets": strconv.Itoa(len(paused))},
 	})
-	d.log.Warn("rotations paused: the audit trail cannot be written", "secrets", len(paused), "cause", paused[0].Cause.Kind)
+	d.log.Warn("rotations paused: the audit trail cannot be written", "secrets", len(paused), "cause", paused[0].Trigger.Kind)
 	wait, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

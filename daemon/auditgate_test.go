@@ -19,7 +19,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/testutil/diskfull"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -33,7 +33,7 @@ func (w *world) buildOnDisk(disk *diskfull.Disk) *daemon.Service {
 	svc, err := daemon.Build(context.Background(), cfg, daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
 		Logger:         slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores:         map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: w.store},
+		Stores:         map[laki.Environment]secretstore.Store{laki.Sandbox: w.store},
 		RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 		AuditFileWriter: disk.Wrap,
 	})

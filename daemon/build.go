@@ -22,6 +22,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/metrics"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
@@ -47,10 +48,10 @@ type BuildOptions struct {
 	// AWSCredentials replace the SDK's default chain (moto in tests).
 	AWSCredentials aws.CredentialsProvider
 	// Stores, when set for an environment, is used instead of building one.
-	Stores map[lakiconnect.Environment]secretstore.Store
+	Stores map[laki.Environment]secretstore.Store
 	Hooks  rotator.Hooks
 	// CallCounters receive every Secrets Manager call (benchmarks, tests).
-	CallCounters map[lakiconnect.Environment]*secretsmanager.CallCounter
+	CallCounters map[laki.Environment]*secretsmanager.CallCounter
 	// AuditFileWriter wraps the audit file's writes (tests play a full disk).
 	AuditFileWriter func(io.Writer) io.Writer
 	// RetireInterval and RefreshInterval override the daemon's defaults.
@@ -63,7 +64,7 @@ type Service struct {
 	Handler   http.Handler
 	Metrics   *metrics.Metrics
 	Policies  *policies.Set
-	Envs      map[lakiconnect.Environment]*Env
+	Envs      map[laki.Environment]*Env
 	Scans     *Scans
 	cfg       *config.Config
 	log       *slog.Logger
@@ -98,7 +99,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	if cfg.HTTP.Metrics.PerSecretLabels {
 		metricOpts = append(metricOpts, metrics.WithSecretLabels(cfg.HTTP.Metrics.SecretLabelLimit()))
 	}
-	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(metricOpts...), Envs: map[lakiconnect.Environment]*Env{}}
+	s := &Service{cfg: cfg, log: o.Logger, Metrics: metrics.New(metricOpts...), Envs: map[laki.Environment]*Env{}}
 	defer func() {
 		if err != nil {
 			_ = s.Close(context.Background())
@@ -126,7 +127,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 	resolver := config.LocalResolver{LookupEnv: o.LookupEnv, AWS: storeResolver(stores)}
 
 	calls := newRecentCalls(o.Clock)
-	clients := map[lakiconnect.Environment]*lakiconnect.Client{}
+	clients := map[laki.Environment]*lakiconnect.Client{}
 	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
@@ -177,7 +178,7 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 		s.Envs[env] = &Env{Name: env, Store: stores[env], Engine: eng, Issuers: issuers}
 	}
 
-	listers := map[lakiconnect.Environment]inventory.Lister{}
+	listers := map[laki.Environment]inventory.Lister{}
 	for env, st := range stores {
 		listers[env] = st
 	}
@@ -275,8 +276,8 @@ func firstPositive(ds ...time.Duration) time.Duration {
 	return 0
 }
 
-func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOptions) (map[lakiconnect.Environment]secretstore.Store, error) {
-	stores := map[lakiconnect.Environment]secretstore.Store{}
+func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOptions) (map[laki.Environment]secretstore.Store, error) {
+	stores := map[laki.Environment]secretstore.Store{}
 	var local *localstore.Store
 	// One set of limiters per AWS account and region, found from the
 	// credentials each entry reaches: entries in one account share its quota.
@@ -325,7 +326,7 @@ func (s *Service) buildStores(ctx context.Context, cfg *config.Config, o BuildOp
 
 // storeResolver resolves aws_secret references from the environment's
 // store: the AWSCURRENT value, or the secret field of a stored credential.
-func storeResolver(stores map[lakiconnect.Environment]secretstore.Store) config.Resolver {
+func storeResolver(stores map[laki.Environment]secretstore.Store) config.Resolver {
 	return config.ResolverFunc(func(ctx context.Context, ref config.SecretRef) (secret.Value, error) {
 		st, ok := stores[ref.Environment]
 		if !ok {

@@ -11,12 +11,12 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inbound/slackcmd"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/securityevents"
 )
 
-func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o BuildOptions, stores map[lakiconnect.Environment]secretstore.Store, bus *events.Bus, r config.Resolver) (map[string]http.Handler, error) {
+func (s *Service) buildReceivers(ctx context.Context, cfg *config.Config, o BuildOptions, stores map[laki.Environment]secretstore.Store, bus *events.Bus, r config.Resolver) (map[string]http.Handler, error) {
 	mounts := map[string]http.Handler{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)

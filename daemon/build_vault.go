@@ -8,7 +8,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/providers/vaultstore"
 )
@@ -16,7 +16,7 @@ import (
 // buildVaultStore opens one environment's Vault store. The login's
 // references ({env: …}, {file: …}) are resolved here, before any store
 // exists: a Vault login never comes from a store.
-func buildVaultStore(ctx context.Context, env lakiconnect.Environment, ec *config.EnvironmentConfig, o BuildOptions) (secretstore.Store, error) {
+func buildVaultStore(ctx context.Context, env laki.Environment, ec *config.EnvironmentConfig, o BuildOptions) (secretstore.Store, error) {
 	where := fmt.Sprintf("environments.%s.vault", env)
 	vc := ec.Vault
 	if vc == nil {

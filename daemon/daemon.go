@@ -26,8 +26,8 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/rotator/schedule"
@@ -36,7 +36,7 @@ import (
 // Env is one environment's store and engine (sandbox and production usually
 // live in separate AWS accounts, so each has its own).
 type Env struct {
-	Name   lakiconnect.Environment
+	Name   laki.Environment
 	Store  secretstore.Store
 	Engine *rotator.Engine
 	// Issuers reaches LakiConnect with the management key of a merchant.
@@ -48,7 +48,7 @@ type PolicySource interface {
 	Get(name string) (policies.Policy, bool)
 	// ForEnvironment is the policy as it applies in one environment: a
 	// management key's scopes narrowed to what rotation needs there.
-	ForEnvironment(name string, env lakiconnect.Environment) (policies.Policy, bool)
+	ForEnvironment(name string, env laki.Environment) (policies.Policy, bool)
 	Names() []string
 }
 
@@ -56,7 +56,7 @@ type PolicySource interface {
 type Parts struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
-	Envs     map[lakiconnect.Environment]*Env
+	Envs     map[laki.Environment]*Env
 	Catalog  *inventory.Catalog
 	Policies PolicySource
 	Bus      *events.Bus
@@ -77,7 +77,7 @@ type Parts struct {
 type Daemon struct {
 	clock                     clock.Clock
 	log                       *slog.Logger
-	envs                      map[lakiconnect.Environment]*Env
+	envs                      map[laki.Environment]*Env
 	catalog                   *inventory.Catalog
 	policies                  PolicySource
 	bus                       *events.Bus
@@ -270,14 +270,14 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
-	cause := rotator.Cause{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
+	cause := rotator.Trigger{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
 	d.submitAll(entries, cause)
 }
 
 // submitAll queues rotations in the background, logging what could not be
 // queued. With a lease, scheduled work runs only on the holder, under its
 // holding: losing the lease stops what has not started.
-func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
+func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
 	run := d.goBackground
 	if scheduledCause(cause) && d.lead != nil {
 		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+cause.ID)
@@ -301,7 +301,7 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Cause) {
 }
 
 // jobFor builds the engine job for an entry under a cause.
-func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, error) {
+func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Trigger) (rotator.Job, error) {
 	p, ok := d.policies.ForEnvironment(e.Managed.Policy, e.Managed.Environment)
 	if !ok {
 		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
@@ -313,14 +313,14 @@ func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Cause) (rotator.Job, er
 		return rotator.Job{}, fmt.Errorf("secret %q: environment %s is not configured", e.Managed.Name, e.Managed.Environment)
 	}
 	known := e.Stored
-	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Cause: cause, Known: &known}, nil
+	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Trigger: cause, Known: &known}, nil
 }
 
 // RotationPolicy maps a policy onto what the engine needs: the engine never
 // asks LakiConnect for more scopes than the policy allows.
 func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 	return rotator.RotationPolicy{
-		Scopes: append([]lakiconnect.Scope(nil), p.Scopes...),
+		Scopes: append([]laki.Scope(nil), p.Scopes...),
 		Grace: map[events.Cause]time.Duration{
 			events.CauseScheduled:  p.GraceFor(events.CauseScheduled),
 			events.CauseManual:     p.GraceFor(events.CauseManual),
@@ -338,7 +338,7 @@ func RotationPolicy(p policies.Policy) rotator.RotationPolicy {
 // runJobsNow submits jobs to their environment's engine and waits for them,
 // keeping the catalog's view of each secret current without another listing.
 func (d *Daemon) runJobsNow(ctx context.Context, jobs []rotator.Job, each func(rotator.JobOutcome)) {
-	byEnv := map[lakiconnect.Environment][]rotator.Job{}
+	byEnv := map[laki.Environment][]rotator.Job{}
 	for _, j := range jobs {
 		byEnv[j.Secret.Environment] = append(byEnv[j.Secret.Environment], j)
 	}
@@ -410,7 +410,7 @@ func (d *Daemon) RetirePass(ctx context.Context) {
 		}
 		// Old credentials end at most 7 days after promotion; past that and
 		// a day's margin they were confirmed ended by an earlier pass.
-		if since, ok := e.CurrentSince(); ok && now.Sub(since) > lakiconnect.MaxExpireDelay+24*time.Hour {
+		if since, ok := e.CurrentSince(); ok && now.Sub(since) > laki.MaxExpireDelay+24*time.Hour {
 			continue
 		}
 		p, ok := d.policies.Get(e.Managed.Policy)

@@ -27,7 +27,7 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -97,9 +97,9 @@ func newUIWorld(t *testing.T) *uiWorld {
 			scopes, policy = reportingScopes, "reporting"
 		}
 		if name == uiExcess {
-			scopes = append(slices.Clone(checkoutScopes), lakiconnect.ScopeReportsRead)
+			scopes = append(slices.Clone(checkoutScopes), laki.ScopeReportsRead)
 		}
-		k, err := w.fix.Sim.CreateKey(lakiconnect.Sandbox, w.merchant, name, scopes)
+		k, err := w.fix.Sim.CreateKey(laki.Sandbox, w.merchant, name, scopes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func newUIWorld(t *testing.T) *uiWorld {
 		for j, s := range k.Scopes {
 			strs[j] = string(s)
 		}
-		v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(lakiconnect.Sandbox), MasterMerchantID: w.merchant,
+		v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: w.merchant,
 			KeyID: k.ID, Secret: k.Secret, Scopes: strs, CreatedAt: w.clk.Now()}.Encode()
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +147,7 @@ func (u *uiWorld) build() *daemon.Service {
 	svc, err := daemon.Build(context.Background(), cfg, daemon.BuildOptions{
 		Clock: u.clk, LookupEnv: u.lookupEnv, Stdout: &u.stdout,
 		Logger: slog.New(slog.NewTextHandler(&u.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores: map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: u.sm},
+		Stores: map[laki.Environment]secretstore.Store{laki.Sandbox: u.sm},
 		Hooks:  rotator.Hooks{}, RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 	})
 	if err != nil {

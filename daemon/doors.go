@@ -13,6 +13,7 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -31,14 +32,14 @@ const signingSecretsTTL = 5 * time.Minute
 type recentCalls struct {
 	clock clock.Clock
 	mu    sync.Mutex
-	ok    map[lakiconnect.Environment]time.Time
+	ok    map[laki.Environment]time.Time
 }
 
 func newRecentCalls(c clock.Clock) *recentCalls {
-	return &recentCalls{clock: c, ok: map[lakiconnect.Environment]time.Time{}}
+	return &recentCalls{clock: c, ok: map[laki.Environment]time.Time{}}
 }
 
-func (r *recentCalls) observe(env lakiconnect.Environment, status int, err error) {
+func (r *recentCalls) observe(env laki.Environment, status int, err error) {
 	if err != nil && status == 0 || status >= 500 || status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests {
 		return
 	}
@@ -48,7 +49,7 @@ func (r *recentCalls) observe(env lakiconnect.Environment, status int, err error
 }
 
 // since reports whether env answered well at or after t.
-func (r *recentCalls) since(env lakiconnect.Environment, t time.Time) bool {
+func (r *recentCalls) since(env laki.Environment, t time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	last, ok := r.ok[env]

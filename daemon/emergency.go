@@ -26,7 +26,7 @@ const (
 // crash would. A failure no retry can fix (a refused scope, the key limit)
 // fails loudly; its intent stays open, so a restart tries once more.
 func (d *Daemon) retryEmergency(o rotator.JobOutcome) bool {
-	if !o.Job.Cause.Kind.Emergency() || o.Err == nil {
+	if !o.Job.Trigger.Kind.Emergency() || o.Err == nil {
 		return false
 	}
 	if errors.Is(o.Err, rotator.ErrAborted) || errors.Is(o.Err, rotator.ErrClosed) {
@@ -71,11 +71,11 @@ func (d *Daemon) again(o rotator.JobOutcome, n int, each func(rotator.JobOutcome
 
 // escalate alerts when the emergency has been open past the next threshold.
 func (d *Daemon) escalate(ctx context.Context, job rotator.Job, err error) {
-	open := d.clock.Now().Sub(job.Cause.At)
+	open := d.clock.Now().Sub(job.Trigger.At)
 	if open < d.escalateAfter {
 		return
 	}
-	key := job.Cause.ID + "\x00" + job.Secret.Name
+	key := job.Trigger.ID + "\x00" + job.Secret.Name
 	d.mu.Lock()
 	level := d.escalated[key]
 	due := d.escalateAfter << min(level, 20)
@@ -85,12 +85,12 @@ func (d *Daemon) escalate(ctx context.Context, job rotator.Job, err error) {
 	}
 	d.escalated[key] = level + 1
 	d.mu.Unlock()
-	msg := fmt.Sprintf("the %s rotation of %s asked for %s ago is still not done: %v", job.Cause.Kind, job.Secret.Name, open.Round(time.Second), err)
+	msg := fmt.Sprintf("the %s rotation of %s asked for %s ago is still not done: %v", job.Trigger.Kind, job.Secret.Name, open.Round(time.Second), err)
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeFailed, Severity: events.SeverityCritical,
 		Secret: job.Secret.Name, Kind: string(job.Secret.Kind), Environment: string(job.Secret.Environment),
-		MasterMerchantID: job.Secret.MasterMerchantID, Cause: job.Cause.Kind, Source: job.Cause.Source,
-		Actor: job.Cause.Actor, TriggerID: job.Cause.ID, Reason: msg,
+		MasterMerchantID: job.Secret.MasterMerchantID, Cause: job.Trigger.Kind, Source: job.Trigger.Source,
+		Actor: job.Trigger.Actor, TriggerID: job.Trigger.ID, Reason: msg,
 		Details: map[string]string{"reason": "emergency_not_done", "escalation": fmt.Sprint(level + 1), "open_for": open.Round(time.Second).String()},
 	})
 }

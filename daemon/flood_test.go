@@ -23,6 +23,7 @@ import (
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -60,7 +61,7 @@ func (w *world) buildCounting() (*daemon.Service, *readsOf) {
 	svc, err := daemon.Build(context.Background(), cfg, daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
 		Logger:         slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores:         map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: counting},
+		Stores:         map[laki.Environment]secretstore.Store{laki.Sandbox: counting},
 		RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 	})
 	if err != nil {
@@ -71,8 +72,8 @@ func (w *world) buildCounting() (*daemon.Service, *readsOf) {
 
 func forgedEvent(t *testing.T, at time.Time, merchant string, i int) ([]byte, string) {
 	body, err := json.Marshal(lakiconnect.Event{
-		ID: fmt.Sprintf("evt_forged_%d", i), Object: "event", Type: lakiconnect.EventAPIKeyExposed, Created: at.Unix(),
-		MasterMerchantID: merchant, Environment: lakiconnect.Sandbox, IdempotencyKey: fmt.Sprintf("forged-%d", i),
+		ID: fmt.Sprintf("evt_forged_%d", i), Object: "event", Type: laki.EventAPIKeyExposed, Created: at.Unix(),
+		MasterMerchantID: merchant, Environment: laki.Sandbox, IdempotencyKey: fmt.Sprintf("forged-%d", i),
 		Data: json.RawMessage(`{"key_id":"key_000000000000000000000001","source":"public_repository"}`),
 	})
 	if err != nil {
@@ -124,7 +125,7 @@ func TestFloodOfForgedAndOversizedRequestsIsBounded(t *testing.T) {
 	auditPath := filepath.Join(w.dir, "audit.jsonl")
 	auditBefore, logBefore := fileSize(t, auditPath), len(w.logs.String())
 	secretReadsBefore := reads.of(secSecurity)
-	hook := r.url + config.SecurityWebhookPath(lakiconnect.Sandbox, w.merchant)
+	hook := r.url + config.SecurityWebhookPath(laki.Sandbox, w.merchant)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 
 	const forged, oversized = 10_000, 1_000
@@ -221,7 +222,7 @@ func TestSecurityEventReceiverHidesInternals(t *testing.T) {
 	w.cfgYAML = []byte(strings.Replace(string(w.cfgYAML), "secret: sec/sandbox}", "secret: sec/missing}", 1))
 	r := w.run(w.build(rotator.Hooks{}), w.ln)
 	body, sig := forgedEvent(t, w.clk.Now(), w.merchant, 1)
-	req, _ := http.NewRequest(http.MethodPost, r.url+config.SecurityWebhookPath(lakiconnect.Sandbox, w.merchant), bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, r.url+config.SecurityWebhookPath(laki.Sandbox, w.merchant), bytes.NewReader(body))
 	req.Header.Set(lakiconnect.SignatureHeader, sig)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

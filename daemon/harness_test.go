@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
+	"github.com/lakirotator/lakirotator/laki"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
@@ -25,7 +26,6 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/localstore"
@@ -46,12 +46,12 @@ const (
 )
 
 var (
-	checkoutScopes  = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}
-	reportingScopes = []lakiconnect.Scope{lakiconnect.ScopeReportsRead}
+	checkoutScopes  = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}
+	reportingScopes = []laki.Scope{laki.ScopeReportsRead}
 	// mgmtScopes is exactly what rotation under the test policies needs.
-	mgmtScopes = []lakiconnect.Scope{
-		lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite, lakiconnect.ScopeWebhooksRead, lakiconnect.ScopeWebhooksWrite,
-		lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead, lakiconnect.ScopeReportsRead,
+	mgmtScopes = []laki.Scope{
+		laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite,
+		laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead, laki.ScopeReportsRead,
 	}
 )
 
@@ -141,30 +141,30 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	sim := fix.Sim
 	mm := fix.MerchantID
 
-	mk, err := sim.CreateKey(lakiconnect.Sandbox, mm, "lakirotator management", mgmtScopes)
+	mk, err := sim.CreateKey(laki.Sandbox, mm, "lakirotator management", mgmtScopes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.putKey(ctx, secMgmt, mk, nil)
 	for _, s := range []struct {
 		name   string
-		scopes []lakiconnect.Scope
+		scopes []laki.Scope
 	}{{secCheckout, checkoutScopes}, {secReporting, reportingScopes}} {
-		k, err := sim.CreateKey(lakiconnect.Sandbox, mm, s.name, s.scopes)
+		k, err := sim.CreateKey(laki.Sandbox, mm, s.name, s.scopes)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.putKey(ctx, s.name, k, nil)
 	}
-	ep, ws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, mm, "https://shop.example/hooks", []string{"payment.succeeded"})
+	ep, ws, err := sim.AddWebhookEndpoint(laki.Sandbox, mm, "https://shop.example/hooks", []string{"payment.succeeded"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.putWebhook(ctx, secWebhook, ep.ID, ws)
 	secEndpoint := ""
 	if o.securityWebhook {
-		sep, sws, err := sim.AddWebhookEndpoint(lakiconnect.Sandbox, mm, w.baseURL+config.SecurityWebhookPath(lakiconnect.Sandbox, mm),
-			[]string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
+		sep, sws, err := sim.AddWebhookEndpoint(laki.Sandbox, mm, w.baseURL+config.SecurityWebhookPath(laki.Sandbox, mm),
+			[]string{laki.EventAPIKeyExposed, laki.EventAPIKeyRevoked, laki.EventAuthFailureSpike})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func (w *world) remember(v secret.Value) {
 	w.created = append(w.created, v)
 }
 
-func (w *world) putKey(ctx context.Context, name string, k lakiconnect.APIKeyWithSecret, tags map[string]string) {
+func (w *world) putKey(ctx context.Context, name string, k laki.APIKeyWithSecret, tags map[string]string) {
 	w.t.Helper()
 	w.remember(k.Secret)
 	scopes := make([]string, len(k.Scopes))
@@ -258,16 +258,16 @@ func (w *world) putKey(ctx context.Context, name string, k lakiconnect.APIKeyWit
 		scopes[i] = string(s)
 	}
 	w.put(ctx, name, tags, secretstore.Credential{
-		Type: secretstore.TypeAPIKey, Environment: string(lakiconnect.Sandbox), MasterMerchantID: w.merchant,
+		Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: w.merchant,
 		KeyID: k.ID, Secret: k.Secret, Scopes: scopes, CreatedAt: w.clk.Now(),
 	})
 }
 
-func (w *world) putWebhook(ctx context.Context, name, endpointID string, ws lakiconnect.WebhookSecretWithValue) {
+func (w *world) putWebhook(ctx context.Context, name, endpointID string, ws laki.WebhookSecretWithValue) {
 	w.t.Helper()
 	w.remember(ws.Secret)
 	w.put(ctx, name, nil, secretstore.Credential{
-		Type: secretstore.TypeWebhookSecret, Environment: string(lakiconnect.Sandbox), MasterMerchantID: w.merchant,
+		Type: secretstore.TypeWebhookSecret, Environment: string(laki.Sandbox), MasterMerchantID: w.merchant,
 		EndpointID: endpointID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: w.clk.Now(),
 	})
 }
@@ -305,7 +305,7 @@ func (w *world) build(hooks rotator.Hooks) *daemon.Service {
 	o := daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
 		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores: map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: w.store},
+		Stores: map[laki.Environment]secretstore.Store{laki.Sandbox: w.store},
 		Hooks:  hooks, RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 	}
 	svc, err := daemon.Build(context.Background(), cfg, o)
@@ -496,9 +496,9 @@ func eventsWhere(rec *events.Recorder, keep func(events.Event) bool) []events.Ev
 
 // keysFor lists every key at the simulator that was made for a secret (by
 // the test's seeding, named after it, or by the rotator, with its metadata).
-func keysFor(w *world, name string) []lakiconnect.APIKey {
-	var out []lakiconnect.APIKey
-	for _, k := range w.fix.Sim.Keys(lakiconnect.Sandbox, w.merchant) {
+func keysFor(w *world, name string) []laki.APIKey {
+	var out []laki.APIKey
+	for _, k := range w.fix.Sim.Keys(laki.Sandbox, w.merchant) {
 		if k.Name == name || k.Metadata[rotator.MetaSecret] == name {
 			out = append(out, k)
 		}

@@ -39,7 +39,7 @@ const intentByMax = 180
 
 // intent is a trigger's durable record on one secret.
 type intent struct {
-	Cause rotator.Cause
+	Cause rotator.Trigger
 	// Writer names the daemon process that kept it (the last one to, when
 	// replicas keep the same ask): that one writes the rotation, the others
 	// follow it.
@@ -94,7 +94,7 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if err != nil {
 		return intent{}, false
 	}
-	in := intent{Cause: rotator.Cause{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
+	in := intent{Cause: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
 	for _, x := range f[4:] {
 		switch {
 		case x == "revoke-first":
@@ -129,7 +129,7 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID || now.Sub(in.Cause.At) > intentHorizon {
 		return intent{}, false
 	}
-	if in.OldKey == "" && rotator.CauseSettled(e.Managed, e.Stored, in.Cause.ID) {
+	if in.OldKey == "" && rotator.TriggerSettled(e.Managed, e.Stored, in.Cause.ID) {
 		// Written and no longer in flight: open only while its version is
 		// current (the end of the old credential may not have been asked
 		// for yet), not once another rotation replaced it.
@@ -202,29 +202,29 @@ func (d *Daemon) updateTags(name string, tags map[string]string) {
 // it, including a rotation killed between its promote and the end of the
 // old credential, which the store alone cannot tell from a finished one.
 func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
-	if o.Job.Cause.Kind == events.CauseScheduled {
+	if o.Job.Trigger.Kind == events.CauseScheduled {
 		return
 	}
-	if o.Err != nil && o.Job.Cause.Kind.Emergency() {
+	if o.Err != nil && o.Job.Trigger.Kind.Emergency() {
 		return // stays open: a restart tries again
 	}
-	d.markIntentDone(ctx, o.Job.Secret, o.Job.Cause.ID)
+	d.markIntentDone(ctx, o.Job.Secret, o.Job.Trigger.ID)
 }
 
 // causeOfPending names the cause of a rotation left in flight: the open
 // intent whose version it is, else the recent schedule slot whose version it
 // is, else (a version of unknown origin) a scheduled resume.
-func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Cause {
+func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Trigger {
 	if in, ok := intentFrom(e.Stored.Tags); ok && rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID) == pendingID {
 		return in.Cause
 	}
 	for _, s := range slots[e.Managed.Policy] {
 		id := slotCauseID(s)
 		if rotator.VersionOf(e.Managed, e.Stored, id) == pendingID {
-			return rotator.Cause{Kind: events.CauseScheduled, ID: id, Source: events.SourceSchedule, Actor: "scheduler", At: s}
+			return rotator.Trigger{Kind: events.CauseScheduled, ID: id, Source: events.SourceSchedule, Actor: "scheduler", At: s}
 		}
 	}
-	return rotator.Cause{Kind: events.CauseScheduled, ID: "resume:" + pendingID, Source: events.SourceStartup, Actor: "startup", At: now}
+	return rotator.Trigger{Kind: events.CauseScheduled, ID: "resume:" + pendingID, Source: events.SourceStartup, Actor: "startup", At: now}
 }
 
 func slotCauseID(slot time.Time) string { return "slot:" + slot.UTC().Format(time.RFC3339) }
@@ -249,7 +249,7 @@ func severity(k events.Cause) int {
 // same ask, kept by several replicas). The process that kept it last writes
 // the rotation; another replica follows it rather than writing the same
 // version at the same time (see rotator.Joined).
-func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) func(secretstore.Secret) (rotator.Joined, bool) {
+func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger) func(secretstore.Secret) (rotator.Joined, bool) {
 	return func(info secretstore.Secret) (rotator.Joined, bool) {
 		in, ok := intentFrom(info.Tags)
 		if !ok || in.OldKey != "" || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
@@ -263,15 +263,15 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Cause) f
 			// arrived. A compromise never is: the exposed key may be the
 			// very one that rotation made.
 			if own.Kind != events.CauseCompromise && in.Cause.Kind == own.Kind && (own.At.Sub(in.Cause.At)).Abs() <= concurrentAsk {
-				return rotator.Joined{Cause: in.Cause}, true
+				return rotator.Joined{Trigger: in.Cause}, true
 			}
 			return rotator.Joined{}, false
 		}
 		follow := in.Writer != "" && in.Writer != d.instance
 		if in.Cause.ID == own.ID {
-			return rotator.Joined{Cause: own, Follow: follow}, follow
+			return rotator.Joined{Trigger: own, Follow: follow}, follow
 		}
-		return rotator.Joined{Cause: in.Cause, Follow: follow}, true
+		return rotator.Joined{Trigger: in.Cause, Follow: follow}, true
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -57,7 +58,7 @@ func TestCompromiseKilledBeforeItsPutStaysACompromise(t *testing.T) {
 	}
 	w.eventually("the exposed key ends at once", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	var done []events.Event
 	w.eventually("the rotation is reported", func() bool {
@@ -79,7 +80,7 @@ func TestExposedRedeliveredAfterRestartIsANoOp(t *testing.T) {
 	ctx := context.Background()
 	old := w.current(secCheckout)
 	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: old.KeyID, Source: "public_repository"})
-	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: lakiconnect.EventAPIKeyExposed, Environment: lakiconnect.Sandbox,
+	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: laki.EventAPIKeyExposed, Environment: laki.Sandbox,
 		MasterMerchantID: w.merchant, IdempotencyKey: "idem-1", Data: data}
 
 	first := w.run(w.build(rotator.Hooks{}), nil)
@@ -143,7 +144,7 @@ func TestCompromiseDuringOutageIsActedOnUntilDone(t *testing.T) {
 	w.fix.Sim.ClearFaults()
 	w.eventually("the exposed key ends once LakiConnect is back", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	w.remember(w.current(secCheckout).Secret)
 	w.eventually("the trigger succeeds", func() bool {
@@ -263,7 +264,7 @@ func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = svc.Shutdown(ctx)
-	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || w.current(secCheckout).KeyID == old.KeyID {
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != laki.StatusActive || w.current(secCheckout).KeyID == old.KeyID {
 		t.Fatalf("before the restart: old key %s, current %s; want promoted, old key still active", k.Status, w.current(secCheckout).KeyID)
 	}
 	w.remember(w.current(secCheckout).Secret)
@@ -271,7 +272,7 @@ func TestCompromiseKilledAfterPromoteEndsTheExposedKey(t *testing.T) {
 	r := w.run(w.build(rotator.Hooks{}), nil)
 	w.eventually("the exposed key ends at once", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	var done []events.Event
 	w.eventually("the compromise is reported", func() bool {
@@ -311,12 +312,12 @@ func TestScheduledKilledAfterPromoteEndsTheOldKeyAtRestart(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	_ = svc.Shutdown(ctx)
 	w.remember(w.current(secReporting).Secret)
-	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusActive || k.ExpiresAt != nil {
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != laki.StatusActive || k.ExpiresAt != nil {
 		t.Fatalf("before the restart the old key is %s (ends %v); want active with no end", k.Status, k.ExpiresAt)
 	}
 	w.run(w.build(rotator.Hooks{}), nil)
 	w.eventually("the old key gets its end", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.ExpiresAt != nil || k.Status == lakiconnect.StatusRevoked
+		return k.ExpiresAt != nil || k.Status == laki.StatusRevoked
 	})
 }

@@ -92,7 +92,7 @@ func (d *Daemon) runLease(ctx context.Context) {
 }
 
 // scheduledCause is work only the holder starts.
-func scheduledCause(c rotator.Cause) bool { return c.Kind == events.CauseScheduled }
+func scheduledCause(c rotator.Trigger) bool { return c.Kind == events.CauseScheduled }
 
 // Holding says whether this replica runs scheduled work now: always
 // without a lease; with one, while it holds it.

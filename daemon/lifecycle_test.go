@@ -9,10 +9,10 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
+	"github.com/lakirotator/lakirotator/laki"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/trigger"
@@ -215,7 +215,7 @@ func TestSecurityEventsEndToEnd(t *testing.T) {
 	w.remember(newKey.Secret)
 	w.eventually("the exposed key ends", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked || (k.ExpiresAt != nil && !k.ExpiresAt.After(w.clk.Now()))
+		return k.Status == laki.StatusRevoked || (k.ExpiresAt != nil && !k.ExpiresAt.After(w.clk.Now()))
 	})
 	w.eventually("the event is delivered twice", func() bool {
 		n := 0
@@ -325,7 +325,7 @@ func TestScansFindAPlantedOverPrivilegedKey(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
 	// Someone put a key with every scope into the checkout secret.
-	planted, err := w.fix.Sim.CreateKey(lakiconnect.Sandbox, w.merchant, "hand-made", lakiconnect.AllScopes)
+	planted, err := w.fix.Sim.CreateKey(laki.Sandbox, w.merchant, "hand-made", laki.AllScopes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,11 +398,11 @@ func TestSweepRevokesAnOrphanOnlyPastTheMargin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, _ := w.fix.Sim.Key(orphan); k.Status != lakiconnect.StatusActive {
+	if k, _ := w.fix.Sim.Key(orphan); k.Status != laki.StatusActive {
 		t.Fatalf("a young orphan (inside the 25h margin) was ended: %s", k.Status)
 	}
-	if !sweptHas(res[lakiconnect.Sandbox].Young, orphan) {
-		t.Errorf("sweep does not report %s as young: %+v", orphan, res[lakiconnect.Sandbox])
+	if !sweptHas(res[laki.Sandbox].Young, orphan) {
+		t.Errorf("sweep does not report %s as young: %+v", orphan, res[laki.Sandbox])
 	}
 
 	w.clk.Advance(26 * time.Hour)
@@ -410,19 +410,19 @@ func TestSweepRevokesAnOrphanOnlyPastTheMargin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sweptHas(res[lakiconnect.Sandbox].Revoked, orphan) {
-		t.Errorf("sweep did not revoke orphan %s: %+v", orphan, res[lakiconnect.Sandbox])
+	if !sweptHas(res[laki.Sandbox].Revoked, orphan) {
+		t.Errorf("sweep did not revoke orphan %s: %+v", orphan, res[laki.Sandbox])
 	}
-	if k, _ := w.fix.Sim.Key(orphan); k.Status != lakiconnect.StatusRevoked {
+	if k, _ := w.fix.Sim.Key(orphan); k.Status != laki.StatusRevoked {
 		t.Errorf("orphan %s is %s at LakiConnect, want revoked", orphan, k.Status)
 	}
 	for id := range before {
-		if k, _ := w.fix.Sim.Key(id); k.Status != lakiconnect.StatusActive {
+		if k, _ := w.fix.Sim.Key(id); k.Status != laki.StatusActive {
 			t.Errorf("the sweep ended key %s that AWSCURRENT holds", id)
 		}
 	}
-	if len(res[lakiconnect.Sandbox].Revoked) != 1 {
-		t.Errorf("sweep revoked %d keys, want only the orphan", len(res[lakiconnect.Sandbox].Revoked))
+	if len(res[laki.Sandbox].Revoked) != 1 {
+		t.Errorf("sweep revoked %d keys, want only the orphan", len(res[laki.Sandbox].Revoked))
 	}
 }
 
@@ -450,7 +450,7 @@ func TestExposedOldKeyInGraceIsRevokedWithoutARotation(t *testing.T) {
 	}
 	current := w.current(secCheckout)
 	w.remember(current.Secret)
-	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != lakiconnect.StatusExpiring {
+	if k, _ := w.fix.Sim.Key(old.KeyID); k.Status != laki.StatusExpiring {
 		t.Fatalf("old key is %s after a manual rotation, want expiring (in its grace)", k.Status)
 	}
 
@@ -459,7 +459,7 @@ func TestExposedOldKeyInGraceIsRevokedWithoutARotation(t *testing.T) {
 	}
 	w.eventually("the exposed old key is revoked", func() bool {
 		k, _ := w.fix.Sim.Key(old.KeyID)
-		return k.Status == lakiconnect.StatusRevoked
+		return k.Status == laki.StatusRevoked
 	})
 	if got := w.current(secCheckout); got.KeyID != current.KeyID {
 		t.Errorf("AWSCURRENT moved to %s; the exposed key was not the current one, nothing should rotate", got.KeyID)
@@ -512,7 +512,7 @@ func TestRepeatedScansReadEachVersionOnce(t *testing.T) {
 	}
 	counting := &countingStore{Store: w.store}
 	svc, err := daemon.Build(ctx, cfg, daemon.BuildOptions{Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
-		Stores: map[lakiconnect.Environment]secretstore.Store{lakiconnect.Sandbox: counting}})
+		Stores: map[laki.Environment]secretstore.Store{laki.Sandbox: counting}})
 	if err != nil {
 		t.Fatal(err)
 	}

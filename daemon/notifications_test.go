@@ -22,7 +22,7 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -134,7 +134,7 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 	t.Cleanup(down.Close)
 
 	ctx := context.Background()
-	stores := map[lakiconnect.Environment]secretstore.Store{}
+	stores := map[laki.Environment]secretstore.Store{}
 	for env, ec := range cfg.Environments {
 		ec.LakiConnect.BaseURL = down.URL + "/v1"
 		st, err := localstore.Open("")
@@ -149,7 +149,7 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 			require.NoError(t, err)
 		}
 	}
-	prod := stores[lakiconnect.Production].(*localstore.Store)
+	prod := stores[laki.Production].(*localstore.Store)
 	signing := secret.New("slack-signing-secret-0123456789")
 	_, err = prod.Create(ctx, "lakirotator/slack-signing-secret", "", nil, &signing)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -49,7 +50,7 @@ func CheckOnline(ctx context.Context, cfg *config.Config, o BuildOptions) []Onli
 	defer func() { _ = s.Close(context.Background()) }()
 
 	type named struct {
-		env         lakiconnect.Environment
+		env         laki.Environment
 		name, field string
 	}
 	var secrets []named
@@ -112,7 +113,7 @@ func judge(err error, notFound string) (ok bool, msg string, unreachable bool) {
 	return false, err.Error(), true
 }
 
-func checkManagementKey(ctx context.Context, st secretstore.Store, ec config.EnvironmentConfig, env lakiconnect.Environment, m config.MasterMerchantConfig, o BuildOptions) (bool, string, bool) {
+func checkManagementKey(ctx context.Context, st secretstore.Store, ec config.EnvironmentConfig, env laki.Environment, m config.MasterMerchantConfig, o BuildOptions) (bool, string, bool) {
 	v, err := st.Get(ctx, m.ManagementKey.Secret, secretstore.ByStage(secretstore.StageCurrent))
 	if err != nil {
 		return judge(err, fmt.Sprintf("no secret %q in the %s store", m.ManagementKey.Secret, env))
@@ -136,7 +137,7 @@ func checkManagementKey(ctx context.Context, st secretstore.Store, ec config.Env
 		return false, fmt.Sprintf("the management key %s belongs to %s, not %s", cred.KeyID, who.Environment, env), false
 	case who.MasterMerchantID != m.ID:
 		return false, fmt.Sprintf("the management key %s belongs to master merchant %s, not %s", cred.KeyID, who.MasterMerchantID, m.ID), false
-	case who.Status == lakiconnect.StatusRevoked:
+	case who.Status == laki.StatusRevoked:
 		return false, fmt.Sprintf("the management key %s is %s", cred.KeyID, who.Status), false
 	}
 	return true, "", false
@@ -144,7 +145,7 @@ func checkManagementKey(ctx context.Context, st secretstore.Store, ec config.Env
 
 // OpenStore opens one environment's store as the daemon would (bootstrap
 // writes a first management key through it). close releases it.
-func OpenStore(ctx context.Context, cfg *config.Config, env lakiconnect.Environment, o BuildOptions) (st secretstore.Store, close func(), err error) {
+func OpenStore(ctx context.Context, cfg *config.Config, env laki.Environment, o BuildOptions) (st secretstore.Store, close func(), err error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}

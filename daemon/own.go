@@ -6,9 +6,9 @@ import (
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/scan"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -32,12 +32,12 @@ func ownCredentials(cfg *config.Config, pols *policies.Set) []scan.Managed {
 			if m.ManagementKey.Policy == "" {
 				out = append(out, scan.Managed{Secret: m.ManagementKey.Secret, Kind: inventory.KindManagementKey, Environment: env,
 					MasterMerchantID: m.ID, Builtin: &policies.Policy{Name: BuiltinManagementKeyPolicy, Kind: inventory.KindManagementKey,
-						Scopes: pols.RotationScopes(env), Environments: []lakiconnect.Environment{env}}})
+						Scopes: pols.RotationScopes(env), Environments: []laki.Environment{env}}})
 			}
 			if w := m.SecurityWebhook; w != nil && w.Policy == "" {
 				out = append(out, scan.Managed{Secret: w.Secret, Kind: inventory.KindWebhookSecret, Environment: env,
 					MasterMerchantID: m.ID, EndpointID: w.EndpointID, Builtin: &policies.Policy{Name: BuiltinSecurityWebhookPolicy,
-						Kind: inventory.KindWebhookSecret, Environments: []lakiconnect.Environment{env}}})
+						Kind: inventory.KindWebhookSecret, Environments: []laki.Environment{env}}})
 			}
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
@@ -124,7 +124,7 @@ func (s *Service) ReportInventory(ctx context.Context) ([]audit.SecretState, err
 		}
 		if p, ok := d.policies.Get(e.Managed.Policy); ok {
 			st.PolicyMaxAge = p.MaxAge
-			st.PolicyScopes = lakiconnect.ScopeNames(p.Scopes)
+			st.PolicyScopes = laki.ScopeNames(p.Scopes)
 			if next, ok := d.nextRotation(e.Managed.Policy, now); ok {
 				st.NextDue = next
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/policies"
 	"github.com/lakirotator/lakirotator/policies/authwatch"
 	"github.com/lakirotator/lakirotator/policies/scan"
@@ -21,7 +22,7 @@ import (
 
 // keyRef names a key in one environment and merchant.
 type keyRef struct {
-	env      lakiconnect.Environment
+	env      laki.Environment
 	merchant string
 	keyID    string
 }
@@ -32,7 +33,7 @@ type keyRef struct {
 type keyIndex struct {
 	managed []scan.Managed
 	keys    map[keyRef]authwatch.KeyInfo
-	scopes  map[string][]lakiconnect.Scope // secret name → scopes of its current key
+	scopes  map[string][]laki.Scope // secret name → scopes of its current key
 	// unreadable: secrets whose current value is malformed, with the
 	// reason (never the value); the other secrets are still scanned.
 	unreadable map[string]error
@@ -41,7 +42,7 @@ type keyIndex struct {
 // readKeyIndex reads the AWSCURRENT and AWSPREVIOUS values of every managed
 // secret: two reads each, well inside the read quota.
 func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
-	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}, scopes: map[string][]lakiconnect.Scope{}, unreadable: map[string]error{}}
+	idx := keyIndex{keys: map[keyRef]authwatch.KeyInfo{}, scopes: map[string][]laki.Scope{}, unreadable: map[string]error{}}
 	for _, e := range d.catalog.All() {
 		if e.Missing {
 			continue
@@ -57,7 +58,7 @@ func (d *Daemon) readKeyIndex(ctx context.Context) (keyIndex, error) {
 			switch {
 			case err == nil:
 				m = m.WithCurrent(c)
-				idx.scopes[e.Managed.Name] = lakiconnect.ScopesFrom(c.Scopes)
+				idx.scopes[e.Managed.Name] = laki.ScopesFrom(c.Scopes)
 				idx.keys[keyRef{e.Managed.Environment, e.Managed.MasterMerchantID, c.ID()}] = authwatch.KeyInfo{
 					State: authwatch.Current, Secret: e.Managed.Name, Kind: e.Managed.Kind, Policy: pol}
 			case errors.Is(err, secretstore.ErrNotFound):
@@ -173,7 +174,7 @@ func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, m
 	s.watcher = &authwatch.Watcher{
 		Targets: watchTargets, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
 		Unmanaged: unattributed, Unattributed: unattributed,
-		Keys: authwatch.KeysFunc(func(env lakiconnect.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
+		Keys: authwatch.KeysFunc(func(env laki.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			k, ok := s.lastKeys[keyRef{env, merchant, keyID}]
@@ -244,8 +245,8 @@ func (s *Scans) check(ctx context.Context) ([]policies.Violation, *keyIndex, err
 }
 
 // Sweep runs the orphan sweep over every environment's managed secrets.
-func (d *Daemon) Sweep(ctx context.Context) (map[lakiconnect.Environment]rotator.SweepResult, error) {
-	out := map[lakiconnect.Environment]rotator.SweepResult{}
+func (d *Daemon) Sweep(ctx context.Context) (map[laki.Environment]rotator.SweepResult, error) {
+	out := map[laki.Environment]rotator.SweepResult{}
 	var errs []error
 	for name, env := range d.envs {
 		var secrets []inventory.ManagedSecret

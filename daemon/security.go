@@ -10,6 +10,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -20,7 +21,7 @@ import (
 // event (the receiver has checked signature, merchant and redelivery).
 func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) error {
 	switch e.Type {
-	case lakiconnect.EventAPIKeyExposed:
+	case laki.EventAPIKeyExposed:
 		var data lakiconnect.APIKeyExposedData
 		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
 			return fmt.Errorf("event %s: api_key.exposed without a key_id", e.ID)
@@ -56,7 +57,7 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 			Source: events.SourceLakiEvent, ID: in.Cause.ID,
 		})
 		return err
-	case lakiconnect.EventAPIKeyRevoked:
+	case laki.EventAPIKeyRevoked:
 		var data lakiconnect.APIKeyRevokedData
 		if err := json.Unmarshal(e.Data, &data); err != nil || data.KeyID == "" {
 			return fmt.Errorf("event %s: api_key.revoked without a key_id", e.ID)
@@ -70,7 +71,7 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 				fmt.Sprintf("the key in AWSCURRENT of %s was revoked (%s): its consumers are failing; rotate it now", entry.Managed.Name, data.Reason))
 		}
 		return nil
-	case lakiconnect.EventAuthFailureSpike:
+	case laki.EventAuthFailureSpike:
 		var data lakiconnect.AuthFailureSpikeData
 		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return fmt.Errorf("event %s: malformed security.auth_failure_spike", e.ID)
@@ -114,7 +115,7 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 // message. The lookup of the key needs no LakiConnect call when it is down:
 // the stored versions name it.
 func (d *Daemon) RecordSecurityEvent(ctx context.Context, e lakiconnect.Event) (bool, error) {
-	if e.Type != lakiconnect.EventAPIKeyExposed {
+	if e.Type != laki.EventAPIKeyExposed {
 		return false, nil
 	}
 	var data lakiconnect.APIKeyExposedData
@@ -181,11 +182,11 @@ func (d *Daemon) rememberLookup(eventID string, entry *inventory.Entry, current 
 // actedOn reports whether the secret shows the event's action done: its
 // rotation written, or its intent marked done.
 func actedOn(e inventory.Entry, id string) bool {
-	return e.Stored.Tags[TagIntentDone] == id || rotator.CauseSettled(e.Managed, e.Stored, id)
+	return e.Stored.Tags[TagIntentDone] == id || rotator.TriggerSettled(e.Managed, e.Stored, id)
 }
 
 func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {
-	return intent{Cause: rotator.Cause{
+	return intent{Cause: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
 		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
 		At: now.UTC().Truncate(time.Second),
@@ -210,7 +211,7 @@ func (d *Daemon) runOldKeyIntent(entry inventory.Entry, in intent, n int) {
 			return
 		}
 		d.log.Error("ending an exposed old key failed; retrying", "secret", entry.Managed.Name, "key_id", in.OldKey, "err", err)
-		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Cause: in.Cause}, err)
+		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Trigger: in.Cause}, err)
 		select {
 		case <-d.quit:
 		default:
@@ -246,7 +247,7 @@ func statusWords(status int) string {
 // rotator puts on every key it creates (one LakiConnect call), then, for
 // keys made by hand before the rotator took over, by reading the current
 // and previous values of each candidate secret.
-func (d *Daemon) secretHoldingKey(ctx context.Context, env lakiconnect.Environment, merchant, keyID string) (*inventory.Entry, bool, error) {
+func (d *Daemon) secretHoldingKey(ctx context.Context, env laki.Environment, merchant, keyID string) (*inventory.Entry, bool, error) {
 	e := d.envs[env]
 	if e == nil {
 		return nil, false, fmt.Errorf("environment %s is not configured", env)
@@ -314,7 +315,7 @@ func (d *Daemon) revokeExposedOldKey(ctx context.Context, entry inventory.Entry,
 		Secret: ms.Name, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
 		Source: events.SourceLakiEvent, KeyID: in.OldKey, Reason: fmt.Sprintf("%s; it was %s's previous key, still in its grace: revoked now. The current key is not affected.", in.Cause.Reason, ms.Name),
 		TriggerID: in.Cause.ID, Cause: in.Cause.Kind, Actor: in.Cause.Actor,
-		Details: map[string]string{"reason": "exposed_old_key_revoked", "event_id": eventID, "event_type": lakiconnect.EventAPIKeyExposed},
+		Details: map[string]string{"reason": "exposed_old_key_revoked", "event_id": eventID, "event_type": laki.EventAPIKeyExposed},
 	})
 	return nil
 }

@@ -12,12 +12,12 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/trigger"
 )
 
-func sortedScopes(s []lakiconnect.Scope) []string {
+func sortedScopes(s []laki.Scope) []string {
 	out := make([]string, len(s))
 	for i, x := range s {
 		out[i] = string(x)
@@ -27,7 +27,7 @@ func sortedScopes(s []lakiconnect.Scope) []string {
 }
 
 // assertKeyScopes checks at the simulator that a key holds exactly want.
-func assertKeyScopes(t *testing.T, w *world, keyID string, want []lakiconnect.Scope) {
+func assertKeyScopes(t *testing.T, w *world, keyID string, want []laki.Scope) {
 	t.Helper()
 	k, ok := w.fix.Sim.Key(keyID)
 	if !ok {
@@ -69,7 +69,7 @@ func TestTriggerOneSecretRotatesOnlyIt(t *testing.T) {
 	}
 	// A manual rotation gives the old key its grace (1h): it is ending, not gone.
 	old, _ := w.fix.Sim.Key(oldCheckout.KeyID)
-	if old.Status != lakiconnect.StatusExpiring || old.ExpiresAt == nil || !old.ExpiresAt.After(w.clk.Now()) {
+	if old.Status != laki.StatusExpiring || old.ExpiresAt == nil || !old.ExpiresAt.After(w.clk.Now()) {
 		t.Errorf("old key %s is %s (expires %v); want expiring after now (grace 1h)", old.ID, old.Status, old.ExpiresAt)
 	}
 	if got := w.current(secReporting); got.KeyID != oldReporting.KeyID {
@@ -141,7 +141,7 @@ func TestTriggerOwnerRotatesExactlyTheirSecrets(t *testing.T) {
 	// Personnel grace is zero: the old checkout key ends now.
 	oldID := before[secCheckout] // an API key: KeyID alone
 	old, _ := w.fix.Sim.Key(oldID)
-	if old.Status == lakiconnect.StatusActive {
+	if old.Status == laki.StatusActive {
 		t.Errorf("old key %s is still active after a personnel rotation with zero grace", oldID)
 	}
 	// The trigger is recorded as a critical personnel event naming the owner.

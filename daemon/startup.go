@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 	"github.com/lakirotator/lakirotator/trigger"
@@ -31,12 +31,12 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 	now := d.clock.Now()
 	slots := d.recentSlots(now)
 	type group struct {
-		cause   rotator.Cause
+		cause   rotator.Trigger
 		entries []inventory.Entry
 	}
 	var order []string
 	groups := map[string]*group{}
-	add := func(cause rotator.Cause, e inventory.Entry) {
+	add := func(cause rotator.Trigger, e inventory.Entry) {
 		g, ok := groups[cause.ID]
 		if !ok {
 			g = &group{cause: cause}
@@ -71,18 +71,18 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 			add(d.causeOfPending(e, pend.ID, slots, now), e)
 		case !hasCur:
 			overdue++
-			add(rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:initial", Source: events.SourceStartup, Actor: "startup", At: now}, e)
+			add(rotator.Trigger{Kind: events.CauseScheduled, ID: "overdue:initial", Source: events.SourceStartup, Actor: "startup", At: now}, e)
 		default:
 			since, known := e.CurrentSince()
-			if len(ps) > 0 && known && since.Before(ps[len(ps)-1]) && !rotator.CauseSettled(e.Managed, e.Stored, slotCauseID(ps[len(ps)-1])) {
+			if len(ps) > 0 && known && since.Before(ps[len(ps)-1]) && !rotator.TriggerSettled(e.Managed, e.Stored, slotCauseID(ps[len(ps)-1])) {
 				missed++
 				last := ps[len(ps)-1]
-				add(rotator.Cause{Kind: events.CauseScheduled, ID: slotCauseID(last), Source: events.SourceStartup, Actor: "startup", At: last}, e)
+				add(rotator.Trigger{Kind: events.CauseScheduled, ID: slotCauseID(last), Source: events.SourceStartup, Actor: "startup", At: last}, e)
 				continue
 			}
 			if p, ok := d.policies.Get(e.Managed.Policy); ok && p.MaxAge > 0 && known && now.Sub(since) > p.MaxAge {
 				overdue++
-				add(rotator.Cause{Kind: events.CauseScheduled, ID: "overdue:" + cur.ID, Source: events.SourceStartup, Actor: "startup", At: now}, e)
+				add(rotator.Trigger{Kind: events.CauseScheduled, ID: "overdue:" + cur.ID, Source: events.SourceStartup, Actor: "startup", At: now}, e)
 			}
 		}
 	}
@@ -113,7 +113,7 @@ func (d *Daemon) recentSlots(now time.Time) map[string][]time.Time {
 			continue
 		}
 		var list []time.Time
-		t := now.Add(-lakiconnect.MaxExpireDelay - 24*time.Hour)
+		t := now.Add(-laki.MaxExpireDelay - 24*time.Hour)
 		for range 100000 {
 			n := p.Schedule.Next(t)
 			if n.IsZero() || n.After(now) {
@@ -132,7 +132,7 @@ func (d *Daemon) recentSlots(now time.Time) map[string][]time.Time {
 
 // runSlotInWindow runs a missed slot now if its policy's window is open,
 // else when it next opens.
-func (d *Daemon) runSlotInWindow(cause rotator.Cause, entries []inventory.Entry) {
+func (d *Daemon) runSlotInWindow(cause rotator.Trigger, entries []inventory.Entry) {
 	p, ok := d.policies.Get(entries[0].Managed.Policy)
 	now := d.clock.Now()
 	if !ok || p.Window.IsZero() || p.InWindow(now) {
@@ -151,7 +151,7 @@ func (d *Daemon) runSlotInWindow(cause rotator.Cause, entries []inventory.Entry)
 }
 
 // resumeTrigger runs a trigger found open in the store, as asked.
-func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
+func (d *Daemon) resumeTrigger(cause rotator.Trigger, entries []inventory.Entry) {
 	if _, exists := d.triggers.get(cause.ID); !exists {
 		st := trigger.Status{ID: cause.ID, State: trigger.StateQueued, Cause: cause.Kind, Source: cause.Source,
 			Reason: cause.Reason, Actor: cause.Actor, OnBehalfOf: cause.OnBehalfOf, CreatedAt: cause.At, Total: len(entries)}
@@ -164,7 +164,7 @@ func (d *Daemon) resumeTrigger(cause rotator.Cause, entries []inventory.Entry) {
 	if cause.Kind.Emergency() {
 		// Open past its time already: say so now, not after the first try.
 		for _, e := range entries {
-			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Cause: cause}, errEmergencyOpenAtStart)
+			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Trigger: cause}, errEmergencyOpenAtStart)
 		}
 	}
 	// A rotation promoted before the restart was never reported (nor, maybe,

@@ -100,7 +100,7 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 	for _, e := range entries {
 		st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 	}
-	cause := rotator.Cause{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+	cause := rotator.Trigger{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
 		Reason: req.Reason, At: now.Truncate(time.Second)}
 	// Durable before "accepted": a restart or another replica finishes it as asked.
 	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
@@ -182,13 +182,13 @@ func (d *Daemon) selectEntries(req trigger.Request) []inventory.Entry {
 
 // runTrigger queues the jobs on the daemon's own context (a trigger outlives
 // the request that made it) and keeps the trigger's progress.
-func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.Cause) {
+func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.Trigger) {
 	d.runTriggerJobs(id, entries, cause, false)
 }
 
 // runTriggerJobs is runTrigger; resumed marks a trigger finished after a
 // restart, whose rotations report their end even when found done.
-func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rotator.Cause, resumed bool) {
+func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rotator.Trigger, resumed bool) {
 	jobs := make([]rotator.Job, 0, len(entries))
 	var bad []trigger.SecretProgress
 	for _, e := range entries {

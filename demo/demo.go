@@ -31,7 +31,7 @@ import (
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -70,33 +70,33 @@ type State struct {
 // A demo secret and what it stands for.
 type seedSecret struct {
 	Name, Policy string
-	Env          lakiconnect.Environment
+	Env          laki.Environment
 	Kind         inventory.Kind
 	Owners       string
-	Scopes       []lakiconnect.Scope
+	Scopes       []laki.Scope
 	endpointURL  string
 }
 
 var (
-	checkoutScopes  = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeCustomersRead}
-	refundsScopes   = []lakiconnect.Scope{lakiconnect.ScopeRefundsRead, lakiconnect.ScopeRefundsWrite, lakiconnect.ScopePaymentsRead}
-	reportingScopes = []lakiconnect.Scope{lakiconnect.ScopeReportsRead}
+	checkoutScopes  = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}
+	refundsScopes   = []laki.Scope{laki.ScopeRefundsRead, laki.ScopeRefundsWrite, laki.ScopePaymentsRead}
+	reportingScopes = []laki.Scope{laki.ScopeReportsRead}
 	// managementScopes is what rotation needs: every scope the rotator
 	// grants, and the rights to manage keys and webhook secrets.
-	managementScopes = []lakiconnect.Scope{
-		lakiconnect.ScopePaymentsRead, lakiconnect.ScopePaymentsWrite, lakiconnect.ScopeRefundsRead, lakiconnect.ScopeRefundsWrite,
-		lakiconnect.ScopeCustomersRead, lakiconnect.ScopeReportsRead, lakiconnect.ScopeWebhooksRead, lakiconnect.ScopeWebhooksWrite,
-		lakiconnect.ScopeAPIKeysRead, lakiconnect.ScopeAPIKeysWrite,
+	managementScopes = []laki.Scope{
+		laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeRefundsRead, laki.ScopeRefundsWrite,
+		laki.ScopeCustomersRead, laki.ScopeReportsRead, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite,
+		laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite,
 	}
 )
 
 func seeds() []seedSecret {
 	return []seedSecret{
-		{Name: "demo/sandbox/checkout", Policy: "demo-checkout", Env: lakiconnect.Sandbox, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
-		{Name: "demo/sandbox/reporting", Policy: "demo-reporting", Env: lakiconnect.Sandbox, Kind: inventory.KindAPIKey, Owners: "bob", Scopes: reportingScopes},
-		{Name: "demo/sandbox/orders-webhook", Policy: "demo-webhooks", Env: lakiconnect.Sandbox, Kind: inventory.KindWebhookSecret, Owners: "alice", endpointURL: "https://shop.example/webhooks/lakiconnect"},
-		{Name: "demo/production/checkout", Policy: "demo-checkout", Env: lakiconnect.Production, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
-		{Name: "demo/production/refunds", Policy: "demo-refunds", Env: lakiconnect.Production, Kind: inventory.KindAPIKey, Owners: "carol", Scopes: refundsScopes},
+		{Name: "demo/sandbox/checkout", Policy: "demo-checkout", Env: laki.Sandbox, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
+		{Name: "demo/sandbox/reporting", Policy: "demo-reporting", Env: laki.Sandbox, Kind: inventory.KindAPIKey, Owners: "bob", Scopes: reportingScopes},
+		{Name: "demo/sandbox/orders-webhook", Policy: "demo-webhooks", Env: laki.Sandbox, Kind: inventory.KindWebhookSecret, Owners: "alice", endpointURL: "https://shop.example/webhooks/lakiconnect"},
+		{Name: "demo/production/checkout", Policy: "demo-checkout", Env: laki.Production, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
+		{Name: "demo/production/refunds", Policy: "demo-refunds", Env: laki.Production, Kind: inventory.KindAPIKey, Owners: "carol", Scopes: refundsScopes},
 	}
 }
 
@@ -249,26 +249,26 @@ func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string
 		_, err = st.Create(ctx, name, "lakirotator demo secret", tags, &v)
 		return err
 	}
-	for _, env := range []lakiconnect.Environment{lakiconnect.Sandbox, lakiconnect.Production} {
+	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
 		k, err := sim.CreateKey(env, mm, "lakirotator management key", managementScopes)
 		if err != nil {
 			return seeded{}, fmt.Errorf("demo: management key: %w", err)
 		}
 		if err := put("demo/"+string(env)+"/management-key", nil, secretstore.Credential{
 			Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: mm, KeyID: k.ID,
-			Secret: k.Secret, Scopes: lakiconnect.ScopeNames(k.Scopes), CreatedAt: now,
+			Secret: k.Secret, Scopes: laki.ScopeNames(k.Scopes), CreatedAt: now,
 		}); err != nil {
 			return seeded{}, err
 		}
 	}
 	// The production security webhook points at the daemon's own receiver.
-	secEP, secSecret, err := sim.AddWebhookEndpoint(lakiconnect.Production, mm,
-		apiURL+config.SecurityWebhookPath(lakiconnect.Production, mm), []string{lakiconnect.EventAPIKeyExposed, lakiconnect.EventAPIKeyRevoked, lakiconnect.EventAuthFailureSpike})
+	secEP, secSecret, err := sim.AddWebhookEndpoint(laki.Production, mm,
+		apiURL+config.SecurityWebhookPath(laki.Production, mm), []string{laki.EventAPIKeyExposed, laki.EventAPIKeyRevoked, laki.EventAuthFailureSpike})
 	if err != nil {
 		return seeded{}, fmt.Errorf("demo: security webhook: %w", err)
 	}
 	if err := put("demo/production/security-webhook", nil, secretstore.Credential{
-		Type: secretstore.TypeWebhookSecret, Environment: string(lakiconnect.Production), MasterMerchantID: mm,
+		Type: secretstore.TypeWebhookSecret, Environment: string(laki.Production), MasterMerchantID: mm,
 		EndpointID: secEP.ID, SecretID: secSecret.ID, Secret: secSecret.Secret, CreatedAt: now,
 	}); err != nil {
 		return seeded{}, err
@@ -292,7 +292,7 @@ func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string
 			if err != nil {
 				return seeded{}, fmt.Errorf("demo: %s: %w", s.Name, err)
 			}
-			c.Type, c.KeyID, c.Secret, c.Scopes = secretstore.TypeAPIKey, k.ID, k.Secret, lakiconnect.ScopeNames(k.Scopes)
+			c.Type, c.KeyID, c.Secret, c.Scopes = secretstore.TypeAPIKey, k.ID, k.Secret, laki.ScopeNames(k.Scopes)
 		}
 		if err := put(s.Name, tags, c); err != nil {
 			return seeded{}, err
@@ -408,7 +408,7 @@ func writePolicies(dir, schedule string, grace time.Duration) error {
 	return nil
 }
 
-func joinScopes(s []lakiconnect.Scope) string {
+func joinScopes(s []laki.Scope) string {
 	var b bytes.Buffer
 	for i, x := range s {
 		if i > 0 {

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -316,7 +316,7 @@ func (c *chaos) converge(t *testing.T, label string, a *ask, before map[string][
 			}
 		}
 		if a.exposed != "" {
-			if k := c.key(a.targets[0].env, a.exposed); k.Status != lakiconnect.StatusRevoked {
+			if k := c.key(a.targets[0].env, a.exposed); k.Status != laki.StatusRevoked {
 				waiting = append(waiting, fmt.Sprintf("exposed key %s is %s", a.exposed, k.Status))
 			}
 		}
@@ -371,8 +371,8 @@ func (c *chaos) story(a *ask) string {
 	return b.String()
 }
 
-func (c *chaos) key(env lakiconnect.Environment, id string) lakiconnect.APIKey {
-	var k lakiconnect.APIKey
+func (c *chaos) key(env laki.Environment, id string) laki.APIKey {
+	var k laki.APIKey
 	c.f.simGet(env, "/api_keys/"+id, &k)
 	return k
 }
@@ -393,7 +393,7 @@ func (c *chaos) check(t *testing.T, label string, a *ask, before map[string][]ve
 	// 1. No rotator-made key is active and held by no stored version.
 	for _, env := range envs {
 		for _, k := range f.keys(env) {
-			if k.Metadata[rotator.MetaCreatedBy] != rotator.MetaCreatedByValue || k.Status != lakiconnect.StatusActive {
+			if k.Metadata[rotator.MetaCreatedBy] != rotator.MetaCreatedByValue || k.Status != laki.StatusActive {
 				continue
 			}
 			if _, ok := referenced[k.ID]; !ok {
@@ -414,16 +414,16 @@ func (c *chaos) check(t *testing.T, label string, a *ask, before map[string][]ve
 		ep := f.endpoint(s.env, s.endpointID)
 		live := 0
 		for _, ws := range ep.Secrets {
-			if ws.Status == lakiconnect.StatusRevoked {
+			if ws.Status == laki.StatusRevoked {
 				continue
 			}
 			live++
-			if _, ok := referenced[ws.ID]; !ok && ws.Status == lakiconnect.StatusActive {
+			if _, ok := referenced[ws.ID]; !ok && ws.Status == laki.StatusActive {
 				errorf("orphan: endpoint %s (%s) has secret %s active and no stored version of %s holds it", ep.ID, s.env, ws.ID, s.name)
 			}
 		}
-		if live > lakiconnect.MaxLiveSecretsPerEndpoint {
-			errorf("endpoint %s of %s has %d live secrets, at most %d", ep.ID, s.name, live, lakiconnect.MaxLiveSecretsPerEndpoint)
+		if live > laki.MaxLiveSecretsPerEndpoint {
+			errorf("endpoint %s of %s has %d live secrets, at most %d", ep.ID, s.name, live, laki.MaxLiveSecretsPerEndpoint)
 		}
 	}
 	// 3. Each asked secret rotated exactly once.
@@ -507,7 +507,7 @@ func (c *chaos) checkOldCredential(t *testing.T, label string, a *ask, s fleetSe
 	if s.kind == "webhook_secret" {
 		grace = map[chaosKind]time.Duration{chaosCompromise: 0, chaosPersonnel: 2 * time.Second, chaosBatch: 3 * time.Second}[a.kind]
 	}
-	var status lakiconnect.KeyStatus
+	var status laki.KeyStatus
 	var expires *time.Time
 	if s.kind == "api_key" {
 		k := c.key(s.env, old)
@@ -526,9 +526,9 @@ func (c *chaos) checkOldCredential(t *testing.T, label string, a *ask, s fleetSe
 	// it (a second for LakiConnect's whole-second times).
 	latest := time.Now().Add(grace + time.Second)
 	switch {
-	case a.kind == chaosCompromise && status != lakiconnect.StatusRevoked:
+	case a.kind == chaosCompromise && status != laki.StatusRevoked:
 		c.fail(t, label, "%s: exposed credential %s is %s, want revoked (compromise grace 0)", s.name, old, status)
-	case status == lakiconnect.StatusActive:
+	case status == laki.StatusActive:
 		c.fail(t, label, "%s: replaced credential %s is still active with no end", s.name, old)
 	case expires != nil && expires.After(latest):
 		c.fail(t, label, "%s: replaced credential %s ends %s, later than the %s grace of a %s rotation allows",

@@ -36,6 +36,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -51,13 +52,13 @@ const (
 	fleetOwnerPeople = "ursula"     // owns a mixed subset: the personnel trigger
 )
 
-var envs = []lakiconnect.Environment{lakiconnect.Production, lakiconnect.Sandbox}
+var envs = []laki.Environment{laki.Production, laki.Sandbox}
 
 // fleetSecret is one managed secret of the fleet.
 type fleetSecret struct {
 	name       string
 	kind       string // api_key | webhook_secret
-	env        lakiconnect.Environment
+	env        laki.Environment
 	policy     string
 	owners     []string
 	endpointID string // webhook secrets
@@ -68,14 +69,14 @@ type fleet struct {
 	t       *testing.T
 	dir     string
 	moto    string
-	sm      map[lakiconnect.Environment]*sm.Client
+	sm      map[laki.Environment]*sm.Client
 	simURL  string // base, without /{env}/v1
 	slack   *fakeSlack
 	token   secret.Value
 	signing secret.Value
 	slackTk secret.Value
-	mgmt    map[lakiconnect.Environment]secret.Value
-	secHook map[lakiconnect.Environment]struct {
+	mgmt    map[laki.Environment]secret.Value
+	secHook map[laki.Environment]struct {
 		endpointID string
 		secret     secret.Value
 	}
@@ -130,12 +131,12 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 			cfg: filepath.Join(f.dir, fmt.Sprintf("replica-%d.yaml", i)), audit: fmt.Sprintf("audit-%d.jsonl", i)}
 		f.replicas = append(f.replicas, r)
 	}
-	f.sm = map[lakiconnect.Environment]*sm.Client{
-		lakiconnect.Production: sm.New(sm.Options{
+	f.sm = map[laki.Environment]*sm.Client{
+		laki.Production: sm.New(sm.Options{
 			Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
 			Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
 		}),
-		lakiconnect.Sandbox: f.assumedClient(sandboxRoleARN),
+		laki.Sandbox: f.assumedClient(sandboxRoleARN),
 	}
 	f.startSim()
 	f.seed()
@@ -171,7 +172,7 @@ func (f *fleet) assumedClient(role string) *sm.Client {
 	})
 }
 
-func (f *fleet) receiverURL(r *replica, env lakiconnect.Environment) string {
+func (f *fleet) receiverURL(r *replica, env laki.Environment) string {
 	return fmt.Sprintf("%s/v1/lakiconnect/events/%s/%s", r.apiURL, env, fleetMerchant)
 }
 
@@ -211,17 +212,17 @@ func (f *fleet) startSim() {
 	var creds struct {
 		AdminURL string `json:"admin_url"`
 		Keys     []struct {
-			Environment lakiconnect.Environment `json:"environment"`
-			KeyID       string                  `json:"key_id"`
-			Secret      string                  `json:"secret"`
-			Scopes      []string                `json:"scopes"`
+			Environment laki.Environment `json:"environment"`
+			KeyID       string           `json:"key_id"`
+			Secret      string           `json:"secret"`
+			Scopes      []string         `json:"scopes"`
 		} `json:"keys"`
 		WebhookSecrets []struct {
-			Environment lakiconnect.Environment `json:"environment"`
-			EndpointID  string                  `json:"endpoint_id"`
-			URL         string                  `json:"url"`
-			SecretID    string                  `json:"secret_id"`
-			Secret      string                  `json:"secret"`
+			Environment laki.Environment `json:"environment"`
+			EndpointID  string           `json:"endpoint_id"`
+			URL         string           `json:"url"`
+			SecretID    string           `json:"secret_id"`
+			Secret      string           `json:"secret"`
 		} `json:"webhook_secrets"`
 	}
 	eventually(t, 20*time.Second, "lakisim writes its credentials file", func() bool {
@@ -230,8 +231,8 @@ func (f *fleet) startSim() {
 	})
 	_ = os.Remove(credsPath)
 	f.simURL = strings.TrimSuffix(creds.AdminURL, "/_sim")
-	f.mgmt = map[lakiconnect.Environment]secret.Value{}
-	f.secHook = map[lakiconnect.Environment]struct {
+	f.mgmt = map[laki.Environment]secret.Value{}
+	f.secHook = map[laki.Environment]struct {
 		endpointID string
 		secret     secret.Value
 	}{}
@@ -258,7 +259,7 @@ func (f *fleet) startSim() {
 		}
 		fs := fleetSecret{name: fmt.Sprintf("orders/%s/webhook-secret", ws.Environment), kind: "webhook_secret", env: ws.Environment,
 			policy: "hooks", owners: []string{fleetOwnerAll}, endpointID: ws.EndpointID}
-		if ws.Environment == lakiconnect.Sandbox {
+		if ws.Environment == laki.Sandbox {
 			fs.owners = append(fs.owners, fleetOwnerPeople)
 		}
 		f.createSecret(ws.Environment, fs.name, c, fs.tags())
@@ -269,10 +270,10 @@ func (f *fleet) startSim() {
 	}
 }
 
-func mgmtName(env lakiconnect.Environment) string {
+func mgmtName(env laki.Environment) string {
 	return "lakirotator/" + string(env) + "/management"
 }
-func secHookName(env lakiconnect.Environment) string {
+func secHookName(env laki.Environment) string {
 	return "lakirotator/" + string(env) + "/security-webhook"
 }
 
@@ -287,7 +288,7 @@ func (s fleetSecret) tags() map[string]string {
 	return tags
 }
 
-func (f *fleet) createSecret(env lakiconnect.Environment, name string, c secretstore.Credential, tags map[string]string) {
+func (f *fleet) createSecret(env laki.Environment, name string, c secretstore.Credential, tags map[string]string) {
 	f.t.Helper()
 	v, err := c.Encode()
 	if err != nil {
@@ -310,9 +311,9 @@ func (f *fleet) createSecret(env lakiconnect.Environment, name string, c secrets
 // seed makes the managed API keys: two in production, one in sandbox under
 // the trigger policy, and one per environment under the "slot" policy.
 func (f *fleet) seed() {
-	add := func(name string, env lakiconnect.Environment, policy string, owners ...string) {
+	add := func(name string, env laki.Environment, policy string, owners ...string) {
 		var key struct {
-			lakiconnect.APIKey
+			laki.APIKey
 			Secret string `json:"secret"`
 		}
 		f.simAdmin("POST", "/_sim/keys", map[string]any{
@@ -325,12 +326,12 @@ func (f *fleet) seed() {
 		}, fs.tags())
 		f.secrets = append(f.secrets, fs)
 	}
-	add("payments/production/checkout", lakiconnect.Production, "keys", fleetOwnerAll)
-	add("payments/production/refunds", lakiconnect.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
-	add("payments/sandbox/checkout", lakiconnect.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
+	add("payments/production/checkout", laki.Production, "keys", fleetOwnerAll)
+	add("payments/production/refunds", laki.Production, "keys", fleetOwnerAll, fleetOwnerPeople)
+	add("payments/sandbox/checkout", laki.Sandbox, "keys", fleetOwnerAll, fleetOwnerPeople)
 	if f.schedule != "" {
 		for _, step := range slotSteps {
-			add(slotSecret(step), lakiconnect.Production, "slot", "slot-team")
+			add(slotSecret(step), laki.Production, "slot", "slot-team")
 		}
 	}
 }
@@ -368,7 +369,7 @@ func (f *fleet) writeConfig(r *replica) {
 	var envBlocks strings.Builder
 	for _, env := range envs {
 		role := ""
-		if env == lakiconnect.Sandbox {
+		if env == laki.Sandbox {
 			role = "\n      role_arn: " + sandboxRoleARN
 		}
 		fmt.Fprintf(&envBlocks, `  %s:
@@ -600,7 +601,7 @@ func (f *fleet) simAdmin(method, path string, body, out any) {
 }
 
 // simGet reads the Management API of env with its management key.
-func (f *fleet) simGet(env lakiconnect.Environment, path string, out any) {
+func (f *fleet) simGet(env laki.Environment, path string, out any) {
 	f.t.Helper()
 	req, _ := http.NewRequest("GET", f.simURL+"/"+string(env)+"/v1"+path, nil)
 	req.Header.Set("Authorization", "Bearer "+f.mgmt[env].Reveal())
@@ -619,15 +620,15 @@ func (f *fleet) simGet(env lakiconnect.Environment, path string, out any) {
 }
 
 // keys lists every key of the merchant in env.
-func (f *fleet) keys(env lakiconnect.Environment) []lakiconnect.APIKey {
-	var all []lakiconnect.APIKey
+func (f *fleet) keys(env laki.Environment) []laki.APIKey {
+	var all []laki.APIKey
 	after := ""
 	for {
 		path := "/api_keys?limit=100"
 		if after != "" {
 			path += "&starting_after=" + url.QueryEscape(after)
 		}
-		var page lakiconnect.List[lakiconnect.APIKey]
+		var page lakiconnect.List[laki.APIKey]
 		f.simGet(env, path, &page)
 		all = append(all, page.Data...)
 		if !page.HasMore || len(page.Data) == 0 {
@@ -637,8 +638,8 @@ func (f *fleet) keys(env lakiconnect.Environment) []lakiconnect.APIKey {
 	}
 }
 
-func (f *fleet) endpoint(env lakiconnect.Environment, id string) lakiconnect.WebhookEndpoint {
-	var ep lakiconnect.WebhookEndpoint
+func (f *fleet) endpoint(env laki.Environment, id string) laki.WebhookEndpoint {
+	var ep laki.WebhookEndpoint
 	f.simGet(env, "/webhook_endpoints/"+id, &ep)
 	return ep
 }
@@ -818,7 +819,7 @@ func (f *fleet) trigger(r *replica, body map[string]any) (status int, ack map[st
 }
 
 // postEvent delivers a signed security event to replica r, as LakiConnect does.
-func (f *fleet) postEvent(r *replica, env lakiconnect.Environment, body []byte) int {
+func (f *fleet) postEvent(r *replica, env laki.Environment, body []byte) int {
 	req, _ := http.NewRequest("POST", f.receiverURL(r, env), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(lakiconnect.SignatureHeader, webhooksig.Sign(time.Now(), body, f.secHook[env].secret))

@@ -32,6 +32,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
@@ -185,7 +186,7 @@ func newHAWorld(t *testing.T) *haWorld {
 	hw := &haWorld{world: w, counter: &smCounter{calls: map[string]map[string]int{}}}
 	w.startSim()
 	type simKey struct {
-		lakiconnect.APIKey
+		laki.APIKey
 		Secret string `json:"secret"`
 	}
 	// The second merchant, with a management key of the same scopes as the
@@ -347,16 +348,16 @@ func (hw *haWorld) rotatorKeys() map[string]int {
 
 // merchantKeys lists every key of the merchant whose management key this
 // is, at the simulator.
-func (hw *haWorld) merchantKeys(mgmt secret.Value) []lakiconnect.APIKey {
+func (hw *haWorld) merchantKeys(mgmt secret.Value) []laki.APIKey {
 	hw.t.Helper()
-	var all []lakiconnect.APIKey
+	var all []laki.APIKey
 	after := ""
 	for {
 		path := "/api_keys?limit=100"
 		if after != "" {
 			path += "&starting_after=" + url.QueryEscape(after)
 		}
-		var page lakiconnect.List[lakiconnect.APIKey]
+		var page lakiconnect.List[laki.APIKey]
 		if st := hw.simAPI(mgmt, "GET", path, &page); st != 200 {
 			hw.t.Fatalf("GET %s: status %d", path, st)
 		}
@@ -425,10 +426,10 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var revoked lakiconnect.APIKey
+	var revoked laki.APIKey
 	eventually(t, 20*time.Second, "the compromised key is revoked", func() bool {
 		revoked = hw.simKey(oldKey)
-		return revoked.Status == lakiconnect.StatusRevoked
+		return revoked.Status == laki.StatusRevoked
 	}, func() string { return hw.replicaTail(other) })
 	if revoked.RevokedAt == nil {
 		t.Fatalf("key %s is revoked with no revoked_at", oldKey)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -97,13 +98,13 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 	cleared = true
 	back := time.Now()
 	eventually(t, 60*time.Second, "the exposed key is revoked once LakiConnect is back", func() bool {
-		return f.key(s.env, exposed).Status == lakiconnect.StatusRevoked
+		return f.key(s.env, exposed).Status == laki.StatusRevoked
 	}, func() string { return f.tail(r) })
 	t.Logf("exposed key revoked %s after LakiConnect came back (outage %s)", time.Since(back).Round(100*time.Millisecond), back.Sub(outage).Round(100*time.Millisecond))
 	cur := current(f.storedVersions(s))
 	if cur.cred == exposed || cur.cred == "" {
 		t.Errorf("AWSCURRENT of %s still holds %q", s.name, cur.cred)
-	} else if k := f.key(s.env, cur.cred); k.Status != lakiconnect.StatusActive {
+	} else if k := f.key(s.env, cur.cred); k.Status != laki.StatusActive {
 		t.Errorf("the new AWSCURRENT key %s of %s is %s", cur.cred, s.name, k.Status)
 	}
 	succeeded := 0

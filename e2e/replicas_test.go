@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
 )
@@ -198,16 +199,16 @@ func testReplicas(t *testing.T, n int) {
 	} else {
 		data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, Source: "public_repository", DetectedAt: time.Now().UTC()})
 		ev := lakiconnect.Event{ID: "evt_REPLICAS" + randomAlnum(t, 16), Object: "event", Type: "api_key.exposed", Created: time.Now().Unix(),
-			MasterMerchantID: fleetMerchant, Environment: lakiconnect.Production, Data: data}
+			MasterMerchantID: fleetMerchant, Environment: laki.Production, Data: data}
 		ev.IdempotencyKey = "idem_" + ev.ID
 		body, _ := json.Marshal(ev)
 		f.atOnce(func(r *replica) {
-			if st := f.postEvent(r, lakiconnect.Production, body); st/100 != 2 {
+			if st := f.postEvent(r, laki.Production, body); st/100 != 2 {
 				t.Errorf("replica %d: the signed event was answered %d, want 2xx", r.no, st)
 			}
 		})
 		f.endCase(t, c)
-		if k := f.key(lakiconnect.Production, exposed); k.Status != lakiconnect.StatusRevoked {
+		if k := f.key(laki.Production, exposed); k.Status != laki.StatusRevoked {
 			t.Errorf("%s: exposed key %s is %s, want revoked", c.name, exposed, k.Status)
 		}
 	}
@@ -240,8 +241,8 @@ func randomAlnum(t *testing.T, n int) string {
 	return string(b[:n])
 }
 
-func (f *fleet) key(env lakiconnect.Environment, id string) lakiconnect.APIKey {
-	var k lakiconnect.APIKey
+func (f *fleet) key(env laki.Environment, id string) laki.APIKey {
+	var k laki.APIKey
 	f.simGet(env, "/api_keys/"+id, &k)
 	return k
 }
@@ -340,7 +341,7 @@ func (f *fleet) endCase(t *testing.T, c *replicaCase) {
 				continue
 			}
 			made = append(made, k.ID+"("+string(k.Status)+")")
-			if k.Status == lakiconnect.StatusActive {
+			if k.Status == laki.StatusActive {
 				live = append(live, k.ID)
 				if !referenced[k.ID] {
 					t.Errorf("%s: %s: key %s is active and no stored version holds it: an orphan", c.name, s.name, k.ID)
@@ -358,7 +359,7 @@ func (f *fleet) endCase(t *testing.T, c *replicaCase) {
 		ep := f.endpoint(s.env, s.endpointID)
 		live := 0
 		for _, ws := range ep.Secrets {
-			if ws.Status == lakiconnect.StatusActive {
+			if ws.Status == laki.StatusActive {
 				live++
 				if !referenced[ws.ID] {
 					t.Errorf("%s: %s: endpoint secret %s is active and no stored version holds it", c.name, s.name, ws.ID)

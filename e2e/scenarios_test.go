@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 )
@@ -180,7 +181,7 @@ func testPersonnelTrigger(t *testing.T, w *world, initial map[string]string) {
 			t.Errorf("%s (alice's) was not rotated", mk.name)
 		case isAlice:
 			old := w.simKey(initial[mk.name])
-			if old.Status != lakiconnect.StatusExpiring {
+			if old.Status != laki.StatusExpiring {
 				t.Errorf("%s: old key %s is %s, want expiring (personnel grace 1h)", mk.name, old.ID, old.Status)
 			}
 			c, _ := w.stored(mk.name, "AWSCURRENT")
@@ -209,11 +210,11 @@ func testScheduledRotation(t *testing.T, w *world, initial map[string]string) {
 	if !w.whoami(cur.Secret) {
 		t.Errorf("the new AWSCURRENT of %s does not authenticate", name)
 	}
-	if old := w.simKey(initial[name]); old.Status != lakiconnect.StatusExpiring {
+	if old := w.simKey(initial[name]); old.Status != laki.StatusExpiring {
 		t.Errorf("old key %s is %s at LakiConnect, want expiring (24h grace)", old.ID, old.Status)
 	}
 	prev, _ := w.stored(name, "AWSPREVIOUS")
-	if prev.KeyID != initial[name] && w.simKey(prev.KeyID).Status != lakiconnect.StatusExpiring {
+	if prev.KeyID != initial[name] && w.simKey(prev.KeyID).Status != laki.StatusExpiring {
 		t.Errorf("AWSPREVIOUS key %s is not expiring", prev.KeyID)
 	}
 
@@ -310,7 +311,7 @@ func testExposedKey(t *testing.T, w *world, initial map[string]string) {
 	exposed := w.currentKeyID(name)
 	w.simAdmin("POST", "/_sim/keys/"+exposed+"/expose", map[string]string{"source": "public_repository", "url": "https://example.invalid/leak"}, nil)
 	eventually(t, 30*time.Second, "the exposed key is revoked at LakiConnect", func() bool {
-		return w.simKey(exposed).Status == lakiconnect.StatusRevoked
+		return w.simKey(exposed).Status == laki.StatusRevoked
 	}, w.daemonTail, w.auditTail)
 	eventually(t, 15*time.Second, "AWSCURRENT holds a new key", func() bool { return w.currentKeyID(name) != exposed })
 	cur, _ := w.stored(name, "AWSCURRENT")
@@ -471,8 +472,8 @@ func testSigtermMidBatch(t *testing.T, w *world, initial map[string]string) {
 	done := make(chan cliResult, 1)
 	go func() { done <- w.cli("", args...) }()
 
-	newKeys := func(name string) []lakiconnect.APIKey {
-		var out []lakiconnect.APIKey
+	newKeys := func(name string) []laki.APIKey {
+		var out []laki.APIKey
 		for _, k := range w.simKeys() {
 			if strings.HasPrefix(k.Name, "lakirotator ") && strings.HasSuffix(k.Name, " "+name) && !k.CreatedAt.Before(start.Add(-time.Second)) {
 				out = append(out, k)
@@ -527,7 +528,7 @@ func testSigtermMidBatch(t *testing.T, w *world, initial map[string]string) {
 		}
 		prev, _ := w.stored(n, "AWSPREVIOUS") // the seed key, since the rotation happened
 		for _, k := range w.simKeys() {
-			if !strings.HasSuffix(k.Name, " "+n) || k.Status == lakiconnect.StatusRevoked {
+			if !strings.HasSuffix(k.Name, " "+n) || k.Status == laki.StatusRevoked {
 				continue
 			}
 			if k.ID != cur && k.ID != prev.KeyID {

@@ -15,7 +15,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/vaultserver"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/providers/vaultstore"
 )
@@ -80,7 +80,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 	seedVault(vaultMgmt, secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
 		KeyID: sim.mgmtKeyID, Secret: w.mgmtKey, Scopes: sim.mgmtScopes, CreatedAt: now}, nil)
 	var key struct {
-		lakiconnect.APIKey
+		laki.APIKey
 		Secret string `json:"secret"`
 	}
 	w.simAdmin("POST", "/_sim/keys", map[string]any{
@@ -134,7 +134,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 		if !w.whoami(c.Secret) {
 			t.Errorf("the new AWSCURRENT key does not authenticate")
 		}
-		if old := w.simKey(key.ID); old.Status != lakiconnect.StatusExpiring {
+		if old := w.simKey(key.ID); old.Status != laki.StatusExpiring {
 			t.Errorf("old key %s is %s, want expiring (grace 1h)", key.ID, old.Status)
 		}
 		prev, err := reader.Get(ctx, vaultAPIKey, secretstore.ByStage(secretstore.StagePrevious))
@@ -161,7 +161,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 		if c.SecretID == sim.webhookSecretID || c.Secret.Equal(w.whSec) {
 			t.Fatalf("AWSCURRENT still holds the seeded signing secret %s", sim.webhookSecretID)
 		}
-		var ep lakiconnect.WebhookEndpoint
+		var ep laki.WebhookEndpoint
 		if st := w.simAPI(w.mgmtKey, "GET", "/webhook_endpoints/"+sim.endpointID, &ep); st != 200 {
 			t.Fatalf("GET endpoint: %d", st)
 		}

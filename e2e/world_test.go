@@ -32,6 +32,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -232,7 +233,7 @@ func (w *world) createSecret(name string, c secretstore.Credential, tags map[str
 func (w *world) seedStore() {
 	for _, mk := range managedKeys {
 		var key struct {
-			lakiconnect.APIKey
+			laki.APIKey
 			Secret string `json:"secret"`
 		}
 		w.simAdmin("POST", "/_sim/keys", map[string]any{
@@ -578,9 +579,9 @@ func (w *world) simAPI(key secret.Value, method, path string, out any) int {
 	return resp.StatusCode
 }
 
-func (w *world) simKey(id string) lakiconnect.APIKey {
+func (w *world) simKey(id string) laki.APIKey {
 	w.t.Helper()
-	var k lakiconnect.APIKey
+	var k laki.APIKey
 	if st := w.simAPI(w.mgmtKey, "GET", "/api_keys/"+id, &k); st != 200 {
 		w.t.Fatalf("GET /api_keys/%s: status %d", id, st)
 	}
@@ -588,16 +589,16 @@ func (w *world) simKey(id string) lakiconnect.APIKey {
 }
 
 // simKeys lists every key of the merchant at the simulator.
-func (w *world) simKeys() []lakiconnect.APIKey {
+func (w *world) simKeys() []laki.APIKey {
 	w.t.Helper()
-	var all []lakiconnect.APIKey
+	var all []laki.APIKey
 	after := ""
 	for {
 		path := "/api_keys?limit=100"
 		if after != "" {
 			path += "&starting_after=" + url.QueryEscape(after)
 		}
-		var page lakiconnect.List[lakiconnect.APIKey]
+		var page lakiconnect.List[laki.APIKey]
 		if st := w.simAPI(w.mgmtKey, "GET", path, &page); st != 200 {
 			w.t.Fatalf("GET %s: status %d", path, st)
 		}

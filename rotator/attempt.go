@@ -103,11 +103,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
 		}
 		info = d
-		if j, ok := job.Join(d); ok && j.Cause.validate() == nil {
-			if j.Cause.ID != job.Cause.ID {
+		if j, ok := job.Join(d); ok && j.Trigger.validate() == nil {
+			if j.Trigger.ID != job.Trigger.ID {
 				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-					"cause", job.Cause.ID, "joined", j.Cause.ID)
-				job.Cause = j.Cause
+					"cause", job.Trigger.ID, "joined", j.Trigger.ID)
+				job.Trigger = j.Trigger
 			}
 			if j.Follow {
 				info, err = e.follow(ctx, job, info)
@@ -158,7 +158,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 	ms := job.Secret
 	name := ms.Name
 	ref := refOf(ms, &info)
-	vid := versionFor(info, ref, job.Cause.ID)
+	vid := versionFor(info, ref, job.Trigger.ID)
 	res := Result{Secret: name, VersionID: vid, Outcome: Rotated}
 	iss, err := e.issuer(ctx, ms)
 	if err != nil {
@@ -316,7 +316,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
 		if errors.Is(err, ErrCredentialFailedTest) {
-			if e.abandon(ctx, iss, job, vid, cur.ID, fresh) && vid == versionFor(info, ref, job.Cause.ID) && hasNextVersion(ref, job.Cause.ID, vid) {
+			if e.abandon(ctx, iss, job, vid, cur.ID, fresh) && vid == versionFor(info, ref, job.Trigger.ID) && hasNextVersion(ref, job.Trigger.ID, vid) {
 				// The cause moves on to its next version (a replayed create
 				// handed back a key ended since, say).
 				return res, errNextVersion
@@ -367,7 +367,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 		}
 	}
 	if old != nil && credID(*old) != res.KeyID {
-		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Cause.Kind))
+		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Trigger.Kind))
 		if err != nil {
 			return res, err
 		}
@@ -391,7 +391,7 @@ const (
 // listing once the version is current, or after the bound: then this
 // replica writes (idempotently) what is left.
 func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (secretstore.Secret, error) {
-	vid := VersionOf(job.Secret, info, job.Cause.ID)
+	vid := VersionOf(job.Secret, info, job.Trigger.ID)
 	for range followPolls {
 		if v, ok := info.Version(vid); ok && v.Has(secretstore.StageCurrent) {
 			return info, nil
@@ -409,7 +409,7 @@ func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (
 		}
 		info = d
 	}
-	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Cause.ID)
+	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Trigger.ID)
 	return info, nil
 }
 
@@ -487,7 +487,7 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if credID(old) == res.KeyID {
 		return res, nil
 	}
-	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Cause.Kind))
+	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Trigger.Kind))
 	return res, err
 }
 
@@ -581,11 +581,11 @@ func VersionOf(ms inventory.ManagedSecret, info secretstore.Secret, causeID stri
 	return versionFor(info, refOf(ms, &info), causeID)
 }
 
-// CauseSettled reports whether the rotation of the cause has been written
-// and is no longer in flight: its version is (or was) current, or was left
-// behind. A cause that is not settled has nothing stored yet, or its version
-// is AWSPENDING in flight.
-func CauseSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
+// TriggerSettled reports whether the rotation of the trigger (by its id) has
+// been written and is no longer in flight: its version is (or was) current, or
+// was left behind. A trigger that is not settled has nothing stored yet, or
+// its version is AWSPENDING in flight.
+func TriggerSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
 	v, ok := info.Version(VersionOf(ms, info, causeID))
 	return ok && !(v.Has(secretstore.StagePending) && !v.Has(secretstore.StageCurrent))
 }

@@ -40,7 +40,7 @@ func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				h := newHarness(t)
 				ms := h.seedKey("svc/crash", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 				old := h.current(ms.Name)
-				c := rotator.Cause{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
+				c := rotator.Trigger{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
 				ctx := context.Background()
 
 				_, err := h.engine(crashAt(step)).Rotate(ctx, ms, basePolicy(), c)

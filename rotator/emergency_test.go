@@ -28,7 +28,7 @@ func TestCompromiseEndsOldKeyAtPromotion(t *testing.T) {
 			return nil
 		}
 	})
-	cause := rotator.Cause{Kind: events.CauseCompromise, ID: "evt_exposed_1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "public_repository"}
+	cause := rotator.Trigger{Kind: events.CauseCompromise, ID: "evt_exposed_1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "public_repository"}
 	res, err := e.Rotate(context.Background(), ms, basePolicy(), cause)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestCompromiseRevokeFirst(t *testing.T) {
 	})
 	pol := basePolicy()
 	pol.RevokeFirstOnCompromise = true
-	if _, err := e.Rotate(context.Background(), ms, pol, rotator.Cause{Kind: events.CauseCompromise, ID: "t1"}); err != nil {
+	if _, err := e.Rotate(context.Background(), ms, pol, rotator.Trigger{Kind: events.CauseCompromise, ID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
 	if oldWorkedBeforeCreate {
@@ -86,7 +86,7 @@ func TestPersonnelChangeRotatesOwnersSecretsWithShortGrace(t *testing.T) {
 	oldA, oldB := h.current(a.Name), h.current(b.Name)
 	jobs := rotator.PersonnelJobs([]inventory.ManagedSecret{a, b}, "Alice",
 		func(inventory.ManagedSecret) rotator.RotationPolicy { return basePolicy() },
-		rotator.Cause{ID: "offboard-alice", Source: events.SourceCLI, Actor: "hr-bot", Reason: "left the company"})
+		rotator.Trigger{ID: "offboard-alice", Source: events.SourceCLI, Actor: "hr-bot", Reason: "left the company"})
 	if len(jobs) != 1 || jobs[0].Secret.Name != a.Name {
 		t.Fatalf("jobs %+v", jobs)
 	}

@@ -12,11 +12,11 @@ import (
 func (e *Engine) baseEvent(job Job) events.Event {
 	ev := events.Event{
 		Secret: job.Secret.Name, Kind: string(job.Secret.Kind), Environment: string(job.Secret.Environment),
-		MasterMerchantID: job.Secret.MasterMerchantID, Cause: job.Cause.Kind, Source: job.Cause.Source,
-		Actor: job.Cause.Actor, OnBehalfOf: job.Cause.OnBehalfOf, Reason: job.Cause.Reason,
+		MasterMerchantID: job.Secret.MasterMerchantID, Cause: job.Trigger.Kind, Source: job.Trigger.Source,
+		Actor: job.Trigger.Actor, OnBehalfOf: job.Trigger.OnBehalfOf, Reason: job.Trigger.Reason,
 	}
-	if job.Cause.Kind != events.CauseScheduled {
-		ev.TriggerID = job.Cause.ID
+	if job.Trigger.Kind != events.CauseScheduled {
+		ev.TriggerID = job.Trigger.ID
 	}
 	return ev
 }

@@ -149,7 +149,7 @@ func TestFailedTestLeavesCurrentUntouched(t *testing.T) {
 		t.Fatal("failed test not reported")
 	}
 	h.fx.Sim.ClearFaults()
-	res, err := h.engine(nil).Rotate(context.Background(), ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: "retry-by-bob", Actor: "bob"})
+	res, err := h.engine(nil).Rotate(context.Background(), ms, basePolicy(), rotator.Trigger{Kind: events.CauseManual, ID: "retry-by-bob", Actor: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}

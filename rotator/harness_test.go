@@ -32,8 +32,8 @@ func basePolicy() rotator.RotationPolicy {
 	}
 }
 
-func scheduled(slot string) rotator.Cause {
-	return rotator.Cause{Kind: events.CauseScheduled, ID: slot, Source: events.SourceSchedule, Actor: "scheduler"}
+func scheduled(slot string) rotator.Trigger {
+	return rotator.Trigger{Kind: events.CauseScheduled, ID: slot, Source: events.SourceSchedule, Actor: "scheduler"}
 }
 
 // harness is a simulator, an in-memory store and what an engine needs, with
@@ -142,7 +142,7 @@ func (h *harness) seedKey(name string, kind inventory.Kind, env laki.Environment
 	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
 }
 
-func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, lakiconnect.WebhookSecretWithValue) {
+func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, laki.WebhookSecretWithValue) {
 	h.t.Helper()
 	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
 	if err != nil {

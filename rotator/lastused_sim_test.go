@@ -7,7 +7,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // With last_used_warning_fraction 0.75 and a 24 h grace, a consumer still
@@ -15,7 +15,7 @@ import (
 // key's last_used_at from LakiConnect.
 func TestRetireWarnsAtAFractionOfTheGrace(t *testing.T) {
 	h := newHarness(t)
-	ms := h.seedKey("svc/fraction", inventory.KindAPIKey, lakiconnect.Sandbox, apiScopes)
+	ms := h.seedKey("svc/fraction", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 	old := h.current(ms.Name)
 	pol := basePolicy()
 	pol.LastUsedWarningFraction = 0.75
@@ -25,7 +25,7 @@ func TestRetireWarnsAtAFractionOfTheGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.fx.Clock.Advance(2 * time.Hour)
-	if _, err := h.whoami(lakiconnect.Sandbox, old.Secret); err != nil {
+	if _, err := h.whoami(laki.Sandbox, old.Secret); err != nil {
 		t.Fatal(err)
 	}
 	h.fx.Clock.Advance(15*time.Hour + 59*time.Minute) // 17:59 into the grace

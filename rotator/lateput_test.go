@@ -166,7 +166,7 @@ func TestMotoLatePutOfAReplayedCreateNeverLands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job.Known, job.Cause = &known, scheduled("2026-06-01T09:00:00Z")
+	job.Known, job.Trigger = &known, scheduled("2026-06-01T09:00:00Z")
 	res, held, err := lateSlotPut(t, b.h, b.store, job, func(c *rotator.Config) {
 		c.Issuers = b.src
 		c.Verifier = webhooksig.Verifier{Clock: b.h.fx.Clock}
@@ -202,7 +202,7 @@ func TestLatePutOfAReplayedCreateOnAWSSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z"), Known: &known}
+	job := rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z"), Known: &known}
 	res, held, err := lateSlotPut(t, h, ls, job, nil)
 	checkOneRotation(t, h, ls, ms, h.rotatorKeys(laki.Sandbox, ms.Name), res, held, err)
 }

@@ -32,10 +32,10 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 			e := h.engine(func(c *rotator.Config) { c.Workers, c.Attempts = 3, 1 }) // one attempt: a stale key must fail, not retry
 			mgmtPol := basePolicy()
 			mgmtPol.Scopes = laki.AllScopes
-			c := rotator.Cause{Kind: cause, ID: "batch-1", Source: events.SourceSchedule}
-			jobs := []rotator.Job{{Secret: mgmt, Policy: mgmtPol, Cause: c}}
+			c := rotator.Trigger{Kind: cause, ID: "batch-1", Source: events.SourceSchedule}
+			jobs := []rotator.Job{{Secret: mgmt, Policy: mgmtPol, Trigger: c}}
 			for _, a := range apps {
-				jobs = append(jobs, rotator.Job{Secret: a, Policy: basePolicy(), Cause: rotator.Cause{Kind: events.CauseScheduled, ID: "batch-1"}})
+				jobs = append(jobs, rotator.Job{Secret: a, Policy: basePolicy(), Trigger: rotator.Trigger{Kind: events.CauseScheduled, ID: "batch-1"}})
 			}
 			var order []string
 			out := e.RunBatch(context.Background(), jobs, func(p rotator.Progress) { order = append(order, p.Last.Job.Secret.Name) })

@@ -84,7 +84,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 			t.Fatal(err)
 		}
 		ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: merchant, Policy: "p"}
-		b.jobs = append(b.jobs, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z")})
+		b.jobs = append(b.jobs, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z")})
 	}
 	// LakiConnect counts per key in real time: keep under its 100/s.
 	b.src = h.source(keys, func(c *lakiconnect.Config) { c.RateLimit, c.RateBurst = 80, 10 })
@@ -162,7 +162,7 @@ func TestMotoBatchOf200CallBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.jobs[i].Known = &s
-		b.jobs[i].Cause = scheduled("2026-06-08T09:00:00Z")
+		b.jobs[i].Trigger = scheduled("2026-06-08T09:00:00Z")
 	}
 	out := run("steady state")
 	// Spot-check consumers' view: AWSCURRENT works, labels as AWS's template leaves them.

@@ -23,9 +23,9 @@ const (
 // a scheduled batch.
 func PriorityOf(j Job) Priority {
 	switch {
-	case j.Cause.Kind.Emergency():
+	case j.Trigger.Kind.Emergency():
 		return PriorityEmergency
-	case j.Cause.Kind == events.CauseManual:
+	case j.Trigger.Kind == events.CauseManual:
 		return PriorityManual
 	default:
 		return PriorityScheduled
@@ -292,14 +292,14 @@ func (e *Engine) Resume(ctx context.Context, jobs []Job, progress func(Progress)
 	var idx []int
 	out := make([]JobOutcome, len(jobs))
 	for i, j := range jobs {
-		if j.Cause.Kind == "" {
-			j.Cause.Kind = events.CauseScheduled
+		if j.Trigger.Kind == "" {
+			j.Trigger.Kind = events.CauseScheduled
 		}
-		if j.Cause.Source == "" {
-			j.Cause.Source = events.SourceStartup
+		if j.Trigger.Source == "" {
+			j.Trigger.Source = events.SourceStartup
 		}
-		if j.Cause.ID == "" {
-			j.Cause.ID = "resume"
+		if j.Trigger.ID == "" {
+			j.Trigger.ID = "resume"
 		}
 		j.resumeOnly = true
 		if j.Known != nil && !inFlight(*j.Known) {

@@ -21,7 +21,7 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	var batch []rotator.Job
 	for i := range 12 {
 		ms := h.seedKey(fmt.Sprintf("svc/b%02d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes)
-		batch = append(batch, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("slot")})
+		batch = append(batch, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("slot")})
 	}
 	urgent := h.seedKey("svc/urgent", inventory.KindAPIKey, laki.Sandbox, apiScopes)
 
@@ -52,7 +52,7 @@ func TestEmergencyJumpsTheQueue(t *testing.T) {
 	go func() { done <- e.RunBatch(context.Background(), batch, nil) }()
 	<-started
 	ch := e.Submit(context.Background(), rotator.Job{Secret: urgent, Policy: basePolicy(),
-		Cause: rotator.Cause{Kind: events.CauseCompromise, ID: "evt_1"}})
+		Trigger: rotator.Trigger{Kind: events.CauseCompromise, ID: "evt_1"}})
 	close(release)
 	if o := <-ch; o.Err != nil {
 		t.Fatal(o.Err)

@@ -64,7 +64,7 @@ func TestMotoLateReplicaNeverStripsCurrentAndReportsOnce(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					b.jobs[i].Known, b.jobs[i].Cause = &s, scheduled(slot)
+					b.jobs[i].Known, b.jobs[i].Trigger = &s, scheduled(slot)
 				}
 				early := eng(nil)
 				for _, j := range b.jobs {
@@ -137,8 +137,8 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	if _, err := h.engine(nil).Rotate(ctx, ms, basePolicy(), scheduled("s1")); err != nil {
 		t.Fatal(err)
 	}
-	manual := func(id string) rotator.Cause {
-		return rotator.Cause{Kind: events.CauseManual, ID: id, Source: events.SourceHTTP, Actor: "alice", Reason: "r"}
+	manual := func(id string) rotator.Trigger {
+		return rotator.Trigger{Kind: events.CauseManual, ID: id, Source: events.SourceHTTP, Actor: "alice", Reason: "r"}
 	}
 	known, err := h.store.Describe(ctx, ms.Name)
 	if err != nil {
@@ -148,12 +148,12 @@ func TestRotationLosingARaceEndsItsOwnKey(t *testing.T) {
 	second := h.engine(func(c *rotator.Config) {
 		c.Hooks.AfterStep = func(_ string, s rotator.Boundary) error {
 			if s == rotator.AfterCreate {
-				_, _ = first.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: manual("trg_one"), Known: &known})
+				_, _ = first.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: manual("trg_one"), Known: &known})
 			}
 			return nil
 		}
 	})
-	res, err := second.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: manual("trg_two"), Known: &known})
+	res, err := second.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: manual("trg_two"), Known: &known})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				job := rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled(slot), Known: &known}
+				job := rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled(slot), Known: &known}
 				early := h.engine(func(c *rotator.Config) { c.Store = store })
 				late := h.engine(func(c *rotator.Config) {
 					c.Store = store
@@ -278,21 +278,21 @@ func TestFollowerWritesNothingWhileTheWriterRotates(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	ms := h.seedKey("svc/follow", inventory.KindAPIKey, laki.Sandbox, apiScopes)
-	cause := rotator.Cause{Kind: events.CauseManual, ID: "trg_shared", Source: events.SourceHTTP, Actor: "alice"}
+	cause := rotator.Trigger{Kind: events.CauseManual, ID: "trg_shared", Source: events.SourceHTTP, Actor: "alice"}
 	follower := h.engine(nil)
 	done := make(chan error, 1)
 	var res rotator.Result
 	go func() {
 		var err error
-		res, err = follower.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: cause,
+		res, err = follower.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: cause,
 			Join: func(secretstore.Secret) (rotator.Joined, bool) {
-				return rotator.Joined{Cause: cause, Follow: true}, true
+				return rotator.Joined{Trigger: cause, Follow: true}, true
 			}})
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond) // the follower is waiting
 	h.store.resetCounts()
-	if _, err := h.engine(nil).RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: cause}); err != nil {
+	if _, err := h.engine(nil).RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: cause}); err != nil {
 		t.Fatal(err)
 	}
 	writes := h.store.counts()["PutPending"] + h.store.counts()["MoveStage"]

@@ -99,7 +99,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 	}
 	res.EndsAt = endsAt
 
-	job := Job{Secret: ms, Policy: pol, Cause: Cause{Kind: events.CauseScheduled}}
+	job := Job{Secret: ms, Policy: pol, Trigger: Trigger{Kind: events.CauseScheduled}}
 	switch {
 	case status == laki.StatusRevoked:
 		res.State = RetireEnded

@@ -17,15 +17,15 @@ import (
 )
 
 // Rotate runs one rotation of one secret; see RotateJob.
-func (e *Engine) Rotate(ctx context.Context, ms inventory.ManagedSecret, pol RotationPolicy, cause Cause) (Result, error) {
-	return e.RotateJob(ctx, Job{Secret: ms, Policy: pol, Cause: cause})
+func (e *Engine) Rotate(ctx context.Context, ms inventory.ManagedSecret, pol RotationPolicy, cause Trigger) (Result, error) {
+	return e.RotateJob(ctx, Job{Secret: ms, Policy: pol, Trigger: cause})
 }
 
 func validateJob(j Job) error {
 	if err := j.Secret.Validate(); err != nil {
 		return err
 	}
-	if err := j.Cause.validate(); err != nil {
+	if err := j.Trigger.validate(); err != nil {
 		return fmt.Errorf("managed secret %q: %w", j.Secret.Name, err)
 	}
 	if j.Secret.Kind != inventory.KindWebhookSecret {
@@ -50,8 +50,8 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 	if err := validateJob(job); err != nil {
 		return Result{}, &StepError{Secret: job.Secret.Name, Step: "validate", Err: err, Permanent: true}
 	}
-	if job.Cause.At.IsZero() {
-		job.Cause.At = e.clk.Now().UTC().Truncate(time.Hour)
+	if job.Trigger.At.IsZero() {
+		job.Trigger.At = e.clk.Now().UTC().Truncate(time.Hour)
 	}
 	name := job.Secret.Name
 	unlock, err := e.lockSecret(ctx, name)
@@ -116,7 +116,7 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 		next := e.clk.Now().Add(e.cfg.Backoff.Delay(priorFailures))
 		failing := res.VersionID
 		if failing == "" {
-			failing = VersionID(refOf(job.Secret, info), job.Cause.ID)
+			failing = VersionID(refOf(job.Secret, info), job.Trigger.ID)
 		}
 		e.recordFailure(ctx, name, failing, priorFailures, err, next)
 		ev := base
@@ -187,7 +187,7 @@ func (e *Engine) hook(name string, step Boundary) error {
 }
 
 func (e *Engine) revokeFirst(job Job) bool {
-	return job.Cause.Kind == events.CauseCompromise &&
-		(job.Policy.RevokeFirstOnCompromise || job.Cause.RevokeFirst) &&
+	return job.Trigger.Kind == events.CauseCompromise &&
+		(job.Policy.RevokeFirstOnCompromise || job.Trigger.RevokeFirst) &&
 		job.Secret.Kind == inventory.KindAPIKey
 }

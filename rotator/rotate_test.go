@@ -48,7 +48,7 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.store.resetCounts()
-	res, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-01T09:00:00Z"), Known: &known})
+	res, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z"), Known: &known})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestRotateAPIKeyHappyPathAndCallBudget(t *testing.T) {
 	}
 	h.store.resetCounts()
 	before := len(h.fx.Sim.Requests())
-	second, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Cause: scheduled("2026-06-02T09:00:00Z"), Known: &known})
+	second, err := e.RotateJob(ctx, rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-02T09:00:00Z"), Known: &known})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestRotateRefusesBadInputNamingTheSecret(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"svc/x"`) || !strings.Contains(err.Error(), "scopes") {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = e.Rotate(context.Background(), ms, basePolicy(), rotator.Cause{Kind: events.CauseScheduled})
+	_, err = e.Rotate(context.Background(), ms, basePolicy(), rotator.Trigger{Kind: events.CauseScheduled})
 	if err == nil || !strings.Contains(err.Error(), "cause id") {
 		t.Fatalf("err = %v", err)
 	}

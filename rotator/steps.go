@@ -83,7 +83,7 @@ func (e *Engine) createAPIKey(ctx context.Context, iss Issuer, job Job, vid, ide
 		},
 	}
 	if job.Policy.ExpiresAfter > 0 {
-		at := job.Cause.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, laki.MaxCreateExpiresAhead))
+		at := job.Trigger.At.UTC().Truncate(time.Second).Add(min(job.Policy.ExpiresAfter, laki.MaxCreateExpiresAhead))
 		req.ExpiresAt = &at
 	}
 	k, err := iss.CreateAPIKey(ctx, idem, req)

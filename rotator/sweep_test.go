@@ -23,7 +23,7 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 	prev := h.current(ms.Name)
 	// Two rotations that died after their create and were never asked again.
 	for _, id := range []string{"lost-1", "lost-2"} {
-		if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), rotator.Cause{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
+		if _, err := h.engine(crashAt(rotator.AfterCreate)).Rotate(ctx, ms, basePolicy(), rotator.Trigger{Kind: events.CauseManual, ID: id}); !errors.Is(err, rotator.ErrAborted) {
 			t.Fatal(err)
 		}
 	}

@@ -50,8 +50,9 @@ func (p RotationPolicy) GraceFor(c events.Cause) time.Duration {
 	return g
 }
 
-// Cause is why a rotation runs and who asked.
-type Cause struct {
+// Trigger is what set one rotation off: why (Kind), from where, who asked,
+// and the id that names the rotation (its events' TriggerID).
+type Trigger struct {
 	Kind events.Cause
 	// ID identifies the rotation: the schedule slot (RFC 3339) or the
 	// trigger's id. The version id derives from it, so the same ID always
@@ -71,7 +72,7 @@ type Cause struct {
 	RevokeFirst bool
 }
 
-func (c Cause) validate() error {
+func (c Trigger) validate() error {
 	switch c.Kind {
 	case events.CauseScheduled, events.CauseCompromise, events.CausePersonnel, events.CauseManual:
 	default:
@@ -85,9 +86,9 @@ func (c Cause) validate() error {
 
 // Job is one rotation to run.
 type Job struct {
-	Secret inventory.ManagedSecret
-	Policy RotationPolicy
-	Cause  Cause
+	Secret  inventory.ManagedSecret
+	Policy  RotationPolicy
+	Trigger Trigger
 	// Known is the secret's listing or Describe data, when the caller has it
 	// (scheduler, discovery): the engine then needs no Describe of its own.
 	Known *secretstore.Secret
@@ -111,8 +112,8 @@ type Job struct {
 // another replica writes it (this one then follows, writing nothing until
 // that rotation is current or a bound passes).
 type Joined struct {
-	Cause  Cause
-	Follow bool
+	Trigger Trigger
+	Follow  bool
 }
 
 // Ending is how a rotation ended.

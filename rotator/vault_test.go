@@ -122,7 +122,7 @@ func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				h := newVaultHarness(t, srv)
 				ms := h.seedVaultKey(vaultName(fmt.Sprintf("crash-%s-%s", cause, step)))
 				old := h.vaultCurrent(ms.Name)
-				c := rotator.Cause{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
+				c := rotator.Trigger{Kind: cause, ID: "trigger-1", Source: events.SourceCLI, Actor: "bob"}
 				ctx := context.Background()
 
 				// The crashed engine and the restarted one are separate

@@ -20,6 +20,7 @@ import (
 	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 )
@@ -44,7 +45,7 @@ type Recorder func(ctx context.Context, e lakiconnect.Event) (duplicate bool, er
 
 // Options configures a Receiver.
 type Options struct {
-	Environment lakiconnect.Environment
+	Environment laki.Environment
 	// MasterMerchants are the merchants whose events this receiver accepts.
 	MasterMerchants []string
 	Secrets         SigningSecrets

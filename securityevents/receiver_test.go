@@ -20,6 +20,7 @@ import (
 	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/securityevents"
@@ -87,7 +88,7 @@ func start(t *testing.T) *fixture {
 	}
 	f.refusals = inbound.NewRefusals(inbound.RefusalsOptions{Events: f.rec, Clock: f.clock})
 	r, err := securityevents.New(securityevents.Options{
-		Environment: lakiconnect.Production, MasterMerchants: []string{merchant},
+		Environment: laki.Production, MasterMerchants: []string{merchant},
 		Secrets: f.held, Handle: f.handled.handle, Clock: f.clock, Events: f.rec, Refusals: f.refusals,
 	})
 	require.NoError(t, err)
@@ -102,7 +103,7 @@ func start(t *testing.T) *fixture {
 func event(id, typ, mm string) []byte {
 	b, _ := json.Marshal(lakiconnect.Event{
 		ID: id, Object: "event", Type: typ, Created: 1, MasterMerchantID: mm,
-		Environment: lakiconnect.Production, IdempotencyKey: "idem-" + id,
+		Environment: laki.Production, IdempotencyKey: "idem-" + id,
 		Data: json.RawMessage(`{"key_id":"key_000000000000000000000001","source":"public_repository"}`),
 	})
 	return b
@@ -124,7 +125,7 @@ func (f *fixture) deliver(t *testing.T, body []byte, header string) (int, string
 
 func TestVerifiedEventIsActedOnOnceDespiteRedelivery(t *testing.T) {
 	f := start(t)
-	body := event("evt_1", lakiconnect.EventAPIKeyExposed, merchant)
+	body := event("evt_1", laki.EventAPIKeyExposed, merchant)
 	for i := 0; i < 3; i++ {
 		status, _ := f.deliver(t, body, webhooksig.Sign(f.clock.Now(), body, oldSecret))
 		assert.Equal(t, http.StatusOK, status, "delivery %d", i)
@@ -136,9 +137,9 @@ func TestVerifiedEventIsActedOnOnceDespiteRedelivery(t *testing.T) {
 
 func TestForgedStaleMalformedAndForeignDeliveriesAreRefusedAndRecorded(t *testing.T) {
 	f := start(t)
-	body := event("evt_2", lakiconnect.EventAPIKeyExposed, merchant)
+	body := event("evt_2", laki.EventAPIKeyExposed, merchant)
 	forger := secret.New("whsec_" + strings.Repeat("Z", 43) + "=")
-	foreign := event("evt_3", lakiconnect.EventAPIKeyExposed, "mm_ZZZZZZZZZZZZZZZZ")
+	foreign := event("evt_3", laki.EventAPIKeyExposed, "mm_ZZZZZZZZZZZZZZZZ")
 	cases := []struct {
 		name   string
 		body   []byte
@@ -184,7 +185,7 @@ func TestRotationOfTheReceiversOwnSecretBreaksNothing(t *testing.T) {
 	f.held.mu.Lock()
 	f.held.current = []secret.Value{oldSecret, newSecret}
 	f.held.mu.Unlock()
-	body := event("evt_4", lakiconnect.EventAPIKeyRevoked, merchant)
+	body := event("evt_4", laki.EventAPIKeyRevoked, merchant)
 	status, _ := f.deliver(t, body, webhooksig.Sign(f.clock.Now(), body, newSecret))
 	assert.Equal(t, http.StatusOK, status)
 	require.Eventually(t, func() bool { return len(f.handled.events()) == 1 }, 2*time.Second, 5*time.Millisecond)

@@ -29,6 +29,8 @@ type module struct {
 	Resources map[string]*hclsyntax.Block // "TYPE.NAME"
 	Data      map[string]*hclsyntax.Block // "TYPE.NAME"
 	Modules   map[string]*hclsyntax.Block
+	// Moved holds the moved blocks: where a resource used to be declared.
+	Moved []*hclsyntax.Block
 	// Other holds top-level blocks that are none of the above (terraform, provider).
 	Other []*hclsyntax.Block
 }
@@ -102,6 +104,11 @@ func loadModule(dir string) (*module, error) {
 					}
 					m.Locals[name] = a
 				}
+			case "moved":
+				if len(b.Labels) != 0 {
+					problems = append(problems, fmt.Sprintf("%s: a moved block takes no label", b.DefRange()))
+				}
+				m.Moved = append(m.Moved, b)
 			case "terraform", "provider":
 				m.Other = append(m.Other, b)
 			default:

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 )
 
@@ -181,10 +181,10 @@ func serve(f flags, log *slog.Logger, stdout io.Writer) error {
 }
 
 func flagSeed(merchant, scopes string) (seedFile, error) {
-	var sc []lakiconnect.Scope
+	var sc []laki.Scope
 	if scopes != "" {
 		for i, s := range strings.Split(scopes, ",") {
-			s := lakiconnect.Scope(strings.TrimSpace(s))
+			s := laki.Scope(strings.TrimSpace(s))
 			if !s.Valid() {
 				return seedFile{}, fmt.Errorf("-scopes: item %d: unknown scope %q", i+1, s)
 			}
@@ -194,8 +194,8 @@ func flagSeed(merchant, scopes string) (seedFile, error) {
 	return seedFile{Merchants: []seedMerchant{{
 		ID: merchant,
 		Keys: []seedKey{
-			{Environment: lakiconnect.Sandbox, Name: "management (sandbox)", Scopes: sc},
-			{Environment: lakiconnect.Production, Name: "management (production)", Scopes: sc},
+			{Environment: laki.Sandbox, Name: "management (sandbox)", Scopes: sc},
+			{Environment: laki.Production, Name: "management (production)", Scopes: sc},
 		},
 	}}}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"io"
 	"math/big"
 	"net"
@@ -23,7 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 func TestRefusesNonLoopbackAndBadFlags(t *testing.T) {
@@ -142,7 +142,7 @@ func TestBinaryStartsSeedsAndAnswers(t *testing.T) {
 	}
 	sandbox := creds.Keys[0]
 	status, body := call("GET", creds.SandboxURL+"/whoami", sandbox.Secret, "")
-	var who lakiconnect.WhoAmI
+	var who laki.WhoAmI
 	if status != 200 || json.Unmarshal(body, &who) != nil || who.KeyID != sandbox.KeyID || who.MasterMerchantID != "mm_DEMO0123456789ab" || len(who.Scopes) != 2 {
 		t.Fatalf("whoami: %d %s", status, body)
 	}
@@ -280,10 +280,10 @@ func TestBinaryServesTLSAndPrintsCredentialsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var who lakiconnect.WhoAmI
+	var who laki.WhoAmI
 	_ = json.NewDecoder(resp.Body).Decode(&who)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || len(who.Scopes) != 2 || who.Scopes[0] != lakiconnect.ScopeAPIKeysRead {
+	if resp.StatusCode != 200 || len(who.Scopes) != 2 || who.Scopes[0] != laki.ScopeAPIKeysRead {
 		t.Fatalf("whoami over TLS: %d %+v", resp.StatusCode, who)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

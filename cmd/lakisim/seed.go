@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 )
 
@@ -36,15 +36,15 @@ type seedMerchant struct {
 }
 
 type seedKey struct {
-	Environment lakiconnect.Environment `yaml:"environment"`
-	Name        string                  `yaml:"name"`
-	Scopes      []lakiconnect.Scope     `yaml:"scopes"`
+	Environment laki.Environment `yaml:"environment"`
+	Name        string           `yaml:"name"`
+	Scopes      []laki.Scope     `yaml:"scopes"`
 }
 
 type seedEndpoint struct {
-	Environment   lakiconnect.Environment `yaml:"environment"`
-	URL           string                  `yaml:"url"`
-	EnabledEvents []string                `yaml:"enabled_events"`
+	Environment   laki.Environment `yaml:"environment"`
+	URL           string           `yaml:"url"`
+	EnabledEvents []string         `yaml:"enabled_events"`
 }
 
 // credentials is what the binary hands out once: the seeded secrets.
@@ -58,21 +58,21 @@ type credentials struct {
 }
 
 type credentialKey struct {
-	Environment      lakiconnect.Environment `json:"environment"`
-	MasterMerchantID string                  `json:"master_merchant_id"`
-	KeyID            string                  `json:"key_id"`
-	Name             string                  `json:"name"`
-	Scopes           []lakiconnect.Scope     `json:"scopes"`
-	Secret           string                  `json:"secret"`
+	Environment      laki.Environment `json:"environment"`
+	MasterMerchantID string           `json:"master_merchant_id"`
+	KeyID            string           `json:"key_id"`
+	Name             string           `json:"name"`
+	Scopes           []laki.Scope     `json:"scopes"`
+	Secret           string           `json:"secret"`
 }
 
 type credentialSecret struct {
-	Environment      lakiconnect.Environment `json:"environment"`
-	MasterMerchantID string                  `json:"master_merchant_id"`
-	EndpointID       string                  `json:"endpoint_id"`
-	URL              string                  `json:"url"`
-	SecretID         string                  `json:"secret_id"`
-	Secret           string                  `json:"secret"`
+	Environment      laki.Environment `json:"environment"`
+	MasterMerchantID string           `json:"master_merchant_id"`
+	EndpointID       string           `json:"endpoint_id"`
+	URL              string           `json:"url"`
+	SecretID         string           `json:"secret_id"`
+	Secret           string           `json:"secret"`
 }
 
 func loadSeed(path string) (seedFile, error) {
@@ -137,7 +137,7 @@ func (sf seedFile) apply(sim *lakisim.Simulator, creds *credentials) error {
 		for j, k := range m.Keys {
 			scopes := k.Scopes
 			if len(scopes) == 0 {
-				scopes = lakiconnect.AllScopes
+				scopes = laki.AllScopes
 			}
 			key, err := sim.CreateKey(k.Environment, id, k.Name, scopes)
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -39,7 +40,7 @@ const (
 	grace     = 30 * time.Second // on the fake clock; moved past after every round
 )
 
-var scopes = []lakiconnect.Scope{lakiconnect.ScopePaymentsRead}
+var scopes = []laki.Scope{laki.ScopePaymentsRead}
 
 // Consumers on package consumer, calling LakiConnect with Key and
 // verifying deliveries with Verifier, see no failed call and no rejected
@@ -89,11 +90,11 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 
 	// The two managed secrets, as a team onboards them.
 	apiName, hookName := "payments/sandbox/checkout-api-key", "payments/sandbox/checkout-webhook"
-	k, err := fx.Sim.CreateKey(lakiconnect.Sandbox, fx.MerchantID, "checkout", scopes)
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "checkout", scopes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, ws, err := fx.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, fx.MerchantID, receiver.URL, []string{"*"})
+	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Sandbox, fx.MerchantID, receiver.URL, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			tk, err := fx.Sim.CreateKey(lakiconnect.Sandbox, fx.MerchantID, fmt.Sprintf("noise-%d", n), scopes)
+			tk, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, fmt.Sprintf("noise-%d", n), scopes)
 			if err == nil {
 				_ = fx.Sim.RevokeKey(tk.ID, "revoked_by_dashboard")
 			}
@@ -177,8 +178,8 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merchants, err := lakiconnect.NewMerchants(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
+		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +192,14 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	t.Cleanup(eng.Close)
 	pol := rotator.RotationPolicy{Scopes: scopes, DefaultGrace: grace,
 		Grace: map[events.Cause]time.Duration{events.CauseCompromise: 0, events.CausePersonnel: grace}}
-	apiMS := inventory.ManagedSecret{Name: apiName, Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
-	hookMS := inventory.ManagedSecret{Name: hookName, Kind: inventory.KindWebhookSecret, Environment: lakiconnect.Sandbox,
+	apiMS := inventory.ManagedSecret{Name: apiName, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
+	hookMS := inventory.ManagedSecret{Name: hookName, Kind: inventory.KindWebhookSecret, Environment: laki.Sandbox,
 		MasterMerchantID: fx.MerchantID, EndpointID: ep.ID, Policy: "p"}
 
 	start := time.Now()
 	for round := 1; round <= rotations; round++ {
-		cause := rotator.Cause{Kind: events.CauseScheduled, ID: clk.Now().UTC().Format(time.RFC3339), Source: events.SourceSchedule, Actor: "scheduler"}
-		var exposed lakiconnect.APIKey
+		cause := rotator.Trigger{Kind: events.CauseScheduled, ID: clk.Now().UTC().Format(time.RFC3339), Source: events.SourceSchedule, Actor: "scheduler"}
+		var exposed laki.APIKey
 		switch round {
 		case rotations - 1:
 			cur := current(t, ctx, store, apiName)
@@ -206,7 +207,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 				t.Fatal(err)
 			}
 			exposed.ID = cur.KeyID
-			cause = rotator.Cause{Kind: events.CauseCompromise, ID: fmt.Sprintf("trg_compromise%02d", round), Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}
+			cause = rotator.Trigger{Kind: events.CauseCompromise, ID: fmt.Sprintf("trg_compromise%02d", round), Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}
 			exposedSecret := cur.Secret
 			for _, ms := range []inventory.ManagedSecret{apiMS, hookMS} {
 				if _, err := eng.Rotate(ctx, ms, pol, cause); err != nil {
@@ -224,7 +225,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 			clk.Advance(grace + time.Second)
 			continue
 		case rotations:
-			cause = rotator.Cause{Kind: events.CausePersonnel, ID: fmt.Sprintf("trg_personnel%02d", round), Source: events.SourceCLI, Actor: "alice", Reason: "bob left"}
+			cause = rotator.Trigger{Kind: events.CausePersonnel, ID: fmt.Sprintf("trg_personnel%02d", round), Source: events.SourceCLI, Actor: "alice", Reason: "bob left"}
 		}
 		for _, ms := range []inventory.ManagedSecret{apiMS, hookMS} {
 			if _, err := eng.Rotate(ctx, ms, pol, cause); err != nil {
@@ -266,7 +267,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	}
 	// Every version the rotator wrote ended up used: 50 rotations, 50 new keys.
 	keys := 0
-	for _, key := range fx.Sim.Keys(lakiconnect.Sandbox, fx.MerchantID) {
+	for _, key := range fx.Sim.Keys(laki.Sandbox, fx.MerchantID) {
 		if key.Metadata[rotator.MetaSecret] == apiName {
 			keys++
 		}

@@ -53,7 +53,7 @@ func seedWorld(t *testing.T) *simWorld {
 		require.True(t, ok, name)
 		return p
 	}
-	create := func(c *lakiconnect.Client, role string, req laki.CreateAPIKeyRequest) lakiconnect.APIKeyWithSecret {
+	create := func(c *lakiconnect.Client, role string, req laki.CreateAPIKeyRequest) laki.APIKeyWithSecret {
 		k, err := c.CreateAPIKey(ctx, "seed-"+role, req)
 		require.NoError(t, err, role)
 		w.secrets = append(w.secrets, k.Secret)

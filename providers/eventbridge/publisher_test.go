@@ -22,6 +22,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/inventory"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/eventbridge"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
@@ -120,10 +121,10 @@ func TestRotationEventsReachAQueueThroughARule(t *testing.T) {
 
 	ctx := context.Background()
 	pol := policy()
-	if _, err := eng.Rotate(ctx, ms, pol, rotator.Cause{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}); err != nil {
+	if _, err := eng.Rotate(ctx, ms, pol, rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule, Actor: "scheduler"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eng.Rotate(ctx, ms, pol, rotator.Cause{Kind: events.CauseCompromise, ID: "trg_exposed1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}); err != nil {
+	if _, err := eng.Rotate(ctx, ms, pol, rotator.Trigger{Kind: events.CauseCompromise, ID: "trg_exposed1", Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "exposed"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.Close(ctx); err != nil {
@@ -183,7 +184,7 @@ func TestPublishingFailuresNeverFailARotation(t *testing.T) {
 	bus := &events.Bus{}
 	bus.Subscribe(pub)
 	eng, ms, _ := rotatingEngine(t, c, fx, bus)
-	res, err := eng.Rotate(context.Background(), ms, policy(), rotator.Cause{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule})
+	res, err := eng.Rotate(context.Background(), ms, policy(), rotator.Trigger{Kind: events.CauseScheduled, ID: "2026-06-01T09:00:00Z", Source: events.SourceSchedule})
 	if err != nil {
 		t.Fatalf("rotation failed with EventBridge down: %v (%+v)", err, res)
 	}
@@ -217,7 +218,7 @@ func pubCounter(t *testing.T, reg *prometheus.Registry, result string) prometheu
 }
 
 func policy() rotator.RotationPolicy {
-	return rotator.RotationPolicy{Scopes: []lakiconnect.Scope{lakiconnect.ScopePaymentsRead}, DefaultGrace: 24 * time.Hour,
+	return rotator.RotationPolicy{Scopes: []laki.Scope{laki.ScopePaymentsRead}, DefaultGrace: 24 * time.Hour,
 		Grace: map[events.Cause]time.Duration{events.CauseCompromise: 0}}
 }
 
@@ -232,7 +233,7 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := fx.Sim.CreateKey(lakiconnect.Sandbox, fx.MerchantID, "svc", []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "svc", []laki.Scope{laki.ScopePaymentsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +247,8 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 	if err != nil {
 		t.Fatal(err)
 	}
-	merchants, err := lakiconnect.NewMerchants(map[lakiconnect.Environment]*lakiconnect.Client{lakiconnect.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
+	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
+		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
-	ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: lakiconnect.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
+	ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
 	keep := func() []secret.Value {
 		out := []secret.Value{fx.SandboxKey, k.Secret}
 		d, _ := store.Describe(ctx, name)

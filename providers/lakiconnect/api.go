@@ -11,26 +11,27 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // WhoAmI describes the calling key (GET /whoami).
-func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
-	var out WhoAmI
+func (c *Client) WhoAmI(ctx context.Context) (laki.WhoAmI, error) {
+	var out laki.WhoAmI
 	err := c.do(ctx, call{method: http.MethodGet, route: "/whoami", path: "/whoami"}, &out)
 	return out, err
 }
 
 // WhoAmIWith describes another key than the client's own (GET /whoami
 // called with key): how a new key is proved before it is promoted.
-func (c *Client) WhoAmIWith(ctx context.Context, key secret.Value) (WhoAmI, error) {
+func (c *Client) WhoAmIWith(ctx context.Context, key secret.Value) (laki.WhoAmI, error) {
 	return c.WithAPIKey(key).WhoAmI(ctx)
 }
 
 // CreateAPIKey creates a key (POST /api_keys). The idempotency key is
 // required: a retry with the same key and request returns the same key and
 // secret instead of a second one. The secret is in the answer's Secret only.
-func (c *Client) CreateAPIKey(ctx context.Context, idempotencyKey string, req CreateAPIKeyRequest) (APIKeyWithSecret, error) {
-	var out APIKeyWithSecret
+func (c *Client) CreateAPIKey(ctx context.Context, idempotencyKey string, req laki.CreateAPIKeyRequest) (laki.APIKeyWithSecret, error) {
+	var out laki.APIKeyWithSecret
 	if err := checkIdempotencyKey(idempotencyKey, true); err != nil {
 		return out, err
 	}
@@ -46,8 +47,8 @@ func (c *Client) CreateAPIKey(ctx context.Context, idempotencyKey string, req Cr
 }
 
 // GetAPIKey returns one key without its secret (GET /api_keys/{key_id}).
-func (c *Client) GetAPIKey(ctx context.Context, keyID string) (APIKey, error) {
-	var out APIKey
+func (c *Client) GetAPIKey(ctx context.Context, keyID string) (laki.APIKey, error) {
+	var out laki.APIKey
 	if err := checkID("key id", keyID); err != nil {
 		return out, err
 	}
@@ -57,19 +58,19 @@ func (c *Client) GetAPIKey(ctx context.Context, keyID string) (APIKey, error) {
 
 // ListAPIKeys walks every page of GET /api_keys, following starting_after.
 // An error is yielded once, as the last element.
-func (c *Client) ListAPIKeys(ctx context.Context, opts ListAPIKeysOptions) iter.Seq2[APIKey, error] {
+func (c *Client) ListAPIKeys(ctx context.Context, opts laki.ListAPIKeysOptions) iter.Seq2[laki.APIKey, error] {
 	q := url.Values{}
 	if opts.Status != "" {
 		q.Set("status", string(opts.Status))
 	}
-	return paginate[APIKey](ctx, c, "/api_keys", q, opts.PageSize, func(k APIKey) string { return k.ID })
+	return paginate[laki.APIKey](ctx, c, "/api_keys", q, opts.PageSize, func(k laki.APIKey) string { return k.ID })
 }
 
 // ExpireAPIKey schedules the key's end (POST /api_keys/{key_id}/expire); a nil
 // expiresAt means now. With an empty idempotencyKey the header is omitted and
 // the request is never retried.
-func (c *Client) ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string, expiresAt *time.Time) (APIKey, error) {
-	var out APIKey
+func (c *Client) ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string, expiresAt *time.Time) (laki.APIKey, error) {
+	var out laki.APIKey
 	if err := errors.Join(checkIdempotencyKey(idempotencyKey, false), checkID("key id", keyID)); err != nil {
 		return out, err
 	}
@@ -83,8 +84,8 @@ func (c *Client) ExpireAPIKey(ctx context.Context, idempotencyKey, keyID string,
 
 // RevokeAPIKey revokes the key at once (POST /api_keys/{key_id}/revoke). With
 // an empty idempotencyKey the header is omitted and the request is never retried.
-func (c *Client) RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string) (APIKey, error) {
-	var out APIKey
+func (c *Client) RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string) (laki.APIKey, error) {
+	var out laki.APIKey
 	if err := errors.Join(checkIdempotencyKey(idempotencyKey, false), checkID("key id", keyID)); err != nil {
 		return out, err
 	}
@@ -97,18 +98,18 @@ func (c *Client) RevokeAPIKey(ctx context.Context, idempotencyKey, keyID string)
 }
 
 // ListWebhookEndpoints walks every page of GET /webhook_endpoints; pageSize 0 means 100.
-func (c *Client) ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[WebhookEndpoint, error] {
-	return paginate[WebhookEndpoint](ctx, c, "/webhook_endpoints", url.Values{}, pageSize, func(e WebhookEndpoint) string { return e.ID })
+func (c *Client) ListWebhookEndpoints(ctx context.Context, pageSize int) iter.Seq2[laki.WebhookEndpoint, error] {
+	return paginate[laki.WebhookEndpoint](ctx, c, "/webhook_endpoints", url.Values{}, pageSize, func(e laki.WebhookEndpoint) string { return e.ID })
 }
 
 // APIKeys returns every key the calling key can see, all pages.
-func (c *Client) APIKeys(ctx context.Context) ([]APIKey, error) {
-	return collect(c.ListAPIKeys(ctx, ListAPIKeysOptions{}))
+func (c *Client) APIKeys(ctx context.Context) ([]laki.APIKey, error) {
+	return collect(c.ListAPIKeys(ctx, laki.ListAPIKeysOptions{}))
 }
 
 // WebhookEndpoints returns every webhook endpoint of the calling key's
 // master merchant, all pages.
-func (c *Client) WebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error) {
+func (c *Client) WebhookEndpoints(ctx context.Context) ([]laki.WebhookEndpoint, error) {
 	return collect(c.ListWebhookEndpoints(ctx, 0))
 }
 
@@ -124,8 +125,8 @@ func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
 }
 
 // GetWebhookEndpoint returns one endpoint with its secrets' metadata.
-func (c *Client) GetWebhookEndpoint(ctx context.Context, endpointID string) (WebhookEndpoint, error) {
-	var out WebhookEndpoint
+func (c *Client) GetWebhookEndpoint(ctx context.Context, endpointID string) (laki.WebhookEndpoint, error) {
+	var out laki.WebhookEndpoint
 	if err := checkID("endpoint id", endpointID); err != nil {
 		return out, err
 	}
@@ -138,8 +139,8 @@ func (c *Client) GetWebhookEndpoint(ctx context.Context, endpointID string) (Web
 
 // CreateWebhookSecret adds a signing secret to the endpoint (POST
 // /webhook_endpoints/{endpoint_id}/secrets). The idempotency key is required.
-func (c *Client) CreateWebhookSecret(ctx context.Context, idempotencyKey, endpointID string) (WebhookSecretWithValue, error) {
-	var out WebhookSecretWithValue
+func (c *Client) CreateWebhookSecret(ctx context.Context, idempotencyKey, endpointID string) (laki.WebhookSecretWithValue, error) {
+	var out laki.WebhookSecretWithValue
 	if err := errors.Join(checkIdempotencyKey(idempotencyKey, true), checkID("endpoint id", endpointID)); err != nil {
 		return out, err
 	}
@@ -154,8 +155,8 @@ func (c *Client) CreateWebhookSecret(ctx context.Context, idempotencyKey, endpoi
 // ExpireWebhookSecret stops signing with the secret at expiresAt (nil: now,
 // which revokes it) and returns the endpoint after the change. With an empty
 // idempotencyKey the header is omitted and the request is never retried.
-func (c *Client) ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpointID, secretID string, expiresAt *time.Time) (WebhookEndpoint, error) {
-	var out WebhookEndpoint
+func (c *Client) ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpointID, secretID string, expiresAt *time.Time) (laki.WebhookEndpoint, error) {
+	var out laki.WebhookEndpoint
 	if err := errors.Join(checkIdempotencyKey(idempotencyKey, false), checkID("endpoint id", endpointID), checkID("secret id", secretID)); err != nil {
 		return out, err
 	}
@@ -170,8 +171,8 @@ func (c *Client) ExpireWebhookSecret(ctx context.Context, idempotencyKey, endpoi
 // TestWebhookSignature asks for a signed test.ping sample (POST
 // /webhook_endpoints/{endpoint_id}/test_signature); verify it with webhooksig.
 // With an empty idempotencyKey the header is omitted and the request is never retried.
-func (c *Client) TestWebhookSignature(ctx context.Context, idempotencyKey, endpointID string) (TestSignature, error) {
-	var out TestSignature
+func (c *Client) TestWebhookSignature(ctx context.Context, idempotencyKey, endpointID string) (laki.TestSignature, error) {
+	var out laki.TestSignature
 	if err := errors.Join(checkIdempotencyKey(idempotencyKey, false), checkID("endpoint id", endpointID)); err != nil {
 		return out, err
 	}
@@ -185,7 +186,7 @@ func (c *Client) TestWebhookSignature(ctx context.Context, idempotencyKey, endpo
 
 // ListAuthFailures returns the 401/403 counts in [since, until) (GET
 // /security/auth_failures); a zero until is omitted (up to now).
-func (c *Client) ListAuthFailures(ctx context.Context, since, until time.Time) ([]AuthFailureCount, error) {
+func (c *Client) ListAuthFailures(ctx context.Context, since, until time.Time) ([]laki.AuthFailureCount, error) {
 	if since.IsZero() {
 		return nil, errors.New("lakiconnect: ListAuthFailures: since is required; nothing was sent")
 	}
@@ -199,7 +200,7 @@ func (c *Client) ListAuthFailures(ctx context.Context, since, until time.Time) (
 		q.Set("until", until.UTC().Format(time.RFC3339Nano))
 	}
 	var out struct {
-		Data []AuthFailureCount `json:"data"`
+		Data []laki.AuthFailureCount `json:"data"`
 	}
 	err := c.do(ctx, call{method: http.MethodGet, route: "/security/auth_failures", path: "/security/auth_failures", query: q}, &out)
 	if err != nil {
@@ -222,10 +223,10 @@ func paginate[T any](ctx context.Context, c *Client, route string, q url.Values,
 	return func(yield func(T, error) bool) {
 		var zero T
 		if pageSize == 0 {
-			pageSize = MaxPageLimit
+			pageSize = laki.MaxPageLimit
 		}
-		if pageSize < 1 || pageSize > MaxPageLimit {
-			yield(zero, fmt.Errorf("lakiconnect: GET %s: page size %d outside 1..%d; nothing was sent", route, pageSize, MaxPageLimit))
+		if pageSize < 1 || pageSize > laki.MaxPageLimit {
+			yield(zero, fmt.Errorf("lakiconnect: GET %s: page size %d outside 1..%d; nothing was sent", route, pageSize, laki.MaxPageLimit))
 			return
 		}
 		after := ""

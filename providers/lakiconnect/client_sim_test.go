@@ -46,7 +46,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.h.logs.Write(p)
 }
 
-func (h *simHarness) client(t *testing.T, env lc.Environment, key secret.Value) *lc.Client {
+func (h *simHarness) client(t *testing.T, env laki.Environment, key secret.Value) *lc.Client {
 	t.Helper()
 	c, err := lc.NewClient(lc.Config{
 		BaseURL:   h.fx.URL(env),
@@ -72,7 +72,7 @@ func (h *simHarness) client(t *testing.T, env lc.Environment, key secret.Value) 
 }
 
 func (h *simHarness) sandbox(t *testing.T) *lc.Client {
-	return h.client(t, lc.Sandbox, h.fx.SandboxKey)
+	return h.client(t, laki.Sandbox, h.fx.SandboxKey)
 }
 
 func (h *simHarness) takeCalls() []string {
@@ -154,33 +154,33 @@ func TestSimKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if me.KeyID != h.fx.SandboxKeyID || me.MasterMerchantID != h.fx.MerchantID || me.Environment != lc.Sandbox || len(me.Scopes) != len(lc.AllScopes) {
+	if me.KeyID != h.fx.SandboxKeyID || me.MasterMerchantID != h.fx.MerchantID || me.Environment != laki.Sandbox || len(me.Scopes) != len(laki.AllScopes) {
 		t.Fatalf("whoami %+v", me)
 	}
 
-	scopes := []lc.Scope{lc.ScopePaymentsRead, lc.ScopeRefundsWrite}
-	created, err := mgmt.CreateAPIKey(ctx, "rotate-app-v1-create", lc.CreateAPIKeyRequest{
+	scopes := []laki.Scope{laki.ScopePaymentsRead, laki.ScopeRefundsWrite}
+	created, err := mgmt.CreateAPIKey(ctx, "rotate-app-v1-create", laki.CreateAPIKeyRequest{
 		Name: "app", Scopes: scopes, Metadata: map[string]string{"secret": "app/lakiconnect"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(created.Secret.Reveal(), "lk_test_") || created.SecretLast4 != created.Secret.Last4() ||
-		created.Status != lc.StatusActive || created.CreatedBy == nil || *created.CreatedBy != h.fx.SandboxKeyID ||
+		created.Status != laki.StatusActive || created.CreatedBy == nil || *created.CreatedBy != h.fx.SandboxKeyID ||
 		!slices.Equal(created.Scopes, scopes) || created.Metadata["secret"] != "app/lakiconnect" {
 		t.Fatalf("created %+v", created.APIKey)
 	}
 
-	newKey := h.client(t, lc.Sandbox, created.Secret)
+	newKey := h.client(t, laki.Sandbox, created.Secret)
 	who, err := newKey.WhoAmI(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if who.KeyID != created.ID || !slices.Equal(who.Scopes, scopes) || who.Status != lc.StatusActive {
+	if who.KeyID != created.ID || !slices.Equal(who.Scopes, scopes) || who.Status != laki.StatusActive {
 		t.Fatalf("whoami with the new key %+v", who)
 	}
 	// The same key means nothing in production.
-	_, err = h.client(t, lc.Production, created.Secret).WhoAmI(ctx)
+	_, err = h.client(t, laki.Production, created.Secret).WhoAmI(ctx)
 	wantAPIError(t, err, 401, "")
 
 	got, err := mgmt.GetAPIKey(ctx, created.ID)
@@ -195,13 +195,13 @@ func TestSimKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if revoked.Status != lc.StatusRevoked || revoked.RevokedAt == nil {
+	if revoked.Status != laki.StatusRevoked || revoked.RevokedAt == nil {
 		t.Fatalf("revoked %+v", revoked)
 	}
 	_, err = newKey.WhoAmI(ctx)
 	wantAPIError(t, err, 401, "")
 	// Revoking again is idempotent.
-	if again, err := mgmt.RevokeAPIKey(ctx, "", created.ID); err != nil || again.Status != lc.StatusRevoked {
+	if again, err := mgmt.RevokeAPIKey(ctx, "", created.ID); err != nil || again.Status != laki.StatusRevoked {
 		t.Fatalf("second revoke: %+v, %v", again, err)
 	}
 	_, err = mgmt.GetAPIKey(ctx, "key_AAAAAAAAAAAAAAAAAAAAAAAA")
@@ -215,21 +215,21 @@ func TestSimRBAC(t *testing.T) {
 	ctx := context.Background()
 	mgmt := h.sandbox(t)
 
-	reader, err := mgmt.CreateAPIKey(ctx, "reader", lc.CreateAPIKeyRequest{Name: "reader", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	reader, err := mgmt.CreateAPIKey(ctx, "reader", laki.CreateAPIKeyRequest{Name: "reader", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var listErr error
-	for _, err := range h.client(t, lc.Sandbox, reader.Secret).ListAPIKeys(ctx, lc.ListAPIKeysOptions{}) {
+	for _, err := range h.client(t, laki.Sandbox, reader.Secret).ListAPIKeys(ctx, laki.ListAPIKeysOptions{}) {
 		listErr = err
 	}
 	wantAPIError(t, listErr, 403, lc.CodeMissingScope)
 
-	limited, err := mgmt.CreateAPIKey(ctx, "limited", lc.CreateAPIKeyRequest{Name: "limited", Scopes: []lc.Scope{lc.ScopeAPIKeysWrite, lc.ScopePaymentsRead}})
+	limited, err := mgmt.CreateAPIKey(ctx, "limited", laki.CreateAPIKeyRequest{Name: "limited", Scopes: []laki.Scope{laki.ScopeAPIKeysWrite, laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.client(t, lc.Sandbox, limited.Secret).CreateAPIKey(ctx, "escalate", lc.CreateAPIKeyRequest{Name: "x", Scopes: []lc.Scope{lc.ScopePayoutsWrite}})
+	_, err = h.client(t, laki.Sandbox, limited.Secret).CreateAPIKey(ctx, "escalate", laki.CreateAPIKeyRequest{Name: "x", Scopes: []laki.Scope{laki.ScopePayoutsWrite}})
 	wantAPIError(t, err, 403, lc.CodeScopeEscalation)
 	// 403s are not retried.
 	calls := h.takeCalls()
@@ -255,14 +255,14 @@ func TestSimKeyLimit(t *testing.T) {
 	mgmt := h.sandbox(t)
 	// The management key is the first; the API allows 50 that are not revoked.
 	var secrets []secret.Value
-	for i := 2; i <= lc.MaxKeysPerMerchant; i++ {
-		k, err := mgmt.CreateAPIKey(ctx, fmt.Sprintf("limit-%d", i), lc.CreateAPIKeyRequest{Name: fmt.Sprintf("k%d", i), Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	for i := 2; i <= laki.MaxKeysPerMerchant; i++ {
+		k, err := mgmt.CreateAPIKey(ctx, fmt.Sprintf("limit-%d", i), laki.CreateAPIKeyRequest{Name: fmt.Sprintf("k%d", i), Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 		if err != nil {
 			t.Fatalf("key %d: %v", i, err)
 		}
 		secrets = append(secrets, k.Secret)
 	}
-	_, err := mgmt.CreateAPIKey(ctx, "limit-51", lc.CreateAPIKeyRequest{Name: "k51", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	_, err := mgmt.CreateAPIKey(ctx, "limit-51", laki.CreateAPIKeyRequest{Name: "k51", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	wantAPIError(t, err, 409, lc.CodeKeyLimitReached)
 	h.assertNoSecrets(t, secrets...)
 }
@@ -271,7 +271,7 @@ func TestSimIdempotency(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
 	mgmt := h.sandbox(t)
-	req := lc.CreateAPIKeyRequest{Name: "svc", Scopes: []lc.Scope{lc.ScopeCustomersRead}}
+	req := laki.CreateAPIKeyRequest{Name: "svc", Scopes: []laki.Scope{laki.ScopeCustomersRead}}
 	first, err := mgmt.CreateAPIKey(ctx, "rotate-svc-v7-create", req)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestSimIdempotency(t *testing.T) {
 	if first.Replayed || !again.Replayed {
 		t.Fatalf("Replayed: first %v, again %v; want false, true", first.Replayed, again.Replayed)
 	}
-	if n := len(h.fx.Sim.Keys(lc.Sandbox, h.fx.MerchantID)); n != 2 {
+	if n := len(h.fx.Sim.Keys(laki.Sandbox, h.fx.MerchantID)); n != 2 {
 		t.Fatalf("%d keys after a replayed create, want 2", n)
 	}
 	req.Name = "svc-other"
@@ -307,7 +307,7 @@ func TestSimExpireTakesEffectByTheClock(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
 	mgmt := h.sandbox(t)
-	k, err := mgmt.CreateAPIKey(ctx, "old", lc.CreateAPIKeyRequest{Name: "old", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	k, err := mgmt.CreateAPIKey(ctx, "old", laki.CreateAPIKeyRequest{Name: "old", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,15 +316,15 @@ func TestSimExpireTakesEffectByTheClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exp.Status != lc.StatusExpiring || exp.ExpiresAt == nil || !exp.ExpiresAt.Equal(at) {
+	if exp.Status != laki.StatusExpiring || exp.ExpiresAt == nil || !exp.ExpiresAt.Equal(at) {
 		t.Fatalf("expire answered %+v", exp)
 	}
-	old := h.client(t, lc.Sandbox, k.Secret)
+	old := h.client(t, laki.Sandbox, k.Secret)
 	who, err := old.WhoAmI(ctx)
 	if err != nil {
 		t.Fatalf("an expiring key must still work: %v", err)
 	}
-	if who.Status != lc.StatusExpiring || who.ExpiresAt == nil || !who.ExpiresAt.Equal(at) {
+	if who.Status != laki.StatusExpiring || who.ExpiresAt == nil || !who.ExpiresAt.Equal(at) {
 		t.Fatalf("whoami of the expiring key %+v", who)
 	}
 
@@ -335,13 +335,13 @@ func TestSimExpireTakesEffectByTheClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Status != lc.StatusRevoked {
+	if after.Status != laki.StatusRevoked {
 		t.Fatalf("after expires_at the key is %s, want revoked", after.Status)
 	}
 	_, err = mgmt.ExpireAPIKey(ctx, "expire-old-again", k.ID, nil)
 	wantAPIError(t, err, 409, lc.CodeKeyRevoked)
 	// expires_at beyond 7 days is refused with the field named.
-	k2, err := mgmt.CreateAPIKey(ctx, "k2", lc.CreateAPIKeyRequest{Name: "k2", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	k2, err := mgmt.CreateAPIKey(ctx, "k2", laki.CreateAPIKeyRequest{Name: "k2", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 	// Seed through the simulator: 120 revoked keys plus the management key
 	// (the limit counts only keys that are not revoked).
 	for i := range 120 {
-		k, err := h.fx.Sim.CreateKey(lc.Sandbox, h.fx.MerchantID, fmt.Sprintf("seed-%03d", i), []lc.Scope{lc.ScopePaymentsRead})
+		k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, fmt.Sprintf("seed-%03d", i), []laki.Scope{laki.ScopePaymentsRead})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, k := range h.fx.Sim.Keys(lc.Sandbox, h.fx.MerchantID) {
+	for _, k := range h.fx.Sim.Keys(laki.Sandbox, h.fx.MerchantID) {
 		want = append(want, k.ID)
 	}
 	if len(want) != 121 {
@@ -377,14 +377,14 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 	}
 	mgmt := h.sandbox(t)
 	for _, tc := range []struct {
-		opts      lc.ListAPIKeysOptions
+		opts      laki.ListAPIKeysOptions
 		wantN     int
 		wantPages int
 	}{
-		{lc.ListAPIKeysOptions{}, 121, 2},
-		{lc.ListAPIKeysOptions{PageSize: 7}, 121, 18},
-		{lc.ListAPIKeysOptions{Status: lc.StatusRevoked, PageSize: 50}, 120, 3},
-		{lc.ListAPIKeysOptions{Status: lc.StatusActive}, 1, 1},
+		{laki.ListAPIKeysOptions{}, 121, 2},
+		{laki.ListAPIKeysOptions{PageSize: 7}, 121, 18},
+		{laki.ListAPIKeysOptions{Status: laki.StatusRevoked, PageSize: 50}, 120, 3},
+		{laki.ListAPIKeysOptions{Status: laki.StatusActive}, 1, 1},
 	} {
 		h.takeCalls()
 		var got []string
@@ -413,7 +413,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 func TestSimWebhookSecretCreateReportsReplay(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
-	ep, _, err := h.fx.Sim.AddWebhookEndpoint(lc.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
+	ep, _, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestSimWebhookSecretCreateReportsReplay(t *testing.T) {
 func TestSimWebhookSecrets(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
-	ep, first, err := h.fx.Sim.AddWebhookEndpoint(lc.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
+	ep, first, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestSimWebhookSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.EndpointID != ep.ID || second.Status != lc.StatusActive || !strings.HasPrefix(second.Secret.Reveal(), "whsec_") || second.Secret.Equal(first.Secret) {
+	if second.EndpointID != ep.ID || second.Status != laki.StatusActive || !strings.HasPrefix(second.Secret.Reveal(), "whsec_") || second.Secret.Equal(first.Secret) {
 		t.Fatalf("new secret %+v", second.WebhookSecretInfo)
 	}
 	replay, err := mgmt.CreateWebhookSecret(ctx, "rotate-hook-v2-create", ep.ID)
@@ -493,7 +493,7 @@ func TestSimWebhookSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := secretStatus(after, first.ID); st != lc.StatusRevoked {
+	if st := secretStatus(after, first.ID); st != laki.StatusRevoked {
 		t.Fatalf("first secret is %s after expire-now", st)
 	}
 	sig, err = mgmt.TestWebhookSignature(ctx, "test-after-expire", ep.ID)
@@ -517,7 +517,7 @@ func TestSimWebhookSecrets(t *testing.T) {
 	h.assertNoSecrets(t, first.Secret, second.Secret)
 }
 
-func secretStatus(ep lc.WebhookEndpoint, id string) lc.KeyStatus {
+func secretStatus(ep laki.WebhookEndpoint, id string) laki.KeyStatus {
 	for _, s := range ep.Secrets {
 		if s.ID == id {
 			return s.Status
@@ -531,17 +531,17 @@ func TestSimAuthFailures(t *testing.T) {
 	ctx := context.Background()
 	mgmt := h.sandbox(t)
 	since := h.fx.Clock.Now()
-	reader, err := mgmt.CreateAPIKey(ctx, "reader", lc.CreateAPIKeyRequest{Name: "reader", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	reader, err := mgmt.CreateAPIKey(ctx, "reader", laki.CreateAPIKeyRequest{Name: "reader", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	readerClient := h.client(t, lc.Sandbox, reader.Secret)
+	readerClient := h.client(t, laki.Sandbox, reader.Secret)
 	for range 3 {
 		_, err := readerClient.GetAPIKey(ctx, h.fx.SandboxKeyID)
 		wantAPIError(t, err, 403, lc.CodeMissingScope)
 	}
 	unknown := secret.New("lk_test_" + strings.Repeat("Q", 40))
-	_, err = h.client(t, lc.Sandbox, unknown).WhoAmI(ctx)
+	_, err = h.client(t, laki.Sandbox, unknown).WhoAmI(ctx)
 	wantAPIError(t, err, 401, "")
 	h.fx.Clock.Advance(time.Minute)
 
@@ -554,7 +554,7 @@ func TestSimAuthFailures(t *testing.T) {
 		switch {
 		case c.KeyID != nil && *c.KeyID == reader.ID && c.StatusCode == 403:
 			sawReader = c.Count == 3
-		case c.KeyID == nil && c.StatusCode == 401 && c.KeyPrefix == unknown.Reveal()[:lc.AuthFailureKeyPrefixLength]:
+		case c.KeyID == nil && c.StatusCode == 401 && c.KeyPrefix == unknown.Reveal()[:laki.AuthFailureKeyPrefixLength]:
 			sawUnknown = c.Count >= 1
 		}
 	}
@@ -601,7 +601,7 @@ func TestSimRetriesInjectedFaults(t *testing.T) {
 		h.sleeps = nil
 		h.mu.Unlock()
 		mustInject(lakisim.Fault{PathPrefix: "/api_keys", Status: 429, RetryAfter: 3 * time.Second, Times: 1})
-		for _, err := range mgmt.ListAPIKeys(ctx, lc.ListAPIKeysOptions{}) {
+		for _, err := range mgmt.ListAPIKeys(ctx, laki.ListAPIKeysOptions{}) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -614,17 +614,17 @@ func TestSimRetriesInjectedFaults(t *testing.T) {
 		}
 	})
 	t.Run("response lost after the create happened", func(t *testing.T) {
-		before := len(sim.Keys(lc.Sandbox, h.fx.MerchantID))
+		before := len(sim.Keys(laki.Sandbox, h.fx.MerchantID))
 		mustInject(lakisim.Fault{Method: "POST", PathPrefix: "/api_keys", Drop: true, AfterProcessing: true, Times: 1})
-		k, err := mgmt.CreateAPIKey(ctx, "rotate-lost-v1-create", lc.CreateAPIKeyRequest{Name: "lost", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+		k, err := mgmt.CreateAPIKey(ctx, "rotate-lost-v1-create", laki.CreateAPIKeyRequest{Name: "lost", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys := sim.Keys(lc.Sandbox, h.fx.MerchantID)
-		if len(keys) != before+1 || !slices.ContainsFunc(keys, func(x lc.APIKey) bool { return x.ID == k.ID }) {
+		keys := sim.Keys(laki.Sandbox, h.fx.MerchantID)
+		if len(keys) != before+1 || !slices.ContainsFunc(keys, func(x laki.APIKey) bool { return x.ID == k.ID }) {
 			t.Fatalf("%d keys after a retried create (before %d): the retry made a duplicate or lost the key", len(keys), before)
 		}
-		if _, err := h.client(t, lc.Sandbox, k.Secret).WhoAmI(ctx); err != nil {
+		if _, err := h.client(t, laki.Sandbox, k.Secret).WhoAmI(ctx); err != nil {
 			t.Fatalf("the replayed secret does not work: %v", err)
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	lc "github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -139,8 +140,8 @@ func TestWhoAmISendsBearerKeyAndDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.KeyID != "key_AAAAAAAAAAAAAAAAAAAAAAAA" || got.Environment != lc.Sandbox || got.Status != lc.StatusActive ||
-		len(got.Scopes) != 1 || got.Scopes[0] != lc.ScopeAPIKeysRead {
+	if got.KeyID != "key_AAAAAAAAAAAAAAAAAAAAAAAA" || got.Environment != laki.Sandbox || got.Status != laki.StatusActive ||
+		len(got.Scopes) != 1 || got.Scopes[0] != laki.ScopeAPIKeysRead {
 		t.Fatalf("decoded %+v", got)
 	}
 	r := f.requests()[0]
@@ -236,7 +237,7 @@ func TestRetryDroppedConnection(t *testing.T) {
 			}
 			writeJSON(w, 201, createdKey("lk_test_"+strings.Repeat("s", 40)))
 		})
-		if _, err := f.client(t).CreateAPIKey(context.Background(), "rotate-x-v1-create", lc.CreateAPIKeyRequest{Name: "x", Scopes: []lc.Scope{lc.ScopePaymentsRead}}); err != nil {
+		if _, err := f.client(t).CreateAPIKey(context.Background(), "rotate-x-v1-create", laki.CreateAPIKeyRequest{Name: "x", Scopes: []laki.Scope{laki.ScopePaymentsRead}}); err != nil {
 			t.Fatal(err)
 		}
 		reqs := f.requests()
@@ -295,7 +296,7 @@ func TestNoRetryOn4xxAndErrorDecoding(t *testing.T) {
 			"message": "cannot grant payouts:write", "param": "scopes",
 		}})
 	})
-	_, err := f.client(t).CreateAPIKey(context.Background(), "idem-1", lc.CreateAPIKeyRequest{Name: "x", Scopes: []lc.Scope{lc.ScopePayoutsWrite}})
+	_, err := f.client(t).CreateAPIKey(context.Background(), "idem-1", laki.CreateAPIKeyRequest{Name: "x", Scopes: []laki.Scope{laki.ScopePayoutsWrite}})
 	var apiErr *lc.APIError
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("error %v is not an *APIError", err)
@@ -432,7 +433,7 @@ func TestRequiredArgumentsSendNothing(t *testing.T) {
 	f := newFakeAPI(t, func(n int, w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, whoami) })
 	c := f.client(t)
 	ctx := context.Background()
-	req := lc.CreateAPIKeyRequest{Name: "x", Scopes: []lc.Scope{lc.ScopePaymentsRead}}
+	req := laki.CreateAPIKeyRequest{Name: "x", Scopes: []laki.Scope{laki.ScopePaymentsRead}}
 	cases := map[string]func() error{
 		"create key without idempotency key":    func() error { _, err := c.CreateAPIKey(ctx, "", req); return err },
 		"create secret without idempotency key": func() error { _, err := c.CreateWebhookSecret(ctx, "", "we_1"); return err },
@@ -582,7 +583,7 @@ func TestListAPIKeysWalksEveryPage(t *testing.T) {
 	f := newFakeAPI(t, serve)
 	c := f.client(t)
 	var got []string
-	for k, err := range c.ListAPIKeys(context.Background(), lc.ListAPIKeysOptions{Status: lc.StatusActive}) {
+	for k, err := range c.ListAPIKeys(context.Background(), laki.ListAPIKeysOptions{Status: laki.StatusActive}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -604,7 +605,7 @@ func TestListAPIKeysWalksEveryPage(t *testing.T) {
 
 	// A consumer that stops early fetches no further page.
 	g := newFakeAPI(t, serve)
-	for range g.client(t).ListAPIKeys(context.Background(), lc.ListAPIKeysOptions{PageSize: 10}) {
+	for range g.client(t).ListAPIKeys(context.Background(), laki.ListAPIKeysOptions{PageSize: 10}) {
 		break
 	}
 	if g.hits.Load() != 1 {
@@ -640,7 +641,7 @@ func TestListPaginationErrors(t *testing.T) {
 			writeJSON(w, 200, map[string]any{"data": []any{}, "has_more": true})
 		})
 		var lastErr error
-		for _, err := range f.client(t).ListAPIKeys(context.Background(), lc.ListAPIKeysOptions{}) {
+		for _, err := range f.client(t).ListAPIKeys(context.Background(), laki.ListAPIKeysOptions{}) {
 			lastErr = err
 		}
 		if lastErr == nil || !strings.Contains(lastErr.Error(), "page is empty") || f.hits.Load() != 1 {
@@ -651,7 +652,7 @@ func TestListPaginationErrors(t *testing.T) {
 		f := newFakeAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {})
 		for _, size := range []int{-1, 101} {
 			var lastErr error
-			for _, err := range f.client(t).ListAPIKeys(context.Background(), lc.ListAPIKeysOptions{PageSize: size}) {
+			for _, err := range f.client(t).ListAPIKeys(context.Background(), laki.ListAPIKeysOptions{PageSize: size}) {
 				lastErr = err
 			}
 			if lastErr == nil || !strings.Contains(lastErr.Error(), "page size") {
@@ -838,7 +839,7 @@ func TestSecretsNeverReachLogsOrErrors(t *testing.T) {
 	})
 	c := f.client(t, func(cfg *lc.Config) { cfg.Logger = logger })
 	ctx := context.Background()
-	got, err := c.CreateAPIKey(ctx, "rotate-a-v1-create", lc.CreateAPIKeyRequest{Name: "a", Scopes: []lc.Scope{lc.ScopePaymentsRead}})
+	got, err := c.CreateAPIKey(ctx, "rotate-a-v1-create", laki.CreateAPIKeyRequest{Name: "a", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,14 +27,14 @@ type List[T any] struct {
 
 // Event is a webhook delivery body.
 type Event struct {
-	ID               string          `json:"id"`
-	Object           string          `json:"object"`
-	Type             string          `json:"type"`
-	Created          int64           `json:"created"`
-	MasterMerchantID string          `json:"master_merchant_id"`
-	Environment      Environment     `json:"environment"`
-	IdempotencyKey   string          `json:"idempotency_key"`
-	Data             json.RawMessage `json:"data"`
+	ID               string           `json:"id"`
+	Object           string           `json:"object"`
+	Type             string           `json:"type"`
+	Created          int64            `json:"created"`
+	MasterMerchantID string           `json:"master_merchant_id"`
+	Environment      laki.Environment `json:"environment"`
+	IdempotencyKey   string           `json:"idempotency_key"`
+	Data             json.RawMessage  `json:"data"`
 }
 
 // Header names of the API.

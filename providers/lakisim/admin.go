@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 )
 
 // AdminPrefix is where AdminHandler serves.
@@ -99,10 +99,10 @@ func (s *Simulator) adminMerchant(w http.ResponseWriter, r *http.Request) {
 
 func (s *Simulator) adminCreateKey(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Environment      lakiconnect.Environment `json:"environment"`
-		MasterMerchantID string                  `json:"master_merchant_id"`
-		Name             string                  `json:"name"`
-		Scopes           []lakiconnect.Scope     `json:"scopes"`
+		Environment      laki.Environment `json:"environment"`
+		MasterMerchantID string           `json:"master_merchant_id"`
+		Name             string           `json:"name"`
+		Scopes           []laki.Scope     `json:"scopes"`
 	}
 	if !adminDecode(w, r, &req) {
 		return
@@ -151,10 +151,10 @@ func (s *Simulator) adminExpose(w http.ResponseWriter, r *http.Request) {
 
 func (s *Simulator) adminEndpoint(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Environment      lakiconnect.Environment `json:"environment"`
-		MasterMerchantID string                  `json:"master_merchant_id"`
-		URL              string                  `json:"url"`
-		EnabledEvents    []string                `json:"enabled_events"`
+		Environment      laki.Environment `json:"environment"`
+		MasterMerchantID string           `json:"master_merchant_id"`
+		URL              string           `json:"url"`
+		EnabledEvents    []string         `json:"enabled_events"`
 	}
 	if !adminDecode(w, r, &req) {
 		return
@@ -165,8 +165,8 @@ func (s *Simulator) adminEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	adminJSON(w, http.StatusCreated, struct {
-		Endpoint lakiconnect.WebhookEndpoint `json:"endpoint"`
-		Secret   createSecretResponse        `json:"secret"`
+		Endpoint laki.WebhookEndpoint `json:"endpoint"`
+		Secret   createSecretResponse `json:"secret"`
 	}{ep, createSecretResponse{WebhookSecretInfo: ws.WebhookSecretInfo, EndpointID: ws.EndpointID, Secret: ws.Secret.Reveal()}})
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
@@ -60,7 +61,7 @@ func TestAdminAPISeedsAndBreaks(t *testing.T) {
 	if code, _ := call("POST", "/_sim/keys/"+keyID+"/revoke", `{"reason":"revoked_by_lakiconnect"}`); code != 200 {
 		t.Fatalf("revoke: %d", code)
 	}
-	if k, _ := f.Sim.Key(keyID); k.Status != lakiconnect.StatusRevoked {
+	if k, _ := f.Sim.Key(keyID); k.Status != laki.StatusRevoked {
 		t.Fatalf("status %s", k.Status)
 	}
 	evs := f.Sim.Events()

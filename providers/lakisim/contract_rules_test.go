@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 )
@@ -39,14 +40,14 @@ func withIdem(key string) map[string]string {
 func fillToKeyLimit(t *testing.T, f *lakisimtest.Fixture) []string {
 	t.Helper()
 	live := 0
-	for _, k := range f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID) {
-		if k.Status != lakiconnect.StatusRevoked {
+	for _, k := range f.Sim.Keys(laki.Sandbox, f.MerchantID) {
+		if k.Status != laki.StatusRevoked {
 			live++
 		}
 	}
 	var ids []string
-	for i := live; i < lakiconnect.MaxKeysPerMerchant; i++ {
-		ids = append(ids, createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"filler %d","scopes":["payments:read"]}`, i)).ID)
+	for i := live; i < laki.MaxKeysPerMerchant; i++ {
+		ids = append(ids, createKey(t, f, laki.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"filler %d","scopes":["payments:read"]}`, i)).ID)
 	}
 	return ids
 }
@@ -68,11 +69,11 @@ func TestContractReplayKeepsKeyLimitConflict(t *testing.T) {
 
 	// Room is made: one filler revoked.
 	post(t, f, f.SandboxURL+"/api_keys/"+fillers[0]+"/revoke", f.SandboxKey, "")
-	before := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID))
+	before := len(f.Sim.Keys(laki.Sandbox, f.MerchantID))
 
 	again := create("rotate-checkout-v2-create-attempt-1")
 	replayed(t, "409 key_limit_reached", first, again)
-	if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != before {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != before {
 		t.Fatalf("the replayed 409 created a key: %d keys, was %d", n, before)
 	}
 
@@ -87,7 +88,7 @@ func TestContractReplayKeepsKeyLimitConflict(t *testing.T) {
 // can never rotate the endpoint; it must move to the next attempt.
 func TestContractReplayKeepsTooManySecrets(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, firstSecret, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, firstSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestContractReplayKeepsTooManySecrets(t *testing.T) {
 	}
 	again := createSecret("rotate-hook-v3-create-attempt-1")
 	replayed(t, "409 too_many_secrets", first, again)
-	if n := f.Sim.WebhookEndpoints(lakiconnect.Sandbox, f.MerchantID)[0].Secrets; len(n) != 2 {
+	if n := f.Sim.WebhookEndpoints(laki.Sandbox, f.MerchantID)[0].Secrets; len(n) != 2 {
 		t.Fatalf("the replayed 409 changed the endpoint: %d secrets, want 2", len(n))
 	}
 	if a := createSecret("rotate-hook-v3-create-attempt-2"); a.status != http.StatusCreated {
@@ -119,7 +120,7 @@ func TestContractReplayKeepsTooManySecrets(t *testing.T) {
 // 409 key_revoked, and a 400 refusal of the body.
 func TestContractReplayKeepsOtherErrors(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithResponseContractOnly())
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"victim","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"victim","scopes":["payments:read"]}`)
 	expireURL := f.SandboxURL + "/api_keys/" + k.ID + "/expire"
 	post(t, f, f.SandboxURL+"/api_keys/"+k.ID+"/revoke", f.SandboxKey, "")
 
@@ -159,12 +160,12 @@ func TestContractSameKeyOtherBodyIs422(t *testing.T) {
 	fillToKeyLimit(t, f)
 	bad := send(t, f, request{method: http.MethodPost, url: url, key: f.SandboxKey, body: `{"name":"b","scopes":["payments:read"]}`, headers: withIdem("k-err")})
 	bad.wantError(t, http.StatusConflict, lakiconnect.ErrTypeConflict, lakiconnect.CodeKeyLimitReached)
-	before := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID))
+	before := len(f.Sim.Keys(laki.Sandbox, f.MerchantID))
 	for _, idem := range []string{"k-ok", "k-err"} {
 		a := send(t, f, request{method: http.MethodPost, url: url, key: f.SandboxKey, body: `{"name":"other","scopes":["payments:read"]}`, headers: withIdem(idem)})
 		a.wantError(t, http.StatusUnprocessableEntity, lakiconnect.ErrTypeIdempotency, lakiconnect.CodeIdempotencyKeyReused)
 	}
-	if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != before {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != before {
 		t.Fatalf("a 422 created a key: %d keys, was %d", n, before)
 	}
 }
@@ -195,7 +196,7 @@ func TestContractKeyLimitCountsUntilExpiryByTheClock(t *testing.T) {
 // one counts (and signs) until its expires_at passes by the clock.
 func TestContractTwoLiveSecretsUntilExpiryByTheClock(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, oldSecret, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, oldSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestContractTwoLiveSecretsUntilExpiryByTheClock(t *testing.T) {
 	}
 	post(t, f, secrets, f.SandboxKey, "").wantError(t, http.StatusConflict, lakiconnect.ErrTypeConflict, lakiconnect.CodeTooManySecrets)
 	sig := post(t, f, f.SandboxURL+"/webhook_endpoints/"+ep.ID+"/test_signature", f.SandboxKey, "")
-	var ts lakiconnect.TestSignature
+	var ts laki.TestSignature
 	sig.decode(t, &ts)
 	if n := bytes.Count([]byte(ts.SignatureHeader), []byte("v1=")); n != 2 {
 		t.Fatalf("while expiring, %d signatures, want 2 (old and new)", n)
@@ -228,13 +229,13 @@ func TestContractTwoLiveSecretsUntilExpiryByTheClock(t *testing.T) {
 func TestContractKeyExpiresByTheClock(t *testing.T) {
 	f := lakisimtest.Start(t)
 	expiresAt := f.Clock.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"short","scopes":["payments:read"],"expires_at":"`+expiresAt+`"}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"short","scopes":["payments:read"],"expires_at":"`+expiresAt+`"}`)
 	if a := get(t, f, f.SandboxURL+"/whoami", k.value()); a.status != http.StatusOK {
 		t.Fatalf("before expires_at: %d", a.status)
 	}
 	f.Clock.Advance(2 * time.Hour)
 	get(t, f, f.SandboxURL+"/whoami", k.value()).wantError(t, http.StatusUnauthorized, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey)
-	if got, _ := f.Sim.Key(k.ID); got.Status != lakiconnect.StatusRevoked {
+	if got, _ := f.Sim.Key(k.ID); got.Status != laki.StatusRevoked {
 		t.Fatalf("after expires_at the key is %s, want revoked", got.Status)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -15,7 +16,7 @@ const maxFailureRecords = 100_000
 // authFailure is one refused request. merchant is "" when the key is
 // unknown: such a failure counts for every merchant of the environment.
 type authFailure struct {
-	env      lakiconnect.Environment
+	env      laki.Environment
 	merchant string
 	keyID    string // "" when unknown in this environment
 	prefix   string
@@ -24,7 +25,7 @@ type authFailure struct {
 }
 
 type spikeGroup struct {
-	env      lakiconnect.Environment
+	env      laki.Environment
 	merchant string
 	keyID    string
 	prefix   string
@@ -35,7 +36,7 @@ func (f authFailure) group() spikeGroup {
 	return spikeGroup{env: f.env, merchant: f.merchant, keyID: f.keyID, prefix: f.prefix, status: f.status}
 }
 
-func (s *Simulator) recordFailureLocked(env lakiconnect.Environment, merchant string, keyID *string, prefix string, status int, now time.Time) {
+func (s *Simulator) recordFailureLocked(env laki.Environment, merchant string, keyID *string, prefix string, status int, now time.Time) {
 	f := authFailure{env: env, merchant: merchant, prefix: prefix, status: status, at: now}
 	if keyID != nil {
 		f.keyID = *keyID
@@ -84,7 +85,7 @@ func (s *Simulator) checkSpikeLocked(f authFailure, now time.Time) {
 		merchants = s.merchants
 	}
 	for _, m := range merchants {
-		s.emitLocked(f.env, m, lakiconnect.EventAuthFailureSpike, data, now)
+		s.emitLocked(f.env, m, laki.EventAuthFailureSpike, data, now)
 	}
 }
 
@@ -106,7 +107,7 @@ func (s *Simulator) listAuthFailures(c *call) response {
 			return badRequest("until", "until must be after since")
 		}
 	}
-	byGroup := map[spikeGroup]*lakiconnect.AuthFailureCount{}
+	byGroup := map[spikeGroup]*laki.AuthFailureCount{}
 	var order []spikeGroup
 	for _, f := range s.failures {
 		if f.env != c.env || (f.merchant != "" && f.merchant != c.key.merchant) {
@@ -119,7 +120,7 @@ func (s *Simulator) listAuthFailures(c *call) response {
 		g.merchant = ""
 		n, ok := byGroup[g]
 		if !ok {
-			n = &lakiconnect.AuthFailureCount{KeyPrefix: f.prefix, StatusCode: f.status, FirstSeenAt: f.at}
+			n = &laki.AuthFailureCount{KeyPrefix: f.prefix, StatusCode: f.status, FirstSeenAt: f.at}
 			if f.keyID != "" {
 				id := f.keyID
 				n.KeyID = &id
@@ -131,12 +132,12 @@ func (s *Simulator) listAuthFailures(c *call) response {
 		n.LastSeenAt = f.at
 	}
 	out := struct {
-		Data []lakiconnect.AuthFailureCount `json:"data"`
-	}{Data: []lakiconnect.AuthFailureCount{}}
+		Data []laki.AuthFailureCount `json:"data"`
+	}{Data: []laki.AuthFailureCount{}}
 	for _, g := range order {
 		out.Data = append(out.Data, *byGroup[g])
 	}
-	slices.SortStableFunc(out.Data, func(a, b lakiconnect.AuthFailureCount) int {
+	slices.SortStableFunc(out.Data, func(a, b laki.AuthFailureCount) int {
 		return cmp.Or(b.Count-a.Count, a.FirstSeenAt.Compare(b.FirstSeenAt))
 	})
 	return jsonResponse(http.StatusOK, out)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
@@ -27,7 +28,7 @@ func TestFaultStatusTimesAndRetryAfter(t *testing.T) {
 	if a := get(t, f, f.SandboxURL+"/api_keys", f.SandboxKey); a.status != 200 {
 		t.Fatalf("GET hit by a POST fault: %d", a.status)
 	}
-	createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, body)
+	createKey(t, f, laki.Sandbox, f.SandboxKey, body)
 	if n := f.Sim.RequestCount("POST", "/api_keys"); n != 3 {
 		t.Fatalf("RequestCount(POST /api_keys) = %d, want 3", n)
 	}
@@ -89,7 +90,7 @@ func TestDroppedAnswerAfterProcessingThenIdempotentRetry(t *testing.T) {
 			resp.Body.Close()
 			t.Fatalf("tls=%v: dropped connection answered %d", tls, resp.StatusCode)
 		}
-		if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != 2 {
+		if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 2 {
 			t.Fatalf("tls=%v: the create behind the dropped answer did not happen (%d keys)", tls, n)
 		}
 		a := send(t, f, request{method: "POST", url: f.SandboxURL + "/api_keys", key: f.SandboxKey, body: body,
@@ -97,7 +98,7 @@ func TestDroppedAnswerAfterProcessingThenIdempotentRetry(t *testing.T) {
 		if a.status != 201 || a.header.Get(lakiconnect.IdempotentReplayedHeader) != "true" {
 			t.Fatalf("tls=%v: retry: %d %s", tls, a.status, a.body)
 		}
-		if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != 2 {
+		if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 2 {
 			t.Fatalf("tls=%v: retry created another key (%d keys)", tls, n)
 		}
 		reqs := f.Sim.Requests()
@@ -133,7 +134,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 		o.DeliveryClient = r.srv.Client()
 		o.AuthFailureSpikeThreshold = 2
 	}))
-	ep, ws, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, r.srv.URL, []string{"*"})
+	ep, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, r.srv.URL, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 	r.secret = ws.Secret
 	r.mu.Unlock()
 	secrets := []string{f.SandboxKey.Reveal(), f.ProductionKey.Reveal(), ws.Secret.Reveal()}
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
 	secrets = append(secrets, k.Secret)
 	var s2 createdSecret
 	post(t, f, f.SandboxURL+"/webhook_endpoints/"+ep.ID+"/secrets", f.SandboxKey, "").decode(t, &s2)
@@ -164,7 +165,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 			t.Fatalf("logs mention %s", needle)
 		}
 	}
-	rec := mustJSON(t, f.Sim.Requests()) + mustJSON(t, f.Sim.Events()) + mustJSON(t, f.Sim.Deliveries()) + mustJSON(t, f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID))
+	rec := mustJSON(t, f.Sim.Requests()) + mustJSON(t, f.Sim.Events()) + mustJSON(t, f.Sim.Deliveries()) + mustJSON(t, f.Sim.Keys(laki.Sandbox, f.MerchantID))
 	if s, found := containsAny([]byte(rec), secrets...); found {
 		t.Fatalf("introspection holds the secret ending %s", s[len(s)-4:])
 	}

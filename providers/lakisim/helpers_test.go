@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 )
@@ -101,13 +102,13 @@ func post(t *testing.T, f *lakisimtest.Fixture, url string, key secret.Value, bo
 
 // createdKey is a create answer decoded with the secret in plain text.
 type createdKey struct {
-	lakiconnect.APIKey
+	laki.APIKey
 	Secret string `json:"secret"`
 }
 
 func (c createdKey) value() secret.Value { return secret.New(c.Secret) }
 
-func createKey(t *testing.T, f *lakisimtest.Fixture, env lakiconnect.Environment, caller secret.Value, body string) createdKey {
+func createKey(t *testing.T, f *lakisimtest.Fixture, env laki.Environment, caller secret.Value, body string) createdKey {
 	t.Helper()
 	a := post(t, f, f.URL(env)+"/api_keys", caller, body)
 	if a.status != http.StatusCreated {

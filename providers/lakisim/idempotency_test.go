@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
@@ -19,7 +20,7 @@ func idemPost(t *testing.T, f *lakisimtest.Fixture, url, key string, caller crea
 
 func TestIdempotentReplayIsByteForByte(t *testing.T) {
 	f := lakisimtest.Start(t)
-	caller := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"rotator","scopes":["api_keys:write","api_keys:read","payments:read"]}`)
+	caller := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"rotator","scopes":["api_keys:write","api_keys:read","payments:read"]}`)
 	body := `{"name":"checkout","scopes":["payments:read"]}`
 	url := f.SandboxURL + "/api_keys"
 
@@ -35,7 +36,7 @@ func TestIdempotentReplayIsByteForByte(t *testing.T) {
 	if first.header.Get(lakiconnect.RequestIDHeader) == second.header.Get(lakiconnect.RequestIDHeader) {
 		t.Fatal("replay reused the Request-Id")
 	}
-	if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != 3 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 3 {
 		t.Fatalf("%d keys, want 3 (management, caller, one created)", n)
 	}
 
@@ -56,14 +57,14 @@ func TestIdempotentReplayIsByteForByte(t *testing.T) {
 	if third.status != 201 || bytes.Equal(third.body, first.body) {
 		t.Fatalf("after 24h: %d, same body %v", third.status, bytes.Equal(third.body, first.body))
 	}
-	if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != 5 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 5 {
 		t.Fatalf("%d keys, want 5", n)
 	}
 }
 
 func TestIdempotencyOnOtherPosts(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, _, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +75,11 @@ func TestIdempotencyOnOtherPosts(t *testing.T) {
 	if a.status != 201 || !bytes.Equal(a.body, b.body) || b.header.Get(lakiconnect.IdempotentReplayedHeader) != "true" {
 		t.Fatalf("secret create replay: %d %d", a.status, b.status)
 	}
-	if n := len(f.Sim.WebhookEndpoints(lakiconnect.Sandbox, f.MerchantID)[0].Secrets); n != 2 {
+	if n := len(f.Sim.WebhookEndpoints(laki.Sandbox, f.MerchantID)[0].Secrets); n != 2 {
 		t.Fatalf("%d secrets, want 2", n)
 	}
 	// The same idempotency key on another path is another request.
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
 	idemPost(t, f, f.SandboxURL+"/api_keys/"+k.ID+"/revoke", "whsec-rotate-1", mgmt, "").
 		wantError(t, http.StatusUnprocessableEntity, lakiconnect.ErrTypeIdempotency, lakiconnect.CodeIdempotencyKeyReused)
 }
@@ -98,7 +99,7 @@ func TestIdempotencyKeyMustBePrintableASCII(t *testing.T) {
 
 func TestRateLimitPerCallingKey(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithOptions(func(o *lakisim.Options) { o.RateLimit = 5 }))
-	other := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"other","scopes":["payments:read"]}`)
+	other := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"other","scopes":["payments:read"]}`)
 	var limited answer
 	for i := 0; i < 50; i++ { // far more than 5 within the test's first second
 		a := get(t, f, f.SandboxURL+"/whoami", f.SandboxKey)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 )
@@ -26,14 +27,14 @@ func TestWhoAmIInBothEnvironments(t *testing.T) {
 	if !merchantIDPat.MatchString(f.MerchantID) {
 		t.Fatalf("merchant id %q does not match mm_ + 16 alphanumerics", f.MerchantID)
 	}
-	for _, env := range []lakiconnect.Environment{lakiconnect.Sandbox, lakiconnect.Production} {
+	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
 		a := get(t, f, f.URL(env)+"/whoami", f.Key(env))
 		if a.status != http.StatusOK {
 			t.Fatalf("%s whoami: %d %s", env, a.status, a.body)
 		}
-		var w lakiconnect.WhoAmI
+		var w laki.WhoAmI
 		a.decode(t, &w)
-		if w.Environment != env || w.MasterMerchantID != f.MerchantID || w.Status != lakiconnect.StatusActive || !slices.Equal(w.Scopes, lakiconnect.AllScopes) {
+		if w.Environment != env || w.MasterMerchantID != f.MerchantID || w.Status != laki.StatusActive || !slices.Equal(w.Scopes, laki.AllScopes) {
 			t.Fatalf("%s whoami = %+v", env, w)
 		}
 	}
@@ -60,7 +61,7 @@ func TestKeyOfOtherEnvironmentOrUnknownGets401(t *testing.T) {
 
 func TestEnvironmentHandlerServesOneEnvironmentAtV1(t *testing.T) {
 	f := lakisimtest.Start(t)
-	srv := httptestServer(t, f.Sim.EnvironmentHandler(lakiconnect.Production))
+	srv := httptestServer(t, f.Sim.EnvironmentHandler(laki.Production))
 	for key, want := range map[secret.Value]int{f.ProductionKey: 200, f.SandboxKey: 401} {
 		req, _ := http.NewRequest("GET", srv+"/v1/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+key.Reveal())
@@ -82,23 +83,23 @@ func TestCreateKeyReturnsTheSecretOnlyOnce(t *testing.T) {
 		"name": "checkout", "scopes": []string{"payments:read", "payments:write"},
 		"expires_at": expires, "metadata": map[string]string{"secret_name": "prod/checkout"},
 	})
-	for _, env := range []lakiconnect.Environment{lakiconnect.Sandbox, lakiconnect.Production} {
+	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
 		k := createKey(t, f, env, f.Key(env), body)
 		pattern := testKeyPattern
-		if env == lakiconnect.Production {
+		if env == laki.Production {
 			pattern = liveKeyPattern
 		}
 		if !keyIDPattern.MatchString(k.ID) || !pattern.MatchString(k.Secret) {
 			t.Fatalf("%s: id %q / secret of wrong form", env, k.ID)
 		}
 		creator := f.SandboxKeyID
-		if env == lakiconnect.Production {
+		if env == laki.Production {
 			creator = f.ProductionKeyID
 		}
 		if k.CreatedBy == nil || *k.CreatedBy != creator {
 			t.Fatalf("created_by = %v, want %s", k.CreatedBy, creator)
 		}
-		if k.SecretLast4 != k.Secret[len(k.Secret)-4:] || k.Status != lakiconnect.StatusActive || k.Name != "checkout" ||
+		if k.SecretLast4 != k.Secret[len(k.Secret)-4:] || k.Status != laki.StatusActive || k.Name != "checkout" ||
 			k.Metadata["secret_name"] != "prod/checkout" || k.ExpiresAt == nil || !k.ExpiresAt.Equal(expires) ||
 			!k.CreatedAt.Equal(lakisimtest.Epoch()) || k.LastUsedAt != nil || k.Environment != env {
 			t.Fatalf("created key = %+v", k.APIKey)
@@ -116,7 +117,7 @@ func TestCreateKeyReturnsTheSecretOnlyOnce(t *testing.T) {
 		// The new key works, with exactly the scopes it was given.
 		a := get(t, f, f.URL(env)+"/api_keys", k.value())
 		a.wantError(t, http.StatusForbidden, lakiconnect.ErrTypePermission, lakiconnect.CodeMissingScope)
-		var w lakiconnect.WhoAmI
+		var w laki.WhoAmI
 		get(t, f, f.URL(env)+"/whoami", k.value()).decode(t, &w)
 		if w.KeyID != k.ID || w.ExpiresAt == nil || !w.ExpiresAt.Equal(expires) {
 			t.Fatalf("whoami of new key = %+v", w)
@@ -159,11 +160,11 @@ func TestCreateKeyRefusesInvalidBodies(t *testing.T) {
 			}
 		})
 	}
-	if n := len(f.Sim.Keys(lakiconnect.Sandbox, f.MerchantID)); n != 1 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 1 {
 		t.Fatalf("%d keys after refused creates, want only the management key", n)
 	}
 	// The limits themselves are allowed.
-	createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, mustJSON(t, map[string]any{
+	createKey(t, f, laki.Sandbox, f.SandboxKey, mustJSON(t, map[string]any{
 		"name": strings.Repeat("n", 100), "scopes": []string{"payments:read"},
 		"expires_at": now.Add(400 * 24 * time.Hour), "metadata": map[string]string{"a": strings.Repeat("v", 500)},
 	}))
@@ -171,15 +172,15 @@ func TestCreateKeyRefusesInvalidBodies(t *testing.T) {
 
 func TestRBACMissingScopeAndEscalation(t *testing.T) {
 	f := lakisimtest.Start(t)
-	reader := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"reader","scopes":["api_keys:read","webhooks:read"]}`)
-	writer := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"writer","scopes":["api_keys:write","payments:read"]}`)
+	reader := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"reader","scopes":["api_keys:read","webhooks:read"]}`)
+	writer := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"writer","scopes":["api_keys:write","payments:read"]}`)
 
 	post(t, f, f.SandboxURL+"/api_keys", reader.value(), `{"name":"x","scopes":["api_keys:read"]}`).
 		wantError(t, http.StatusForbidden, lakiconnect.ErrTypePermission, lakiconnect.CodeMissingScope)
 	post(t, f, f.SandboxURL+"/api_keys", writer.value(), `{"name":"x","scopes":["payments:write"]}`).
 		wantError(t, http.StatusForbidden, lakiconnect.ErrTypePermission, lakiconnect.CodeScopeEscalation)
 	// Granting what it holds itself is fine.
-	createKey(t, f, lakiconnect.Sandbox, writer.value(), `{"name":"x","scopes":["payments:read"]}`)
+	createKey(t, f, laki.Sandbox, writer.value(), `{"name":"x","scopes":["payments:read"]}`)
 
 	scopeOf := map[string]secret.Value{ // endpoint → a key lacking its scope
 		"GET /api_keys":                                          writer.value(),
@@ -203,24 +204,24 @@ func TestRBACMissingScopeAndEscalation(t *testing.T) {
 func TestKeyLimitPerMerchantAndEnvironment(t *testing.T) {
 	f := lakisimtest.Start(t)
 	var last createdKey
-	for i := 1; i < lakiconnect.MaxKeysPerMerchant; i++ { // the management key is the first
-		last = createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"k%d","scopes":["payments:read"]}`, i))
+	for i := 1; i < laki.MaxKeysPerMerchant; i++ { // the management key is the first
+		last = createKey(t, f, laki.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"k%d","scopes":["payments:read"]}`, i))
 	}
 	post(t, f, f.SandboxURL+"/api_keys", f.SandboxKey, `{"name":"one too many","scopes":["payments:read"]}`).
 		wantError(t, http.StatusConflict, lakiconnect.ErrTypeConflict, lakiconnect.CodeKeyLimitReached)
 	// Production is counted apart.
-	createKey(t, f, lakiconnect.Production, f.ProductionKey, `{"name":"prod","scopes":["payments:read"]}`)
+	createKey(t, f, laki.Production, f.ProductionKey, `{"name":"prod","scopes":["payments:read"]}`)
 	// A revoked key frees a place.
 	if a := post(t, f, f.SandboxURL+"/api_keys/"+last.ID+"/revoke", f.SandboxKey, ""); a.status != 200 {
 		t.Fatalf("revoke: %d %s", a.status, a.body)
 	}
-	createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"after revoke","scopes":["payments:read"]}`)
+	createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"after revoke","scopes":["payments:read"]}`)
 }
 
 func TestExpireAndRevokeFollowTheClock(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithResponseContractOnly())
 	now := lakisimtest.Epoch()
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"old","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"old","scopes":["payments:read"]}`)
 	expireURL := f.SandboxURL + "/api_keys/" + k.ID + "/expire"
 
 	for name, at := range map[string]time.Time{"past": now.Add(-time.Second), "over 7 days": now.Add(7*24*time.Hour + time.Second)} {
@@ -228,15 +229,15 @@ func TestExpireAndRevokeFollowTheClock(t *testing.T) {
 			wantError(t, http.StatusBadRequest, lakiconnect.ErrTypeInvalidRequest, lakiconnect.CodeParameterInvalid)
 		_ = name
 	}
-	var got lakiconnect.APIKey
+	var got laki.APIKey
 	a := post(t, f, expireURL, f.SandboxKey, mustJSON(t, map[string]any{"expires_at": now.Add(2 * time.Hour)}))
 	a.decode(t, &got)
-	if a.status != 200 || got.Status != lakiconnect.StatusExpiring || !got.ExpiresAt.Equal(now.Add(2*time.Hour)) {
+	if a.status != 200 || got.Status != laki.StatusExpiring || !got.ExpiresAt.Equal(now.Add(2*time.Hour)) {
 		t.Fatalf("expire: %d %+v", a.status, got)
 	}
 	// Expiring again moves expires_at.
 	post(t, f, expireURL, f.SandboxKey, mustJSON(t, map[string]any{"expires_at": now.Add(time.Hour)})).decode(t, &got)
-	if got.Status != lakiconnect.StatusExpiring || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+	if got.Status != laki.StatusExpiring || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("re-expire: %+v", got)
 	}
 	// It still works until then...
@@ -248,33 +249,33 @@ func TestExpireAndRevokeFollowTheClock(t *testing.T) {
 	f.Clock.Advance(time.Minute)
 	get(t, f, f.SandboxURL+"/whoami", k.value()).wantError(t, 401, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey)
 	get(t, f, f.SandboxURL+"/api_keys/"+k.ID, f.SandboxKey).decode(t, &got)
-	if got.Status != lakiconnect.StatusRevoked || got.RevokedAt == nil || !got.RevokedAt.Equal(now.Add(time.Hour)) {
+	if got.Status != laki.StatusRevoked || got.RevokedAt == nil || !got.RevokedAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("after expires_at: %+v", got)
 	}
 	post(t, f, expireURL, f.SandboxKey, "").wantError(t, http.StatusConflict, lakiconnect.ErrTypeConflict, lakiconnect.CodeKeyRevoked)
 
 	// Omitted expires_at: revoked at once.
-	k2 := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"now","scopes":["payments:read"]}`)
+	k2 := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"now","scopes":["payments:read"]}`)
 	post(t, f, f.SandboxURL+"/api_keys/"+k2.ID+"/expire", f.SandboxKey, `{}`).decode(t, &got)
-	if got.Status != lakiconnect.StatusRevoked {
+	if got.Status != laki.StatusRevoked {
 		t.Fatalf("expire without expires_at: %+v", got)
 	}
 	get(t, f, f.SandboxURL+"/whoami", k2.value()).wantError(t, 401, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey)
 
 	// Revoke is immediate and idempotent.
-	k3 := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"revoke me","scopes":["payments:read"]}`)
-	var first, second lakiconnect.APIKey
+	k3 := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"revoke me","scopes":["payments:read"]}`)
+	var first, second laki.APIKey
 	post(t, f, f.SandboxURL+"/api_keys/"+k3.ID+"/revoke", f.SandboxKey, "").decode(t, &first)
 	f.Clock.Advance(time.Hour)
 	post(t, f, f.SandboxURL+"/api_keys/"+k3.ID+"/revoke", f.SandboxKey, "").decode(t, &second)
-	if first.Status != lakiconnect.StatusRevoked || second.RevokedAt == nil || !second.RevokedAt.Equal(*first.RevokedAt) {
+	if first.Status != laki.StatusRevoked || second.RevokedAt == nil || !second.RevokedAt.Equal(*first.RevokedAt) {
 		t.Fatalf("revoke twice: %+v then %+v", first, second)
 	}
 	get(t, f, f.SandboxURL+"/whoami", k3.value()).wantError(t, 401, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey)
 
 	// Unknown and other-merchant keys are 404.
 	other := f.Sim.AddMasterMerchant("")
-	ok, err := f.Sim.CreateKey(lakiconnect.Sandbox, other, "other", []lakiconnect.Scope{lakiconnect.ScopePaymentsRead})
+	ok, err := f.Sim.CreateKey(laki.Sandbox, other, "other", []laki.Scope{laki.ScopePaymentsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestExpireAndRevokeFollowTheClock(t *testing.T) {
 
 func TestCreateWithExpiresAtEndsByTheClock(t *testing.T) {
 	f := lakisimtest.Start(t)
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, mustJSON(t, map[string]any{
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, mustJSON(t, map[string]any{
 		"name": "short", "scopes": []string{"payments:read"}, "expires_at": lakisimtest.Epoch().Add(30 * 24 * time.Hour),
 	}))
 	f.Clock.Advance(30*24*time.Hour - time.Second)
@@ -294,14 +295,14 @@ func TestCreateWithExpiresAtEndsByTheClock(t *testing.T) {
 	f.Clock.Advance(time.Second)
 	get(t, f, f.SandboxURL+"/whoami", k.value()).wantError(t, 401, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey)
 	got, _ := f.Sim.Key(k.ID)
-	if got.Status != lakiconnect.StatusRevoked {
+	if got.Status != laki.StatusRevoked {
 		t.Fatalf("status %s", got.Status)
 	}
 }
 
 func TestLastUsedAtToTheMinuteOnSuccessOnly(t *testing.T) {
 	f := lakisimtest.Start(t)
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"used","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"used","scopes":["payments:read"]}`)
 	f.Clock.Advance(3*time.Minute + 42*time.Second)
 	get(t, f, f.SandboxURL+"/whoami", k.value())
 	got, _ := f.Sim.Key(k.ID)
@@ -324,10 +325,10 @@ func TestPagination(t *testing.T) {
 		if i%5 == 0 {
 			f.Clock.Advance(time.Second) // some share created_at, some do not
 		}
-		createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"k%d","scopes":["payments:read"]}`, i))
+		createKey(t, f, laki.Sandbox, f.SandboxKey, fmt.Sprintf(`{"name":"k%d","scopes":["payments:read"]}`, i))
 	}
-	var all []lakiconnect.APIKey
-	var page lakiconnect.List[lakiconnect.APIKey]
+	var all []laki.APIKey
+	var page lakiconnect.List[laki.APIKey]
 	get(t, f, f.SandboxURL+"/api_keys", f.SandboxKey).decode(t, &page)
 	if len(page.Data) != 20 || !page.HasMore {
 		t.Fatalf("default page: %d items, has_more %v", len(page.Data), page.HasMore)

@@ -18,7 +18,7 @@ import (
 type route struct {
 	method  string
 	pattern []string // "*" matches one path segment, which becomes a param
-	scope   lakiconnect.Scope
+	scope   laki.Scope
 	op      func(*Simulator, *call) response
 }
 
@@ -26,17 +26,17 @@ type route struct {
 func apiRoutes() []route {
 	return []route{
 		{http.MethodGet, []string{"whoami"}, "", (*Simulator).whoAmI},
-		{http.MethodGet, []string{"api_keys"}, lakiconnect.ScopeAPIKeysRead, (*Simulator).listKeys},
-		{http.MethodPost, []string{"api_keys"}, lakiconnect.ScopeAPIKeysWrite, (*Simulator).createKey},
-		{http.MethodGet, []string{"api_keys", "*"}, lakiconnect.ScopeAPIKeysRead, (*Simulator).getKey},
-		{http.MethodPost, []string{"api_keys", "*", "expire"}, lakiconnect.ScopeAPIKeysWrite, (*Simulator).expireKey},
-		{http.MethodPost, []string{"api_keys", "*", "revoke"}, lakiconnect.ScopeAPIKeysWrite, (*Simulator).revokeKey},
-		{http.MethodGet, []string{"webhook_endpoints"}, lakiconnect.ScopeWebhooksRead, (*Simulator).listEndpoints},
-		{http.MethodGet, []string{"webhook_endpoints", "*"}, lakiconnect.ScopeWebhooksRead, (*Simulator).getEndpoint},
-		{http.MethodPost, []string{"webhook_endpoints", "*", "secrets"}, lakiconnect.ScopeWebhooksWrite, (*Simulator).createSecret},
-		{http.MethodPost, []string{"webhook_endpoints", "*", "secrets", "*", "expire"}, lakiconnect.ScopeWebhooksWrite, (*Simulator).expireSecret},
-		{http.MethodPost, []string{"webhook_endpoints", "*", "test_signature"}, lakiconnect.ScopeWebhooksWrite, (*Simulator).testSignature},
-		{http.MethodGet, []string{"security", "auth_failures"}, lakiconnect.ScopeAPIKeysRead, (*Simulator).listAuthFailures},
+		{http.MethodGet, []string{"api_keys"}, laki.ScopeAPIKeysRead, (*Simulator).listKeys},
+		{http.MethodPost, []string{"api_keys"}, laki.ScopeAPIKeysWrite, (*Simulator).createKey},
+		{http.MethodGet, []string{"api_keys", "*"}, laki.ScopeAPIKeysRead, (*Simulator).getKey},
+		{http.MethodPost, []string{"api_keys", "*", "expire"}, laki.ScopeAPIKeysWrite, (*Simulator).expireKey},
+		{http.MethodPost, []string{"api_keys", "*", "revoke"}, laki.ScopeAPIKeysWrite, (*Simulator).revokeKey},
+		{http.MethodGet, []string{"webhook_endpoints"}, laki.ScopeWebhooksRead, (*Simulator).listEndpoints},
+		{http.MethodGet, []string{"webhook_endpoints", "*"}, laki.ScopeWebhooksRead, (*Simulator).getEndpoint},
+		{http.MethodPost, []string{"webhook_endpoints", "*", "secrets"}, laki.ScopeWebhooksWrite, (*Simulator).createSecret},
+		{http.MethodPost, []string{"webhook_endpoints", "*", "secrets", "*", "expire"}, laki.ScopeWebhooksWrite, (*Simulator).expireSecret},
+		{http.MethodPost, []string{"webhook_endpoints", "*", "test_signature"}, laki.ScopeWebhooksWrite, (*Simulator).testSignature},
+		{http.MethodGet, []string{"security", "auth_failures"}, laki.ScopeAPIKeysRead, (*Simulator).listAuthFailures},
 	}
 }
 
@@ -74,15 +74,15 @@ func matchSegments(pattern, segs []string) ([]string, bool) {
 }
 
 func (s *Simulator) whoAmI(c *call) response {
-	return jsonResponse(http.StatusOK, lakiconnect.WhoAmI{
+	return jsonResponse(http.StatusOK, laki.WhoAmI{
 		KeyID: c.key.id, Environment: c.key.env, MasterMerchantID: c.key.merchant,
 		Scopes: slices.Clone(c.key.scopes), Status: c.key.status, ExpiresAt: c.key.expiresAt,
 	})
 }
 
 func (s *Simulator) listKeys(c *call) response {
-	status := lakiconnect.KeyStatus(c.query.Get("status"))
-	if c.query.Has("status") && status != lakiconnect.StatusActive && status != lakiconnect.StatusExpiring && status != lakiconnect.StatusRevoked {
+	status := laki.KeyStatus(c.query.Get("status"))
+	if c.query.Has("status") && status != laki.StatusActive && status != laki.StatusExpiring && status != laki.StatusRevoked {
 		return badRequest("status", "status must be active, expiring or revoked, got %q", status)
 	}
 	var all []*apiKey
@@ -95,7 +95,7 @@ func (s *Simulator) listKeys(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	out := lakiconnect.List[lakiconnect.APIKey]{Data: []lakiconnect.APIKey{}, HasMore: more}
+	out := lakiconnect.List[laki.APIKey]{Data: []laki.APIKey{}, HasMore: more}
 	for _, k := range page {
 		out.Data = append(out.Data, k.view())
 	}
@@ -105,11 +105,11 @@ func (s *Simulator) listKeys(c *call) response {
 // paginate applies limit and starting_after to items already ordered by
 // created_at, id.
 func paginate[T any](c *call, items []T, id func(T) string) ([]T, bool, *response) {
-	limit := lakiconnect.DefaultPageLimit
+	limit := laki.DefaultPageLimit
 	if c.query.Has("limit") {
 		n, err := strconv.Atoi(c.query.Get("limit"))
-		if err != nil || n < 1 || n > lakiconnect.MaxPageLimit {
-			r := badRequest("limit", "limit must be an integer from 1 to %d, got %q", lakiconnect.MaxPageLimit, c.query.Get("limit"))
+		if err != nil || n < 1 || n > laki.MaxPageLimit {
+			r := badRequest("limit", "limit must be an integer from 1 to %d, got %q", laki.MaxPageLimit, c.query.Get("limit"))
 			return nil, false, &r
 		}
 		limit = n
@@ -130,17 +130,17 @@ func paginate[T any](c *call, items []T, id func(T) string) ([]T, bool, *respons
 }
 
 // createKeyResponse is the create answer: the one place a secret is written
-// in plain text, which lakiconnect.APIKeyWithSecret (redacting) cannot do.
+// in plain text, which laki.APIKeyWithSecret (redacting) cannot do.
 type createKeyResponse struct {
-	lakiconnect.APIKey
+	laki.APIKey
 	Secret string `json:"secret"`
 }
 
 type createKeyBody struct {
-	Name      *string             `json:"name"`
-	Scopes    []lakiconnect.Scope `json:"scopes"`
-	ExpiresAt *time.Time          `json:"expires_at"`
-	Metadata  map[string]string   `json:"metadata"`
+	Name      *string           `json:"name"`
+	Scopes    []laki.Scope      `json:"scopes"`
+	ExpiresAt *time.Time        `json:"expires_at"`
+	Metadata  map[string]string `json:"metadata"`
 }
 
 func (s *Simulator) createKey(c *call) response {
@@ -163,7 +163,7 @@ func (s *Simulator) createKey(c *call) response {
 	var expiresAt *time.Time
 	if req.ExpiresAt != nil {
 		t := req.ExpiresAt.UTC()
-		if !t.After(c.now) || t.After(c.now.Add(lakiconnect.MaxCreateExpiresAhead)) {
+		if !t.After(c.now) || t.After(c.now.Add(laki.MaxCreateExpiresAhead)) {
 			return badRequest("expires_at", "expires_at must be after now and at most 400 days ahead (now is %s)", c.now.Format(time.RFC3339))
 		}
 		expiresAt = &t
@@ -182,8 +182,8 @@ func (s *Simulator) createKey(c *call) response {
 				fmt.Sprintf("a key may grant only scopes it holds; this key lacks %s", sc), "scopes")
 		}
 	}
-	if s.liveKeyCountLocked(c.env, c.key.merchant) >= lakiconnect.MaxKeysPerMerchant {
-		return conflict(lakiconnect.CodeKeyLimitReached, fmt.Sprintf("at most %d keys that are not revoked per master merchant and environment", lakiconnect.MaxKeysPerMerchant))
+	if s.liveKeyCountLocked(c.env, c.key.merchant) >= laki.MaxKeysPerMerchant {
+		return conflict(lakiconnect.CodeKeyLimitReached, fmt.Sprintf("at most %d keys that are not revoked per master merchant and environment", laki.MaxKeysPerMerchant))
 	}
 	var metadata map[string]string
 	if len(req.Metadata) > 0 {
@@ -227,7 +227,7 @@ func expireAt(c *call) (time.Time, *response) {
 		return c.now, nil
 	}
 	t := req.ExpiresAt.UTC()
-	if t.Before(c.now) || t.After(c.now.Add(lakiconnect.MaxExpireDelay)) {
+	if t.Before(c.now) || t.After(c.now.Add(laki.MaxExpireDelay)) {
 		r := badRequest("expires_at", "expires_at must be between now (%s) and 7 days ahead", c.now.Format(time.RFC3339))
 		return time.Time{}, &r
 	}
@@ -243,14 +243,14 @@ func (s *Simulator) expireKey(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	if k.status == lakiconnect.StatusRevoked {
+	if k.status == laki.StatusRevoked {
 		return conflict(lakiconnect.CodeKeyRevoked, fmt.Sprintf("key %s is already revoked", k.id))
 	}
 	if !at.After(c.now) {
 		s.revokeAtLocked(k, c.now, "expired", c.now)
 		return jsonResponse(http.StatusOK, k.view())
 	}
-	k.status = lakiconnect.StatusExpiring
+	k.status = laki.StatusExpiring
 	k.expiresAt = timePtr(at)
 	s.refreshLocked(c.now) // expiring_soon for the new date
 	return jsonResponse(http.StatusOK, k.view())
@@ -261,7 +261,7 @@ func (s *Simulator) revokeKey(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	if k.status != lakiconnect.StatusRevoked {
+	if k.status != laki.StatusRevoked {
 		s.revokeLocked(k, c.now, "revoked_by_api")
 	}
 	return jsonResponse(http.StatusOK, k.view())
@@ -272,7 +272,7 @@ func (s *Simulator) listEndpoints(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	out := lakiconnect.List[lakiconnect.WebhookEndpoint]{Data: []lakiconnect.WebhookEndpoint{}, HasMore: more}
+	out := lakiconnect.List[laki.WebhookEndpoint]{Data: []laki.WebhookEndpoint{}, HasMore: more}
 	for _, ep := range page {
 		out.Data = append(out.Data, ep.view())
 	}
@@ -297,7 +297,7 @@ func (s *Simulator) getEndpoint(c *call) response {
 }
 
 type createSecretResponse struct {
-	lakiconnect.WebhookSecretInfo
+	laki.WebhookSecretInfo
 	EndpointID string `json:"endpoint_id"`
 	Secret     string `json:"secret"`
 }
@@ -313,8 +313,8 @@ func (s *Simulator) createSecret(c *call) response {
 			return badRequest("", "this endpoint takes no body fields: %v", err)
 		}
 	}
-	if ep.liveSecrets() >= lakiconnect.MaxLiveSecretsPerEndpoint {
-		return conflict(lakiconnect.CodeTooManySecrets, fmt.Sprintf("endpoint %s already has %d secrets that are not revoked; expire one first", ep.id, lakiconnect.MaxLiveSecretsPerEndpoint))
+	if ep.liveSecrets() >= laki.MaxLiveSecretsPerEndpoint {
+		return conflict(lakiconnect.CodeTooManySecrets, fmt.Sprintf("endpoint %s already has %d secrets that are not revoked; expire one first", ep.id, laki.MaxLiveSecretsPerEndpoint))
 	}
 	ws := ep.addSecret(c.now)
 	return jsonResponse(http.StatusCreated, createSecretResponse{WebhookSecretInfo: ws.info(), EndpointID: ep.id, Secret: ws.value.Reveal()})
@@ -334,12 +334,12 @@ func (s *Simulator) expireSecret(c *call) response {
 	if bad != nil {
 		return *bad
 	}
-	if ws.status == lakiconnect.StatusRevoked {
+	if ws.status == laki.StatusRevoked {
 		return conflict(lakiconnect.CodeKeyRevoked, fmt.Sprintf("webhook secret %s is already revoked", ws.id))
 	}
 	othersActive := 0
 	for _, o := range ep.secrets {
-		if o != ws && o.status == lakiconnect.StatusActive {
+		if o != ws && o.status == laki.StatusActive {
 			othersActive++
 		}
 	}
@@ -347,9 +347,9 @@ func (s *Simulator) expireSecret(c *call) response {
 		return conflict(lakiconnect.CodeLastSecret, fmt.Sprintf("webhook secret %s is the endpoint's last secret that is not ending; create another first", ws.id))
 	}
 	if at.After(c.now) {
-		ws.status = lakiconnect.StatusExpiring
+		ws.status = laki.StatusExpiring
 	} else {
-		ws.status = lakiconnect.StatusRevoked
+		ws.status = laki.StatusRevoked
 	}
 	ws.expiresAt = timePtr(at)
 	return jsonResponse(http.StatusOK, ep.view())
@@ -362,13 +362,13 @@ func (s *Simulator) testSignature(c *call) response {
 	}
 	id := laki.EventIDPrefix + randomAlnum(laki.ResourceIDLength)
 	payload, err := json.Marshal(lakiconnect.Event{
-		ID: id, Object: "event", Type: lakiconnect.EventTestPing, Created: c.now.Unix(),
+		ID: id, Object: "event", Type: laki.EventTestPing, Created: c.now.Unix(),
 		MasterMerchantID: ep.merchant, Environment: ep.env, IdempotencyKey: "idem_" + id, Data: json.RawMessage(`{}`),
 	})
 	if err != nil {
 		return errorResponse(http.StatusInternalServerError, lakiconnect.ErrTypeAPI, lakiconnect.CodeInternal, "encoding the sample failed", "")
 	}
-	return jsonResponse(http.StatusOK, lakiconnect.TestSignature{
+	return jsonResponse(http.StatusOK, laki.TestSignature{
 		Payload:         string(payload),
 		SignatureHeader: webhooksig.Sign(c.now, payload, ep.signingSecrets(c.now)...),
 	})

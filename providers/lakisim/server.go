@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 )
 
@@ -60,8 +61,8 @@ func conflict(code, msg string) response {
 
 // Handler serves both environments: /sandbox/v1/... and /production/v1/....
 func (s *Simulator) Handler() http.Handler {
-	sandbox := s.EnvironmentHandler(lakiconnect.Sandbox)
-	production := s.EnvironmentHandler(lakiconnect.Production)
+	sandbox := s.EnvironmentHandler(laki.Sandbox)
+	production := s.EnvironmentHandler(laki.Production)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/sandbox/"):
@@ -78,7 +79,7 @@ func (s *Simulator) Handler() http.Handler {
 
 // EnvironmentHandler serves one environment under /v1/..., for a listener
 // of its own.
-func (s *Simulator) EnvironmentHandler(env lakiconnect.Environment) http.Handler {
+func (s *Simulator) EnvironmentHandler(env laki.Environment) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(env, w, r) })
 }
 
@@ -96,7 +97,7 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	_, _ = w.Write(resp.body)
 }
 
-func (s *Simulator) serve(env lakiconnect.Environment, w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) serve(env laki.Environment, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := "req_" + randomAlnum(24)
 	w.Header().Set(lakiconnect.RequestIDHeader, reqID)
@@ -150,7 +151,7 @@ func (s *Simulator) serve(env lakiconnect.Environment, w http.ResponseWriter, r 
 		"status", resp.status, "key_id", keyID, "replayed", resp.replayed, "duration", time.Since(start))
 }
 
-func (s *Simulator) record(env lakiconnect.Environment, r *http.Request, path, reqID, keyID string, status int, replayed, faulted bool) {
+func (s *Simulator) record(env laki.Environment, r *http.Request, path, reqID, keyID string, status int, replayed, faulted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, RecordedRequest{
@@ -162,7 +163,7 @@ func (s *Simulator) record(env lakiconnect.Environment, r *http.Request, path, r
 
 // call is one authenticated request on its way to an operation.
 type call struct {
-	env    lakiconnect.Environment
+	env    laki.Environment
 	key    *apiKey
 	now    time.Time
 	params []string
@@ -173,7 +174,7 @@ type call struct {
 // handle answers one API request; it holds the lock throughout, so that
 // every request sees and leaves a consistent state (and concurrent
 // retries with one idempotency key cannot both create).
-func (s *Simulator) handle(env lakiconnect.Environment, path string, r *http.Request, body []byte) (response, string) {
+func (s *Simulator) handle(env laki.Environment, path string, r *http.Request, body []byte) (response, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -259,14 +260,14 @@ func validIdempotencyKey(v string) bool {
 }
 
 func prefixOf(token string) string {
-	if len(token) > lakiconnect.AuthFailureKeyPrefixLength {
-		return token[:lakiconnect.AuthFailureKeyPrefixLength]
+	if len(token) > laki.AuthFailureKeyPrefixLength {
+		return token[:laki.AuthFailureKeyPrefixLength]
 	}
 	return token
 }
 
 // authenticateLocked finds the calling key, or answers 401 and counts it.
-func (s *Simulator) authenticateLocked(env lakiconnect.Environment, r *http.Request, now time.Time) (*apiKey, *response) {
+func (s *Simulator) authenticateLocked(env laki.Environment, r *http.Request, now time.Time) (*apiKey, *response) {
 	refuse := func(msg string) *response {
 		resp := errorResponse(http.StatusUnauthorized, lakiconnect.ErrTypeAuthentication, lakiconnect.CodeInvalidAPIKey, msg, "")
 		return &resp
@@ -285,7 +286,7 @@ func (s *Simulator) authenticateLocked(env lakiconnect.Environment, r *http.Requ
 	case k.env != env:
 		s.recordFailureLocked(env, k.merchant, nil, prefixOf(token), http.StatusUnauthorized, now)
 		return nil, refuse(fmt.Sprintf("this API key belongs to %s, not %s", k.env, env))
-	case k.status == lakiconnect.StatusRevoked:
+	case k.status == laki.StatusRevoked:
 		s.recordFailureLocked(env, k.merchant, &k.id, prefixOf(token), http.StatusUnauthorized, now)
 		return nil, refuse(fmt.Sprintf("API key %s is revoked", k.id))
 	}

@@ -108,11 +108,11 @@ type Simulator struct {
 type apiKey struct {
 	id               string
 	name             string
-	env              lakiconnect.Environment
+	env              laki.Environment
 	merchant         string
 	secret           secret.Value
-	scopes           []lakiconnect.Scope
-	status           lakiconnect.KeyStatus
+	scopes           []laki.Scope
+	status           laki.KeyStatus
 	createdAt        time.Time
 	expiresAt        *time.Time
 	revokedAt        *time.Time
@@ -125,7 +125,7 @@ type apiKey struct {
 type endpoint struct {
 	id            string
 	url           string
-	env           lakiconnect.Environment
+	env           laki.Environment
 	merchant      string
 	enabledEvents []string
 	createdAt     time.Time
@@ -135,7 +135,7 @@ type endpoint struct {
 type webhookSecret struct {
 	id        string
 	value     secret.Value
-	status    lakiconnect.KeyStatus
+	status    laki.KeyStatus
 	createdAt time.Time
 	expiresAt *time.Time
 }
@@ -157,8 +157,8 @@ func (d Delivery) Succeeded() bool { return d.StatusCode >= 200 && d.StatusCode 
 
 // RecordedRequest is one request the API answered. It holds no credential.
 type RecordedRequest struct {
-	Environment lakiconnect.Environment `json:"environment"`
-	Method      string                  `json:"method"`
+	Environment laki.Environment `json:"environment"`
+	Method      string           `json:"method"`
 	// Path is the path after /v1, e.g. /api_keys/key_.../expire.
 	Path           string `json:"path"`
 	Status         int    `json:"status"`
@@ -199,7 +199,7 @@ func New(opts Options) *Simulator {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.rateLimit == 0 {
-		s.rateLimit = lakiconnect.RateLimitPerKeyPerSecond
+		s.rateLimit = laki.RateLimitPerKeyPerSecond
 	}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
@@ -277,31 +277,31 @@ func (s *Simulator) MasterMerchants() []string {
 // CreateKey makes a key as the dashboard would (no caller, created_by null).
 // The merchant must exist; the scopes and the key limit are checked as for
 // the API.
-func (s *Simulator) CreateKey(env lakiconnect.Environment, merchantID, name string, scopes []lakiconnect.Scope) (lakiconnect.APIKeyWithSecret, error) {
+func (s *Simulator) CreateKey(env laki.Environment, merchantID, name string, scopes []laki.Scope) (laki.APIKeyWithSecret, error) {
 	if !env.Valid() {
-		return lakiconnect.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key: unknown environment %q", env)
+		return laki.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key: unknown environment %q", env)
 	}
 	if n := len([]rune(name)); n < 1 || n > 100 {
-		return lakiconnect.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key: name must be 1-100 characters, got %d", n)
+		return laki.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key: name must be 1-100 characters, got %d", n)
 	}
 	if err := checkScopes(scopes); err != nil {
-		return lakiconnect.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: %w", name, err)
+		return laki.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: %w", name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !slices.Contains(s.merchants, merchantID) {
-		return lakiconnect.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: unknown master merchant %q", name, merchantID)
+		return laki.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: unknown master merchant %q", name, merchantID)
 	}
 	now := s.now()
 	s.refreshLocked(now)
-	if s.liveKeyCountLocked(env, merchantID) >= lakiconnect.MaxKeysPerMerchant {
-		return lakiconnect.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: merchant %s already has %d keys in %s", name, merchantID, lakiconnect.MaxKeysPerMerchant, env)
+	if s.liveKeyCountLocked(env, merchantID) >= laki.MaxKeysPerMerchant {
+		return laki.APIKeyWithSecret{}, fmt.Errorf("lakisim: create key %q: merchant %s already has %d keys in %s", name, merchantID, laki.MaxKeysPerMerchant, env)
 	}
 	k := s.newKeyLocked(env, merchantID, name, scopes, nil, nil, nil, now)
-	return lakiconnect.APIKeyWithSecret{APIKey: k.view(), Secret: k.secret}, nil
+	return laki.APIKeyWithSecret{APIKey: k.view(), Secret: k.secret}, nil
 }
 
-func (s *Simulator) newKeyLocked(env lakiconnect.Environment, merchant, name string, scopes []lakiconnect.Scope, expiresAt *time.Time, createdBy *string, metadata map[string]string, now time.Time) *apiKey {
+func (s *Simulator) newKeyLocked(env laki.Environment, merchant, name string, scopes []laki.Scope, expiresAt *time.Time, createdBy *string, metadata map[string]string, now time.Time) *apiKey {
 	k := &apiKey{
 		id:        laki.KeyIDPrefix + randomAlnum(laki.ResourceIDLength),
 		name:      name,
@@ -309,7 +309,7 @@ func (s *Simulator) newKeyLocked(env lakiconnect.Environment, merchant, name str
 		merchant:  merchant,
 		secret:    secret.New(env.SecretPrefix() + randomAlnum(laki.KeySecretLength)),
 		scopes:    slices.Clone(scopes),
-		status:    lakiconnect.StatusActive,
+		status:    laki.StatusActive,
 		createdAt: now,
 		expiresAt: expiresAt,
 		createdBy: createdBy,
@@ -322,17 +322,17 @@ func (s *Simulator) newKeyLocked(env lakiconnect.Environment, merchant, name str
 
 // AddWebhookEndpoint registers a webhook endpoint with one active signing
 // secret. events lists enabled event types; "*" means all.
-func (s *Simulator) AddWebhookEndpoint(env lakiconnect.Environment, merchantID, url string, events []string) (lakiconnect.WebhookEndpoint, lakiconnect.WebhookSecretWithValue, error) {
+func (s *Simulator) AddWebhookEndpoint(env laki.Environment, merchantID, url string, events []string) (laki.WebhookEndpoint, laki.WebhookSecretWithValue, error) {
 	if !env.Valid() {
-		return lakiconnect.WebhookEndpoint{}, lakiconnect.WebhookSecretWithValue{}, fmt.Errorf("lakisim: add webhook endpoint: unknown environment %q", env)
+		return laki.WebhookEndpoint{}, laki.WebhookSecretWithValue{}, fmt.Errorf("lakisim: add webhook endpoint: unknown environment %q", env)
 	}
 	if url == "" {
-		return lakiconnect.WebhookEndpoint{}, lakiconnect.WebhookSecretWithValue{}, errors.New("lakisim: add webhook endpoint: empty url")
+		return laki.WebhookEndpoint{}, laki.WebhookSecretWithValue{}, errors.New("lakisim: add webhook endpoint: empty url")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !slices.Contains(s.merchants, merchantID) {
-		return lakiconnect.WebhookEndpoint{}, lakiconnect.WebhookSecretWithValue{}, fmt.Errorf("lakisim: add webhook endpoint %s: unknown master merchant %q", url, merchantID)
+		return laki.WebhookEndpoint{}, laki.WebhookSecretWithValue{}, fmt.Errorf("lakisim: add webhook endpoint %s: unknown master merchant %q", url, merchantID)
 	}
 	now := s.now()
 	ep := &endpoint{
@@ -367,7 +367,7 @@ func (s *Simulator) RevokeKey(keyID, reason string) error {
 	if !ok {
 		return fmt.Errorf("lakisim: revoke key: no key %s", keyID)
 	}
-	if k.status != lakiconnect.StatusRevoked {
+	if k.status != laki.StatusRevoked {
 		s.revokeLocked(k, now, reason)
 	}
 	return nil
@@ -389,30 +389,30 @@ func (s *Simulator) ExposeKey(keyID, source, url string) (string, error) {
 		return "", fmt.Errorf("lakisim: expose key: no key %s", keyID)
 	}
 	now := s.now()
-	ev := s.emitLocked(k.env, k.merchant, lakiconnect.EventAPIKeyExposed, lakiconnect.APIKeyExposedData{
+	ev := s.emitLocked(k.env, k.merchant, laki.EventAPIKeyExposed, lakiconnect.APIKeyExposedData{
 		KeyID: k.id, Source: source, URL: url, DetectedAt: now,
 	}, now)
 	return ev.ID, nil
 }
 
 // Key returns one key (any environment) without its secret.
-func (s *Simulator) Key(keyID string) (lakiconnect.APIKey, bool) {
+func (s *Simulator) Key(keyID string) (laki.APIKey, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshLocked(s.now())
 	k, ok := s.keys[keyID]
 	if !ok {
-		return lakiconnect.APIKey{}, false
+		return laki.APIKey{}, false
 	}
 	return k.view(), true
 }
 
 // Keys lists a merchant's keys in one environment, ordered by created_at, id.
-func (s *Simulator) Keys(env lakiconnect.Environment, merchantID string) []lakiconnect.APIKey {
+func (s *Simulator) Keys(env laki.Environment, merchantID string) []laki.APIKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshLocked(s.now())
-	var out []lakiconnect.APIKey
+	var out []laki.APIKey
 	for _, k := range s.sortedKeysLocked(env, merchantID) {
 		out = append(out, k.view())
 	}
@@ -420,11 +420,11 @@ func (s *Simulator) Keys(env lakiconnect.Environment, merchantID string) []lakic
 }
 
 // WebhookEndpoints lists a merchant's endpoints in one environment.
-func (s *Simulator) WebhookEndpoints(env lakiconnect.Environment, merchantID string) []lakiconnect.WebhookEndpoint {
+func (s *Simulator) WebhookEndpoints(env laki.Environment, merchantID string) []laki.WebhookEndpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshLocked(s.now())
-	var out []lakiconnect.WebhookEndpoint
+	var out []laki.WebhookEndpoint
 	for _, ep := range s.sortedEndpointsLocked(env, merchantID) {
 		out = append(out, ep.view())
 	}

@@ -41,11 +41,11 @@ func newWebhookSecretValue() secret.Value {
 	return secret.New(laki.WebhookSecretPrefix + base64.StdEncoding.EncodeToString(b))
 }
 
-func checkScopes(scopes []lakiconnect.Scope) error {
+func checkScopes(scopes []laki.Scope) error {
 	if len(scopes) == 0 {
 		return fmt.Errorf("scopes must hold at least one scope")
 	}
-	seen := map[lakiconnect.Scope]bool{}
+	seen := map[laki.Scope]bool{}
 	for i, sc := range scopes {
 		if !sc.Valid() {
 			return fmt.Errorf("scopes[%d]: unknown scope %q", i, sc)
@@ -60,8 +60,8 @@ func checkScopes(scopes []lakiconnect.Scope) error {
 
 func timePtr(t time.Time) *time.Time { return &t }
 
-func (k *apiKey) view() lakiconnect.APIKey {
-	v := lakiconnect.APIKey{
+func (k *apiKey) view() laki.APIKey {
+	v := laki.APIKey{
 		ID:               k.id,
 		Object:           "api_key",
 		Name:             k.name,
@@ -85,13 +85,13 @@ func (k *apiKey) view() lakiconnect.APIKey {
 	return v
 }
 
-func (k *apiKey) has(sc lakiconnect.Scope) bool { return slices.Contains(k.scopes, sc) }
+func (k *apiKey) has(sc laki.Scope) bool { return slices.Contains(k.scopes, sc) }
 
 func (ep *endpoint) addSecret(now time.Time) *webhookSecret {
 	ws := &webhookSecret{
 		id:        laki.WebhookSecretIDPrefix + randomAlnum(laki.ResourceIDLength),
 		value:     newWebhookSecretValue(),
-		status:    lakiconnect.StatusActive,
+		status:    laki.StatusActive,
 		createdAt: now,
 	}
 	ep.secrets = append(ep.secrets, ws)
@@ -101,7 +101,7 @@ func (ep *endpoint) addSecret(now time.Time) *webhookSecret {
 func (ep *endpoint) liveSecrets() int {
 	n := 0
 	for _, ws := range ep.secrets {
-		if ws.status != lakiconnect.StatusRevoked {
+		if ws.status != laki.StatusRevoked {
 			n++
 		}
 	}
@@ -114,8 +114,8 @@ func (ep *endpoint) signingSecrets(now time.Time) []secret.Value {
 	var out []secret.Value
 	for _, ws := range ep.secrets {
 		switch {
-		case ws.status == lakiconnect.StatusActive:
-		case ws.status == lakiconnect.StatusExpiring && ws.expiresAt != nil && now.Before(*ws.expiresAt):
+		case ws.status == laki.StatusActive:
+		case ws.status == laki.StatusExpiring && ws.expiresAt != nil && now.Before(*ws.expiresAt):
 		default:
 			continue
 		}
@@ -128,8 +128,8 @@ func (ep *endpoint) enabled(eventType string) bool {
 	return slices.Contains(ep.enabledEvents, "*") || slices.Contains(ep.enabledEvents, eventType)
 }
 
-func (ep *endpoint) view() lakiconnect.WebhookEndpoint {
-	v := lakiconnect.WebhookEndpoint{
+func (ep *endpoint) view() laki.WebhookEndpoint {
+	v := laki.WebhookEndpoint{
 		ID:               ep.id,
 		Object:           "webhook_endpoint",
 		URL:              ep.url,
@@ -137,7 +137,7 @@ func (ep *endpoint) view() lakiconnect.WebhookEndpoint {
 		MasterMerchantID: ep.merchant,
 		EnabledEvents:    slices.Clone(ep.enabledEvents),
 		Status:           "enabled",
-		Secrets:          []lakiconnect.WebhookSecretInfo{},
+		Secrets:          []laki.WebhookSecretInfo{},
 	}
 	for _, ws := range ep.secrets {
 		v.Secrets = append(v.Secrets, ws.info())
@@ -145,8 +145,8 @@ func (ep *endpoint) view() lakiconnect.WebhookEndpoint {
 	return v
 }
 
-func (ws *webhookSecret) info() lakiconnect.WebhookSecretInfo {
-	return lakiconnect.WebhookSecretInfo{
+func (ws *webhookSecret) info() laki.WebhookSecretInfo {
+	return laki.WebhookSecretInfo{
 		ID:          ws.id,
 		Status:      ws.status,
 		CreatedAt:   ws.createdAt,
@@ -155,21 +155,21 @@ func (ws *webhookSecret) info() lakiconnect.WebhookSecretInfo {
 	}
 }
 
-func (ws *webhookSecret) withValue(endpointID string) lakiconnect.WebhookSecretWithValue {
-	return lakiconnect.WebhookSecretWithValue{WebhookSecretInfo: ws.info(), EndpointID: endpointID, Secret: ws.value}
+func (ws *webhookSecret) withValue(endpointID string) laki.WebhookSecretWithValue {
+	return laki.WebhookSecretWithValue{WebhookSecretInfo: ws.info(), EndpointID: endpointID, Secret: ws.value}
 }
 
-func (s *Simulator) liveKeyCountLocked(env lakiconnect.Environment, merchant string) int {
+func (s *Simulator) liveKeyCountLocked(env laki.Environment, merchant string) int {
 	n := 0
 	for _, k := range s.keys {
-		if k.env == env && k.merchant == merchant && k.status != lakiconnect.StatusRevoked {
+		if k.env == env && k.merchant == merchant && k.status != laki.StatusRevoked {
 			n++
 		}
 	}
 	return n
 }
 
-func (s *Simulator) sortedKeysLocked(env lakiconnect.Environment, merchant string) []*apiKey {
+func (s *Simulator) sortedKeysLocked(env laki.Environment, merchant string) []*apiKey {
 	var out []*apiKey
 	for _, k := range s.keys {
 		if k.env == env && k.merchant == merchant {
@@ -185,7 +185,7 @@ func (s *Simulator) sortedKeysLocked(env lakiconnect.Environment, merchant strin
 	return out
 }
 
-func (s *Simulator) sortedEndpointsLocked(env lakiconnect.Environment, merchant string) []*endpoint {
+func (s *Simulator) sortedEndpointsLocked(env laki.Environment, merchant string) []*endpoint {
 	var out []*endpoint
 	for _, ep := range s.endpoints {
 		if ep.env == env && ep.merchant == merchant {
@@ -213,27 +213,27 @@ func (s *Simulator) refreshLocked(now time.Time) {
 	slices.Sort(ids) // events in a stable order
 	for _, id := range ids {
 		k := s.keys[id]
-		if k.status == lakiconnect.StatusRevoked || k.expiresAt == nil {
+		if k.status == laki.StatusRevoked || k.expiresAt == nil {
 			continue
 		}
 		if !now.Before(*k.expiresAt) {
 			s.revokeAtLocked(k, *k.expiresAt, "expired", now)
 			continue
 		}
-		if !k.expiringSoonSent && !now.Before(k.expiresAt.Add(-lakiconnect.MaxExpireDelay)) {
+		if !k.expiringSoonSent && !now.Before(k.expiresAt.Add(-laki.MaxExpireDelay)) {
 			k.expiringSoonSent = true
-			s.emitLocked(k.env, k.merchant, lakiconnect.EventAPIKeyExpiringSoon, lakiconnect.APIKeyExpiringSoonData{KeyID: k.id, ExpiresAt: *k.expiresAt}, now)
+			s.emitLocked(k.env, k.merchant, laki.EventAPIKeyExpiringSoon, lakiconnect.APIKeyExpiringSoonData{KeyID: k.id, ExpiresAt: *k.expiresAt}, now)
 		}
 	}
 	for _, ep := range s.endpoints {
 		for _, ws := range ep.secrets {
-			if ws.status == lakiconnect.StatusExpiring && ws.expiresAt != nil && !now.Before(*ws.expiresAt) {
-				ws.status = lakiconnect.StatusRevoked
+			if ws.status == laki.StatusExpiring && ws.expiresAt != nil && !now.Before(*ws.expiresAt) {
+				ws.status = laki.StatusRevoked
 			}
 		}
 	}
 	for k, e := range s.idem {
-		if now.Sub(e.at) >= lakiconnect.IdempotencyWindow {
+		if now.Sub(e.at) >= laki.IdempotencyWindow {
 			delete(s.idem, k)
 		}
 	}
@@ -244,18 +244,18 @@ func (s *Simulator) revokeLocked(k *apiKey, now time.Time, reason string) {
 }
 
 func (s *Simulator) revokeAtLocked(k *apiKey, at time.Time, reason string, now time.Time) {
-	k.status = lakiconnect.StatusRevoked
+	k.status = laki.StatusRevoked
 	k.revokedAt = timePtr(at)
 	if reason == "expired" {
 		k.expiresAt = timePtr(at)
 	}
 	s.log.Info("lakisim: key revoked", "key_id", k.id, "environment", k.env, "reason", reason)
-	s.emitLocked(k.env, k.merchant, lakiconnect.EventAPIKeyRevoked, lakiconnect.APIKeyRevokedData{KeyID: k.id, Reason: reason}, now)
+	s.emitLocked(k.env, k.merchant, laki.EventAPIKeyRevoked, lakiconnect.APIKeyRevokedData{KeyID: k.id, Reason: reason}, now)
 }
 
 // emitLocked records an event and starts its deliveries to every endpoint
 // of the merchant and environment that takes its type.
-func (s *Simulator) emitLocked(env lakiconnect.Environment, merchant, eventType string, data any, now time.Time) lakiconnect.Event {
+func (s *Simulator) emitLocked(env laki.Environment, merchant, eventType string, data any, now time.Time) lakiconnect.Event {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		// The data types are the package's own plain structs.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
@@ -67,25 +68,25 @@ func verifiedBy(t *testing.T, header string, body []byte, secrets ...secret.Valu
 func sigCount(header string) int { return strings.Count(header, "v1=") }
 
 type createdSecret struct {
-	lakiconnect.WebhookSecretInfo
+	laki.WebhookSecretInfo
 	EndpointID string `json:"endpoint_id"`
 	Secret     string `json:"secret"`
 }
 
-func testSignature(t *testing.T, f *lakisimtest.Fixture, epID string) lakiconnect.TestSignature {
+func testSignature(t *testing.T, f *lakisimtest.Fixture, epID string) laki.TestSignature {
 	t.Helper()
 	a := post(t, f, f.SandboxURL+"/webhook_endpoints/"+epID+"/test_signature", f.SandboxKey, "")
 	if a.status != 200 {
 		t.Fatalf("test_signature: %d %s", a.status, a.body)
 	}
-	var ts lakiconnect.TestSignature
+	var ts laki.TestSignature
 	a.decode(t, &ts)
 	return ts
 }
 
 func TestWebhookSecretRotation(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithResponseContractOnly())
-	ep, first, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, first, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	if err := json.Unmarshal([]byte(ts.Payload), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != lakiconnect.EventTestPing || ev.MasterMerchantID != f.MerchantID || !eventIDPat.MatchString(ev.ID) || ev.Created != lakisimtest.Epoch().Unix() {
+	if ev.Type != laki.EventTestPing || ev.MasterMerchantID != f.MerchantID || !eventIDPat.MatchString(ev.ID) || ev.Created != lakisimtest.Epoch().Unix() {
 		t.Fatalf("test.ping payload = %+v", ev)
 	}
 	if got := verifiedBy(t, ts.SignatureHeader, []byte(ts.Payload), first.Secret); !got[0] || sigCount(ts.SignatureHeader) != 1 {
@@ -112,7 +113,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	}
 	var second createdSecret
 	a.decode(t, &second)
-	if second.EndpointID != ep.ID || !whsecPattern.MatchString(second.Secret) || second.Status != lakiconnect.StatusActive || second.SecretLast4 != second.Secret[len(second.Secret)-4:] {
+	if second.EndpointID != ep.ID || !whsecPattern.MatchString(second.Secret) || second.Status != laki.StatusActive || second.SecretLast4 != second.Secret[len(second.Secret)-4:] {
 		t.Fatalf("created secret = %+v", second.WebhookSecretInfo)
 	}
 	ts = testSignature(t, f, ep.ID)
@@ -138,10 +139,10 @@ func TestWebhookSecretRotation(t *testing.T) {
 		post(t, f, expireURL, f.SandboxKey, mustJSON(t, map[string]any{"expires_at": lakisimtest.Epoch().Add(bad)})).
 			wantError(t, http.StatusBadRequest, lakiconnect.ErrTypeInvalidRequest, lakiconnect.CodeParameterInvalid)
 	}
-	var after lakiconnect.WebhookEndpoint
+	var after laki.WebhookEndpoint
 	a = post(t, f, expireURL, f.SandboxKey, mustJSON(t, map[string]any{"expires_at": lakisimtest.Epoch().Add(time.Hour)}))
 	a.decode(t, &after)
-	if a.status != 200 || after.Secrets[0].Status != lakiconnect.StatusExpiring || after.Secrets[1].Status != lakiconnect.StatusActive {
+	if a.status != 200 || after.Secrets[0].Status != laki.StatusExpiring || after.Secrets[1].Status != laki.StatusActive {
 		t.Fatalf("after expire: %d %+v", a.status, after)
 	}
 	if _, found := containsAny(a.body, first.Secret.Reveal(), second.Secret); found {
@@ -167,19 +168,19 @@ func TestWebhookSecretRotation(t *testing.T) {
 
 func TestWebhookEndpointsReadAndList(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, _, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, "https://hooks.example/a", []string{lakiconnect.EventAPIKeyRevoked})
+	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/a", []string{laki.EventAPIKeyRevoked})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.Sim.AddWebhookEndpoint(lakiconnect.Production, f.MerchantID, "https://hooks.example/b", []string{"*"}); err != nil {
+	if _, _, err := f.Sim.AddWebhookEndpoint(laki.Production, f.MerchantID, "https://hooks.example/b", []string{"*"}); err != nil {
 		t.Fatal(err)
 	}
-	var list lakiconnect.List[lakiconnect.WebhookEndpoint]
+	var list lakiconnect.List[laki.WebhookEndpoint]
 	get(t, f, f.SandboxURL+"/webhook_endpoints", f.SandboxKey).decode(t, &list)
 	if len(list.Data) != 1 || list.Data[0].ID != ep.ID || list.HasMore {
 		t.Fatalf("sandbox endpoints = %+v", list)
 	}
-	var one lakiconnect.WebhookEndpoint
+	var one laki.WebhookEndpoint
 	get(t, f, f.SandboxURL+"/webhook_endpoints/"+ep.ID, f.SandboxKey).decode(t, &one)
 	if one.URL != "https://hooks.example/a" || len(one.Secrets) != 1 || one.Status != "enabled" {
 		t.Fatalf("endpoint = %+v", one)
@@ -264,7 +265,7 @@ func startWithReceiver(t *testing.T, events []string, opts ...func(*lakisim.Opti
 			x(o)
 		}
 	}))
-	_, ws, err := f.Sim.AddWebhookEndpoint(lakiconnect.Sandbox, f.MerchantID, r.srv.URL+"/laki", events)
+	_, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, r.srv.URL+"/laki", events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,9 +283,9 @@ func decodeData(t *testing.T, ev lakiconnect.Event, v any) {
 }
 
 func TestRevokedAndExpiredKeysRaiseSignedEvents(t *testing.T) {
-	f, r := startWithReceiver(t, []string{lakiconnect.EventAPIKeyRevoked})
-	k1 := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"a","scopes":["payments:read"]}`)
-	k2 := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"b","scopes":["payments:read"]}`)
+	f, r := startWithReceiver(t, []string{laki.EventAPIKeyRevoked})
+	k1 := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"a","scopes":["payments:read"]}`)
+	k2 := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"b","scopes":["payments:read"]}`)
 	post(t, f, f.SandboxURL+"/api_keys/"+k1.ID+"/revoke", f.SandboxKey, "")
 	post(t, f, f.SandboxURL+"/api_keys/"+k2.ID+"/expire", f.SandboxKey, mustJSON(t, map[string]any{"expires_at": lakisimtest.Epoch().Add(time.Hour)}))
 	f.Clock.Advance(time.Hour) // the background sweep notices without a request
@@ -292,7 +293,7 @@ func TestRevokedAndExpiredKeysRaiseSignedEvents(t *testing.T) {
 	got := r.waitFor(2)
 	reasons := map[string]string{}
 	for _, ev := range got {
-		if ev.Type != lakiconnect.EventAPIKeyRevoked || ev.MasterMerchantID != f.MerchantID || ev.Environment != lakiconnect.Sandbox || !eventIDPat.MatchString(ev.ID) || ev.IdempotencyKey == "" {
+		if ev.Type != laki.EventAPIKeyRevoked || ev.MasterMerchantID != f.MerchantID || ev.Environment != laki.Sandbox || !eventIDPat.MatchString(ev.ID) || ev.IdempotencyKey == "" {
 			t.Fatalf("event = %+v", ev)
 		}
 		var d lakiconnect.APIKeyRevokedData
@@ -305,7 +306,7 @@ func TestRevokedAndExpiredKeysRaiseSignedEvents(t *testing.T) {
 	// expiring_soon was raised too but this endpoint does not take it.
 	var soon int
 	for _, ev := range f.Sim.Events() {
-		if ev.Type == lakiconnect.EventAPIKeyExpiringSoon {
+		if ev.Type == laki.EventAPIKeyExpiringSoon {
 			soon++
 		}
 	}
@@ -319,7 +320,7 @@ func TestRevokedAndExpiredKeysRaiseSignedEvents(t *testing.T) {
 
 func TestExposeKeyDeliversTwiceWithTheSameIdentity(t *testing.T) {
 	f, r := startWithReceiver(t, []string{"*"}, func(o *lakisim.Options) { o.DeliverTwice = true })
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"leaked","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"leaked","scopes":["payments:read"]}`)
 	if _, err := f.Sim.ExposeKey(k.ID, "pastebin", ""); err == nil {
 		t.Fatal("unknown source accepted")
 	}
@@ -346,7 +347,7 @@ func TestDeliveryIsRetriedUntilAccepted(t *testing.T) {
 	r.mu.Lock()
 	r.fail = 2
 	r.mu.Unlock()
-	k := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
+	k := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"x","scopes":["payments:read"]}`)
 	if _, err := f.Sim.ExposeKey(k.ID, "report", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +359,7 @@ func TestDeliveryIsRetriedUntilAccepted(t *testing.T) {
 }
 
 func TestAuthFailureSpikeAndCounts(t *testing.T) {
-	f, r := startWithReceiver(t, []string{lakiconnect.EventAuthFailureSpike}, func(o *lakisim.Options) {
+	f, r := startWithReceiver(t, []string{laki.EventAuthFailureSpike}, func(o *lakisim.Options) {
 		o.AuthFailureSpikeThreshold = 5
 		o.AuthFailureSpikeWindow = time.Minute
 	})
@@ -366,7 +367,7 @@ func TestAuthFailureSpikeAndCounts(t *testing.T) {
 	for range 5 {
 		get(t, f, f.SandboxURL+"/whoami", unknown)
 	}
-	reader := createKey(t, f, lakiconnect.Sandbox, f.SandboxKey, `{"name":"reader","scopes":["payments:read"]}`)
+	reader := createKey(t, f, laki.Sandbox, f.SandboxKey, `{"name":"reader","scopes":["payments:read"]}`)
 	for range 2 {
 		get(t, f, f.SandboxURL+"/api_keys", reader.value())
 	}
@@ -380,7 +381,7 @@ func TestAuthFailureSpikeAndCounts(t *testing.T) {
 	f.Clock.Advance(time.Minute)
 	a := get(t, f, f.SandboxURL+"/security/auth_failures?since="+lakisimtest.Epoch().Format(time.RFC3339), f.SandboxKey)
 	var counts struct {
-		Data []lakiconnect.AuthFailureCount `json:"data"`
+		Data []laki.AuthFailureCount `json:"data"`
 	}
 	a.decode(t, &counts)
 	if len(counts.Data) != 2 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/openapi"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/contract"
@@ -38,16 +38,16 @@ type Fixture struct {
 }
 
 // URL returns the base URL of env.
-func (f *Fixture) URL(env lakiconnect.Environment) string {
-	if env == lakiconnect.Production {
+func (f *Fixture) URL(env laki.Environment) string {
+	if env == laki.Production {
 		return f.ProductionURL
 	}
 	return f.SandboxURL
 }
 
 // Key returns the management key of env.
-func (f *Fixture) Key(env lakiconnect.Environment) secret.Value {
-	if env == lakiconnect.Production {
+func (f *Fixture) Key(env laki.Environment) secret.Value {
+	if env == laki.Production {
 		return f.ProductionKey
 	}
 	return f.SandboxKey
@@ -126,11 +126,11 @@ func Start(t testing.TB, opts ...Option) *Fixture {
 		ProductionURL: srv.URL + "/production/v1",
 		MerchantID:    sim.AddMasterMerchant(""),
 	}
-	sk, err := sim.CreateKey(lakiconnect.Sandbox, f.MerchantID, "management (sandbox)", lakiconnect.AllScopes)
+	sk, err := sim.CreateKey(laki.Sandbox, f.MerchantID, "management (sandbox)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed sandbox key: %v", err)
 	}
-	pk, err := sim.CreateKey(lakiconnect.Production, f.MerchantID, "management (production)", lakiconnect.AllScopes)
+	pk, err := sim.CreateKey(laki.Production, f.MerchantID, "management (production)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed production key: %v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
+	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 )
 
@@ -52,9 +52,9 @@ func TestFixtureSeedsAMerchantAndManagementKeys(t *testing.T) {
 	if !f.Clock.Now().Equal(lakisimtest.Epoch()) {
 		t.Fatalf("clock starts at %v", f.Clock.Now())
 	}
-	for _, env := range []lakiconnect.Environment{lakiconnect.Sandbox, lakiconnect.Production} {
+	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
 		keys := f.Sim.Keys(env, f.MerchantID)
-		if len(keys) != 1 || len(keys[0].Scopes) != len(lakiconnect.AllScopes) || keys[0].SecretLast4 != f.Key(env).Last4() {
+		if len(keys) != 1 || len(keys[0].Scopes) != len(laki.AllScopes) || keys[0].SecretLast4 != f.Key(env).Last4() {
 			t.Fatalf("%s keys = %+v", env, keys)
 		}
 	}
