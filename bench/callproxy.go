@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -39,6 +40,7 @@ type listingRun struct {
 	pages      int
 	done       bool
 	other      map[string]int
+	perSecret  map[string]int
 }
 
 // probeOp names a ListSecrets call that is not part of the discovery listing.
@@ -105,7 +107,7 @@ func startCallProxy(target string, managed map[string]bool, marker string) (*cal
 		}
 		switch {
 		case o == "ListSecrets" && in.NextToken == "":
-			p.listings = append(p.listings, &listingRun{start: time.Now(), pages: 1, other: map[string]int{}})
+			p.listings = append(p.listings, &listingRun{start: time.Now(), pages: 1, other: map[string]int{}, perSecret: map[string]int{}})
 		case o == "ListSecrets":
 			if l := p.current(); l != nil {
 				l.pages++
@@ -113,6 +115,9 @@ func startCallProxy(target string, managed map[string]bool, marker string) (*cal
 		default:
 			if l := p.current(); l != nil {
 				l.other[o]++
+				if p.managed[in.SecretId] {
+					l.perSecret[o]++
+				}
 			}
 		}
 		p.mu.Unlock()
@@ -151,24 +156,13 @@ func (p *callProxy) listing(no int) (Listing, bool) {
 		return Listing{}, false
 	}
 	l := p.listings[no-1]
-	other := map[string]int{}
-	for k, v := range l.other {
-		other[k] = v
-	}
-	return Listing{Pages: l.pages, Seconds: l.end.Sub(l.start).Seconds(), Other: other}, true
+	return Listing{Pages: l.pages, Seconds: l.end.Sub(l.start).Seconds(), Other: maps.Clone(l.other), PerSecret: maps.Clone(l.perSecret)}, true
 }
 
 func (p *callProxy) totals() (calls, named map[string]int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	calls, named = map[string]int{}, map[string]int{}
-	for k, v := range p.calls {
-		calls[k] = v
-	}
-	for k, v := range p.named {
-		named[k] = v
-	}
-	return calls, named
+	return maps.Clone(p.calls), maps.Clone(p.named)
 }
 
 // summary says what the proxy saw, for an error.

@@ -101,8 +101,12 @@ type DiscoveryReport struct {
 type Listing struct {
 	Pages   int     `json:"pages"`
 	Seconds float64 `json:"seconds"` // first page asked to last page answered
-	// Other is every other call made while the listing ran, by operation.
+	// Other is every other call made while the listing ran, by operation
+	// (the readiness probe's page, a management key's read).
 	Other map[string]int `json:"other_calls"`
+	// PerSecret counts the calls made while the listing ran that named one
+	// of the discovered secrets: what a refresh must never make.
+	PerSecret map[string]int `json:"per_secret_calls"`
 }
 
 func (c *DiscoveryConfig) defaults() error {

@@ -78,8 +78,12 @@ func (r *DiscoveryReport) WriteTable(w io.Writer) error {
 	row("date", "%s (%d CPUs)", r.Date.Format(time.RFC3339), r.CPUs)
 	row("secrets seeded / loaded by serve", "%d / %d", r.N, r.Discovered)
 	row("seeding", "%s, %.1f s (moto listing: %s)", r.Seed, r.SeedSeconds, r.MotoListing)
-	row("start-up listing", "%d ListSecrets pages in %.2f s; other calls meanwhile: %s", r.Startup.Pages, r.Startup.Seconds, opCounts(r.Startup.Other))
-	row("refresh", "%d ListSecrets pages in %.2f s; other calls meanwhile: %s", r.Refresh.Pages, r.Refresh.Seconds, opCounts(r.Refresh.Other))
+	for _, l := range []struct {
+		what string
+		l    Listing
+	}{{"start-up listing", r.Startup}, {"refresh", r.Refresh}} {
+		row(l.what, "%d ListSecrets pages in %.2f s; per-secret calls: %s; other calls meanwhile: %s", l.l.Pages, l.l.Seconds, opCounts(l.l.PerSecret), opCounts(l.l.Other))
+	}
 	row("calls naming a managed secret", "%s", opCounts(r.ManagedSecretCalls))
 	row("all Secrets Manager calls of serve", "%s", opCounts(r.Calls))
 	row("idle RSS after start-up / after the refresh", "%.1f MB / %.1f MB (goal < 100 MB)", r.IdleRSSMB, r.IdleAfterRefresh)
