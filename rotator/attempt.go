@@ -1,69 +1,14 @@
-// attempt.go is one pass of the lifecycle together with the checks that
-// guard its writes (look before the put, promote that finds the work done,
-// the end of a credential that lost a race): they only read right next to
-// the writes they guard, hence one file over 400 lines.
-
 package rotator
 
 import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
-
-// maxVersionAttempts bounds how many versions one cause may write: a
-// version whose credential failed its test (a replayed create that hands
-// back a key ended since, say) is abandoned and the cause moves on to its
-// next version, at most this many times.
-const maxVersionAttempts = 3
-
-// maxCreateAttempts bounds the Idempotency-Key attempts of one version's
-// create: a replayed dead end (409, 422) moves to the next key.
-const maxCreateAttempts = 4
-
-// TagCreateAttempt records, off the happy path only, that a version's create
-// moved past a dead-end idempotency key ("<version id> <n>"), so that a
-// restart or a replica starts at that attempt instead of replaying the dead
-// end for LakiConnect's 24 hours.
-const TagCreateAttempt = "lakirotator:create-attempt"
-
-// versionFor is the version id of the cause's current version attempt: the
-// first, unless earlier ones were abandoned (written, never promoted, then
-// named by the failure tags or followed by a later attempt).
-func versionFor(info secretstore.Secret, ref, causeID string) string {
-	vid := versionAttempt(ref, causeID, 1)
-	for n := 2; n <= maxVersionAttempts; n++ {
-		v, ok := info.Version(vid)
-		if !ok || v.Has(secretstore.StageCurrent) || v.Has(secretstore.StagePending) {
-			return vid
-		}
-		next := versionAttempt(ref, causeID, n)
-		if _, later := info.Version(next); !later && info.Tags[TagFailingVersion] != vid {
-			return vid
-		}
-		vid = next
-	}
-	return vid
-}
-
-// createAttemptOf is the first create attempt to try for the version.
-func createAttemptOf(info secretstore.Secret, vid string) int {
-	f := strings.Fields(info.Tags[TagCreateAttempt])
-	if len(f) == 2 && f[0] == vid {
-		if n, err := strconv.Atoi(f[1]); err == nil && n >= 1 && n <= maxCreateAttempts {
-			return n
-		}
-	}
-	return 1
-}
 
 // errStale says that the caller's view of the secret (a listing, or a
 // Describe taken before a long call) no longer holds: another replica or
@@ -97,6 +42,7 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
+	own := job.Trigger.ID
 	if job.Join != nil && !job.resumeOnly {
 		d, err := e.store.Describe(ctx, job.Secret.Name)
 		if err != nil {
@@ -104,21 +50,27 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		}
 		info = d
 		if j, ok := job.Join(d); ok && j.Trigger.validate() == nil {
-			if j.Trigger.ID != job.Trigger.ID {
-				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-					"cause", job.Trigger.ID, "joined", j.Trigger.ID)
-				job.Trigger = j.Trigger
-			}
-			if j.Follow {
-				info, err = e.follow(ctx, job, info)
-				if err != nil {
-					return Result{Secret: job.Secret.Name}, err
-				}
+			if info, err = e.join(ctx, &job, j, info); err != nil {
+				return Result{Secret: job.Secret.Name}, err
 			}
 		}
 	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
+		var later *joinLater
+		if errors.As(err, &later) && pass < 3+maxVersionAttempts {
+			// Another ask is the one the store names now: this job's own
+			// credential, made but never stored, ends here, and the job
+			// follows that ask's rotation.
+			if m != nil && !m.stored {
+				e.discard(ctx, job, m.vid, m.c)
+			}
+			m = nil
+			if info, err = e.join(ctx, &job, later.joined, later.info); err != nil {
+				return res, err
+			}
+			continue
+		}
 		if (errors.Is(err, errStale) || errors.Is(err, errNextVersion)) && pass < 3+maxVersionAttempts {
 			d, derr := e.store.Describe(ctx, job.Secret.Name)
 			if derr != nil {
@@ -127,8 +79,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			info = d
 			continue
 		}
-		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) {
+		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) || later != nil {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
+		}
+		if job.Trigger.ID != own {
+			res.JoinedTrigger = job.Trigger
 		}
 		_, written := info.Version(m0(m).vid)
 		switch {
@@ -290,19 +245,8 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			e.emit(ctx, mm.created, events.StepCreate, events.OutcomeStarted, nil)
 			mm.announced = true
 		}
-		if !hasCur {
-			// No AWSCURRENT in the listing (a secret never written by a
-			// rotation, or one a stale re-put stripped): only a Describe
-			// tells whether another writer moved on since.
-			d, err := e.store.Describe(ctx, name)
-			if err != nil {
-				return res, stepErr(name, "describe", err)
-			}
-			_, nowCur := d.VersionWithStage(secretstore.StageCurrent)
-			_, there := d.Version(vid)
-			if nowCur || there {
-				return res, errStale
-			}
+		if err := e.checkBeforePut(ctx, job, vid, hasCur); err != nil {
+			return res, err
 		}
 		if err := e.put(ctx, job, vid, fresh); err != nil {
 			return res, err
@@ -378,91 +322,6 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 	return res, nil
 }
 
-// Following a rotation another replica writes: how often to look, how many
-// times, before taking over (the other replica may have died).
-const (
-	followEvery = 500 * time.Millisecond
-	followPolls = 40
-)
-
-// follow waits while another replica writes the cause's rotation: two
-// writers of one version race (a late put of a version the other already
-// promoted strips AWSCURRENT on moto), one writer does not. It returns the
-// listing once the version is current, or after the bound: then this
-// replica writes (idempotently) what is left.
-func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (secretstore.Secret, error) {
-	vid := VersionOf(job.Secret, info, job.Trigger.ID)
-	for range followPolls {
-		if v, ok := info.Version(vid); ok && v.Has(secretstore.StageCurrent) {
-			return info, nil
-		}
-		select {
-		case <-ctx.Done():
-			return info, stepErr(job.Secret.Name, "follow", ctx.Err())
-		case <-stopOf(ctx):
-			return info, stepErr(job.Secret.Name, "follow", ErrClosed)
-		case <-e.clk.After(followEvery):
-		}
-		d, err := e.store.Describe(ctx, job.Secret.Name)
-		if err != nil {
-			return info, stepErr(job.Secret.Name, "describe", err)
-		}
-		info = d
-	}
-	e.log.Warn("the replica writing this rotation did not finish it; taking over", "secret", job.Secret.Name, "cause", job.Trigger.ID)
-	return info, nil
-}
-
-// settle is what a rotation whose create was replayed does before its put.
-// LakiConnect's idempotency elects one owner per create: only the first
-// request gets the first answer, every later one a replay. The owner puts
-// at once. A replica that got the replay must not: its put could still be on
-// the wire when the owner promotes the version, and a put of an existing
-// version strips AWSCURRENT on moto (a no-op on AWS). No check before the
-// put closes that window, so the replayed one waits a settle time longer than
-// one put can take, then looks: a version that exists (pending or current)
-// is the owner's, and the pass resumes it without any put (errStale: the
-// attempt describes again); a version still absent has no live owner (it
-// crashed before its put, or it was this process), and this one adopts the
-// credential with the put.
-func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
-	name := job.Secret.Name
-	e.log.Info("the create was a replay; waiting for its owner's put before writing", "secret", name, "version", vid, "wait", e.cfg.ReplaySettle)
-	select {
-	case <-ctx.Done():
-		return stepErr(name, "settle", ctx.Err())
-	case <-stopOf(ctx):
-		return stepErr(name, "settle", ErrClosed)
-	case <-e.clk.After(e.cfg.ReplaySettle):
-	}
-	d, err := e.store.Describe(ctx, name)
-	if err != nil {
-		return stepErr(name, "describe", err)
-	}
-	if _, ok := d.Version(vid); ok {
-		return errStale
-	}
-	return nil
-}
-
-// hasNextVersion reports whether the cause has a version attempt after vid.
-func hasNextVersion(ref, causeID, vid string) bool {
-	for n := 1; n < maxVersionAttempts; n++ {
-		if versionAttempt(ref, causeID, n) == vid {
-			return true
-		}
-	}
-	return false
-}
-
-// versionAttempt is the version id of the cause's n-th version attempt.
-func versionAttempt(ref, causeID string, n int) string {
-	if n <= 1 {
-		return VersionID(ref, causeID)
-	}
-	return VersionID(ref, causeID+"#attempt-"+strconv.Itoa(n))
-}
-
 // finishDone completes a rotation whose version is already AWSCURRENT:
 // it confirms the old credential's end and reports AlreadyDone (the
 // rotation is announced once, by whoever promoted it).
@@ -489,103 +348,4 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	}
 	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Trigger.Kind))
 	return res, err
-}
-
-// promote moves AWSCURRENT to vid. If the move fails it looks at what
-// stands: vid already current (another replica promoted it: byOther), or
-// another version became current since the listing while vid still holds
-// AWSPENDING (vid is then the newer rotation: it is promoted from that
-// version, whose id from returns). It never moves AWSCURRENT off a version
-// that is newer than vid.
-func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newKey string) (from string, byOther bool, err error) {
-	name := job.Secret.Name
-	ev := e.baseEvent(job)
-	ev.VersionID, ev.PreviousVersion, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
-	start := e.clk.Now()
-	from = fromID
-	err = e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, fromID)
-	if err != nil {
-		d, derr := e.store.Describe(ctx, name)
-		if derr == nil {
-			mine, ok := d.Version(vid)
-			holder, held := d.VersionWithStage(secretstore.StageCurrent)
-			switch {
-			case ok && mine.Has(secretstore.StageCurrent):
-				return from, true, nil
-			case ok && mine.Has(secretstore.StagePending) && (!held || holder.ID != fromID):
-				from = ""
-				if held {
-					from = holder.ID
-				}
-				err = e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, from)
-			}
-		}
-	}
-	ev.Duration = e.clk.Now().Sub(start)
-	ev.PreviousVersion = from
-	if err != nil {
-		err = stepErr(name, "promote", err)
-		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)
-		return from, false, err
-	}
-	e.emit(ctx, ev, events.StepPromote, events.OutcomeSucceeded, nil)
-	return from, false, nil
-}
-
-// discard ends a credential this rotation created but did not store,
-// because its rotation lost a race (another version became the one in
-// flight or current). Nobody ever read it.
-func (e *Engine) discard(ctx context.Context, job Job, vid string, c secretstore.Credential) {
-	ms := job.Secret
-	iss, err := e.issuer(ctx, ms)
-	if err == nil {
-		if c.Type == secretstore.TypeWebhookSecret {
-			_, err = iss.ExpireWebhookSecret(ctx, IdempotencyKey(ms.Name, vid, "discard-"+c.SecretID), ms.EndpointID, c.SecretID, nil)
-		} else {
-			_, err = iss.RevokeAPIKey(ctx, IdempotencyKey(ms.Name, vid, "discard-"+c.KeyID), c.KeyID)
-		}
-		if isNotFound(err) {
-			err = nil
-		}
-		if errors.Is(err, laki.ErrKeyRevoked) {
-			err = nil
-		}
-	}
-	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), c.Secret.Last4()
-	ev.Details = map[string]string{"action": "end_unused_credential"}
-	if err != nil {
-		// The sweep ends it later: it carries the rotator's metadata.
-		e.emit(ctx, ev, events.StepCreate, events.OutcomeWarning, stepErr(ms.Name, "end unused credential", err))
-		return
-	}
-	e.emit(ctx, ev, events.StepCreate, events.OutcomeSkipped, nil)
-}
-
-// decode checks a stored version read by the caller (see read).
-func (e *Engine) decode(ms inventory.ManagedSecret, v secretstore.Version, step string) (secretstore.Credential, error) {
-	c, err := secretstore.DecodeCredential(ms.Name, v.Value)
-	if err != nil {
-		return secretstore.Credential{}, stepErr(ms.Name, step, err)
-	}
-	if err := matches(ms, c); err != nil {
-		return secretstore.Credential{}, permanent(ms.Name, step, "version %s: %v", v.ID, err)
-	}
-	return c, nil
-}
-
-// VersionOf is the version id a rotation of the secret under the cause
-// writes, given the secret's listing (after abandoned version attempts, the
-// current attempt's).
-func VersionOf(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) string {
-	return versionFor(info, refOf(ms, &info), causeID)
-}
-
-// TriggerSettled reports whether the rotation of the trigger (by its id) has
-// been written and is no longer in flight: its version is (or was) current, or
-// was left behind. A trigger that is not settled has nothing stored yet, or
-// its version is AWSPENDING in flight.
-func TriggerSettled(ms inventory.ManagedSecret, info secretstore.Secret, causeID string) bool {
-	v, ok := info.Version(VersionOf(ms, info, causeID))
-	return ok && !(v.Has(secretstore.StagePending) && !v.Has(secretstore.StageCurrent))
 }
