@@ -265,11 +265,11 @@ func discoveryCredential(runID, merchantID string, i int, name string, seeded fu
 	c := secretstore.Credential{Environment: string(laki.Sandbox), MasterMerchantID: merchantID, Secret: value, CreatedAt: time.Now().UTC()}
 	if i%apiKeyShare == 0 {
 		c.Type, c.KeyID = secretstore.TypeAPIKey, fmt.Sprintf("%s%024d", laki.KeyIDPrefix, i)
-		tags[inventory.TagKind], tags[inventory.TagPolicy] = string(inventory.KindAPIKey), policyFor(inventory.KindAPIKey)
+		tags[inventory.TagKind], tags[inventory.TagPolicy] = string(inventory.KindAPIKey), policyFor(inventory.KindAPIKey, false)
 	} else {
 		endpoint := fmt.Sprintf("%s%024d", laki.EndpointIDPrefix, i)
 		c.Type, c.EndpointID, c.SecretID = secretstore.TypeWebhookSecret, endpoint, fmt.Sprintf("%s%024d", laki.WebhookSecretIDPrefix, i)
-		tags[inventory.TagKind], tags[inventory.TagPolicy], tags[inventory.TagEndpointID] = string(inventory.KindWebhookSecret), policyFor(inventory.KindWebhookSecret), endpoint
+		tags[inventory.TagKind], tags[inventory.TagPolicy], tags[inventory.TagEndpointID] = string(inventory.KindWebhookSecret), policyFor(inventory.KindWebhookSecret, false), endpoint
 	}
 	v, err := c.Encode()
 	if err != nil {
@@ -465,7 +465,7 @@ audit: {file: audit.jsonl}
 log: {format: json, level: info}
 `, motoserver.Region, counter.url, lakiURL, merchantID, mgmtName, cfg.RefreshEvery, runTag, runID, port)
 	files := map[string]string{"lakirotator.yaml": conf}
-	for name, body := range benchPolicies {
+	for name, body := range discoveryPolicies {
 		files[filepath.Join("policies", name)] = body
 	}
 	for name, body := range files {
@@ -580,9 +580,9 @@ log: {format: json, level: info}
 	return nil
 }
 
-// benchPolicies are the policies of the discovered secrets (monthly, so no
+// discoveryPolicies are the policies of the discovered secrets (monthly, so no
 // slot falls in a run).
-var benchPolicies = map[string]string{
+var discoveryPolicies = map[string]string{
 	"bench-api-keys.yaml": `name: bench-api-keys
 kind: api_key
 scopes: [payments:read, payments:write]
