@@ -97,8 +97,11 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
-	own := job.Trigger.ID
-	if job.Join != nil && !job.resumeOnly {
+	origin := job.Trigger
+	if c := job.carry; c != nil {
+		// Run again after a wait: joined already, with what it made.
+		m, job.Trigger = c.made, c.joined
+	} else if job.Join != nil && !job.resumeOnly {
 		d, err := e.store.Describe(ctx, job.Secret.Name)
 		if err != nil {
 			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
@@ -112,6 +115,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
+		if rq, ok := err.(*requeue); ok {
+			rq.job = job
+			rq.job.Trigger, rq.job.carry = origin, &carried{made: m, joined: job.Trigger}
+			return res, rq
+		}
 		var later *joinLater
 		if errors.As(err, &later) && pass < 3+maxVersionAttempts {
 			// Another ask is the one the store names now: this job's own
@@ -137,7 +145,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) || later != nil {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
 		}
-		if job.Trigger.ID != own {
+		if job.Trigger.ID != origin.ID {
 			res.JoinedTrigger = job.Trigger
 		}
 		_, written := info.Version(m0(m).vid)
@@ -424,9 +432,15 @@ func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (
 // attempt describes again); a version still absent has no live owner (it
 // crashed before its put, or it was this process), and this one adopts the
 // credential with the put.
+// In the worker pool the job goes back to the queue for the wait (a
+// worker is not held); its next run starts with a fresh Describe, which is
+// the look that follows the wait.
 func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
 	name := job.Secret.Name
 	e.log.Info("the create was a replay; waiting for its owner's put before writing", "secret", name, "version", vid, "wait", e.cfg.ReplaySettle)
+	if inPool(ctx) {
+		return &requeue{after: e.cfg.ReplaySettle}
+	}
 	select {
 	case <-ctx.Done():
 		return stepErr(name, "settle", ctx.Err())
@@ -502,6 +516,12 @@ func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newK
 	ev.VersionID, ev.PreviousVersion, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
 	start := e.clk.Now()
 	from = fromID
+	if fromID == vid {
+		// Never move AWSCURRENT onto the version that holds it: AWS does
+		// not document that case, and moto then strips AWSPREVIOUS from
+		// the old version (see MOTO.md). It is done already.
+		return from, true, nil
+	}
 	err = e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, fromID)
 	if err != nil {
 		d, derr := e.store.Describe(ctx, name)
