@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,11 +180,7 @@ func TestFileSinkCreatesPrivateFileAndContinuesChain(t *testing.T) {
 	w := NewWriter(clock.NewFake(t0), nil, fs)
 	require.NoError(t, w.Append(context.Background(), sampleEvent(3)))
 	require.NoError(t, fs.Close())
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	res, err := Verify(f)
-	require.NoError(t, err)
+	res := verifyFile(t, path)
 	assert.True(t, res.OK(), res.String())
 	assert.Equal(t, uint64(3), res.LastSeq)
 }
@@ -223,22 +220,23 @@ func TestFileSinkRepairsTornTailOnOpen(t *testing.T) {
 
 func readFileRecords(t *testing.T, path string) []Record {
 	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	recs, err := ReadRecords(f)
-	require.NoError(t, err)
-	return recs
+	return readFile(t, path, ReadRecords)
 }
 
 func verifyFile(t *testing.T, path string) Result {
 	t.Helper()
+	return readFile(t, path, Verify)
+}
+
+// readFile is what read makes of the file at path.
+func readFile[T any](t *testing.T, path string, read func(io.Reader) (T, error)) T {
+	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	res, err := Verify(f)
+	v, err := read(f)
 	require.NoError(t, err)
-	return res
+	return v
 }
 
 func TestConcurrentGoroutinesKeepOneChain(t *testing.T) {
@@ -265,11 +263,7 @@ func TestConcurrentGoroutinesKeepOneChain(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	res, err := Verify(f)
-	require.NoError(t, err)
+	res := verifyFile(t, path)
 	assert.True(t, res.OK(), res.String())
 	assert.Equal(t, 60, res.Records)
 }
@@ -308,11 +302,7 @@ func TestTwoProcessesKeepOneChain(t *testing.T) {
 	for i, cmd := range cmds {
 		require.NoError(t, cmd.Wait(), outs[i].String())
 	}
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	res, err := Verify(f)
-	require.NoError(t, err)
+	res := verifyFile(t, path)
 	assert.True(t, res.OK(), res.String())
 	assert.Equal(t, 50, res.Records)
 }

@@ -83,7 +83,7 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(tw, "SECRET\tENV\tMERCHANT\tKEY\tSCOPES\tAGE/MAX\tLAST ROTATION\tCAUSE\tNEXT DUE")
 	for _, s := range r.Secrets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.Environment), orDash(s.Merchant), orDash(s.Key),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.Environment), orDash(s.MasterMerchantID), orDash(s.Key),
 			orDash(scopesCell(s)), ageCell(s), day(s.LastRotation), orDash(string(s.LastCause)), day(s.NextDue))
 	}
 	fmt.Fprintf(tw, "\nEMERGENCIES (%d)\n", len(r.Emergencies))
@@ -111,7 +111,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "# Audit report\n\nPeriod: %s. Generated %s.\n\n", r.period(), stamp(r.GeneratedAt))
 	fmt.Fprintf(&b, "## Managed secrets (%d)\n\n| Secret | Env | Merchant | Key | Scopes vs policy | Age / max | Last rotation | Cause | Next due |\n|---|---|---|---|---|---|---|---|---|\n", len(r.Secrets))
 	for _, s := range r.Secrets {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(s.Name), mdCell(s.Environment), mdCell(s.Merchant), mdCell(s.Key),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(s.Name), mdCell(s.Environment), mdCell(s.MasterMerchantID), mdCell(s.Key),
 			mdCell(scopesCell(s)), mdCell(ageCell(s)), day(s.LastRotation), mdCell(string(s.LastCause)), day(s.NextDue))
 	}
 	fmt.Fprintf(&b, "\n## Emergencies (%d)\n", len(r.Emergencies))
@@ -152,7 +152,7 @@ func (r Report) WriteCSV(w io.Writer) error {
 		return t.UTC().Format(time.RFC3339)
 	}
 	for _, s := range r.Secrets {
-		rows = append(rows, []string{"secret", s.Name, s.Environment, s.Merchant, s.Key, strings.Join(s.Scopes, " "), strings.Join(s.PolicyScopes, " "),
+		rows = append(rows, []string{"secret", s.Name, s.Environment, s.MasterMerchantID, s.Key, strings.Join(s.Scopes, " "), strings.Join(s.PolicyScopes, " "),
 			strings.Join(s.ExtraScopes, " "), strings.Join(s.MissingScopes, " "), d(s.Age), d(s.MaxAge), strconv.FormatBool(s.Overdue()),
 			ts(s.LastRotation), string(s.LastCause), ts(s.NextDue), "", "", "", "", "", "", ""})
 	}
@@ -283,7 +283,7 @@ svg .name,svg .value{fill:#000}svg .limit{stroke:#000}h2,h3{break-after:avoid}tr
 <h2>Managed secrets ({{len .Secrets}})</h2>
 <table><caption>Managed secrets, times in UTC</caption>
 <thead><tr><th scope="col">Secret</th><th scope="col">Env</th><th scope="col">Merchant</th><th scope="col">Key</th><th scope="col">Scopes vs policy</th><th scope="col">Age / max</th><th scope="col">Last rotation</th><th scope="col">Cause</th><th scope="col">Next due</th></tr></thead><tbody>
-{{range .Secrets}}<tr><th scope="row"><code>{{.Name}}</code></th><td>{{dash .Environment}}</td><td>{{dash .Merchant}}</td><td><code>{{dash .Key}}</code></td>
+{{range .Secrets}}<tr><th scope="row"><code>{{.Name}}</code></th><td>{{dash .Environment}}</td><td>{{dash .MasterMerchantID}}</td><td><code>{{dash .Key}}</code></td>
 {{if $.PoliciesKnown}}<td{{if not .ScopesOK}} class="bad"{{end}}>{{dash (scopes .)}}</td><td{{if .Overdue}} class="bad"{{end}}>{{age .}}</td>{{else}}<td class="muted">no policy (no --config)</td><td>{{age .}}</td>{{end}}<td>{{day .LastRotation}}</td><td>{{dash (print .LastCause)}}</td><td>{{if $.PoliciesKnown}}{{day .NextDue}}{{else}}<span class="muted">no policy (no --config)</span>{{end}}</td></tr>
 {{end}}</tbody></table>
 <h2>Emergencies ({{len .Emergencies}})</h2>

@@ -30,6 +30,13 @@ type SecretState struct {
 	NextDue          time.Time     `json:"next_due"`
 }
 
+// ScopeDrift is what the key holds beyond its policy (extra) and what the
+// policy grants that the key lacks (missing), each sorted: the one answer
+// the report and the dashboard show.
+func (s SecretState) ScopeDrift() (extra, missing []string) {
+	return diff(s.Scopes, s.PolicyScopes), diff(s.PolicyScopes, s.Scopes)
+}
+
 // ReportInput is what a report is built from.
 type ReportInput struct {
 	From, To  time.Time // the period; zero From means from the start, zero To means Now
@@ -58,20 +65,20 @@ const NoPoliciesReason = "no policies: run with --config to fill scopes against 
 
 // SecretRow is one managed secret in a report.
 type SecretRow struct {
-	Name          string        `json:"name"`
-	Kind          string        `json:"kind,omitempty"`
-	Environment   string        `json:"environment,omitempty"`
-	Merchant      string        `json:"master_merchant_id,omitempty"`
-	Key           string        `json:"key,omitempty"` // "…abcd"
-	Scopes        []string      `json:"scopes,omitempty"`
-	PolicyScopes  []string      `json:"policy_scopes,omitempty"`
-	ExtraScopes   []string      `json:"extra_scopes,omitempty"`   // held but not allowed by policy
-	MissingScopes []string      `json:"missing_scopes,omitempty"` // allowed by policy but not held
-	Age           time.Duration `json:"age_ns,omitempty"`
-	MaxAge        time.Duration `json:"max_age_ns,omitempty"`
-	LastRotation  time.Time     `json:"last_rotation,omitzero"`
-	LastCause     events.Cause  `json:"last_cause,omitempty"`
-	NextDue       time.Time     `json:"next_due,omitzero"`
+	Name             string        `json:"name"`
+	Kind             string        `json:"kind,omitempty"`
+	Environment      string        `json:"environment,omitempty"`
+	MasterMerchantID string        `json:"master_merchant_id,omitempty"`
+	Key              string        `json:"key,omitempty"` // "…abcd"
+	Scopes           []string      `json:"scopes,omitempty"`
+	PolicyScopes     []string      `json:"policy_scopes,omitempty"`
+	ExtraScopes      []string      `json:"extra_scopes,omitempty"`   // held but not allowed by policy
+	MissingScopes    []string      `json:"missing_scopes,omitempty"` // allowed by policy but not held
+	Age              time.Duration `json:"age_ns,omitempty"`
+	MaxAge           time.Duration `json:"max_age_ns,omitempty"`
+	LastRotation     time.Time     `json:"last_rotation,omitzero"`
+	LastCause        events.Cause  `json:"last_cause,omitempty"`
+	NextDue          time.Time     `json:"next_due,omitzero"`
 }
 
 // Overdue reports whether the key is older than its policy allows.
@@ -239,11 +246,11 @@ func BuildReport(in ReportInput) Report {
 	}
 	for _, s := range inv {
 		row := SecretRow{
-			Name: s.Name, Kind: s.Kind, Environment: s.Environment, Merchant: s.MasterMerchantID, Key: laki.ShortID(s.KeyID),
+			Name: s.Name, Kind: s.Kind, Environment: s.Environment, MasterMerchantID: s.MasterMerchantID, Key: laki.ShortID(s.KeyID),
 			Scopes: sorted(s.Scopes), PolicyScopes: sorted(s.PolicyScopes), MaxAge: s.PolicyMaxAge, NextDue: s.NextDue,
 		}
 		if s.PolicyScopes != nil {
-			row.ExtraScopes, row.MissingScopes = diff(s.Scopes, s.PolicyScopes), diff(s.PolicyScopes, s.Scopes)
+			row.ExtraScopes, row.MissingScopes = s.ScopeDrift()
 		}
 		if !s.CreatedAt.IsZero() {
 			row.Age = in.Now.Sub(s.CreatedAt)

@@ -12,17 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/cli"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoanchor"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 )
 
@@ -68,19 +63,8 @@ func TestAuditVerifyAgainstTheBucketAsAnAuditor(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bucket, prefix = "acme-lakirotator-audit", "production/"
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s3c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String(bucket),
-		ObjectLockConfiguration: &s3types.ObjectLockConfiguration{ObjectLockEnabled: s3types.ObjectLockEnabledEnabled,
-			Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{Mode: s3types.ObjectLockRetentionModeCompliance, Days: aws.Int32(30)}}}}); err != nil {
-		t.Fatal(err)
-	}
-	key, err := kmsc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyID := aws.ToString(key.KeyMetadata.KeyId)
+	motoanchor.LockedBucket(t, s3c, bucket, 30)
+	keyID := motoanchor.SigningKey(t, kmsc)
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "audit.jsonl")

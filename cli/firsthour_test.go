@@ -14,6 +14,7 @@ import (
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -375,7 +376,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigValidateOnlineWithAWSUnreachable(t *testing.T) {
 	w := newCLIWorld(t, allScopes, false)
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-key")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -415,7 +416,7 @@ func TestConfigValidateOnlineWithAWSUnreachable(t *testing.T) {
 
 func TestNoAWSCredentialsIsOneLine(t *testing.T) {
 	w := newCLIWorld(t, allScopes, false)
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	cfg, _ := os.ReadFile(w.cfgPath)
 	body := strings.Replace(string(cfg), "store: {kind: local, local_path: "+w.dir+"/store.json}", "store: {kind: aws}", 1)
 	body = strings.Replace(body, "aws: {region: us-east-1}", "aws: {region: us-east-1, endpoint: \"http://127.0.0.1:1\", max_attempts: 1}", 1)
@@ -428,16 +429,6 @@ func TestNoAWSCredentialsIsOneLine(t *testing.T) {
 	if n := strings.Count(strings.TrimSpace(r.err), "\n"); n > 1 {
 		t.Errorf("stderr has %d lines, want the explanation and the debug hint:\n%s", n+1, r.err)
 	}
-}
-
-func emptyAWSEnv(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 // Item 4: the example config copied elsewhere reports its policies_dir at

@@ -8,18 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoanchor"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -37,19 +33,8 @@ func TestDaemonAnchorsItsAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	const bucket = "daemon-audit"
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s3c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String(bucket),
-		ObjectLockConfiguration: &s3types.ObjectLockConfiguration{ObjectLockEnabled: s3types.ObjectLockEnabledEnabled,
-			Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{Mode: s3types.ObjectLockRetentionModeCompliance, Days: aws.Int32(1)}}}}); err != nil {
-		t.Fatal(err)
-	}
-	key, err := kmsc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyID := aws.ToString(key.KeyMetadata.KeyId)
+	motoanchor.LockedBucket(t, s3c, bucket, 1)
+	keyID := motoanchor.SigningKey(t, kmsc)
 
 	w := newWorld(t, worldOptions{})
 	w.cfgYAML = append(w.cfgYAML, []byte(fmt.Sprintf("  anchor:\n    bucket: %s\n    prefix: sandbox/\n    kms_key_id: %s\n    region: %s\n    endpoint: %s\n",

@@ -128,20 +128,20 @@ func Build(ctx context.Context, cfg *config.Config, o BuildOptions) (svc *Servic
 
 	calls := newRecentCalls(o.Clock)
 	clients := map[laki.Environment]*lakiconnect.Client{}
-	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
+	keys := map[laki.Merchant]lakiconnect.KeySource{}
 	for _, env := range cfg.EnvironmentNames() {
 		ec, _ := cfg.Environment(env)
 		if len(ec.LakiConnect.MasterMerchants) == 0 {
 			return nil, fmt.Errorf("environments.%s.lakiconnect.master_merchants: at least one is needed", env)
 		}
 		for _, m := range ec.LakiConnect.MasterMerchants {
-			keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
+			keys[laki.Merchant{Environment: env, MasterMerchantID: m.ID}] = rotator.NewManagementKeySource(stores[env], m.ManagementKey.Secret, time.Minute, o.Clock)
 		}
 		// The client is built with the first merchant's key; every call
 		// goes out with the key of the merchant it acts for. Reading it
 		// now also fails fast when a management key is unreadable.
 		firstMM := ec.LakiConnect.MasterMerchants[0]
-		first, err := keys[lakiconnect.Merchant{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
+		first, err := keys[laki.Merchant{Environment: env, MasterMerchantID: firstMM.ID}].Key(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.lakiconnect: management key %q: %w", env, firstMM.ManagementKey.Secret, err)
 		}

@@ -3,18 +3,13 @@ package daemon_test
 import (
 	"bufio"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -30,16 +26,11 @@ import (
 func sendSlashCommand(t *testing.T, r *running, at time.Time, user, text string) (int, string) {
 	t.Helper()
 	body := url.Values{"command": {"/rotate"}, "user_id": {user}, "text": {text}}.Encode()
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(slackSigning))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
 	req, err := http.NewRequest(http.MethodPost, r.url+"/v1/slack/commands", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	fakeslack.SignCommand(req, slackSigning, at, body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

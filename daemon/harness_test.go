@@ -30,6 +30,7 @@ import (
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/providers/secretstore/storetest"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -55,17 +56,22 @@ var (
 	}
 )
 
-// defaultPolicies are the policy files of a test world, by file name.
-func defaultPolicies() map[string]string {
-	return map[string]string{
-		"checkout.yaml": `name: checkout
+// checkoutPolicy is the checkout policy of a test world with extra lines.
+func checkoutPolicy(extra string) string {
+	return `name: checkout
 kind: api_key
 scopes: [payments:read, payments:write, customers:read]
 environments: [sandbox]
 max_age: 30d
 schedule: "0 3 * * *"
 grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
-`,
+` + extra
+}
+
+// defaultPolicies are the policy files of a test world, by file name.
+func defaultPolicies() map[string]string {
+	return map[string]string{
+		"checkout.yaml": checkoutPolicy(""),
 		"reporting.yaml": `name: reporting
 kind: api_key
 scopes: [reports:read]
@@ -438,29 +444,15 @@ func (w *world) createdSoFar() []secret.Value {
 	return append([]secret.Value(nil), w.created...)
 }
 
-// storedSecrets reads every version of every secret in st.
+// storedSecrets reads every version of every secret in st, and the
+// credential's secret of each that holds one.
 func storedSecrets(t testing.TB, st *localstore.Store) []secret.Value {
 	t.Helper()
-	ctx := context.Background()
 	var out []secret.Value
-	var names []string
-	if err := st.List(ctx, nil, func(s secretstore.Secret) error { names = append(names, s.Name); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		s, err := st.Describe(ctx, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range s.Versions {
-			got, err := st.Get(ctx, n, secretstore.ByID(v.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, got.Value)
-			if c, err := secretstore.DecodeCredential(n, got.Value); err == nil {
-				out = append(out, c.Secret)
-			}
+	for _, v := range storetest.AllVersions(t, st) {
+		out = append(out, v.Value)
+		if c, err := secretstore.DecodeCredential(v.Secret, v.Value); err == nil {
+			out = append(out, c.Secret)
 		}
 	}
 	return out

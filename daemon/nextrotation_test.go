@@ -12,15 +12,9 @@ import (
 // policy's rotation window moves to the window's next start, as the
 // scheduler moves it.
 func TestNextRotationRespectsTheWindow(t *testing.T) {
-	w := newWorld(t, worldOptions{policies: map[string]string{"checkout.yaml": `name: checkout
-kind: api_key
-scopes: [payments:read, payments:write, customers:read]
-environments: [sandbox]
-max_age: 30d
-schedule: "0 3 * * *"
-window: {days: [sat, sun], start: "10:00", end: "12:00"}
-grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
-`}})
+	w := newWorld(t, worldOptions{policies: map[string]string{
+		"checkout.yaml": checkoutPolicy(`window: {days: [sat, sun], start: "10:00", end: "12:00"}` + "\n"),
+	}})
 	svc := w.build(rotator.Hooks{})
 	defer svc.Shutdown(context.Background())
 	ctx := context.Background()

@@ -2,14 +2,12 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,86 +19,13 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/httpapi"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
-
-// slackPost is one chat.postMessage as Slack received it.
-type slackPost struct {
-	Channel, Text string
-	Blocks        []struct {
-		Type string `json:"type"`
-		Text *struct {
-			Text string `json:"text"`
-		} `json:"text"`
-		Fields []struct {
-			Text string `json:"text"`
-		} `json:"fields"`
-	}
-}
-
-func (p slackPost) header() string {
-	for _, b := range p.Blocks {
-		if b.Type == "header" && b.Text != nil {
-			return b.Text.Text
-		}
-	}
-	return ""
-}
-
-func (p slackPost) sections() []string {
-	var out []string
-	for _, b := range p.Blocks {
-		if b.Type == "section" && b.Text != nil {
-			out = append(out, b.Text.Text)
-		}
-	}
-	return out
-}
-
-// slackServer is Slack's Web API as slack-go's client reaches it.
-type slackServer struct {
-	*httptest.Server
-	mu    sync.Mutex
-	posts []slackPost
-}
-
-func newSlackServer(t *testing.T) *slackServer {
-	s := &slackServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil || r.URL.Path != "/api/chat.postMessage" {
-			http.Error(w, "unexpected request", http.StatusBadRequest)
-			return
-		}
-		p := slackPost{Channel: r.PostForm.Get("channel"), Text: r.PostForm.Get("text")}
-		if err := json.Unmarshal([]byte(r.PostForm.Get("blocks")), &p.Blocks); err != nil {
-			http.Error(w, "bad blocks", http.StatusBadRequest)
-			return
-		}
-		s.mu.Lock()
-		s.posts = append(s.posts, p)
-		n := len(s.posts)
-		s.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": p.Channel, "ts": fmt.Sprintf("1700000000.%06d", n)})
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *slackServer) find(keep func(slackPost) bool) []slackPost {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []slackPost
-	for _, p := range s.posts {
-		if keep(p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // The example config's routes, end to end: a production compromise
 // rotation that fails reaches every receiver a matching route names (the
@@ -113,7 +38,7 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 	require.NoError(t, err)
 	// Only what ties the example to real infrastructure is changed: Slack's
 	// and LakiConnect's URLs, the listener and files.
-	slackSrv := newSlackServer(t)
+	slackSrv := fakeslack.Start(t, fakeslack.Options{OnlyPostMessage: true})
 	cfg.Notifications.Slack.APIURL = slackSrv.URL + "/api/"
 	cfg.HTTP.TLS = config.TLSConfig{}
 	cfg.HTTP.Listen = "127.0.0.1:8443" // not listened on: the test serves on its own listener
@@ -199,38 +124,38 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 	require.NoError(t, err)
 	require.Equal(t, httpapi.StateFailed, final.State, "the rotation must fail for this test: %+v", final)
 
-	failedOn := func(channel string) func(slackPost) bool {
-		return func(p slackPost) bool {
-			return p.Channel == channel && p.header() == ":rotating_light: Compromise rotation failed: "+name
+	failedOn := func(channel string) func(fakeslack.Message) bool {
+		return func(p fakeslack.Message) bool {
+			return p.Channel == channel && p.Header() == ":rotating_light: Compromise rotation failed: "+name
 		}
 	}
 	require.Eventually(t, func() bool {
-		return len(slackSrv.find(failedOn("#security-alerts"))) > 0 && len(slackSrv.find(failedOn("#lakirotator"))) > 0
-	}, 10*time.Second, 20*time.Millisecond, "security and rotations channels; Slack got %+v", slackSrv.find(func(slackPost) bool { return true }))
+		return len(slackSrv.Find(failedOn("#security-alerts"))) > 0 && len(slackSrv.Find(failedOn("#lakirotator"))) > 0
+	}, 10*time.Second, 20*time.Millisecond, "security and rotations channels; Slack got %+v", slackSrv.Find(func(fakeslack.Message) bool { return true }))
 	// Let any duplicate arrive before counting.
 	time.Sleep(200 * time.Millisecond)
 
-	sec := slackSrv.find(failedOn("#security-alerts"))
+	sec := slackSrv.Find(failedOn("#security-alerts"))
 	require.Len(t, sec, 1, "two routes name the security receiver: one message")
 	// The on-call user group, then the owners alice (a person) and payments-team (a group).
 	const mentions = "<!subteam^S0SECONCALL> <@U0ALICE01> <!subteam^S0PAYMENTS>"
-	assert.Equal(t, mentions, sec[0].sections()[0], logs.String())
+	assert.Equal(t, mentions, sec[0].Sections()[0], logs.String())
 	assert.True(t, strings.HasPrefix(sec[0].Text, mentions+" "), sec[0].Text)
-	body := strings.Join(sec[0].sections(), "\n")
+	body := strings.Join(sec[0].Sections(), "\n")
 	assert.Contains(t, body, "Key key_EXPOSED000000000000001 exposed (public_repository).", "what was exposed")
 	assert.Contains(t, body, "was not replaced and may still work at LakiConnect", "what was (not) done")
 	assert.Contains(t, body, "*What you must do*\nAct now: if the exposed key still works, revoke it at LakiConnect by hand", "what the reader must do")
 
-	rot := slackSrv.find(failedOn("#lakirotator"))
+	rot := slackSrv.Find(failedOn("#lakirotator"))
 	require.Len(t, rot, 1)
 	assert.NotContains(t, rot[0].Text, "<@", "the rotations route pages no one")
 
 	// The first message of the compromise says what happened, on the security channel.
-	accepted := slackSrv.find(func(p slackPost) bool {
-		return p.Channel == "#security-alerts" && p.header() == ":rotating_light: Credential exposed: rotating "+name+" now"
+	accepted := slackSrv.Find(func(p fakeslack.Message) bool {
+		return p.Channel == "#security-alerts" && p.Header() == ":rotating_light: Credential exposed: rotating "+name+" now"
 	})
-	require.Len(t, accepted, 1, "Slack got %+v", slackSrv.find(func(slackPost) bool { return true }))
-	assert.Equal(t, mentions, accepted[0].sections()[0])
+	require.Len(t, accepted, 1, "Slack got %+v", slackSrv.Find(func(fakeslack.Message) bool { return true }))
+	assert.Equal(t, mentions, accepted[0].Sections()[0])
 
 	// The console receiver (kind log) got it too, with what to do.
 	require.Eventually(t, func() bool {
@@ -246,7 +171,7 @@ func TestExampleRoutesDeliverAFailedProductionCompromiseEverywhere(t *testing.T)
 // notifications are told apart by rotation, not by secret.
 func TestTwoRotationsOfOneSecretAreTwoMessages(t *testing.T) {
 	w := newWorld(t, worldOptions{})
-	slackSrv := newSlackServer(t)
+	slackSrv := fakeslack.Start(t, fakeslack.Options{OnlyPostMessage: true})
 	w.cfgYAML = append(w.cfgYAML, fmt.Sprintf(`notifications:
   slack:
     api_url: %s/api/
@@ -270,11 +195,11 @@ func TestTwoRotationsOfOneSecretAreTwoMessages(t *testing.T) {
 		keys = append(keys, cur.KeyID)
 	}
 	require.NotEqual(t, keys[0], keys[1])
-	succeeded := func(p slackPost) bool { return strings.HasSuffix(p.header(), "succeeded: "+secCheckout) }
-	require.Eventually(t, func() bool { return len(slackSrv.find(succeeded)) == 2 }, 10*time.Second, 20*time.Millisecond,
-		"Slack got %d messages for two rotations within the window", len(slackSrv.find(succeeded)))
-	for i, p := range slackSrv.find(succeeded) {
-		assert.Equal(t, ":white_check_mark: Manual rotation succeeded: "+secCheckout, p.header())
+	succeeded := func(p fakeslack.Message) bool { return strings.HasSuffix(p.Header(), "succeeded: "+secCheckout) }
+	require.Eventually(t, func() bool { return len(slackSrv.Find(succeeded)) == 2 }, 10*time.Second, 20*time.Millisecond,
+		"Slack got %d messages for two rotations within the window", len(slackSrv.Find(succeeded)))
+	for i, p := range slackSrv.Find(succeeded) {
+		assert.Equal(t, ":white_check_mark: Manual rotation succeeded: "+secCheckout, p.Header())
 		key := ""
 		for _, b := range p.Blocks {
 			for _, f := range b.Fields {

@@ -17,15 +17,9 @@ import (
 // last_used_at from LakiConnect, and a consumer still on it past the
 // policy's fraction of the grace raises one warning (audit and routes).
 func TestInventoryShowsWhoIsStillOnTheOldKey(t *testing.T) {
-	w := newWorld(t, worldOptions{policies: map[string]string{"checkout.yaml": `name: checkout
-kind: api_key
-scopes: [payments:read, payments:write, customers:read]
-environments: [sandbox]
-max_age: 30d
-schedule: "0 3 * * *"
-grace: {scheduled: 1h, personnel: 0s, compromise: 0s}
-alerts: {last_used_warning_fraction: 0.5}
-`}})
+	w := newWorld(t, worldOptions{policies: map[string]string{
+		"checkout.yaml": checkoutPolicy("alerts: {last_used_warning_fraction: 0.5}\n"),
+	}})
 	r := w.run(w.build(rotator.Hooks{}), w.ln)
 	ctx := context.Background()
 	old := w.current(secCheckout)

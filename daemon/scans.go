@@ -149,13 +149,13 @@ type Scans struct {
 
 func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, metrics *scan.Metrics, unattributed policies.Alerts) *Scans {
 	s := &Scans{d: d, lastKeys: map[keyRef]authwatch.KeyInfo{}}
-	var scanTargets []scan.Target
-	var watchTargets []authwatch.Target
+	var scanMerchants []scan.Merchant
+	var watchMerchants []authwatch.Merchant
 	for m, c := range merchants.All() {
-		scanTargets = append(scanTargets, scan.Target{Environment: m.Environment, MasterMerchantID: m.MasterMerchantID, Source: c})
-		watchTargets = append(watchTargets, authwatch.Target{Environment: m.Environment, MasterMerchantID: m.MasterMerchantID, Source: c})
+		scanMerchants = append(scanMerchants, scan.Merchant{Merchant: m, Client: c})
+		watchMerchants = append(watchMerchants, authwatch.Merchant{Merchant: m, Failures: c})
 	}
-	s.scanner = &scan.Scanner{Policies: pols, Targets: scanTargets}
+	s.scanner = &scan.Scanner{Policies: pols, Merchants: scanMerchants}
 	s.monitor = &scan.Monitor{Scanner: s.scanner, Clock: d.clock, Sink: d.bus, Metrics: metrics, Logger: d.log,
 		Inventory: func(ctx context.Context) ([]scan.Managed, error) {
 			idx, err := d.readKeyIndex(ctx)
@@ -172,7 +172,7 @@ func newScans(d *Daemon, pols *policies.Set, merchants *lakiconnect.Merchants, m
 			return idx.managed, nil
 		}}
 	s.watcher = &authwatch.Watcher{
-		Targets: watchTargets, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
+		Merchants: watchMerchants, Policies: pols, Clock: d.clock, Sink: d.bus, Logger: d.log,
 		Unmanaged: unattributed, Unattributed: unattributed,
 		Keys: authwatch.KeysFunc(func(env laki.Environment, merchant, keyID string) (authwatch.KeyInfo, bool) {
 			s.mu.Lock()

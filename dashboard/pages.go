@@ -48,7 +48,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
 		for i, s := range matched {
 			rows[i] = row(s)
 			x := rows[i]
-			t.Rows = append(t.Rows, []string{x.Name, x.Environment, x.Merchant, x.Kind, strings.Join(x.Owners, " "), x.Policy, x.Key,
+			t.Rows = append(t.Rows, []string{x.Name, x.Environment, x.MasterMerchantID, x.Kind, strings.Join(x.Owners, " "), x.Policy, x.Key,
 				strconv.FormatInt(x.AgeSeconds, 10), strconv.FormatInt(x.MaxAgeSeconds, 10), strings.Join(x.ScopeProblems, "; "),
 				timeString(x.NextDue), strconv.FormatBool(x.InFlight), strconv.Itoa(x.Failures), x.LastFailure,
 				strconv.FormatBool(x.InGrace), x.OldLastUsedAt})

@@ -63,22 +63,22 @@ func (f filter) matchSecret(s httpapi.SecretStatus) bool {
 // InventoryRow is one managed secret as the dashboard shows it: names, ids'
 // last 4, ages and states, never a value.
 type InventoryRow struct {
-	Name          string     `json:"name"`
-	Environment   string     `json:"environment"`
-	Merchant      string     `json:"master_merchant_id"`
-	Kind          string     `json:"kind"`
-	Owners        []string   `json:"owners"`
-	Policy        string     `json:"policy"`
-	Key           string     `json:"key_last4,omitempty"`
-	AgeSeconds    int64      `json:"age_seconds"`
-	MaxAgeSeconds int64      `json:"policy_max_age_seconds,omitempty"`
-	ScopeProblems []string   `json:"scope_problems,omitempty"`
-	NextDue       *time.Time `json:"next_due,omitempty"`
-	InFlight      bool       `json:"in_flight"`
-	Failures      int        `json:"failures,omitempty"`
-	LastFailure   string     `json:"last_failure,omitempty"`
-	InGrace       bool       `json:"old_credential_in_grace"`
-	OldLastUsedAt string     `json:"old_credential_last_used_at,omitempty"`
+	Name             string     `json:"name"`
+	Environment      string     `json:"environment"`
+	MasterMerchantID string     `json:"master_merchant_id"`
+	Kind             string     `json:"kind"`
+	Owners           []string   `json:"owners"`
+	Policy           string     `json:"policy"`
+	Key              string     `json:"key_last4,omitempty"`
+	AgeSeconds       int64      `json:"age_seconds"`
+	MaxAgeSeconds    int64      `json:"policy_max_age_seconds,omitempty"`
+	ScopeProblems    []string   `json:"scope_problems,omitempty"`
+	NextDue          *time.Time `json:"next_due,omitempty"`
+	InFlight         bool       `json:"in_flight"`
+	Failures         int        `json:"failures,omitempty"`
+	LastFailure      string     `json:"last_failure,omitempty"`
+	InGrace          bool       `json:"old_credential_in_grace"`
+	OldLastUsedAt    string     `json:"old_credential_last_used_at,omitempty"`
 }
 
 // Overdue says the key is older than its policy allows.
@@ -192,15 +192,16 @@ func inventoryRow(s httpapi.SecretStatus, st audit.SecretState, f facts) Invento
 	problems := f.scopes[s.Name]
 	if st.PolicyScopes != nil && st.Scopes != nil { // what the key holds against its policy, now
 		problems = nil
-		if x := missingFrom(st.Scopes, st.PolicyScopes); len(x) > 0 {
-			problems = append(problems, "excess: "+strings.Join(x, ", "))
+		extra, missing := st.ScopeDrift()
+		if len(extra) > 0 {
+			problems = append(problems, "excess: "+strings.Join(extra, ", "))
 		}
-		if x := missingFrom(st.PolicyScopes, st.Scopes); len(x) > 0 {
-			problems = append(problems, "missing: "+strings.Join(x, ", "))
+		if len(missing) > 0 {
+			problems = append(problems, "missing: "+strings.Join(missing, ", "))
 		}
 	}
 	return InventoryRow{
-		Name: s.Name, Environment: s.Environment, Merchant: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
+		Name: s.Name, Environment: s.Environment, MasterMerchantID: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
 		Key: key, AgeSeconds: max(0, s.AgeSeconds), MaxAgeSeconds: int64(st.PolicyMaxAge / time.Second),
 		ScopeProblems: problems, NextDue: s.NextRotation, InFlight: s.PendingVersion != "",
 		Failures: s.Failures, LastFailure: s.LastFailure, InGrace: s.PreviousVersion != "",
@@ -299,18 +300,6 @@ func exposureToRevocation(em audit.Emergency, recs []audit.Record, now time.Time
 		}
 	}
 	return 0, false
-}
-
-// missingFrom is what a holds that b does not, sorted.
-func missingFrom(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // last4 shows an id by its last 4 characters, as the audit report does.

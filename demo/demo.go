@@ -5,16 +5,10 @@
 // tested, promoted and retired within a minute, and fires triggers from a
 // second terminal through the daemon's API. Nothing here is a production
 // default.
-//
-// demo.go is long on purpose: the demo's whole setup (simulator, store,
-// config, policies, seeded secrets, banner) reads as one script.
 package demo
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,17 +18,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"text/template"
 	"time"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/daemon"
 	"github.com/lakirotator/lakirotator/internal/clock"
-	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
-	"github.com/lakirotator/lakirotator/providers/localstore"
-	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
 // Options configure the demo.
@@ -65,39 +54,6 @@ type Options struct {
 type State struct {
 	API       string `json:"api"`
 	TokenFile string `json:"token_file"`
-}
-
-// A demo secret and what it stands for.
-type seedSecret struct {
-	Name, Policy string
-	Env          laki.Environment
-	Kind         inventory.Kind
-	Owners       string
-	Scopes       []laki.Scope
-	endpointURL  string
-}
-
-var (
-	checkoutScopes  = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeCustomersRead}
-	refundsScopes   = []laki.Scope{laki.ScopeRefundsRead, laki.ScopeRefundsWrite, laki.ScopePaymentsRead}
-	reportingScopes = []laki.Scope{laki.ScopeReportsRead}
-	// managementScopes is what rotation needs: every scope the rotator
-	// grants, and the rights to manage keys and webhook secrets.
-	managementScopes = []laki.Scope{
-		laki.ScopePaymentsRead, laki.ScopePaymentsWrite, laki.ScopeRefundsRead, laki.ScopeRefundsWrite,
-		laki.ScopeCustomersRead, laki.ScopeReportsRead, laki.ScopeWebhooksRead, laki.ScopeWebhooksWrite,
-		laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite,
-	}
-)
-
-func seeds() []seedSecret {
-	return []seedSecret{
-		{Name: "demo/sandbox/checkout", Policy: "demo-checkout", Env: laki.Sandbox, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
-		{Name: "demo/sandbox/reporting", Policy: "demo-reporting", Env: laki.Sandbox, Kind: inventory.KindAPIKey, Owners: "bob", Scopes: reportingScopes},
-		{Name: "demo/sandbox/orders-webhook", Policy: "demo-webhooks", Env: laki.Sandbox, Kind: inventory.KindWebhookSecret, Owners: "alice", endpointURL: "https://shop.example/webhooks/lakiconnect"},
-		{Name: "demo/production/checkout", Policy: "demo-checkout", Env: laki.Production, Kind: inventory.KindAPIKey, Owners: "alice payments-team", Scopes: checkoutScopes},
-		{Name: "demo/production/refunds", Policy: "demo-refunds", Env: laki.Production, Kind: inventory.KindAPIKey, Owners: "carol", Scopes: refundsScopes},
-	}
 }
 
 // Run starts the demo and serves until ctx ends.
@@ -224,197 +180,4 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "lakirotator demo: stopped. Its audit trail stays in %s until the next `serve --demo`, which starts afresh.\n",
 		filepath.Join(o.Dir, "audit.jsonl"))
 	return err
-}
-
-type seeded struct {
-	merchant         string
-	securityEndpoint string
-	store            *localstore.Store
-}
-
-// seed creates the merchant, the management keys, the webhook endpoints and
-// the first credential of every demo secret, and stores them.
-func seed(ctx context.Context, dir string, sim *lakisim.Simulator, apiURL string, clk clock.Clock) (seeded, error) {
-	now := clk.Now().UTC()
-	mm := sim.AddMasterMerchant("")
-	st, err := localstore.Open(filepath.Join(dir, "store.json"), localstore.WithClock(clk))
-	if err != nil {
-		return seeded{}, fmt.Errorf("demo: local store: %w", err)
-	}
-	put := func(name string, tags map[string]string, c secretstore.Credential) error {
-		v, err := c.Encode()
-		if err != nil {
-			return fmt.Errorf("demo: %s: %w", name, err)
-		}
-		_, err = st.Create(ctx, name, "lakirotator demo secret", tags, &v)
-		return err
-	}
-	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
-		k, err := sim.CreateKey(env, mm, "lakirotator management key", managementScopes)
-		if err != nil {
-			return seeded{}, fmt.Errorf("demo: management key: %w", err)
-		}
-		if err := put("demo/"+string(env)+"/management-key", nil, secretstore.Credential{
-			Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: mm, KeyID: k.ID,
-			Secret: k.Secret, Scopes: laki.ScopeNames(k.Scopes), CreatedAt: now,
-		}); err != nil {
-			return seeded{}, err
-		}
-	}
-	// The production security webhook points at the daemon's own receiver.
-	secEP, secSecret, err := sim.AddWebhookEndpoint(laki.Production, mm,
-		apiURL+config.SecurityWebhookPath(laki.Production, mm), []string{laki.EventAPIKeyExposed, laki.EventAPIKeyRevoked, laki.EventAuthFailureSpike})
-	if err != nil {
-		return seeded{}, fmt.Errorf("demo: security webhook: %w", err)
-	}
-	if err := put("demo/production/security-webhook", nil, secretstore.Credential{
-		Type: secretstore.TypeWebhookSecret, Environment: string(laki.Production), MasterMerchantID: mm,
-		EndpointID: secEP.ID, SecretID: secSecret.ID, Secret: secSecret.Secret, CreatedAt: now,
-	}); err != nil {
-		return seeded{}, err
-	}
-	for _, s := range seeds() {
-		tags := map[string]string{
-			inventory.TagManaged: "true", inventory.TagKind: string(s.Kind), inventory.TagEnvironment: string(s.Env),
-			inventory.TagMasterMerchant: mm, inventory.TagPolicy: s.Policy, inventory.TagOwners: s.Owners,
-		}
-		c := secretstore.Credential{Environment: string(s.Env), MasterMerchantID: mm, CreatedAt: now}
-		switch s.Kind {
-		case inventory.KindWebhookSecret:
-			ep, ws, err := sim.AddWebhookEndpoint(s.Env, mm, s.endpointURL, []string{"payment.succeeded"})
-			if err != nil {
-				return seeded{}, fmt.Errorf("demo: %s: %w", s.Name, err)
-			}
-			tags[inventory.TagEndpointID] = ep.ID
-			c.Type, c.EndpointID, c.SecretID, c.Secret = secretstore.TypeWebhookSecret, ep.ID, ws.ID, ws.Secret
-		default:
-			k, err := sim.CreateKey(s.Env, mm, s.Name, s.Scopes)
-			if err != nil {
-				return seeded{}, fmt.Errorf("demo: %s: %w", s.Name, err)
-			}
-			c.Type, c.KeyID, c.Secret, c.Scopes = secretstore.TypeAPIKey, k.ID, k.Secret, laki.ScopeNames(k.Scopes)
-		}
-		if err := put(s.Name, tags, c); err != nil {
-			return seeded{}, err
-		}
-	}
-	return seeded{merchant: mm, securityEndpoint: secEP.ID, store: st}, nil
-}
-
-func writeToken(path string) error {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
-}
-
-type configData struct {
-	Workers                                                    int
-	Dir, SimURL, Listen, TokenFile, Merchant, SecurityEndpoint string
-	Envs                                                       []string
-}
-
-var configTemplate = template.Must(template.New("config").Parse(`# Generated by lakirotator serve --demo.
-version: 1
-store:
-  kind: local
-  local_path: {{.Dir}}/store.json
-policies_dir: {{.Dir}}/policies
-environments:
-{{- range $env := .Envs}}
-  {{$env}}:
-    aws:
-      region: us-east-1
-    lakiconnect:
-      base_url: {{$.SimURL}}/{{$env}}/v1
-      master_merchants:
-        - id: {{$.Merchant}}
-          management_key:
-            secret: demo/{{$env}}/management-key
-            policy: demo-management-key
-            owners: [platform-team]
-{{- if eq $env "production"}}
-          security_webhook:
-            endpoint_id: {{$.SecurityEndpoint}}
-            secret: demo/production/security-webhook
-{{- end}}
-{{- end}}
-discovery:
-  enabled: true
-  refresh_interval: 1m
-engine:
-  workers: {{.Workers}}
-  backoff_initial: 1s
-  backoff_max: 10s
-sweep:
-  safety_margin: 25h
-notifications:
-  receivers:
-    - name: terminal
-      kind: terminal
-  routes:
-    - receiver: terminal
-      match:
-        steps: [trigger, create, test, promote, retire, rotation, alert, sweep, violation, auth]
-  dedup_window: 10s
-http:
-  listen: {{.Listen}}
-  allow_plaintext: true
-  tokens:
-    - name: demo
-      token:
-        file: {{.TokenFile}}
-audit:
-  file: {{.Dir}}/audit.jsonl
-log:
-  format: text
-  level: warn
-`))
-
-func renderConfig(d configData) ([]byte, error) {
-	var b bytes.Buffer
-	if err := configTemplate.Execute(&b, d); err != nil {
-		return nil, fmt.Errorf("demo: config: %w", err)
-	}
-	return b.Bytes(), nil
-}
-
-// writePolicies writes the demo's policies: the example ones with fast schedules.
-func writePolicies(dir, schedule string, grace time.Duration) error {
-	type pol struct {
-		name, kind, scopes, envs string
-	}
-	all := []pol{
-		{"demo-checkout", "api_key", "[payments:read, payments:write, customers:read]", "[sandbox, production]"},
-		{"demo-refunds", "api_key", "[refunds:read, refunds:write, payments:read]", "[production]"},
-		{"demo-reporting", "api_key", "[reports:read]", "[sandbox]"},
-		{"demo-webhooks", "webhook_secret", "", "[sandbox, production]"},
-		{"demo-management-key", "management_key", "[" + joinScopes(managementScopes) + "]", "[sandbox, production]"},
-	}
-	for _, p := range all {
-		var b bytes.Buffer
-		fmt.Fprintf(&b, "name: %s\nkind: %s\nenvironments: %s\nmax_age: 10m\nschedule: %q\n", p.name, p.kind, p.envs, schedule)
-		if p.scopes != "" {
-			fmt.Fprintf(&b, "scopes: %s\n", p.scopes)
-		}
-		// An emergency never gives old keys more time than a scheduled rotation.
-		personnel := min(5*time.Second, grace)
-		fmt.Fprintf(&b, "grace:\n  scheduled: %s\n  personnel: %s\n  compromise: 0s\n", grace, personnel)
-		if err := os.WriteFile(filepath.Join(dir, p.name+".yaml"), b.Bytes(), 0o600); err != nil {
-			return fmt.Errorf("demo: policies: %w", err)
-		}
-	}
-	return nil
-}
-
-func joinScopes(s []laki.Scope) string {
-	var b bytes.Buffer
-	for i, x := range s {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(string(x))
-	}
-	return b.String()
 }

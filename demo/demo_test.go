@@ -3,12 +3,13 @@ package demo_test
 import (
 	"bytes"
 	"context"
-	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 
 	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/demo"
@@ -16,6 +17,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/localstore"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
+	"github.com/lakirotator/lakirotator/providers/secretstore/storetest"
 )
 
 func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
@@ -34,15 +36,7 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, errb.String())
 	}
 
-	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := audit.Verify(f)
-	f.Close()
-	if err != nil || !res.OK() {
-		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
-	}
+	checkTrailVerifies(t, dir)
 	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +97,19 @@ func TestDemoRotatesEverySecretAndHandlesAnExposure(t *testing.T) {
 	}
 }
 
+// checkTrailVerifies checks that the demo's audit trail in dir verifies.
+func checkTrailVerifies(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if res, err := audit.Verify(f); err != nil || !res.OK() {
+		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
+	}
+}
+
 // storedValues decodes every version of every secret in the store file.
 func storedValues(t *testing.T, path string) []secret.Value {
 	t.Helper()
@@ -110,28 +117,13 @@ func storedValues(t *testing.T, path string) []secret.Value {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	var names []string
-	if err := st.List(ctx, nil, func(s secretstore.Secret) error { names = append(names, s.Name); return nil }); err != nil {
-		t.Fatal(err)
-	}
 	var out []secret.Value
-	for _, n := range names {
-		s, err := st.Describe(ctx, n)
+	for _, v := range storetest.AllVersions(t, st) {
+		c, err := secretstore.DecodeCredential(v.Secret, v.Value)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s version %s: %v", v.Secret, v.ID, err)
 		}
-		for _, v := range s.Versions {
-			got, err := st.Get(ctx, n, secretstore.ByID(v.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := secretstore.DecodeCredential(n, got.Value)
-			if err != nil {
-				t.Fatalf("%s version %s: %v", n, v.ID, err)
-			}
-			out = append(out, got.Value, c.Secret)
-		}
+		out = append(out, v.Value, c.Secret)
 	}
 	return out
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakirotator/lakirotator/audit"
 	"github.com/lakirotator/lakirotator/cli"
 	"github.com/lakirotator/lakirotator/demo"
 	"github.com/lakirotator/lakirotator/httpapi"
@@ -90,15 +89,7 @@ func TestDemoTerminalOutputGolden(t *testing.T) {
 	}
 	take("stopped")
 	// The verbs run beside it (policy check --demo) left the demo's trail whole.
-	f, err := os.Open(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := audit.Verify(f)
-	f.Close()
-	if err != nil || !res.OK() {
-		t.Errorf("the demo's audit trail does not verify: %v %s", err, res.String())
-	}
+	checkTrailVerifies(t, dir)
 	got := normalize(strings.Join(steps, "\n")+"\n", dir)
 
 	for _, bad := range []string{"level=", `msg="lifecycle event"`, `error=""`, "=\"\"", "time="} {

@@ -7,31 +7,20 @@ package e2e
 // config/example.yaml.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
@@ -132,11 +121,8 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 		f.replicas = append(f.replicas, r)
 	}
 	f.sm = map[laki.Environment]*sm.Client{
-		laki.Production: sm.New(sm.Options{
-			Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
-			Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
-		}),
-		laki.Sandbox: f.assumedClient(sandboxRoleARN),
+		laki.Production: smClient(f.moto),
+		laki.Sandbox:    f.assumedClient(sandboxRoleARN),
 	}
 	f.startSim()
 	f.seed()
@@ -157,19 +143,11 @@ func newFleet(t *testing.T, o fleetOptions) *fleet {
 // assumedClient is a Secrets Manager client in the account of role, through
 // moto's STS, as the daemon reaches the sandbox account.
 func (f *fleet) assumedClient(role string) *sm.Client {
-	st := sts.New(sts.Options{
-		Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
-		Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
-	})
-	out, err := st.AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("e2e")})
+	c, err := smClientInRole(f.moto, role)
 	if err != nil {
-		f.t.Fatalf("AssumeRole %s at moto: %v", role, err)
+		f.t.Fatal(err)
 	}
-	c := out.Credentials
-	return sm.New(sm.Options{
-		Region: motoserver.Region, BaseEndpoint: aws.String(f.moto),
-		Credentials: credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken)),
-	})
+	return c
 }
 
 func (f *fleet) receiverURL(r *replica, env laki.Environment) string {
@@ -192,63 +170,19 @@ func (f *fleet) startSim() {
 		fmt.Fprintf(&b, "      - environment: %s\n        url: %s\n        enabled_events: [api_key.exposed, api_key.revoked]\n", env, f.receiverURL(f.replicas[0], env))
 		fmt.Fprintf(&b, "      - environment: %s\n        url: https://orders.example.invalid/%s/hooks\n        enabled_events: [test.ping]\n", env, env)
 	}
-	seedPath := filepath.Join(f.dir, "seed.yaml")
-	writeFile(t, seedPath, b.String())
-	credsPath := filepath.Join(f.dir, "sim-credentials.json")
-	logf, err := os.Create(filepath.Join(f.dir, "lakisim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin("lakisim"), "-addr", "127.0.0.1:0", "-seed", seedPath, "-credentials-out", credsPath, "-rate-limit", "-1", "-spike-threshold", "-1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	var creds struct {
-		AdminURL string `json:"admin_url"`
-		Keys     []struct {
-			Environment laki.Environment `json:"environment"`
-			KeyID       string           `json:"key_id"`
-			Secret      string           `json:"secret"`
-			Scopes      []string         `json:"scopes"`
-		} `json:"keys"`
-		WebhookSecrets []struct {
-			Environment laki.Environment `json:"environment"`
-			EndpointID  string           `json:"endpoint_id"`
-			URL         string           `json:"url"`
-			SecretID    string           `json:"secret_id"`
-			Secret      string           `json:"secret"`
-		} `json:"webhook_secrets"`
-	}
-	eventually(t, 20*time.Second, "lakisim writes its credentials file", func() bool {
-		b, err := os.ReadFile(credsPath)
-		return err == nil && json.Unmarshal(b, &creds) == nil
-	})
-	_ = os.Remove(credsPath)
-	f.simURL = strings.TrimSuffix(creds.AdminURL, "/_sim")
+	creds := startLakisim(t, f.dir, b.String())
+	f.simURL = creds.baseURL()
 	f.mgmt = map[laki.Environment]secret.Value{}
 	f.secHook = map[laki.Environment]struct {
 		endpointID string
 		secret     secret.Value
 	}{}
-	now := time.Now().UTC()
 	for _, k := range creds.Keys {
 		f.mgmt[k.Environment] = secret.New(k.Secret)
-		f.createSecret(k.Environment, mgmtName(k.Environment), secretstore.Credential{
-			Type: secretstore.TypeAPIKey, Environment: string(k.Environment), MasterMerchantID: fleetMerchant,
-			KeyID: k.KeyID, Secret: secret.New(k.Secret), Scopes: k.Scopes, CreatedAt: now,
-		}, nil)
+		f.createSecret(k.Environment, mgmtName(k.Environment), apiKeyCredential(k.Environment, fleetMerchant, k.KeyID, secret.New(k.Secret), k.Scopes), nil)
 	}
 	for _, ws := range creds.WebhookSecrets {
-		c := secretstore.Credential{
-			Type: secretstore.TypeWebhookSecret, Environment: string(ws.Environment), MasterMerchantID: fleetMerchant,
-			EndpointID: ws.EndpointID, SecretID: ws.SecretID, Secret: secret.New(ws.Secret), CreatedAt: now,
-		}
+		c := webhookCredential(ws.Environment, fleetMerchant, ws.EndpointID, ws.SecretID, secret.New(ws.Secret))
 		if strings.Contains(ws.URL, "/v1/lakiconnect/events/") {
 			f.secHook[ws.Environment] = struct {
 				endpointID string
@@ -278,10 +212,7 @@ func secHookName(env laki.Environment) string {
 }
 
 func (s fleetSecret) tags() map[string]string {
-	tags := map[string]string{
-		inventory.TagManaged: "true", inventory.TagKind: s.kind, inventory.TagEnvironment: string(s.env),
-		inventory.TagMasterMerchant: fleetMerchant, inventory.TagPolicy: s.policy, inventory.TagOwners: strings.Join(s.owners, " "),
-	}
+	tags := managedTags(s.kind, s.env, fleetMerchant, s.policy, s.owners...)
 	if s.endpointID != "" {
 		tags[inventory.TagEndpointID] = s.endpointID
 	}
@@ -290,21 +221,8 @@ func (s fleetSecret) tags() map[string]string {
 
 func (f *fleet) createSecret(env laki.Environment, name string, c secretstore.Credential, tags map[string]string) {
 	f.t.Helper()
-	v, err := c.Encode()
-	if err != nil {
-		f.t.Fatalf("encode %s: %v", name, err)
-	}
-	in := &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		in.Tags = append(in.Tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
-	}
-	if _, err := f.sm[env].CreateSecret(context.Background(), in); err != nil {
-		f.t.Fatalf("CreateSecret %s in %s: %v", name, env, err)
+	if err := createSecret(f.sm[env], name, c, tags); err != nil {
+		f.t.Fatalf("%s: %v", env, err)
 	}
 }
 
@@ -312,18 +230,9 @@ func (f *fleet) createSecret(env laki.Environment, name string, c secretstore.Cr
 // the trigger policy, and one per environment under the "slot" policy.
 func (f *fleet) seed() {
 	add := func(name string, env laki.Environment, policy string, owners ...string) {
-		var key struct {
-			laki.APIKey
-			Secret string `json:"secret"`
-		}
-		f.simAdmin("POST", "/_sim/keys", map[string]any{
-			"environment": env, "master_merchant_id": fleetMerchant, "name": "seed " + name, "scopes": []string{"payments:read"},
-		}, &key)
+		id, value := createSimKey(f.t, f.simURL, env, fleetMerchant, name)
 		fs := fleetSecret{name: name, kind: "api_key", env: env, policy: policy, owners: owners}
-		f.createSecret(env, name, secretstore.Credential{
-			Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: fleetMerchant,
-			KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: time.Now().UTC(),
-		}, fs.tags())
+		f.createSecret(env, name, apiKeyCredential(env, fleetMerchant, id, value, []string{"payments:read"}), fs.tags())
 		f.secrets = append(f.secrets, fs)
 	}
 	add("payments/production/checkout", laki.Production, "keys", fleetOwnerAll)
@@ -343,220 +252,76 @@ var slotSteps = []string{"create", "put", "read", "promote", "expire"}
 func slotSecret(step string) string { return "reports/production/slot-" + step }
 
 func (f *fleet) writePolicies() {
-	dir := filepath.Join(f.dir, "policies")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		f.t.Fatal(err)
-	}
 	// Short graces, distinct per cause: the tests rotate the same secrets
 	// again and again, and replaced keys must end soon or they would fill
 	// LakiConnect's 50 live keys per merchant.
 	grace := "grace:\n  scheduled: 6s\n  personnel: 3s\n  compromise: 0s\n"
 	// Monthly, on a day two weeks away: no slot is due or missed while a test runs.
 	monthly := fmt.Sprintf("schedule: \"0 3 %d * *\"\n", (time.Now().UTC().Day()+13)%28+1)
-	writeFile(f.t, filepath.Join(dir, "keys.yaml"), "name: keys\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\n"+monthly+grace)
+	writePolicy(f.t, f.dir, "keys", "name: keys\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\n"+monthly+grace)
 	// Webhook secrets end a few seconds after a rotation, so that the
 	// tests may rotate an endpoint again soon (LakiConnect keeps at most 2
 	// live secrets per endpoint): a 409 then is the rotator's, not the grace's.
-	writeFile(f.t, filepath.Join(dir, "hooks.yaml"), "name: hooks\nkind: webhook_secret\nenvironments: [sandbox, production]\nmax_age: 90d\n"+monthly+
+	writePolicy(f.t, f.dir, "hooks", "name: hooks\nkind: webhook_secret\nenvironments: [sandbox, production]\nmax_age: 90d\n"+monthly+
 		"grace:\n  scheduled: 3s\n  personnel: 2s\n  compromise: 0s\n")
 	if f.schedule != "" {
-		writeFile(f.t, filepath.Join(dir, "slot.yaml"), fmt.Sprintf("name: slot\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\nschedule: %q\n%s", f.schedule, grace))
+		writePolicy(f.t, f.dir, "slot", fmt.Sprintf("name: slot\nkind: api_key\nscopes: [payments:read]\nenvironments: [sandbox, production]\nmax_age: 45d\nschedule: %q\n%s", f.schedule, grace))
 	}
 }
 
 func (f *fleet) writeConfig(r *replica) {
 	writeFile(f.t, filepath.Join(f.dir, "api-token"), f.token.Reveal()+"\n")
-	var envBlocks strings.Builder
+	var environments []string
 	for _, env := range envs {
 		role := ""
 		if env == laki.Sandbox {
-			role = "\n      role_arn: " + sandboxRoleARN
+			role = sandboxRoleARN
 		}
-		fmt.Fprintf(&envBlocks, `  %s:
-    aws:
-      region: %s
-      endpoint: %s%s
-      max_attempts: 3
-      timeout: 10s
-    lakiconnect:
-      base_url: %s/%s/v1
-      timeout: 10s
-      master_merchants:
-        - id: %s
-          management_key:
-            secret: %s
-          security_webhook:
-            endpoint_id: %s
-            secret: %s
-`, env, motoserver.Region, r.aws, role, r.laki, env, fleetMerchant, mgmtName(env), f.secHook[env].endpointID, secHookName(env))
+		environments = append(environments, awsEnvironment(env, r.aws, role, r.laki, fleetMerchant, mgmtName(env), f.secHook[env].endpointID, secHookName(env)))
 	}
-	cfg := fmt.Sprintf(`version: 1
-environments:
-%sstore:
-  kind: aws
-policies_dir: policies
-discovery:
-  enabled: true
-  refresh_interval: 1m
-engine:
-  workers: 8
-  attempts: 3
-  max_failures: 5
-  backoff_initial: 1s
-  backoff_max: 2s
-%ssweep:
-  schedule: "0 0 1 1 *"
-policy_scan:
-  schedule: "0 0 1 1 *"
-auth_watch:
-  poll_interval: 1h
-notifications:
-  slack:
-    api_url: %s/
-    token: {env: E2E_SLACK_TOKEN}
-    signing_secret: {env: E2E_SLACK_SIGNING_SECRET}
-    channel: "%s"
-    allowed_users: [U0ALLOWED1]
-  receivers:
-    - name: rotations
-      kind: slack
-    - name: security
-      kind: slack
-      channel: "%s"
-  routes:
-    - match: {steps: [rotation], outcomes: [succeeded, failed]}
-      receiver: rotations
-    - match: {severities: [critical]}
-      receiver: security
-  dedup_window: 0s
-http:
-  listen: 127.0.0.1:%d
-  allow_plaintext: true
-  tokens:
-    - name: %s
-      token: {file: api-token}
-audit:
-  file: %s
-log:
-  format: json
-  level: info
-`, envBlocks.String(), f.engine, f.slack.srv.URL, fleetRotations, fleetSecurity, r.port, fleetTokenName, r.audit)
+	cfg := serveConfig{
+		environments:  environments,
+		store:         "aws",
+		engine:        "  workers: 8\n  attempts: 3\n  max_failures: 5\n  backoff_initial: 1s\n  backoff_max: 2s\n" + f.engine,
+		notifications: slackNotifications(f.slack.URL, fleetRotations, fleetSecurity, "{severities: [critical]}", ""),
+		port:          r.port, tokenName: fleetTokenName, audit: r.audit,
+	}.yaml()
 	writeFile(f.t, r.cfg, cfg)
 }
 
 func (f *fleet) daemonEnv() []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + f.dir,
-		"AWS_ACCESS_KEY_ID=" + motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + motoserver.SecretAccessKey,
-		"AWS_REGION=" + motoserver.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		// The sandbox role is assumed at moto's STS (aws.endpoint covers Secrets Manager only).
-		"AWS_ENDPOINT_URL_STS=" + f.moto,
-		"E2E_SLACK_TOKEN=" + f.slackTk.Reveal(), "E2E_SLACK_SIGNING_SECRET=" + f.signing.Reveal(),
-	}
+	// The sandbox role is assumed at moto's STS (aws.endpoint covers Secrets Manager only).
+	return serveEnv(f.dir, f.slackTk, f.signing, "AWS_ENDPOINT_URL_STS="+f.moto)
 }
 
 // start runs `lakirotator serve` for r and waits until it is ready (or,
 // with wait false, only until the process runs). Every process is stopped
 // when the test ends.
 func (f *fleet) start(r *replica, wait bool) {
-	t := f.t
 	r.starts++
-	d := &daemonProc{
-		log:  filepath.Join(f.dir, fmt.Sprintf("replica-%d-run-%d.stderr.log", r.no, r.starts)),
-		out:  filepath.Join(f.dir, fmt.Sprintf("replica-%d-run-%d.stdout.log", r.no, r.starts)),
-		done: make(chan struct{}),
-	}
-	errf, err := os.Create(d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outf, err := os.Create(d.out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(bin("lakirotator"), "serve", "--config", r.cfg)
-	d.cmd.Dir = f.dir
-	d.cmd.Env = f.daemonEnv()
-	d.cmd.Stdout, d.cmd.Stderr = outf, errf
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		d.exitOK = err == nil
-		errf.Close()
-		outf.Close()
-		close(d.done)
-	}()
-	r.proc = d
-	// However the test ends, no daemon outlives it.
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-			return
-		default:
-		}
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(20 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
+	r.proc = startServe(f.t, f.dir, r.cfg, fmt.Sprintf("replica-%d-run-%d", r.no, r.starts), f.daemonEnv())
 	if wait {
 		f.waitReady(r)
 	}
 }
 
 func (f *fleet) waitReady(r *replica) {
-	d := r.proc
-	eventually(f.t, 30*time.Second, fmt.Sprintf("replica %d answers /readyz", r.no), func() bool {
-		select {
-		case <-d.done:
-			f.t.Fatalf("replica %d exited with %d before it was ready\n%s", r.no, d.code, f.tail(r))
-		default:
-		}
-		resp, err := http.Get(r.apiURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(f.t, r.proc, r.apiURL, fmt.Sprintf("replica %d", r.no), func() string { return f.tail(r) })
 }
 
 // kill sends SIGKILL to r's process and waits for it to be gone.
 func (f *fleet) kill(r *replica) {
-	if r.proc == nil {
-		return
+	if r.proc != nil {
+		r.proc.kill()
 	}
-	select {
-	case <-r.proc.done:
-		return
-	default:
-	}
-	_ = r.proc.cmd.Process.Kill()
-	<-r.proc.done
 }
 
 // stop sends SIGTERM and waits.
 func (f *fleet) stop(r *replica) {
-	if r.proc == nil {
+	if r.proc == nil || !r.proc.running() {
 		return
 	}
-	select {
-	case <-r.proc.done:
-		return
-	default:
-	}
-	_ = r.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.proc.done:
-	case <-time.After(30 * time.Second):
-		_ = r.proc.cmd.Process.Kill()
-		<-r.proc.done
+	if !r.proc.terminate(30 * time.Second) {
 		f.t.Errorf("replica %d did not exit within 30s of SIGTERM", r.no)
 	}
 }
@@ -566,76 +331,26 @@ func (f *fleet) tail(r *replica) string {
 	if r.proc == nil {
 		return ""
 	}
-	b, _ := os.ReadFile(r.proc.log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return fmt.Sprintf("--- replica %d log (last lines) ---\n%s", r.no, strings.Join(lines, "\n"))
+	return logTail(r.proc.log, fmt.Sprintf("replica %d log", r.no), 30)
 }
 
 // simAdmin calls the simulator's admin API.
 func (f *fleet) simAdmin(method, path string, body, out any) {
 	f.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, f.simURL+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatalf("lakisim %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		f.t.Fatalf("lakisim %s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			f.t.Fatalf("lakisim %s %s: %v", method, path, err)
-		}
-	}
+	callSimAdmin(f.t, f.simURL, method, path, body, out)
 }
 
 // simGet reads the Management API of env with its management key.
 func (f *fleet) simGet(env laki.Environment, path string, out any) {
 	f.t.Helper()
-	req, _ := http.NewRequest("GET", f.simURL+"/"+string(env)+"/v1"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+f.mgmt[env].Reveal())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatalf("lakisim GET %s %s: %v", env, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		f.t.Fatalf("lakisim GET %s %s: %d %s", env, path, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		f.t.Fatalf("lakisim GET %s %s: %v", env, path, err)
+	if st, b := callSimAPI(f.t, f.simURL, env, f.mgmt[env], "GET", path, out); st != 200 {
+		f.t.Fatalf("lakisim GET %s %s: %d %s", env, path, st, b)
 	}
 }
 
 // keys lists every key of the merchant in env.
 func (f *fleet) keys(env laki.Environment) []laki.APIKey {
-	var all []laki.APIKey
-	after := ""
-	for {
-		path := "/api_keys?limit=100"
-		if after != "" {
-			path += "&starting_after=" + url.QueryEscape(after)
-		}
-		var page lakiconnect.List[laki.APIKey]
-		f.simGet(env, path, &page)
-		all = append(all, page.Data...)
-		if !page.HasMore || len(page.Data) == 0 {
-			return all
-		}
-		after = page.Data[len(page.Data)-1].ID
-	}
+	return allSimKeys(func(path string, page *lakiconnect.List[laki.APIKey]) { f.simGet(env, path, page) })
 }
 
 func (f *fleet) endpoint(env laki.Environment, id string) laki.WebhookEndpoint {
@@ -644,21 +359,18 @@ func (f *fleet) endpoint(env laki.Environment, id string) laki.WebhookEndpoint {
 	return ep
 }
 
-// simRequests are the API requests the simulator answered (or saw cut off).
-func (f *fleet) simRequests() []struct {
+// simRequest is one API request the simulator answered (or saw cut off).
+type simRequest struct {
 	Method  string    `json:"method"`
 	Path    string    `json:"path"`
 	Status  int       `json:"status"`
 	Faulted bool      `json:"faulted"`
 	At      time.Time `json:"at"`
-} {
-	var out []struct {
-		Method  string    `json:"method"`
-		Path    string    `json:"path"`
-		Status  int       `json:"status"`
-		Faulted bool      `json:"faulted"`
-		At      time.Time `json:"at"`
-	}
+}
+
+// simRequests are the API requests the simulator answered (or saw cut off).
+func (f *fleet) simRequests() []simRequest {
+	var out []simRequest
 	f.simAdmin("GET", "/_sim/requests", nil, &out)
 	return out
 }
@@ -831,45 +543,10 @@ func (f *fleet) postEvent(r *replica, env laki.Environment, body []byte) int {
 	return resp.StatusCode
 }
 
-// fleetRecord is one audit record.
-type fleetRecord struct {
-	Seq   uint64    `json:"seq"`
-	Time  time.Time `json:"time"`
-	Event struct {
-		Step      string            `json:"step"`
-		Outcome   string            `json:"outcome"`
-		Severity  string            `json:"severity"`
-		Secret    string            `json:"secret"`
-		Cause     string            `json:"cause"`
-		Source    string            `json:"source"`
-		Actor     string            `json:"actor"`
-		Reason    string            `json:"reason"`
-		Error     string            `json:"error"`
-		TriggerID string            `json:"trigger_id"`
-		VersionID string            `json:"version_id"`
-		Details   map[string]string `json:"details"`
-	} `json:"event"`
-}
-
-// audit reads replica r's audit file.
-func (f *fleet) audit(r *replica) []fleetRecord {
-	fh, err := os.Open(filepath.Join(f.dir, r.audit))
-	if err != nil {
-		return nil
-	}
-	defer fh.Close()
-	// Line by line: a SIGKILL may leave a torn line in the middle of the
-	// file, and the records after it count.
-	var recs []fleetRecord
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		var rec fleetRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			continue // torn by a kill, or being written
-		}
-		recs = append(recs, rec)
-	}
+// audit reads replica r's audit file. Line by line: a SIGKILL may leave
+// a torn line in the middle of the file, and the records after it count.
+func (f *fleet) audit(r *replica) []auditRecord {
+	recs, _ := readJSONLines[auditRecord](filepath.Join(f.dir, r.audit))
 	return recs
 }
 
@@ -910,14 +587,7 @@ func (p *delayProxy) set(delay time.Duration, match func(r *http.Request, body [
 }
 
 func (p *delayProxy) start(t *testing.T, target string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
+	return startProxy(t, target, func(r *http.Request, body []byte) bool {
 		p.mu.Lock()
 		delay, match := p.delay, p.match
 		p.mu.Unlock()
@@ -925,11 +595,9 @@ func (p *delayProxy) start(t *testing.T, target string) string {
 			select {
 			case <-time.After(delay):
 			case <-r.Context().Done():
-				return
+				return false
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		return true
+	})
 }

@@ -1,19 +1,11 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,18 +14,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/ha"
 	"github.com/lakirotator/lakirotator/httpapi"
-	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
-	"github.com/lakirotator/lakirotator/providers/secretstore"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
@@ -56,17 +43,8 @@ type smCounter struct {
 }
 
 func (c *smCounter) wrap(t *testing.T, target string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	// A killed replica's calls end mid-way; that is the test, not news.
-	proxy.ErrorLog = log.New(io.Discard, "", 0)
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	return startProxy(t, target, func(r *http.Request, body []byte) bool {
 		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.")
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		var in struct{ SecretId string }
 		_ = json.Unmarshal(body, &in)
 		if in.SecretId != "" {
@@ -77,10 +55,8 @@ func (c *smCounter) wrap(t *testing.T, target string) string {
 			c.calls[in.SecretId][op]++
 			c.mu.Unlock()
 		}
-		proxy.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		return true
+	})
 }
 
 // batch counts the calls and the writes on the batch's secrets.
@@ -103,41 +79,25 @@ func (c *smCounter) batch() (calls, writes int) {
 
 // haReplica is one `lakirotator serve` of the shared deployment.
 type haReplica struct {
+	*daemonProc
 	no     int
 	url    string
-	cmd    *exec.Cmd
-	log    string
-	done   chan struct{}
 	client *httpapi.Client
 }
 
 // logLines are the replica's JSON log records with the given message.
 func (r *haReplica) logLines(msg string) []map[string]any {
-	f, err := os.Open(r.log)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
+	recs, _ := readJSONLines[map[string]any](r.log)
 	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+	for _, rec := range recs {
+		if rec["msg"] == msg {
 			out = append(out, rec)
 		}
 	}
 	return out
 }
 
-func (r *haReplica) alive() bool {
-	select {
-	case <-r.done:
-		return false
-	default:
-		return true
-	}
-}
+func (r *haReplica) alive() bool { return r.running() }
 
 // holding: the replica took the lease and has not said its holding ended.
 func (r *haReplica) holding() bool {
@@ -154,17 +114,8 @@ type haWorld struct {
 // simulator, the batch's secrets and one emergency secret, and a config
 // with a DynamoDB lease; no replica runs yet.
 func newHAWorld(t *testing.T) *haWorld {
-	w := &world{t: t, dir: t.TempDir(), slack: newFakeSlack(t)}
-	w.moto = motoserver.Start(t)
-	w.port = freePort(t)
-	w.apiURL = fmt.Sprintf("http://127.0.0.1:%d", w.port)
-	w.token = secret.New("e2e-api-" + randomHex(t, 16))
-	w.signing = secret.New(randomHex(t, 20))
-	w.slackTk = secret.New("xoxb-e2e-" + randomHex(t, 12))
-	w.remember(w.token.Reveal(), w.signing.Reveal(), w.slackTk.Reveal())
-	creds := credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, "")
-	w.sm = sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(w.moto), Credentials: creds})
-	ddb := dynamodb.New(dynamodb.Options{Region: motoserver.Region, BaseEndpoint: aws.String(w.moto), Credentials: creds})
+	w := newMotoWorld(t)
+	ddb := dynamodb.New(dynamodb.Options{Region: motoserver.Region, BaseEndpoint: aws.String(w.moto), Credentials: motoCredentials()})
 	if err := ha.CreateTable(context.Background(), ddb, "lakirotator-lease"); err != nil {
 		t.Fatal(err)
 	}
@@ -175,39 +126,15 @@ func newHAWorld(t *testing.T) *haWorld {
 		names = append(names, fmt.Sprintf("%s%02d", haBatchName, i))
 	}
 	for _, name := range names {
-		var key struct {
-			laki.APIKey
-			Secret string `json:"secret"`
-		}
-		w.simAdmin("POST", "/_sim/keys", map[string]any{
-			"environment": "production", "master_merchant_id": merchant, "name": "seed " + name, "scopes": []string{"payments:read"},
-		}, &key)
-		w.remember(key.Secret)
 		policy := "batch"
 		if name == haEmergency {
 			policy = "steady"
 		}
-		w.createSecret(name, secretstore.Credential{
-			Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
-			KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: time.Now().UTC(),
-		}, map[string]string{
-			inventory.TagManaged: "true", inventory.TagKind: "api_key", inventory.TagEnvironment: "production",
-			inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policy, inventory.TagOwners: "ha-team",
-		})
+		w.seedKey(name, policy, "ha-team")
 	}
 	w.writePolicies()
-	writeFile(t, filepath.Join(w.dir, "policies", "batch.yaml"), `name: batch
-description: A slot every minute, so that the test sees two.
-kind: api_key
-scopes: [payments:read]
-environments: [production]
-max_age: 1d
-schedule: "* * * * *"
-grace:
-  scheduled: 0s
-  personnel: 0s
-  compromise: 0s
-`)
+	writePolicy(t, w.dir, "batch", policyYAML("batch", "A slot every minute, so that the test sees two.",
+		"api_key", "1d", "* * * * *", "0s", "0s"))
 	w.writeConfig()
 	// The replicas reach Secrets Manager through the counter; the lease
 	// goes to moto directly.
@@ -237,56 +164,19 @@ func (hw *haWorld) startReplica() *haReplica {
 	}
 	cfgPath := filepath.Join(hw.dir, fmt.Sprintf("replica-%d.yaml", no))
 	writeFile(t, cfgPath, strings.Replace(string(b), fmt.Sprintf("listen: 127.0.0.1:%d", hw.port), fmt.Sprintf("listen: 127.0.0.1:%d", port), 1))
-	r := &haReplica{no: no, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(hw.dir, fmt.Sprintf("replica-%d.log", no)), done: make(chan struct{})}
-	logf, err := os.Create(r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cmd = exec.Command(bin("lakirotator"), "serve", "--config", cfgPath)
-	r.cmd.Dir = hw.dir
-	r.cmd.Env = hw.daemonEnv()
-	r.cmd.Stdout, r.cmd.Stderr = io.Discard, logf
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = r.cmd.Wait(); logf.Close(); close(r.done) }()
-	t.Cleanup(func() {
-		if r.alive() {
-			_ = r.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-r.done:
-			case <-time.After(30 * time.Second):
-				_ = r.cmd.Process.Kill()
-				<-r.done
-			}
-		}
-	})
+	r := &haReplica{no: no, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	r.daemonProc = startServe(t, hw.dir, cfgPath, fmt.Sprintf("replica-%d", no), hw.daemonEnv())
 	r.client, err = httpapi.NewClient(r.url, hw.token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, fmt.Sprintf("replica %d answers /readyz", no), func() bool {
-		if !r.alive() {
-			t.Fatalf("replica %d exited before it was ready\n%s", no, hw.replicaTail(r))
-		}
-		resp, err := http.Get(r.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(t, r.daemonProc, r.url, fmt.Sprintf("replica %d", no), func() string { return hw.replicaTail(r) })
 	hw.replicas = append(hw.replicas, r)
 	return r
 }
 
 func (hw *haWorld) replicaTail(r *haReplica) string {
-	b, _ := os.ReadFile(r.log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return fmt.Sprintf("--- replica %d log (last lines) ---\n%s", r.no, strings.Join(lines, "\n"))
+	return logTail(r.log, fmt.Sprintf("replica %d log", r.no), 30)
 }
 
 func (hw *haWorld) holders() []*haReplica {

@@ -55,8 +55,8 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 		return f.delivered(exposure.EventID)
 	})
 
-	alerts := func(since time.Time) []fleetRecord {
-		var out []fleetRecord
+	alerts := func(since time.Time) []auditRecord {
+		var out []auditRecord
 		for _, rec := range f.audit(r) {
 			ev := rec.Event
 			if ev.Step == "alert" && ev.Outcome != "succeeded" && ev.Secret == s.name && !rec.Time.Before(since) {
@@ -107,13 +107,22 @@ func TestSecurityEventDuringOutage(t *testing.T) {
 	} else if k := f.key(s.env, cur.cred); k.Status != laki.StatusActive {
 		t.Errorf("the new AWSCURRENT key %s of %s is %s", cur.cred, s.name, k.Status)
 	}
-	succeeded := 0
-	for _, rec := range f.audit(r) {
-		if ev := rec.Event; ev.Secret == s.name && ev.Step == "rotation" && ev.Outcome == "succeeded" {
-			succeeded++
-			if ev.Cause != "compromise" {
-				t.Errorf("audit #%d: the rotation of %s succeeded as cause %q, want compromise", rec.Seq, s.name, ev.Cause)
+	rotations := func() []auditRecord {
+		var out []auditRecord
+		for _, rec := range f.audit(r) {
+			if ev := rec.Event; ev.Secret == s.name && ev.Step == "rotation" && ev.Outcome == "succeeded" {
+				out = append(out, rec)
 			}
+		}
+		return out
+	}
+	// The old key ends before the rotation's record is written.
+	eventually(t, 10*time.Second, "the rotation's success is audited", func() bool { return len(rotations()) > 0 })
+	succeeded := 0
+	for _, rec := range rotations() {
+		succeeded++
+		if rec.Event.Cause != "compromise" {
+			t.Errorf("audit #%d: the rotation of %s succeeded as cause %q, want compromise", rec.Seq, s.name, rec.Event.Cause)
 		}
 	}
 	if succeeded != 1 {

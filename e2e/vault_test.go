@@ -2,15 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/vaultserver"
@@ -37,11 +33,7 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 		t.Skip("end-to-end: starts devvault, lakisim and the daemon")
 	}
 	ctx := context.Background()
-	w := &world{t: t, dir: t.TempDir()}
-	w.port = freePort(t)
-	w.apiURL = fmt.Sprintf("http://127.0.0.1:%d", w.port)
-	w.token = secret.New("e2e-api-" + randomHex(t, 16))
-	w.remember(w.token.Reveal())
+	w := newBareWorld(t)
 	defer func() {
 		if t.Failed() {
 			t.Log(w.daemonTail())
@@ -76,27 +68,14 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	now := time.Now().UTC()
-	seedVault(vaultMgmt, secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
-		KeyID: sim.mgmtKeyID, Secret: w.mgmtKey, Scopes: sim.mgmtScopes, CreatedAt: now}, nil)
-	var key struct {
-		laki.APIKey
-		Secret string `json:"secret"`
-	}
-	w.simAdmin("POST", "/_sim/keys", map[string]any{
-		"environment": "production", "master_merchant_id": merchant, "name": "seed orders", "scopes": []string{"payments:read"},
-	}, &key)
-	w.remember(key.Secret)
-	managed := func(kind, policy string) map[string]string {
-		return map[string]string{inventory.TagManaged: "true", inventory.TagKind: kind, inventory.TagEnvironment: "production",
-			inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policy, inventory.TagOwners: "alice"}
-	}
-	seedVault(vaultAPIKey, secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
-		KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: now}, managed("api_key", "keys"))
-	hookTags := managed("webhook_secret", "hooks")
+	seedVault(vaultMgmt, apiKeyCredential(laki.Production, merchant, sim.mgmtKeyID, w.mgmtKey, sim.mgmtScopes), nil)
+	keyID, keyValue := createSimKey(t, w.simURL, laki.Production, merchant, "orders")
+	w.remember(keyValue.Reveal())
+	seedVault(vaultAPIKey, apiKeyCredential(laki.Production, merchant, keyID, keyValue, []string{"payments:read"}),
+		managedTags("api_key", laki.Production, merchant, "keys", "alice"))
+	hookTags := managedTags("webhook_secret", laki.Production, merchant, "hooks", "alice")
 	hookTags[inventory.TagEndpointID] = sim.endpointID
-	seedVault(vaultWebhook, secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: "production", MasterMerchantID: merchant,
-		EndpointID: sim.endpointID, SecretID: sim.webhookSecretID, Secret: w.whSec, CreatedAt: now}, hookTags)
+	seedVault(vaultWebhook, webhookCredential(laki.Production, merchant, sim.endpointID, sim.webhookSecretID, w.whSec), hookTags)
 
 	writeVaultWorldFiles(w, srv.Addr, srv.CAFile)
 	w.startDaemon()
@@ -128,14 +107,14 @@ func TestVaultStoreEndToEnd(t *testing.T) {
 			t.Fatalf("rotate %s: want exit 0\n%s\n%s", vaultAPIKey, res, w.daemonTail())
 		}
 		c, v := current(vaultAPIKey)
-		if c.KeyID == key.ID || v.ID == "kv-1" {
+		if c.KeyID == keyID || v.ID == "kv-1" {
 			t.Fatalf("AWSCURRENT is still the seeded key %s (version %s)", c.KeyID, v.ID)
 		}
 		if !w.whoami(c.Secret) {
 			t.Errorf("the new AWSCURRENT key does not authenticate")
 		}
-		if old := w.simKey(key.ID); old.Status != laki.StatusExpiring {
-			t.Errorf("old key %s is %s, want expiring (grace 1h)", key.ID, old.Status)
+		if old := w.simKey(keyID); old.Status != laki.StatusExpiring {
+			t.Errorf("old key %s is %s, want expiring (grace 1h)", keyID, old.Status)
 		}
 		prev, err := reader.Get(ctx, vaultAPIKey, secretstore.ByStage(secretstore.StagePrevious))
 		if err != nil || prev.ID != "kv-1" {
@@ -215,100 +194,20 @@ type vaultSim struct {
 // startVaultSim runs lakisim with one merchant, its production management
 // key and one webhook endpoint.
 func startVaultSim(w *world) vaultSim {
-	t := w.t
-	seed := fmt.Sprintf(`merchants:
-  - id: %s
-    keys:
-      - environment: production
-        name: lakirotator management (production)
-        scopes: [api_keys:read, api_keys:write, payments:read, webhooks:read, webhooks:write]
-    webhook_endpoints:
-      - environment: production
-        url: https://hooks.example.test/orders
-        enabled_events: [api_key.exposed]
-`, merchant)
-	seedPath := filepath.Join(w.dir, "seed.yaml")
-	writeFile(t, seedPath, seed)
-	credsPath := filepath.Join(w.dir, "sim-credentials.json")
-	logf, err := os.Create(filepath.Join(w.dir, "lakisim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin("lakisim"), "-addr", "127.0.0.1:0", "-seed", seedPath, "-credentials-out", credsPath, "-rate-limit", "-1", "-spike-threshold", "-1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	var creds struct {
-		AdminURL string `json:"admin_url"`
-		Keys     []struct {
-			KeyID  string   `json:"key_id"`
-			Secret string   `json:"secret"`
-			Scopes []string `json:"scopes"`
-		} `json:"keys"`
-		WebhookSecrets []struct {
-			EndpointID string `json:"endpoint_id"`
-			SecretID   string `json:"secret_id"`
-			Secret     string `json:"secret"`
-		} `json:"webhook_secrets"`
-	}
-	eventually(t, 20*time.Second, "lakisim writes its credentials file", func() bool {
-		b, err := os.ReadFile(credsPath)
-		return err == nil && json.Unmarshal(b, &creds) == nil
-	})
-	if len(creds.Keys) != 1 || len(creds.WebhookSecrets) != 1 {
-		t.Fatalf("lakisim seeded %d keys and %d webhook secrets, want 1 and 1", len(creds.Keys), len(creds.WebhookSecrets))
-	}
-	_ = os.Remove(credsPath)
-	w.simURL = strings.TrimSuffix(creds.AdminURL, "/_sim")
-	w.mgmtKey = secret.New(creds.Keys[0].Secret)
-	w.whSec = secret.New(creds.WebhookSecrets[0].Secret)
-	w.whID = creds.WebhookSecrets[0].EndpointID
-	w.remember(w.mgmtKey.Reveal(), w.whSec.Reveal())
+	creds := w.startOneMerchantSim("api_keys:read, api_keys:write, payments:read, webhooks:read, webhooks:write",
+		"https://hooks.example.test/orders", "api_key.exposed")
 	return vaultSim{mgmtKeyID: creds.Keys[0].KeyID, mgmtScopes: creds.Keys[0].Scopes,
 		endpointID: creds.WebhookSecrets[0].EndpointID, webhookSecretID: creds.WebhookSecrets[0].SecretID}
 }
 
 // writeVaultWorldFiles writes the policies and the config with store.kind: vault.
 func writeVaultWorldFiles(w *world, addr, caFile string) {
-	dir := filepath.Join(w.dir, "policies")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		w.t.Fatal(err)
-	}
-	writeFile(w.t, filepath.Join(dir, "keys.yaml"), `name: keys
-description: Rotated by triggers only during the test.
-kind: api_key
-scopes: [payments:read]
-environments: [production]
-max_age: 45d
-schedule: "0 3 1 * *"
-grace:
-  scheduled: 24h
-  personnel: 1h
-  compromise: 0s
-`)
-	writeFile(w.t, filepath.Join(dir, "hooks.yaml"), `name: hooks
-description: Webhook signing secrets, rotated by triggers only during the test.
-kind: webhook_secret
-environments: [production]
-max_age: 90d
-schedule: "0 2 1 * *"
-grace:
-  scheduled: 72h
-  personnel: 4h
-  compromise: 0s
-`)
+	writePolicy(w.t, w.dir, "keys", policyYAML("keys", "Rotated by triggers only during the test.",
+		"api_key", "45d", "0 3 1 * *", "24h", "1h"))
+	writePolicy(w.t, w.dir, "hooks", policyYAML("hooks", "Webhook signing secrets, rotated by triggers only during the test.",
+		"webhook_secret", "90d", "0 2 1 * *", "72h", "4h"))
 	writeFile(w.t, filepath.Join(w.dir, "api-token"), w.token.Reveal()+"\n")
-	cfg := fmt.Sprintf(`version: 1
-store:
-  kind: vault
-environments:
-  production:
+	environment := fmt.Sprintf(`  production:
     vault:
       address: %s
       ca_file: %s
@@ -324,32 +223,12 @@ environments:
         - id: %s
           management_key:
             secret: %s
-policies_dir: policies
-discovery:
-  enabled: true
-  refresh_interval: 1m
-engine:
-  workers: 4
-  attempts: 2
-  backoff_initial: 1s
-  backoff_max: 2s
-sweep:
-  schedule: "0 0 1 1 *"
-policy_scan:
-  schedule: "0 0 1 1 *"
-auth_watch:
-  poll_interval: 1h
-http:
-  listen: 127.0.0.1:%d
-  allow_plaintext: true
-  tokens:
-    - name: e2e-cli
-      token: {file: api-token}
-audit:
-  file: audit.jsonl
-log:
-  format: json
-  level: info
-`, addr, caFile, vaultMount, w.simURL, merchant, vaultMgmt, w.port)
+`, addr, caFile, vaultMount, w.simURL, merchant, vaultMgmt)
+	cfg := serveConfig{
+		environments: []string{environment},
+		store:        "vault",
+		engine:       "  workers: 4\n  attempts: 2\n  backoff_initial: 1s\n  backoff_max: 2s\n",
+		port:         w.port, tokenName: "e2e-cli", audit: "audit.jsonl",
+	}.yaml()
 	writeFile(w.t, filepath.Join(w.dir, "lakirotator.yaml"), cfg)
 }

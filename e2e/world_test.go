@@ -1,37 +1,26 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -120,19 +109,7 @@ func freePort(t *testing.T) int {
 
 // newWorld starts moto, the simulator, fake Slack and the daemon.
 func newWorld(t *testing.T) *world {
-	w := &world{t: t, dir: t.TempDir(), slack: newFakeSlack(t)}
-	w.moto = motoserver.Start(t)
-	w.port = freePort(t)
-	w.apiURL = fmt.Sprintf("http://127.0.0.1:%d", w.port)
-	w.token = secret.New("e2e-api-" + randomHex(t, 16))
-	w.signing = secret.New(randomHex(t, 20))
-	w.slackTk = secret.New("xoxb-e2e-" + randomHex(t, 12))
-	w.remember(w.token.Reveal(), w.signing.Reveal(), w.slackTk.Reveal())
-
-	w.sm = sm.New(sm.Options{
-		Region: motoserver.Region, BaseEndpoint: aws.String(w.moto),
-		Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, ""),
-	})
+	w := newMotoWorld(t)
 	w.startSim()
 	w.seedStore()
 	w.writePolicies()
@@ -141,90 +118,71 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
+// newBareWorld is a world with its directory, the daemon's port and API
+// token, and nothing running.
+func newBareWorld(t *testing.T) *world {
+	w := &world{t: t, dir: t.TempDir()}
+	w.port = freePort(t)
+	w.apiURL = fmt.Sprintf("http://127.0.0.1:%d", w.port)
+	w.token = secret.New("e2e-api-" + randomHex(t, 16))
+	w.remember(w.token.Reveal())
+	return w
+}
+
+// newMotoWorld adds moto and fake Slack to a bare world.
+func newMotoWorld(t *testing.T) *world {
+	w := newBareWorld(t)
+	w.slack = newFakeSlack(t)
+	w.moto = motoserver.Start(t)
+	w.signing = secret.New(randomHex(t, 20))
+	w.slackTk = secret.New("xoxb-e2e-" + randomHex(t, 12))
+	w.remember(w.signing.Reveal(), w.slackTk.Reveal())
+	w.sm = smClient(w.moto)
+	return w
+}
+
 // startSim runs lakisim with a seed: one merchant, a production management
 // key with exactly the scopes rotation needs here, and the security
 // webhook endpoint pointing at the daemon's receiver.
 func (w *world) startSim() {
-	t := w.t
+	creds := w.startOneMerchantSim("api_keys:read, api_keys:write, payments:read",
+		fmt.Sprintf("http://127.0.0.1:%d/v1/lakiconnect/events/production/%s", w.port, merchant), "api_key.exposed, security.auth_failure_spike")
+
+	// Management key secret and the security webhook signing secret.
+	w.createSecret(mgmtSecret, apiKeyCredential(laki.Production, merchant, creds.Keys[0].KeyID, w.mgmtKey, creds.Keys[0].Scopes), nil)
+	w.createSecret(webhookSecret, webhookCredential(laki.Production, merchant, w.whID, creds.WebhookSecrets[0].SecretID, w.whSec), nil)
+}
+
+// startOneMerchantSim runs lakisim seeded with the merchant, its
+// production management key with scopes, and one production webhook
+// endpoint at hookURL for events; the world takes the simulator's URL,
+// the management key and the endpoint's signing secret.
+func (w *world) startOneMerchantSim(scopes, hookURL, events string) simCredentials {
 	seed := fmt.Sprintf(`merchants:
   - id: %s
     keys:
       - environment: production
         name: lakirotator management (production)
-        scopes: [api_keys:read, api_keys:write, payments:read]
+        scopes: [%s]
     webhook_endpoints:
       - environment: production
-        url: http://127.0.0.1:%d/v1/lakiconnect/events/production/%s
-        enabled_events: [api_key.exposed, security.auth_failure_spike]
-`, merchant, w.port, merchant)
-	seedPath := filepath.Join(w.dir, "seed.yaml")
-	writeFile(t, seedPath, seed)
-	credsPath := filepath.Join(w.dir, "sim-credentials.json")
-	logf, err := os.Create(filepath.Join(w.dir, "lakisim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin("lakisim"), "-addr", "127.0.0.1:0", "-seed", seedPath, "-credentials-out", credsPath, "-rate-limit", "-1", "-spike-threshold", "-1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	var creds struct {
-		AdminURL string `json:"admin_url"`
-		Keys     []struct {
-			KeyID  string `json:"key_id"`
-			Secret string `json:"secret"`
-			Scopes []string
-		} `json:"keys"`
-		WebhookSecrets []struct {
-			EndpointID string `json:"endpoint_id"`
-			SecretID   string `json:"secret_id"`
-			Secret     string `json:"secret"`
-		} `json:"webhook_secrets"`
-	}
-	eventually(t, 20*time.Second, "lakisim writes its credentials file", func() bool {
-		b, err := os.ReadFile(credsPath)
-		return err == nil && json.Unmarshal(b, &creds) == nil
-	})
-	if len(creds.Keys) != 1 || len(creds.WebhookSecrets) != 1 {
-		t.Fatalf("lakisim seeded %d keys and %d webhook secrets, want 1 and 1", len(creds.Keys), len(creds.WebhookSecrets))
-	}
-	w.simURL = strings.TrimSuffix(creds.AdminURL, "/_sim")
+        url: %s
+        enabled_events: [%s]
+`, merchant, scopes, hookURL, events)
+	creds := startLakisim(w.t, w.dir, seed)
+	creds.requireOneEach(w.t)
+	w.simURL = creds.baseURL()
 	w.mgmtKey = secret.New(creds.Keys[0].Secret)
 	w.whSec = secret.New(creds.WebhookSecrets[0].Secret)
 	w.whID = creds.WebhookSecrets[0].EndpointID
 	w.remember(w.mgmtKey.Reveal(), w.whSec.Reveal())
-	_ = os.Remove(credsPath) // holds secrets; nothing else needs it
-
-	// Management key secret and the security webhook signing secret.
-	now := time.Now().UTC()
-	w.createSecret(mgmtSecret, secretstore.Credential{
-		Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
-		KeyID: creds.Keys[0].KeyID, Secret: w.mgmtKey, Scopes: creds.Keys[0].Scopes, CreatedAt: now,
-	}, nil)
-	w.createSecret(webhookSecret, secretstore.Credential{
-		Type: secretstore.TypeWebhookSecret, Environment: "production", MasterMerchantID: merchant,
-		EndpointID: w.whID, SecretID: creds.WebhookSecrets[0].SecretID, Secret: w.whSec, CreatedAt: now,
-	}, nil)
+	return creds
 }
 
 func (w *world) createSecret(name string, c secretstore.Credential, tags map[string]string) {
 	w.t.Helper()
-	v, err := c.Encode()
-	if err != nil {
-		w.t.Fatalf("encode %s: %v", name, err)
-	}
-	in := &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}
-	for k, val := range tags {
-		in.Tags = append(in.Tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(val)})
-	}
-	if _, err := w.sm.CreateSecret(context.Background(), in); err != nil {
-		w.t.Fatalf("CreateSecret %s: %v", name, err)
+	if err := createSecret(w.sm, name, c, tags); err != nil {
+		w.t.Fatal(err)
 	}
 }
 
@@ -232,127 +190,38 @@ func (w *world) createSecret(name string, c secretstore.Credential, tags map[str
 // stores it, tagged for discovery.
 func (w *world) seedStore() {
 	for _, mk := range managedKeys {
-		var key struct {
-			laki.APIKey
-			Secret string `json:"secret"`
-		}
-		w.simAdmin("POST", "/_sim/keys", map[string]any{
-			"environment": "production", "master_merchant_id": merchant, "name": "seed " + mk.name, "scopes": []string{"payments:read"},
-		}, &key)
-		w.remember(key.Secret)
-		w.createSecret(mk.name, secretstore.Credential{
-			Type: secretstore.TypeAPIKey, Environment: "production", MasterMerchantID: merchant,
-			KeyID: key.ID, Secret: secret.New(key.Secret), Scopes: []string{"payments:read"}, CreatedAt: time.Now().UTC(),
-		}, map[string]string{
-			inventory.TagManaged: "true", inventory.TagKind: "api_key", inventory.TagEnvironment: "production",
-			inventory.TagMasterMerchant: merchant, inventory.TagPolicy: mk.policy, inventory.TagOwners: strings.Join(mk.owners, " "),
-		})
+		w.seedKey(mk.name, mk.policy, mk.owners...)
 	}
 }
 
+// seedKey creates a key at the simulator and stores it under name as a
+// managed API key of policy; it returns the key's id.
+func (w *world) seedKey(name, policy string, owners ...string) string {
+	w.t.Helper()
+	id, value := createSimKey(w.t, w.simURL, laki.Production, merchant, name)
+	w.remember(value.Reveal())
+	w.createSecret(name, apiKeyCredential(laki.Production, merchant, id, value, []string{"payments:read"}),
+		managedTags("api_key", laki.Production, merchant, policy, owners...))
+	return id
+}
+
 func (w *world) writePolicies() {
-	dir := filepath.Join(w.dir, "policies")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		w.t.Fatal(err)
-	}
-	writeFile(w.t, filepath.Join(dir, "fast.yaml"), `name: fast
-description: Rotated every few seconds, so that a scheduled rotation happens during the test.
-kind: api_key
-scopes: [payments:read]
-environments: [production]
-max_age: 1d
-schedule: "@every 15s"
-grace:
-  scheduled: 24h
-  personnel: 1h
-  compromise: 0s
-`)
-	writeFile(w.t, filepath.Join(dir, "steady.yaml"), `name: steady
-description: Not due during the test; rotated by triggers only.
-kind: api_key
-scopes: [payments:read]
-environments: [production]
-max_age: 45d
-schedule: "0 3 1 * *"
-grace:
-  scheduled: 24h
-  personnel: 1h
-  compromise: 0s
-`)
+	writePolicy(w.t, w.dir, "fast", policyYAML("fast", "Rotated every few seconds, so that a scheduled rotation happens during the test.",
+		"api_key", "1d", "@every 15s", "24h", "1h"))
+	writePolicy(w.t, w.dir, "steady", policyYAML("steady", "Not due during the test; rotated by triggers only.",
+		"api_key", "45d", "0 3 1 * *", "24h", "1h"))
 }
 
 func (w *world) writeConfig() {
 	writeFile(w.t, filepath.Join(w.dir, "api-token"), w.token.Reveal()+"\n")
-	cfg := fmt.Sprintf(`version: 1
-environments:
-  production:
-    aws:
-      region: %s
-      endpoint: %s
-      max_attempts: 3
-      timeout: 10s
-    lakiconnect:
-      base_url: %s/production/v1
-      timeout: 10s
-      master_merchants:
-        - id: %s
-          management_key:
-            secret: %s
-          security_webhook:
-            endpoint_id: %s
-            secret: %s
-store:
-  kind: aws
-policies_dir: policies
-discovery:
-  enabled: true
-  refresh_interval: 1m
-engine:
-  workers: 8
-  attempts: 2
-  max_failures: 5
-  backoff_initial: 1s
-  backoff_max: 2s
-sweep:
-  schedule: "0 0 1 1 *"
-policy_scan:
-  schedule: "0 0 1 1 *"
-auth_watch:
-  poll_interval: 1h
-notifications:
-  slack:
-    api_url: %s/
-    token: {env: E2E_SLACK_TOKEN}
-    signing_secret: {env: E2E_SLACK_SIGNING_SECRET}
-    channel: "%s"
-    allowed_users: [%s]
-  people:
-    alice: U0ALICE01
-  receivers:
-    - name: rotations
-      kind: slack
-    - name: security
-      kind: slack
-      channel: "%s"
-  routes:
-    - match: {steps: [rotation], outcomes: [succeeded, failed]}
-      receiver: rotations
-    - match: {causes: [compromise], severities: [critical]}
-      receiver: security
-  dedup_window: 0s
-http:
-  listen: 127.0.0.1:%d
-  allow_plaintext: true
-  tokens:
-    - name: e2e-cli
-      token: {file: api-token}
-audit:
-  file: audit.jsonl
-log:
-  format: json
-  level: info
-`, motoserver.Region, w.moto, w.simURL, merchant, mgmtSecret, w.whID, webhookSecret,
-		w.slack.srv.URL, rotationsChan, slackUser, securityChan, w.port)
+	cfg := serveConfig{
+		environments: []string{awsEnvironment(laki.Production, w.moto, "", w.simURL, merchant, mgmtSecret, w.whID, webhookSecret)},
+		store:        "aws",
+		engine:       "  workers: 8\n  attempts: 2\n  max_failures: 5\n  backoff_initial: 1s\n  backoff_max: 2s\n",
+		notifications: slackNotifications(w.slack.URL, rotationsChan, securityChan, "{causes: [compromise], severities: [critical]}",
+			"  people:\n    alice: U0ALICE01\n"),
+		port: w.port, tokenName: "e2e-cli", audit: "audit.jsonl",
+	}.yaml()
 	writeFile(w.t, filepath.Join(w.dir, "lakirotator.yaml"), cfg)
 }
 
@@ -363,102 +232,31 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// daemonProc is one run of `lakirotator serve`.
-type daemonProc struct {
-	cmd    *exec.Cmd
-	log    string // stderr file (JSON log)
-	out    string // stdout file
-	done   chan struct{}
-	exitOK bool
-	code   int
-}
-
 func (w *world) daemonEnv() []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
-		"AWS_ACCESS_KEY_ID=" + motoserver.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + motoserver.SecretAccessKey,
-		"AWS_REGION=" + motoserver.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"E2E_SLACK_TOKEN=" + w.slackTk.Reveal(), "E2E_SLACK_SIGNING_SECRET=" + w.signing.Reveal(),
-	}
+	return serveEnv(w.dir, w.slackTk, w.signing)
 }
 
 func (w *world) startDaemon() {
-	t := w.t
+	w.mu.Lock()
 	w.daemonNo++
-	d := &daemonProc{
-		log:  filepath.Join(w.dir, fmt.Sprintf("daemon-%d.stderr.log", w.daemonNo)),
-		out:  filepath.Join(w.dir, fmt.Sprintf("daemon-%d.stdout.log", w.daemonNo)),
-		done: make(chan struct{}),
-	}
-	errf, err := os.Create(d.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outf, err := os.Create(d.out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(bin("lakirotator"), "serve", "--config", filepath.Join(w.dir, "lakirotator.yaml"))
-	d.cmd.Env = w.daemonEnv()
-	d.cmd.Stdout, d.cmd.Stderr = outf, errf
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		d.exitOK = err == nil
-		errf.Close()
-		outf.Close()
-		close(d.done)
-	}()
+	n := w.daemonNo
+	w.mu.Unlock()
+	d := startServe(w.t, w.dir, filepath.Join(w.dir, "lakirotator.yaml"), fmt.Sprintf("daemon-%d", n), w.daemonEnv())
 	w.mu.Lock()
 	w.daemon = d
 	w.mu.Unlock()
-	// However the test ends, no daemon outlives it.
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-			return
-		default:
-		}
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(30 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	eventually(t, 30*time.Second, "the daemon answers /readyz", func() bool {
-		select {
-		case <-d.done:
-			t.Fatalf("the daemon exited with %d before it was ready\n%s", d.code, w.daemonTail())
-		default:
-		}
-		resp, err := http.Get(w.apiURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(w.t, d, w.apiURL, "the daemon", w.daemonTail)
 }
 
 // stopDaemon sends SIGTERM and waits up to bound for a clean exit.
 func (w *world) stopDaemon(bound time.Duration) (exitCode int, took time.Duration) {
 	d := w.daemon
 	start := time.Now()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-		return d.code, time.Since(start)
-	case <-time.After(bound):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	if !d.terminate(bound) {
 		w.t.Fatalf("the daemon did not exit within %s of SIGTERM\n%s", bound, w.daemonTail())
 		return -1, bound
 	}
+	return d.code, time.Since(start)
 }
 
 // daemonTail is the end of the current daemon's log, for failure messages.
@@ -469,12 +267,7 @@ func (w *world) daemonTail() string {
 	if d == nil {
 		return ""
 	}
-	b, _ := os.ReadFile(d.log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return "--- daemon log (last lines) ---\n" + strings.Join(lines, "\n")
+	return logTail(d.log, "daemon log", 40)
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -537,46 +330,14 @@ func (w *world) apiArgs() []string {
 // simAdmin calls the simulator's admin API.
 func (w *world) simAdmin(method, path string, body, out any) {
 	w.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, w.simURL+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatalf("lakisim %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		w.t.Fatalf("lakisim %s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			w.t.Fatalf("lakisim %s %s: %v", method, path, err)
-		}
-	}
+	callSimAdmin(w.t, w.simURL, method, path, body, out)
 }
 
 // simAPI calls the production Management API with a key; it returns the status.
 func (w *world) simAPI(key secret.Value, method, path string, out any) int {
 	w.t.Helper()
-	req, _ := http.NewRequest(method, w.simURL+"/production/v1"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+key.Reveal())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatalf("lakisim %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			w.t.Fatalf("lakisim %s %s: %v", method, path, err)
-		}
-	}
-	return resp.StatusCode
+	st, _ := callSimAPI(w.t, w.simURL, laki.Production, key, method, path, out)
+	return st
 }
 
 func (w *world) simKey(id string) laki.APIKey {
@@ -591,23 +352,11 @@ func (w *world) simKey(id string) laki.APIKey {
 // simKeys lists every key of the merchant at the simulator.
 func (w *world) simKeys() []laki.APIKey {
 	w.t.Helper()
-	var all []laki.APIKey
-	after := ""
-	for {
-		path := "/api_keys?limit=100"
-		if after != "" {
-			path += "&starting_after=" + url.QueryEscape(after)
-		}
-		var page lakiconnect.List[laki.APIKey]
-		if st := w.simAPI(w.mgmtKey, "GET", path, &page); st != 200 {
+	return allSimKeys(func(path string, page *lakiconnect.List[laki.APIKey]) {
+		if st := w.simAPI(w.mgmtKey, "GET", path, page); st != 200 {
 			w.t.Fatalf("GET %s: status %d", path, st)
 		}
-		all = append(all, page.Data...)
-		if !page.HasMore || len(page.Data) == 0 {
-			return all
-		}
-		after = page.Data[len(page.Data)-1].ID
-	}
+	})
 }
 
 // stored reads a stage of a secret with the SDK and remembers its value.
@@ -648,32 +397,21 @@ func (w *world) whoami(key secret.Value) bool {
 // auditRecords reads the daemon's audit file.
 func (w *world) auditRecords() []auditRecord {
 	w.t.Helper()
-	f, err := os.Open(filepath.Join(w.dir, "audit.jsonl"))
+	recs, err := readJSONLines[auditRecord](filepath.Join(w.dir, "audit.jsonl"))
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
 		w.t.Fatal(err)
-	}
-	defer f.Close()
-	var recs []auditRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		var r auditRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			continue // a line being written
-		}
-		recs = append(recs, r)
 	}
 	return recs
 }
 
+// auditRecord is one record of a daemon's audit file.
 type auditRecord struct {
-	Seq   uint64 `json:"seq"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
 	Event struct {
 		Step      string            `json:"step"`
 		Outcome   string            `json:"outcome"`
+		Severity  string            `json:"severity"`
 		Secret    string            `json:"secret"`
 		Cause     string            `json:"cause"`
 		Source    string            `json:"source"`
@@ -683,6 +421,7 @@ type auditRecord struct {
 		KeyLast4  string            `json:"key_last4"`
 		Error     string            `json:"error"`
 		TriggerID string            `json:"trigger_id"`
+		VersionID string            `json:"version_id"`
 		Details   map[string]string `json:"details"`
 	} `json:"event"`
 }
@@ -712,111 +451,44 @@ func (w *world) auditTail() string {
 
 // slackSign signs a slash command body the way Slack does.
 func slackSign(secretKey secret.Value, ts, body string) string {
-	m := hmac.New(sha256.New, []byte(secretKey.Reveal()))
-	m.Write([]byte("v0:" + ts + ":" + body))
-	return "v0=" + hex.EncodeToString(m.Sum(nil))
+	return fakeslack.Signature(secretKey.Reveal(), ts, body)
 }
 
 // fakeSlack stands in for Slack's Web API and records every message.
-type fakeSlack struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	msgs []slackMessage
-	raw  []string
-	auth []string
-}
+type fakeSlack struct{ *fakeslack.Server }
 
-type slackMessage struct {
-	Channel string
-	Text    string
-	Blocks  []map[string]any
-}
+// slackMessage is one chat.postMessage.
+type slackMessage struct{ fakeslack.Message }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var msg slackMessage
-		var blocks string
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			var m struct {
-				Channel string           `json:"channel"`
-				Text    string           `json:"text"`
-				Blocks  []map[string]any `json:"blocks"`
-			}
-			_ = json.Unmarshal(body, &m)
-			msg = slackMessage{Channel: m.Channel, Text: m.Text, Blocks: m.Blocks}
-		} else {
-			form, _ := url.ParseQuery(string(body))
-			msg = slackMessage{Channel: form.Get("channel"), Text: form.Get("text")}
-			blocks = form.Get("blocks")
-			_ = json.Unmarshal([]byte(blocks), &msg.Blocks)
-		}
-		f.mu.Lock()
-		f.raw = append(f.raw, r.URL.Path+" "+string(body))
-		f.auth = append(f.auth, r.Header.Get("Authorization"))
-		if strings.HasSuffix(r.URL.Path, "chat.postMessage") {
-			f.msgs = append(f.msgs, msg)
-		}
-		n := len(f.msgs)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"ok":true,"channel":"C0E2E","ts":"1700000000.%06d"}`, n)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
+	return &fakeSlack{fakeslack.Start(t, fakeslack.Options{Channel: "C0E2E"})}
 }
 
 func (f *fakeSlack) messages() []slackMessage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]slackMessage(nil), f.msgs...)
+	var out []slackMessage
+	for _, m := range f.Messages() {
+		out = append(out, slackMessage{m})
+	}
+	return out
+}
+
+// raw is every call as "path body", for the leak scan.
+func (f *fakeSlack) raw() []string {
+	var out []string
+	for _, c := range f.Calls() {
+		out = append(out, c.Path+" "+c.Body)
+	}
+	return out
 }
 
 // header is the message's header block text.
-func (m slackMessage) header() string {
-	for _, b := range m.Blocks {
-		if b["type"] == "header" {
-			if t, ok := b["text"].(map[string]any); ok {
-				s, _ := t["text"].(string)
-				return s
-			}
-		}
-	}
-	return ""
-}
+func (m slackMessage) header() string { return m.Header() }
 
 // fields maps each "*Label*\nvalue" section field to its value.
-func (m slackMessage) fields() map[string]string {
-	out := map[string]string{}
-	for _, b := range m.Blocks {
-		fs, _ := b["fields"].([]any)
-		for _, f := range fs {
-			fm, _ := f.(map[string]any)
-			s, _ := fm["text"].(string)
-			label, value, ok := strings.Cut(s, "\n")
-			if ok {
-				out[strings.Trim(label, "*")] = value
-			}
-		}
-	}
-	return out
-}
+func (m slackMessage) fields() map[string]string { return m.Fields() }
 
 // sections are the texts of section blocks without fields.
-func (m slackMessage) sections() []string {
-	var out []string
-	for _, b := range m.Blocks {
-		if b["type"] != "section" {
-			continue
-		}
-		if t, ok := b["text"].(map[string]any); ok {
-			s, _ := t["text"].(string)
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (m slackMessage) sections() []string { return m.Sections() }
 
 func (f *fakeSlack) find(match func(slackMessage) bool) []slackMessage {
 	var out []slackMessage

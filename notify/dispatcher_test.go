@@ -177,12 +177,18 @@ func TestDispatcherDigestFlushesOnInterval(t *testing.T) {
 	assert.Contains(t, digest.Title, "3 routine updates")
 }
 
-func TestDispatcherSuppressesRepeatsWithinWindow(t *testing.T) {
-	team := newRecorder()
-	c := clock.NewFake(t0)
-	m := &countMetrics{}
+// newDedupDispatcher routes everything to one receiver, team, and
+// suppresses repeats within 10 minutes on the fake clock c; m counts.
+func newDedupDispatcher(t *testing.T) (team *recorder, c *clock.Fake, m *countMetrics, d *Dispatcher) {
+	t.Helper()
+	team, c, m = newRecorder(), clock.NewFake(t0), &countMetrics{}
 	d, err := NewDispatcher(Config{Receivers: map[string]Notifier{"team": team}, Routes: []Route{{Receiver: "team"}}, Clock: c, DedupWindow: 10 * time.Minute, Metrics: m})
 	require.NoError(t, err)
+	return team, c, m, d
+}
+
+func TestDispatcherSuppressesRepeatsWithinWindow(t *testing.T) {
+	team, c, m, d := newDedupDispatcher(t)
 	ctx := context.Background()
 	e := ev("prod/pay", events.StepAlert, events.OutcomeWarning, events.SeverityWarning, "production")
 	e.Reason = "old key still in use"
@@ -204,11 +210,7 @@ func TestDispatcherSuppressesRepeatsWithinWindow(t *testing.T) {
 // Two rotations of one secret within the window are two messages; the same
 // rotation's same outcome twice (a retry's second failure) is one.
 func TestDispatcherDeduplicatesByRotationNotBySecret(t *testing.T) {
-	team := newRecorder()
-	c := clock.NewFake(t0)
-	m := &countMetrics{}
-	d, err := NewDispatcher(Config{Receivers: map[string]Notifier{"team": team}, Routes: []Route{{Receiver: "team"}}, Clock: c, DedupWindow: 10 * time.Minute, Metrics: m})
-	require.NoError(t, err)
+	team, c, m, d := newDedupDispatcher(t)
 	ctx := context.Background()
 	first := ev("prod/pay", events.StepRotation, events.OutcomeSucceeded, events.SeverityInfo, "production")
 	first.VersionID, first.KeyID = "version-one-0123456789abcdef0123", "key_first"

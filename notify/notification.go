@@ -29,15 +29,15 @@ func (f NotifierFunc) Notify(ctx context.Context, n Notification) (bool, error) 
 // Notification is what people are told about one event (or, for a digest,
 // about several). It holds ids shortened to their last 4 and no secret value.
 type Notification struct {
-	Time        time.Time
-	Title       string
-	Severity    events.Severity
-	Step        events.Step
-	Outcome     events.Outcome
-	Secret      string
-	Kind        string
-	Environment string
-	Merchant    string
+	Time             time.Time
+	Title            string
+	Severity         events.Severity
+	Step             events.Step
+	Outcome          events.Outcome
+	Secret           string
+	Kind             string
+	Environment      string
+	MasterMerchantID string
 	// KeyID and PreviousKeyID are the LakiConnect key ids, shortened to "…abcd".
 	KeyID         string
 	PreviousKeyID string
@@ -66,7 +66,7 @@ func FromEvent(e events.Event) Notification {
 	t := describe(e)
 	n := Notification{
 		Time: e.Time, Title: t.title, Severity: e.Severity, Step: e.Step, Outcome: e.Outcome,
-		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, Merchant: e.MasterMerchantID,
+		Secret: e.Secret, Kind: e.Kind, Environment: e.Environment, MasterMerchantID: e.MasterMerchantID,
 		KeyID: laki.ShortID(e.KeyID), PreviousKeyID: laki.ShortID(e.PreviousKeyID), KeyLast4: e.KeyLast4,
 		Cause: e.Cause, Source: e.Source, Actor: e.Actor, Reason: e.Reason,
 		Duration: e.Duration, Error: e.Error, Summary: t.summary, NextSteps: t.next, TriggerID: e.TriggerID,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,28 +56,7 @@ func TestCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
-				keys := h.rotatorKeys(laki.Sandbox, ms.Name)
-				if len(keys) != 1 {
-					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
-				}
-				cur := h.current(ms.Name)
-				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
-					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
-				}
-				if _, err := h.whoami(laki.Sandbox, cur.Secret); err != nil {
-					t.Fatalf("current key does not work: %v", err)
-				}
-				ok := h.key(old.KeyID)
-				switch cause {
-				case events.CauseCompromise:
-					if ok.Status != laki.StatusRevoked {
-						t.Fatalf("compromised key is %s, want revoked", ok.Status)
-					}
-				default:
-					if ok.Status != laki.StatusExpiring {
-						t.Fatalf("old key is %s, want expiring", ok.Status)
-					}
-				}
+				h.requireRolledForward(ms.Name, res, h.current(ms.Name), old, cause)
 				vid := rotator.VersionID("arn:aws:secretsmanager:eu-west-1:123456789012:secret:svc/crash-AbCdEf", "trigger-1")
 				st := h.store.stages(ms.Name)
 				if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) || len(st) != 2 {
@@ -104,31 +82,11 @@ func TestTwoEnginesSameSlotConverge(t *testing.T) {
 		secrets = append(secrets, h.seedKey(fmt.Sprintf("svc/r%d", i), inventory.KindAPIKey, laki.Sandbox, apiScopes))
 	}
 	a, b := h.engine(nil), h.engine(nil)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*len(secrets))
-	for _, e := range []*rotator.Engine{a, b} {
-		for _, ms := range secrets {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z")); err != nil {
-					errs <- err
-				}
-			}()
-		}
-	}
-	h.settling(wg.Wait) // the replica whose create was replayed waits, then follows
-	close(errs)
-	for err := range errs {
+	for _, err := range h.rotateAsReplicas([]*rotator.Engine{a, b}, secrets, "2026-06-01T09:00:00Z") {
 		t.Errorf("replica error: %v", err)
 	}
 	for _, ms := range secrets {
-		keys := h.rotatorKeys(laki.Sandbox, ms.Name)
-		cur := h.current(ms.Name)
-		if len(keys) != 1 || keys[0].ID != cur.KeyID {
-			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)
-		}
+		h.requireOneRotatorKey(ms.Name, h.current(ms.Name))
 		if _, v := h.store.peek(ms.Name, secretstore.StagePending); v == "" {
 			t.Fatalf("%s: no AWSPENDING label", ms.Name)
 		}

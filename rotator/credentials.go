@@ -77,3 +77,15 @@ func sortedScopes(s []laki.Scope) []laki.Scope {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// decode checks a stored version read by the caller (see read).
+func (e *Engine) decode(ms inventory.ManagedSecret, v secretstore.Version, step string) (secretstore.Credential, error) {
+	c, err := secretstore.DecodeCredential(ms.Name, v.Value)
+	if err != nil {
+		return secretstore.Credential{}, stepErr(ms.Name, step, err)
+	}
+	if err := matches(ms, c); err != nil {
+		return secretstore.Credential{}, permanent(ms.Name, step, "version %s: %v", v.ID, err)
+	}
+	return c, nil
+}

@@ -60,8 +60,8 @@ func newHarness(t *testing.T, opts ...lakisimtest.Option) *harness {
 }
 
 // fixtureKeys are the fixture's management keys, one per environment.
-func (h *harness) fixtureKeys() map[lakiconnect.Merchant]lakiconnect.KeySource {
-	return map[lakiconnect.Merchant]lakiconnect.KeySource{
+func (h *harness) fixtureKeys() map[laki.Merchant]lakiconnect.KeySource {
+	return map[laki.Merchant]lakiconnect.KeySource{
 		{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}:    lakiconnect.StaticKey(h.fx.SandboxKey),
 		{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: lakiconnect.StaticKey(h.fx.ProductionKey),
 	}
@@ -93,7 +93,7 @@ func (h *harness) client(env laki.Environment, key secret.Value, mods ...func(*l
 
 // source is the engine's issuers over the simulator, one client per
 // environment (mods set its rate limit, for one) and the keys given.
-func (h *harness) source(keys map[lakiconnect.Merchant]lakiconnect.KeySource, mods ...func(*lakiconnect.Config)) rotator.IssuerSource {
+func (h *harness) source(keys map[laki.Merchant]lakiconnect.KeySource, mods ...func(*lakiconnect.Config)) rotator.IssuerSource {
 	m, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{
 		laki.Sandbox:    h.client(laki.Sandbox, h.fx.SandboxKey, mods...),
 		laki.Production: h.client(laki.Production, h.fx.ProductionKey, mods...),

@@ -22,7 +22,7 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 			mgmt := h.seedKey("rotator/mgmt", inventory.KindManagementKey, laki.Sandbox, laki.AllScopes)
 			oldMgmt := h.current(mgmt.Name)
 			keys := rotator.NewManagementKeySource(h.store, mgmt.Name, time.Hour, h.fx.Clock)
-			h.src = h.source(map[lakiconnect.Merchant]lakiconnect.KeySource{
+			h.src = h.source(map[laki.Merchant]lakiconnect.KeySource{
 				{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys,
 			})
 			var apps []inventory.ManagedSecret

@@ -56,7 +56,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 	}
 	seed := sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(endpoint), Credentials: creds}, seedOpts...)
 	b := &motoBatch{h: h, store: store, counter: counter, fault: fault}
-	keys := map[lakiconnect.Merchant]lakiconnect.KeySource{}
+	keys := map[laki.Merchant]lakiconnect.KeySource{}
 	var merchant string
 	ctx := context.Background()
 	for i := range n {
@@ -67,7 +67,7 @@ func newMotoBatch(t *testing.T, n, perMerchant int, fault *awsfault.Injector) *m
 				t.Fatal(err)
 			}
 			h.keep(mk.Secret)
-			keys[lakiconnect.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}] = lakiconnect.StaticKey(mk.Secret)
+			keys[laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}] = lakiconnect.StaticKey(mk.Secret)
 		}
 		name := fmt.Sprintf("%s/svc-%03d", strings.ReplaceAll(t.Name(), "/", "-"), i)
 		k, err := h.fx.Sim.CreateKey(laki.Sandbox, merchant, name, apiScopes)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,24 +135,7 @@ func TestVaultCrashAtEveryStepThenRestartRollsForward(t *testing.T) {
 				if err != nil {
 					t.Fatalf("restart: %v", err)
 				}
-				keys := h.rotatorKeys(laki.Sandbox, ms.Name)
-				if len(keys) != 1 {
-					t.Fatalf("%d keys made for one rotation, want 1", len(keys))
-				}
-				cur := h.vaultCurrent(ms.Name)
-				if cur.KeyID != keys[0].ID || res.KeyID != cur.KeyID {
-					t.Fatalf("AWSCURRENT holds %s, the rotation made %s (result %s)", cur.KeyID, keys[0].ID, res.KeyID)
-				}
-				if _, err := h.whoami(laki.Sandbox, cur.Secret); err != nil {
-					t.Fatalf("current key does not work: %v", err)
-				}
-				want := laki.StatusExpiring
-				if cause == events.CauseCompromise {
-					want = laki.StatusRevoked
-				}
-				if got := h.key(old.KeyID).Status; got != want {
-					t.Fatalf("old key is %s, want %s", got, want)
-				}
+				h.requireRolledForward(ms.Name, res, h.vaultCurrent(ms.Name), old, cause)
 				vid := rotator.VersionID(h.vs.ARN(ms.Name), "trigger-1")
 				st := h.vaultStages(ms.Name)
 				if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) || len(st) != 2 || !slices.Equal(st["kv-1"], []string{"AWSPREVIOUS"}) {
@@ -179,31 +161,11 @@ func TestVaultTwoEnginesSameSlotConverge(t *testing.T) {
 		secrets = append(secrets, h.seedVaultKey(vaultName(fmt.Sprintf("r%d", i))))
 	}
 	a, b := h.engineOn(vaultStore(t, srv), nil), h.engineOn(vaultStore(t, srv), nil)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*len(secrets))
-	for _, e := range []*rotator.Engine{a, b} {
-		for _, ms := range secrets {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := e.Rotate(ctx, ms, basePolicy(), scheduled("2026-06-01T09:00:00Z")); err != nil {
-					errs <- err
-				}
-			}()
-		}
-	}
-	h.settling(wg.Wait) // the replica whose create was replayed waits, then follows
-	close(errs)
-	for err := range errs {
+	for _, err := range h.rotateAsReplicas([]*rotator.Engine{a, b}, secrets, "2026-06-01T09:00:00Z") {
 		t.Errorf("replica error: %v", err)
 	}
 	for _, ms := range secrets {
-		keys := h.rotatorKeys(laki.Sandbox, ms.Name)
-		cur := h.vaultCurrent(ms.Name)
-		if len(keys) != 1 || keys[0].ID != cur.KeyID {
-			t.Fatalf("%s: %d keys, current %s", ms.Name, len(keys), cur.KeyID)
-		}
+		h.requireOneRotatorKey(ms.Name, h.vaultCurrent(ms.Name))
 		st := h.vaultStages(ms.Name)
 		vid := rotator.VersionID(h.vs.ARN(ms.Name), "2026-06-01T09:00:00Z")
 		if !slices.Equal(st[vid], []string{"AWSCURRENT", "AWSPENDING"}) {

@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,25 +97,51 @@ func goFuncStrings(t *testing.T, path, name string) map[string]bool {
 	return out
 }
 
-// evalStrings evaluates e (literals, locals of m, for-expressions, join)
+// evalExpr evaluates e (literals, locals of m, for-expressions, join)
 // to a list or a single string.
 func evalExpr(t *testing.T, m *module, e hclsyntax.Expression) cty.Value {
 	t.Helper()
+	return evalWithVars(t, m, e, nil, nil)
+}
+
+// evalWithVars evaluates e like evalExpr, reading var.NAME from vars or
+// else the variable's default, each.key and each.value from each, with the
+// few functions the locals call.
+func evalWithVars(t *testing.T, m *module, e hclsyntax.Expression, vars, each map[string]cty.Value) cty.Value {
+	t.Helper()
 	locals := map[string]cty.Value{}
+	inputs := map[string]cty.Value{}
 	for _, tr := range e.Variables() {
-		if tr.RootName() != "local" {
-			continue
-		}
 		name := tr[1].(hcl.TraverseAttr).Name
-		a, ok := m.Locals[name]
-		if !ok {
-			t.Fatalf("%s: local.%s is not declared", tr.SourceRange(), name)
+		switch tr.RootName() {
+		case "local":
+			a, ok := m.Locals[name]
+			if !ok {
+				t.Fatalf("%s: local.%s is not declared", tr.SourceRange(), name)
+			}
+			locals[name] = evalWithVars(t, m, a.Expr, vars, nil)
+		case "var":
+			if v, ok := vars[name]; ok {
+				inputs[name] = v
+				continue
+			}
+			b, ok := m.Variables[name]
+			if !ok {
+				t.Fatalf("%s: var.%s is not declared", tr.SourceRange(), name)
+			}
+			d, ok := b.Body.Attributes["default"]
+			if !ok {
+				t.Fatalf("%s: var.%s has no default: the test must give it a value", tr.SourceRange(), name)
+			}
+			inputs[name] = evalWithVars(t, m, d.Expr, nil, nil)
 		}
-		locals[name] = evalExpr(t, m, a.Expr)
 	}
 	ctx := &hcl.EvalContext{
-		Variables: map[string]cty.Value{"local": cty.ObjectVal(locals)},
-		Functions: map[string]function.Function{"join": stdlib.JoinFunc, "jsonencode": stdlib.JSONEncodeFunc},
+		Variables: map[string]cty.Value{"local": cty.ObjectVal(locals), "var": cty.ObjectVal(inputs), "each": cty.ObjectVal(each)},
+		Functions: map[string]function.Function{
+			"join": stdlib.JoinFunc, "jsonencode": stdlib.JSONEncodeFunc,
+			"merge": stdlib.MergeFunc, "ceil": stdlib.CeilFunc, "replace": stdlib.ReplaceFunc,
+		},
 	}
 	v, diags := e.Value(ctx)
 	if diags.HasErrors() {
@@ -524,14 +551,123 @@ func TestAlarmsMatchTheDaemonsLogLines(t *testing.T) {
 			}
 		}
 	}
-	// Every alarm's metric is fed by a filter.
-	for key, b := range m.Resources {
-		if !strings.HasPrefix(key, "aws_cloudwatch_metric_alarm.") {
+	// Every alarm's metric is fed by a filter, with and without the dead-man
+	// alarm (which exists only when the longest schedule fits 7 days).
+	unfed := map[string]bool{}
+	for _, hours := range []int64{24, 24 * 30} {
+		for key, b := range m.Resources {
+			if !strings.HasPrefix(key, "aws_cloudwatch_metric_alarm.") {
+				continue
+			}
+			for id, name := range resourceInstances(t, m, b, "metric_name", alarmTestVars(hours)) {
+				if !metrics[name] {
+					unfed[fmt.Sprintf("%s: %s%s reads metric %q, which no metric filter publishes", b.DefRange(), key, id, name)] = true
+				}
+			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(unfed)) {
+		t.Error(p)
+	}
+}
+
+// alarmTestVars are the alarms module's required inputs, as the example
+// sets them for the sandbox.
+func alarmTestVars(longestScheduleHours int64) map[string]cty.Value {
+	return map[string]cty.Value{
+		"name":                   cty.StringVal("lakirotator-sandbox"),
+		"environment":            cty.StringVal("sandbox"),
+		"longest_schedule_hours": cty.NumberIntVal(longestScheduleHours),
+	}
+}
+
+// resourceInstances evaluates the attribute attr of resource block b for
+// each of its instances, by instance key ("" for a single resource, `["k"]`
+// for a for_each instance).
+func resourceInstances(t *testing.T, m *module, b *hclsyntax.Block, attr string, vars map[string]cty.Value) map[string]string {
+	t.Helper()
+	a, ok := b.Body.Attributes[attr]
+	if !ok {
+		t.Fatalf("%s: no %s", b.DefRange(), attr)
+	}
+	out := map[string]string{}
+	fe, ok := b.Body.Attributes["for_each"]
+	if !ok {
+		out[""] = evalWithVars(t, m, a.Expr, vars, nil).AsString()
+		return out
+	}
+	for it := evalWithVars(t, m, fe.Expr, vars, nil).ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		each := map[string]cty.Value{"key": k, "value": v}
+		out[fmt.Sprintf("[%q]", k.AsString())] = evalWithVars(t, m, a.Expr, vars, each).AsString()
+	}
+	return out
+}
+
+// The alarms the module makes are the ones its README lists, and every
+// moved block moves an old alarm onto one of them.
+func TestAlarmsAreTheDocumentedOnes(t *testing.T) {
+	const dir = "modules/alarms"
+	m := mustLoad(t, dir)
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, row := range regexp.MustCompile("(?m)^\\| `<name>-([a-z-]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+		documented = append(documented, "lakirotator-sandbox-"+row[1])
+	}
+	sort.Strings(documented)
+	if len(documented) < 5 {
+		t.Fatalf("%s/README.md lists %d alarms in its table; the table's rows are | `<name>-...` | ... |", dir, len(documented))
+	}
+	alarms := m.Resources["aws_cloudwatch_metric_alarm.daemon"]
+	if alarms == nil {
+		t.Fatalf("%s: no aws_cloudwatch_metric_alarm.daemon", dir)
+	}
+	for _, tc := range []struct {
+		hours   int64
+		deadMan bool
+	}{{24, true}, {24 * 7, true}, {24*7 + 1, false}} {
+		names := map[string]string{}
+		for key, b := range m.Resources {
+			if strings.HasPrefix(key, "aws_cloudwatch_metric_alarm.") {
+				for id, name := range resourceInstances(t, m, b, "alarm_name", alarmTestVars(tc.hours)) {
+					names[name] = key + id
+				}
+			}
+		}
+		want := slices.Clone(documented)
+		if !tc.deadMan {
+			want = slices.DeleteFunc(want, func(n string) bool { return strings.HasSuffix(n, "-no-successful-rotation") })
+		}
+		got := slices.Sorted(maps.Keys(names))
+		if !slices.Equal(got, want) {
+			t.Errorf("longest_schedule_hours=%d: the module makes the alarms %v; want %v (README.md, the dead-man alarm only within 7 days)", tc.hours, got, want)
+		}
+	}
+
+	instances := resourceInstances(t, m, alarms, "alarm_name", alarmTestVars(24))
+	from := map[string]bool{}
+	for _, b := range m.Moved {
+		f, errFrom := parseAddress(b.Body.Attributes["from"].Expr)
+		to, errTo := parseAddress(b.Body.Attributes["to"].Expr)
+		if errFrom != nil || errTo != nil {
+			t.Errorf("%s: %v %v", b.DefRange(), errFrom, errTo)
 			continue
 		}
-		name, _ := literalString(b.Body.Attributes["metric_name"].Expr)
-		if !metrics[name] {
-			t.Errorf("%s: %s reads metric %q, which no metric filter publishes", b.DefRange(), key, name)
+		if from[f.String()] {
+			t.Errorf("%s: %s is moved twice", b.DefRange(), f)
+		}
+		from[f.String()] = true
+		id := strings.TrimPrefix(to.String(), to.Declared)
+		if to.Declared != "aws_cloudwatch_metric_alarm.daemon" || instances[id] == "" {
+			t.Errorf("%s: moved to %s, which is not an alarm of local.alarms", b.DefRange(), to)
+			continue
+		}
+		// The old blocks were named after the alarm they made.
+		if old := strings.TrimPrefix(f.Declared, "aws_cloudwatch_metric_alarm."); "lakirotator-sandbox-"+strings.ReplaceAll(old, "_", "-") != instances[id] {
+			t.Errorf("%s: moves %s onto the alarm %s", b.DefRange(), f, instances[id])
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
 	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
 )
@@ -29,7 +31,9 @@ type statement struct {
 func (s statement) String() string { return fmt.Sprintf("%s (%s, sid %q)", s.Where, s.Doc, s.Sid) }
 
 // policyStatements returns every statement of every policy document in m,
-// including the content of dynamic "statement" blocks.
+// including the content of dynamic "statement" blocks. A dynamic block
+// whose for_each is a literal table gives one statement per entry, with
+// ITERATOR.key and ITERATOR.value.FIELD read from the entry.
 func policyStatements(m *module) []statement {
 	var out []statement
 	names := make([]string, 0, len(m.Data))
@@ -52,48 +56,59 @@ func policyStatements(m *module) []statement {
 						body = c.Body
 					}
 				}
+				if entries, ok := tableEntries(b); ok {
+					for _, e := range entries {
+						resolve := func(x hclsyntax.Expression) hclsyntax.Expression { return e.resolve(dynamicIterator(b), x) }
+						out = append(out, readStatement(m, e.Where, filepath.ToSlash(m.Dir)+" data."+key, body, resolve))
+					}
+					continue
+				}
 			default:
 				continue
 			}
-			st := statement{Where: b.DefRange().String(), Doc: filepath.ToSlash(m.Dir) + " data." + key, Effect: "Allow"}
-			if a, ok := body.Attributes["sid"]; ok {
-				st.Sid, _ = literalString(a.Expr)
-			}
-			if a, ok := body.Attributes["effect"]; ok {
-				st.Effect, _ = literalString(a.Expr)
-			}
-			for _, name := range []string{"actions", "not_actions"} {
-				if a, ok := body.Attributes[name]; ok {
-					if name == "not_actions" {
-						st.Actions = append(st.Actions, "NotAction:*")
-						continue
-					}
-					st.Actions = listItems(m, a.Expr)
-				}
-			}
-			if a, ok := body.Attributes["resources"]; ok {
-				st.Resources = listItems(m, a.Expr)
-			}
-			if _, ok := body.Attributes["not_resources"]; ok {
-				st.Resources = append(st.Resources, "NotResource:*")
-			}
-			for _, c := range body.Blocks {
-				switch c.Type {
-				case "principals":
-					if a, ok := c.Body.Attributes["identifiers"]; ok {
-						st.Principals = append(st.Principals, listItems(m, a.Expr)...)
-					}
-				case "condition":
-					if a, ok := c.Body.Attributes["variable"]; ok {
-						v, _ := literalString(a.Expr)
-						st.Conditions = append(st.Conditions, v)
-					}
-				}
-			}
-			out = append(out, st)
+			same := func(x hclsyntax.Expression) hclsyntax.Expression { return x }
+			out = append(out, readStatement(m, b.DefRange().String(), filepath.ToSlash(m.Dir)+" data."+key, body, same))
 		}
 	}
 	return out
+}
+
+// readStatement reads one statement body; resolve replaces references to a
+// dynamic block's iterator by the expressions they stand for.
+func readStatement(m *module, where, doc string, body *hclsyntax.Body, resolve func(hclsyntax.Expression) hclsyntax.Expression) statement {
+	st := statement{Where: where, Doc: doc, Effect: "Allow"}
+	if a, ok := body.Attributes["sid"]; ok {
+		st.Sid, _ = literalString(resolve(a.Expr))
+	}
+	if a, ok := body.Attributes["effect"]; ok {
+		st.Effect, _ = literalString(resolve(a.Expr))
+	}
+	if a, ok := body.Attributes["actions"]; ok {
+		st.Actions = listItems(m, resolve(a.Expr))
+	}
+	if _, ok := body.Attributes["not_actions"]; ok {
+		st.Actions = append(st.Actions, "NotAction:*")
+	}
+	if a, ok := body.Attributes["resources"]; ok {
+		st.Resources = listItems(m, resolve(a.Expr))
+	}
+	if _, ok := body.Attributes["not_resources"]; ok {
+		st.Resources = append(st.Resources, "NotResource:*")
+	}
+	for _, c := range body.Blocks {
+		switch c.Type {
+		case "principals":
+			if a, ok := c.Body.Attributes["identifiers"]; ok {
+				st.Principals = append(st.Principals, listItems(m, resolve(a.Expr))...)
+			}
+		case "condition":
+			if a, ok := c.Body.Attributes["variable"]; ok {
+				v, _ := literalString(resolve(a.Expr))
+				st.Conditions = append(st.Conditions, v)
+			}
+		}
+	}
+	return st
 }
 
 // rotatorSecretsManagerActions returns the Secrets Manager operations the
@@ -171,6 +186,32 @@ func TestRotatorRoleAllowsExactlyTheStoreOperations(t *testing.T) {
 	}
 	if err := compareOperations(secretsmanager.Operations(), got); err != nil {
 		t.Errorf("%s: %v", rotatorModule, err)
+	}
+}
+
+// Each secret's resource policy lets the rotator do exactly what its task
+// role allows on a secret (the same list in two modules): the store's
+// operations but ListSecrets, which acts on no one secret.
+func TestSecretPolicyAllowsTheRotatorTheStoreOperations(t *testing.T) {
+	const dir = "modules/managed-secrets"
+	var perSecret []string
+	for _, op := range secretsmanager.Operations() {
+		if op != "ListSecrets" {
+			perSecret = append(perSecret, "secretsmanager:"+op)
+		}
+	}
+	found := false
+	for _, st := range policyStatements(mustLoad(t, dir)) {
+		if st.Sid != "RotatorManagesVersions" {
+			continue
+		}
+		found = true
+		if err := compareOperations(perSecret, st.Actions); err != nil {
+			t.Errorf("%s: %v", st, err)
+		}
+	}
+	if !found {
+		t.Fatalf("%s: no statement RotatorManagesVersions (the rotator's Allow in each secret's policy)", dir)
 	}
 }
 
@@ -411,6 +452,19 @@ data "aws_iam_policy_document" "task" {
       }
     }
   }
+
+  dynamic "statement" {
+    for_each = {
+      TableNarrow = { actions = ["secretsmanager:GetSecretValue"] }
+      TableBroad  = { actions = ["secretsmanager:*"] }
+    }
+    iterator = row
+    content {
+      sid       = row.key
+      actions   = row.value.actions
+      resources = ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:lakirotator/x*"]
+    }
+  }
 }
 `
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
@@ -418,8 +472,8 @@ data "aws_iam_policy_document" "task" {
 	}
 	m := mustLoad(t, dir)
 	problems, n := wildcardProblems(m)
-	if n != 3 {
-		t.Fatalf("checked %d statements, want 3 (one in a dynamic block)", n)
+	if n != 5 {
+		t.Fatalf("checked %d statements, want 5 (one in a dynamic block, two in a dynamic block's table)", n)
 	}
 	joined := strings.Join(problems, "\n")
 	for _, want := range []string{
@@ -427,10 +481,14 @@ data "aws_iam_policy_document" "task" {
 		`resource "*" with actions [secretsmanager:ListSecrets secretsmanager:GetSecretValue]`,
 		`resource "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"`,
 		`principal "*" is allowed only in a Deny statement`,
+		`sid "TableBroad"): action "secretsmanager:*"`,
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems do not mention %s; got:\n%s", want, joined)
 		}
+	}
+	if strings.Contains(joined, "TableNarrow") {
+		t.Errorf("the narrow entry of a dynamic block's table was reported:\n%s", joined)
 	}
 }
 

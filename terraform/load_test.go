@@ -29,6 +29,8 @@ type module struct {
 	Resources map[string]*hclsyntax.Block // "TYPE.NAME"
 	Data      map[string]*hclsyntax.Block // "TYPE.NAME"
 	Modules   map[string]*hclsyntax.Block
+	// Moved holds the moved blocks: where a resource used to be declared.
+	Moved []*hclsyntax.Block
 	// Other holds top-level blocks that are none of the above (terraform, provider).
 	Other []*hclsyntax.Block
 }
@@ -102,6 +104,11 @@ func loadModule(dir string) (*module, error) {
 					}
 					m.Locals[name] = a
 				}
+			case "moved":
+				if len(b.Labels) != 0 {
+					problems = append(problems, fmt.Sprintf("%s: a moved block takes no label", b.DefRange()))
+				}
+				m.Moved = append(m.Moved, b)
 			case "terraform", "provider":
 				m.Other = append(m.Other, b)
 			default:
@@ -267,6 +274,72 @@ func objectItem(e hclsyntax.Expression, key string) (hclsyntax.Expression, bool)
 		return nil
 	})
 	return found, found != nil
+}
+
+// tableEntry is one entry of a dynamic block's literal for_each table.
+type tableEntry struct {
+	Where string // file:line of the entry
+	Key   string
+	Value *hclsyntax.ObjectConsExpr
+}
+
+// tableEntries returns the entries of a dynamic block's for_each when it is
+// a literal object of objects (string keys); ok is false otherwise.
+func tableEntries(b *hclsyntax.Block) (entries []tableEntry, ok bool) {
+	fe, has := b.Body.Attributes["for_each"]
+	if !has {
+		return nil, false
+	}
+	table, isObj := fe.Expr.(*hclsyntax.ObjectConsExpr)
+	if !isObj {
+		return nil, false
+	}
+	for _, it := range table.Items {
+		k, isLit := literalString(it.KeyExpr)
+		v, isObj := it.ValueExpr.(*hclsyntax.ObjectConsExpr)
+		if !isLit || !isObj {
+			return nil, false
+		}
+		entries = append(entries, tableEntry{Where: it.KeyExpr.Range().String(), Key: k, Value: v})
+	}
+	return entries, true
+}
+
+// dynamicIterator is the name a dynamic block's content uses for the
+// current element: its iterator argument, or the block's label.
+func dynamicIterator(b *hclsyntax.Block) string {
+	if a, ok := b.Body.Attributes["iterator"]; ok {
+		if tr, ok := a.Expr.(*hclsyntax.ScopeTraversalExpr); ok {
+			return tr.Traversal.RootName()
+		}
+	}
+	return b.Labels[0]
+}
+
+// resolve returns what x stands for in this entry when x is ITERATOR.key or
+// ITERATOR.value.FIELD, and x itself otherwise.
+func (e tableEntry) resolve(iterator string, x hclsyntax.Expression) hclsyntax.Expression {
+	tr, ok := x.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || tr.Traversal.RootName() != iterator || len(tr.Traversal) < 2 {
+		return x
+	}
+	attr := func(i int) string {
+		if a, ok := tr.Traversal[i].(hcl.TraverseAttr); ok {
+			return a.Name
+		}
+		return ""
+	}
+	switch {
+	case len(tr.Traversal) == 2 && attr(1) == "key":
+		return &hclsyntax.LiteralValueExpr{Val: cty.StringVal(e.Key), SrcRange: tr.SrcRange}
+	case len(tr.Traversal) == 3 && attr(1) == "value":
+		for _, it := range e.Value.Items {
+			if k, ok := literalString(it.KeyExpr); ok && k == attr(2) {
+				return it.ValueExpr
+			}
+		}
+	}
+	return x
 }
 
 // sourceText returns the source of a range, for messages.

@@ -306,6 +306,9 @@ func referenceProblems(m *module, load func(dir string) (*module, error)) []stri
 				continue
 			case "terraform":
 				continue
+			case "moved":
+				problems = append(problems, movedProblems(m, b)...)
+				continue
 			case "resource", "data", "module":
 				_, sc.eachOK = b.Body.Attributes["for_each"]
 				_, sc.countOK = b.Body.Attributes["count"]
@@ -314,6 +317,99 @@ func referenceProblems(m *module, load func(dir string) (*module, error)) []stri
 		}
 	}
 	sort.Strings(problems)
+	return problems
+}
+
+// resourceAddress is the address in a moved block: a resource (or module
+// call) and, optionally, one instance's key.
+type resourceAddress struct {
+	Declared string    // key of m.Resources ("TYPE.NAME"), or "module.NAME"
+	Key      cty.Value // cty.NilVal for the whole resource
+}
+
+func (a resourceAddress) String() string {
+	switch {
+	case a.Key == cty.NilVal:
+		return a.Declared
+	case a.Key.Type() == cty.String:
+		return fmt.Sprintf("%s[%q]", a.Declared, a.Key.AsString())
+	default:
+		return fmt.Sprintf("%s[%s]", a.Declared, a.Key.AsBigFloat().String())
+	}
+}
+
+func parseAddress(e hclsyntax.Expression) (resourceAddress, error) {
+	tr, diags := hcl.AbsTraversalForExpr(e)
+	if diags.HasErrors() || len(tr) < 2 || len(tr) > 3 {
+		return resourceAddress{}, fmt.Errorf("%s is not a resource address (TYPE.NAME or TYPE.NAME[KEY])", sourceText(e.Range()))
+	}
+	name, ok := tr[1].(hcl.TraverseAttr)
+	if !ok {
+		return resourceAddress{}, fmt.Errorf("%s is not a resource address", sourceText(e.Range()))
+	}
+	a := resourceAddress{Declared: tr.RootName() + "." + name.Name}
+	if len(tr) == 3 {
+		ix, ok := tr[2].(hcl.TraverseIndex)
+		if !ok || !(ix.Key.Type() == cty.String || ix.Key.Type() == cty.Number) {
+			return resourceAddress{}, fmt.Errorf("%s: an instance key is a string or a number", sourceText(e.Range()))
+		}
+		a.Key = ix.Key
+	}
+	return a, nil
+}
+
+// movedProblems checks a moved block as `terraform validate` and plan
+// would: from and to are addresses of the same type; to is declared, with
+// for_each for a string key and count for a number key; from is no longer
+// declared, unless the move is between two instances of one resource.
+func movedProblems(m *module, b *hclsyntax.Block) []string {
+	var problems []string
+	bad := func(format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s: moved: %s", b.DefRange(), fmt.Sprintf(format, args...)))
+	}
+	var addr [2]resourceAddress
+	for i, name := range []string{"from", "to"} {
+		a, ok := b.Body.Attributes[name]
+		if !ok {
+			bad("no %q address", name)
+			return problems
+		}
+		var err error
+		if addr[i], err = parseAddress(a.Expr); err != nil {
+			bad("%s: %v", name, err)
+			return problems
+		}
+	}
+	from, to := addr[0], addr[1]
+	declared := func(a resourceAddress) (*hclsyntax.Block, bool) {
+		if name, ok := strings.CutPrefix(a.Declared, "module."); ok {
+			c, ok := m.Modules[name]
+			return c, ok
+		}
+		r, ok := m.Resources[a.Declared]
+		return r, ok
+	}
+	if strings.SplitN(from.Declared, ".", 2)[0] != strings.SplitN(to.Declared, ".", 2)[0] {
+		bad("from %s and to %s are of different types", from, to)
+	}
+	target, ok := declared(to)
+	if !ok {
+		bad("to %s: no such resource is declared", to)
+	} else if to.Key != cty.NilVal {
+		meta := "for_each"
+		if to.Key.Type() == cty.Number {
+			meta = "count"
+		}
+		if _, ok := target.Body.Attributes[meta]; !ok {
+			bad("to %s: the key needs %s on %s", to, meta, to.Declared)
+		}
+	}
+	if _, ok := declared(from); ok && from.Declared != to.Declared {
+		bad("from %s is still declared: Terraform refuses to move an object that still exists", from)
+	}
+	if from.Declared == to.Declared && (from.Key == cty.NilVal || to.Key == cty.NilVal || from.Key.Equals(to.Key).True()) {
+		bad("from %s and to %s are the same", from, to)
+	}
 	return problems
 }
 
@@ -357,6 +453,36 @@ resource "aws_iam_role" "r" {
   assume_role_policy = "{}"
   name               = count.index
 }
+
+resource "aws_iam_role" "s" {
+  for_each           = {}
+  assume_role_policy = "{}"
+}
+
+moved {
+  from = aws_iam_role.old
+  to   = aws_iam_role.gone
+}
+
+moved {
+  from = aws_iam_role.s
+  to   = aws_iam_role.r[1]
+}
+
+moved {
+  from = aws_iam_role.older
+  to   = aws_iam_role.r["one"]
+}
+
+moved {
+  from = aws_iam_role.oldest
+  to   = aws_kms_key.s
+}
+
+moved {
+  from = aws_iam_role.kept[0]
+  to   = aws_iam_role.s["kept"]
+}
 `)
 	problems := strings.Join(referenceProblems(mustLoad(t, dir), loadModule), "\n")
 	for _, want := range []string{
@@ -367,6 +493,10 @@ resource "aws_iam_role" "r" {
 		`each.key outside a block with for_each`,
 		`unknown function "frobnicate"`,
 		`count.index outside a block with count`,
+		`to aws_iam_role.gone: no such resource is declared`,
+		`from aws_iam_role.s is still declared`,
+		`to aws_iam_role.r["one"]: the key needs for_each on aws_iam_role.r`,
+		`from aws_iam_role.oldest and to aws_kms_key.s are of different types`,
 	} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems do not mention %s; got:\n%s", want, problems)
@@ -374,6 +504,9 @@ resource "aws_iam_role" "r" {
 	}
 	if strings.Contains(problems, `"x"`) || strings.Contains(problems, "resource x.") {
 		t.Errorf("a for-expression's own variable was reported:\n%s", problems)
+	}
+	if strings.Contains(problems, "kept") {
+		t.Errorf("a valid move (from a removed resource's instance to a for_each instance) was reported:\n%s", problems)
 	}
 }
 

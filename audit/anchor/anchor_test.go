@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/lakirotator/lakirotator/audit/anchor"
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoanchor"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 )
 
@@ -80,21 +80,8 @@ func newFixture(t *testing.T) *fixture {
 	})
 	require.NoError(t, err)
 	name := fmt.Sprintf("audit-anchor-%d-%d", os.Getpid(), bucketN.Add(1))
-	_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name), ObjectLockEnabledForBucket: aws.Bool(true)})
-	require.NoError(t, err)
-	_, err = s3c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{
-		Bucket: aws.String(name),
-		ObjectLockConfiguration: &s3types.ObjectLockConfiguration{
-			ObjectLockEnabled: s3types.ObjectLockEnabledEnabled,
-			Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{
-				Mode: s3types.ObjectLockRetentionModeCompliance, Days: aws.Int32(365),
-			}},
-		},
-	})
-	require.NoError(t, err)
-	key, err := kmsc.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	require.NoError(t, err)
-	keyID := aws.ToString(key.KeyMetadata.KeyId)
+	motoanchor.LockedBucket(t, s3c, name, 365)
+	keyID := motoanchor.SigningKey(t, kmsc)
 	pub, err := anchor.FetchPublicKey(ctx, kmsc, keyID)
 	require.NoError(t, err)
 

@@ -174,15 +174,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	}()
 
 	// LakiConnect counts per key in real time: the engine's client keeps under its 100/s.
-	client, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: fx.SandboxURL, APIKey: fx.SandboxKey, RateLimit: 80, RateBurst: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	merchants := fx.SandboxMerchants(t, func(c *lakiconnect.Config) { c.RateLimit, c.RateBurst = 80, 10 })
 	eng, err := rotator.New(rotator.Config{Store: store, Issuers: rotator.Issuers(merchants.Client, merchants.InvalidateManagementKey), Clock: clk, Events: &events.Recorder{},
 		Logger: slog.New(slog.DiscardHandler), Verifier: webhooksig.Verifier{Clock: clk},
 		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})

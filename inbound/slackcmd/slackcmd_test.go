@@ -3,16 +3,12 @@ package slackcmd
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +21,7 @@ import (
 	"github.com/lakirotator/lakirotator/inbound"
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/trigger"
 )
 
@@ -33,13 +30,8 @@ var signingSecret = secret.New("slack-signing-SECRET-0c0ffee0c0ffee")
 func signedRequest(t *testing.T, key secret.Value, at time.Time, user, text string) *http.Request {
 	t.Helper()
 	body := url.Values{"command": {"/rotate"}, "user_id": {user}, "user_name": {"alice"}, "text": {text}}.Encode()
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(key.Reveal()))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
 	r := httptest.NewRequest(http.MethodPost, "/slack/rotate", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("X-Slack-Request-Timestamp", ts)
-	r.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	fakeslack.SignCommand(r, key.Reveal(), at, body)
 	return r
 }
 

@@ -37,7 +37,7 @@ func Blocks(n notify.Notification) []slack.Block {
 	}
 	add("Secret", code(n.Secret))
 	add("Environment", esc(n.Environment))
-	add("Merchant", code(n.Merchant))
+	add("Merchant", code(n.MasterMerchantID))
 	add("Key", keyText(n))
 	add("Cause", esc(string(n.Cause)))
 	add("Requested by", requester(n))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/fakeslack"
 	"github.com/lakirotator/lakirotator/notify"
 )
 
@@ -25,51 +27,37 @@ var (
 	hookSecret = "T000/B000/WEBHOOKpathSECRET42"
 )
 
-// fakeSlack records every chat.postMessage and answers with a fresh ts.
-type fakeSlack struct {
-	mu       sync.Mutex
-	posts    []map[string]string // form values
-	raw      []string            // raw bodies, for the leak scan
-	answer   func(n int) (int, string)
-	nextTS   int
-	authSeen []string
-}
-
-func (f *fakeSlack) handler(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	vals := map[string]string{}
-	for k := range r.PostForm {
-		vals[k] = r.PostForm.Get(k)
-	}
-	f.posts = append(f.posts, vals)
-	f.authSeen = append(f.authSeen, r.Header.Get("Authorization")+vals["token"])
-	// The token travels as Slack asks (a form field); everything else is the message.
-	msg := r.PostForm
-	msg.Del("token")
-	f.raw = append(f.raw, msg.Encode())
-	if f.answer != nil {
-		if code, body := f.answer(len(f.posts)); code != 0 {
-			if code == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", "3")
-			}
-			w.WriteHeader(code)
-			_, _ = w.Write([]byte(body))
-			return
-		}
-	}
-	f.nextTS++
-	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C0SEC", "ts": fmt.Sprintf("1700000000.%06d", f.nextTS)})
-}
-
-func newFake(t *testing.T) (*fakeSlack, *Notifier) {
-	f := &fakeSlack{}
-	srv := httptest.NewServer(http.HandlerFunc(f.handler))
-	t.Cleanup(srv.Close)
-	n, err := New(Config{Token: botToken, Channel: "C0SEC", APIURL: srv.URL + "/api/", HTTPClient: srv.Client()})
+// newFake is a Notifier of channel C0SEC on a fake Slack.
+func newFake(t *testing.T) (*fakeslack.Server, *Notifier) {
+	f := fakeslack.Start(t, fakeslack.Options{Channel: "C0SEC"})
+	n, err := New(Config{Token: botToken, Channel: "C0SEC", APIURL: f.URL + "/api/", HTTPClient: f.Client()})
 	require.NoError(t, err)
 	return f, n
+}
+
+// posts are the form fields of every message posted to f.
+func posts(f *fakeslack.Server) []url.Values {
+	var out []url.Values
+	for _, m := range f.Messages() {
+		out = append(out, m.Form)
+	}
+	return out
+}
+
+// rawPosts are the posted forms without the token field: the messages as
+// Slack shows them.
+func rawPosts(f *fakeslack.Server) []string {
+	var out []string
+	for _, form := range posts(f) {
+		msg := url.Values{}
+		for k, v := range form {
+			if k != "token" {
+				msg[k] = v
+			}
+		}
+		out = append(out, msg.Encode())
+	}
+	return out
 }
 
 // blockTexts flattens a posted "blocks" value into type -> texts.
@@ -111,13 +99,13 @@ func TestNotifyPostsBlocksFieldByField(t *testing.T) {
 	retry, err := s.Notify(context.Background(), n)
 	require.NoError(t, err)
 	assert.False(t, retry)
-	require.Len(t, f.posts, 1)
-	post := f.posts[0]
-	assert.Equal(t, "C0SEC", post["channel"])
-	assert.Contains(t, post["text"], "<!subteam^S0ONCALL>", "the fallback text pages too")
-	assert.Empty(t, post["thread_ts"], "a scheduled rotation is not threaded")
+	require.Len(t, posts(f), 1)
+	post := posts(f)[0]
+	assert.Equal(t, "C0SEC", post.Get("channel"))
+	assert.Contains(t, post.Get("text"), "<!subteam^S0ONCALL>", "the fallback text pages too")
+	assert.Empty(t, post.Get("thread_ts"), "a scheduled rotation is not threaded")
 
-	blocks := decodeBlocks(t, post["blocks"])
+	blocks := decodeBlocks(t, post.Get("blocks"))
 	require.GreaterOrEqual(t, len(blocks), 5)
 	assert.Equal(t, "header", blocks[0].Type)
 	assert.Equal(t, ":rotating_light: Test of new credential failed: prod/payments-api", blocks[0].Text.Text)
@@ -143,7 +131,7 @@ func TestNotifyPostsBlocksFieldByField(t *testing.T) {
 	assert.Equal(t, "context", blocks[5].Type)
 	assert.Equal(t, "2026-03-01T12:00:00Z", blocks[5].Elements[0].Text)
 
-	for _, raw := range f.raw {
+	for _, raw := range rawPosts(f) {
 		assert.NotContains(t, raw, "key_01HXYZ0000abcd", "full key ids stay out of Slack")
 	}
 }
@@ -162,15 +150,15 @@ func TestEmergencyIsOneThreadPerTrigger(t *testing.T) {
 	send("emg-1", "prod/b", events.StepRotation, events.OutcomeFailed)
 	send("emg-1", "", events.StepRotation, events.OutcomeSucceeded) // done
 
-	require.Len(t, f.posts, 5)
+	require.Len(t, posts(f), 5)
 	parent1 := "1700000000.000001"
-	assert.Empty(t, f.posts[0]["thread_ts"])
-	assert.Equal(t, parent1, f.posts[1]["thread_ts"])
-	assert.Empty(t, f.posts[2]["thread_ts"], "a new trigger starts its own thread")
-	assert.Equal(t, parent1, f.posts[3]["thread_ts"])
-	assert.Equal(t, "true", f.posts[3]["reply_broadcast"], "a failure inside the thread also shows in the channel")
-	assert.Equal(t, parent1, f.posts[4]["thread_ts"])
-	assert.Contains(t, f.posts[1]["blocks"], "Compromise rotation succeeded: prod/a")
+	assert.Empty(t, posts(f)[0].Get("thread_ts"))
+	assert.Equal(t, parent1, posts(f)[1].Get("thread_ts"))
+	assert.Empty(t, posts(f)[2].Get("thread_ts"), "a new trigger starts its own thread")
+	assert.Equal(t, parent1, posts(f)[3].Get("thread_ts"))
+	assert.Equal(t, "true", posts(f)[3].Get("reply_broadcast"), "a failure inside the thread also shows in the channel")
+	assert.Equal(t, parent1, posts(f)[4].Get("thread_ts"))
+	assert.Contains(t, posts(f)[1].Get("blocks"), "Compromise rotation succeeded: prod/a")
 }
 
 func TestRetryFlag(t *testing.T) {
@@ -189,7 +177,7 @@ func TestRetryFlag(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f, s := newFake(t)
-			f.answer = func(int) (int, string) { return tc.code, tc.body }
+			f.SetAnswer(func(int) (int, string) { return tc.code, tc.body })
 			retry, err := s.Notify(context.Background(), notify.FromEvent(failedEvent()))
 			require.Error(t, err)
 			assert.Equal(t, tc.retry, retry, err.Error())
@@ -305,14 +293,14 @@ func TestNoSecretInAnySlackPayload(t *testing.T) {
 		}
 	}
 	require.NoError(t, d.Close(context.Background()))
-	require.Greater(t, len(f.raw), 40)
-	for _, raw := range f.raw {
+	require.Greater(t, len(rawPosts(f)), 40)
+	for _, raw := range rawPosts(f) {
 		for _, v := range []string{keySecret.Reveal(), botToken.Reveal()} {
 			assert.NotContains(t, raw, v)
 		}
 	}
-	for _, a := range f.authSeen {
-		assert.Contains(t, a, botToken.Reveal(), "the token goes only where Slack expects it")
+	for _, m := range f.Messages() {
+		assert.Contains(t, m.Authorization+m.Form.Get("token"), botToken.Reveal(), "the token goes only where Slack expects it")
 	}
 }
 
@@ -329,9 +317,9 @@ func TestAlertNamesTheKeyWithoutNewOrRequester(t *testing.T) {
 	}
 	_, err := s.Notify(context.Background(), notify.FromEvent(e))
 	require.NoError(t, err)
-	require.Len(t, f.posts, 1)
+	require.Len(t, posts(f), 1)
 	fields := map[string]string{}
-	for _, b := range decodeBlocks(t, f.posts[0]["blocks"]) {
+	for _, b := range decodeBlocks(t, posts(f)[0].Get("blocks")) {
 		for _, fl := range b.Fields {
 			label, value, _ := strings.Cut(fl.Text, "\n")
 			fields[label] = value

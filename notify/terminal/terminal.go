@@ -57,7 +57,7 @@ func Line(n notify.Notification) string {
 		}
 	}
 	kv("env", n.Environment)
-	kv("merchant", n.Merchant)
+	kv("merchant", n.MasterMerchantID)
 	kv("key", n.KeyID)
 	kv("previous_key", n.PreviousKeyID)
 	kv("cause", string(n.Cause))

@@ -32,11 +32,11 @@ type FailureSource interface {
 	ListAuthFailures(ctx context.Context, since, until time.Time) ([]laki.AuthFailureCount, error)
 }
 
-// Target is one master merchant in one environment.
-type Target struct {
-	Environment      laki.Environment
-	MasterMerchantID string
-	Source           FailureSource
+// Merchant is one master merchant to watch, with where its refused
+// requests are counted.
+type Merchant struct {
+	laki.Merchant
+	Failures FailureSource
 }
 
 // KeyState is where a key stands in its managed secret's life.
@@ -98,10 +98,10 @@ const (
 	ReasonForbiddenUnattributed    = "forbidden_unattributed"
 )
 
-// Watcher polls the targets and raises alert events.
+// Watcher polls the merchants and raises alert events.
 type Watcher struct {
-	Targets []Target
-	Keys    Keys
+	Merchants []Merchant
+	Keys      Keys
 	// Policies supplies the alert windows to query; every policy's
 	// Alerts.Window and Unmanaged.Window are polled.
 	Policies *policies.Set
@@ -124,7 +124,7 @@ type Watcher struct {
 	groups map[groupKey]*groupState
 }
 
-// groupKey is one key (or unknown key prefix) and status in one target.
+// groupKey is one key (or unknown key prefix) and status at one merchant.
 type groupKey struct {
 	env      laki.Environment
 	merchant string
@@ -165,17 +165,17 @@ func (w *Watcher) windows() []time.Duration {
 	return ws
 }
 
-// Poll queries every target once and raises the alerts that are due. It
-// returns the errors of targets that could not be read; the others are
+// Poll queries every merchant once and raises the alerts that are due. It
+// returns the errors of merchants that could not be read; the others are
 // still judged.
 func (w *Watcher) Poll(ctx context.Context) error {
 	now := w.Clock.Now()
 	var errs []error
-	for _, t := range w.Targets {
+	for _, t := range w.Merchants {
 		for _, win := range w.windows() {
 			// Open end: LakiConnect counts up to its own now, so a request
 			// refused in the same second as the poll is not missed.
-			rows, err := t.Source.ListAuthFailures(ctx, now.Add(-win), time.Time{})
+			rows, err := t.Failures.ListAuthFailures(ctx, now.Add(-win), time.Time{})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("auth failures of %s/%s over %s: %w", t.Environment, t.MasterMerchantID, win, err))
 				break
@@ -202,7 +202,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) error {
 
 // judge handles the rows of one query window: each row is judged only in the
 // query whose window is its own policy's.
-func (w *Watcher) judge(ctx context.Context, t Target, win time.Duration, rows []laki.AuthFailureCount, now time.Time) {
+func (w *Watcher) judge(ctx context.Context, t Merchant, win time.Duration, rows []laki.AuthFailureCount, now time.Time) {
 	// LakiConnect groups by key and status; sum defensively in case a key
 	// appears twice (for example split by prefix).
 	type agg struct {

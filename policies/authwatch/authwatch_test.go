@@ -104,7 +104,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{clk: clk, src: &fakeFailures{clk: clk}, rec: &events.Recorder{}}
 	r.w = &Watcher{
-		Targets:      []Target{{Environment: laki.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA", Source: r.src}},
+		Merchants:    []Merchant{{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: "mm_AAAAAAAAAAAAAAAA"}, Failures: r.src}},
 		Keys:         KeysFunc(func(_ laki.Environment, _, id string) (KeyInfo, bool) { k, ok := keys[id]; return k, ok }),
 		Policies:     set,
 		Unmanaged:    policies.Alerts{Unauthorized401: 50, Window: 15 * time.Minute},

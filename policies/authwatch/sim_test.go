@@ -42,8 +42,8 @@ func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	require.NoError(t, err)
 	rec := &events.Recorder{}
 	w := &authwatch.Watcher{
-		Targets:  []authwatch.Target{{Environment: laki.Production, MasterMerchantID: fx.MerchantID, Source: mgmt}},
-		Policies: set,
+		Merchants: []authwatch.Merchant{{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: fx.MerchantID}, Failures: mgmt}},
+		Policies:  set,
 		Keys: authwatch.KeysFunc(func(_ laki.Environment, _, id string) (authwatch.KeyInfo, bool) {
 			if id == old.ID {
 				return authwatch.KeyInfo{State: authwatch.Retired, Secret: "prod/checkout", Kind: inventory.KindAPIKey, Policy: pol}, true

@@ -18,24 +18,21 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// Source lists what LakiConnect holds for one master merchant in one
+// Client lists what LakiConnect holds for one master merchant in one
 // environment: the calling (management) key's view. The LakiConnect client
 // is one.
-type Source interface {
+type Client interface {
 	WhoAmI(ctx context.Context) (laki.WhoAmI, error)
 	APIKeys(ctx context.Context) ([]laki.APIKey, error)
 	WebhookEndpoints(ctx context.Context) ([]laki.WebhookEndpoint, error)
 }
 
-// Target is one (environment, master merchant) to read, through the base URL
-// of Environment.
-type Target struct {
-	Environment      laki.Environment
-	MasterMerchantID string
-	Source           Source
+// Merchant is one master merchant to read, with the client that reads it
+// (through the base URL of its environment).
+type Merchant struct {
+	laki.Merchant
+	Client Client
 }
-
-func (t Target) String() string { return string(t.Environment) + "/" + t.MasterMerchantID }
 
 // Managed is one managed secret as the scan sees it: its declaration and the
 // ids its stored versions hold (never the values).
@@ -89,24 +86,24 @@ func (m Managed) WithCurrent(c secretstore.Credential) Managed {
 	return m
 }
 
-// Scanner evaluates every credential of its targets against the policies.
+// Scanner evaluates every credential of its merchants against the policies.
 type Scanner struct {
-	Policies *policies.Set
-	Targets  []Target
+	Policies  *policies.Set
+	Merchants []Merchant
 }
 
 type foundKey struct {
-	key    laki.APIKey
-	target Target
+	key      laki.APIKey
+	merchant Merchant
 }
 
 type foundEndpoint struct {
-	ep     laki.WebhookEndpoint
-	target Target
+	ep       laki.WebhookEndpoint
+	merchant Merchant
 }
 
-// Scan reads every target and returns all violations, sorted most severe
-// first. If any target cannot be read, Scan fails: a partial listing would
+// Scan reads every merchant and returns all violations, sorted most severe
+// first. If any merchant cannot be read, Scan fails: a partial listing would
 // report keys as missing that are merely unread.
 func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([]policies.Violation, error) {
 	keys := map[string]foundKey{}
@@ -114,14 +111,14 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 	var keyOrder, epOrder []string
 	mgmtKeys := map[string]bool{}
 	var errs []error
-	for _, t := range s.Targets {
-		who, err := t.Source.WhoAmI(ctx)
+	for _, t := range s.Merchants {
+		who, err := t.Client.WhoAmI(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy scan of %s: whoami: %w", t, err))
 			continue
 		}
 		mgmtKeys[who.KeyID] = true
-		ks, err := t.Source.APIKeys(ctx)
+		ks, err := t.Client.APIKeys(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy scan of %s: list api keys: %w", t, err))
 			continue
@@ -132,7 +129,7 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 			}
 			keys[k.ID] = foundKey{k, t}
 		}
-		eps, err := t.Source.WebhookEndpoints(ctx)
+		eps, err := t.Client.WebhookEndpoints(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy scan of %s: list webhook endpoints: %w", t, err))
 			continue
@@ -202,11 +199,11 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 		if referencedKeys[id] {
 			continue
 		}
-		f := policies.Facts{Kind: inventory.KindAPIKey, BaseURLEnvironment: fk.target.Environment, ManagementKey: mgmtKeys[id]}
+		f := policies.Facts{Kind: inventory.KindAPIKey, BaseURLEnvironment: fk.merchant.Environment, ManagementKey: mgmtKeys[id]}
 		setKeyFacts(&f, fk.key)
 		if f.ManagementKey {
 			f.Kind = inventory.KindManagementKey
-			f.RotationScopes = s.Policies.RotationScopes(fk.target.Environment)
+			f.RotationScopes = s.Policies.RotationScopes(fk.merchant.Environment)
 		}
 		out = append(out, policies.Evaluate(f, now)...)
 	}
@@ -218,7 +215,7 @@ func (s *Scanner) Scan(ctx context.Context, managed []Managed, now time.Time) ([
 		f := policies.Facts{
 			Kind: inventory.KindWebhookSecret, Found: true, EndpointID: id, EndpointURL: fe.ep.URL,
 			KeyEnvironment: fe.ep.Environment, KeyMerchantID: fe.ep.MasterMerchantID,
-			BaseURLEnvironment: fe.target.Environment,
+			BaseURLEnvironment: fe.merchant.Environment,
 		}
 		out = append(out, policies.Evaluate(f, now)...)
 	}

@@ -21,25 +21,25 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// fakeSource is one (environment, merchant) of LakiConnect, in memory.
-type fakeSource struct {
+// fakeClient is one (environment, merchant) of LakiConnect, in memory.
+type fakeClient struct {
 	who       laki.WhoAmI
 	keys      []laki.APIKey
 	endpoints []laki.WebhookEndpoint
 	err       error
 }
 
-func (f *fakeSource) WhoAmI(context.Context) (laki.WhoAmI, error) { return f.who, f.err }
-func (f *fakeSource) APIKeys(context.Context) ([]laki.APIKey, error) {
+func (f *fakeClient) WhoAmI(context.Context) (laki.WhoAmI, error) { return f.who, f.err }
+func (f *fakeClient) APIKeys(context.Context) ([]laki.APIKey, error) {
 	return f.keys, f.err
 }
-func (f *fakeSource) WebhookEndpoints(context.Context) ([]laki.WebhookEndpoint, error) {
+func (f *fakeClient) WebhookEndpoints(context.Context) ([]laki.WebhookEndpoint, error) {
 	return f.endpoints, f.err
 }
 
 const merchant = "mm_AAAAAAAAAAAAAAAA"
 
-func fixture(t *testing.T, now time.Time) (*policies.Set, *fakeSource, *fakeSource, []Managed) {
+func fixture(t *testing.T, now time.Time) (*policies.Set, *fakeClient, *fakeClient, []Managed) {
 	t.Helper()
 	set, err := policies.LoadDir("../examples")
 	require.NoError(t, err)
@@ -48,8 +48,8 @@ func fixture(t *testing.T, now time.Time) (*policies.Set, *fakeSource, *fakeSour
 		return laki.APIKey{ID: id, Environment: env, MasterMerchantID: merchant, Scopes: scopes,
 			Status: laki.StatusActive, CreatedAt: now.Add(-24 * time.Hour), ExpiresAt: &exp}
 	}
-	sbx := &fakeSource{who: laki.WhoAmI{KeyID: "key_mgmt_sbx"}}
-	prod := &fakeSource{who: laki.WhoAmI{KeyID: "key_mgmt_prod"}}
+	sbx := &fakeClient{who: laki.WhoAmI{KeyID: "key_mgmt_sbx"}}
+	prod := &fakeClient{who: laki.WhoAmI{KeyID: "key_mgmt_prod"}}
 	prod.keys = []laki.APIKey{
 		key("key_mgmt_prod", laki.Production, set.RotationScopes(laki.Production)...),
 		key("key_checkout", laki.Production, "payments:read", "payments:write", "customers:read"),
@@ -81,9 +81,9 @@ func fixture(t *testing.T, now time.Time) (*policies.Set, *fakeSource, *fakeSour
 func TestScanWithFakes(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	set, sbx, prod, managed := fixture(t, now)
-	s := &Scanner{Policies: set, Targets: []Target{
-		{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
-		{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
+	s := &Scanner{Policies: set, Merchants: []Merchant{
+		{Merchant: laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}, Client: sbx},
+		{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: merchant}, Client: prod},
 	}}
 	vs, err := s.Scan(context.Background(), managed, now)
 	require.NoError(t, err)
@@ -105,7 +105,7 @@ func TestScanWithFakes(t *testing.T) {
 	}, got)
 	assert.Equal(t, events.SeverityCritical, vs[0].Severity)
 
-	// A target that cannot be read fails the scan, naming it.
+	// A merchant that cannot be read fails the scan, naming it.
 	sbx.err = errors.New("lakiconnect: 401 authentication_error/invalid_api_key")
 	_, err = s.Scan(context.Background(), managed, now)
 	require.Error(t, err)
@@ -126,9 +126,9 @@ func TestScanFindsKeyOfOtherEnvironment(t *testing.T) {
 	cred := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", KeyID: "key_refunds_sbx"}
 	managed = append(managed, FromInventory(inventory.ManagedSecret{Name: "prod/refunds", Kind: inventory.KindAPIKey,
 		Environment: laki.Production, MasterMerchantID: merchant, Policy: "refunds-worker"}).WithCurrent(cred))
-	s := &Scanner{Policies: set, Targets: []Target{
-		{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
-		{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
+	s := &Scanner{Policies: set, Merchants: []Merchant{
+		{Merchant: laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}, Client: sbx},
+		{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: merchant}, Client: prod},
 	}}
 	vs, err := s.Scan(context.Background(), managed, now)
 	require.NoError(t, err)
@@ -151,9 +151,9 @@ func TestMonitorRaisesOnlyNewViolations(t *testing.T) {
 	rec := &events.Recorder{}
 	inv := managed
 	m := &Monitor{
-		Scanner: &Scanner{Policies: set, Targets: []Target{
-			{Environment: laki.Sandbox, MasterMerchantID: merchant, Source: sbx},
-			{Environment: laki.Production, MasterMerchantID: merchant, Source: prod},
+		Scanner: &Scanner{Policies: set, Merchants: []Merchant{
+			{Merchant: laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: merchant}, Client: sbx},
+			{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: merchant}, Client: prod},
 		}},
 		Inventory: func(context.Context) ([]Managed, error) { return inv, nil },
 		Clock:     clk, Sink: rec, Metrics: metrics,

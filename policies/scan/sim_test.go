@@ -26,12 +26,12 @@ import (
 // managed secrets that reference some of them, and every secret value the
 // seeding saw (to scan output for).
 type simWorld struct {
-	fx      *lakisimtest.Fixture
-	set     *policies.Set
-	targets []scan.Target
-	managed []scan.Managed
-	secrets []secret.Value
-	ids     map[string]string // role -> key or endpoint id
+	fx        *lakisimtest.Fixture
+	set       *policies.Set
+	merchants []scan.Merchant
+	managed   []scan.Managed
+	secrets   []secret.Value
+	ids       map[string]string // role -> key or endpoint id
 }
 
 func newClient(t *testing.T, fx *lakisimtest.Fixture, env laki.Environment, key secret.Value) *lakiconnect.Client {
@@ -85,8 +85,8 @@ func seedWorld(t *testing.T) *simWorld {
 		require.True(t, ok)
 		k := create(boot, "mgmt-"+string(env), envPolicy.CreateRequest("lakirotator management", now, nil))
 		manage(string(env)+"/lakirotator/management", inventory.KindManagementKey, env, mgmtPolicy.Name, k.ID)
-		w.targets = append(w.targets, scan.Target{Environment: env, MasterMerchantID: fx.MerchantID,
-			Source: newClient(t, fx, env, k.Secret)})
+		w.merchants = append(w.merchants, scan.Merchant{Merchant: laki.Merchant{Environment: env, MasterMerchantID: fx.MerchantID},
+			Client: newClient(t, fx, env, k.Secret)})
 	}
 	require.NoError(t, fx.Sim.RevokeKey(fx.ProductionKeyID, "revoked_by_dashboard"))
 	require.NoError(t, fx.Sim.RevokeKey(fx.SandboxKeyID, "revoked_by_dashboard"))
@@ -153,7 +153,7 @@ type planted struct {
 
 func TestPolicyCheckAgainstSimulatorFindsExactlyThePlantedViolations(t *testing.T) {
 	w := seedWorld(t)
-	s := &scan.Scanner{Policies: w.set, Targets: w.targets}
+	s := &scan.Scanner{Policies: w.set, Merchants: w.merchants}
 	now := w.fx.Clock.Now()
 	vs, err := s.Scan(context.Background(), w.managed, now)
 	require.NoError(t, err)

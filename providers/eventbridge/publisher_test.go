@@ -24,7 +24,6 @@ import (
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/eventbridge"
-	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/webhooksig"
 	"github.com/lakirotator/lakirotator/providers/lakisim/lakisimtest"
 	"github.com/lakirotator/lakirotator/providers/secretsmanager"
@@ -243,15 +242,7 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 	if _, err := c.sm.CreateSecret(ctx, &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}); err != nil {
 		t.Fatal(err)
 	}
-	client, err := lakiconnect.NewClient(lakiconnect.Config{BaseURL: fx.SandboxURL, APIKey: fx.SandboxKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[lakiconnect.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID}: lakiconnect.StaticKey(fx.SandboxKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	merchants := fx.SandboxMerchants(t)
 	eng, err := rotator.New(rotator.Config{Store: store, Issuers: rotator.Issuers(merchants.Client, merchants.InvalidateManagementKey), Clock: fx.Clock, Events: sink,
 		Logger: slog.New(slog.DiscardHandler), Verifier: webhooksig.Verifier{Clock: fx.Clock},
 		Backoff: rotator.Backoff{Base: time.Second, Max: 4 * time.Second}})

@@ -46,27 +46,18 @@ func (c *Client) callKey(ctx context.Context) (secret.Value, error) {
 	return k, nil
 }
 
-// Merchant is one master merchant in one environment: whose management key
-// a call goes with.
-type Merchant struct {
-	Environment      laki.Environment
-	MasterMerchantID string
-}
-
-func (m Merchant) String() string { return string(m.Environment) + "/" + m.MasterMerchantID }
-
 // Merchants gives the client for a merchant's current management key: the
 // environment's client (its URL, transport, retries and rate limit) reading
 // the merchant's key before every call. The engine, the scans and the
 // readiness checks all call LakiConnect through it.
 type Merchants struct {
-	clients map[Merchant]*Client
-	keys    map[Merchant]KeySource
+	clients map[laki.Merchant]*Client
+	keys    map[laki.Merchant]KeySource
 }
 
 // NewMerchants binds each merchant's key source to its environment's client.
-func NewMerchants(byEnvironment map[laki.Environment]*Client, keys map[Merchant]KeySource) (*Merchants, error) {
-	m := &Merchants{clients: make(map[Merchant]*Client, len(keys)), keys: keys}
+func NewMerchants(byEnvironment map[laki.Environment]*Client, keys map[laki.Merchant]KeySource) (*Merchants, error) {
+	m := &Merchants{clients: make(map[laki.Merchant]*Client, len(keys)), keys: keys}
 	for who, ks := range keys {
 		base, ok := byEnvironment[who.Environment]
 		if !ok {
@@ -79,7 +70,7 @@ func NewMerchants(byEnvironment map[laki.Environment]*Client, keys map[Merchant]
 
 // Client returns the client that calls with the merchant's current key.
 func (m *Merchants) Client(env laki.Environment, masterMerchantID string) (*Client, error) {
-	c, ok := m.clients[Merchant{env, masterMerchantID}]
+	c, ok := m.clients[laki.Merchant{Environment: env, MasterMerchantID: masterMerchantID}]
 	if !ok {
 		return nil, fmt.Errorf("no management key configured for %s master merchant %s", env, masterMerchantID)
 	}
@@ -87,15 +78,15 @@ func (m *Merchants) Client(env laki.Environment, masterMerchantID string) (*Clie
 }
 
 // All yields every merchant and its client, sorted by environment and id.
-func (m *Merchants) All() iter.Seq2[Merchant, *Client] {
-	who := make([]Merchant, 0, len(m.clients))
+func (m *Merchants) All() iter.Seq2[laki.Merchant, *Client] {
+	who := make([]laki.Merchant, 0, len(m.clients))
 	for w := range m.clients {
 		who = append(who, w)
 	}
-	slices.SortFunc(who, func(a, b Merchant) int {
+	slices.SortFunc(who, func(a, b laki.Merchant) int {
 		return cmp.Or(cmp.Compare(a.Environment, b.Environment), cmp.Compare(a.MasterMerchantID, b.MasterMerchantID))
 	})
-	return func(yield func(Merchant, *Client) bool) {
+	return func(yield func(laki.Merchant, *Client) bool) {
 		for _, w := range who {
 			if !yield(w, m.clients[w]) {
 				return
@@ -107,7 +98,7 @@ func (m *Merchants) All() iter.Seq2[Merchant, *Client] {
 // InvalidateManagementKey makes the merchant's next call read its key
 // again, when its key source caches (right after the key's own rotation).
 func (m *Merchants) InvalidateManagementKey(env laki.Environment, masterMerchantID string) {
-	if inv, ok := m.keys[Merchant{env, masterMerchantID}].(interface{ Invalidate() }); ok {
+	if inv, ok := m.keys[laki.Merchant{Environment: env, MasterMerchantID: masterMerchantID}].(interface{ Invalidate() }); ok {
 		inv.Invalidate()
 	}
 }

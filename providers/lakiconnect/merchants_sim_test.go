@@ -45,7 +45,7 @@ func TestMerchantClientFollowsTheCurrentKey(t *testing.T) {
 	}
 	keys := &rotatingKey{key: h.fx.SandboxKey}
 	ms, err := lc.NewMerchants(map[laki.Environment]*lc.Client{laki.Sandbox: base},
-		map[lc.Merchant]lc.KeySource{{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys})
+		map[laki.Merchant]lc.KeySource{{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestMerchantClientFollowsTheCurrentKey(t *testing.T) {
 	if _, err := ms.Client(laki.Production, h.fx.MerchantID); err == nil {
 		t.Fatal("a merchant without a key source has a client")
 	}
-	if _, err := lc.NewMerchants(nil, map[lc.Merchant]lc.KeySource{{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: keys}); err == nil {
+	if _, err := lc.NewMerchants(nil, map[laki.Merchant]lc.KeySource{{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: keys}); err == nil {
 		t.Fatal("a merchant of an environment without a client was accepted")
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/testutil/syncbuf"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
@@ -108,26 +108,8 @@ func TestDroppedAnswerAfterProcessingThenIdempotentRetry(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	r := newReceiver(t)
 	f := lakisimtest.Start(t, lakisimtest.WithOptions(func(o *lakisim.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -153,7 +135,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 	get(t, f, f.SandboxURL+"/whoami", k.value()) // and a spike
 	r.waitFor(2)
 
-	out := logs.Bytes()
+	out := []byte(logs.String())
 	if !bytes.Contains(out, []byte("lakisim: request")) {
 		t.Fatalf("no request log lines captured: %s", out)
 	}

@@ -13,18 +13,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// emptyAWSEnv leaves the SDK's default chain nothing to find: no variables,
-// no files, no instance metadata.
-func emptyAWSEnv(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
-
 func getThrough(t *testing.T, cfg Config, name string) error {
 	t.Helper()
 	cfg.MaxAttempts = 1
@@ -61,7 +49,7 @@ func assertExplained(t *testing.T, err error, kind FailureKind, wants ...string)
 }
 
 func TestExplainNoCredentials(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	endpoint := moto.Endpoint(t)
 	err := getThrough(t, Config{Region: "us-east-1", Endpoint: endpoint}, "anything")
 	assertExplained(t, err, NoCredentials, "no AWS credentials", "AWS_PROFILE")
@@ -87,7 +75,7 @@ func stsDenies(t *testing.T) string {
 }
 
 func TestExplainAssumeRoleDenied(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
 	t.Setenv("AWS_ENDPOINT_URL_STS", stsDenies(t))
@@ -96,7 +84,7 @@ func TestExplainAssumeRoleDenied(t *testing.T) {
 }
 
 func TestExplainUnreachableEndpoint(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -110,7 +98,7 @@ func TestExplainUnreachableEndpoint(t *testing.T) {
 }
 
 func TestExplainAccessDeniedOnASecret(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
 	// moto does not enforce IAM; this endpoint answers as Secrets Manager
@@ -127,7 +115,7 @@ func TestExplainAccessDeniedOnASecret(t *testing.T) {
 }
 
 func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
 	err := getThrough(t, Config{Region: "us-east-1", Endpoint: moto.Endpoint(t)}, "explain/does-not-exist")
@@ -137,7 +125,7 @@ func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
 }
 
 func TestExplainUnresolvableEndpoint(t *testing.T) {
-	emptyAWSEnv(t)
+	motoserver.EmptyAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", motoserver.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", motoserver.SecretAccessKey)
 	// A mistyped region in an endpoint: .invalid never resolves (RFC 2606).

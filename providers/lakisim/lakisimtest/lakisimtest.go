@@ -13,6 +13,7 @@ import (
 	"github.com/lakirotator/lakirotator/internal/clock"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/laki"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/providers/lakiconnect/openapi"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 	"github.com/lakirotator/lakirotator/providers/lakisim/contract"
@@ -137,4 +138,24 @@ func Start(t testing.TB, opts ...Option) *Fixture {
 	f.SandboxKey, f.SandboxKeyID = sk.Secret, sk.ID
 	f.ProductionKey, f.ProductionKeyID = pk.Secret, pk.ID
 	return f
+}
+
+// SandboxMerchants reaches the seeded merchant in sandbox with its
+// management key, through a sandbox client that mods configure.
+func (f *Fixture) SandboxMerchants(t testing.TB, mods ...func(*lakiconnect.Config)) *lakiconnect.Merchants {
+	t.Helper()
+	cfg := lakiconnect.Config{BaseURL: f.SandboxURL, APIKey: f.SandboxKey}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	client, err := lakiconnect.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return merchants
 }

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: test support, the whole Store contract read case by case in one file.
+
 // Package storetest is the conformance suite every secretstore.Store passes:
 // the Secrets Manager store against moto, the local store in memory and on
 // disk. A case that moto cannot pass because it differs from AWS is run

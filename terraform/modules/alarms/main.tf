@@ -83,6 +83,94 @@ locals {
   # CloudWatch evaluates an alarm over at most 7 days.
   max_window_hours     = 24 * 7
   dead_man_fits_window = var.longest_schedule_hours <= local.max_window_hours
+
+  # What an alarm is unless its entry below says otherwise: one or more
+  # matching log lines in 5 minutes; no lines at all is fine.
+  alarm_defaults = {
+    statistic           = "Sum"
+    period              = 300
+    evaluation_periods  = 1
+    threshold           = 1
+    comparison_operator = "GreaterThanOrEqualToThreshold"
+    treat_missing_data  = "notBreaching"
+  }
+
+  # Every alarm, by the key that names it ("<name>-<key with dashes>") and
+  # its instance (aws_cloudwatch_metric_alarm.daemon["<key>"]). metric is a
+  # metric of local.metric_filters (config_test.go holds the two together).
+  alarms = merge(
+    {
+      rotation_failed = {
+        metric      = "RotationFailures"
+        description = "a rotation failed. See the daemon's log lines with step=rotation, outcome=failed."
+      }
+
+      auth_failures = {
+        metric      = "AuthFailures"
+        threshold   = var.auth_failure_threshold
+        description = "401/403 spike (a leaked key being tried, a consumer left on a retired key, or RBAC set wrong). See the daemon's log lines with step=alert and reason or reason_code ending in _key or auth_failure_spike."
+      }
+
+      # Anything the daemon raises as a critical alert: the current key
+      # revoked, a key exposed that no managed secret holds, a security event
+      # it could not act on, 401s on a current key.
+      critical_alert = {
+        metric      = "CriticalAlerts"
+        description = "the daemon raised a critical alert. See its log lines with step=alert, severity=critical (reason_code says which)."
+      }
+
+      # A secret past its schedule without a successful rotation: the
+      # dead-man's switch for schedules longer than CloudWatch's 7-day window.
+      rotation_overdue = {
+        metric      = "OverdueSecrets"
+        statistic   = "Maximum"
+        period      = 3600
+        description = "a managed secret has gone longer than its schedule without a successful rotation."
+      }
+
+      # The daemon itself stopped: no scheduler pass logged. Missing data
+      # breaches.
+      daemon_silent = {
+        metric              = "SchedulerHeartbeats"
+        evaluation_periods  = var.heartbeat_timeout_minutes / 5
+        comparison_operator = "LessThanThreshold"
+        treat_missing_data  = "breaching"
+        description         = "no scheduler pass for ${var.heartbeat_timeout_minutes} minutes; the daemon is down or cannot log."
+      }
+
+      # The audit trail cannot be written: scheduled and manual rotations
+      # are paused until a sink recovers (freeing disk space is enough).
+      audit_unwritable = {
+        metric      = "AuditUnwritable"
+        description = "no audit sink can write. Scheduled and manual rotations are paused; compromise rotations run and their records wait. Free the audit file's disk; /readyz and lakirotator_audit_writable show recovery."
+      }
+
+      audit_write_failures = {
+        metric      = "AuditWriteFailures"
+        description = "audit records could not be written to a sink (lakirotator_audit_write_failures_total); they are queued and written when it recovers."
+      }
+
+      audit_anchor_failures = {
+        metric      = "AuditAnchorFailures"
+        period      = 900
+        threshold   = 2
+        description = "a signed audit digest could not be shipped to the audit bucket (S3 or KMS refused); records after the last digest are not anchored until it succeeds."
+      }
+    },
+    # No successful rotation at all for longer than the longest schedule.
+    # Only when that fits CloudWatch's 7-day window; rotation_overdue covers
+    # longer ones.
+    local.dead_man_fits_window ? {
+      no_successful_rotation = {
+        metric              = "RotationSuccesses"
+        period              = 3600
+        evaluation_periods  = ceil(var.longest_schedule_hours)
+        comparison_operator = "LessThanThreshold"
+        treat_missing_data  = "breaching"
+        description         = "no successful rotation in ${var.longest_schedule_hours} hours, the longest schedule."
+      }
+    } : {},
+  )
 }
 
 resource "aws_sns_topic" "alarms" {
@@ -114,173 +202,19 @@ resource "aws_cloudwatch_log_metric_filter" "daemon" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "rotation_failed" {
-  alarm_name          = "${var.name}-rotation-failed"
-  alarm_description   = "lakirotator ${var.environment}: a rotation failed. See the daemon's log lines with step=rotation, outcome=failed."
+resource "aws_cloudwatch_metric_alarm" "daemon" {
+  for_each = { for key, a in local.alarms : key => merge(local.alarm_defaults, a) }
+
+  alarm_name          = "${var.name}-${replace(each.key, "_", "-")}"
+  alarm_description   = "lakirotator ${var.environment}: ${each.value.description}"
   namespace           = local.namespace
-  metric_name         = "RotationFailures"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-resource "aws_cloudwatch_metric_alarm" "auth_failures" {
-  alarm_name          = "${var.name}-auth-failures"
-  alarm_description   = "lakirotator ${var.environment}: 401/403 spike (a leaked key being tried, a consumer left on a retired key, or RBAC set wrong). See the daemon's log lines with step=alert and reason or reason_code ending in _key or auth_failure_spike."
-  namespace           = local.namespace
-  metric_name         = "AuthFailures"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.auth_failure_threshold
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-# Anything the daemon raises as a critical alert: the current key revoked, a
-# key exposed that no managed secret holds, a security event it could not
-# act on, 401s on a current key.
-resource "aws_cloudwatch_metric_alarm" "critical_alert" {
-  alarm_name          = "${var.name}-critical-alert"
-  alarm_description   = "lakirotator ${var.environment}: the daemon raised a critical alert. See its log lines with step=alert, severity=critical (reason_code says which)."
-  namespace           = local.namespace
-  metric_name         = "CriticalAlerts"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-# A secret past its schedule without a successful rotation: the dead-man's
-# switch for schedules longer than CloudWatch's 7-day window.
-resource "aws_cloudwatch_metric_alarm" "rotation_overdue" {
-  alarm_name          = "${var.name}-rotation-overdue"
-  alarm_description   = "lakirotator ${var.environment}: a managed secret has gone longer than its schedule without a successful rotation."
-  namespace           = local.namespace
-  metric_name         = "OverdueSecrets"
-  statistic           = "Maximum"
-  period              = 3600
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-# The daemon itself stopped: no scheduler pass logged. Missing data breaches.
-resource "aws_cloudwatch_metric_alarm" "daemon_silent" {
-  alarm_name          = "${var.name}-daemon-silent"
-  alarm_description   = "lakirotator ${var.environment}: no scheduler pass for ${var.heartbeat_timeout_minutes} minutes; the daemon is down or cannot log."
-  namespace           = local.namespace
-  metric_name         = "SchedulerHeartbeats"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = var.heartbeat_timeout_minutes / 5
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
-  treat_missing_data  = "breaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-# No successful rotation at all for longer than the longest schedule. Only
-# when that fits CloudWatch's 7-day window; rotation_overdue covers longer ones.
-resource "aws_cloudwatch_metric_alarm" "no_successful_rotation" {
-  count = local.dead_man_fits_window ? 1 : 0
-
-  alarm_name          = "${var.name}-no-successful-rotation"
-  alarm_description   = "lakirotator ${var.environment}: no successful rotation in ${var.longest_schedule_hours} hours, the longest schedule."
-  namespace           = local.namespace
-  metric_name         = "RotationSuccesses"
-  statistic           = "Sum"
-  period              = 3600
-  evaluation_periods  = ceil(var.longest_schedule_hours)
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
-  treat_missing_data  = "breaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-# The audit trail cannot be written: scheduled and manual rotations are
-# paused until a sink recovers (freeing disk space is enough).
-resource "aws_cloudwatch_metric_alarm" "audit_unwritable" {
-  alarm_name          = "${var.name}-audit-unwritable"
-  alarm_description   = "lakirotator ${var.environment}: no audit sink can write. Scheduled and manual rotations are paused; compromise rotations run and their records wait. Free the audit file's disk; /readyz and lakirotator_audit_writable show recovery."
-  namespace           = local.namespace
-  metric_name         = "AuditUnwritable"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-resource "aws_cloudwatch_metric_alarm" "audit_write_failures" {
-  alarm_name          = "${var.name}-audit-write-failures"
-  alarm_description   = "lakirotator ${var.environment}: audit records could not be written to a sink (lakirotator_audit_write_failures_total); they are queued and written when it recovers."
-  namespace           = local.namespace
-  metric_name         = "AuditWriteFailures"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-  tags                = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.daemon]
-}
-
-resource "aws_cloudwatch_metric_alarm" "audit_anchor_failures" {
-  alarm_name          = "${var.name}-audit-anchor-failures"
-  alarm_description   = "lakirotator ${var.environment}: a signed audit digest could not be shipped to the audit bucket (S3 or KMS refused); records after the last digest are not anchored until it succeeds."
-  namespace           = local.namespace
-  metric_name         = "AuditAnchorFailures"
-  statistic           = "Sum"
-  period              = 900
-  evaluation_periods  = 1
-  threshold           = 2
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
+  metric_name         = each.value.metric
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  threshold           = each.value.threshold
+  comparison_operator = each.value.comparison_operator
+  treat_missing_data  = each.value.treat_missing_data
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
   tags                = var.tags

@@ -44,62 +44,45 @@ resource "aws_secretsmanager_secret" "this" {
 data "aws_iam_policy_document" "secret" {
   for_each = var.secrets
 
-  # Only the rotator moves stages, whatever any identity policy in the
-  # account says.
-  statement {
-    sid       = "OnlyRotatorMovesStages"
-    effect    = "Deny"
-    actions   = local.stage_write_actions
-    resources = [aws_secretsmanager_secret.this[each.key].arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
+  # Who may move stages, write versions and read the value: everyone else
+  # is denied, whatever any identity policy in the account says. except
+  # lists the only principals each Deny spares.
+  dynamic "statement" {
+    for_each = {
+      # Only the rotator moves stages.
+      OnlyRotatorMovesStages = {
+        actions = local.stage_write_actions
+        except  = [var.rotator_role_arn]
+      }
+      # Only the rotator writes versions (and, while a set is first filled,
+      # the seeding roles: see var.seeding_role_arns).
+      OnlyRotatorWritesVersions = {
+        actions = ["secretsmanager:PutSecretValue"]
+        except  = distinct(concat([var.rotator_role_arn], var.seeding_role_arns))
+      }
+      # Only the rotator and the named consumers read the value.
+      OnlyNamedRolesRead = {
+        actions = ["secretsmanager:GetSecretValue"]
+        except  = distinct(concat([var.rotator_role_arn], each.value.consumer_role_arns))
+      }
     }
 
-    condition {
-      test     = "StringNotEquals"
-      variable = "aws:PrincipalArn"
-      values   = [var.rotator_role_arn]
-    }
-  }
+    content {
+      sid       = statement.key
+      effect    = "Deny"
+      actions   = statement.value.actions
+      resources = [aws_secretsmanager_secret.this[each.key].arn]
 
-  # Only the rotator writes versions (and, while a set is first filled, the
-  # seeding roles: see var.seeding_role_arns).
-  statement {
-    sid       = "OnlyRotatorWritesVersions"
-    effect    = "Deny"
-    actions   = ["secretsmanager:PutSecretValue"]
-    resources = [aws_secretsmanager_secret.this[each.key].arn]
+      principals {
+        type        = "AWS"
+        identifiers = ["*"]
+      }
 
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "aws:PrincipalArn"
-      values   = distinct(concat([var.rotator_role_arn], var.seeding_role_arns))
-    }
-  }
-
-  # Only the rotator and the named consumers read the value.
-  statement {
-    sid       = "OnlyNamedRolesRead"
-    effect    = "Deny"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.this[each.key].arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "aws:PrincipalArn"
-      values   = distinct(concat([var.rotator_role_arn], each.value.consumer_role_arns))
+      condition {
+        test     = "StringNotEquals"
+        variable = "aws:PrincipalArn"
+        values   = statement.value.except
+      }
     }
   }
 
