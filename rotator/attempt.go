@@ -42,6 +42,7 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
+	own := job.Trigger.ID
 	if job.Join != nil && !job.resumeOnly {
 		d, err := e.store.Describe(ctx, job.Secret.Name)
 		if err != nil {
@@ -49,21 +50,27 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		}
 		info = d
 		if j, ok := job.Join(d); ok && j.Trigger.validate() == nil {
-			if j.Trigger.ID != job.Trigger.ID {
-				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-					"cause", job.Trigger.ID, "joined", j.Trigger.ID)
-				job.Trigger = j.Trigger
-			}
-			if j.Follow {
-				info, err = e.follow(ctx, job, info)
-				if err != nil {
-					return Result{Secret: job.Secret.Name}, err
-				}
+			if info, err = e.join(ctx, &job, j, info); err != nil {
+				return Result{Secret: job.Secret.Name}, err
 			}
 		}
 	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
+		var later *joinLater
+		if errors.As(err, &later) && pass < 3+maxVersionAttempts {
+			// Another ask is the one the store names now: this job's own
+			// credential, made but never stored, ends here, and the job
+			// follows that ask's rotation.
+			if m != nil && !m.stored {
+				e.discard(ctx, job, m.vid, m.c)
+			}
+			m = nil
+			if info, err = e.join(ctx, &job, later.joined, later.info); err != nil {
+				return res, err
+			}
+			continue
+		}
 		if (errors.Is(err, errStale) || errors.Is(err, errNextVersion)) && pass < 3+maxVersionAttempts {
 			d, derr := e.store.Describe(ctx, job.Secret.Name)
 			if derr != nil {
@@ -72,15 +79,18 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			info = d
 			continue
 		}
-		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) {
+		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) || later != nil {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
+		}
+		if job.Trigger.ID != own {
+			res.JoinedTrigger = job.Trigger
 		}
 		_, written := info.Version(m0(m).vid)
 		switch {
 		case m == nil || written:
 			// Nothing made, or its version was written (by this rotation or
 			// a replica): a stored credential is never ended here.
-		case err == nil && credID(m.c) != res.KeyID:
+		case err == nil && m.c.ID() != res.KeyID:
 			// Lost a race: another version is the one rotated.
 			e.discard(ctx, job, m.vid, m.c)
 		case err != nil && !m.stored && !retryable(err) && !errors.Is(err, ErrAborted):
@@ -140,7 +150,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return err
 		}
 		old = &c
-		res.PreviousKeyID = credID(c)
+		res.PreviousKeyID = c.ID()
 		return nil
 	}
 	// readCurrent is one Secrets Manager read (quota 10,000/s) rather than
@@ -235,19 +245,8 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			e.emit(ctx, mm.created, events.StepCreate, events.OutcomeStarted, nil)
 			mm.announced = true
 		}
-		if !hasCur {
-			// No AWSCURRENT in the listing (a secret never written by a
-			// rotation, or one a stale re-put stripped): only a Describe
-			// tells whether another writer moved on since.
-			d, err := e.store.Describe(ctx, name)
-			if err != nil {
-				return res, stepErr(name, "describe", err)
-			}
-			_, nowCur := d.VersionWithStage(secretstore.StageCurrent)
-			_, there := d.Version(vid)
-			if nowCur || there {
-				return res, errStale
-			}
+		if err := e.checkBeforePut(ctx, job, vid, hasCur); err != nil {
+			return res, err
 		}
 		if err := e.put(ctx, job, vid, fresh); err != nil {
 			return res, err
@@ -257,7 +256,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, err
 		}
 	}
-	res.KeyID, res.KeyLast4 = credID(fresh), fresh.Secret.Last4()
+	res.KeyID, res.KeyLast4 = fresh.ID(), fresh.Secret.Last4()
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
 		if errors.Is(err, ErrCredentialFailedTest) {
@@ -295,7 +294,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 				return res, err
 			}
 			old = &c
-			res.PreviousKeyID = credID(c)
+			res.PreviousKeyID = c.ID()
 		}
 	}
 	if err := e.hook(name, AfterPromote); err != nil {
@@ -311,7 +310,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, stepErr(name, "issuer", err)
 		}
 	}
-	if old != nil && credID(*old) != res.KeyID {
+	if old != nil && old.ID() != res.KeyID {
 		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Trigger.Kind))
 		if err != nil {
 			return res, err
@@ -333,7 +332,7 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if err != nil {
 		return res, err
 	}
-	res.KeyID, res.KeyLast4 = credID(mineCred), mineCred.Secret.Last4()
+	res.KeyID, res.KeyLast4 = mineCred.ID(), mineCred.Secret.Last4()
 	prev, ok := info.VersionWithStage(secretstore.StagePrevious)
 	if !ok {
 		return res, nil
@@ -343,8 +342,8 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if err != nil {
 		return res, err
 	}
-	res.PreviousKeyID = credID(old)
-	if credID(old) == res.KeyID {
+	res.PreviousKeyID = old.ID()
+	if old.ID() == res.KeyID {
 		return res, nil
 	}
 	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Trigger.Kind))
