@@ -30,6 +30,13 @@ type SecretState struct {
 	NextDue          time.Time     `json:"next_due"`
 }
 
+// ScopeDrift is what the key holds beyond its policy (extra) and what the
+// policy grants that the key lacks (missing), each sorted: the one answer
+// the report and the dashboard show.
+func (s SecretState) ScopeDrift() (extra, missing []string) {
+	return diff(s.Scopes, s.PolicyScopes), diff(s.PolicyScopes, s.Scopes)
+}
+
 // ReportInput is what a report is built from.
 type ReportInput struct {
 	From, To  time.Time // the period; zero From means from the start, zero To means Now
@@ -243,7 +250,7 @@ func BuildReport(in ReportInput) Report {
 			Scopes: sorted(s.Scopes), PolicyScopes: sorted(s.PolicyScopes), MaxAge: s.PolicyMaxAge, NextDue: s.NextDue,
 		}
 		if s.PolicyScopes != nil {
-			row.ExtraScopes, row.MissingScopes = diff(s.Scopes, s.PolicyScopes), diff(s.PolicyScopes, s.Scopes)
+			row.ExtraScopes, row.MissingScopes = s.ScopeDrift()
 		}
 		if !s.CreatedAt.IsZero() {
 			row.Age = in.Now.Sub(s.CreatedAt)

@@ -8,9 +8,10 @@
 // TagResource together) at 50 per second per region; a rotation needs two
 // writes, so 25 rotations per second is the ceiling the figures are held to.
 //
-// bench.go is long on purpose: it is the one benchmark run, seeding, batch,
-// emergencies under load and the report, read top to bottom; settings and
-// meters live in config.go and meters.go.
+// bench.go is the in-process run (one engine, one account), read top to
+// bottom; fleet.go is the run of real `serve` replicas across accounts.
+// Settings and meters live in config.go and meters.go, the figures'
+// arithmetic in figures.go, the emergencies in emergency.go.
 package bench
 
 import (
@@ -19,7 +20,6 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Seed.
 	t0 := time.Now()
 	cfg.Progress("seeding %d secrets", cfg.N)
-	sd, err := seed(ctx, sim, seedClient, seedSM, runID, cfg.N, cfg.OwnerSecrets)
+	sd, err := seed(ctx, sim, seedClient, seedSM, runID, seedPlan{env: laki.Sandbox, n: cfg.N, owners: cfg.OwnerSecrets})
 	if err != nil {
 		return nil, err
 	}
@@ -286,66 +286,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, ownerErr
 	}
 
-	// Figures.
-	rotatedBy := map[string]int{}
-	for _, o := range all {
-		if o.Err != nil {
-			rep.Failed++
-			if rep.FirstFailure == "" {
-				rep.FirstFailure = o.Err.Error()
-			}
-			continue
-		}
-		rep.Rotated++
-		rotatedBy[o.Job.Secret.Name]++
-	}
-	rep.Rotated++ // the exposed key's compromise rotation (exposeAndWait checked it)
-	rotatedBy[exposedName]++
-	rep.RotationsOnce = len(rotatedBy) == cfg.N
-	for _, c := range rotatedBy {
-		rep.RotationsOnce = rep.RotationsOnce && c == 1
-	}
-	rep.WallSeconds = wall.Seconds()
-	rep.RotationsPerSec = float64(rep.Rotated) / wall.Seconds()
-	rep.FractionOfBound = rep.RotationsPerSec / rep.QuotaBoundPerSec
+	rep.fillRotationFigures(all, exposedName, cfg.N, wall)
 	rep.WritesPerSecPeak = writes.peak()
-
-	rep.SMCalls = map[string]int{}
-	total, wr := 0, 0
-	for k, v := range counter.Snapshot() {
-		d := v - baseCounts[k]
-		if d == 0 {
-			continue
-		}
-		op, result, _ := strings.Cut(k, "/")
-		rep.SMCalls[op] += d
-		total += d
-		if secretsmanager.IsWrite(op) {
-			wr += d
-		}
-		if isThrottle(result) {
-			rep.ThrottlesSurfaced += d
-		}
-	}
-	rep.SMCallsPerRot = float64(total) / float64(rep.Rotated)
-	rep.SMWritesPerRot = float64(wr) / float64(rep.Rotated)
+	rep.fillCallFigures(counter.Snapshot(), baseCounts, lakiCalls.snapshot(), baseLaki)
 	rep.SMMeanMillis = timing.means()
 	if fault != nil {
 		rep.ThrottlesInjected = sumThrottles(fault.Injected()) - injectedBefore
 	}
-	rep.LakiCalls = map[string]int{}
-	lakiTotal := 0
-	for k, v := range lakiCalls.snapshot() {
-		if d := v - baseLaki[k]; d > 0 {
-			if strings.HasSuffix(k, " 429") {
-				rep.Laki429 += d
-				continue
-			}
-			rep.LakiCalls[strings.TrimSuffix(k, " ok")] += d
-			lakiTotal += d
-		}
-	}
-	rep.LakiCallsPerRot = float64(lakiTotal) / float64(rep.Rotated)
 	rep.LatencyP50Millis, rep.LatencyP99Millis = durations.percentile(0.50), durations.percentile(0.99)
 
 	var m runtime.MemStats
@@ -366,85 +313,4 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.IdleServe = is
 	}
 	return rep, nil
-}
-
-// spreadByMerchant orders jobs round-robin over master merchants. The
-// engine's pool runs jobs of one priority first in, first out, and each
-// management key has its own LakiConnect rate limit (80/s): jobs in name
-// order come in runs of one merchant, which put every worker behind one key's
-// limiter (16 rotations/s at 5 calls each) while the others idle.
-func spreadByMerchant(jobs []rotator.Job) []rotator.Job {
-	var order []string
-	byMerchant := map[string][]rotator.Job{}
-	for _, j := range jobs {
-		m := string(j.Secret.Environment) + "/" + j.Secret.MasterMerchantID
-		if _, ok := byMerchant[m]; !ok {
-			order = append(order, m)
-		}
-		byMerchant[m] = append(byMerchant[m], j)
-	}
-	out := make([]rotator.Job, 0, len(jobs))
-	for i := 0; len(out) < len(jobs); i++ {
-		for _, m := range order {
-			if i < len(byMerchant[m]) {
-				out = append(out, byMerchant[m][i])
-			}
-		}
-	}
-	return out
-}
-
-func entryOf(entries []inventory.Entry, name string) inventory.Entry {
-	for _, e := range entries {
-		if e.Managed.Name == name {
-			return e
-		}
-	}
-	return inventory.Entry{}
-}
-
-// exposeAndWait raises api_key.exposed for the key the secret holds, hands the
-// engine the compromise (what the security-event receiver does with the
-// event) and returns the time from the event to the key's revocation at
-// LakiConnect.
-func exposeAndWait(ctx context.Context, sim simulator, eng *rotator.Engine, e inventory.Entry, pol rotator.RotationPolicy, keyID string) (time.Duration, error) {
-	merchant := e.Managed.MasterMerchantID
-	if st, err := sim.KeyStatus(ctx, merchant, keyID); err != nil || st != laki.StatusActive {
-		return 0, fmt.Errorf("bench: key %s of %s before its exposure: status %q, %v", keyID, e.Managed.Name, st, err)
-	}
-	start := time.Now()
-	evID, err := sim.ExposeKey(ctx, keyID)
-	if err != nil {
-		return 0, err
-	}
-	stored := e.Stored
-	done := eng.Submit(ctx, rotator.Job{Secret: e.Managed, Policy: pol, Known: &stored, Trigger: rotator.Trigger{
-		Kind: events.CauseCompromise, ID: evID, Source: events.SourceLakiEvent, Actor: "lakiconnect", Reason: "api_key.exposed", RevokeFirst: true}})
-	tick := time.NewTicker(20 * time.Millisecond) // 50 looks a second: within the observer key's 100/s
-	defer tick.Stop()
-	var revokedAfter time.Duration
-	for revokedAfter == 0 {
-		select {
-		case o := <-done:
-			if o.Err != nil {
-				return 0, fmt.Errorf("bench: compromise rotation of %s: %w", e.Managed.Name, o.Err)
-			}
-			done = nil
-		case <-tick.C:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		if st, err := sim.KeyStatus(ctx, merchant, keyID); err == nil && st == laki.StatusRevoked {
-			revokedAfter = time.Since(start)
-		}
-		if done == nil && revokedAfter == 0 {
-			return 0, fmt.Errorf("bench: compromise rotation of %s ended but key %s is not revoked", e.Managed.Name, keyID)
-		}
-	}
-	if done != nil {
-		if o := <-done; o.Err != nil {
-			return 0, fmt.Errorf("bench: compromise rotation of %s: %w", e.Managed.Name, o.Err)
-		}
-	}
-	return revokedAfter, nil
 }

@@ -55,6 +55,21 @@ type Config struct {
 	// process (SimulatorChildFlag) to host the simulator, so that the peak
 	// memory figure is the rotator's alone; empty runs it in this process.
 	SimulatorExecutable string
+	// Replicas, when at least 1, makes the run a fleet run (RunFleet):
+	// that many real `lakirotator serve` processes (ServeBinary) share a
+	// DynamoDB lease in moto and rotate a scheduled slot.
+	Replicas int
+	// Accounts is how many AWS accounts the fleet run's secrets live in (1
+	// or 2: one per LakiConnect environment), reached through AssumeRole.
+	Accounts int
+	// KillLeaderAt, when above 0, SIGKILLs the lease holder once this
+	// fraction of the fleet run's batch is done.
+	KillLeaderAt float64
+	// PersonnelTo is where the fleet run sends the owner's departure:
+	// PersonnelToHolder (default) or PersonnelToOther.
+	PersonnelTo string
+	// KeepLogs keeps the fleet run's replica directories (configs, logs).
+	KeepLogs bool
 	// Progress, when set, gets a line now and then (to stderr).
 	Progress func(format string, args ...any)
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
@@ -34,6 +35,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 32, "engine worker pool size")
 	endpoint := fs.String("endpoint", "", "Secrets Manager endpoint (a running moto); empty starts moto_server")
 	render := fs.String("render", "", "print the table of a report saved with -json, and run nothing")
+	replicas := fs.Int("replicas", 0, "run that many `lakirotator serve` processes (-serve-binary) sharing a DynamoDB lease in moto, instead of one engine in this process")
+	accounts := fs.Int("accounts", 1, "with -replicas: AWS accounts the secrets live in, reached through AssumeRole (1 or 2: one per LakiConnect environment)")
+	killAt := fs.Float64("kill-leader-at", 0, "with -replicas: SIGKILL the lease holder when this fraction of the batch is done (0: never)")
+	keepLogs := fs.Bool("keep-logs", false, "with -replicas: keep the replicas' configs and logs (a failed run keeps them anyway)")
+	personnelTo := fs.String("personnel-to", PersonnelToHolder, "with -replicas: send the owner's departure to the lease holder (holder) or to another replica (other)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,20 +64,41 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var binary string
-	if *idle {
+	if *idle || *replicas > 0 {
 		p, err := exec.LookPath(*serveBin)
 		if err != nil {
-			fmt.Fprintf(stderr, "lakibench: -idle-serve: %v (build it with: go build -o lakirotator ./cmd/lakirotator)\n", err)
+			fmt.Fprintf(stderr, "lakibench: -serve-binary: %v (build it with: go build -o lakirotator ./cmd/lakirotator)\n", err)
 			return 2
 		}
-		binary = p
+		// serve runs in a directory of its own: the path must not be relative.
+		if binary, err = filepath.Abs(p); err != nil {
+			fmt.Fprintf(stderr, "lakibench: -serve-binary: %v\n", err)
+			return 2
+		}
 	}
-	rep, err := Run(ctx, Config{ServeBinary: binary, SimulatorExecutable: self, N: *n, OwnerSecrets: *owner, Quota: *quota, StandIn: *standIn, WriteQuota: *writeQuota, Workers: *workers, Endpoint: *endpoint, Progress: progress})
+	cfg := Config{ServeBinary: binary, SimulatorExecutable: self, N: *n, OwnerSecrets: *owner, Quota: *quota, StandIn: *standIn, WriteQuota: *writeQuota,
+		Workers: *workers, Endpoint: *endpoint, Progress: progress, Replicas: *replicas, Accounts: *accounts, KillLeaderAt: *killAt, PersonnelTo: *personnelTo, KeepLogs: *keepLogs}
+	if *replicas > 0 {
+		rep, err := RunFleet(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "lakibench: %v\n", err)
+			return 1
+		}
+		return printReport(rep, *asJSON, stdout, stderr)
+	}
+	rep, err := Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "lakibench: %v\n", err)
 		return 1
 	}
-	if *asJSON {
+	return printReport(rep, *asJSON, stdout, stderr)
+}
+
+// table is a report that prints as a table.
+type table interface{ WriteTable(io.Writer) error }
+
+func printReport(rep table, asJSON bool, stdout, stderr io.Writer) int {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -93,14 +120,16 @@ func renderSaved(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lakibench: -render: %v\n", err)
 		return 1
 	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
+	var kind struct {
+		Replicas int `json:"replicas"`
+	}
+	var rep table = &Report{}
+	if json.Unmarshal(b, &kind) == nil && kind.Replicas > 0 {
+		rep = &FleetReport{}
+	}
+	if err := json.Unmarshal(b, rep); err != nil {
 		fmt.Fprintf(stderr, "lakibench: -render: %s is not a lakibench JSON report: %v\n", path, err)
 		return 1
 	}
-	if err := rep.WriteTable(stdout); err != nil {
-		fmt.Fprintf(stderr, "lakibench: %v\n", err)
-		return 1
-	}
-	return 0
+	return printReport(rep, false, stdout, stderr)
 }

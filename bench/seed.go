@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,17 +43,32 @@ var benchScopes = []laki.Scope{laki.ScopePaymentsRead, laki.ScopePaymentsWrite}
 // seeded is what seeding made: the management keys per merchant and, per
 // API-key secret, the LakiConnect key id the secret holds (for the exposure).
 type seeded struct {
-	keys      map[laki.Merchant]lakiconnect.KeySource
-	apiKeyIDs map[string]string // secret name -> key id in AWSCURRENT
-	names     []string          // every secret, API keys first
-	issued    []secret.Value    // every secret value made, for the leak scan
-	mgmt      []laki.APIKeyWithSecret
+	keys       map[laki.Merchant]lakiconnect.KeySource
+	apiKeyIDs  map[string]string // secret name -> key id in AWSCURRENT
+	merchantOf map[string]string // secret name -> master merchant
+	names      []string          // every secret, API keys first
+	issued     []secret.Value    // every secret value made, for the leak scan
+	mgmt       []laki.APIKeyWithSecret
 }
 
 type seedSpec struct {
-	name  string
-	kind  inventory.Kind
-	owner string
+	name   string
+	kind   inventory.Kind
+	owner  string
+	env    laki.Environment
+	policy string
+}
+
+// seedPlan says what to seed: n secrets in one environment (one AWS
+// account), owners of them (the last) with the owner tag, names under
+// prefix. With unscheduled set (the fleet run), the owner's secrets and the
+// first API key carry policies without a slot, so that the scheduled batch
+// is the rest alone.
+type seedPlan struct {
+	env         laki.Environment
+	prefix      string
+	n, owners   int
+	unscheduled bool
 }
 
 // seed makes n managed secrets at the simulator and in Secrets Manager,
@@ -60,7 +76,15 @@ type seedSpec struct {
 // metadata the rotator puts on its own keys, as if a previous rotation had
 // made them (steady state); webhook endpoints start with one signing secret.
 // The last owners secrets carry the owner tag.
-func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, smc *sm.Client, runID string, n, owners int) (*seeded, error) {
+func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, smc *sm.Client, runID string, plan seedPlan) (*seeded, error) {
+	n, owners, env := plan.n, plan.owners, plan.env
+	if env == "" {
+		env = laki.Sandbox
+	}
+	prefix := plan.prefix
+	if prefix == "" {
+		prefix = "bench/" + runID + "/"
+	}
 	nKeys := max(1, n/apiKeyShare)
 	specs := make([]seedSpec, n)
 	for i := range specs {
@@ -68,12 +92,13 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 		if i < nKeys {
 			kind, label = inventory.KindAPIKey, "ak"
 		}
-		specs[i] = seedSpec{name: fmt.Sprintf("bench/%s/%s-%05d", runID, label, i), kind: kind}
+		specs[i] = seedSpec{name: fmt.Sprintf("%s%s-%05d", prefix, label, i), kind: kind, env: env}
 		if i >= n-owners {
 			specs[i].owner = OwnerName
 		}
+		specs[i].policy = policyFor(kind, plan.unscheduled && (i == 0 || specs[i].owner != ""))
 	}
-	out := &seeded{keys: map[laki.Merchant]lakiconnect.KeySource{}, apiKeyIDs: map[string]string{}}
+	out := &seeded{keys: map[laki.Merchant]lakiconnect.KeySource{}, apiKeyIDs: map[string]string{}, merchantOf: map[string]string{}}
 	// Merchants and their management keys, made up front (dashboard-made).
 	type group struct {
 		merchant string
@@ -87,14 +112,14 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 			return nil, err
 		}
 		g := &group{merchant: merchant}
-		k, err := sim.CreateKey(ctx, laki.Sandbox, g.merchant, "lakirotator management", laki.AllScopes)
+		k, err := sim.CreateKey(ctx, env, g.merchant, "lakirotator management", laki.AllScopes)
 		if err != nil {
 			return nil, err
 		}
 		g.mgmt = k.Secret
 		out.mgmt = append(out.mgmt, k)
 		out.issued = append(out.issued, k.Secret)
-		out.keys[laki.Merchant{Environment: laki.Sandbox, MasterMerchantID: g.merchant}] = lakiconnect.StaticKey(k.Secret)
+		out.keys[laki.Merchant{Environment: env, MasterMerchantID: g.merchant}] = lakiconnect.StaticKey(k.Secret)
 		groups = append(groups, g)
 		return g, nil
 	}
@@ -159,6 +184,7 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 				}
 				mu.Lock()
 				out.issued = append(out.issued, cred.Secret)
+				out.merchantOf[s.name] = g.merchant
 				if s.kind == inventory.KindAPIKey {
 					out.apiKeyIDs[s.name] = cred.KeyID
 				}
@@ -175,12 +201,18 @@ func seed(ctx context.Context, sim simulator, mgmtClient *lakiconnect.Client, sm
 	return out, nil
 }
 
-// policyFor names the policy of a kind (a policy covers one kind).
-func policyFor(k inventory.Kind) string {
+// policyFor names the policy of a kind (a policy covers one kind);
+// unscheduled ones have no slot in the run (the fleet run's owner's
+// secrets and exposed key, rotated only by their emergencies).
+func policyFor(k inventory.Kind, unscheduled bool) string {
+	p := "bench-webhooks"
 	if k == inventory.KindAPIKey {
-		return "bench-api-keys"
+		p = "bench-api-keys"
 	}
-	return "bench-webhooks"
+	if unscheduled {
+		p = "bench-unscheduled-" + strings.TrimPrefix(p, "bench-")
+	}
+	return p
 }
 
 // seedVersion is the AWSCURRENT version id of a seeded secret.
@@ -188,19 +220,19 @@ func seedVersion(name string) string { return rotator.VersionID(name, "lakibench
 
 func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, merchant string, s seedSpec) (secretstore.Credential, map[string]string, error) {
 	tags := map[string]string{
-		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(laki.Sandbox),
-		inventory.TagMasterMerchant: merchant, inventory.TagPolicy: policyFor(s.kind),
+		inventory.TagManaged: "true", inventory.TagKind: string(s.kind), inventory.TagEnvironment: string(s.env),
+		inventory.TagMasterMerchant: merchant, inventory.TagPolicy: s.policy,
 	}
 	if s.owner != "" {
 		tags[inventory.TagOwners] = s.owner
 	}
 	if s.kind == inventory.KindWebhookSecret {
-		ep, ws, err := sim.AddWebhookEndpoint(ctx, laki.Sandbox, merchant, "https://hooks.example.test/"+s.name)
+		ep, ws, err := sim.AddWebhookEndpoint(ctx, s.env, merchant, "https://hooks.example.test/"+s.name)
 		if err != nil {
 			return secretstore.Credential{}, nil, err
 		}
 		tags[inventory.TagEndpointID] = ep.ID
-		return secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: string(laki.Sandbox), MasterMerchantID: merchant,
+		return secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: string(s.env), MasterMerchantID: merchant,
 			EndpointID: ep.ID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt}, tags, nil
 	}
 	k, err := client.CreateAPIKey(ctx, rotator.IdempotencyKey(s.name, seedVersion(s.name), "seed"), laki.CreateAPIKeyRequest{
@@ -215,7 +247,7 @@ func seedOne(ctx context.Context, sim simulator, client *lakiconnect.Client, mer
 	if err != nil {
 		return secretstore.Credential{}, nil, err
 	}
-	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(laki.Sandbox), MasterMerchantID: merchant,
+	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(s.env), MasterMerchantID: merchant,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}, tags, nil
 }
 

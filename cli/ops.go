@@ -25,14 +25,11 @@ func newSweepCmd(stdio IO, g *globalFlags) *cobra.Command {
 		Example: "  lakirotator sweep --demo\n  lakirotator sweep --config lakirotator.yaml -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
-			svc, err := localService(cmd.Context(), stdio, g)
+			svc, stop, err := openLocal(cmd.Context(), stdio, g)
 			if err != nil {
 				return err
 			}
-			defer func() { _ = svc.Shutdown(context.Background()) }()
+			defer stop()
 			results, err := svc.Daemon.Sweep(cmd.Context())
 			if g.output == "json" {
 				if jerr := writeJSON(stdio.Out, sweepJSON(results, err)); jerr != nil {

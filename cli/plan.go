@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -20,14 +19,11 @@ func newPlanCmd(stdio IO, g *globalFlags) *cobra.Command {
 		Example: "  lakirotator plan --demo\n  lakirotator plan --config lakirotator.yaml --due-within 72h -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
-			svc, err := localService(cmd.Context(), stdio, g)
+			svc, stop, err := openLocal(cmd.Context(), stdio, g)
 			if err != nil {
 				return err
 			}
-			defer func() { _ = svc.Shutdown(context.Background()) }()
+			defer stop()
 			items, err := svc.Plan(cmd.Context(), within)
 			if err != nil {
 				return withCode(ExitFailure, err)

@@ -225,6 +225,19 @@ func runLocalTrigger(cmd *cobra.Command, stdio IO, g *globalFlags, req httpapi.T
 	return reportFinal(stdio, final, g.output, true)
 }
 
+// openLocal is the prologue of a verb that runs the engine here: -o
+// checked, the service built from --config or --demo, and its stop to defer.
+func openLocal(ctx context.Context, stdio IO, g *globalFlags) (*daemon.Service, func(), error) {
+	if err := g.checkOutput(); err != nil {
+		return nil, nil, err
+	}
+	svc, err := localService(ctx, stdio, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, func() { _ = svc.Shutdown(context.Background()) }, nil
+}
+
 func localInventory(cmd *cobra.Command, stdio IO, g *globalFlags) (httpapi.Inventory, error) {
 	svc, err := localService(cmd.Context(), stdio, g)
 	if err != nil {

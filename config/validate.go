@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 )
@@ -324,7 +325,7 @@ func (v *validator) http() {
 	host, port, err := net.SplitHostPort(h.Listen)
 	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
 		v.ps.add(hp+".listen", "%q is not host:port, as in 127.0.0.1:8080 or :8443", h.Listen)
-	} else if !h.TLS.Enabled() && !h.AllowPlaintext && !IsLoopbackHost(host) {
+	} else if !h.TLS.Enabled() && !h.AllowPlaintext && !endpoint.IsLoopbackHost(host) {
 		v.ps.add(hp+".listen", "listening beyond loopback needs tls (cert_file and key_file), or allow_plaintext: true behind a TLS-terminating proxy")
 	}
 	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {

@@ -7,6 +7,15 @@ import (
 	"strings"
 )
 
+// eachOneOf adds a problem at path[j] for each value that is not one of allowed.
+func eachOneOf[T ~string](ps *problems, path string, values, allowed []T) {
+	for j, x := range values {
+		if !slices.Contains(allowed, x) {
+			ps.add(indexPath(path, j), "%q is not one of %s", x, joinNames(allowed))
+		}
+	}
+}
+
 func joinNames[T ~string](xs []T) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
@@ -102,26 +111,10 @@ func (v *validator) notifications() {
 				v.ps.add(indexPath(p+".match.environments", j), "%q is not a configured environment (%s)", env, envList(v.c.Environments))
 			}
 		}
-		for j, s := range m.Severities {
-			if !slices.Contains(allSeverities, s) {
-				v.ps.add(indexPath(p+".match.severities", j), "%q is not one of %s", s, joinNames(allSeverities))
-			}
-		}
-		for j, c := range m.Causes {
-			if !slices.Contains(allCauses, c) {
-				v.ps.add(indexPath(p+".match.causes", j), "%q is not one of %s", c, joinNames(allCauses))
-			}
-		}
-		for j, s := range m.Steps {
-			if !slices.Contains(allSteps, s) {
-				v.ps.add(indexPath(p+".match.steps", j), "%q is not one of %s", s, joinNames(allSteps))
-			}
-		}
-		for j, o := range m.Outcomes {
-			if !slices.Contains(allOutcomes, o) {
-				v.ps.add(indexPath(p+".match.outcomes", j), "%q is not one of %s", o, joinNames(allOutcomes))
-			}
-		}
+		eachOneOf(v.ps, p+".match.severities", m.Severities, allSeverities)
+		eachOneOf(v.ps, p+".match.causes", m.Causes, allCauses)
+		eachOneOf(v.ps, p+".match.steps", m.Steps, allSteps)
+		eachOneOf(v.ps, p+".match.outcomes", m.Outcomes, allOutcomes)
 		for j, who := range r.Mentions {
 			if _, ok := n.People[who]; !ok && who != MentionOwners {
 				v.ps.add(indexPath(p+".mentions", j), "%q is neither owners nor a name in notifications.people", who)

@@ -7,12 +7,11 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/lakirotator/lakirotator/config"
 	"github.com/lakirotator/lakirotator/ha"
+	"github.com/lakirotator/lakirotator/internal/awsaccess"
 )
 
 // buildLease makes the replicas' lease from ha: in the config; nil without one.
@@ -21,13 +20,9 @@ func buildLease(ctx context.Context, cfg *config.Config, o BuildOptions) (Leader
 	if h == nil {
 		return nil, nil
 	}
-	load := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(h.Region), awsconfig.WithLogger(logging.Nop{})}
-	if o.AWSCredentials != nil {
-		load = append(load, awsconfig.WithCredentialsProvider(o.AWSCredentials))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, load...)
+	awsCfg, err := awsaccess.Load(ctx, awsaccess.Config{Region: h.Region, RegionField: "ha.region", Endpoint: h.Endpoint, Credentials: o.AWSCredentials})
 	if err != nil {
-		return nil, fmt.Errorf("ha: load AWS config: %w", err)
+		return nil, fmt.Errorf("ha: %w", err)
 	}
 	client := dynamodb.NewFromConfig(awsCfg, func(do *dynamodb.Options) {
 		if h.Endpoint != "" {

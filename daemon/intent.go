@@ -30,7 +30,10 @@ const (
 	// TagIntentBy: base64 of {"a": actor, "o": on behalf of, "r": reason,
 	// "k": exposed old key to end} (tag values allow only a few characters).
 	TagIntentBy = "lakirotator:intent-by"
-	// TagIntentDone: the trigger id of the last intent carried out.
+	// TagIntentDone: "<trigger id>[ <kind> <unix seconds> <cause id>]": the
+	// last intent carried out and, when a rotation answered it, that
+	// rotation's ask (its kind, when it was asked, the cause its version
+	// derives from; the trigger's own, or the ask it joined).
 	TagIntentDone = "lakirotator:intent-done"
 )
 
@@ -123,10 +126,55 @@ const intentHorizon = 8 * 24 * time.Hour
 // replicas): the later one is answered by the rotation the first made.
 const concurrentAsk = 10 * time.Second
 
+// intentDone is what TagIntentDone keeps.
+type intentDone struct {
+	ID string // the trigger carried out
+	// Answer is the ask whose rotation carried it out (Kind, ID, At only);
+	// zero when none did (it gave up, or ended an old key without a rotation).
+	Answer rotator.Trigger
+}
+
+func (d intentDone) tag() string {
+	if d.Answer.ID == "" {
+		return d.ID
+	}
+	return fmt.Sprintf("%s %s %d %s", d.ID, d.Answer.Kind, d.Answer.At.Unix(), d.Answer.ID)
+}
+
+// doneFrom reads TagIntentDone (a bare trigger id, as older versions wrote
+// it, names no answer).
+func doneFrom(tags map[string]string) intentDone {
+	f := strings.Fields(tags[TagIntentDone])
+	if len(f) == 0 {
+		return intentDone{}
+	}
+	d := intentDone{ID: f[0]}
+	if len(f) == 4 {
+		if secs, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: time.Unix(secs, 0).UTC(), ID: f[3]}
+		}
+	}
+	return d
+}
+
+// answers reports whether the finished rotation answers ask: the same ask
+// made of several replicas (or by two people) at about the same moment is
+// answered by the one rotation it made, as is an ask of the same kind made
+// before that rotation's. A compromise never is: the exposed key may be the
+// very one that rotation made.
+func (d intentDone) answers(ask rotator.Trigger) bool {
+	return d.Answer.ID != "" && d.Answer.Kind == ask.Kind && ask.Kind != events.CauseCompromise &&
+		ask.Kind != events.CauseScheduled && !ask.At.After(d.Answer.At.Add(concurrentAsk))
+}
+
 // openIntent is the intent kept on the secret that has not been carried out.
 func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	in, ok := intentFrom(e.Stored.Tags)
-	if !ok || e.Stored.Tags[TagIntentDone] == in.Cause.ID || now.Sub(in.Cause.At) > intentHorizon {
+	if !ok || now.Sub(in.Cause.At) > intentHorizon {
+		return intent{}, false
+	}
+	if done := doneFrom(e.Stored.Tags); done.ID == in.Cause.ID || done.Answer.ID == in.Cause.ID ||
+		(in.OldKey == "" && done.answers(in.Cause)) {
 		return intent{}, false
 	}
 	if in.OldKey == "" && rotator.TriggerSettled(e.Managed, e.Stored, in.Cause.ID) {
@@ -165,14 +213,21 @@ func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in
 	return nil
 }
 
-// markIntentDone records that the intent was carried out although its own
-// version was not written (it finished another rotation, or gave up).
+// markIntentDone records that the intent was carried out, by no rotation
+// (it gave up, or ended an exposed old key).
 func (d *Daemon) markIntentDone(ctx context.Context, ms inventory.ManagedSecret, id string) {
+	d.markIntentAnswered(ctx, ms, intentDone{ID: id})
+}
+
+// markIntentAnswered records that the intent was carried out, and by which
+// ask's rotation: a later ask of the same moment is answered by it too.
+func (d *Daemon) markIntentAnswered(ctx context.Context, ms inventory.ManagedSecret, done intentDone) {
 	env := d.envs[ms.Environment]
 	if env == nil {
 		return
 	}
-	tags := map[string]string{TagIntentDone: id}
+	id := done.ID
+	tags := map[string]string{TagIntentDone: done.tag()}
 	if err := env.Store.Tag(ctx, ms.Name, tags); err != nil {
 		d.log.Warn("marking the trigger's intent done failed; a restart repeats it, which is idempotent", "secret", ms.Name, "trigger", id, "err", err)
 		return
@@ -208,7 +263,14 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Err != nil && o.Job.Trigger.Kind.Emergency() {
 		return // stays open: a restart tries again
 	}
-	d.markIntentDone(ctx, o.Job.Secret, o.Job.Trigger.ID)
+	done := intentDone{ID: o.Job.Trigger.ID}
+	if o.Err == nil {
+		done.Answer = o.Job.Trigger
+		if o.Result.JoinedTrigger.ID != "" {
+			done.Answer = o.Result.JoinedTrigger
+		}
+	}
+	d.markIntentAnswered(ctx, o.Job.Secret, done)
 }
 
 // causeOfPending names the cause of a rotation left in flight: the open
@@ -251,9 +313,18 @@ func severity(k events.Cause) int {
 // version at the same time (see rotator.Joined).
 func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger) func(secretstore.Secret) (rotator.Joined, bool) {
 	return func(info secretstore.Secret) (rotator.Joined, bool) {
+		done := doneFrom(info.Tags)
+		if done.Answer.ID != own.ID && done.answers(own) {
+			// Answered by a rotation that finished already (the same ask,
+			// made of another replica that was quicker): it is reported
+			// as that rotation, once.
+			c := own
+			c.Kind, c.ID, c.At = done.Answer.Kind, done.Answer.ID, done.Answer.At
+			return rotator.Joined{Trigger: c}, true
+		}
 		in, ok := intentFrom(info.Tags)
-		if !ok || in.OldKey != "" || info.Tags[TagIntentDone] == in.Cause.ID || own.At.Sub(in.Cause.At) > intentHorizon ||
-			severity(in.Cause.Kind) < severity(own.Kind) {
+		if !ok || in.OldKey != "" || done.ID == in.Cause.ID || done.Answer.ID == in.Cause.ID ||
+			own.At.Sub(in.Cause.At) > intentHorizon || severity(in.Cause.Kind) < severity(own.Kind) {
 			return rotator.Joined{}, false
 		}
 		if v, there := info.Version(rotator.VersionOf(ms, info, in.Cause.ID)); there && !v.Has(secretstore.StagePending) {

@@ -182,7 +182,7 @@ func (d *Daemon) rememberLookup(eventID string, entry *inventory.Entry, current 
 // actedOn reports whether the secret shows the event's action done: its
 // rotation written, or its intent marked done.
 func actedOn(e inventory.Entry, id string) bool {
-	return e.Stored.Tags[TagIntentDone] == id || rotator.TriggerSettled(e.Managed, e.Stored, id)
+	return doneFrom(e.Stored.Tags).ID == id || rotator.TriggerSettled(e.Managed, e.Stored, id)
 }
 
 func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {

@@ -192,11 +192,12 @@ func inventoryRow(s httpapi.SecretStatus, st audit.SecretState, f facts) Invento
 	problems := f.scopes[s.Name]
 	if st.PolicyScopes != nil && st.Scopes != nil { // what the key holds against its policy, now
 		problems = nil
-		if x := missingFrom(st.Scopes, st.PolicyScopes); len(x) > 0 {
-			problems = append(problems, "excess: "+strings.Join(x, ", "))
+		extra, missing := st.ScopeDrift()
+		if len(extra) > 0 {
+			problems = append(problems, "excess: "+strings.Join(extra, ", "))
 		}
-		if x := missingFrom(st.PolicyScopes, st.Scopes); len(x) > 0 {
-			problems = append(problems, "missing: "+strings.Join(x, ", "))
+		if len(missing) > 0 {
+			problems = append(problems, "missing: "+strings.Join(missing, ", "))
 		}
 	}
 	return InventoryRow{
@@ -299,18 +300,6 @@ func exposureToRevocation(em audit.Emergency, recs []audit.Record, now time.Time
 		}
 	}
 	return 0, false
-}
-
-// missingFrom is what a holds that b does not, sorted.
-func missingFrom(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // last4 shows an id by its last 4 characters, as the audit report does.

@@ -96,11 +96,6 @@ type replicaCase struct {
 	// overlapped: other cases ran during this one, so secrets it did
 	// not ask for may have rotated.
 	overlapped bool
-	// inSequence: the case is one ask made of every replica at once, where
-	// issue 12 allows "one rotation, or two in sequence" (never two
-	// racing): two new versions, the first AWSPREVIOUS under the second
-	// AWSCURRENT, each announced once. Everything else is held as strictly.
-	inSequence bool
 }
 
 func testReplicas(t *testing.T, n int) {
@@ -170,7 +165,6 @@ func testReplicas(t *testing.T, n int) {
 	// 1. The same manual rotation, asked of every replica at once.
 	checkout := f.secret("payments/production/checkout")
 	c := f.beginCase("same manual rotation", []fleetSecret{checkout}, "manual")
-	c.inSequence = true
 	f.atOnce(func(r *replica) {
 		st, _, raw := f.trigger(r, map[string]any{"secret": checkout.name, "cause": "manual", "reason": "the same ask to every replica"})
 		if st != 202 {
@@ -182,7 +176,6 @@ func testReplicas(t *testing.T, n int) {
 
 	// 2. The same owner trigger (a personnel change), at once.
 	c = f.beginCase("same owner trigger", f.owned(fleetOwnerPeople), "personnel")
-	c.inSequence = true
 	f.atOnce(func(r *replica) {
 		st, _, raw := f.trigger(r, map[string]any{"owner": fleetOwnerPeople, "cause": "personnel", "reason": "ursula left"})
 		if st != 202 {
@@ -307,24 +300,16 @@ func (f *fleet) endCase(t *testing.T, c *replicaCase) {
 	}
 	time.Sleep(3 * time.Second) // a late replica's steps land in this time, if any
 
-	// Exactly one new version per secret (or two in sequence where the
-	// case allows it), and it is AWSCURRENT; untouched secrets stay so.
+	// Exactly one new version per secret, and it is AWSCURRENT; untouched secrets stay so.
 	referenced := map[string]bool{}
-	rotations := map[string]int{}
 	for _, s := range f.secrets {
 		vs := f.storedVersions(s)
 		for _, v := range vs {
 			referenced[v.cred] = true
 		}
 		if c.isTarget(s.name) {
-			rotations[s.name] = 1
 			if msg := rotatedOnce(c.before[s.name], vs); msg != "" {
-				if c.inSequence && rotatedTwiceInSequence(c.before[s.name], vs) {
-					rotations[s.name] = 2
-					t.Logf("%s: %s rotated twice, in sequence (allowed for concurrent asks)", c.name, s.name)
-				} else {
-					t.Errorf("%s: %s not rotated exactly once: %s", c.name, s.name, msg)
-				}
+				t.Errorf("%s: %s not rotated exactly once: %s", c.name, s.name, msg)
 			}
 		} else if len(vs) != len(c.before[s.name]) && !strings.HasPrefix(s.name, "reports/") && !c.overlapped {
 			t.Errorf("%s: %s was not asked for but has %d new versions", c.name, s.name, len(vs)-len(c.before[s.name]))
@@ -405,8 +390,8 @@ func (f *fleet) endCase(t *testing.T, c *replicaCase) {
 				n++
 			}
 		}
-		if want := max(1, rotations[s.name]); n != want {
-			t.Errorf("%s: %s: %d \"succeeded\" messages in Slack, want %d (one per rotation)", c.name, s.name, n, want)
+		if n != 1 {
+			t.Errorf("%s: %s: %d \"succeeded\" messages in Slack, want 1 (one per rotation)", c.name, s.name, n)
 		}
 	}
 }
@@ -418,30 +403,4 @@ func (c *replicaCase) isTarget(name string) bool {
 		}
 	}
 	return false
-}
-
-// rotatedTwiceInSequence reports whether a secret went through two whole
-// rotations one after the other: two new versions, one AWSCURRENT and the
-// other AWSPREVIOUS, the old current left with no stage, nothing pending.
-func rotatedTwiceInSequence(before, after []versionState) bool {
-	known := map[string]bool{}
-	for _, v := range before {
-		known[v.id] = true
-	}
-	old := current(before)
-	currents, previous, fresh := 0, 0, 0
-	for _, v := range after {
-		if !known[v.id] {
-			fresh++
-			switch {
-			case v.has("AWSCURRENT") && !v.has("AWSPREVIOUS"):
-				currents++
-			case v.has("AWSPREVIOUS") && len(v.stages) == 1:
-				previous++
-			}
-		} else if v.id == old.id && len(v.stages) != 0 {
-			return false
-		}
-	}
-	return old.id != "" && fresh == 2 && currents == 1 && previous == 1
 }

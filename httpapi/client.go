@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/trigger"
 )
@@ -27,18 +27,9 @@ type Client struct {
 // NewClient returns a client for the daemon at baseURL (https://, or http://
 // to a loopback address only).
 func NewClient(baseURL string, token secret.Value, tlsConfig *tls.Config) (*Client, error) {
-	u, err := url.Parse(baseURL)
+	u, err := endpoint.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("daemon URL %q: %w", baseURL, err)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("daemon URL %q: plain http is allowed only to a loopback address; use https", baseURL)
-		}
-	default:
-		return nil, fmt.Errorf("daemon URL %q: scheme must be https (or http to loopback)", baseURL)
 	}
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{}
@@ -66,14 +57,6 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 			from.Scheme, from.Host, req.URL.Scheme, req.URL.Host)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Trigger asks the daemon for rotations.

@@ -42,6 +42,7 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
+	own := job.Trigger.ID
 	if job.Join != nil && !job.resumeOnly {
 		d, err := e.store.Describe(ctx, job.Secret.Name)
 		if err != nil {
@@ -49,21 +50,27 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		}
 		info = d
 		if j, ok := job.Join(d); ok && j.Trigger.validate() == nil {
-			if j.Trigger.ID != job.Trigger.ID {
-				e.log.Info("joining the rotation another ask started for the same secret", "secret", job.Secret.Name,
-					"cause", job.Trigger.ID, "joined", j.Trigger.ID)
-				job.Trigger = j.Trigger
-			}
-			if j.Follow {
-				info, err = e.follow(ctx, job, info)
-				if err != nil {
-					return Result{Secret: job.Secret.Name}, err
-				}
+			if info, err = e.join(ctx, &job, j, info); err != nil {
+				return Result{Secret: job.Secret.Name}, err
 			}
 		}
 	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
+		var later *joinLater
+		if errors.As(err, &later) && pass < 3+maxVersionAttempts {
+			// Another ask is the one the store names now: this job's own
+			// credential, made but never stored, ends here, and the job
+			// follows that ask's rotation.
+			if m != nil && !m.stored {
+				e.discard(ctx, job, m.vid, m.c)
+			}
+			m = nil
+			if info, err = e.join(ctx, &job, later.joined, later.info); err != nil {
+				return res, err
+			}
+			continue
+		}
 		if (errors.Is(err, errStale) || errors.Is(err, errNextVersion)) && pass < 3+maxVersionAttempts {
 			d, derr := e.store.Describe(ctx, job.Secret.Name)
 			if derr != nil {
@@ -72,8 +79,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 			info = d
 			continue
 		}
-		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) {
+		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) || later != nil {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
+		}
+		if job.Trigger.ID != own {
+			res.JoinedTrigger = job.Trigger
 		}
 		_, written := info.Version(m0(m).vid)
 		switch {
@@ -235,19 +245,8 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			e.emit(ctx, mm.created, events.StepCreate, events.OutcomeStarted, nil)
 			mm.announced = true
 		}
-		if !hasCur {
-			// No AWSCURRENT in the listing (a secret never written by a
-			// rotation, or one a stale re-put stripped): only a Describe
-			// tells whether another writer moved on since.
-			d, err := e.store.Describe(ctx, name)
-			if err != nil {
-				return res, stepErr(name, "describe", err)
-			}
-			_, nowCur := d.VersionWithStage(secretstore.StageCurrent)
-			_, there := d.Version(vid)
-			if nowCur || there {
-				return res, errStale
-			}
+		if err := e.checkBeforePut(ctx, job, vid, hasCur); err != nil {
+			return res, err
 		}
 		if err := e.put(ctx, job, vid, fresh); err != nil {
 			return res, err

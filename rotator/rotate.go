@@ -93,6 +93,9 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 			ev.KeyID, ev.PreviousKeyID, ev.KeyLast4 = res.KeyID, res.PreviousKeyID, res.KeyLast4
 			ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 			ev.Details = map[string]string{"outcome": string(res.Outcome)}
+			if res.JoinedTrigger.ID != "" {
+				ev.Details["joined"] = res.JoinedTrigger.ID // answered by the rotation of that ask
+			}
 			if (res.Outcome == AlreadyDone && !job.Announce) || res.Outcome == Superseded {
 				// Done by another replica (or before a restart): it was
 				// announced by whoever promoted it; say it once.

@@ -144,6 +144,9 @@ type Result struct {
 	PreviousKeyID     string
 	OldEndsAt         *time.Time // when the old credential stops working (nil: no old one)
 	Attempts          int
+	// JoinedTrigger is the other ask this job joined (Job.Join): its rotation
+	// answered this job's ask. Zero when the job ran under its own cause.
+	JoinedTrigger Trigger
 }
 
 // Boundary is a point inside a rotation where the AfterStep hook runs.

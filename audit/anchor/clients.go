@@ -2,16 +2,13 @@ package anchor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/lakirotator/lakirotator/internal/awsaccess"
 )
 
 // AWSConfig says how to reach S3 and KMS.
@@ -25,22 +22,10 @@ type AWSConfig struct {
 
 // NewClients builds the S3 and KMS clients.
 func NewClients(ctx context.Context, c AWSConfig) (*s3.Client, *kms.Client, error) {
-	if err := checkEndpoint(c.Endpoint); err != nil {
-		return nil, nil, err
-	}
-	var load []func(*awsconfig.LoadOptions) error
-	if c.Region != "" {
-		load = append(load, awsconfig.WithRegion(c.Region))
-	}
-	if c.Credentials != nil {
-		load = append(load, awsconfig.WithCredentialsProvider(c.Credentials))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, load...)
+	cfg, err := awsaccess.Load(ctx, awsaccess.Config{Region: c.Region, RegionField: "audit.anchor.region",
+		Endpoint: c.Endpoint, Credentials: c.Credentials})
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit anchor: load AWS config: %w", err)
-	}
-	if cfg.Region == "" {
-		return nil, nil, errors.New("audit anchor: no AWS region: set audit.anchor.region or AWS_REGION")
+		return nil, nil, fmt.Errorf("audit anchor: %w", err)
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if c.Endpoint != "" {
@@ -54,26 +39,4 @@ func NewClients(ctx context.Context, c AWSConfig) (*s3.Client, *kms.Client, erro
 		}
 	})
 	return s3c, kmsc, nil
-}
-
-func checkEndpoint(raw string) error {
-	if raw == "" {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return errors.New("audit anchor: endpoint is not a URL")
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		h := u.Hostname()
-		if ip := net.ParseIP(h); strings.EqualFold(h, "localhost") || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return errors.New("audit anchor: endpoint: http:// is allowed only to loopback; use https://")
-	default:
-		return errors.New("audit anchor: endpoint must start with https://")
-	}
 }

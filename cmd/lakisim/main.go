@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/lakisim"
 )
@@ -73,10 +74,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("-addr %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if endpoint.IsLoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("-addr %q: the simulator listens on loopback only (127.0.0.1, ::1 or localhost)", addr)

@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/lakirotator/lakirotator/consumer"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 )
 
 func main() {
@@ -49,8 +48,8 @@ func run() error {
 		flag.Usage()
 		return errors.New("-api-key-secret, -webhook-secret and -lakiconnect are required")
 	}
-	if u, err := url.Parse(*baseURL); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
-		return fmt.Errorf("-lakiconnect %q: LakiConnect is called over https only (http to loopback for a simulator)", *baseURL)
+	if _, err := endpoint.Parse(*baseURL); err != nil {
+		return fmt.Errorf("-lakiconnect %q: LakiConnect is called over https only (http to loopback for a simulator): %w", *baseURL, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -113,9 +112,4 @@ func callLoop(ctx context.Context, log *slog.Logger, c *http.Client, base string
 		case <-t.C:
 		}
 	}
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

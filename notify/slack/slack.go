@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/lakirotator/lakirotator/events"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/notify"
 )
@@ -64,14 +65,14 @@ func New(cfg Config) (*Notifier, error) {
 		}
 		opts := []slack.Option{slack.OptionHTTPClient(httpClient)}
 		if cfg.APIURL != "" {
-			if err := checkURL(cfg.APIURL); err != nil {
+			if _, err := endpoint.Parse(cfg.APIURL); err != nil {
 				return nil, fmt.Errorf("slack: api_url: %w", err)
 			}
 			opts = append(opts, slack.OptionAPIURL(cfg.APIURL))
 		}
 		n.client = slack.New(cfg.Token.Reveal(), opts...)
 	case !cfg.WebhookURL.IsZero():
-		if err := checkURL(cfg.WebhookURL.Reveal()); err != nil {
+		if _, err := endpoint.Parse(cfg.WebhookURL.Reveal()); err != nil {
 			// The URL is a credential: name the problem, not the URL.
 			return nil, fmt.Errorf("slack: webhook_url: %w", err)
 		}
@@ -79,26 +80,6 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, errors.New("slack: neither token nor webhook_url is set")
 	}
 	return n, nil
-}
-
-// checkURL allows https anywhere and plain http only to loopback.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a valid URL")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("plain http is allowed only to loopback, not to %q", host)
-	default:
-		return fmt.Errorf("scheme %q is not https", u.Scheme)
-	}
 }
 
 // Notify posts n. Emergencies with a trigger id go into one thread per trigger.

@@ -2,17 +2,12 @@ package eventbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	eb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go/logging"
+
+	"github.com/lakirotator/lakirotator/internal/awsaccess"
 )
 
 // ClientConfig says how to reach one environment's EventBridge: the same
@@ -26,58 +21,14 @@ type ClientConfig struct {
 // NewClient builds an EventBridge client with the SDK's standard retryer.
 // A plain-http endpoint is allowed for loopback hosts only.
 func NewClient(ctx context.Context, cfg ClientConfig) (*eb.Client, error) {
-	if err := checkEndpoint(cfg.Endpoint); err != nil {
-		return nil, err
-	}
-	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
-	if cfg.Region != "" {
-		load = append(load, config.WithRegion(cfg.Region))
-	}
-	if cfg.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(cfg.Profile))
-	}
-	if cfg.Credentials != nil {
-		load = append(load, config.WithCredentialsProvider(cfg.Credentials))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, load...)
+	awsCfg, err := awsaccess.Load(ctx, awsaccess.Config{Region: cfg.Region, RegionField: "the environment's aws.region",
+		Endpoint: cfg.Endpoint, Profile: cfg.Profile, RoleARN: cfg.RoleARN, ExternalID: cfg.ExternalID, Credentials: cfg.Credentials})
 	if err != nil {
-		return nil, fmt.Errorf("eventbridge: load AWS config: %w", err)
-	}
-	if awsCfg.Region == "" {
-		return nil, errors.New("eventbridge: no AWS region: set the environment's aws.region or AWS_REGION")
-	}
-	if cfg.RoleARN != "" {
-		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
-			func(o *stscreds.AssumeRoleOptions) {
-				o.RoleSessionName = "lakirotator"
-				if cfg.ExternalID != "" {
-					o.ExternalID = aws.String(cfg.ExternalID)
-				}
-			}))
+		return nil, fmt.Errorf("eventbridge: %w", err)
 	}
 	return eb.NewFromConfig(awsCfg, func(o *eb.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	}), nil
-}
-
-func checkEndpoint(endpoint string) error {
-	if endpoint == "" {
-		return nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("eventbridge: endpoint %q is not a URL", endpoint)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("eventbridge: endpoint %q: only https, or http to a loopback host", endpoint)
 }

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
@@ -169,36 +169,25 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("lakiconnect: config BaseURL is empty")
 	}
-	u, err := url.Parse(raw)
+	u, err := endpoint.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("lakiconnect: config BaseURL %q: %w", raw, err)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("lakiconnect: config BaseURL %q has no host", raw)
+		// %q of the redacted form: a refused URL may still carry user:password@.
+		return nil, fmt.Errorf("lakiconnect: config BaseURL %q: %w", redacted(raw), err)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("lakiconnect: config BaseURL %q must not carry user info, a query or a fragment", u.Redacted())
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("lakiconnect: config BaseURL %q: plain http is allowed only to loopback hosts; use https", raw)
-		}
-	default:
-		return nil, fmt.Errorf("lakiconnect: config BaseURL %q: scheme must be https", raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+// redacted is raw with any password masked, or raw itself when it does not parse.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return raw
 }
 
 // buildTransport returns a transport that speaks TLS 1.2+ with verification

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -102,11 +103,7 @@ func (c *CallCounter) add(key string) {
 func (c *CallCounter) Snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(c.counts)
 }
 
 // Calls returns how many calls of op were made, whatever their result.

@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 )
 
 // stsBody is the request Vault's AWS IAM login replays to STS to learn who
@@ -23,20 +25,20 @@ const stsBody = "Action=GetCallerIdentity&Version=2011-06-15"
 // sends it to STS; AWS's answer proves the caller's IAM identity.
 func awsLoginData(ctx context.Context, auth Auth, now time.Time) (map[string]any, error) {
 	region := auth.AWSRegion
-	endpoint := auth.STSEndpoint
+	stsURL := auth.STSEndpoint
 	if region == "" {
 		region = "us-east-1"
 	}
-	if endpoint == "" {
-		endpoint = "https://sts.amazonaws.com"
+	if stsURL == "" {
+		stsURL = "https://sts.amazonaws.com"
 		if auth.AWSRegion != "" {
-			endpoint = "https://sts." + auth.AWSRegion + ".amazonaws.com"
+			stsURL = "https://sts." + auth.AWSRegion + ".amazonaws.com"
 		}
 	}
-	if err := CheckAddress(endpoint); err != nil {
-		return nil, errors.New("sts endpoint: " + err.Error())
+	if _, err := endpoint.Parse(stsURL); err != nil {
+		return nil, fmt.Errorf("sts endpoint %q: %w", stsURL, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(stsBody))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, stsURL, strings.NewReader(stsBody))
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +62,7 @@ func awsLoginData(ctx context.Context, auth Auth, now time.Time) (map[string]any
 	return map[string]any{
 		"role":                    auth.Role,
 		"iam_http_request_method": http.MethodPost,
-		"iam_request_url":         enc([]byte(endpoint)),
+		"iam_request_url":         enc([]byte(stsURL)),
 		"iam_request_body":        enc([]byte(stsBody)),
 		"iam_request_headers":     enc(headers),
 	}, nil

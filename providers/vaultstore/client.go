@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/lakirotator/lakirotator/internal/clock"
+	"github.com/lakirotator/lakirotator/internal/endpoint"
 	"github.com/lakirotator/lakirotator/internal/secret"
 )
 
@@ -82,29 +81,10 @@ const DefaultMount = "secret"
 // CheckAddress refuses what the project never talks to: a URL that is not
 // https, except plain http to a loopback host.
 func CheckAddress(address string) error {
-	u, err := url.Parse(address)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("vault address %q is not an absolute URL", address)
+	if _, err := endpoint.Parse(address); err != nil {
+		return fmt.Errorf("vault address %q: %w", address, err)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("vault address %q: plain http is allowed only to a loopback host; use https", address)
-	default:
-		return fmt.Errorf("vault address %q: scheme must be https (or http to loopback)", address)
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }
 
 // newClient builds the Vault client: the address, CA and TLS settings come

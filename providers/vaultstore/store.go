@@ -166,18 +166,10 @@ func isCASMismatch(err error) bool {
 // id and value changes nothing; another value is ErrTokenReused.
 func (s *Store) PutPending(ctx context.Context, name, versionID string, value secret.Value) error {
 	const op = "PutPending"
-	if err := checkPut(versionID, value); err != nil {
-		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest, Err: err}
+	if err := secretstore.CheckPut(name, versionID, value); err != nil {
+		return err
 	}
-	var last int
-	for attempt := 0; attempt < casAttempts; attempt++ {
-		st, err := s.load(ctx, op, name)
-		if err != nil {
-			return err
-		}
-		if st.deletedAt != nil {
-			return s.scheduled(op, name, st)
-		}
+	return s.withCAS(ctx, op, name, func(st *state) error {
 		if kv, ok := st.rec.kvOf(versionID); ok {
 			data, err := s.readVersion(ctx, op, name, kv)
 			if err != nil {
@@ -201,32 +193,37 @@ func (s *Store) PutPending(ctx context.Context, name, versionID string, value se
 		if _, ok := next.Stages[secretstore.StageCurrent]; !ok {
 			next.Stages[secretstore.StageCurrent] = n // the first version is current, as on AWS
 		}
-		err = s.write(ctx, op, name, st.meta.Current, map[string]any{
+		err := s.write(ctx, op, name, st.meta.Current, map[string]any{
 			dataRecord: next.encode(), dataVersionID: versionID, dataValue: value.Reveal(),
 		})
-		if errors.Is(err, errCASLost) {
-			last = st.meta.Current
-			casPause(ctx, attempt)
-			continue
-		}
 		if err != nil {
 			return err
 		}
 		return s.writeView(ctx, op, name, n, next)
-	}
-	return s.casRace(op, name, last)
+	})
 }
 
-// checkPut holds a put to the same constraints as the other stores
-// (Secrets Manager's), so that every store rejects the same input.
-func checkPut(versionID string, value secret.Value) error {
-	if n := len(versionID); n < 32 || n > 64 {
-		return fmt.Errorf("version id %q has %d characters; want 32 to 64", versionID, n)
+// withCAS runs change on the secret's state until its check-and-set write
+// wins: when change returns errCASLost, the state is read again (and
+// change checks again against what won), casAttempts times at most.
+func (s *Store) withCAS(ctx context.Context, op, name string, change func(*state) error) error {
+	var last int
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		st, err := s.load(ctx, op, name)
+		if err != nil {
+			return err
+		}
+		if st.deletedAt != nil {
+			return s.scheduled(op, name, st)
+		}
+		err = change(st)
+		if !errors.Is(err, errCASLost) {
+			return err
+		}
+		last = st.meta.Current
+		casPause(ctx, attempt)
 	}
-	if value.IsZero() {
-		return errors.New("the value is empty")
-	}
-	return nil
+	return s.casRace(op, name, last)
 }
 
 var errCASLost = errors.New("check-and-set lost")
@@ -259,19 +256,10 @@ func (s *Store) write(ctx context.Context, op, name string, cas int, data map[st
 // toVersionID only removes the stage.
 func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVersionID string) error {
 	const op = "MoveStage"
-	if stage == "" || (toVersionID == "" && fromVersionID == "") {
-		return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest,
-			Err: errors.New("need a stage and a version to move it to or from")}
+	if err := secretstore.CheckMove(name, stage, toVersionID, fromVersionID); err != nil {
+		return err
 	}
-	var last int
-	for attempt := 0; attempt < casAttempts; attempt++ {
-		st, err := s.load(ctx, op, name)
-		if err != nil {
-			return err
-		}
-		if st.deletedAt != nil {
-			return s.scheduled(op, name, st)
-		}
+	return s.withCAS(ctx, op, name, func(st *state) error {
 		next, changed, err := s.moved(name, st.rec, stage, toVersionID, fromVersionID)
 		if err != nil {
 			return &secretstore.Error{Op: op, Secret: name, Kind: secretstore.ErrInvalidRequest, Err: err}
@@ -279,18 +267,11 @@ func (s *Store) MoveStage(ctx context.Context, name, stage, toVersionID, fromVer
 		if !changed {
 			return s.refreshView(ctx, op, name, st)
 		}
-		err = s.write(ctx, op, name, st.meta.Current, map[string]any{dataRecord: next.encode()})
-		if errors.Is(err, errCASLost) {
-			last = st.meta.Current
-			casPause(ctx, attempt)
-			continue // re-read: the move is checked again against what won
-		}
-		if err != nil {
+		if err := s.write(ctx, op, name, st.meta.Current, map[string]any{dataRecord: next.encode()}); err != nil {
 			return err
 		}
 		return s.writeView(ctx, op, name, st.meta.Current+1, next)
-	}
-	return s.casRace(op, name, last)
+	})
 }
 
 // moved computes the record after a stage move, with AWS's checks.

@@ -18,6 +18,7 @@ package awsfault
 import (
 	"context"
 	"crypto/sha256"
+	"maps"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -102,11 +103,7 @@ func (f *Injector) ClientOption() func(*sm.Options) {
 func (f *Injector) Injected() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := make(map[string]int, len(f.injected))
-	for k, v := range f.injected {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(f.injected)
 }
 
 func (f *Injector) fail(op, code, msg string) error {
