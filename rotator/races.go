@@ -143,7 +143,7 @@ func (e *Engine) discard(ctx context.Context, job Job, vid string, c secretstore
 		}
 	}
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), c.Secret.Last4()
+	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, c.ID(), c.Secret.Last4()
 	ev.Details = map[string]string{"action": "end_unused_credential"}
 	if err != nil {
 		// The sweep ends it later: it carries the rotator's metadata.

@@ -61,7 +61,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 	if err != nil {
 		return res, err
 	}
-	res.KeyID = credID(old)
+	res.KeyID = old.ID()
 	iss, err := e.issuer(ctx, ms)
 	if err != nil {
 		return res, stepErr(ms.Name, "retire", err)
