@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/trigger"
 )
 
 // follow polls a trigger until it has finished, or until every secret has
@@ -14,26 +15,21 @@ import (
 // that cannot rotate now would keep the command waiting forever. The
 // caller reports the retried ones and exits non-zero.
 func follow(ctx context.Context, get func(context.Context) (httpapi.TriggerStatus, error), every time.Duration, progress func(httpapi.TriggerStatus)) (httpapi.TriggerStatus, error) {
-	last := -1
-	for {
-		st, err := get(ctx)
-		if err != nil {
-			return st, err
-		}
-		if n := st.Done + st.Failed; n != last && progress != nil {
-			last = n
-			progress(st)
-		}
-		if st.Finished() || settled(st) {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(every):
-		}
+	var report func(settling)
+	if progress != nil {
+		report = func(st settling) { progress(st.TriggerStatus) }
 	}
+	st, err := trigger.Follow(ctx, every, func(ctx context.Context) (settling, error) {
+		st, err := get(ctx)
+		return settling{st}, err
+	}, report)
+	return st.TriggerStatus, err
 }
+
+// settling is a status that counts as finished once it has settled.
+type settling struct{ httpapi.TriggerStatus }
+
+func (s settling) Finished() bool { return s.TriggerStatus.Finished() || settled(s.TriggerStatus) }
 
 // settled: every secret has ended, or failed at least once and is retried.
 func settled(st httpapi.TriggerStatus) bool {

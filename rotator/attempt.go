@@ -90,7 +90,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		case m == nil || written:
 			// Nothing made, or its version was written (by this rotation or
 			// a replica): a stored credential is never ended here.
-		case err == nil && credID(m.c) != res.KeyID:
+		case err == nil && m.c.ID() != res.KeyID:
 			// Lost a race: another version is the one rotated.
 			e.discard(ctx, job, m.vid, m.c)
 		case err != nil && !m.stored && !retryable(err) && !errors.Is(err, ErrAborted):
@@ -150,7 +150,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return err
 		}
 		old = &c
-		res.PreviousKeyID = credID(c)
+		res.PreviousKeyID = c.ID()
 		return nil
 	}
 	// readCurrent is one Secrets Manager read (quota 10,000/s) rather than
@@ -256,7 +256,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, err
 		}
 	}
-	res.KeyID, res.KeyLast4 = credID(fresh), fresh.Secret.Last4()
+	res.KeyID, res.KeyLast4 = fresh.ID(), fresh.Secret.Last4()
 
 	if err := e.test(ctx, iss, job, vid, fresh); err != nil {
 		if errors.Is(err, ErrCredentialFailedTest) {
@@ -294,7 +294,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 				return res, err
 			}
 			old = &c
-			res.PreviousKeyID = credID(c)
+			res.PreviousKeyID = c.ID()
 		}
 	}
 	if err := e.hook(name, AfterPromote); err != nil {
@@ -310,7 +310,7 @@ func (e *Engine) pass(ctx context.Context, job Job, info secretstore.Secret, m *
 			return res, stepErr(name, "issuer", err)
 		}
 	}
-	if old != nil && credID(*old) != res.KeyID {
+	if old != nil && old.ID() != res.KeyID {
 		res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, old, job.Policy.GraceFor(job.Trigger.Kind))
 		if err != nil {
 			return res, err
@@ -332,7 +332,7 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if err != nil {
 		return res, err
 	}
-	res.KeyID, res.KeyLast4 = credID(mineCred), mineCred.Secret.Last4()
+	res.KeyID, res.KeyLast4 = mineCred.ID(), mineCred.Secret.Last4()
 	prev, ok := info.VersionWithStage(secretstore.StagePrevious)
 	if !ok {
 		return res, nil
@@ -342,8 +342,8 @@ func (e *Engine) finishDone(ctx context.Context, iss Issuer, job Job, info secre
 	if err != nil {
 		return res, err
 	}
-	res.PreviousKeyID = credID(old)
-	if credID(old) == res.KeyID {
+	res.PreviousKeyID = old.ID()
+	if old.ID() == res.KeyID {
 		return res, nil
 	}
 	res.OldEndsAt, err = e.endOld(ctx, iss, job, vid, &old, job.Policy.GraceFor(job.Trigger.Kind))

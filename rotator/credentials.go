@@ -14,8 +14,6 @@ import (
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-func credID(c secretstore.Credential) string { return c.ID() }
-
 // read gets one stored version and checks that it belongs to the secret's
 // declared environment, merchant and kind: sandbox and production never mix.
 func (e *Engine) read(ctx context.Context, ms inventory.ManagedSecret, sel secretstore.Selector, step string) (secretstore.Credential, error) {
@@ -23,21 +21,11 @@ func (e *Engine) read(ctx context.Context, ms inventory.ManagedSecret, sel secre
 	if err != nil {
 		return secretstore.Credential{}, stepErr(ms.Name, step, err)
 	}
-	c, err := secretstore.DecodeCredential(ms.Name, v.Value)
-	if err != nil {
-		return secretstore.Credential{}, stepErr(ms.Name, step, err)
-	}
-	if err := matches(ms, c); err != nil {
-		return secretstore.Credential{}, permanent(ms.Name, step, "version %s: %v", v.ID, err)
-	}
-	return c, nil
+	return e.decode(ms, v, step)
 }
 
 func matches(ms inventory.ManagedSecret, c secretstore.Credential) error {
-	want := secretstore.TypeAPIKey
-	if ms.Kind == inventory.KindWebhookSecret {
-		want = secretstore.TypeWebhookSecret
-	}
+	want := ms.Kind.CredentialType()
 	switch {
 	case c.Type != want:
 		return fmt.Errorf("stored type %q, but the secret is declared %s", c.Type, ms.Kind)
@@ -53,7 +41,7 @@ func matches(ms inventory.ManagedSecret, c secretstore.Credential) error {
 
 func (e *Engine) put(ctx context.Context, job Job, vid string, c secretstore.Credential) error {
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID = vid, credID(c)
+	ev.VersionID, ev.KeyID = vid, c.ID()
 	start := e.clk.Now()
 	v, err := c.Encode()
 	if err == nil {

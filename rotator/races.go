@@ -91,7 +91,7 @@ func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
 func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newKey string) (from string, byOther bool, err error) {
 	name := job.Secret.Name
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.PreviousVersion, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
+	ev.VersionID, ev.PreviousVersionID, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
 	start := e.clk.Now()
 	from = fromID
 	err = e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, fromID)
@@ -113,7 +113,7 @@ func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newK
 		}
 	}
 	ev.Duration = e.clk.Now().Sub(start)
-	ev.PreviousVersion = from
+	ev.PreviousVersionID = from
 	if err != nil {
 		err = stepErr(name, "promote", err)
 		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)
@@ -143,7 +143,7 @@ func (e *Engine) discard(ctx context.Context, job Job, vid string, c secretstore
 		}
 	}
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), c.Secret.Last4()
+	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, c.ID(), c.Secret.Last4()
 	ev.Details = map[string]string{"action": "end_unused_credential"}
 	if err != nil {
 		// The sweep ends it later: it carries the rotator's metadata.

@@ -89,7 +89,7 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 				e.clearFailures(ctx, name)
 			}
 			ev := base
-			ev.VersionID, ev.PreviousVersion = res.VersionID, res.PreviousVersionID
+			ev.VersionID, ev.PreviousVersionID = res.VersionID, res.PreviousVersionID
 			ev.KeyID, ev.PreviousKeyID, ev.KeyLast4 = res.KeyID, res.PreviousKeyID, res.KeyLast4
 			ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 			ev.Details = map[string]string{"outcome": string(res.Outcome)}

@@ -53,7 +53,7 @@ func (e *Engine) create(ctx context.Context, iss Issuer, job Job, vid string, at
 		e.emit(ctx, ev, events.StepCreate, events.OutcomeFailed, err)
 		return c, ev, false, err
 	}
-	ev.KeyID = credID(c)
+	ev.KeyID = c.ID()
 	ev.KeyLast4 = c.Secret.Last4()
 	return c, ev, replayed, nil
 }
@@ -172,7 +172,7 @@ func (e *Engine) clearStaleWebhookSecrets(ctx context.Context, iss Issuer, job J
 func (e *Engine) test(ctx context.Context, iss Issuer, job Job, vid string, c secretstore.Credential) error {
 	ms := job.Secret
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, credID(c), c.Secret.Last4()
+	ev.VersionID, ev.KeyID, ev.KeyLast4 = vid, c.ID(), c.Secret.Last4()
 	start := e.clk.Now()
 	var err error
 	if c.Type == secretstore.TypeWebhookSecret {
@@ -265,7 +265,7 @@ func (e *Engine) endOld(ctx context.Context, iss Issuer, job Job, vid string, ol
 		target = now
 	}
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.PreviousKeyID = vid, credID(*old)
+	ev.VersionID, ev.PreviousKeyID = vid, old.ID()
 	ev.Details = map[string]string{"grace": grace.String()}
 	start := e.clk.Now()
 	var endsAt *time.Time
@@ -370,7 +370,7 @@ func badCredential(name string, err error) error {
 func (e *Engine) abandon(ctx context.Context, iss Issuer, job Job, vid, curID string, c secretstore.Credential) bool {
 	ms := job.Secret
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.KeyID = vid, credID(c)
+	ev.VersionID, ev.KeyID = vid, c.ID()
 	ev.Severity = events.SeverityCritical
 	ev.Details = map[string]string{"action": "abandon_rotation"}
 	var errs []error
