@@ -29,11 +29,13 @@ import (
 //go:embed motoseed.py
 var motoSeedScript string
 
+// smClient is a Secrets Manager client on moto's static credentials.
 func smClient(endpoint string) *sm.Client {
 	return sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, "")})
 }
 
+// seedByAPI creates the n secrets with concurrent CreateSecret calls.
 func seedByAPI(ctx context.Context, c *sm.Client, specs <-chan discoverySpec, n int) error {
 	var (
 		wg   sync.WaitGroup
@@ -77,6 +79,8 @@ type seededMoto struct {
 	done     chan struct{}
 }
 
+// startSeededMoto streams the n secrets to motoseed.py, which creates them
+// in moto's own process, and returns once that moto serves them.
 func startSeededMoto(ctx context.Context, python string, cacheListing bool, specs <-chan discoverySpec, n int) (*seededMoto, error) {
 	dir, err := os.MkdirTemp("", "lakibench-moto-")
 	if err != nil {
