@@ -7,18 +7,19 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
 	"time"
-
-	_ "embed"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
+	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
@@ -33,9 +34,6 @@ const (
 	// few thousand.
 	SeedAPI = "api"
 )
-
-//go:embed motoseed.py
-var motoSeedScript string
 
 // DiscoveryConfig is one discovery measurement.
 type DiscoveryConfig struct {
@@ -123,6 +121,13 @@ func (c *DiscoveryConfig) defaults() error {
 		c.Progress = func(string, ...any) {}
 	}
 	return nil
+}
+
+// discoverySpec is one secret to seed, as motoseed.py reads it.
+type discoverySpec struct {
+	Name  string            `json:"name"`
+	Value string            `json:"value"`
+	Tags  map[string]string `json:"tags"`
 }
 
 // RunDiscovery seeds, serves, and measures.
@@ -217,4 +222,47 @@ func RunDiscovery(ctx context.Context, cfg DiscoveryConfig) (*DiscoveryReport, e
 		return nil, err
 	}
 	return rep, nil
+}
+
+func discoveryName(runID string, i int) string {
+	label := "wh"
+	if i%apiKeyShare == 0 {
+		label = "ak"
+	}
+	return fmt.Sprintf("bench/%s/%s-%06d", runID, label, i)
+}
+
+// discoveryCredential is a steady-state secret: one version, AWSCURRENT, a
+// credential of the right shape with a random value (serve never reads it:
+// the test of that is the call count). One in ten is an API key, the rest
+// webhook signing secrets, as in the rotation benchmark.
+func discoveryCredential(runID, merchantID string, i int, name string, seeded func(secret.Value)) (discoverySpec, error) {
+	value := secret.New(randomHex(24))
+	if seeded != nil {
+		seeded(value)
+	}
+	tags := map[string]string{
+		inventory.TagManaged: "true", inventory.TagEnvironment: string(laki.Sandbox), inventory.TagMasterMerchant: merchantID,
+		runTag: runID,
+	}
+	c := secretstore.Credential{Environment: string(laki.Sandbox), MasterMerchantID: merchantID, Secret: value, CreatedAt: time.Now().UTC()}
+	if i%apiKeyShare == 0 {
+		c.Type, c.KeyID = secretstore.TypeAPIKey, fmt.Sprintf("%s%024d", laki.KeyIDPrefix, i)
+		tags[inventory.TagKind], tags[inventory.TagPolicy] = string(inventory.KindAPIKey), policyFor(inventory.KindAPIKey, false)
+	} else {
+		endpoint := fmt.Sprintf("%s%024d", laki.EndpointIDPrefix, i)
+		c.Type, c.EndpointID, c.SecretID = secretstore.TypeWebhookSecret, endpoint, fmt.Sprintf("%s%024d", laki.WebhookSecretIDPrefix, i)
+		tags[inventory.TagKind], tags[inventory.TagPolicy], tags[inventory.TagEndpointID] = string(inventory.KindWebhookSecret), policyFor(inventory.KindWebhookSecret, false), endpoint
+	}
+	v, err := c.Encode()
+	if err != nil {
+		return discoverySpec{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return discoverySpec{Name: name, Value: v.Reveal(), Tags: tags}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

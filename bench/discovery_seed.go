@@ -1,13 +1,10 @@
-// How the discovered secrets get into moto: their names and credentials,
-// seeded by the API or inside moto's own process (motoseed.py).
+// How lakibench -discovery puts its secrets into moto.
 
 package bench
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,73 +16,26 @@ import (
 	"sync"
 	"time"
 
+	_ "embed"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
-	"github.com/lakirotator/lakirotator/inventory"
-	"github.com/lakirotator/lakirotator/laki"
-	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// discoverySpec is one secret to seed, as motoseed.py reads it.
-type discoverySpec struct {
-	Name  string            `json:"name"`
-	Value string            `json:"value"`
-	Tags  map[string]string `json:"tags"`
-}
+//go:embed motoseed.py
+var motoSeedScript string
 
-func discoveryName(runID string, i int) string {
-	label := "wh"
-	if i%apiKeyShare == 0 {
-		label = "ak"
-	}
-	return fmt.Sprintf("bench/%s/%s-%06d", runID, label, i)
-}
-
-// discoveryCredential is a steady-state secret: one version, AWSCURRENT, a
-// credential of the right shape with a random value (serve never reads it:
-// the test of that is the call count). One in ten is an API key, the rest
-// webhook signing secrets, as in the rotation benchmark.
-func discoveryCredential(runID, merchantID string, i int, name string, seeded func(secret.Value)) (discoverySpec, error) {
-	value := secret.New(randomHex(24))
-	if seeded != nil {
-		seeded(value)
-	}
-	tags := map[string]string{
-		inventory.TagManaged: "true", inventory.TagEnvironment: string(laki.Sandbox), inventory.TagMasterMerchant: merchantID,
-		runTag: runID,
-	}
-	c := secretstore.Credential{Environment: string(laki.Sandbox), MasterMerchantID: merchantID, Secret: value, CreatedAt: time.Now().UTC()}
-	if i%apiKeyShare == 0 {
-		c.Type, c.KeyID = secretstore.TypeAPIKey, fmt.Sprintf("%s%024d", laki.KeyIDPrefix, i)
-		tags[inventory.TagKind], tags[inventory.TagPolicy] = string(inventory.KindAPIKey), policyFor(inventory.KindAPIKey, false)
-	} else {
-		endpoint := fmt.Sprintf("%s%024d", laki.EndpointIDPrefix, i)
-		c.Type, c.EndpointID, c.SecretID = secretstore.TypeWebhookSecret, endpoint, fmt.Sprintf("%s%024d", laki.WebhookSecretIDPrefix, i)
-		tags[inventory.TagKind], tags[inventory.TagPolicy], tags[inventory.TagEndpointID] = string(inventory.KindWebhookSecret), policyFor(inventory.KindWebhookSecret, false), endpoint
-	}
-	v, err := c.Encode()
-	if err != nil {
-		return discoverySpec{}, fmt.Errorf("%s: %w", name, err)
-	}
-	return discoverySpec{Name: name, Value: v.Reveal(), Tags: tags}, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
+// smClient is a Secrets Manager client on moto's static credentials.
 func smClient(endpoint string) *sm.Client {
 	return sm.New(sm.Options{Region: motoserver.Region, BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(motoserver.AccessKeyID, motoserver.SecretAccessKey, "")})
 }
 
+// seedByAPI creates the n secrets with concurrent CreateSecret calls.
 func seedByAPI(ctx context.Context, c *sm.Client, specs <-chan discoverySpec, n int) error {
 	var (
 		wg   sync.WaitGroup
@@ -129,6 +79,8 @@ type seededMoto struct {
 	done     chan struct{}
 }
 
+// startSeededMoto streams the n secrets to motoseed.py, which creates them
+// in moto's own process, and returns once that moto serves them.
 func startSeededMoto(ctx context.Context, python string, cacheListing bool, specs <-chan discoverySpec, n int) (*seededMoto, error) {
 	dir, err := os.MkdirTemp("", "lakibench-moto-")
 	if err != nil {
@@ -207,4 +159,21 @@ func (m *seededMoto) stop() {
 		_ = m.cmd.Process.Kill()
 		<-m.done
 	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }

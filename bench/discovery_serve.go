@@ -1,6 +1,3 @@
-// Measuring serve: started on the seeded secrets behind the counting proxy,
-// with the policies of the discovered secrets.
-
 package bench
 
 import (
@@ -12,29 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 )
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
-}
 
 // measureServe runs serve through the counting proxy: the start-up
 // listing, idle memory, then one periodic refresh and the memory after it.
