@@ -68,6 +68,9 @@ type Config struct {
 	// PersonnelTo is where the fleet run sends the owner's departure:
 	// PersonnelToHolder (default) or PersonnelToOther.
 	PersonnelTo string
+	// LeaseTTL is the fleet run's lease duration (default ha.DefaultTTL,
+	// 15 s, the daemon's default); tests shorten it.
+	LeaseTTL time.Duration
 	// KeepLogs keeps the fleet run's replica directories (configs, logs).
 	KeepLogs bool
 	// Progress, when set, gets a line now and then (to stderr).

@@ -51,7 +51,7 @@ func RunFleet(ctx context.Context, cfg Config) (*FleetReport, error) {
 	}
 	rep := &FleetReport{Date: time.Now().UTC(), N: cfg.N, Accounts: cfg.Accounts, Replicas: cfg.Replicas, KillLeaderAt: cfg.KillLeaderAt,
 		Workers: cfg.Workers, WriteQuota: cfg.WriteQuota, StandIn: cfg.StandIn, CPUs: runtime.NumCPU(), LoadAtStart: loadAverage(),
-		BoundPerSec: float64(cfg.Accounts) * cfg.WriteQuota / WritesPerRotation, PersonnelTo: cfg.PersonnelTo}
+		BoundPerSec: float64(cfg.Accounts) * cfg.WriteQuota / WritesPerRotation, PersonnelTo: cfg.PersonnelTo, LeaseTTL: cfg.LeaseTTL.Seconds()}
 	runID := newRunID()
 	sp, err := startSeparateProcess(cfg.SimulatorExecutable)
 	if err != nil {
@@ -153,7 +153,7 @@ func RunFleet(ctx context.Context, cfg Config) (*FleetReport, error) {
 	// at once, and one that holds it then fires it (the same cause either way).
 	slot := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
 	setup := &fleetSetup{binary: cfg.ServeBinary, runID: runID, moto: cfg.Endpoint, lakiURL: sp.BaseURL(), table: table, slot: slot,
-		accounts: accounts, proxy: proxy, token: token, workers: cfg.Workers, write: clientWriteShare * cfg.WriteQuota, ttl: ha.DefaultTTL, logLevel: "info"}
+		accounts: accounts, proxy: proxy, token: token, workers: cfg.Workers, write: clientWriteShare * cfg.WriteQuota, ttl: cfg.LeaseTTL, logLevel: "info"}
 	rep.Slot = slot
 	cfg.Progress("starting %d replicas (slot at %s)", cfg.Replicas, slot.Format("15:04:05"))
 	t0 = time.Now()
@@ -215,6 +215,9 @@ func (c *Config) fleetDefaults() error {
 	}
 	if c.SimulatorExecutable == "" {
 		return errors.New("bench: -replicas needs the simulator in a process of its own")
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = ha.DefaultTTL
 	}
 	if c.PersonnelTo == "" {
 		c.PersonnelTo = PersonnelToHolder

@@ -7,6 +7,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,6 +114,7 @@ func (p *smProxy) close() {
 type smRequest struct {
 	SecretId           string
 	ClientRequestToken string
+	VersionId          string
 	VersionStage       string
 	MoveToVersionId    string
 }
@@ -143,8 +145,17 @@ func (p *smProxy) serve(rp *httputil.ReverseProxy, replica, account int, w http.
 		_, _ = w.Write([]byte(`{"__type":"ThrottlingException","message":"Rate exceeded"}`))
 		return
 	}
+	// moto's answer is awaited even when the replica is gone (killed
+	// mid-call): what landed is what the run checks, whoever hears of it.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	// Recorded in a defer: the reverse proxy aborts (panics) when the
+	// answer cannot be copied to a replica that died, after moto answered.
+	defer p.record(replica, account, op, in, sw)
 	rp.ServeHTTP(sw, r)
+}
+
+func (p *smProxy) record(replica, account int, op string, in smRequest, sw *statusWriter) {
 	now := time.Now()
 	result := "ok"
 	if sw.status != http.StatusOK {
@@ -152,8 +163,15 @@ func (p *smProxy) serve(rp *httputil.ReverseProxy, replica, account int, w http.
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls[callKey{replica, account, op + "/" + result, p.classOf[in.SecretId]}]++
-	if !write || sw.status != http.StatusOK || in.SecretId == "" {
+	label := op
+	if op == "GetSecretValue" && in.VersionId != "" {
+		// One version by id, not AWSCURRENT: mostly the retire pass reading
+		// an old credential in grace (every 5 minutes per secret in grace),
+		// or a resumed rotation reading its pending version. Counted apart.
+		label = opReadByID
+	}
+	p.calls[callKey{replica, account, label + "/" + result, p.classOf[in.SecretId]}]++
+	if !secretsmanager.IsWrite(op) || sw.status != http.StatusOK || in.SecretId == "" {
 		return
 	}
 	s := p.secrets[in.SecretId]
@@ -176,6 +194,9 @@ func (p *smProxy) serve(rp *httputil.ReverseProxy, replica, account int, w http.
 		s.promoted = append(s.promoted, promotion{version: in.MoveToVersionId, at: now, replica: replica})
 	}
 }
+
+// opReadByID labels GetSecretValue of a version id in the counts.
+const opReadByID = "GetSecretValue(version id)"
 
 type statusWriter struct {
 	http.ResponseWriter

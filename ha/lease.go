@@ -235,20 +235,20 @@ func (l *Lease) read(ctx context.Context) (record, bool, error) {
 	if v, ok := out.Item["holder"].(*types.AttributeValueMemberS); ok {
 		r.holder = v.Value
 	}
-	if v, ok := out.Item["token"].(*types.AttributeValueMemberN); ok {
-		r.token, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
 	if v, ok := out.Item["renewal"].(*types.AttributeValueMemberS); ok {
 		r.renewal = v.Value
 	}
-	if v, ok := out.Item["ttl_ms"].(*types.AttributeValueMemberN); ok {
-		ms, _ := strconv.ParseInt(v.Value, 10, 64)
-		r.ttl = time.Duration(ms) * time.Millisecond
+	// A number that is not whole is refused, not read as 0: a token read
+	// as 0 would fail every conditional write, and say nothing.
+	var ttl, hold int64
+	for attr, dst := range map[string]*int64{"token": &r.token, "ttl_ms": &ttl, "hold_ms": &hold} {
+		if v, ok := out.Item[attr].(*types.AttributeValueMemberN); ok {
+			if *dst, err = strconv.ParseInt(v.Value, 10, 64); err != nil {
+				return record{}, false, fmt.Errorf("ha: lease %q in table %s: %s %q is not a whole number", l.o.Name, l.o.Table, attr, v.Value)
+			}
+		}
 	}
-	if v, ok := out.Item["hold_ms"].(*types.AttributeValueMemberN); ok {
-		ms, _ := strconv.ParseInt(v.Value, 10, 64)
-		r.hold = time.Duration(ms) * time.Millisecond
-	}
+	r.ttl, r.hold = time.Duration(ttl)*time.Millisecond, time.Duration(hold)*time.Millisecond
 	return r, true, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/ha"
@@ -293,4 +294,18 @@ func TestRunLeadsOneAtATimeAndHandsOver(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int32(1), maxLeading.Load(), "two replicas led at once")
 	require.Equal(t, int32(2), leads.Load())
+}
+
+// A lease item whose numbers are not whole (written by hand, or by other
+// code) is refused by name, not read as zeros.
+func TestLeaseItemWithANumberNotWholeIsRefused(t *testing.T) {
+	c, tbl := table(t)
+	_, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tbl), Item: map[string]types.AttributeValue{
+		"name": &types.AttributeValueMemberS{Value: ha.DefaultName}, "holder": &types.AttributeValueMemberS{Value: "by-hand"},
+		"token": &types.AttributeValueMemberN{Value: "7.5"}, "renewal": &types.AttributeValueMemberS{Value: "r1"},
+	}})
+	require.NoError(t, err)
+	ok, err := lease(t, c, tbl, "a", clock.NewFake(t0)).TryAcquire(context.Background())
+	require.False(t, ok)
+	require.EqualError(t, err, `ha: lease "lakirotator" in table `+tbl+`: token "7.5" is not a whole number`)
 }
