@@ -30,7 +30,7 @@ const DefaultMinRefreshInterval = time.Second
 const DefaultPreviousGrace = time.Hour
 
 // tagIntent is the tag in which the rotator keeps a trigger's intent on the
-// secret ("<cause> <trigger id> <unix> <source>..."). A compromise there
+// secret ("<cause> <trigger id> <asked> <source>..."). A compromise there
 // means the previous secret is exposed: it is never accepted.
 const tagIntent = "lakirotator:intent"
 

@@ -25,18 +25,38 @@ import (
 // once the rotation has finished (the old credential's end asked for too),
 // the intent is marked done with one more write.
 const (
-	// TagIntent: "<cause> <trigger id> <unix seconds> <source>[ revoke-first]".
+	// TagIntent: "<cause> <trigger id> <asked> <source>[ revoke-first][ by:<writer>]".
 	TagIntent = "lakirotator:intent"
 	// TagIntentBy: base64 of {"a": actor, "o": on behalf of, "r": reason,
 	// "k": exposed old key to end} (tag values allow only a few characters).
 	TagIntentBy = "lakirotator:intent-by"
-	// TagIntentDone: "<trigger id>[ <kind> <unix seconds> <cause id>
-	// <unix seconds>]": the last intent carried out and, when a rotation
-	// answered it, that rotation's ask (its kind, when it was asked, the
-	// cause its version derives from: the trigger's own, or the ask it
-	// joined) and when it finished.
+	// TagIntentDone: "<trigger id>[ <kind> <asked> <cause id> <finished>]":
+	// the last intent carried out and, when a rotation answered it, that
+	// rotation's ask (its kind, when it was asked, the cause its version
+	// derives from: the trigger's own, or the ask it joined) and when it
+	// finished.
 	TagIntentDone = "lakirotator:intent-done"
 )
+
+// Times in the intent tags are UTC RFC 3339 with milliseconds (24
+// characters): whether an ask came before or after a rotation finished
+// is a matter of milliseconds when a person asks again right after one.
+// Both tags stay well within the 256 characters of a tag value: the
+// longest trigger id kept is a security event's, "evt:" and 28 characters
+// (see TestIntentTagsKeepMillisecondsWithinATagValue). Older versions
+// wrote unix seconds; those are still read.
+const tagTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTagTime(t time.Time) string { return t.UTC().Format(tagTimeLayout) }
+
+// parseTagTime reads a time kept in an intent tag, in either form.
+func parseTagTime(s string) (time.Time, error) {
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t.UTC(), err
+}
 
 // intentByMax keeps TagIntentBy within the 256 characters of a tag value.
 const intentByMax = 180
@@ -62,7 +82,7 @@ type intentBy struct {
 
 func (in intent) tags() map[string]string {
 	c := in.Cause
-	head := fmt.Sprintf("%s %s %d %s", c.Kind, c.ID, c.At.Unix(), c.Source)
+	head := fmt.Sprintf("%s %s %s %s", c.Kind, c.ID, formatTagTime(c.At), c.Source)
 	if c.RevokeFirst {
 		head += " revoke-first"
 	}
@@ -94,11 +114,11 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if len(f) < 4 {
 		return intent{}, false
 	}
-	secs, err := strconv.ParseInt(f[2], 10, 64)
+	at, err := parseTagTime(f[2])
 	if err != nil {
 		return intent{}, false
 	}
-	in := intent{Cause: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: time.Unix(secs, 0).UTC(), Source: events.Source(f[3])}}
+	in := intent{Cause: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: at, Source: events.Source(f[3])}}
 	for _, x := range f[4:] {
 		switch {
 		case x == "revoke-first":
@@ -141,7 +161,7 @@ func (d intentDone) tag() string {
 	if d.Answer.ID == "" {
 		return d.ID
 	}
-	return fmt.Sprintf("%s %s %d %s %d", d.ID, d.Answer.Kind, d.Answer.At.Unix(), d.Answer.ID, d.Finished.Unix())
+	return fmt.Sprintf("%s %s %s %s %s", d.ID, d.Answer.Kind, formatTagTime(d.Answer.At), d.Answer.ID, formatTagTime(d.Finished))
 }
 
 // doneFrom reads TagIntentDone (a bare trigger id, as older versions wrote
@@ -153,29 +173,36 @@ func doneFrom(tags map[string]string) intentDone {
 	}
 	d := intentDone{ID: f[0]}
 	if len(f) == 5 {
-		asked, err1 := strconv.ParseInt(f[2], 10, 64)
-		finished, err2 := strconv.ParseInt(f[4], 10, 64)
+		asked, err1 := parseTagTime(f[2])
+		finished, err2 := parseTagTime(f[4])
 		if err1 == nil && err2 == nil {
-			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: time.Unix(asked, 0).UTC(), ID: f[3]}
-			d.Finished = time.Unix(finished, 0).UTC()
+			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: asked, ID: f[3]}
+			d.Finished = finished
 		}
 	}
 	return d
 }
 
-// answerSkew covers ask and finish times kept to the second, and clocks
-// of replicas a little apart.
-const answerSkew = 2 * time.Second
-
 // answers reports whether the finished rotation answers ask: the same ask
 // made of several replicas (or by two people) at about the same moment, and
-// before that rotation had finished, is answered by the one rotation it
-// made. An ask made once it had finished is a new ask. A compromise never
-// is answered so: the exposed key may be the very one that rotation made.
+// no later than that rotation finished, is answered by the one rotation it
+// made. An ask made once it had finished, be it a millisecond later, is a
+// new ask. A compromise never is answered so: the exposed key may be the
+// very one that rotation made.
+//
+// No allowance for clocks of replicas apart: synchronised clocks differ by
+// milliseconds, while a rotation takes seconds (a create, a put, a test, a
+// promote), so the same ask delivered to every replica is stamped well
+// before the rotation finished on any clock. An allowance would only widen
+// the moment in which a deliberate second ask is swallowed; a skew that
+// misjudges an ask errs on the side of two rotations in sequence, which
+// #12 allows. Times kept to the second by older versions are truncated
+// alike (an ask before the finish is never after it), so they need none
+// either.
 func (d intentDone) answers(ask rotator.Trigger) bool {
 	return d.Answer.ID != "" && d.Answer.Kind == ask.Kind && ask.Kind != events.CauseCompromise &&
 		ask.Kind != events.CauseScheduled && !ask.At.After(d.Answer.At.Add(concurrentAsk)) &&
-		!ask.At.After(d.Finished.Add(answerSkew))
+		!ask.At.After(d.Finished)
 }
 
 // openIntent is the intent kept on the secret that has not been carried out.
@@ -358,8 +385,9 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger)
 }
 
 // askedAfter reports whether this process accepted its trigger own after
-// its own trigger answer had finished (told to the instant, where the
-// store keeps seconds): then own is a new ask, not the same one.
+// its own trigger answer had finished (told apart even at the same
+// instant, where the store's times could not): then own is a new ask, not
+// the same one.
 func (d *Daemon) askedAfter(own, answer string) bool {
 	mine, ok1 := d.triggers.get(own)
 	prior, ok2 := d.triggers.get(answer)

@@ -489,3 +489,26 @@ func TestAskMadeAfterAnotherReplicasRotationFinishedRotatesAgain(t *testing.T) {
 		t.Errorf("the second replica reported %d rotations succeeded, want 1", len(okB))
 	}
 }
+
+// The same ask made of a second replica only milliseconds after the first
+// replica's rotation had finished is a new ask too: the intent tags keep
+// times to the millisecond, so "after it finished" needs no slack of
+// seconds that would swallow it.
+func TestAskMadeMillisecondsAfterAnotherReplicasRotationFinishedRotatesAgain(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	a, b := w.run(w.build(rotator.Hooks{}), nil), w.run(w.build(rotator.Hooks{}), nil)
+	before := len(keysFor(w, secCheckout))
+	first := replicaAsk(t, a, events.CauseManual)
+	waitSucceeded(t, a, first)
+	w.remember(w.current(secCheckout).Secret)
+	w.clk.Advance(3 * time.Millisecond)
+	second := replicaAsk(t, b, events.CauseManual)
+	waitSucceeded(t, b, second)
+	w.remember(w.current(secCheckout).Secret)
+	if n := len(keysFor(w, secCheckout)) - before; n != 2 {
+		t.Errorf("%d keys made, want 2: an ask 3 ms after the rotation finished is a rotation of its own", n)
+	}
+	if okB, skippedB := rotationEnds(b); len(okB) != 1 || len(skippedB) != 0 {
+		t.Errorf("the second replica reported %d rotations succeeded and %+v skipped, want 1 and none", len(okB), skippedB)
+	}
+}

@@ -189,7 +189,7 @@ func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now 
 	return intent{Cause: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
 		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.FoundIn),
-		At: now.UTC().Truncate(time.Second),
+		At: now.UTC().Truncate(time.Millisecond),
 	}}
 }
 

@@ -101,7 +101,7 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 		st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 	}
 	cause := rotator.Trigger{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
-		Reason: req.Reason, At: now.Truncate(time.Second)}
+		Reason: req.Reason, At: now.Truncate(time.Millisecond)}
 	// Durable before "accepted": a restart or another replica finishes it as asked.
 	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
 		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", req.ID, "err", err)
