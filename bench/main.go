@@ -35,6 +35,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 32, "engine worker pool size")
 	endpoint := fs.String("endpoint", "", "Secrets Manager endpoint (a running moto); empty starts moto_server")
 	render := fs.String("render", "", "print the table of a report saved with -json, and run nothing")
+	discovery := addDiscoveryFlags(fs)
 	replicas := fs.Int("replicas", 0, "run that many `lakirotator serve` processes (-serve-binary) sharing a DynamoDB lease in moto, instead of one engine in this process")
 	accounts := fs.Int("accounts", 1, "with -replicas: AWS accounts the secrets live in, reached through AssumeRole (1 or 2: one per LakiConnect environment)")
 	killAt := fs.Float64("kill-leader-at", 0, "with -replicas: SIGKILL the lease holder when this fraction of the batch is done (0: never)")
@@ -45,6 +46,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if *render != "" {
 		return renderSaved(*render, stdout, stderr)
+	}
+	if discovery.requested() {
+		return discovery.main(*serveBin, *asJSON, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -336,7 +336,7 @@ func TestStatusJSONAgainstARunningAPI(t *testing.T) {
 	names := map[string]bool{}
 	for _, s := range inv.Secrets {
 		names[s.Name] = true
-		if s.CurrentVersion == "" {
+		if s.CurrentVersionID == "" {
 			t.Errorf("%s has no current version in status", s.Name)
 		}
 	}

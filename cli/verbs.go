@@ -216,11 +216,11 @@ func printInventory(stdio IO, output string, inv httpapi.Inventory) error {
 			next = s.NextRotation.UTC().Format(time.RFC3339)
 		}
 		inflight := "-"
-		if s.PendingVersion != "" {
-			inflight = short(s.PendingVersion)
+		if s.PendingVersionID != "" {
+			inflight = short(s.PendingVersionID)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Kind, s.Environment, s.Policy,
-			short(s.CurrentVersion), age(s.AgeSeconds, s.CurrentVersion != ""), inflight, next, s.Failures)
+			short(s.CurrentVersionID), age(s.AgeSeconds, s.CurrentVersionID != ""), inflight, next, s.Failures)
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -273,6 +273,7 @@ type TLSConfig struct {
 	// Clients is the allow-list of client certificates (doors.go).
 	Clients   []ClientCertConfig `yaml:"clients"`
 	clientCAs *x509.CertPool
+	caFrom    string // the ClientCAFile clientCAs was read from
 }
 
 // Enabled reports whether the listener serves TLS.

@@ -47,6 +47,6 @@ func (v *validator) ha() {
 	}
 	v.url("ha.endpoint", h.Endpoint, false)
 	if h.TTL.Std() < 3*time.Second || h.TTL.Std() > 5*time.Minute {
-		v.ps.add("ha.ttl", "%s is out of range: between 3s and 5m (the holder renews every third of it)", h.TTL.Std())
+		v.ps.add("ha.ttl", "%s is out of range: between 3s and 5m (the holder renews every fifth of it)", h.TTL.Std())
 	}
 }

@@ -61,13 +61,19 @@ func (h HTTPConfig) AllowedPrefixes() []netip.Prefix {
 // was checked; nil when no client CA is configured.
 func (t TLSConfig) ClientCAs() *x509.CertPool { return t.clientCAs }
 
-// loadClientCAs reads http.tls.client_ca_file into the config's pool.
+// loadClientCAs reads http.tls.client_ca_file into the config's pool, once:
+// Validate, which the daemon runs again with the policies it loaded, keeps
+// the pool read from the same file (a reload loads a new config).
 func (v *validator) loadClientCAs(path string) {
 	t := &v.c.HTTP.TLS
-	t.clientCAs = nil
 	if t.ClientCAFile == "" || !t.Enabled() {
+		t.clientCAs, t.caFrom = nil, ""
 		return
 	}
+	if t.clientCAs != nil && t.caFrom == t.ClientCAFile {
+		return
+	}
+	t.clientCAs, t.caFrom = nil, ""
 	pem, err := os.ReadFile(t.ClientCAFile)
 	if err != nil {
 		v.ps.add(path, "cannot read the client CA file: %v", err)
@@ -78,7 +84,7 @@ func (v *validator) loadClientCAs(path string) {
 		v.ps.add(path, "%s holds no PEM certificate", t.ClientCAFile)
 		return
 	}
-	t.clientCAs = pool
+	t.clientCAs, t.caFrom = pool, t.ClientCAFile
 }
 
 // Cron returns sweep.schedule, parsed when the config was checked.

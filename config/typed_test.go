@@ -51,6 +51,16 @@ func TestClientCAFileIsLoadedWithTheConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, cfg.HTTP.TLS.ClientCAs())
 	assert.False(t, cfg.HTTP.TLS.ClientCAs().Equal(x509.NewCertPool()), "the pool holds the CA")
+	// Read once: validating again (as the daemon does with its policies)
+	// keeps the pool and reads no file.
+	pool := cfg.HTTP.TLS.ClientCAs()
+	require.NoError(t, os.Remove(filepath.Join(dir, "ca.pem")))
+	require.NoError(t, cfg.Validate())
+	assert.Same(t, pool, cfg.HTTP.TLS.ClientCAs())
+	// Another file named after parsing is read when validated.
+	cfg.HTTP.TLS.ClientCAFile = filepath.Join(dir, "empty.pem")
+	assert.EqualError(t, cfg.Validate(), filepath.Join(dir, "f.yaml")+":12:70: http.tls.client_ca_file: "+filepath.Join(dir, "empty.pem")+" holds no PEM certificate")
+	assert.Nil(t, cfg.HTTP.TLS.ClientCAs())
 
 	_, err = Parse(filepath.Join(dir, "f.yaml"), tlsWith("empty.pem"))
 	assert.EqualError(t, err, filepath.Join(dir, "f.yaml")+":12:70: http.tls.client_ca_file: "+filepath.Join(dir, "empty.pem")+" holds no PEM certificate")

@@ -45,6 +45,9 @@ func (v *Verifier) Handler(process func(context.Context, Event) error) http.Hand
 			http.Error(w, "processing failed", http.StatusInternalServerError)
 			return
 		}
+		// Processed: answer 200 even if it cannot be remembered. A 500
+		// would have LakiConnect deliver it again and process run twice;
+		// the Deduper, which the caller wrote, reports its own failure.
 		_ = v.Remember(r.Context(), ev)
 		w.WriteHeader(http.StatusOK)
 	})

@@ -58,7 +58,9 @@ type Event struct {
 // delivers at least once). Seen is asked before processing, Remember after
 // processing succeeded, so a delivery that failed is processed again when
 // it is redelivered. Back it with a shared store (DynamoDB, Redis) when
-// several replicas receive.
+// several replicas receive. The Handler answers 200 to a processed delivery
+// even when Remember fails (a 500 would process it again): log the failure
+// in Remember.
 type Deduper interface {
 	Seen(ctx context.Context, idempotencyKey string) (bool, error)
 	Remember(ctx context.Context, idempotencyKey string) error

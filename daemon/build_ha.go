@@ -29,7 +29,11 @@ func buildLease(ctx context.Context, cfg *config.Config, o BuildOptions) (Leader
 			do.BaseEndpoint = aws.String(h.Endpoint)
 		}
 	})
-	host, _ := os.Hostname()
+	host, err := os.Hostname()
+	if err != nil {
+		// Only a label: ha adds a random suffix that keeps holders unique.
+		host = "unknown-host"
+	}
 	l, err := ha.New(ha.Options{
 		Client: client, Table: h.Table, Name: h.Name, Holder: host + "-" + strconv.Itoa(os.Getpid()),
 		TTL: h.TTL.Std(), Clock: o.Clock, Logger: o.Logger.With("component", "lease"),

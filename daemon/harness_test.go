@@ -111,6 +111,9 @@ type world struct {
 	merchant string
 	ln       net.Listener // the first service's listener (the security webhook points at it)
 	baseURL  string
+	// afterParse, when set, runs between parsing the config and building
+	// the service (to show what the service no longer reads).
+	afterParse func()
 
 	logs, stdout syncbuf.Buffer // every service's logs and standard output
 
@@ -307,6 +310,9 @@ func (w *world) build(hooks rotator.Hooks) *daemon.Service {
 	cfg, err := config.Parse(w.cfgPath, w.cfgYAML)
 	if err != nil {
 		w.t.Fatalf("config: %v", err)
+	}
+	if w.afterParse != nil {
+		w.afterParse()
 	}
 	o := daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,

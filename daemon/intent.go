@@ -30,10 +30,11 @@ const (
 	// TagIntentBy: base64 of {"a": actor, "o": on behalf of, "r": reason,
 	// "k": exposed old key to end} (tag values allow only a few characters).
 	TagIntentBy = "lakirotator:intent-by"
-	// TagIntentDone: "<trigger id>[ <kind> <unix seconds> <cause id>]": the
-	// last intent carried out and, when a rotation answered it, that
-	// rotation's ask (its kind, when it was asked, the cause its version
-	// derives from; the trigger's own, or the ask it joined).
+	// TagIntentDone: "<trigger id>[ <kind> <unix seconds> <cause id>
+	// <unix seconds>]": the last intent carried out and, when a rotation
+	// answered it, that rotation's ask (its kind, when it was asked, the
+	// cause its version derives from: the trigger's own, or the ask it
+	// joined) and when it finished.
 	TagIntentDone = "lakirotator:intent-done"
 )
 
@@ -129,16 +130,18 @@ const concurrentAsk = 10 * time.Second
 // intentDone is what TagIntentDone keeps.
 type intentDone struct {
 	ID string // the trigger carried out
-	// Answer is the ask whose rotation carried it out (Kind, ID, At only);
-	// zero when none did (it gave up, or ended an old key without a rotation).
-	Answer rotator.Trigger
+	// Answer is the ask whose rotation carried it out (Kind, ID, At only),
+	// and Finished when that rotation ended; zero when none did (it gave
+	// up, or ended an old key without a rotation).
+	Answer   rotator.Trigger
+	Finished time.Time
 }
 
 func (d intentDone) tag() string {
 	if d.Answer.ID == "" {
 		return d.ID
 	}
-	return fmt.Sprintf("%s %s %d %s", d.ID, d.Answer.Kind, d.Answer.At.Unix(), d.Answer.ID)
+	return fmt.Sprintf("%s %s %d %s %d", d.ID, d.Answer.Kind, d.Answer.At.Unix(), d.Answer.ID, d.Finished.Unix())
 }
 
 // doneFrom reads TagIntentDone (a bare trigger id, as older versions wrote
@@ -149,22 +152,30 @@ func doneFrom(tags map[string]string) intentDone {
 		return intentDone{}
 	}
 	d := intentDone{ID: f[0]}
-	if len(f) == 4 {
-		if secs, err := strconv.ParseInt(f[2], 10, 64); err == nil {
-			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: time.Unix(secs, 0).UTC(), ID: f[3]}
+	if len(f) == 5 {
+		asked, err1 := strconv.ParseInt(f[2], 10, 64)
+		finished, err2 := strconv.ParseInt(f[4], 10, 64)
+		if err1 == nil && err2 == nil {
+			d.Answer = rotator.Trigger{Kind: events.Cause(f[1]), At: time.Unix(asked, 0).UTC(), ID: f[3]}
+			d.Finished = time.Unix(finished, 0).UTC()
 		}
 	}
 	return d
 }
 
+// answerSkew covers ask and finish times kept to the second, and clocks
+// of replicas a little apart.
+const answerSkew = 2 * time.Second
+
 // answers reports whether the finished rotation answers ask: the same ask
-// made of several replicas (or by two people) at about the same moment is
-// answered by the one rotation it made, as is an ask of the same kind made
-// before that rotation's. A compromise never is: the exposed key may be the
-// very one that rotation made.
+// made of several replicas (or by two people) at about the same moment, and
+// before that rotation had finished, is answered by the one rotation it
+// made. An ask made once it had finished is a new ask. A compromise never
+// is answered so: the exposed key may be the very one that rotation made.
 func (d intentDone) answers(ask rotator.Trigger) bool {
 	return d.Answer.ID != "" && d.Answer.Kind == ask.Kind && ask.Kind != events.CauseCompromise &&
-		ask.Kind != events.CauseScheduled && !ask.At.After(d.Answer.At.Add(concurrentAsk))
+		ask.Kind != events.CauseScheduled && !ask.At.After(d.Answer.At.Add(concurrentAsk)) &&
+		!ask.At.After(d.Finished.Add(answerSkew))
 }
 
 // openIntent is the intent kept on the secret that has not been carried out.
@@ -263,7 +274,7 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	if o.Err != nil && o.Job.Trigger.Kind.Emergency() {
 		return // stays open: a restart tries again
 	}
-	done := intentDone{ID: o.Job.Trigger.ID}
+	done := intentDone{ID: o.Job.Trigger.ID, Finished: d.clock.Now()}
 	if o.Err == nil {
 		done.Answer = o.Job.Trigger
 		if o.Result.JoinedTrigger.ID != "" {
@@ -314,7 +325,7 @@ func severity(k events.Cause) int {
 func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger) func(secretstore.Secret) (rotator.Joined, bool) {
 	return func(info secretstore.Secret) (rotator.Joined, bool) {
 		done := doneFrom(info.Tags)
-		if done.Answer.ID != own.ID && done.answers(own) {
+		if done.Answer.ID != own.ID && done.answers(own) && !d.askedAfter(own.ID, done.Answer.ID) {
 			// Answered by a rotation that finished already (the same ask,
 			// made of another replica that was quicker): it is reported
 			// as that rotation, once.
@@ -344,6 +355,15 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger)
 		}
 		return rotator.Joined{Trigger: in.Cause, Follow: follow}, true
 	}
+}
+
+// askedAfter reports whether this process accepted its trigger own after
+// its own trigger answer had finished (told to the instant, where the
+// store keeps seconds): then own is a new ask, not the same one.
+func (d *Daemon) askedAfter(own, answer string) bool {
+	mine, ok1 := d.triggers.get(own)
+	prior, ok2 := d.triggers.get(answer)
+	return ok1 && ok2 && prior.FinishedAt != nil && !prior.FinishedAt.After(mine.CreatedAt)
 }
 
 // newInstanceID names this daemon process in the intents it keeps.

@@ -469,3 +469,23 @@ func TestSameAskKeptOverARotationInFlightConvergesOnOne(t *testing.T) {
 		}
 	}
 }
+
+// The same ask made of a second replica a few seconds after the first
+// replica's rotation had finished is a new ask, though within the moment
+// that tells one ask delivered to several replicas: it rotates again.
+func TestAskMadeAfterAnotherReplicasRotationFinishedRotatesAgain(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	a, b := w.run(w.build(rotator.Hooks{}), nil), w.run(w.build(rotator.Hooks{}), nil)
+	before := len(keysFor(w, secCheckout))
+	waitSucceeded(t, a, replicaAsk(t, a, events.CauseManual))
+	w.remember(w.current(secCheckout).Secret)
+	w.clk.Advance(5 * time.Second)
+	waitSucceeded(t, b, replicaAsk(t, b, events.CauseManual))
+	w.remember(w.current(secCheckout).Secret)
+	if n := len(keysFor(w, secCheckout)) - before; n != 2 {
+		t.Errorf("%d keys made, want 2: the later ask is a rotation of its own", n)
+	}
+	if okB, _ := rotationEnds(b); len(okB) != 1 {
+		t.Errorf("the second replica reported %d rotations succeeded, want 1", len(okB))
+	}
+}

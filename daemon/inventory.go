@@ -22,17 +22,17 @@ func (d *Daemon) Inventory(context.Context) (httpapi.Inventory, error) {
 		}
 		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
 		if hasCur {
-			st.CurrentVersion = cur.ID
+			st.CurrentVersionID = cur.ID
 			if since, ok := e.CurrentSince(); ok {
 				st.CurrentSince = &since
 				st.AgeSeconds = int64(now.Sub(since).Seconds())
 			}
 		}
 		if pend, ok := e.Stored.VersionWithStage(secretstore.StagePending); ok && (!hasCur || pend.ID != cur.ID) {
-			st.PendingVersion = pend.ID
+			st.PendingVersionID = pend.ID
 		}
 		if prev, ok := e.Stored.VersionWithStage(secretstore.StagePrevious); ok {
-			st.PreviousVersion = prev.ID
+			st.PreviousVersionID = prev.ID
 			st.OldCredential, _ = d.oldCreds.of(e.Managed.Name, prev.ID)
 		}
 		if next, ok := d.nextRotation(e.Managed.Policy, now); ok {

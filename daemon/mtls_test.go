@@ -68,6 +68,13 @@ func TestMutualTLSAllowListAndCertificateActor(t *testing.T) {
 		"    key_file: "+write("server-key.pem", sk)+"\n"+
 		"    client_ca_file: "+write("ca.pem", ca.pem)+"\n"+
 		"    clients:\n      - {name: deploy-bot, common_name: deploy-bot.ci.example}\n", 1))
+	// The client CA is read once, with the config: the service is built
+	// and serves on that pool, and never reads the file again.
+	w.afterParse = func() {
+		if err := os.Remove(filepath.Join(w.dir, "ca.pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r := w.runTLS(w.build(rotator.Hooks{}), nil, ca.clientTLS(""))
 
 	post := func(cn, token string) (int, httpapi.TriggerStatus) {

@@ -26,7 +26,7 @@ func (o *oldCredentials) record(name, version string, res rotator.RetireResult, 
 	if o.m == nil {
 		o.m = map[string]httpapi.OldCredential{}
 	}
-	at.Version, at.ID, at.EndsAt, at.LastUsedAt, at.StillInUse = version, res.KeyID, res.EndsAt, res.LastUsedAt, res.StillInUse
+	at.VersionID, at.ID, at.EndsAt, at.LastUsedAt, at.StillInUse = version, res.KeyID, res.EndsAt, res.LastUsedAt, res.StillInUse
 	o.m[name] = at
 }
 
@@ -36,7 +36,7 @@ func (o *oldCredentials) of(name, previousVersion string) (*httpapi.OldCredentia
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c, ok := o.m[name]
-	if !ok || previousVersion == "" || c.Version != previousVersion {
+	if !ok || previousVersion == "" || c.VersionID != previousVersion {
 		return nil, false
 	}
 	return &c, true

@@ -118,7 +118,7 @@ func oldCredentialOf(t *testing.T, inv httpapi.Inventory, name string) httpapi.O
 	for _, s := range inv.Secrets {
 		if s.Name == name {
 			if s.OldCredential == nil {
-				t.Fatalf("%s: no old_credential in the inventory (previous version %q)", name, s.PreviousVersion)
+				t.Fatalf("%s: no old_credential in the inventory (previous version %q)", name, s.PreviousVersionID)
 			}
 			return *s.OldCredential
 		}

@@ -264,7 +264,7 @@ func TestInventoryAndOutputsNeverHoldSecretValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range inv.Secrets {
-		if s.Name == secCheckout && (s.CurrentVersion == "" || s.PreviousVersion == "" || s.PendingVersion != "" || s.NextRotation == nil) {
+		if s.Name == secCheckout && (s.CurrentVersionID == "" || s.PreviousVersionID == "" || s.PendingVersionID != "" || s.NextRotation == nil) {
 			t.Errorf("inventory of %s = %+v; want current and previous versions, nothing in flight, a next rotation", s.Name, s)
 		}
 	}

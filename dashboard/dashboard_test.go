@@ -58,7 +58,7 @@ func source(n int) *memSource {
 		m.inv.Secrets = append(m.inv.Secrets, httpapi.SecretStatus{
 			Name: fmt.Sprintf("app/s%05d", i), Kind: "api_key", Environment: env, MasterMerchantID: fmt.Sprintf("mm_%d", i%3),
 			Policy: []string{"checkout", "reporting"}[i%2], Owners: []string{fmt.Sprintf("team-%d", i%5)},
-			CurrentVersion: fmt.Sprintf("v-%d", i), AgeSeconds: int64(i%40) * 86400, NextRotation: &next,
+			CurrentVersionID: fmt.Sprintf("v-%d", i), AgeSeconds: int64(i%40) * 86400, NextRotation: &next,
 		})
 	}
 	return m

@@ -65,7 +65,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, row(s))
 	}
 	for _, s := range matched {
-		if s.PendingVersion != "" {
+		if s.PendingVersionID != "" {
 			inFlight++
 		}
 		if m := states[s.Name].PolicyMaxAge; m > 0 && s.AgeSeconds > int64(m/time.Second) {

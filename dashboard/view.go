@@ -203,9 +203,9 @@ func inventoryRow(s httpapi.SecretStatus, st audit.SecretState, f facts) Invento
 	return InventoryRow{
 		Name: s.Name, Environment: s.Environment, MasterMerchantID: s.MasterMerchantID, Kind: s.Kind, Owners: s.Owners, Policy: s.Policy,
 		Key: key, AgeSeconds: max(0, s.AgeSeconds), MaxAgeSeconds: int64(st.PolicyMaxAge / time.Second),
-		ScopeProblems: problems, NextDue: s.NextRotation, InFlight: s.PendingVersion != "",
-		Failures: s.Failures, LastFailure: s.LastFailure, InGrace: s.PreviousVersion != "",
-		OldLastUsedAt: ifThen(s.PreviousVersion != "", f.oldUsedAt[s.Name]),
+		ScopeProblems: problems, NextDue: s.NextRotation, InFlight: s.PendingVersionID != "",
+		Failures: s.Failures, LastFailure: s.LastFailure, InGrace: s.PreviousVersionID != "",
+		OldLastUsedAt: ifThen(s.PreviousVersionID != "", f.oldUsedAt[s.Name]),
 	}
 }
 

@@ -19,19 +19,26 @@ import (
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/ha"
 	"github.com/lakirotator/lakirotator/httpapi"
+	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
 	"github.com/lakirotator/lakirotator/laki"
+	"github.com/lakirotator/lakirotator/providers/lakiconnect"
 	"github.com/lakirotator/lakirotator/rotator"
 )
 
 const (
-	// Secrets in the scheduled batch: LakiConnect allows 50 keys that are
-	// not revoked per merchant, so 40 plus the management key, the
-	// emergency's key and 4 rotations in flight fit one merchant.
-	haBatch     = 40
-	haBatchName = "ha/batch-"
-	haEmergency = "ha/emergency-key"
-	haTTL       = 6 * time.Second
+	// Secrets in the scheduled batch, split over two master merchants:
+	// LakiConnect allows 50 keys that are not revoked per merchant, so each
+	// takes 30 plus its management key, the emergency's key and 4
+	// rotations in flight (a rotation holds two keys).
+	haBatch       = 60
+	haPerMerchant = 30
+	haBatchName   = "ha/batch-"
+	haEmergency   = "ha/emergency-key"
+	haTTL         = 6 * time.Second
+	// The second merchant and its management key's secret.
+	haMerchant2   = "mm_E2ETEST000000002"
+	haMgmtSecret2 = "e2e/production/management-2"
 )
 
 // smCounter sits between the replicas and moto and counts the Secrets
@@ -108,6 +115,15 @@ type haWorld struct {
 	*world
 	counter  *smCounter
 	replicas []*haReplica
+	mgmtKey2 secret.Value // the second merchant's management key
+}
+
+// haMerchantOf is the master merchant of the i-th batch secret (from 1).
+func haMerchantOf(i int) string {
+	if i <= haPerMerchant {
+		return merchant
+	}
+	return haMerchant2
 }
 
 // newHAWorld is moto (behind a counting proxy for Secrets Manager), the
@@ -121,16 +137,31 @@ func newHAWorld(t *testing.T) *haWorld {
 	}
 	hw := &haWorld{world: w, counter: &smCounter{calls: map[string]map[string]int{}}}
 	w.startSim()
-	names := []string{haEmergency}
-	for i := 1; i <= haBatch; i++ {
-		names = append(names, fmt.Sprintf("%s%02d", haBatchName, i))
+	// The second merchant, with a management key of the same scopes as the
+	// first's.
+	w.simAdmin("POST", "/_sim/merchants", map[string]any{"id": haMerchant2}, nil)
+	mgmtScopes := []string{"api_keys:read", "api_keys:write", "payments:read"}
+	var mgmt2 struct {
+		laki.APIKey
+		Secret string `json:"secret"`
 	}
-	for _, name := range names {
-		policy := "batch"
-		if name == haEmergency {
-			policy = "steady"
+	w.simAdmin("POST", "/_sim/keys", map[string]any{
+		"environment": laki.Production, "master_merchant_id": haMerchant2, "name": "lakirotator management (production)", "scopes": mgmtScopes,
+	}, &mgmt2)
+	w.remember(mgmt2.Secret)
+	hw.mgmtKey2 = secret.New(mgmt2.Secret)
+	w.createSecret(haMgmtSecret2, apiKeyCredential(laki.Production, haMerchant2, mgmt2.ID, hw.mgmtKey2, mgmtScopes), nil)
+	w.seedKey(haEmergency, "steady", "ha-team")
+	for i := 1; i <= haBatch; i++ {
+		name := fmt.Sprintf("%s%02d", haBatchName, i)
+		if haMerchantOf(i) == merchant {
+			w.seedKey(name, "batch", "ha-team")
+			continue
 		}
-		w.seedKey(name, policy, "ha-team")
+		id, value := createSimKey(t, w.simURL, laki.Production, haMerchant2, name)
+		w.remember(value.Reveal())
+		w.createSecret(name, apiKeyCredential(laki.Production, haMerchant2, id, value, []string{"payments:read"}),
+			managedTags("api_key", laki.Production, haMerchant2, "batch", "ha-team"))
 	}
 	w.writePolicies()
 	writePolicy(t, w.dir, "batch", policyYAML("batch", "A slot every minute, so that the test sees two.",
@@ -144,6 +175,12 @@ func newHAWorld(t *testing.T) *haWorld {
 	}
 	cfg := strings.Replace(string(b), "endpoint: "+w.moto, "endpoint: "+hw.counter.wrap(t, w.moto), 1)
 	cfg = strings.Replace(cfg, "workers: 8", "workers: 4", 1)
+	// The second merchant: its management key, no security webhook.
+	const merchantsAt = "      master_merchants:\n"
+	if !strings.Contains(cfg, merchantsAt) {
+		t.Fatalf("the world's config has no master_merchants list:\n%s", cfg)
+	}
+	cfg = strings.Replace(cfg, merchantsAt, merchantsAt+fmt.Sprintf("        - id: %s\n          management_key:\n            secret: %s\n", haMerchant2, haMgmtSecret2), 1)
 	cfg += fmt.Sprintf("ha: {kind: dynamodb, table: lakirotator-lease, region: %s, endpoint: %q, ttl: %s}\n", motoserver.Region, w.moto, haTTL)
 	writeFile(t, filepath.Join(w.dir, "lakirotator.yaml"), cfg)
 	return hw
@@ -189,15 +226,29 @@ func (hw *haWorld) holders() []*haReplica {
 	return out
 }
 
-// rotatorKeys counts, per batch secret, the keys the rotator made for it.
+// rotatorKeys counts, per batch secret, the keys the rotator made for it,
+// at both merchants.
 func (hw *haWorld) rotatorKeys() map[string]int {
 	out := map[string]int{}
-	for _, k := range hw.simKeys() {
+	keys := hw.simKeys()
+	keys = append(keys, hw.merchantKeys(hw.mgmtKey2)...)
+	for _, k := range keys {
 		if k.Metadata[rotator.MetaCreatedBy] == rotator.MetaCreatedByValue {
 			out[k.Metadata[rotator.MetaSecret]]++
 		}
 	}
 	return out
+}
+
+// merchantKeys lists every key of the merchant whose management key this
+// is, at the simulator.
+func (hw *haWorld) merchantKeys(mgmt secret.Value) []laki.APIKey {
+	hw.t.Helper()
+	return allSimKeys(func(path string, page *lakiconnect.List[laki.APIKey]) {
+		if st := hw.simAPI(mgmt, "GET", path, page); st != 200 {
+			hw.t.Fatalf("GET %s: status %d", path, st)
+		}
+	})
 }
 
 // batchRotated says whether every batch secret has exactly n rotator keys
@@ -257,10 +308,20 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	var revoked laki.APIKey
 	eventually(t, 20*time.Second, "the compromised key is revoked", func() bool {
-		return hw.simKey(oldKey).Status == laki.StatusRevoked
+		revoked = hw.simKey(oldKey)
+		return revoked.Status == laki.StatusRevoked
 	}, func() string { return hw.replicaTail(other) })
-	t.Logf("compromise sent to replica %d (not the holder): old key revoked %s after the request", other.no, time.Since(asked).Round(time.Millisecond))
+	if revoked.RevokedAt == nil {
+		t.Fatalf("key %s is revoked with no revoked_at", oldKey)
+	}
+	// The simulator stamps the revocation; it runs on this machine's clock.
+	took := revoked.RevokedAt.Sub(asked)
+	t.Logf("compromise sent to replica %d (not the holder): old key revoked %s after the request", other.no, took.Round(time.Millisecond))
+	if took >= 2*time.Second {
+		t.Errorf("the compromise sent to a replica without the lease revoked the key %s after the request; the bound is 2s", took)
+	}
 
 	// The first slot: the holder alone runs it, at a single daemon's cost.
 	eventually(t, 75*time.Second, "the holder fires the minute's slot", func() bool { return hw.slotsFired(holder) >= 1 },
@@ -305,13 +366,24 @@ func TestHAReplicasShareOneLease(t *testing.T) {
 		}
 		return next != nil
 	})
-	gap := time.Since(killed)
+	// When the new holder's lease write succeeded, by its own log record
+	// (this machine's clock, as the kill's).
+	taken := next.logLines("lease taken")
+	if len(taken) == 0 {
+		t.Fatalf("replica %d holds the lease but never logged taking it", next.no)
+	}
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(taken[len(taken)-1]["time"]))
+	if err != nil {
+		t.Fatalf("replica %d's lease record has no time: %v", next.no, err)
+	}
+	gap := at.Sub(killed)
 	t.Logf("holder killed with %d of %d secrets of the slot rotated; replica %d took the lease %s later (TTL %s)",
 		rotatedBefore, haBatch, next.no, gap.Round(time.Millisecond), haTTL)
-	// At most one TTL after the last renewal a contender saw, which it
-	// sees at most a poll (TTL/10) late; a second for the processes.
-	if bound := haTTL + haTTL/10 + time.Second; gap > bound {
-		t.Errorf("takeover took %s; the TTL is %s, so at most %s", gap, haTTL, bound)
+	// Within one TTL of the holder's last renewal (package ha: a contender
+	// takes the lease TTL - 2 polls after it saw that renewal, at most a
+	// poll late), so within one TTL of the kill, which came after it.
+	if gap > haTTL {
+		t.Errorf("takeover took %s after the kill; the lease TTL is %s", gap, haTTL)
 	}
 	eventually(t, 60*time.Second, "the new holder finishes the slot: every secret rotated exactly once more", func() bool { return hw.batchRotated(2) },
 		func() string { return hw.replicaTail(next) })

@@ -76,28 +76,28 @@ const (
 
 // Event is one thing that happened to one managed secret (or to the daemon).
 type Event struct {
-	Time             time.Time     `json:"time"`
-	Step             Step          `json:"step"`
-	Outcome          Outcome       `json:"outcome"`
-	Severity         Severity      `json:"severity"`
-	Secret           string        `json:"secret,omitempty"` // managed secret's name
-	Kind             string        `json:"kind,omitempty"`   // api_key, webhook_secret, management_key
-	Environment      string        `json:"environment,omitempty"`
-	MasterMerchantID string        `json:"master_merchant_id,omitempty"`
-	Cause            Cause         `json:"cause,omitempty"`
-	Source           Source        `json:"source,omitempty"`
-	Actor            string        `json:"actor,omitempty"`        // who asked, as authenticated: "token:<name>", "cert:<name>", a Slack user id, "lakiconnect:<event id>", "scheduler"
-	OnBehalfOf       string        `json:"on_behalf_of,omitempty"` // a person the request named (a claim, not who authenticated)
-	Reason           string        `json:"reason,omitempty"`
-	TriggerID        string        `json:"trigger_id,omitempty"` // groups the events of one trigger (an emergency's thread)
-	VersionID        string        `json:"version_id,omitempty"`
-	PreviousVersion  string        `json:"previous_version_id,omitempty"`
-	KeyID            string        `json:"key_id,omitempty"` // LakiConnect key or webhook secret id (not a secret)
-	PreviousKeyID    string        `json:"previous_key_id,omitempty"`
-	KeyLast4         string        `json:"key_last4,omitempty"` // last 4 of the secret, as LakiConnect's secret_last4
-	Attempt          int           `json:"attempt,omitempty"`
-	Duration         time.Duration `json:"duration_ns,omitempty"`
-	Error            string        `json:"error,omitempty"`
+	Time              time.Time     `json:"time"`
+	Step              Step          `json:"step"`
+	Outcome           Outcome       `json:"outcome"`
+	Severity          Severity      `json:"severity"`
+	Secret            string        `json:"secret,omitempty"` // managed secret's name
+	Kind              string        `json:"kind,omitempty"`   // api_key, webhook_secret, management_key
+	Environment       string        `json:"environment,omitempty"`
+	MasterMerchantID  string        `json:"master_merchant_id,omitempty"`
+	Cause             Cause         `json:"cause,omitempty"`
+	Source            Source        `json:"source,omitempty"`
+	Actor             string        `json:"actor,omitempty"`        // who asked, as authenticated: "token:<name>", "cert:<name>", a Slack user id, "lakiconnect:<event id>", "scheduler"
+	OnBehalfOf        string        `json:"on_behalf_of,omitempty"` // a person the request named (a claim, not who authenticated)
+	Reason            string        `json:"reason,omitempty"`
+	TriggerID         string        `json:"trigger_id,omitempty"` // groups the events of one trigger (an emergency's thread)
+	VersionID         string        `json:"version_id,omitempty"`
+	PreviousVersionID string        `json:"previous_version_id,omitempty"`
+	KeyID             string        `json:"key_id,omitempty"` // LakiConnect key or webhook secret id (not a secret)
+	PreviousKeyID     string        `json:"previous_key_id,omitempty"`
+	KeyLast4          string        `json:"key_last4,omitempty"` // last 4 of the secret, as LakiConnect's secret_last4
+	Attempt           int           `json:"attempt,omitempty"`
+	Duration          time.Duration `json:"duration_ns,omitempty"`
+	Error             string        `json:"error,omitempty"`
 	// Details holds named facts specific to the step (violation reason codes, counts).
 	Details map[string]string `json:"details,omitempty"`
 }

@@ -11,18 +11,43 @@
 //     Unix milliseconds, so a token never repeats even if the item was
 //     deleted);
 //   - renewal: a fresh random value on every renewal;
-//   - ttl_ms: the lease duration; expires_at: Unix seconds for DynamoDB's
-//     TTL, which only tidies an item no replica has renewed for a day.
+//   - ttl_ms: the lease duration; hold_ms: how long after sending a renewal
+//     the holder starts work (TTL minus its margin); expires_at: Unix
+//     seconds for DynamoDB's TTL, which only tidies an item no replica has
+//     renewed for a day.
 //
-// No replica compares its clock with another's. A contender takes the
-// lease only after it has seen the same renewal value unchanged for a full
-// TTL by its own clock, counted from when it read it; the holder counts
-// its own validity from when it sent the renewal that succeeded, which is
-// before the item changed. So the holder's view ends first whatever the
-// skew between their clocks; only the rate of the clocks matters. The
-// holder renews every TTL/3 and stops starting work at TTL minus a safety
-// margin (TTL/5) after its last successful renewal, so a paused or
-// partitioned holder has stopped before anyone else can hold it.
+// No replica compares its clock with another's: each counts durations on
+// its own (monotonic) clock, so an offset between replicas' clocks, of
+// seconds or of hours, changes nothing; only the rate of the clocks
+// matters. The arithmetic, with the defaults at TTL = 15 s (Renew = TTL/5
+// = 3 s, Poll = TTL/15 = 1 s, Margin = TTL/3 = 5 s): let S be when the
+// holder sent its last renewal that succeeded (its clock) and R ≥ S when
+// that renewal changed the item.
+//
+//   - The holder starts no work from S + TTL - Margin = S + 10 s on. It
+//     counts from S, before the item changed, so never late.
+//   - A contender reads the item every Poll; it first reads the new renewal
+//     value at a moment seen with R ≤ seen ≤ R + Poll (plus the read's round
+//     trip), and takes the lease only if it reads that same value still at
+//     seen + TTL - 2·Poll = seen + 13 s by its own clock.
+//   - So no one takes the lease before R + 13 s ≥ S + 13 s: the holder has
+//     stopped starting work at least Margin - 2·Poll = 3 s before another
+//     can hold it, whatever the offset between their clocks (the lease
+//     tests use ±5 s), and even if their clocks' rates differed by more
+//     than 10 %.
+//   - And a contender that keeps polling takes it by R + Poll + TTL - 2·Poll
+//     = R + TTL - Poll = R + 14 s, plus the round trips of a read, a read
+//     and a conditional write: within one TTL of the holder's last renewal
+//     while those take under Poll (1 s), and so within one TTL of a kill,
+//     which comes after that renewal.
+//
+// New refuses options that break this (2·Poll ≥ Margin, or Renew + Margin
+// ≥ TTL, which would leave no renewal inside a holding). The holder
+// renews every Renew (3 s) and its holding lasts TTL - Margin (10 s), so
+// two renewals in a row may fail without losing the lease. The item also
+// carries the holder's holding (hold_ms): a contender configured with a
+// shorter wait than a differently configured holder needs still waits a
+// Poll past that holding.
 //
 // Fencing. Every change of holder raises the token, and the holder checks
 // it (Fence: a conditional write on holder and token) before it starts a
@@ -89,14 +114,17 @@ type Options struct {
 	// (New appends a random suffix).
 	Holder string
 	TTL    time.Duration // default 15s
-	// Renew is how often the holder renews (default TTL/3).
+	// Renew is how often the holder renews (default TTL/5).
 	Renew time.Duration
 	// Poll is how often a replica without the lease reads it (default
-	// TTL/10): it sees the last renewal at most this late, so it takes
-	// over from a killed holder at most one TTL and one Poll after the kill.
+	// TTL/15). It sees the last renewal at most this late, and so waits
+	// TTL - 2·Poll after seeing it: it takes over from a killed holder
+	// within one TTL of the holder's last renewal (package doc).
 	Poll time.Duration
-	// Margin is how long before its lease would end by its own clock the
-	// holder stops starting work (default TTL/5).
+	// Margin is how long before the TTL the holder stops starting work,
+	// counted from when it sent its last successful renewal (default
+	// TTL/3). It must exceed 2·Poll: the difference is how long before
+	// anyone else may take the lease the holder has stopped.
 	Margin time.Duration
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -111,7 +139,7 @@ type Lease struct {
 	validUntil time.Time // by this replica's clock: stop starting work from here
 	seen       string    // the renewal value last read while not holding
 	seenAt     time.Time // when it was first read, by this replica's clock
-	seenTTL    time.Duration
+	seenWait   time.Duration
 }
 
 // New checks the options and fills in the defaults.
@@ -126,16 +154,19 @@ func New(o Options) (*Lease, error) {
 		o.TTL = DefaultTTL
 	}
 	if o.Renew <= 0 {
-		o.Renew = o.TTL / 3
+		o.Renew = o.TTL / 5
 	}
 	if o.Poll <= 0 {
-		o.Poll = o.TTL / 10
+		o.Poll = o.TTL / 15
 	}
 	if o.Margin <= 0 {
-		o.Margin = o.TTL / 5
+		o.Margin = o.TTL / 3
 	}
 	if o.Renew+o.Margin >= o.TTL {
 		return nil, fmt.Errorf("ha: renewal every %s plus a margin of %s must be shorter than the lease TTL %s", o.Renew, o.Margin, o.TTL)
+	}
+	if 2*o.Poll >= o.Margin {
+		return nil, fmt.Errorf("ha: a margin of %s must exceed two polls (2 × %s): a contender takes the lease TTL - 2·poll after it saw the last renewal, and the holder must have stopped by then", o.Margin, o.Poll)
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
@@ -153,6 +184,22 @@ func (l *Lease) Holder() string { return l.o.Holder }
 // TTL is the lease duration.
 func (l *Lease) TTL() time.Duration { return l.o.TTL }
 
+// Hold is how long after sending a successful renewal the holder starts
+// work (TTL - Margin).
+func (l *Lease) Hold() time.Duration { return l.o.TTL - l.o.Margin }
+
+// Wait is how long this replica must read one renewal value unchanged
+// before it takes the lease from a holder configured as it is
+// (TTL - 2·Poll): a killed holder is taken over within one TTL of its last
+// renewal.
+func (l *Lease) Wait() time.Duration { return l.o.TTL - 2*l.o.Poll }
+
+// waitFor is Wait for the lease as its holder wrote it: a holder with a
+// longer TTL or holding counts, so that it has stopped first.
+func (l *Lease) waitFor(r record) time.Duration {
+	return max(max(r.ttl, l.o.TTL)-2*l.o.Poll, r.hold+l.o.Poll)
+}
+
 // Held reports whether this replica may start work as the holder now, by
 // its own clock, and under which fencing token.
 func (l *Lease) Held() (token int64, ok bool) {
@@ -169,6 +216,7 @@ type record struct {
 	token   int64
 	renewal string
 	ttl     time.Duration
+	hold    time.Duration
 }
 
 func (l *Lease) key() map[string]types.AttributeValue {
@@ -187,21 +235,26 @@ func (l *Lease) read(ctx context.Context) (record, bool, error) {
 	if v, ok := out.Item["holder"].(*types.AttributeValueMemberS); ok {
 		r.holder = v.Value
 	}
-	if v, ok := out.Item["token"].(*types.AttributeValueMemberN); ok {
-		r.token, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
 	if v, ok := out.Item["renewal"].(*types.AttributeValueMemberS); ok {
 		r.renewal = v.Value
 	}
-	if v, ok := out.Item["ttl_ms"].(*types.AttributeValueMemberN); ok {
-		ms, _ := strconv.ParseInt(v.Value, 10, 64)
-		r.ttl = time.Duration(ms) * time.Millisecond
+	// A number that is not whole is refused, not read as 0: a token read
+	// as 0 would fail every conditional write, and say nothing.
+	var ttl, hold int64
+	for attr, dst := range map[string]*int64{"token": &r.token, "ttl_ms": &ttl, "hold_ms": &hold} {
+		if v, ok := out.Item[attr].(*types.AttributeValueMemberN); ok {
+			if *dst, err = strconv.ParseInt(v.Value, 10, 64); err != nil {
+				return record{}, false, fmt.Errorf("ha: lease %q in table %s: %s %q is not a whole number", l.o.Name, l.o.Table, attr, v.Value)
+			}
+		}
 	}
+	r.ttl, r.hold = time.Duration(ttl)*time.Millisecond, time.Duration(hold)*time.Millisecond
 	return r, true, nil
 }
 
 // TryAcquire takes the lease if it is free: never created, released, or
-// left unrenewed for a full TTL as seen by this replica. It reports
+// left unrenewed for Wait (TTL - 2·Poll) since this replica first read its
+// renewal value. It reports
 // whether this replica holds it afterwards.
 func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 	if _, ok := l.Held(); ok {
@@ -223,29 +276,32 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 		})
 		return l.took(err, token, sent)
 	}
-	// The holder's own TTL counts when it is longer than ours: a replica
-	// with a shorter setting must not take a lease early.
-	ttl := max(r.ttl, l.o.TTL)
+	// The holder's own settings count when they are longer than ours: a
+	// replica with a shorter setting must not take a lease early.
+	wait := l.waitFor(r)
 	l.mu.Lock()
+	// Counted from when the read came back, never from when it was sent:
+	// a read sent before the renewal but served after it must not count
+	// from before the holder's own count began.
 	if r.renewal != l.seen {
 		l.seen, l.seenAt = r.renewal, l.o.Clock.Now()
 	}
-	l.seenTTL = ttl
+	l.seenWait = wait
 	waited := l.o.Clock.Now().Sub(l.seenAt)
 	l.mu.Unlock()
-	if r.holder != "" && waited < ttl {
+	if r.holder != "" && waited < wait {
 		return false, nil
 	}
 	token := r.token + 1
 	_, err = l.o.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                &l.o.Table,
 		Key:                      l.key(),
-		UpdateExpression:         aws.String("SET holder = :me, #t = :new, renewal = :r, ttl_ms = :ttl, expires_at = :exp"),
+		UpdateExpression:         aws.String("SET holder = :me, #t = :new, renewal = :r, ttl_ms = :ttl, hold_ms = :hold, expires_at = :exp"),
 		ConditionExpression:      aws.String("renewal = :seen AND #t = :old"),
 		ExpressionAttributeNames: map[string]string{"#t": "token"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":me": s(l.o.Holder), ":new": n(token), ":r": s(renewal), ":ttl": n(l.o.TTL.Milliseconds()),
-			":exp": n(sent.Add(tidyAfter).Unix()), ":seen": s(r.renewal), ":old": n(r.token),
+			":hold": n(l.Hold().Milliseconds()), ":exp": n(sent.Add(tidyAfter).Unix()), ":seen": s(r.renewal), ":old": n(r.token),
 		},
 	})
 	return l.took(err, token, sent)
@@ -260,7 +316,7 @@ func (l *Lease) took(err error, token int64, sent time.Time) (bool, error) {
 		return false, fmt.Errorf("ha: taking lease %q in table %s: %w", l.o.Name, l.o.Table, err)
 	}
 	l.mu.Lock()
-	l.token, l.validUntil = token, sent.Add(l.o.TTL-l.o.Margin)
+	l.token, l.validUntil = token, sent.Add(l.Hold())
 	l.mu.Unlock()
 	l.o.Logger.Info("lease taken", "lease", l.o.Name, "holder", l.o.Holder, "token", token)
 	return true, nil
@@ -269,7 +325,7 @@ func (l *Lease) took(err error, token int64, sent time.Time) (bool, error) {
 func (l *Lease) item(token int64, renewal string, at time.Time) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		"name": s(l.o.Name), "holder": s(l.o.Holder), "token": n(token), "renewal": s(renewal),
-		"ttl_ms": n(l.o.TTL.Milliseconds()), "expires_at": n(at.Add(tidyAfter).Unix()),
+		"ttl_ms": n(l.o.TTL.Milliseconds()), "hold_ms": n(l.Hold().Milliseconds()), "expires_at": n(at.Add(tidyAfter).Unix()),
 	}
 }
 
@@ -291,7 +347,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 	}
 	switch {
 	case err == nil:
-		l.validUntil = sent.Add(l.o.TTL - l.o.Margin)
+		l.validUntil = sent.Add(l.Hold())
 	case errors.Is(err, ErrFenced):
 		l.token, l.validUntil = 0, time.Time{}
 	}

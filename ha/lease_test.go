@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lakirotator/lakirotator/ha"
@@ -64,16 +65,24 @@ func TestOneHolderAtATime(t *testing.T) {
 	require.Equal(t, t0.UnixMilli(), tok, "a new lease item starts its token at the creating clock's milliseconds")
 }
 
-func TestUnrenewedLeaseExpiresAfterTheTTL(t *testing.T) {
+// The default arithmetic (package doc): hold 10 s, wait 13 s, at TTL 15 s.
+var (
+	defaultHold = ha.DefaultTTL - ha.DefaultTTL/3
+	defaultWait = ha.DefaultTTL - 2*(ha.DefaultTTL/15)
+)
+
+func TestUnrenewedLeaseExpiresAfterTheWait(t *testing.T) {
 	c, tbl := table(t)
 	clk := clock.NewFake(t0)
 	a, b := lease(t, c, tbl, "a", clk), lease(t, c, tbl, "b", clk)
+	require.Equal(t, defaultHold, a.Hold())
+	require.Equal(t, defaultWait, b.Wait())
 	require.True(t, acquire(t, a))
 	require.False(t, acquire(t, b)) // b starts counting from this read
-	clk.Advance(ha.DefaultTTL - time.Second)
-	require.False(t, acquire(t, b), "taken before the TTL had passed")
-	clk.Advance(time.Second)
-	require.True(t, acquire(t, b), "not taken once the TTL passed without a renewal")
+	clk.Advance(defaultWait - time.Millisecond)
+	require.False(t, acquire(t, b), "taken before the wait had passed")
+	clk.Advance(time.Millisecond)
+	require.True(t, acquire(t, b), "not taken once the wait passed without a renewal")
 	ta, _ := a.Held()
 	tb, _ := b.Held()
 	require.Zero(t, ta, "the old holder's own clock says its holding ended (margin before the TTL)")
@@ -85,9 +94,9 @@ func TestRenewalKeepsTheLease(t *testing.T) {
 	clk := clock.NewFake(t0)
 	a, b := lease(t, c, tbl, "a", clk), lease(t, c, tbl, "b", clk)
 	require.True(t, acquire(t, a))
-	for range 12 { // a minute of renewals every TTL/3
+	for range 20 { // a minute of renewals every TTL/5
 		require.False(t, acquire(t, b))
-		clk.Advance(ha.DefaultTTL / 3)
+		clk.Advance(ha.DefaultTTL / 5)
 		require.NoError(t, a.Renew(context.Background()))
 		_, held := a.Held()
 		require.True(t, held)
@@ -117,9 +126,9 @@ func TestPausedHolderStopsBeforeAnotherHoldsAndIsFencedAfter(t *testing.T) {
 			bTook = s
 		}
 	}
-	require.Equal(t, ha.DefaultTTL-ha.DefaultTTL/5, aStopped, "the holder stops at TTL minus the margin")
-	require.Equal(t, ha.DefaultTTL, bTook, "the contender takes the lease one TTL after it saw the last renewal")
-	require.Less(t, aStopped, bTook)
+	require.Equal(t, defaultHold, aStopped, "the holder stops at TTL minus the margin")
+	require.Equal(t, defaultWait, bTook, "the contender takes the lease TTL - 2·poll after it saw the last renewal")
+	require.GreaterOrEqual(t, bTook-aStopped, 3*time.Second, "the holder stops at least margin - 2·poll before another holds")
 
 	// a wakes up: its renewal and its fencing check are refused.
 	require.ErrorIs(t, a.Renew(context.Background()), ha.ErrFenced)
@@ -131,7 +140,8 @@ func TestPausedHolderStopsBeforeAnotherHoldsAndIsFencedAfter(t *testing.T) {
 }
 
 // Clocks a few seconds apart change nothing: no replica compares its clock
-// with another's, each counts durations on its own.
+// with another's, each counts durations on its own. The holder's view
+// ends 3 s before the contender may take the lease, whichever clock is ahead.
 func TestClockSkewBetweenReplicasDoesNotShortenTheLease(t *testing.T) {
 	for _, skew := range []time.Duration{5 * time.Second, -5 * time.Second} {
 		t.Run(skew.String(), func(t *testing.T) {
@@ -140,18 +150,84 @@ func TestClockSkewBetweenReplicasDoesNotShortenTheLease(t *testing.T) {
 			a, b := lease(t, c, tbl, "a", clkA), lease(t, c, tbl, "b", clkB)
 			require.True(t, acquire(t, a))
 			require.False(t, acquire(t, b))
-			for s := time.Second; s < ha.DefaultTTL; s += time.Second {
-				clkA.Advance(time.Second)
-				clkB.Advance(time.Second)
+			aStopped := time.Duration(-1)
+			for s := 250 * time.Millisecond; s < defaultWait; s += 250 * time.Millisecond {
+				clkA.Advance(250 * time.Millisecond)
+				clkB.Advance(250 * time.Millisecond)
+				if _, held := a.Held(); !held && aStopped < 0 {
+					aStopped = s
+				}
 				require.False(t, acquire(t, b), "taken %s after the last renewal with a skew of %s", s, skew)
 			}
-			clkA.Advance(time.Second)
-			clkB.Advance(time.Second)
+			clkA.Advance(250 * time.Millisecond)
+			clkB.Advance(250 * time.Millisecond)
 			require.True(t, acquire(t, b))
+			require.Equal(t, defaultHold, aStopped, "the holder's view ended on its own clock, not the other's")
 			_, held := a.Held()
 			require.False(t, held)
 		})
 	}
+}
+
+// A holder killed right after its last renewal is taken over by a
+// contender that runs its usual loop (Run, with its own clock) at most one
+// TTL after that renewal, wherever the renewal falls between the
+// contender's reads; and the holder's own view ended at least margin -
+// 2·poll (3 s) before. The clocks are fakes moved in 50 ms steps, each
+// replica's offset by a few seconds from the other's; DynamoDB is moto.
+func TestKilledHolderIsTakenOverWithinTheTTLOfItsLastRenewal(t *testing.T) {
+	const step = 50 * time.Millisecond
+	poll := ha.DefaultTTL / 15
+	for _, phase := range []time.Duration{0, step, poll / 2, poll - step} {
+		t.Run("renewal "+phase.String()+" after a read", func(t *testing.T) {
+			c, tbl := table(t)
+			clkA, clkB := clock.NewFake(t0), clock.NewFake(t0.Add(-3*time.Second))
+			a, b := lease(t, c, tbl, "a", clkA), lease(t, c, tbl, "b", clkB)
+			require.True(t, acquire(t, a))
+			var elapsed time.Duration // since a took the lease, the same on both clocks
+			advance := func(d time.Duration) {
+				for end := elapsed + d; elapsed < end; elapsed += step {
+					clkA.Advance(step)
+					clkB.Advance(step)
+					// b's loop has read the lease and gone back to sleep.
+					require.Eventually(t, func() bool { return clkB.Waiters() == 1 }, 10*time.Second, time.Millisecond)
+				}
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer func() { stop(); wg.Wait() }()
+			wg.Go(func() { b.Run(ctx, func(ctx context.Context, _ int64) { <-ctx.Done() }) })
+			require.Eventually(t, func() bool { return clkB.Waiters() == 1 }, 10*time.Second, time.Millisecond)
+			// a renews twice on its schedule, the last one phase after one
+			// of b's reads (b reads every poll from the start), and dies.
+			advance(ha.DefaultTTL / 5)
+			require.NoError(t, a.Renew(context.Background()))
+			advance(2*poll + phase)
+			require.NoError(t, a.Renew(context.Background()))
+			lastRenewal := elapsed
+			aStopped, bTook := time.Duration(-1), time.Duration(-1)
+			for bTook < 0 && elapsed < lastRenewal+2*ha.DefaultTTL {
+				advance(step)
+				if _, held := a.Held(); !held && aStopped < 0 {
+					aStopped = elapsed
+				}
+				if _, held := b.Held(); held {
+					bTook = elapsed
+				}
+			}
+			require.Positive(t, bTook, "b never took the lease")
+			t.Logf("holder stopped %s and the lease was taken %s after the last renewal", aStopped-lastRenewal, bTook-lastRenewal)
+			require.LessOrEqual(t, bTook-lastRenewal, ha.DefaultTTL, "taken over later than one TTL after the last renewal")
+			require.GreaterOrEqual(t, bTook-lastRenewal, defaultWait, "taken over before the wait")
+			require.Equal(t, defaultHold, aStopped-lastRenewal)
+			require.GreaterOrEqual(t, bTook-aStopped, 3*time.Second)
+		})
+	}
+}
+
+func TestOptionsThatWouldLetTwoHoldAreRefused(t *testing.T) {
+	_, err := ha.New(ha.Options{Client: &dynamodb.Client{}, Table: "t", TTL: 15 * time.Second, Poll: 2 * time.Second, Margin: 4 * time.Second})
+	require.ErrorContains(t, err, "must exceed two polls")
 }
 
 func TestStaleTokenIsFencedEvenAfterTheLeaseReturns(t *testing.T) {
@@ -218,4 +294,18 @@ func TestRunLeadsOneAtATimeAndHandsOver(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int32(1), maxLeading.Load(), "two replicas led at once")
 	require.Equal(t, int32(2), leads.Load())
+}
+
+// A lease item whose numbers are not whole (written by hand, or by other
+// code) is refused by name, not read as zeros.
+func TestLeaseItemWithANumberNotWholeIsRefused(t *testing.T) {
+	c, tbl := table(t)
+	_, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(tbl), Item: map[string]types.AttributeValue{
+		"name": &types.AttributeValueMemberS{Value: ha.DefaultName}, "holder": &types.AttributeValueMemberS{Value: "by-hand"},
+		"token": &types.AttributeValueMemberN{Value: "7.5"}, "renewal": &types.AttributeValueMemberS{Value: "r1"},
+	}})
+	require.NoError(t, err)
+	ok, err := lease(t, c, tbl, "a", clock.NewFake(t0)).TryAcquire(context.Background())
+	require.False(t, ok)
+	require.EqualError(t, err, `ha: lease "lakirotator" in table `+tbl+`: token "7.5" is not a whole number`)
 }

@@ -65,10 +65,10 @@ func (l *Lease) Run(ctx context.Context, lead func(ctx context.Context, token in
 			wait = min(wait, l.o.Poll)
 		}
 		if !held && l.seen != "" {
-			// Look again right when the lease seen would have run out: a
-			// killed holder's work is taken over one TTL after its last
-			// renewal was seen.
-			if due := l.seenAt.Add(l.seenTTL).Sub(l.o.Clock.Now()); due > 0 {
+			// Look again right when the lease seen may be taken: a killed
+			// holder's work is taken over Wait after its last renewal was
+			// seen, so within one TTL of that renewal.
+			if due := l.seenAt.Add(l.seenWait).Sub(l.o.Clock.Now()); due > 0 {
 				wait = min(wait, due+10*time.Millisecond)
 			}
 		}

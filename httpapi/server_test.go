@@ -66,7 +66,7 @@ func (f *fakeController) TriggerStatus(id string) (trigger.Status, bool) {
 }
 
 func (f *fakeController) Inventory(context.Context) (httpapi.Inventory, error) {
-	return httpapi.Inventory{Secrets: []httpapi.SecretStatus{{Name: "checkout/sandbox", Kind: "api_key", Environment: "sandbox", CurrentVersion: "v1"}}}, nil
+	return httpapi.Inventory{Secrets: []httpapi.SecretStatus{{Name: "checkout/sandbox", Kind: "api_key", Environment: "sandbox", CurrentVersionID: "v1"}}}, nil
 }
 
 const goodToken = "tok-for-tests-0123456789"

@@ -93,20 +93,20 @@ func (s TriggerStatus) Ended() int { return s.Done + s.Failed }
 
 // SecretStatus is one managed secret in the inventory: ids, ages, stages, never values.
 type SecretStatus struct {
-	Name             string     `json:"name"`
-	Kind             string     `json:"kind"`
-	Environment      string     `json:"environment"`
-	MasterMerchantID string     `json:"master_merchant_id"`
-	Policy           string     `json:"policy"`
-	Owners           []string   `json:"owners,omitempty"`
-	CurrentVersion   string     `json:"current_version,omitempty"`
-	PendingVersion   string     `json:"pending_version,omitempty"` // set only while a rotation is in flight
-	PreviousVersion  string     `json:"previous_version,omitempty"`
-	CurrentSince     *time.Time `json:"current_since,omitempty"`
-	AgeSeconds       int64      `json:"age_seconds"`
-	NextRotation     *time.Time `json:"next_rotation,omitempty"`
-	Failures         int        `json:"failures,omitempty"`
-	LastFailure      string     `json:"last_failure,omitempty"`
+	Name              string     `json:"name"`
+	Kind              string     `json:"kind"`
+	Environment       string     `json:"environment"`
+	MasterMerchantID  string     `json:"master_merchant_id"`
+	Policy            string     `json:"policy"`
+	Owners            []string   `json:"owners,omitempty"`
+	CurrentVersionID  string     `json:"current_version,omitempty"`
+	PendingVersionID  string     `json:"pending_version,omitempty"` // set only while a rotation is in flight
+	PreviousVersionID string     `json:"previous_version,omitempty"`
+	CurrentSince      *time.Time `json:"current_since,omitempty"`
+	AgeSeconds        int64      `json:"age_seconds"`
+	NextRotation      *time.Time `json:"next_rotation,omitempty"`
+	Failures          int        `json:"failures,omitempty"`
+	LastFailure       string     `json:"last_failure,omitempty"`
 	// OldCredential is the previous credential while it is in its grace.
 	OldCredential *OldCredential `json:"old_credential,omitempty"`
 }
@@ -114,7 +114,7 @@ type SecretStatus struct {
 // OldCredential is what the daemon's last retire check found of a secret's
 // previous (AWSPREVIOUS) credential during its grace: who is still on it.
 type OldCredential struct {
-	Version string `json:"version"`
+	VersionID string `json:"version"`
 	// ID is the LakiConnect key id or webhook secret id (never the secret).
 	ID     string     `json:"id"`
 	EndsAt *time.Time `json:"ends_at,omitempty"`

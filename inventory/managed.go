@@ -9,9 +9,12 @@ import (
 	"strings"
 
 	"github.com/lakirotator/lakirotator/laki"
+	"github.com/lakirotator/lakirotator/providers/secretstore"
 )
 
-// Kind is what a managed secret holds.
+// Kind is what a managed secret is for (its lakirotator:kind tag). It is
+// not secretstore.CredentialType, the format of the stored value: a
+// management key is a kind of its own but stores an API key.
 type Kind string
 
 const (
@@ -24,6 +27,14 @@ const (
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
 	return k == KindAPIKey || k == KindWebhookSecret || k == KindManagementKey
+}
+
+// CredentialType is the type of credential a secret of this kind stores.
+func (k Kind) CredentialType() secretstore.CredentialType {
+	if k == KindWebhookSecret {
+		return secretstore.TypeWebhookSecret
+	}
+	return secretstore.TypeAPIKey
 }
 
 // The tags that mark a Secrets Manager secret as managed and describe it.

@@ -42,8 +42,11 @@ type made struct {
 // (its rotation lost a race to another one) is ended at once.
 func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) (Result, error) {
 	var m *made
-	own := job.Trigger.ID
-	if job.Join != nil && !job.resumeOnly {
+	origin := job.Trigger
+	if c := job.carry; c != nil {
+		// Run again after a wait: joined already, with what it made.
+		m, job.Trigger = c.made, c.joined
+	} else if job.Join != nil && !job.resumeOnly {
 		d, err := e.store.Describe(ctx, job.Secret.Name)
 		if err != nil {
 			return Result{Secret: job.Secret.Name}, stepErr(job.Secret.Name, "describe", err)
@@ -57,6 +60,11 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 	}
 	for pass := 0; ; pass++ {
 		res, err := e.pass(ctx, job, info, &m)
+		if rq, ok := err.(*requeue); ok {
+			rq.job = job
+			rq.job.Trigger, rq.job.carry = origin, &carried{made: m, joined: job.Trigger}
+			return res, rq
+		}
 		var later *joinLater
 		if errors.As(err, &later) && pass < 3+maxVersionAttempts {
 			// Another ask is the one the store names now: this job's own
@@ -82,7 +90,7 @@ func (e *Engine) attempt(ctx context.Context, job Job, info secretstore.Secret) 
 		if errors.Is(err, errStale) || errors.Is(err, errNextVersion) || later != nil {
 			err = permanent(job.Secret.Name, "check before write", "%v", err)
 		}
-		if job.Trigger.ID != own {
+		if job.Trigger.ID != origin.ID {
 			res.JoinedTrigger = job.Trigger
 		}
 		_, written := info.Version(m0(m).vid)

@@ -25,10 +25,7 @@ func (e *Engine) read(ctx context.Context, ms inventory.ManagedSecret, sel secre
 }
 
 func matches(ms inventory.ManagedSecret, c secretstore.Credential) error {
-	want := secretstore.TypeAPIKey
-	if ms.Kind == inventory.KindWebhookSecret {
-		want = secretstore.TypeWebhookSecret
-	}
+	want := ms.Kind.CredentialType()
 	switch {
 	case c.Type != want:
 		return fmt.Errorf("stored type %q, but the secret is declared %s", c.Type, ms.Kind)

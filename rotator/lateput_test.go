@@ -2,6 +2,7 @@ package rotator_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,4 +206,125 @@ func TestLatePutOfAReplayedCreateOnAWSSemantics(t *testing.T) {
 	job := rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z"), Known: &known}
 	res, held, err := lateSlotPut(t, h, ls, job, nil)
 	checkOneRotation(t, h, ls, ms, h.rotatorKeys(laki.Sandbox, ms.Name), res, held, err)
+}
+
+// A replayed create waits for its owner's put in the queue, not in a
+// worker: with one worker, another secret's rotation runs to its end
+// during the wait (the injected clock does not move meanwhile). Once the
+// wait is over, the job goes on from where it was: no owner put the
+// version (it was killed after its create), so it adopts the key the
+// replay handed back. The rotation starts and succeeds once.
+func TestReplayedCreateWaitsInTheQueueNotInAWorker(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	replayed := h.seedKey("svc/replayed", inventory.KindAPIKey, laki.Sandbox, apiScopes)
+	other := h.seedKey("svc/other", inventory.KindAPIKey, laki.Sandbox, apiScopes)
+	job := func(ms inventory.ManagedSecret) rotator.Job {
+		return rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z")}
+	}
+	made := ownerKilledAfterCreate(t, h, job(replayed))
+	startedBefore := len(h.eventsFor(replayed.Name, events.StepRotation, events.OutcomeStarted))
+	e := h.engine(func(c *rotator.Config) { c.Workers = 1 })
+	waiting := submitReplayed(t, h, e, job(replayed))
+	select {
+	case o := <-e.Submit(ctx, job(other)):
+		if o.Err != nil || o.Result.Outcome != rotator.Rotated {
+			t.Fatalf("the other secret's rotation during the wait: %s %v", o.Result.Outcome, o.Err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the only worker was held by the wait: the other secret did not rotate")
+	}
+	select {
+	case o := <-waiting:
+		t.Fatalf("the replayed rotation ended before its wait was over: %s %v", o.Result.Outcome, o.Err)
+	default:
+	}
+	h.fx.Clock.Advance(rotator.DefaultReplaySettle)
+	var o rotator.JobOutcome
+	select {
+	case o = <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replayed rotation did not go on after its wait")
+	}
+	if o.Err != nil || o.Result.Outcome != rotator.Rotated || o.Result.KeyID != made[0].ID {
+		t.Fatalf("after the wait: %s key %s, %v; want rotated, adopting %s", o.Result.Outcome, o.Result.KeyID, o.Err, made[0].ID)
+	}
+	if cur := h.current(replayed.Name); cur.KeyID != made[0].ID {
+		t.Errorf("AWSCURRENT holds %s, want the adopted key %s", cur.KeyID, made[0].ID)
+	}
+	if n := len(h.rotatorKeys(laki.Sandbox, replayed.Name)); n != 1 {
+		t.Errorf("%d rotator keys for %s, want 1 (the replay made none)", n, replayed.Name)
+	}
+	if n := len(h.eventsFor(replayed.Name, events.StepRotation, events.OutcomeStarted)) - startedBefore; n != 1 {
+		t.Errorf("the requeued rotation sent %d started events, want 1", n)
+	}
+	if n := len(h.eventsFor(replayed.Name, events.StepRotation, events.OutcomeSucceeded)); n != 1 {
+		t.Errorf("%d rotation succeeded events for %s, want 1", n, replayed.Name)
+	}
+}
+
+// ownerKilledAfterCreate runs job on an engine killed right after its
+// create (the owner of the create, gone before its put) and returns the
+// keys it made.
+func ownerKilledAfterCreate(t *testing.T, h *harness, job rotator.Job) []laki.APIKey {
+	t.Helper()
+	killed := h.engine(func(c *rotator.Config) {
+		c.Hooks.AfterStep = func(name string, s rotator.Boundary) error {
+			if s == rotator.AfterCreate {
+				return errors.New("killed")
+			}
+			return nil
+		}
+	})
+	if _, err := killed.RotateJob(context.Background(), job); !errors.Is(err, rotator.ErrAborted) {
+		t.Fatalf("the owner's rotation: %v, want it killed after its create", err)
+	}
+	made := h.rotatorKeys(job.Secret.Environment, job.Secret.Name)
+	if len(made) != 1 {
+		t.Fatalf("%d keys made by the killed owner, want 1", len(made))
+	}
+	return made
+}
+
+// submitReplayed queues job, whose create is a replay, and returns once it
+// waits on the clock.
+func submitReplayed(t *testing.T, h *harness, e *rotator.Engine, job rotator.Job) <-chan rotator.JobOutcome {
+	t.Helper()
+	out := e.Submit(context.Background(), job)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.fx.Clock.Waiters() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replayed create never started its wait")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return out
+}
+
+// Closing the engine while a requeued job waits ends the job as closed
+// (its credential stays unstored, for a restart's replayed create to
+// adopt) and Close returns.
+func TestCloseEndsAJobWaitingInTheQueue(t *testing.T) {
+	h := newHarness(t)
+	ms := h.seedKey("svc/replayed", inventory.KindAPIKey, laki.Sandbox, apiScopes)
+	job := rotator.Job{Secret: ms, Policy: basePolicy(), Trigger: scheduled("2026-06-01T09:00:00Z")}
+	ownerKilledAfterCreate(t, h, job)
+	e := h.engine(func(c *rotator.Config) { c.Workers = 1 })
+	waiting := submitReplayed(t, h, e, job)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		e.Close()
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung on a job waiting in the queue")
+	}
+	if o := <-waiting; !errors.Is(o.Err, rotator.ErrClosed) {
+		t.Fatalf("the waiting job ended with %v, want %v", o.Err, rotator.ErrClosed)
+	}
+	if n := len(h.rotatorKeys(laki.Sandbox, ms.Name)); n != 1 {
+		t.Errorf("%d rotator keys, want 1 (nothing more made)", n)
+	}
 }

@@ -57,6 +57,9 @@ type item struct {
 	seq  uint64
 	done chan JobOutcome
 	idx  int // position in the submitted batch
+	// holds: a job requeued in the middle of its rotation, which kept its
+	// secret reserved while it waited.
+	holds bool
 }
 
 func (it *item) group() string {
@@ -78,6 +81,7 @@ type pool struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
+	waiting sync.WaitGroup // requeued jobs waiting to go back to the queue
 }
 
 func newPool(e *Engine, n int) *pool {
@@ -107,6 +111,7 @@ func (p *pool) close() {
 		it.done <- JobOutcome{Job: it.job, Err: ErrClosed, Index: it.idx}
 	}
 	p.workers.Wait()
+	p.waiting.Wait()
 }
 
 // eligible: the secret is not being rotated; a management key waits until
@@ -115,7 +120,7 @@ func (p *pool) close() {
 // rotates, the other jobs of its merchant wait, so that none calls with a key
 // that a compromise rotation is about to revoke.
 func (p *pool) eligible(it *item) bool {
-	if p.busy[it.job.Secret.Name] {
+	if p.busy[it.job.Secret.Name] && !it.holds {
 		return false
 	}
 	g := it.group()
@@ -201,18 +206,60 @@ func (p *pool) work() {
 		// in hand: cancelling a step midway could leave a created key that
 		// no stored version names (a lost rotation until the sweep).
 		res, err := p.e.RotateJob(withStop(it.ctx, p.ctx.Done()), it.job)
+		rq, wait := err.(*requeue)
 
 		p.mu.Lock()
-		delete(p.busy, it.job.Secret.Name)
+		if !wait {
+			delete(p.busy, it.job.Secret.Name)
+		}
 		if it.isManagement() {
 			p.mgmt[it.group()]--
 		} else {
 			p.others[it.group()]--
 		}
 		p.cond.Broadcast()
+		if wait {
+			p.waiting.Add(1)
+		}
 		p.mu.Unlock()
+		if wait {
+			go p.requeue(it, rq)
+			continue
+		}
 		it.done <- JobOutcome{Job: it.job, Result: res, Err: err, Index: it.idx}
 	}
+}
+
+// requeue puts a job back in the queue once its wait is over (the clock is
+// the engine's), keeping its secret reserved meanwhile so that no other job
+// of the secret starts in between; no worker waits with it.
+func (p *pool) requeue(it *item, rq *requeue) {
+	defer p.waiting.Done()
+	var err error
+	select {
+	case <-p.e.clk.After(rq.after):
+	case <-p.ctx.Done():
+		err = ErrClosed
+	case <-it.ctx.Done():
+		err = it.ctx.Err()
+	}
+	p.mu.Lock()
+	if err == nil && p.closed {
+		err = ErrClosed
+	}
+	if err != nil {
+		delete(p.busy, it.job.Secret.Name)
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		// As a crash there would: the credential made stays unstored, and a
+		// restart's replayed create adopts it.
+		it.done <- JobOutcome{Job: rq.job, Result: Result{Secret: it.job.Secret.Name}, Err: stepErr(it.job.Secret.Name, "settle", err), Index: it.idx}
+		return
+	}
+	it.job, it.holds = rq.job, true
+	p.queue = append(p.queue, it)
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 // Submit queues a job by its priority; the channel receives its outcome.
@@ -327,6 +374,9 @@ type stopKey struct{}
 func withStop(ctx context.Context, stop <-chan struct{}) context.Context {
 	return context.WithValue(ctx, stopKey{}, stop)
 }
+
+// inPool reports whether the rotation runs in the engine's worker pool.
+func inPool(ctx context.Context) bool { return stopOf(ctx) != nil }
 
 // stopOf returns the closing signal, or nil (never fires) outside the pool.
 func stopOf(ctx context.Context) <-chan struct{} {

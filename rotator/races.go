@@ -62,9 +62,16 @@ func (e *Engine) follow(ctx context.Context, job Job, info secretstore.Secret) (
 // attempt describes again); a version still absent has no live owner (it
 // crashed before its put, or it was this process), and this one adopts the
 // credential with the put.
+//
+// In the worker pool the job goes back to the queue for the wait (a
+// worker is not held); its next run starts with a fresh Describe, which is
+// the look that follows the wait.
 func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
 	name := job.Secret.Name
 	e.log.Info("the create was a replay; waiting for its owner's put before writing", "secret", name, "version", vid, "wait", e.cfg.ReplaySettle)
+	if inPool(ctx) {
+		return &requeue{after: e.cfg.ReplaySettle}
+	}
 	select {
 	case <-ctx.Done():
 		return stepErr(name, "settle", ctx.Err())
@@ -91,9 +98,15 @@ func (e *Engine) settle(ctx context.Context, job Job, vid string) error {
 func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newKey string) (from string, byOther bool, err error) {
 	name := job.Secret.Name
 	ev := e.baseEvent(job)
-	ev.VersionID, ev.PreviousVersion, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
+	ev.VersionID, ev.PreviousVersionID, ev.KeyID, ev.PreviousKeyID = vid, fromID, newKey, oldKey
 	start := e.clk.Now()
 	from = fromID
+	if fromID == vid {
+		// Never move AWSCURRENT onto the version that holds it: AWS does
+		// not document that case, and moto then strips AWSPREVIOUS from
+		// the old version (see MOTO.md). It is done already.
+		return from, true, nil
+	}
 	err = e.store.MoveStage(ctx, name, secretstore.StageCurrent, vid, fromID)
 	if err != nil {
 		d, derr := e.store.Describe(ctx, name)
@@ -113,7 +126,7 @@ func (e *Engine) promote(ctx context.Context, job Job, vid, fromID, oldKey, newK
 		}
 	}
 	ev.Duration = e.clk.Now().Sub(start)
-	ev.PreviousVersion = from
+	ev.PreviousVersionID = from
 	if err != nil {
 		err = stepErr(name, "promote", err)
 		e.emit(ctx, ev, events.StepPromote, events.OutcomeFailed, err)

@@ -67,7 +67,7 @@ func (e *Engine) Retire(ctx context.Context, ms inventory.ManagedSecret, pol Rot
 		return res, stepErr(ms.Name, "retire", err)
 	}
 	ev := events.Event{Secret: ms.Name, Kind: string(ms.Kind), Environment: string(ms.Environment),
-		MasterMerchantID: ms.MasterMerchantID, VersionID: cur.ID, PreviousVersion: prev.ID, PreviousKeyID: res.KeyID,
+		MasterMerchantID: ms.MasterMerchantID, VersionID: cur.ID, PreviousVersionID: prev.ID, PreviousKeyID: res.KeyID,
 		KeyLast4: old.Secret.Last4(), Source: events.SourceSchedule, Actor: "rotator"}
 	now := e.clk.Now().UTC()
 

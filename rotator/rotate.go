@@ -61,10 +61,15 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 	defer unlock()
 
 	start := e.clk.Now()
-	base := e.baseEvent(job)
-	e.emit(ctx, base, events.StepRotation, events.OutcomeStarted, nil)
-
 	info := job.Known
+	if c := job.carry; c != nil {
+		// Requeued after a wait: started already; look at the store afresh.
+		start, info = c.started, nil
+	}
+	base := e.baseEvent(job)
+	if job.carry == nil {
+		e.emit(ctx, base, events.StepRotation, events.OutcomeStarted, nil)
+	}
 	priorFailures := -1
 	for attempt := 1; ; attempt++ {
 		var err error
@@ -89,7 +94,7 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 				e.clearFailures(ctx, name)
 			}
 			ev := base
-			ev.VersionID, ev.PreviousVersion = res.VersionID, res.PreviousVersionID
+			ev.VersionID, ev.PreviousVersionID = res.VersionID, res.PreviousVersionID
 			ev.KeyID, ev.PreviousKeyID, ev.KeyLast4 = res.KeyID, res.PreviousKeyID, res.KeyLast4
 			ev.Attempt, ev.Duration = attempt, e.clk.Now().Sub(start)
 			ev.Details = map[string]string{"outcome": string(res.Outcome)}
@@ -104,6 +109,10 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 			}
 			e.emit(ctx, ev, events.StepRotation, events.OutcomeSucceeded, nil)
 			return res, nil
+		}
+		if rq, ok := err.(*requeue); ok {
+			rq.job.carry.started = start
+			return res, rq // the pool runs it again after the wait
 		}
 		if errors.Is(err, ErrAborted) || ctx.Err() != nil {
 			return res, err

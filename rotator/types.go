@@ -105,7 +105,8 @@ type Job struct {
 	// trigger). Otherwise such a rotation is reported once, as skipped.
 	Announce bool
 
-	resumeOnly bool // set by Resume: finish a rotation in flight, never start one
+	resumeOnly bool     // set by Resume: finish a rotation in flight, never start one
+	carry      *carried // set on a job requeued in the middle of its rotation
 }
 
 // Joined is what Job.Join found: the cause to rotate under, and whether

@@ -97,7 +97,11 @@ func callLoop(ctx context.Context, log *slog.Logger, c *http.Client, base string
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/whoami", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/whoami", nil)
+		if err != nil {
+			log.Error("whoami request", "error", err)
+			return
+		}
 		resp, err := c.Do(req)
 		if err != nil {
 			log.Warn("whoami failed", "error", err)

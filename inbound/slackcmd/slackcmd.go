@@ -98,7 +98,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(ctx, w, r, "", refusal{http.StatusUnauthorized, "replayed", "signed request already acted on (replay)", "request already handled"})
 		return
 	}
-	form, _ := url.ParseQuery(string(body))
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		// Signed, so Slack's own: a body we cannot read whole is refused,
+		// never read in part (a dropped text field is not a command).
+		h.refuse(ctx, w, r, "", refusal{http.StatusBadRequest, "bad_form", "form body is not URL-encoded", "request body not understood"})
+		return
+	}
 	user := form.Get("user_id")
 	if user == "" || !slices.Contains(h.AllowedUsers, user) {
 		h.refuse(ctx, w, r, user, refusal{http.StatusForbidden, "user_not_allowed", "slack user not allowed to rotate", "You are not allowed to rotate secrets. Ask the security team."})

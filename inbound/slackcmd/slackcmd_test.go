@@ -168,6 +168,12 @@ func TestSlashCommandRefusals(t *testing.T) {
 		{"missing headers", func(f *slashFixture) *http.Request {
 			return httptest.NewRequest(http.MethodPost, "/", strings.NewReader("user_id=U0SECTEAM&text=prod/a"))
 		}, http.StatusUnauthorized, "bad_timestamp", ""},
+		{"form not URL-encoded", func(f *slashFixture) *http.Request {
+			body := "command=%2Frotate&user_id=U0SECTEAM&text=prod%2Fa+manual+why%zz"
+			r := httptest.NewRequest(http.MethodPost, "/slack/rotate", strings.NewReader(body))
+			fakeslack.SignCommand(r, signingSecret.Reveal(), f.clock.Now(), body)
+			return r
+		}, http.StatusBadRequest, "bad_form", ""},
 		{"unlisted user", func(f *slashFixture) *http.Request {
 			return signedRequest(t, signingSecret, f.clock.Now(), "U0MALLORY", "prod/a manual why")
 		}, http.StatusForbidden, "user_not_allowed", "U0MALLORY"},

@@ -1,5 +1,6 @@
-// Package importrules holds no code: its test keeps the layout's import
-// rules (policies import no provider, the engine no transport or notifier,
-// no domain package the LakiConnect HTTP client, nothing a main package),
-// so that the design is kept by `go test ./...`, not by memory.
+// Package importrules holds no code: its tests keep the layout's rules
+// (policies import no provider, the engine no transport or notifier, no
+// domain package the LakiConnect HTTP client, nothing a main package; only
+// the daemon records a trigger's accepted or refused), so that the design
+// is kept by `go test ./...`, not by memory.
 package importrules

@@ -84,12 +84,14 @@ var providers = func(p string) bool {
 	return under("providers")(p) && !under("providers/secretstore")(p)
 }
 
-var domain = under("policies", "inventory", "config", "events", "audit", "notify", "rotator", "laki")
+var domain = under("policies", "inventory", "config", "events", "audit", "notify", "rotator", "laki", "trigger")
 
 // ofTheModule matches the module's own packages (import paths as listed,
 // with the module prefix trimmed); standard packages never start so.
-var ofTheModule = under("audit", "bench", "cli", "cmd", "config", "consumer", "daemon", "demo", "e2e", "events", "examples",
-	"httpapi", "internal", "inventory", "laki", "metrics", "notify", "policies", "providers", "rotator", "securityevents")
+// TestEveryPackageIsOfTheModule keeps the list whole.
+var ofTheModule = under("audit", "bench", "cli", "cmd", "config", "consumer", "daemon", "dashboard", "demo", "e2e", "events", "examples",
+	"ha", "httpapi", "inbound", "internal", "inventory", "laki", "metrics", "notify", "policies", "providers", "rotator",
+	"securityevents", "terraform", "trigger")
 
 // consumerMayUse is all of the module that the consumer package may bring
 // into other teams' applications: the stored format and the signature
@@ -104,7 +106,7 @@ var rules = []rule{
 	{Name: "the engine imports no notifier", Why: "the engine reports on the events seam; notify/ listens there",
 		From: under("rotator"), Forbid: under("notify")},
 	{Name: "the engine imports no transport", Why: "requests reach the engine through the daemon; the engine serves nothing",
-		From: under("rotator"), Forbid: under("httpapi", "securityevents", "daemon", "cli")},
+		From: under("rotator"), Forbid: under("httpapi", "securityevents", "inbound", "dashboard", "daemon", "cli")},
 	{Name: "the engine serves no HTTP", Why: "HTTP is a transport: it belongs to httpapi and the clients of outside systems",
 		From: under("rotator"), Forbid: exactly("net/http", "net/http/httptest"), Direct: true},
 	{Name: "the consumer package imports nothing of the daemon", Why: "it runs in the applications that use the keys: only the stored format and the signature parser may come along",
@@ -185,6 +187,19 @@ func TestImportRules(t *testing.T) {
 		if !used[key] {
 			t.Errorf("known breach %q (%s) no longer happens: take it off knownBreaches", key, why)
 		}
+	}
+}
+
+// A new top-level package must be named in ofTheModule, or the consumer
+// rule would let the consumer package bring it along unseen.
+func TestEveryPackageIsOfTheModule(t *testing.T) {
+	for name := range listModule(t) {
+		if !ofTheModule(name) {
+			t.Errorf("package %s is not in ofTheModule: add its top-level directory", name)
+		}
+	}
+	if ofTheModule("net/http") || ofTheModule("github.com/aws/aws-sdk-go-v2/aws") {
+		t.Error("ofTheModule matches packages outside the module")
 	}
 }
 

@@ -1,6 +1,8 @@
 package strictyaml
 
 import (
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,5 +100,31 @@ func TestEveryDocumentedDurationRoundTrips(t *testing.T) {
 		if !seen[must] {
 			t.Errorf("the docs no longer show %q; the scan of the docs may be broken (found %d durations)", must, len(seen))
 		}
+	}
+}
+
+// Any duration a file may hold (0 up to the longest) writes in a form that
+// reads back to itself, down to the nanosecond: what an error message
+// prints can be pasted into either file.
+func TestFormatDurationReadsBackAnyDuration(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 15))
+	units := []time.Duration{time.Nanosecond, time.Microsecond, time.Millisecond, time.Second, time.Minute, time.Hour, 24 * time.Hour}
+	for range 20000 {
+		// Whole units of every size, and some with a ragged remainder.
+		u := units[r.IntN(len(units))]
+		d := time.Duration(r.Int64N(int64(400*24*time.Hour)/int64(u)+1)) * u
+		if r.IntN(4) == 0 {
+			d += time.Duration(r.Int64N(int64(time.Second)))
+		}
+		s := FormatDuration(d)
+		if back, err := ParseDuration(s); err != nil || back != d {
+			t.Fatalf("FormatDuration(%d) = %q, which reads back as %v, %v", int64(d), s, back, err)
+		}
+	}
+	if s := FormatDuration(math.MaxInt64); s != "106751d23h47m16s854.775807ms" {
+		t.Errorf("FormatDuration(max) = %q", s)
+	}
+	if back, err := ParseDuration(FormatDuration(math.MaxInt64)); err != nil || back != math.MaxInt64 {
+		t.Errorf("the longest duration reads back as %v, %v", back, err)
 	}
 }

@@ -81,7 +81,7 @@ func Entry(e events.Event) (detailType string, d Detail, ok bool) {
 		return "", Detail{}, false
 	}
 	d = Detail{SecretName: e.Secret, Kind: e.Kind, Environment: e.Environment, MasterMerchantID: e.MasterMerchantID,
-		VersionID: e.VersionID, PreviousVersionID: e.PreviousVersion, KeyID: e.KeyID, PreviousKeyID: e.PreviousKeyID,
+		VersionID: e.VersionID, PreviousVersionID: e.PreviousVersionID, KeyID: e.KeyID, PreviousKeyID: e.PreviousKeyID,
 		Cause: string(e.Cause), TriggerID: e.TriggerID, Grace: e.Details["grace"], OldCredentialEndsAt: e.Details["ends_at"],
 		Time: e.Time.UTC()}
 	return detailType, d, true

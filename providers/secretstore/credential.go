@@ -12,7 +12,9 @@ import (
 // refuse versions they do not know.
 const CredentialFormatVersion = 1
 
-// CredentialType says what a stored value holds.
+// CredentialType says what a stored value holds: its format, not what the
+// secret is for (inventory.Kind, which maps to it: a management key stores
+// an API key).
 type CredentialType string
 
 const (
