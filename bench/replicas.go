@@ -36,23 +36,22 @@ type fleetAccount struct {
 	env       string
 	id        string
 	role      string
-	merchants []string // master merchant id -> management key secret, in order
-	mgmt      map[string]string
+	merchants []string          // master merchant ids, in order
+	mgmt      map[string]string // master merchant id -> its management key's secret name
 }
 
 // replica is one running `serve`.
 type replica struct {
-	no      int
-	dir     string
-	url     string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	client  *httpapi.Client
-	killed  time.Time
-	mu      sync.Mutex
-	peakMB  float64 // VmHWM, last read while it ran
-	idleMB  float64
-	cpuTick int64 // utime+stime at the rotation phase's start
+	no     int
+	dir    string
+	url    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	client *httpapi.Client
+	killed time.Time
+	mu     sync.Mutex
+	peakMB float64 // VmHWM, last read while it ran
+	idleMB float64
 }
 
 func (r *replica) alive() bool {
