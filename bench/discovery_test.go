@@ -6,11 +6,18 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
 	"github.com/lakirotator/lakirotator/internal/secret"
+	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
+	"github.com/lakirotator/lakirotator/inventory"
 )
 
 // The catalog's refresh in a real `lakirotator serve`, at 300 tag-discovered
@@ -94,5 +101,79 @@ func TestDiscoveryConfigErrorsNameTheFlag(t *testing.T) {
 		if _, err := RunDiscovery(context.Background(), c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("RunDiscovery(%+v) = %v, want an error naming %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+// The direct moto's listing, built once per listing, answers the same
+// pages, in the same order, with the same tokens as moto_server's own:
+// the same secrets seeded both ways (by the API into moto_server, directly
+// into the direct moto) and listed with the discovery filters. (A run's
+// secrets are created in order either way; -discovery-seed api makes them
+// concurrently, so moto_server then lists them in another order.)
+func TestDirectMotoListsAsMotoDoes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moto")
+	}
+	const n = 250
+	specs := func() <-chan discoverySpec {
+		ch := make(chan discoverySpec, n)
+		for i := range n {
+			s, err := discoveryCredential("run1", "mm_0123456789abcdef", i, discoveryName("run1", i), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch <- s
+		}
+		close(ch)
+		return ch
+	}
+	// moto_server lists in the order secrets were made: one at a time here.
+	stock := smClient(motoserver.Start(t))
+	for s := range specs() {
+		one := make(chan discoverySpec, 1)
+		one <- s
+		close(one)
+		if err := seedByAPI(context.Background(), stock, one, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct, err := startSeededMoto(context.Background(), "python3", true, specs(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.stop()
+	type page struct {
+		names []string
+		next  string
+	}
+	list := func(c *sm.Client) []page {
+		var pages []page
+		in := &sm.ListSecretsInput{MaxResults: aws.Int32(100), Filters: []types.Filter{
+			{Key: types.FilterNameStringTypeTagKey, Values: []string{inventory.TagManaged, runTag}},
+			{Key: types.FilterNameStringTypeTagValue, Values: []string{"true", "run1"}},
+		}}
+		for {
+			out, err := c.ListSecrets(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p page
+			for _, s := range out.SecretList {
+				p.names = append(p.names, aws.ToString(s.Name))
+			}
+			p.next = aws.ToString(out.NextToken)
+			pages = append(pages, p)
+			if p.next == "" {
+				return pages
+			}
+			in.NextToken = out.NextToken
+		}
+	}
+	want, got := list(stock), list(smClient(direct.endpoint))
+	if len(want) != 3 {
+		t.Fatalf("moto_server listed %d pages for %d secrets, want 3", len(want), n)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the direct moto's listing differs from moto_server's:\n got %v\nwant %v", got, want)
 	}
 }

@@ -18,11 +18,11 @@ import (
 	"github.com/lakirotator/lakirotator/inbound"
 )
 
-// dashboardSource is what the dashboard reads: the daemon's inventory, the
+// dashboardBackend is what the dashboard reads: the daemon's inventory, the
 // audit file it writes, and each secret's key id and scopes against policy
 // (ReportInventory, which reads every secret's value, so kept for a minute
 // that polling browsers do not read the whole store each time).
-type dashboardSource struct {
+type dashboardBackend struct {
 	svc       *Service
 	auditFile string
 
@@ -40,7 +40,7 @@ type dashboardSource struct {
 // statesTTL is how long the secrets' read states are shown before a re-read.
 const statesTTL = time.Minute
 
-func (s *dashboardSource) SecretStates(ctx context.Context) ([]audit.SecretState, error) {
+func (s *dashboardBackend) SecretStates(ctx context.Context) ([]audit.SecretState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.svc.Daemon.clock.Now()
@@ -55,11 +55,11 @@ func (s *dashboardSource) SecretStates(ctx context.Context) ([]audit.SecretState
 	return st, nil
 }
 
-func (s *dashboardSource) Inventory(ctx context.Context) (httpapi.Inventory, error) {
+func (s *dashboardBackend) Inventory(ctx context.Context) (httpapi.Inventory, error) {
 	return s.svc.Daemon.Inventory(ctx)
 }
 
-func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) {
+func (s *dashboardBackend) AuditRecords(context.Context) ([]audit.Record, error) {
 	if s.auditFile == "" {
 		return nil, nil
 	}
@@ -91,8 +91,8 @@ func (s *dashboardSource) AuditRecords(context.Context) ([]audit.Record, error) 
 // buildDashboard makes the read-only /ui/ handler, authenticating as the API does.
 func (s *Service) buildDashboard(cfg *config.Config, o BuildOptions, tokens httpapi.TokenMatcher) (*dashboard.Handler, error) {
 	return dashboard.New(dashboard.Options{
-		Source: &dashboardSource{svc: s, auditFile: cfg.Audit.File},
-		Tokens: tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger, Events: dashboardRefusals{s.refusals},
+		Backend: &dashboardBackend{svc: s, auditFile: cfg.Audit.File},
+		Tokens:  tokens, ClientCAs: cfg.HTTP.TLS.ClientCAs(), Now: o.Clock.Now, Logger: o.Logger, Events: dashboardRefusals{s.refusals},
 	})
 }
 

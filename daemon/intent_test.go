@@ -89,7 +89,7 @@ func TestExposedRedeliveredAfterRestartIsANoOp(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
 	old := w.current(secCheckout)
-	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: old.KeyID, Source: "public_repository"})
+	data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: old.KeyID, FoundIn: "public_repository"})
 	ev := lakiconnect.Event{ID: "evt_000000000000000000000001", Type: laki.EventAPIKeyExposed, Environment: laki.Sandbox,
 		MasterMerchantID: w.merchant, IdempotencyKey: "idem-1", Data: data}
 

@@ -32,7 +32,7 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		}
 		if entry == nil {
 			d.alert(ctx, e, "", data.KeyID, "exposed_key_unmanaged",
-				fmt.Sprintf("LakiConnect reports key %s exposed (%s); no managed secret holds it: revoke it by hand", data.KeyID, data.Source))
+				fmt.Sprintf("LakiConnect reports key %s exposed (%s); no managed secret holds it: revoke it by hand", data.KeyID, data.FoundIn))
 			return nil
 		}
 		if actedOn(*entry, "evt:"+e.ID) {
@@ -188,7 +188,7 @@ func actedOn(e inventory.Entry, id string) bool {
 func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {
 	return intent{Cause: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
-		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.Source),
+		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.FoundIn),
 		At: now.UTC().Truncate(time.Second),
 	}}
 }

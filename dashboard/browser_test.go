@@ -57,7 +57,7 @@ func TestPageRefreshesItselfAndFollowsDarkModeAndPrint(t *testing.T) {
 		t.Fatalf("chromium is not installed (apt-get install -y chromium): %v", err)
 	}
 	src := &liveSource{m: source(5)}
-	h, err := dashboard.New(dashboard.Options{Source: src, Tokens: tokens{}, Refresh: time.Second, Now: func() time.Time { return now }})
+	h, err := dashboard.New(dashboard.Options{Backend: src, Tokens: tokens{}, Refresh: time.Second, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 // daemon at /ui/: inventory, timeline, emergencies and violations, rendered
 // on the server with html/template and a small embedded stylesheet and
 // script, so that it works with no build step and no network beyond the
-// daemon. It reads through Source and shows ids' last 4, ages and states,
+// daemon. It reads through Backend and shows ids' last 4, ages and states,
 // never a secret value.
 package dashboard
 
@@ -27,8 +27,8 @@ import (
 	"github.com/lakirotator/lakirotator/httpapi"
 )
 
-// Source is what the dashboard reads from the daemon.
-type Source interface {
+// Backend is what the dashboard reads from the daemon.
+type Backend interface {
 	// Inventory is every managed secret now (ids, ages, stages).
 	Inventory(ctx context.Context) (httpapi.Inventory, error)
 	// AuditRecords is the audit trail so far (nil when none is kept).
@@ -40,7 +40,7 @@ type Source interface {
 
 // Options configures the dashboard.
 type Options struct {
-	Source    Source
+	Backend   Backend
 	Tokens    httpapi.TokenMatcher
 	ClientCAs *x509.CertPool
 	// SessionTTL is how long a browser session lasts after a token login (default 15m).
@@ -70,7 +70,7 @@ type Handler struct {
 
 // New builds the dashboard handler. It is meant to be mounted at "/ui/".
 func New(o Options) (*Handler, error) {
-	if o.Source == nil {
+	if o.Backend == nil {
 		return nil, fmt.Errorf("dashboard: no source")
 	}
 	if o.Now == nil {
@@ -237,7 +237,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, da
 }
 
 func (h *Handler) facts(ctx context.Context) (facts, error) {
-	recs, err := h.o.Source.AuditRecords(ctx)
+	recs, err := h.o.Backend.AuditRecords(ctx)
 	if err != nil {
 		return facts{}, err
 	}

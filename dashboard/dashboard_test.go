@@ -25,7 +25,7 @@ type tokens struct{}
 
 func (tokens) Match(p string) (string, bool) { return "viewer", p == testToken }
 
-// memSource is an in-memory Source: the dashboard's own logic under test.
+// memSource is an in-memory Backend: the dashboard's own logic under test.
 type memSource struct {
 	inv  httpapi.Inventory
 	recs []audit.Record
@@ -64,8 +64,8 @@ func source(n int) *memSource {
 	return m
 }
 
-func newServer(t testing.TB, src dashboard.Source) *httptest.Server {
-	h, err := dashboard.New(dashboard.Options{Source: src, Tokens: tokens{}, Now: func() time.Time { return now }})
+func newServer(t testing.TB, src dashboard.Backend) *httptest.Server {
+	h, err := dashboard.New(dashboard.Options{Backend: src, Tokens: tokens{}, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestUnauthenticatedIsRefusedOrSentToLogin(t *testing.T) {
 
 func TestTokenLoginSetsAStrictHttpOnlySession(t *testing.T) {
 	rec := &events.Recorder{}
-	h, err := dashboard.New(dashboard.Options{Source: source(3), Tokens: tokens{}, Now: func() time.Time { return now }, Events: rec})
+	h, err := dashboard.New(dashboard.Options{Backend: source(3), Tokens: tokens{}, Now: func() time.Time { return now }, Events: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func BenchmarkInventoryPage10k(b *testing.B) {
 
 func TestSessionEndsAfterItsTTL(t *testing.T) {
 	clock := now
-	h, err := dashboard.New(dashboard.Options{Source: source(2), Tokens: tokens{}, SessionTTL: 10 * time.Minute, Now: func() time.Time { return clock }})
+	h, err := dashboard.New(dashboard.Options{Backend: source(2), Tokens: tokens{}, SessionTTL: 10 * time.Minute, Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}

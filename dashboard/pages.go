@@ -14,7 +14,7 @@ import (
 )
 
 func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
-	inv, err := h.o.Source.Inventory(r.Context())
+	inv, err := h.o.Backend.Inventory(r.Context())
 	if err != nil {
 		h.fail(w, "inventory", err)
 		return
@@ -32,7 +32,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	states := map[string]audit.SecretState{}
-	if sts, err := h.o.Source.SecretStates(r.Context()); err != nil {
+	if sts, err := h.o.Backend.SecretStates(r.Context()); err != nil {
 		// The inventory still shows; key ids and scopes fall back to the audit trail.
 		h.o.Logger.Warn("dashboard: secret states unavailable", "err", err)
 	} else {

@@ -190,7 +190,7 @@ func testReplicas(t *testing.T, n int) {
 	if exposed := current(c.before[checkout.name]).cred; exposed == "" {
 		t.Errorf("%s: skipped: %s has no AWSCURRENT to expose (left so by the cases before)", c.name, checkout.name)
 	} else {
-		data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, Source: "public_repository", DetectedAt: time.Now().UTC()})
+		data, _ := json.Marshal(lakiconnect.APIKeyExposedData{KeyID: exposed, FoundIn: "public_repository", DetectedAt: time.Now().UTC()})
 		ev := lakiconnect.Event{ID: "evt_REPLICAS" + randomAlnum(t, 16), Object: "event", Type: "api_key.exposed", Created: time.Now().Unix(),
 			MasterMerchantID: fleetMerchant, Environment: laki.Production, Data: data}
 		ev.IdempotencyKey = "idem_" + ev.ID

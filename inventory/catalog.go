@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
-	"unique"
 
 	"github.com/lakirotator/lakirotator/laki"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -50,9 +47,9 @@ type Catalog struct {
 	KeepTags []string
 
 	mu sync.RWMutex
-	// entries point to values never changed once stored (Update stores a
-	// new one), so a refresh can keep an unchanged secret's entry as it is.
-	entries     map[string]*Entry
+	// entries are never changed once stored (Update stores a new one), so
+	// a refresh can keep an unchanged secret's as it is (held.go).
+	entries     map[string]*held
 	problems    []error
 	refreshedAt time.Time
 }
@@ -61,7 +58,7 @@ type Catalog struct {
 // and reported in Problems, naming the secret and the tag.
 func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 	c.mu.RLock()
-	entries := make(map[string]*Entry, len(c.entries))
+	entries := make(map[string]*held, len(c.entries))
 	c.mu.RUnlock()
 	var problems []error
 	envs := make([]laki.Environment, 0, len(c.Stores))
@@ -84,8 +81,8 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 				case m.Environment != env:
 					problems = append(problems, fmt.Errorf("secret %q is tagged %s=%s but lives in the %s store", s.Name, TagEnvironment, m.Environment, env))
 				default:
-					e := c.entry(m, s)
-					entries[e.Managed.Name] = e
+					h := c.entry(m, s)
+					entries[h.key()] = h
 				}
 				return nil
 			})
@@ -103,7 +100,7 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 		s, err := store.Describe(ctx, m.Name)
 		switch {
 		case errors.Is(err, secretstore.ErrNotFound):
-			entries[m.Name] = &Entry{Managed: m, Missing: true}
+			entries[m.Name] = &held{exact: &Entry{Managed: m, Missing: true}}
 			problems = append(problems, fmt.Errorf("secret %q is declared in the config but does not exist in the %s store", m.Name, m.Environment))
 		case err != nil:
 			return fmt.Errorf("reading declared secret %q: %w", m.Name, err)
@@ -118,116 +115,6 @@ func (c *Catalog) Refresh(ctx context.Context, now time.Time) error {
 	c.mu.Unlock()
 	return nil
 }
-
-// entry is the entry for a listed secret: the one held already when the
-// listing says nothing new of it (a steady refresh allocates nothing per
-// secret), else a new one (keep).
-func (c *Catalog) entry(m ManagedSecret, s secretstore.Secret) *Entry {
-	s = c.slim(s)
-	c.mu.RLock()
-	old := c.entries[s.Name]
-	c.mu.RUnlock()
-	if old != nil && !old.Missing && sameManaged(old.Managed, m) && sameStored(old.Stored, s) {
-		return old
-	}
-	e := c.keep(m, s)
-	return &e
-}
-
-func sameManaged(a, b ManagedSecret) bool {
-	return a.Name == b.Name && a.ARN == b.ARN && a.Kind == b.Kind && a.Environment == b.Environment &&
-		a.MasterMerchantID == b.MasterMerchantID && a.EndpointID == b.EndpointID && a.Policy == b.Policy && slices.Equal(a.Owners, b.Owners)
-}
-
-func sameStored(a, b secretstore.Secret) bool {
-	return a.Name == b.Name && a.ARN == b.ARN && a.Description == b.Description && maps.Equal(a.Tags, b.Tags) &&
-		a.LastChangedAt.Equal(b.LastChangedAt) && sameTime(a.DeletedAt, b.DeletedAt) &&
-		slices.EqualFunc(a.Versions, b.Versions, func(x, y secretstore.VersionInfo) bool {
-			return x.ID == y.ID && x.CreatedAt.Equal(y.CreatedAt) && slices.Equal(x.Stages, y.Stages)
-		})
-}
-
-func sameTime(a, b *time.Time) bool {
-	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
-}
-
-// keep is the entry the catalog holds for a listed secret: only what it
-// needs (slim), in memory of its own. The SDK decodes each response's
-// strings into one shared buffer, so a name kept as decoded would keep its
-// whole page of the listing alive (at 100,000 secrets, a third of the
-// daemon's heap). The strings unique to the secret (ARN, name, endpoint id,
-// version ids) are copied into one allocation, the name as part of the
-// ARN when the ARN holds it; values that repeat across secrets (kind,
-// environment, merchant, policy, owners, stages) are interned.
-func (c *Catalog) keep(m ManagedSecret, s secretstore.Secret) Entry {
-	nameAt := strings.Index(s.ARN, ":secret:"+s.Name)
-	if nameAt >= 0 {
-		nameAt += len(":secret:")
-	}
-	size := len(s.ARN) + len(m.EndpointID)
-	if nameAt < 0 {
-		size += len(s.Name)
-	}
-	for _, v := range s.Versions {
-		size += len(v.ID)
-	}
-	var b strings.Builder
-	b.Grow(size)
-	b.WriteString(s.ARN)
-	if nameAt < 0 {
-		b.WriteString(s.Name)
-	}
-	b.WriteString(m.EndpointID)
-	for _, v := range s.Versions {
-		b.WriteString(v.ID)
-	}
-	packed, at := b.String(), 0
-	take := func(n int) string {
-		v := packed[at : at+n]
-		at += n
-		return v
-	}
-	arn := take(len(s.ARN))
-	var name string
-	if nameAt >= 0 {
-		name = arn[nameAt : nameAt+len(s.Name)]
-	} else {
-		name = take(len(s.Name))
-	}
-	if m.Name == s.Name {
-		m.Name = name
-	}
-	if m.ARN == s.ARN {
-		m.ARN = arn
-	}
-	s.Name, s.ARN = name, arn
-	m.EndpointID = take(len(m.EndpointID))
-	m.Kind = Kind(intern(string(m.Kind)))
-	m.Environment = laki.Environment(intern(string(m.Environment)))
-	m.MasterMerchantID, m.Policy = intern(m.MasterMerchantID), intern(m.Policy)
-	if m.Owners != nil {
-		owners := make([]string, len(m.Owners))
-		for i, o := range m.Owners {
-			owners[i] = intern(o)
-		}
-		m.Owners = owners
-	}
-	if s.Versions != nil {
-		versions := make([]secretstore.VersionInfo, len(s.Versions))
-		for i, v := range s.Versions {
-			stages := make([]string, len(v.Stages))
-			for j, st := range v.Stages {
-				stages[j] = intern(st)
-			}
-			versions[i] = secretstore.VersionInfo{ID: take(len(v.ID)), Stages: stages, CreatedAt: v.CreatedAt}
-		}
-		s.Versions = versions
-	}
-	return Entry{Managed: m, Stored: s}
-}
-
-// intern returns the one copy of a value many secrets share.
-func intern(v string) string { return unique.Make(v).Value() }
 
 // slim drops what the catalog does not need to keep of a listed secret.
 func (c *Catalog) slim(s secretstore.Secret) secretstore.Secret {
@@ -250,9 +137,9 @@ func (c *Catalog) Update(name string, s secretstore.Secret) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[name]; ok {
-		e := *old
+		e := old.entry()
 		e.Stored, e.Missing = s, false
-		c.entries[name] = &e
+		c.entries[name] = &held{exact: &e}
 	}
 }
 
@@ -261,8 +148,8 @@ func (c *Catalog) All() []Entry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := make([]Entry, 0, len(c.entries))
-	for _, e := range c.entries {
-		out = append(out, *e)
+	for _, h := range c.entries {
+		out = append(out, h.entry())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Managed.Name < out[j].Managed.Name })
 	return out
@@ -272,8 +159,8 @@ func (c *Catalog) All() []Entry {
 func (c *Catalog) Get(name string) (Entry, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e, ok := c.entries[name]; ok {
-		return *e, true
+	if h, ok := c.entries[name]; ok {
+		return h.entry(), true
 	}
 	return Entry{}, false
 }

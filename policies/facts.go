@@ -31,17 +31,20 @@ type Facts struct {
 	Policy     *Policy
 	PolicyName string
 
+	// Declared*, Stored*, BaseURL* and Key* are the same words (an
+	// environment, a master merchant id) as seen from four places; the
+	// checks compare them, so they keep distinct names.
 	DeclaredEnvironment laki.Environment // the secret's tag or config entry
 	StoredEnvironment   laki.Environment // "environment" in the stored value
 	BaseURLEnvironment  laki.Environment // environment of the base URL it is used against
-	DeclaredMerchantID  string
+	DeclaredMerchantID  string           // the secret's master merchant (tag or config entry)
 
 	// Found reports whether LakiConnect returned the key (or endpoint and
 	// signing secret). When false, the fields below are unknown.
 	Found          bool
 	KeyID          string
-	KeyEnvironment laki.Environment
-	KeyMerchantID  string
+	KeyEnvironment laki.Environment // as LakiConnect reports the key
+	KeyMerchantID  string           // as LakiConnect reports the key
 	Scopes         []laki.Scope
 	Status         laki.KeyStatus
 	CreatedAt      time.Time

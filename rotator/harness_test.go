@@ -127,19 +127,26 @@ func (h *harness) engine(mod func(*rotator.Config)) *rotator.Engine {
 // stores it as the secret's AWSCURRENT.
 func (h *harness) seedKey(name string, kind inventory.Kind, env laki.Environment, scopes []laki.Scope) inventory.ManagedSecret {
 	h.t.Helper()
+	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), h.seedCredential(name, env, scopes), nil)
+	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+}
+
+// seedCredential makes a key for the secret name at the simulator, as
+// one in use before the secret is onboarded, and returns the key's
+// stored form, for any store.
+func (h *harness) seedCredential(name string, env laki.Environment, scopes []laki.Scope) secret.Value {
+	h.t.Helper()
 	k, err := h.fx.Sim.CreateKey(env, h.fx.MerchantID, "seed "+name, scopes)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.keep(k.Secret)
-	c := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: h.fx.MerchantID,
-		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}
-	v, err := c.Encode()
+	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: h.fx.MerchantID,
+		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), v, nil)
-	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+	return v
 }
 
 func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, laki.WebhookSecretWithValue) {

@@ -60,17 +60,7 @@ func (h *vaultHarness) engineOn(s secretstore.Store, mod func(*rotator.Config)) 
 // an operator onboarding a secret would.
 func (h *vaultHarness) seedVaultKey(name string) inventory.ManagedSecret {
 	h.t.Helper()
-	k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed "+name, apiScopes)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.keep(k.Secret)
-	c := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
-		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}
-	v, err := c.Encode()
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	v := h.seedCredential(name, laki.Sandbox, apiScopes)
 	if err := vaultserver.Create(context.Background(), h.srv.Client(h.t), "secret", name, "", nil, &v); err != nil {
 		h.t.Fatal(err)
 	}

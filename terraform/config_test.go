@@ -515,12 +515,12 @@ func TestAlarmsMatchTheDaemonsLogLines(t *testing.T) {
 			logged[s] = true
 		}
 	}
-	sched := goFuncStrings(t, "../daemon/daemon.go", "logScheduleCheck")
+	sched := goFuncStrings(t, "../daemon/schedule.go", "logScheduleCheck")
 	for s := range sched {
 		written[s] = true
 	}
 	if !sched["schedule checked"] || !sched["overdue"] {
-		t.Fatal("daemon.go's logScheduleCheck no longer logs \"schedule checked\" with overdue")
+		t.Fatal("daemon/schedule.go's logScheduleCheck no longer logs \"schedule checked\" with overdue")
 	}
 
 	filters := evalExpr(t, m, m.Locals["metric_filters"].Expr)

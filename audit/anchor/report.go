@@ -40,7 +40,7 @@ var warningKinds = map[string]bool{KindUnanchored: true, KindDigestGap: true, Ki
 // times it covers (0 and nil where not known).
 type Finding struct {
 	Kind      string     `json:"kind"`
-	Source    string     `json:"source"` // file, bucket
+	Copy      string     `json:"source"` // which copy of the trail: file, bucket
 	FirstSeq  uint64     `json:"first_seq,omitempty"`
 	LastSeq   uint64     `json:"last_seq,omitempty"`
 	FirstTime *time.Time `json:"first_time,omitempty"`
@@ -54,7 +54,7 @@ type Finding struct {
 
 func (f Finding) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-18s %s", f.Kind, f.Source)
+	fmt.Fprintf(&b, "%-18s %s", f.Kind, f.Copy)
 	switch {
 	case f.FirstSeq > 0 && f.LastSeq > f.FirstSeq:
 		fmt.Fprintf(&b, " seq %d-%d", f.FirstSeq, f.LastSeq)

@@ -53,7 +53,7 @@ func Verify(ctx context.Context, o Options) (Report, error) {
 			if st := fileStream(o.Prefix, fileData, streams); st != nil {
 				truth, rep.FileStream, rep.LastAnchoredSeq = st.truth, st.id, st.lastSeq
 			} else if len(streams) > 0 {
-				rep.add(Finding{Kind: KindUnanchored, Source: "file",
+				rep.add(Finding{Kind: KindUnanchored, Copy: "file",
 					Detail: "no stream in the bucket holds this file's records: it has not been shipped yet, or it is not the file the rotator wrote"})
 			}
 		}
@@ -133,13 +133,13 @@ func verifyStreams(ctx context.Context, o Options, rep *Report) ([]*stream, erro
 		}
 		if len(dup) > 0 {
 			a, b := dup[0].info, dup[len(dup)-1].info
-			rep.add(Finding{Kind: KindReshipped, Source: "bucket", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time),
+			rep.add(Finding{Kind: KindReshipped, Copy: "bucket", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time),
 				Detail: fmt.Sprintf("%d records were already shipped in stream %s: the audit file was replaced by a copy with a different first record", len(dup), other.id)})
 		}
 		if d := st.first; d != nil && d.FirstTime != nil && d.IntervalSeconds > 0 {
 			every := time.Duration(d.IntervalSeconds) * time.Second
 			if d.Time.Sub(*d.FirstTime) > 2*every {
-				rep.add(Finding{Kind: KindLateAnchored, Source: "bucket", FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: d.FirstTime, LastTime: d.LastTime, Object: d.Key,
+				rep.add(Finding{Kind: KindLateAnchored, Copy: "bucket", FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: d.FirstTime, LastTime: d.LastTime, Object: d.Key,
 					Detail: fmt.Sprintf("the stream's first digest came %s after its first record: these records could have been changed before they were anchored", d.Time.Sub(*d.FirstTime).Round(time.Second))})
 			}
 		}
@@ -157,7 +157,7 @@ func verifyStreams(ctx context.Context, o Options, rep *Report) ([]*stream, erro
 		every := time.Duration(d.IntervalSeconds) * time.Second
 		if every > 0 && o.Now.Sub(d.Time) > 2*every {
 			rep.stream = newest.id
-			rep.add(Finding{Kind: KindStale, Source: "bucket", FirstTime: timePtr(d.Time), LastTime: timePtr(o.Now), Object: d.Key,
+			rep.add(Finding{Kind: KindStale, Copy: "bucket", FirstTime: timePtr(d.Time), LastTime: timePtr(o.Now), Object: d.Key,
 				Detail: fmt.Sprintf("no digest for %s (interval %s): the rotator is stopped, or later digests are missing", o.Now.Sub(d.Time).Round(time.Second), every)})
 		}
 	}

@@ -31,9 +31,9 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		}
 		rep.FileRecords, rep.chain = res.Records, res.String()
 		if p := res.Problem; p != nil {
-			rep.add(Finding{Kind: string(p.Kind), Source: "file", FirstSeq: p.Seq, Line: p.Line, Detail: p.Detail})
+			rep.add(Finding{Kind: string(p.Kind), Copy: "file", FirstSeq: p.Seq, Line: p.Line, Detail: p.Detail})
 		}
-		f := Finding{Kind: KindUnanchored, Source: "file",
+		f := Finding{Kind: KindUnanchored, Copy: "file",
 			Detail: "no bucket given: only the file's own hash chain was checked, which anyone who can write the file can recompute"}
 		if res.LastSeq > 0 {
 			f.FirstSeq, f.LastSeq = 1, res.LastSeq
@@ -49,7 +49,7 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		raw := bytes.Clone(sc.Bytes())
 		info, err := audit.ParseLine(raw)
 		if err != nil {
-			rep.add(Finding{Kind: KindMalformed, Source: "file", Line: n, Detail: err.Error()})
+			rep.add(Finding{Kind: KindMalformed, Copy: "file", Line: n, Detail: err.Error()})
 			continue
 		}
 		lines = append(lines, fileLine{n: n, raw: raw, info: info, truth: -1})
@@ -96,7 +96,7 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		}
 		seq := truth[l.truth].info.Seq
 		if seq < highest {
-			rep.add(Finding{Kind: KindReordered, Source: "file", FirstSeq: seq, FirstTime: timePtr(truth[l.truth].info.Time), Line: l.n,
+			rep.add(Finding{Kind: KindReordered, Copy: "file", FirstSeq: seq, FirstTime: timePtr(truth[l.truth].info.Time), Line: l.n,
 				Detail: fmt.Sprintf("record seq %d stands after seq %d", seq, highest)})
 		}
 		highest = max(highest, seq)
@@ -105,7 +105,7 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 	// Re-chained: genuine content under recomputed fields.
 	emitRange(rep, lines, func(l fileLine) bool { return l.truth >= 0 && l.rechain }, func(first, last fileLine) Finding {
 		a, b := truth[first.truth].info, truth[last.truth].info
-		return Finding{Kind: KindRechained, Source: "file", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time), Line: first.n,
+		return Finding{Kind: KindRechained, Copy: "file", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time), Line: first.n,
 			Detail: "the records' content is genuine but their seq, prev_hash or hash fields were recomputed (records around them were removed, added or changed)"}
 	})
 
@@ -128,7 +128,7 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		seq := truth[ti].info.Seq
 		if li, ok := claimed[seq]; ok && !edited[li] {
 			edited[li] = true
-			rep.add(Finding{Kind: KindEdited, Source: "file", FirstSeq: seq, FirstTime: timePtr(truth[ti].info.Time), Line: lines[li].n,
+			rep.add(Finding{Kind: KindEdited, Copy: "file", FirstSeq: seq, FirstTime: timePtr(truth[ti].info.Time), Line: lines[li].n,
 				Detail: "the record differs from the one shipped and signed for"})
 			continue
 		}
@@ -144,7 +144,7 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		if b.Seq == maxSeq {
 			detail = "the file's tail is missing: records shipped and signed for end here"
 		}
-		rep.add(Finding{Kind: KindDeleted, Source: "file", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time), Detail: detail})
+		rep.add(Finding{Kind: KindDeleted, Copy: "file", FirstSeq: a.Seq, LastSeq: b.Seq, FirstTime: timePtr(a.Time), LastTime: timePtr(b.Time), Detail: detail})
 		start = end + 1
 	}
 
@@ -162,13 +162,13 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 			}
 			unanchored = append(unanchored, l)
 		default:
-			rep.add(Finding{Kind: KindInserted, Source: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
+			rep.add(Finding{Kind: KindInserted, Copy: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
 				Detail: "no signed digest vouches for this record"})
 		}
 	}
 	if len(unanchored) > 0 {
 		a, b := unanchored[0], unanchored[len(unanchored)-1]
-		rep.add(Finding{Kind: KindUnanchored, Source: "file", FirstSeq: a.info.Seq, LastSeq: b.info.Seq, FirstTime: timePtr(a.info.Time), LastTime: timePtr(b.info.Time), Line: a.n,
+		rep.add(Finding{Kind: KindUnanchored, Copy: "file", FirstSeq: a.info.Seq, LastSeq: b.info.Seq, FirstTime: timePtr(a.info.Time), LastTime: timePtr(b.info.Time), Line: a.n,
 			Detail: "written after the last digest: not anchored yet (the next digest covers them)"})
 		// They are checked against the file line before them: a re-chained
 		// or deleted anchored range is reported above already.
@@ -180,10 +180,10 @@ func verifyFile(r io.Reader, truth []record, anchored bool, rep *Report) error {
 		for _, l := range unanchored {
 			switch {
 			case !l.info.SelfHashOK:
-				rep.add(Finding{Kind: KindEdited, Source: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
+				rep.add(Finding{Kind: KindEdited, Copy: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
 					Detail: "the record's content does not match its own hash"})
 			case l.info.PrevHash != prevHash || l.info.Seq != prevSeq+1:
-				rep.add(Finding{Kind: KindInserted, Source: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
+				rep.add(Finding{Kind: KindInserted, Copy: "file", FirstSeq: l.info.Seq, FirstTime: timePtr(l.info.Time), Line: l.n,
 					Detail: fmt.Sprintf("the record does not follow seq %d on the chain", prevSeq)})
 			}
 			prevHash, prevSeq = l.info.Hash, l.info.Seq

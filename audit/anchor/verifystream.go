@@ -39,7 +39,7 @@ func verifyStream(ctx context.Context, o Options, st *stream, rep *Report) error
 	for _, key := range keys {
 		vs := byKey[key]
 		if len(vs) > 1 {
-			rep.add(Finding{Kind: KindOverwritten, Source: "bucket", Object: key,
+			rep.add(Finding{Kind: KindOverwritten, Copy: "bucket", Object: key,
 				Detail: fmt.Sprintf("the digest has %d versions: it was written over; the first version is the one checked", len(vs))})
 		}
 		body, err := o.Bucket.Get(ctx, key, vs[0].VersionID)
@@ -48,11 +48,11 @@ func verifyStream(ctx context.Context, o Options, st *stream, rep *Report) error
 		}
 		d, err := openDigest(ctx, body, o.Verifier)
 		if err != nil {
-			rep.add(Finding{Kind: KindBadSignature, Source: "bucket", Object: key, Detail: err.Error()})
+			rep.add(Finding{Kind: KindBadSignature, Copy: "bucket", Object: key, Detail: err.Error()})
 			continue
 		}
 		if d.Key != key {
-			rep.add(Finding{Kind: KindDigestSwapped, Source: "bucket", Object: key, FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: timePtr(d.Time),
+			rep.add(Finding{Kind: KindDigestSwapped, Copy: "bucket", Object: key, FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: timePtr(d.Time),
 				Detail: fmt.Sprintf("the object holds the signed digest written as %s", d.Key)})
 			continue
 		}
@@ -80,10 +80,10 @@ func verifyStream(ctx context.Context, o Options, st *stream, rep *Report) error
 					want, prevHash = truth[n-1].info.Seq+1, truth[n-1].info.Hash
 				}
 				if recs[0].info.Seq > want {
-					rep.add(Finding{Kind: KindMissingBatch, Source: "bucket", FirstSeq: want, LastSeq: recs[0].info.Seq - 1,
+					rep.add(Finding{Kind: KindMissingBatch, Copy: "bucket", FirstSeq: want, LastSeq: recs[0].info.Seq - 1,
 						Detail: "no records object in the bucket holds these records"})
 				} else if recs[0].info.PrevHash != prevHash {
-					rep.add(Finding{Kind: KindRechained, Source: "bucket", FirstSeq: recs[0].info.Seq, FirstTime: timePtr(recs[0].info.Time), Object: d.RecordsKey,
+					rep.add(Finding{Kind: KindRechained, Copy: "bucket", FirstSeq: recs[0].info.Seq, FirstTime: timePtr(recs[0].info.Time), Object: d.RecordsKey,
 						Detail: "the batch does not continue the chain of the batch before it"})
 				}
 				truth = append(truth, recs...)
@@ -114,10 +114,10 @@ func verifyStream(ctx context.Context, o Options, st *stream, rep *Report) error
 	sort.Strings(rkeys)
 	for _, k := range rkeys {
 		if !referenced[k] {
-			rep.add(Finding{Kind: KindUnreferencedBatch, Source: "bucket", Object: k, Detail: "no signed digest names this records object"})
+			rep.add(Finding{Kind: KindUnreferencedBatch, Copy: "bucket", Object: k, Detail: "no signed digest names this records object"})
 		}
 		if seen[k] > 1 {
-			rep.add(Finding{Kind: KindOverwritten, Source: "bucket", Object: k,
+			rep.add(Finding{Kind: KindOverwritten, Copy: "bucket", Object: k,
 				Detail: fmt.Sprintf("the records object has %d versions: it was written over; the first version is the one checked", seen[k])})
 		}
 	}
@@ -129,7 +129,7 @@ func hideMarkers(vs []ObjectVersion, rep *Report) []ObjectVersion {
 	var out []ObjectVersion
 	for _, v := range vs {
 		if v.DeleteMarker {
-			rep.add(Finding{Kind: KindHidden, Source: "bucket", Object: v.Key,
+			rep.add(Finding{Kind: KindHidden, Copy: "bucket", Object: v.Key,
 				Detail: "someone deleted the object without a version id: a delete marker hides it from plain listings; its locked version is still the one checked"})
 			continue
 		}
@@ -143,14 +143,14 @@ func checkDigestLink(prev, cur *signedDigest, rep *Report) {
 	d := cur.d
 	switch {
 	case prev == nil && (d.PreviousKey != "" || d.Number > 1):
-		f := Finding{Kind: KindMissingDigest, Source: "bucket", LastTime: timePtr(d.Time), Object: d.PreviousKey,
+		f := Finding{Kind: KindMissingDigest, Copy: "bucket", LastTime: timePtr(d.Time), Object: d.PreviousKey,
 			Detail: fmt.Sprintf("the earliest digest found (%s) names a previous digest that is missing", d.Key)}
 		if d.FirstSeq > 1 {
 			f.FirstSeq, f.LastSeq = 1, d.FirstSeq-1
 		}
 		rep.add(f)
 	case prev != nil && (d.PreviousKey != prev.d.Key || d.PreviousSHA256 != sha256Hex(prev.body) || d.Number != prev.d.Number+1):
-		f := Finding{Kind: KindMissingDigest, Source: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(d.Time), Object: d.PreviousKey,
+		f := Finding{Kind: KindMissingDigest, Copy: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(d.Time), Object: d.PreviousKey,
 			Detail: fmt.Sprintf("digest %s follows %s, not the digest before it in the bucket", d.Key, d.PreviousKey)}
 		if d.FirstSeq > prev.d.LastSeq+1 {
 			f.FirstSeq, f.LastSeq = prev.d.LastSeq+1, d.FirstSeq-1
@@ -159,7 +159,7 @@ func checkDigestLink(prev, cur *signedDigest, rep *Report) {
 	case prev != nil:
 		every := time.Duration(prev.d.IntervalSeconds) * time.Second
 		if every > 0 && d.Time.Sub(prev.d.Time) > 2*every {
-			rep.add(Finding{Kind: KindDigestGap, Source: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(d.Time),
+			rep.add(Finding{Kind: KindDigestGap, Copy: "bucket", FirstTime: timePtr(prev.d.Time), LastTime: timePtr(d.Time),
 				Detail: fmt.Sprintf("no digest for %s (interval %s): the rotator was stopped", d.Time.Sub(prev.d.Time).Round(time.Second), every)})
 		}
 	}
@@ -168,7 +168,7 @@ func checkDigestLink(prev, cur *signedDigest, rep *Report) {
 // readBatch reads and checks the records object of d.
 func readBatch(ctx context.Context, b Bucket, d Digest, rep *Report) ([]record, bool, error) {
 	fail := func(kind, detail string) ([]record, bool, error) {
-		rep.add(Finding{Kind: kind, Source: "bucket", FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: d.FirstTime, LastTime: d.LastTime,
+		rep.add(Finding{Kind: kind, Copy: "bucket", FirstSeq: d.FirstSeq, LastSeq: d.LastSeq, FirstTime: d.FirstTime, LastTime: d.LastTime,
 			Object: d.RecordsKey, Detail: detail})
 		return nil, false, nil
 	}

@@ -113,6 +113,8 @@ var rules = []rule{
 		From: under("consumer"), Forbid: func(p string) bool { return ofTheModule(p) && !consumerMayUse(p) }},
 	{Name: "no domain package imports the LakiConnect HTTP client", Why: "the domain speaks laki's vocabulary; the client is one way of talking to LakiConnect",
 		From: domain, Forbid: under("providers/lakiconnect")},
+	{Name: "laki is a leaf", Why: "every layer shares its vocabulary, so it leans on none of them (only on the redacting secret type)",
+		From: under("laki"), Forbid: func(p string) bool { return ofTheModule(p) && !exactly("internal/secret")(p) }},
 }
 
 // knownBreaches are breaches that a later step removes; each names it. The

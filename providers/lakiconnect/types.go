@@ -48,7 +48,7 @@ const (
 // APIKeyExposedData is the data of an api_key.exposed event.
 type APIKeyExposedData struct {
 	KeyID      string    `json:"key_id"`
-	Source     string    `json:"source"`
+	FoundIn    string    `json:"source"` // where the key was seen: public_repository, paste_site, report
 	URL        string    `json:"url,omitempty"`
 	DetectedAt time.Time `json:"detected_at"`
 }

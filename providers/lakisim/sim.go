@@ -390,7 +390,7 @@ func (s *Simulator) ExposeKey(keyID, source, url string) (string, error) {
 	}
 	now := s.now()
 	ev := s.emitLocked(k.env, k.merchant, laki.EventAPIKeyExposed, lakiconnect.APIKeyExposedData{
-		KeyID: k.id, Source: source, URL: url, DetectedAt: now,
+		KeyID: k.id, FoundIn: source, URL: url, DetectedAt: now,
 	}, now)
 	return ev.ID, nil
 }

@@ -334,7 +334,7 @@ func TestExposeKeyDeliversTwiceWithTheSameIdentity(t *testing.T) {
 	}
 	var d lakiconnect.APIKeyExposedData
 	decodeData(t, got[0], &d)
-	if d.KeyID != k.ID || d.Source != "public_repository" || d.URL != "https://github.example/leak" || !d.DetectedAt.Equal(lakisimtest.Epoch()) {
+	if d.KeyID != k.ID || d.FoundIn != "public_repository" || d.URL != "https://github.example/leak" || !d.DetectedAt.Equal(lakisimtest.Epoch()) {
 		t.Fatalf("data = %+v", d)
 	}
 	if _, found := containsAny(got[0].Data, k.Secret); found {
