@@ -118,7 +118,9 @@ func (s *Service) serveMetrics(ctx context.Context) (<-chan struct{}, error) {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			s.log.Warn("metrics listener shutdown cut short", "err", err)
+		}
 	}()
 	return done, nil
 }

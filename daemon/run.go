@@ -70,7 +70,10 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	loops.Wait()
 	shutdown, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
-	_ = srv.Shutdown(shutdown)
+	if err := srv.Shutdown(shutdown); err != nil {
+		// Requests still open after the wait are cut; say so.
+		s.log.Warn("HTTP API shutdown cut short", "err", err)
+	}
 	cancelReceivers()
 	<-refusalsDone // the last summaries reach the audit before it closes
 	<-metricsDone
