@@ -178,7 +178,7 @@ func RunFleet(ctx context.Context, cfg Config) (*FleetReport, error) {
 	rep.ReadySeconds = time.Since(t0).Seconds()
 	cfg.Progress("%d replicas ready in %.1fs", len(replicas), rep.ReadySeconds)
 
-	w := &fleetWatch{cfg: cfg, rep: rep, proxy: proxy, replicas: replicas, ddb: ddb, table: table, sim: sp,
+	w := &fleetWatch{cfg: cfg, rep: rep, proxy: proxy, replicas: replicas, ddb: ddb, table: table, sim: sp, token: token,
 		all: all, batch: batch, owned: owned, exposed: exposed, exposedKey: seeds[accounts[0].env].apiKeyIDs[exposed],
 		exposedMerchant: seeds[accounts[0].env].merchantOf[exposed], simPID: strconv.Itoa(sp.PID()), motoPID: motoPID(cfg.Endpoint)}
 	if err := w.run(ctx); err != nil {

@@ -32,9 +32,11 @@ func buildServe(t *testing.T) string {
 // once per secret across both replicas, at one daemon's cost (3 calls, 2 of
 // them writes, counted by the proxy in front of moto); the exposed key is
 // revoked by the replica without the lease; the owner's secrets are rotated
-// by the other replica; the holder is SIGKILLed half-way and the other
-// takes the lease within its TTL and finishes the batch; nothing is lost or
-// made twice, and no secret value reaches the report.
+// by the other replica; the holder is SIGKILLed (once half the batch is
+// done and the emergencies are over) and the other takes the lease within
+// its TTL; nothing is lost or made twice, and no secret value reaches the
+// report. The batch is a cron slot at the next whole minute, so the test
+// waits up to a minute for it.
 func TestFleetRunAcrossAccountsAndReplicas(t *testing.T) {
 	bin := buildServe(t)
 	endpoint := motoserver.Start(t)

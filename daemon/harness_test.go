@@ -114,6 +114,8 @@ type world struct {
 	// afterParse, when set, runs between parsing the config and building
 	// the service (to show what the service no longer reads).
 	afterParse func()
+	// wrapStore, when set, wraps the store the services are built with.
+	wrapStore func(secretstore.Store) secretstore.Store
 
 	logs, stdout syncbuf.Buffer // every service's logs and standard output
 
@@ -314,10 +316,14 @@ func (w *world) build(hooks rotator.Hooks) *daemon.Service {
 	if w.afterParse != nil {
 		w.afterParse()
 	}
+	var store secretstore.Store = w.store
+	if w.wrapStore != nil {
+		store = w.wrapStore(store)
+	}
 	o := daemon.BuildOptions{
 		Clock: w.clk, LookupEnv: w.lookupEnv, Stdout: &w.stdout,
 		Logger: slog.New(slog.NewTextHandler(&w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stores: map[laki.Environment]secretstore.Store{laki.Sandbox: w.store},
+		Stores: map[laki.Environment]secretstore.Store{laki.Sandbox: store},
 		Hooks:  hooks, RetireInterval: 24 * time.Hour, RefreshInterval: 24 * time.Hour,
 	}
 	svc, err := daemon.Build(context.Background(), cfg, o)

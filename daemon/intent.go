@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lakirotator/lakirotator/events"
 	"github.com/lakirotator/lakirotator/inventory"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -231,7 +233,15 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 // the compromise is what a restart must finish first (the lesser trigger
 // still runs, after it, from this process). The catalog's view is updated
 // so that this process sees its own tags.
+//
+// The writes go out intentKeepers at a time: each waits its turn in the
+// account's write limiter behind the writes of any batch in flight, so one
+// at a time would hold a large personnel trigger's answer for minutes.
 func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in intent) error {
+	in.Writer = d.instance
+	tags := in.tags()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(intentKeepers)
 	for _, e := range entries {
 		if open, ok := openIntent(e, in.Cause.At); ok && (open.Cause.ID == in.Cause.ID ||
 			(open.Cause.Kind == events.CauseCompromise && in.Cause.Kind != events.CauseCompromise)) {
@@ -241,15 +251,20 @@ func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in
 		if env == nil {
 			continue // refused later by jobFor, naming the environment
 		}
-		in.Writer = d.instance
-		tags := in.tags()
-		if err := env.Store.Tag(ctx, e.Managed.Name, tags); err != nil {
-			return fmt.Errorf("keeping the trigger's intent on %q before accepting it: %w", e.Managed.Name, err)
-		}
-		d.updateTags(e.Managed.Name, tags)
+		name := e.Managed.Name
+		g.Go(func() error {
+			if err := env.Store.Tag(gctx, name, tags); err != nil {
+				return fmt.Errorf("keeping the trigger's intent on %q before accepting it: %w", name, err)
+			}
+			d.updateTags(name, tags)
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
+
+// intentKeepers bounds the intent writes of one trigger in flight at once.
+const intentKeepers = 32
 
 // markIntentDone records that the intent was carried out, by no rotation
 // (it gave up, or ended an exposed old key).
