@@ -65,7 +65,7 @@ const intentByMax = 180
 
 // intent is a trigger's durable record on one secret.
 type intent struct {
-	Cause rotator.Trigger
+	Trigger rotator.Trigger
 	// Writer names the daemon process that kept it (the last one to, when
 	// replicas keep the same ask): that one writes the rotation, the others
 	// follow it.
@@ -83,7 +83,7 @@ type intentBy struct {
 }
 
 func (in intent) tags() map[string]string {
-	c := in.Cause
+	c := in.Trigger
 	head := fmt.Sprintf("%s %s %s %s", c.Kind, c.ID, formatTagTime(c.At), c.Source)
 	if c.RevokeFirst {
 		head += " revoke-first"
@@ -120,11 +120,11 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if err != nil {
 		return intent{}, false
 	}
-	in := intent{Cause: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: at, Source: events.Source(f[3])}}
+	in := intent{Trigger: rotator.Trigger{Kind: events.Cause(f[0]), ID: f[1], At: at, Source: events.Source(f[3])}}
 	for _, x := range f[4:] {
 		switch {
 		case x == "revoke-first":
-			in.Cause.RevokeFirst = true
+			in.Trigger.RevokeFirst = true
 		case strings.HasPrefix(x, "by:"):
 			in.Writer = strings.TrimPrefix(x, "by:")
 		}
@@ -132,10 +132,10 @@ func intentFrom(tags map[string]string) (intent, bool) {
 	if raw, err := base64.StdEncoding.DecodeString(tags[TagIntentBy]); err == nil {
 		var by intentBy
 		if json.Unmarshal(raw, &by) == nil {
-			in.Cause.Actor, in.Cause.OnBehalfOf, in.Cause.Reason, in.OldKey = by.Actor, by.OnBehalfOf, by.Reason, by.OldKey
+			in.Trigger.Actor, in.Trigger.OnBehalfOf, in.Trigger.Reason, in.OldKey = by.Actor, by.OnBehalfOf, by.Reason, by.OldKey
 		}
 	}
-	return in, in.Cause.ID != ""
+	return in, in.Trigger.ID != ""
 }
 
 // intentHorizon bounds how long an intent stays open: past the longest
@@ -210,18 +210,18 @@ func (d intentDone) answers(ask rotator.Trigger) bool {
 // openIntent is the intent kept on the secret that has not been carried out.
 func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 	in, ok := intentFrom(e.Stored.Tags)
-	if !ok || now.Sub(in.Cause.At) > intentHorizon {
+	if !ok || now.Sub(in.Trigger.At) > intentHorizon {
 		return intent{}, false
 	}
-	if done := doneFrom(e.Stored.Tags); done.ID == in.Cause.ID || done.Answer.ID == in.Cause.ID ||
-		(in.OldKey == "" && done.answers(in.Cause)) {
+	if done := doneFrom(e.Stored.Tags); done.ID == in.Trigger.ID || done.Answer.ID == in.Trigger.ID ||
+		(in.OldKey == "" && done.answers(in.Trigger)) {
 		return intent{}, false
 	}
-	if in.OldKey == "" && rotator.TriggerSettled(e.Managed, e.Stored, in.Cause.ID) {
+	if in.OldKey == "" && rotator.TriggerSettled(e.Managed, e.Stored, in.Trigger.ID) {
 		// Written and no longer in flight: open only while its version is
 		// current (the end of the old credential may not have been asked
 		// for yet), not once another rotation replaced it.
-		if v, ok := e.Stored.Version(rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID)); !ok || !v.Has(secretstore.StageCurrent) {
+		if v, ok := e.Stored.Version(rotator.VersionOf(e.Managed, e.Stored, in.Trigger.ID)); !ok || !v.Has(secretstore.StageCurrent) {
 			return intent{}, false
 		}
 	}
@@ -243,8 +243,8 @@ func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(intentKeepers)
 	for _, e := range entries {
-		if open, ok := openIntent(e, in.Cause.At); ok && (open.Cause.ID == in.Cause.ID ||
-			(open.Cause.Kind == events.CauseCompromise && in.Cause.Kind != events.CauseCompromise)) {
+		if open, ok := openIntent(e, in.Trigger.At); ok && (open.Trigger.ID == in.Trigger.ID ||
+			(open.Trigger.Kind == events.CauseCompromise && in.Trigger.Kind != events.CauseCompromise)) {
 			continue // kept already, or a compromise to finish first
 		}
 		env := d.envs[e.Managed.Environment]
@@ -326,12 +326,12 @@ func (d *Daemon) settleIntent(ctx context.Context, o rotator.JobOutcome) {
 	d.markIntentAnswered(ctx, o.Job.Secret, done)
 }
 
-// causeOfPending names the cause of a rotation left in flight: the open
+// triggerOfPending names the trigger of a rotation left in flight: the open
 // intent whose version it is, else the recent schedule slot whose version it
 // is, else (a version of unknown origin) a scheduled resume.
-func (d *Daemon) causeOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Trigger {
-	if in, ok := intentFrom(e.Stored.Tags); ok && rotator.VersionOf(e.Managed, e.Stored, in.Cause.ID) == pendingID {
-		return in.Cause
+func (d *Daemon) triggerOfPending(e inventory.Entry, pendingID string, slots map[string][]time.Time, now time.Time) rotator.Trigger {
+	if in, ok := intentFrom(e.Stored.Tags); ok && rotator.VersionOf(e.Managed, e.Stored, in.Trigger.ID) == pendingID {
+		return in.Trigger
 	}
 	for _, s := range slots[e.Managed.Policy] {
 		id := slotCauseID(s)
@@ -376,26 +376,26 @@ func (d *Daemon) joinOpenIntent(ms inventory.ManagedSecret, own rotator.Trigger)
 			return rotator.Joined{Trigger: c}, true
 		}
 		in, ok := intentFrom(info.Tags)
-		if !ok || in.OldKey != "" || done.ID == in.Cause.ID || done.Answer.ID == in.Cause.ID ||
-			own.At.Sub(in.Cause.At) > intentHorizon || severity(in.Cause.Kind) < severity(own.Kind) {
+		if !ok || in.OldKey != "" || done.ID == in.Trigger.ID || done.Answer.ID == in.Trigger.ID ||
+			own.At.Sub(in.Trigger.At) > intentHorizon || severity(in.Trigger.Kind) < severity(own.Kind) {
 			return rotator.Joined{}, false
 		}
-		if v, there := info.Version(rotator.VersionOf(ms, info, in.Cause.ID)); there && !v.Has(secretstore.StagePending) {
+		if v, there := info.Version(rotator.VersionOf(ms, info, in.Trigger.ID)); there && !v.Has(secretstore.StagePending) {
 			// Written and settled. The same ask made of another replica at
 			// the same moment (a trigger sent to every replica) is answered
 			// by that rotation: its credential was made after both asks
 			// arrived. A compromise never is: the exposed key may be the
 			// very one that rotation made.
-			if own.Kind != events.CauseCompromise && in.Cause.Kind == own.Kind && (own.At.Sub(in.Cause.At)).Abs() <= concurrentAsk {
-				return rotator.Joined{Trigger: in.Cause}, true
+			if own.Kind != events.CauseCompromise && in.Trigger.Kind == own.Kind && (own.At.Sub(in.Trigger.At)).Abs() <= concurrentAsk {
+				return rotator.Joined{Trigger: in.Trigger}, true
 			}
 			return rotator.Joined{}, false
 		}
 		follow := in.Writer != "" && in.Writer != d.instance
-		if in.Cause.ID == own.ID {
+		if in.Trigger.ID == own.ID {
 			return rotator.Joined{Trigger: own, Follow: follow}, follow
 		}
-		return rotator.Joined{Trigger: in.Cause, Follow: follow}, true
+		return rotator.Joined{Trigger: in.Trigger, Follow: follow}, true
 	}
 }
 

@@ -17,7 +17,7 @@ func TestIntentTagsKeepMillisecondsWithinATagValue(t *testing.T) {
 	asked := time.Date(2026, 12, 1, 7, 30, 44, 123_000_000, time.UTC)
 	finished := asked.Add(2*time.Second + 7*time.Millisecond)
 	longest := "evt:evt_" + strings.Repeat("Z", 24) // LakiConnect event ids: evt_ and 24 characters
-	in := intent{Cause: rotator.Trigger{Kind: events.CauseCompromise, ID: longest, At: asked, Source: events.SourceLakiEvent, RevokeFirst: true},
+	in := intent{Trigger: rotator.Trigger{Kind: events.CauseCompromise, ID: longest, At: asked, Source: events.SourceLakiEvent, RevokeFirst: true},
 		Writer: newInstanceID()}
 	tags := in.tags()
 	done := intentDone{ID: longest, Answer: rotator.Trigger{Kind: events.CauseCompromise, ID: longest, At: asked}, Finished: finished}
@@ -28,7 +28,7 @@ func TestIntentTagsKeepMillisecondsWithinATagValue(t *testing.T) {
 		}
 	}
 	got, ok := intentFrom(tags)
-	if !ok || !got.Cause.At.Equal(asked) || got.Cause.ID != longest || !got.Cause.RevokeFirst || got.Writer != in.Writer {
+	if !ok || !got.Trigger.At.Equal(asked) || got.Trigger.ID != longest || !got.Trigger.RevokeFirst || got.Writer != in.Writer {
 		t.Errorf("intent read back as %+v (ok %v), want asked at %s", got, ok, asked)
 	}
 	back := doneFrom(tags)
@@ -44,7 +44,7 @@ func TestIntentTagsInUnixSecondsAreStillRead(t *testing.T) {
 		TagIntentDone: "trg_0 manual 1780300790 trg_0 1780300795",
 	}
 	in, ok := intentFrom(tags)
-	if !ok || !in.Cause.At.Equal(time.Unix(1780300800, 0)) || in.Writer != "abc" {
+	if !ok || !in.Trigger.At.Equal(time.Unix(1780300800, 0)) || in.Writer != "abc" {
 		t.Errorf("old intent read as %+v (ok %v)", in, ok)
 	}
 	d := doneFrom(tags)

@@ -20,10 +20,10 @@ import (
 // submitAll queues rotations in the background, logging what could not be
 // queued. With a lease, scheduled work runs only on the holder, under its
 // holding: losing the lease stops what has not started.
-func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
+func (d *Daemon) submitAll(entries []inventory.Entry, trig rotator.Trigger) {
 	run := d.goBackground
-	if scheduledCause(cause) && d.lead != nil {
-		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+cause.ID)
+	if scheduledCause(trig) && d.lead != nil {
+		hctx, ok := d.asHolder(context.Background(), "scheduled rotations "+trig.ID)
 		if !ok {
 			return
 		}
@@ -31,7 +31,7 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
 	}
 	var jobs []rotator.Job
 	for _, e := range entries {
-		job, err := d.jobFor(e, cause)
+		job, err := d.jobFor(e, trig)
 		if err != nil {
 			d.log.Error("rotation not queued", "secret", e.Managed.Name, "err", err)
 			continue
@@ -43,8 +43,8 @@ func (d *Daemon) submitAll(entries []inventory.Entry, cause rotator.Trigger) {
 	}
 }
 
-// jobFor builds the engine job for an entry under a cause.
-func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Trigger) (rotator.Job, error) {
+// jobFor builds the engine job for an entry under a trigger.
+func (d *Daemon) jobFor(e inventory.Entry, trig rotator.Trigger) (rotator.Job, error) {
 	p, ok := d.policies.ForEnvironment(e.Managed.Policy, e.Managed.Environment)
 	if !ok {
 		return rotator.Job{}, fmt.Errorf("secret %q: policy %q is not defined", e.Managed.Name, e.Managed.Policy)
@@ -56,7 +56,7 @@ func (d *Daemon) jobFor(e inventory.Entry, cause rotator.Trigger) (rotator.Job, 
 		return rotator.Job{}, fmt.Errorf("secret %q: environment %s is not configured", e.Managed.Name, e.Managed.Environment)
 	}
 	known := e.Stored
-	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Trigger: cause, Known: &known}, nil
+	return rotator.Job{Secret: e.Managed, Policy: RotationPolicy(p), Trigger: trig, Known: &known}, nil
 }
 
 // RotationPolicy maps a policy onto what the engine needs: the engine never

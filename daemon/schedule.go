@@ -49,8 +49,8 @@ func (d *Daemon) fireSlot(ctx context.Context, f schedule.Firing) {
 		return
 	}
 	d.log.Info("scheduled rotations due", "policy", f.Plan, "slot", slot, "secrets", len(entries))
-	cause := rotator.Trigger{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
-	d.submitAll(entries, cause)
+	trig := rotator.Trigger{Kind: events.CauseScheduled, ID: "slot:" + slot, Source: events.SourceSchedule, Actor: "scheduler", At: f.Slot}
+	d.submitAll(entries, trig)
 }
 
 // nextRotation is when the policy's secrets rotate next: the running

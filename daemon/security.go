@@ -53,8 +53,8 @@ func (d *Daemon) HandleSecurityEvent(ctx context.Context, e lakiconnect.Event) e
 		// The trigger id comes from the event, so a redelivery after a
 		// restart names the same rotation and changes nothing.
 		_, err = d.Trigger(ctx, trigger.Request{
-			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: in.Cause.Actor, Reason: in.Cause.Reason,
-			Source: events.SourceLakiEvent, ID: in.Cause.ID,
+			Secret: entry.Managed.Name, Cause: events.CauseCompromise, Actor: in.Trigger.Actor, Reason: in.Trigger.Reason,
+			Source: events.SourceLakiEvent, ID: in.Trigger.ID,
 		})
 		return err
 	case laki.EventAPIKeyRevoked:
@@ -186,7 +186,7 @@ func actedOn(e inventory.Entry, id string) bool {
 }
 
 func exposedIntent(e lakiconnect.Event, data lakiconnect.APIKeyExposedData, now time.Time) intent {
-	return intent{Cause: rotator.Trigger{
+	return intent{Trigger: rotator.Trigger{
 		Kind: events.CauseCompromise, ID: "evt:" + e.ID, Source: events.SourceLakiEvent,
 		Actor: "lakiconnect:" + e.ID, Reason: fmt.Sprintf("key %s exposed (%s)", data.KeyID, data.FoundIn),
 		At: now.UTC().Truncate(time.Millisecond),
@@ -207,11 +207,11 @@ func (d *Daemon) runOldKeyIntent(entry inventory.Entry, in intent, n int) {
 		}
 		err := d.revokeExposedOldKey(ctx, entry, in)
 		if err == nil {
-			d.markIntentDone(ctx, entry.Managed, in.Cause.ID)
+			d.markIntentDone(ctx, entry.Managed, in.Trigger.ID)
 			return
 		}
 		d.log.Error("ending an exposed old key failed; retrying", "secret", entry.Managed.Name, "key_id", in.OldKey, "err", err)
-		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Trigger: in.Cause}, err)
+		d.escalate(ctx, rotator.Job{Secret: entry.Managed, Trigger: in.Trigger}, err)
 		select {
 		case <-d.quit:
 		default:
@@ -302,7 +302,7 @@ func (d *Daemon) revokeExposedOldKey(ctx context.Context, entry inventory.Entry,
 	if err != nil {
 		return err
 	}
-	eventID := strings.TrimPrefix(in.Cause.ID, "evt:")
+	eventID := strings.TrimPrefix(in.Trigger.ID, "evt:")
 	_, err = iss.RevokeAPIKey(ctx, "revoke-exposed-"+eventID, in.OldKey)
 	if code, _ := apiCode(err); code == 404 {
 		err = nil
@@ -313,8 +313,8 @@ func (d *Daemon) revokeExposedOldKey(ctx context.Context, entry inventory.Entry,
 	d.bus.Emit(ctx, events.Event{
 		Time: d.clock.Now(), Step: events.StepAlert, Outcome: events.OutcomeWarning, Severity: events.SeverityCritical,
 		Secret: ms.Name, Environment: string(ms.Environment), MasterMerchantID: ms.MasterMerchantID,
-		Source: events.SourceLakiEvent, KeyID: in.OldKey, Reason: fmt.Sprintf("%s; it was %s's previous key, still in its grace: revoked now. The current key is not affected.", in.Cause.Reason, ms.Name),
-		TriggerID: in.Cause.ID, Cause: in.Cause.Kind, Actor: in.Cause.Actor,
+		Source: events.SourceLakiEvent, KeyID: in.OldKey, Reason: fmt.Sprintf("%s; it was %s's previous key, still in its grace: revoked now. The current key is not affected.", in.Trigger.Reason, ms.Name),
+		TriggerID: in.Trigger.ID, Cause: in.Trigger.Kind, Actor: in.Trigger.Actor,
 		Details: map[string]string{"reason": "exposed_old_key_revoked", "event_id": eventID, "event_type": laki.EventAPIKeyExposed},
 	})
 	return nil

@@ -31,17 +31,17 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 	now := d.clock.Now()
 	slots := d.recentSlots(now)
 	type group struct {
-		cause   rotator.Trigger
+		trig    rotator.Trigger
 		entries []inventory.Entry
 	}
 	var order []string
 	groups := map[string]*group{}
-	add := func(cause rotator.Trigger, e inventory.Entry) {
-		g, ok := groups[cause.ID]
+	add := func(trig rotator.Trigger, e inventory.Entry) {
+		g, ok := groups[trig.ID]
 		if !ok {
-			g = &group{cause: cause}
-			groups[cause.ID] = g
-			order = append(order, cause.ID)
+			g = &group{trig: trig}
+			groups[trig.ID] = g
+			order = append(order, trig.ID)
 		}
 		g.entries = append(g.entries, e)
 	}
@@ -51,7 +51,7 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 			continue
 		}
 		if in, ok := openIntent(e, now); ok {
-			if _, known := d.triggers.get(in.Cause.ID); known {
+			if _, known := d.triggers.get(in.Trigger.ID); known {
 				continue // this process runs it already (a pass on taking the lease)
 			}
 			intents++
@@ -59,7 +59,7 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 				d.resumeOldKeyIntent(e, in)
 				continue
 			}
-			add(in.Cause, e)
+			add(in.Trigger, e)
 			continue
 		}
 		cur, hasCur := e.Stored.VersionWithStage(secretstore.StageCurrent)
@@ -68,7 +68,7 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 		switch {
 		case hasPend && (!hasCur || pend.ID != cur.ID):
 			inFlight++
-			add(d.causeOfPending(e, pend.ID, slots, now), e)
+			add(d.triggerOfPending(e, pend.ID, slots, now), e)
 		case !hasCur:
 			overdue++
 			add(rotator.Trigger{Kind: events.CauseScheduled, ID: "overdue:initial", Source: events.SourceStartup, Actor: "startup", At: now}, e)
@@ -93,12 +93,12 @@ func (d *Daemon) StartupPass(ctx context.Context) {
 	for _, id := range order {
 		g := groups[id]
 		switch {
-		case g.cause.Kind != events.CauseScheduled:
-			d.resumeTrigger(g.cause, g.entries)
+		case g.trig.Kind != events.CauseScheduled:
+			d.resumeTrigger(g.trig, g.entries)
 		case strings.HasPrefix(id, "slot:"):
-			d.runSlotInWindow(g.cause, g.entries)
+			d.runSlotInWindow(g.trig, g.entries)
 		default:
-			d.submitAll(g.entries, g.cause)
+			d.submitAll(g.entries, g.trig)
 		}
 	}
 }
@@ -132,42 +132,42 @@ func (d *Daemon) recentSlots(now time.Time) map[string][]time.Time {
 
 // runSlotInWindow runs a missed slot now if its policy's window is open,
 // else when it next opens.
-func (d *Daemon) runSlotInWindow(cause rotator.Trigger, entries []inventory.Entry) {
+func (d *Daemon) runSlotInWindow(trig rotator.Trigger, entries []inventory.Entry) {
 	p, ok := d.policies.Get(entries[0].Managed.Policy)
 	now := d.clock.Now()
 	if !ok || p.Window.IsZero() || p.InWindow(now) {
-		d.submitAll(entries, cause)
+		d.submitAll(entries, trig)
 		return
 	}
 	at := p.NextWindowStart(now)
-	d.log.Info("missed slot waits for its window", "policy", p.Name, "slot", cause.ID, "at", at)
+	d.log.Info("missed slot waits for its window", "policy", p.Name, "slot", trig.ID, "at", at)
 	d.goBackground(func(ctx context.Context) {
 		select {
 		case <-d.quit:
 		case <-d.clock.After(at.Sub(now)):
-			d.submitAll(entries, cause)
+			d.submitAll(entries, trig)
 		}
 	})
 }
 
 // resumeTrigger runs a trigger found open in the store, as asked.
-func (d *Daemon) resumeTrigger(cause rotator.Trigger, entries []inventory.Entry) {
-	if _, exists := d.triggers.get(cause.ID); !exists {
-		st := trigger.Status{ID: cause.ID, State: trigger.StateQueued, Cause: cause.Kind, Source: cause.Source,
-			Reason: cause.Reason, Actor: cause.Actor, OnBehalfOf: cause.OnBehalfOf, CreatedAt: cause.At, Total: len(entries)}
+func (d *Daemon) resumeTrigger(trig rotator.Trigger, entries []inventory.Entry) {
+	if _, exists := d.triggers.get(trig.ID); !exists {
+		st := trigger.Status{ID: trig.ID, State: trigger.StateQueued, Cause: trig.Kind, Source: trig.Source,
+			Reason: trig.Reason, Actor: trig.Actor, OnBehalfOf: trig.OnBehalfOf, CreatedAt: trig.At, Total: len(entries)}
 		for _, e := range entries {
 			st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 		}
 		d.triggers.add(st)
 	}
-	d.log.Info("resuming a trigger kept in the store", "trigger", cause.ID, "cause", cause.Kind, "secrets", len(entries))
-	if cause.Kind.Emergency() {
+	d.log.Info("resuming a trigger kept in the store", "trigger", trig.ID, "cause", trig.Kind, "secrets", len(entries))
+	if trig.Kind.Emergency() {
 		// Open past its time already: say so now, not after the first try.
 		for _, e := range entries {
-			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Trigger: cause}, errEmergencyOpenAtStart)
+			d.escalate(context.Background(), rotator.Job{Secret: e.Managed, Trigger: trig}, errEmergencyOpenAtStart)
 		}
 	}
 	// A rotation promoted before the restart was never reported (nor, maybe,
 	// the old credential ended): finishing it here reports it.
-	d.runTriggerJobs(cause.ID, entries, cause, true)
+	d.runTriggerJobs(trig.ID, entries, trig, true)
 }

@@ -100,10 +100,10 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 	for _, e := range entries {
 		st.Secrets = append(st.Secrets, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateQueued})
 	}
-	cause := rotator.Trigger{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
+	trig := rotator.Trigger{Kind: req.Cause, ID: req.ID, Source: req.Source, Actor: req.Actor, OnBehalfOf: req.OnBehalfOf,
 		Reason: req.Reason, At: now.Truncate(time.Millisecond)}
 	// Durable before "accepted": a restart or another replica finishes it as asked.
-	if err := d.recordIntent(ctx, entries, intent{Cause: cause}); err != nil {
+	if err := d.recordIntent(ctx, entries, intent{Trigger: trig}); err != nil {
 		d.log.Error("trigger not accepted: its intent could not be kept", "trigger", req.ID, "err", err)
 		return trigger.Status{}, err
 	}
@@ -119,7 +119,7 @@ func (d *Daemon) Trigger(ctx context.Context, req trigger.Request) (trigger.Stat
 		accepted.MasterMerchantID = entries[0].Managed.MasterMerchantID
 	}
 	d.bus.Emit(ctx, accepted)
-	d.runTrigger(req.ID, entries, cause)
+	d.runTrigger(req.ID, entries, trig)
 	return st, nil
 }
 
@@ -182,22 +182,22 @@ func (d *Daemon) selectEntries(req trigger.Request) []inventory.Entry {
 
 // runTrigger queues the jobs on the daemon's own context (a trigger outlives
 // the request that made it) and keeps the trigger's progress.
-func (d *Daemon) runTrigger(id string, entries []inventory.Entry, cause rotator.Trigger) {
-	d.runTriggerJobs(id, entries, cause, false)
+func (d *Daemon) runTrigger(id string, entries []inventory.Entry, trig rotator.Trigger) {
+	d.runTriggerJobs(id, entries, trig, false)
 }
 
 // runTriggerJobs is runTrigger; resumed marks a trigger finished after a
 // restart, whose rotations report their end even when found done.
-func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, cause rotator.Trigger, resumed bool) {
+func (d *Daemon) runTriggerJobs(id string, entries []inventory.Entry, trig rotator.Trigger, resumed bool) {
 	jobs := make([]rotator.Job, 0, len(entries))
 	var bad []trigger.SecretProgress
 	for _, e := range entries {
-		job, err := d.jobFor(e, cause)
+		job, err := d.jobFor(e, trig)
 		if err != nil {
 			bad = append(bad, trigger.SecretProgress{Secret: e.Managed.Name, State: trigger.StateFailed, Error: err.Error()})
 			continue
 		}
-		job.Join = d.joinOpenIntent(e.Managed, cause)
+		job.Join = d.joinOpenIntent(e.Managed, trig)
 		job.Announce = resumed
 		jobs = append(jobs, job)
 	}
