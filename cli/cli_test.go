@@ -64,7 +64,7 @@ func newCLIWorld(t *testing.T, checkoutScopes []laki.Scope, brokenWebhook bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	mm := fix.MerchantID
+	mm := fix.MasterMerchantID
 	put := func(name string, k laki.APIKeyWithSecret) {
 		w.secrets = append(w.secrets, k.Secret)
 		var scopes []string

@@ -356,7 +356,7 @@ func TestConfigValidate(t *testing.T) {
 
 	// A declared secret that is not in the store: exit 1, named.
 	cfg, _ := os.ReadFile(w.cfgPath)
-	missing := strings.Replace(string(cfg), "secrets:\n", "secrets:\n  - {name: app/ghost, kind: api_key, environment: sandbox, master_merchant_id: "+w.fix.MerchantID+", policy: reporting, owners: [bob]}\n", 1)
+	missing := strings.Replace(string(cfg), "secrets:\n", "secrets:\n  - {name: app/ghost, kind: api_key, environment: sandbox, master_merchant_id: "+w.fix.MasterMerchantID+", policy: reporting, owners: [bob]}\n", 1)
 	path := filepath.Join(w.dir, "missing.yaml")
 	_ = os.WriteFile(path, []byte(missing), 0o600)
 	r = run(w.env, "config", "validate", "--config", path, "--online")
@@ -542,7 +542,7 @@ func TestBootstrapStoresAManagementKeyFromStdin(t *testing.T) {
 		t.Errorf("validate --online after bootstrap: exit %d\n%s", r.code, r.out)
 	}
 	// Another key for a secret that holds one is refused.
-	other, err := w.fix.Sim.CreateKey(laki.Sandbox, w.fix.MerchantID, "second", []laki.Scope{laki.ScopeAPIKeysRead})
+	other, err := w.fix.Sim.CreateKey(laki.Sandbox, w.fix.MasterMerchantID, "second", []laki.Scope{laki.ScopeAPIKeysRead})
 	if err != nil {
 		t.Fatal(err)
 	}

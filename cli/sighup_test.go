@@ -29,12 +29,12 @@ import (
 func TestSIGHUPReloadsAGoodConfigAndKeepsTheOldOneOnABadOne(t *testing.T) {
 	fx := lakisimtest.Start(t, lakisimtest.WithClock(clock.NewFake(time.Now().UTC())))
 	dir := t.TempDir()
-	mgmt, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "management", []laki.Scope{
+	mgmt, err := fx.Sim.CreateKey(laki.Sandbox, fx.MasterMerchantID, "management", []laki.Scope{
 		laki.ScopeReportsRead, laki.ScopeAPIKeysRead, laki.ScopeAPIKeysWrite})
 	require.NoError(t, err)
 	store, err := localstore.Open(filepath.Join(dir, "store.json"))
 	require.NoError(t, err)
-	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MerchantID,
+	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MasterMerchantID,
 		KeyID: mgmt.ID, Secret: mgmt.Secret, Scopes: []string{"reports:read", "api_keys:read", "api_keys:write"}, CreatedAt: time.Now().UTC()}.Encode()
 	require.NoError(t, err)
 	_, err = store.Create(context.Background(), "mgmt/sandbox", "", nil, &v)
@@ -63,7 +63,7 @@ environments:
           management_key: {secret: mgmt/sandbox, policy: mgmt}
 http: {listen: "%s"}
 log: {format: json, level: %s}
-`, fx.SandboxURL, fx.MerchantID, listen, level)), 0o600))
+`, fx.SandboxURL, fx.MasterMerchantID, listen, level)), 0o600))
 	}
 	writeConfig("info")
 

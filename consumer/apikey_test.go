@@ -16,11 +16,11 @@ import (
 
 func apiKeyCredential(t *testing.T, fx *lakisimtest.Fixture, name string) secretstore.Credential {
 	t.Helper()
-	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, name, []laki.Scope{laki.ScopePaymentsRead})
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MasterMerchantID, name, []laki.Scope{laki.ScopePaymentsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MerchantID,
+	return secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MasterMerchantID,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}
 }
 

@@ -140,7 +140,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	}
 	fix := lakisimtest.Start(t, simOpts...)
 	w := &world{
-		t: t, fix: fix, clk: fix.Clock, dir: t.TempDir(), merchant: fix.MerchantID, ln: ln,
+		t: t, fix: fix, clk: fix.Clock, dir: t.TempDir(), merchant: fix.MasterMerchantID, ln: ln,
 		baseURL: "http://" + ln.Addr().String(),
 	}
 	w.created = append(w.created, fix.SandboxKey, fix.ProductionKey)
@@ -150,7 +150,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	}
 	ctx := context.Background()
 	sim := fix.Sim
-	mm := fix.MerchantID
+	mm := fix.MasterMerchantID
 
 	mk, err := sim.CreateKey(laki.Sandbox, mm, "lakirotator management", mgmtScopes)
 	if err != nil {

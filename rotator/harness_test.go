@@ -62,8 +62,8 @@ func newHarness(t *testing.T, opts ...lakisimtest.Option) *harness {
 // fixtureKeys are the fixture's management keys, one per environment.
 func (h *harness) fixtureKeys() map[laki.Merchant]lakiconnect.KeySource {
 	return map[laki.Merchant]lakiconnect.KeySource{
-		{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}:    lakiconnect.StaticKey(h.fx.SandboxKey),
-		{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: lakiconnect.StaticKey(h.fx.ProductionKey),
+		{Environment: laki.Sandbox, MasterMerchantID: h.fx.MasterMerchantID}:    lakiconnect.StaticKey(h.fx.SandboxKey),
+		{Environment: laki.Production, MasterMerchantID: h.fx.MasterMerchantID}: lakiconnect.StaticKey(h.fx.ProductionKey),
 	}
 }
 
@@ -128,7 +128,7 @@ func (h *harness) engine(mod func(*rotator.Config)) *rotator.Engine {
 func (h *harness) seedKey(name string, kind inventory.Kind, env laki.Environment, scopes []laki.Scope) inventory.ManagedSecret {
 	h.t.Helper()
 	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), h.seedCredential(name, env, scopes), nil)
-	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+	return inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: h.fx.MasterMerchantID, Policy: "p", Owners: []string{"alice"}}
 }
 
 // seedCredential makes a key for the secret name at the simulator, as
@@ -136,12 +136,12 @@ func (h *harness) seedKey(name string, kind inventory.Kind, env laki.Environment
 // stored form, for any store.
 func (h *harness) seedCredential(name string, env laki.Environment, scopes []laki.Scope) secret.Value {
 	h.t.Helper()
-	k, err := h.fx.Sim.CreateKey(env, h.fx.MerchantID, "seed "+name, scopes)
+	k, err := h.fx.Sim.CreateKey(env, h.fx.MasterMerchantID, "seed "+name, scopes)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.keep(k.Secret)
-	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: h.fx.MerchantID,
+	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: string(env), MasterMerchantID: h.fx.MasterMerchantID,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 	if err != nil {
 		h.t.Fatal(err)
@@ -151,12 +151,12 @@ func (h *harness) seedCredential(name string, env laki.Environment, scopes []lak
 
 func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, laki.WebhookSecretWithValue) {
 	h.t.Helper()
-	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
+	ep, ws, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MasterMerchantID, "https://hooks.example.test/"+name, []string{"api_key.exposed"})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.keep(ws.Secret)
-	c := secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+	c := secretstore.Credential{Type: secretstore.TypeWebhookSecret, Environment: "sandbox", MasterMerchantID: h.fx.MasterMerchantID,
 		EndpointID: ep.ID, SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt}
 	v, err := c.Encode()
 	if err != nil {
@@ -164,7 +164,7 @@ func (h *harness) seedWebhook(name string) (inventory.ManagedSecret, laki.Webhoo
 	}
 	h.store.seed(name, "00000000-0000-4000-8000-"+fmt.Sprintf("%012d", len(h.store.secrets)), v, nil)
 	return inventory.ManagedSecret{Name: name, Kind: inventory.KindWebhookSecret, Environment: laki.Sandbox,
-		MasterMerchantID: h.fx.MerchantID, EndpointID: ep.ID, Policy: "p"}, ws
+		MasterMerchantID: h.fx.MasterMerchantID, EndpointID: ep.ID, Policy: "p"}, ws
 }
 
 func (h *harness) keep(v secret.Value) {
@@ -188,7 +188,7 @@ func (h *harness) whoami(env laki.Environment, key secret.Value) (laki.WhoAmI, e
 // rotatorKeys lists the keys the rotator made for a secret at the simulator.
 func (h *harness) rotatorKeys(env laki.Environment, name string) []laki.APIKey {
 	var out []laki.APIKey
-	for _, k := range h.fx.Sim.Keys(env, h.fx.MerchantID) {
+	for _, k := range h.fx.Sim.Keys(env, h.fx.MasterMerchantID) {
 		if k.Metadata[rotator.MetaCreatedBy] == rotator.MetaCreatedByValue && k.Metadata[rotator.MetaSecret] == name {
 			out = append(out, k)
 		}

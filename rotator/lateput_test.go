@@ -184,12 +184,12 @@ func TestLatePutOfAReplayedCreateOnAWSSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed", apiScopes)
+	k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, "seed", apiScopes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.keep(k.Secret)
-	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MasterMerchantID,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestLatePutOfAReplayedCreateOnAWSSemantics(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms := inventory.ManagedSecret{Name: "svc/late-put", Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
-		MasterMerchantID: h.fx.MerchantID, Policy: "p"}
+		MasterMerchantID: h.fx.MasterMerchantID, Policy: "p"}
 	known, err := ls.Describe(ctx, ms.Name)
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func TestManagementKeyRotatesLastAndIsPickedUp(t *testing.T) {
 			oldMgmt := h.current(mgmt.Name)
 			keys := rotator.NewManagementKeySource(h.store, mgmt.Name, time.Hour, h.fx.Clock)
 			h.src = h.source(map[laki.Merchant]lakiconnect.KeySource{
-				{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys,
+				{Environment: laki.Sandbox, MasterMerchantID: h.fx.MasterMerchantID}: keys,
 			})
 			var apps []inventory.ManagedSecret
 			for _, n := range []string{"svc/a", "svc/b", "svc/c"} {

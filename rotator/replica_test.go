@@ -191,12 +191,12 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			store := &countingStore{Store: ls}
-			k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "seed", apiScopes)
+			k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, "seed", apiScopes)
 			if err != nil {
 				t.Fatal(err)
 			}
 			h.keep(k.Secret)
-			v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MerchantID,
+			v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MasterMerchantID,
 				KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 			if err != nil {
 				t.Fatal(err)
@@ -205,7 +205,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			ms := inventory.ManagedSecret{Name: "svc/aws-late", Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
-				MasterMerchantID: h.fx.MerchantID, Policy: "p"}
+				MasterMerchantID: h.fx.MasterMerchantID, Policy: "p"}
 			for round, slot := range []string{"2026-06-01T09:00:00Z", "2026-06-08T09:00:00Z"} {
 				known, err := ls.Describe(ctx, ms.Name)
 				if err != nil {

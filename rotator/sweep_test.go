@@ -27,7 +27,7 @@ func TestSweepRevokesOnlyOldRotatorOrphans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	foreign, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, "made by a person", apiScopes)
+	foreign, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, "made by a person", apiScopes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func (h *vaultHarness) seedVaultKey(name string) inventory.ManagedSecret {
 		h.t.Fatal(err)
 	}
 	return inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox,
-		MasterMerchantID: h.fx.MerchantID, Policy: "p", Owners: []string{"alice"}}
+		MasterMerchantID: h.fx.MasterMerchantID, Policy: "p", Owners: []string{"alice"}}
 }
 
 func (h *vaultHarness) vaultCurrent(name string) secretstore.Credential {

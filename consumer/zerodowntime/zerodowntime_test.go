@@ -90,17 +90,17 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 
 	// The two managed secrets, as a team onboards them.
 	apiName, hookName := "payments/sandbox/checkout-api-key", "payments/sandbox/checkout-webhook"
-	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "checkout", scopes)
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MasterMerchantID, "checkout", scopes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Sandbox, fx.MerchantID, receiver.URL, []string{"*"})
+	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Sandbox, fx.MasterMerchantID, receiver.URL, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]secretstore.Credential{
-		apiName: {Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MerchantID, KeyID: k.ID, Secret: k.Secret, Scopes: []string{string(scopes[0])}, CreatedAt: k.CreatedAt},
-		hookName: {Type: secretstore.TypeWebhookSecret, Environment: "sandbox", MasterMerchantID: fx.MerchantID, EndpointID: ep.ID,
+		apiName: {Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MasterMerchantID, KeyID: k.ID, Secret: k.Secret, Scopes: []string{string(scopes[0])}, CreatedAt: k.CreatedAt},
+		hookName: {Type: secretstore.TypeWebhookSecret, Environment: "sandbox", MasterMerchantID: fx.MasterMerchantID, EndpointID: ep.ID,
 			SecretID: ws.ID, Secret: ws.Secret, CreatedAt: ws.CreatedAt},
 	} {
 		v, err := c.Encode()
@@ -166,7 +166,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			tk, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, fmt.Sprintf("noise-%d", n), scopes)
+			tk, err := fx.Sim.CreateKey(laki.Sandbox, fx.MasterMerchantID, fmt.Sprintf("noise-%d", n), scopes)
 			if err == nil {
 				_ = fx.Sim.RevokeKey(tk.ID, "revoked_by_dashboard")
 			}
@@ -184,9 +184,9 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	t.Cleanup(eng.Close)
 	pol := rotator.RotationPolicy{Scopes: scopes, DefaultGrace: grace,
 		Grace: map[events.Cause]time.Duration{events.CauseCompromise: 0, events.CausePersonnel: grace}}
-	apiMS := inventory.ManagedSecret{Name: apiName, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
+	apiMS := inventory.ManagedSecret{Name: apiName, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MasterMerchantID, Policy: "p"}
 	hookMS := inventory.ManagedSecret{Name: hookName, Kind: inventory.KindWebhookSecret, Environment: laki.Sandbox,
-		MasterMerchantID: fx.MerchantID, EndpointID: ep.ID, Policy: "p"}
+		MasterMerchantID: fx.MasterMerchantID, EndpointID: ep.ID, Policy: "p"}
 
 	start := time.Now()
 	for round := 1; round <= rotations; round++ {
@@ -259,7 +259,7 @@ func TestConsumersSeeNoDowntimeThroughRotations(t *testing.T) {
 	}
 	// Every version the rotator wrote ended up used: 50 rotations, 50 new keys.
 	keys := 0
-	for _, key := range fx.Sim.Keys(laki.Sandbox, fx.MerchantID) {
+	for _, key := range fx.Sim.Keys(laki.Sandbox, fx.MasterMerchantID) {
 		if key.Metadata[rotator.MetaSecret] == apiName {
 			keys++
 		}

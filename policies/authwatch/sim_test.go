@@ -27,7 +27,7 @@ import (
 func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	ctx := context.Background()
 	fx := lakisimtest.Start(t)
-	old, err := fx.Sim.CreateKey(laki.Production, fx.MerchantID, "checkout (old)", []laki.Scope{laki.ScopePaymentsRead})
+	old, err := fx.Sim.CreateKey(laki.Production, fx.MasterMerchantID, "checkout (old)", []laki.Scope{laki.ScopePaymentsRead})
 	require.NoError(t, err)
 	require.NoError(t, fx.Sim.RevokeKey(old.ID, "revoked_by_api"))
 
@@ -42,7 +42,7 @@ func TestRetiredKeyBurstAgainstSimulator(t *testing.T) {
 	require.NoError(t, err)
 	rec := &events.Recorder{}
 	w := &authwatch.Watcher{
-		Merchants: []authwatch.Merchant{{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: fx.MerchantID}, Failures: mgmt}},
+		Merchants: []authwatch.Merchant{{Merchant: laki.Merchant{Environment: laki.Production, MasterMerchantID: fx.MasterMerchantID}, Failures: mgmt}},
 		Policies:  set,
 		Keys: authwatch.KeysFunc(func(_ laki.Environment, _, id string) (authwatch.KeyInfo, bool) {
 			if id == old.ID {

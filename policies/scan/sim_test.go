@@ -61,7 +61,7 @@ func seedWorld(t *testing.T) *simWorld {
 		return k
 	}
 	manage := func(name string, kind inventory.Kind, env laki.Environment, policy, id string) {
-		m := scan.FromInventory(inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: fx.MerchantID, Policy: policy})
+		m := scan.FromInventory(inventory.ManagedSecret{Name: name, Kind: kind, Environment: env, MasterMerchantID: fx.MasterMerchantID, Policy: policy})
 		m.KeyID, m.StoredEnvironment = id, env
 		w.managed = append(w.managed, m)
 	}
@@ -85,7 +85,7 @@ func seedWorld(t *testing.T) *simWorld {
 		require.True(t, ok)
 		k := create(boot, "mgmt-"+string(env), envPolicy.CreateRequest("lakirotator management", now, nil))
 		manage(string(env)+"/lakirotator/management", inventory.KindManagementKey, env, mgmtPolicy.Name, k.ID)
-		w.merchants = append(w.merchants, scan.Merchant{Merchant: laki.Merchant{Environment: env, MasterMerchantID: fx.MerchantID},
+		w.merchants = append(w.merchants, scan.Merchant{Merchant: laki.Merchant{Environment: env, MasterMerchantID: fx.MasterMerchantID},
 			Client: newClient(t, fx, env, k.Secret)})
 	}
 	require.NoError(t, fx.Sim.RevokeKey(fx.ProductionKeyID, "revoked_by_dashboard"))
@@ -114,20 +114,20 @@ func seedWorld(t *testing.T) *simWorld {
 	require.NoError(t, fx.Sim.RevokeKey(k.ID, "revoked_by_dashboard"))
 
 	// Unmanaged: a key made by hand in the dashboard for a script.
-	legacy, err := fx.Sim.CreateKey(laki.Production, fx.MerchantID, "legacy script", []laki.Scope{laki.ScopePaymentsRead})
+	legacy, err := fx.Sim.CreateKey(laki.Production, fx.MasterMerchantID, "legacy script", []laki.Scope{laki.ScopePaymentsRead})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, legacy.Secret)
 	w.ids["legacy"] = legacy.ID
 
 	// Webhook endpoints: one managed, one nobody manages.
-	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MerchantID, "https://hooks.example.com/payments", []string{"*"})
+	ep, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MasterMerchantID, "https://hooks.example.com/payments", []string{"*"})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, ws.Secret)
 	m := scan.FromInventory(inventory.ManagedSecret{Name: "prod/webhooks/payments", Kind: inventory.KindWebhookSecret,
-		Environment: laki.Production, MasterMerchantID: fx.MerchantID, EndpointID: ep.ID, Policy: "webhooks"})
+		Environment: laki.Production, MasterMerchantID: fx.MasterMerchantID, EndpointID: ep.ID, Policy: "webhooks"})
 	m.SecretID = ws.ID
 	w.managed = append(w.managed, m)
-	orphanEP, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MerchantID, "https://hooks.example.com/orders", []string{"*"})
+	orphanEP, ws, err := fx.Sim.AddWebhookEndpoint(laki.Production, fx.MasterMerchantID, "https://hooks.example.com/orders", []string{"*"})
 	require.NoError(t, err)
 	w.secrets = append(w.secrets, ws.Secret)
 	w.ids["orphan-endpoint"] = orphanEP.ID

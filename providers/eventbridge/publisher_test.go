@@ -232,11 +232,11 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MerchantID, "svc", []laki.Scope{laki.ScopePaymentsRead})
+	k, err := fx.Sim.CreateKey(laki.Sandbox, fx.MasterMerchantID, "svc", []laki.Scope{laki.ScopePaymentsRead})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MerchantID,
+	v, _ := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: fx.MasterMerchantID,
 		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
 	name := "payments/sandbox/" + strings.ToLower(t.Name())
 	if _, err := c.sm.CreateSecret(ctx, &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v.Reveal())}); err != nil {
@@ -250,7 +250,7 @@ func rotatingEngine(t *testing.T, c awsClients, fx *lakisimtest.Fixture, sink ev
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
-	ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MerchantID, Policy: "p"}
+	ms := inventory.ManagedSecret{Name: name, Kind: inventory.KindAPIKey, Environment: laki.Sandbox, MasterMerchantID: fx.MasterMerchantID, Policy: "p"}
 	keep := func() []secret.Value {
 		out := []secret.Value{fx.SandboxKey, k.Secret}
 		d, _ := store.Describe(ctx, name)

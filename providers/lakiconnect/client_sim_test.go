@@ -154,7 +154,7 @@ func TestSimKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if me.KeyID != h.fx.SandboxKeyID || me.MasterMerchantID != h.fx.MerchantID || me.Environment != laki.Sandbox || len(me.Scopes) != len(laki.AllScopes) {
+	if me.KeyID != h.fx.SandboxKeyID || me.MasterMerchantID != h.fx.MasterMerchantID || me.Environment != laki.Sandbox || len(me.Scopes) != len(laki.AllScopes) {
 		t.Fatalf("whoami %+v", me)
 	}
 
@@ -288,7 +288,7 @@ func TestSimIdempotency(t *testing.T) {
 	if first.Replayed || !again.Replayed {
 		t.Fatalf("Replayed: first %v, again %v; want false, true", first.Replayed, again.Replayed)
 	}
-	if n := len(h.fx.Sim.Keys(laki.Sandbox, h.fx.MerchantID)); n != 2 {
+	if n := len(h.fx.Sim.Keys(laki.Sandbox, h.fx.MasterMerchantID)); n != 2 {
 		t.Fatalf("%d keys after a replayed create, want 2", n)
 	}
 	req.Name = "svc-other"
@@ -360,7 +360,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 	// Seed through the simulator: 120 revoked keys plus the management key
 	// (the limit counts only keys that are not revoked).
 	for i := range 120 {
-		k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MerchantID, fmt.Sprintf("seed-%03d", i), []laki.Scope{laki.ScopePaymentsRead})
+		k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, fmt.Sprintf("seed-%03d", i), []laki.Scope{laki.ScopePaymentsRead})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, k := range h.fx.Sim.Keys(laki.Sandbox, h.fx.MerchantID) {
+	for _, k := range h.fx.Sim.Keys(laki.Sandbox, h.fx.MasterMerchantID) {
 		want = append(want, k.ID)
 	}
 	if len(want) != 121 {
@@ -413,7 +413,7 @@ func TestSimPaginationOverMoreThan100Keys(t *testing.T) {
 func TestSimWebhookSecretCreateReportsReplay(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
-	ep, _, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
+	ep, _, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MasterMerchantID, "https://hooks.merchant.example/laki", []string{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestSimWebhookSecretCreateReportsReplay(t *testing.T) {
 func TestSimWebhookSecrets(t *testing.T) {
 	h := startSim(t)
 	ctx := context.Background()
-	ep, first, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MerchantID, "https://hooks.merchant.example/laki", []string{})
+	ep, first, err := h.fx.Sim.AddWebhookEndpoint(laki.Sandbox, h.fx.MasterMerchantID, "https://hooks.merchant.example/laki", []string{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,13 +614,13 @@ func TestSimRetriesInjectedFaults(t *testing.T) {
 		}
 	})
 	t.Run("response lost after the create happened", func(t *testing.T) {
-		before := len(sim.Keys(laki.Sandbox, h.fx.MerchantID))
+		before := len(sim.Keys(laki.Sandbox, h.fx.MasterMerchantID))
 		mustInject(lakisim.Fault{Method: "POST", PathPrefix: "/api_keys", Drop: true, AfterProcessing: true, Times: 1})
 		k, err := mgmt.CreateAPIKey(ctx, "rotate-lost-v1-create", laki.CreateAPIKeyRequest{Name: "lost", Scopes: []laki.Scope{laki.ScopePaymentsRead}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys := sim.Keys(laki.Sandbox, h.fx.MerchantID)
+		keys := sim.Keys(laki.Sandbox, h.fx.MasterMerchantID)
 		if len(keys) != before+1 || !slices.ContainsFunc(keys, func(x laki.APIKey) bool { return x.ID == k.ID }) {
 			t.Fatalf("%d keys after a retried create (before %d): the retry made a duplicate or lost the key", len(keys), before)
 		}

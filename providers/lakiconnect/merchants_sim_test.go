@@ -45,11 +45,11 @@ func TestMerchantClientFollowsTheCurrentKey(t *testing.T) {
 	}
 	keys := &rotatingKey{key: h.fx.SandboxKey}
 	ms, err := lc.NewMerchants(map[laki.Environment]*lc.Client{laki.Sandbox: base},
-		map[laki.Merchant]lc.KeySource{{Environment: laki.Sandbox, MasterMerchantID: h.fx.MerchantID}: keys})
+		map[laki.Merchant]lc.KeySource{{Environment: laki.Sandbox, MasterMerchantID: h.fx.MasterMerchantID}: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ms.Client(laki.Sandbox, h.fx.MerchantID)
+	c, err := ms.Client(laki.Sandbox, h.fx.MasterMerchantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +81,13 @@ func TestMerchantClientFollowsTheCurrentKey(t *testing.T) {
 			t.Errorf("All gives another client for %s than Client", m)
 		}
 	}
-	if len(all) != 1 || all[0] != "sandbox/"+h.fx.MerchantID {
+	if len(all) != 1 || all[0] != "sandbox/"+h.fx.MasterMerchantID {
 		t.Errorf("All: %v", all)
 	}
-	if _, err := ms.Client(laki.Production, h.fx.MerchantID); err == nil {
+	if _, err := ms.Client(laki.Production, h.fx.MasterMerchantID); err == nil {
 		t.Fatal("a merchant without a key source has a client")
 	}
-	if _, err := lc.NewMerchants(nil, map[laki.Merchant]lc.KeySource{{Environment: laki.Production, MasterMerchantID: h.fx.MerchantID}: keys}); err == nil {
+	if _, err := lc.NewMerchants(nil, map[laki.Merchant]lc.KeySource{{Environment: laki.Production, MasterMerchantID: h.fx.MasterMerchantID}: keys}); err == nil {
 		t.Fatal("a merchant of an environment without a client was accepted")
 	}
 }

@@ -40,7 +40,7 @@ func TestAdminAPISeedsAndBreaks(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
-	code, out := call("POST", "/_sim/keys", `{"environment":"sandbox","master_merchant_id":"`+f.MerchantID+`","name":"e2e","scopes":["payments:read"]}`)
+	code, out := call("POST", "/_sim/keys", `{"environment":"sandbox","master_merchant_id":"`+f.MasterMerchantID+`","name":"e2e","scopes":["payments:read"]}`)
 	if code != 201 || !testKeyPattern.MatchString(out["secret"].(string)) {
 		t.Fatalf("create key: %d %v", code, out["id"])
 	}

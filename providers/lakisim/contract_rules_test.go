@@ -40,7 +40,7 @@ func withIdem(key string) map[string]string {
 func fillToKeyLimit(t *testing.T, f *lakisimtest.Fixture) []string {
 	t.Helper()
 	live := 0
-	for _, k := range f.Sim.Keys(laki.Sandbox, f.MerchantID) {
+	for _, k := range f.Sim.Keys(laki.Sandbox, f.MasterMerchantID) {
 		if k.Status != laki.StatusRevoked {
 			live++
 		}
@@ -69,11 +69,11 @@ func TestContractReplayKeepsKeyLimitConflict(t *testing.T) {
 
 	// Room is made: one filler revoked.
 	post(t, f, f.SandboxURL+"/api_keys/"+fillers[0]+"/revoke", f.SandboxKey, "")
-	before := len(f.Sim.Keys(laki.Sandbox, f.MerchantID))
+	before := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID))
 
 	again := create("rotate-checkout-v2-create-attempt-1")
 	replayed(t, "409 key_limit_reached", first, again)
-	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != before {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != before {
 		t.Fatalf("the replayed 409 created a key: %d keys, was %d", n, before)
 	}
 
@@ -88,7 +88,7 @@ func TestContractReplayKeepsKeyLimitConflict(t *testing.T) {
 // can never rotate the endpoint; it must move to the next attempt.
 func TestContractReplayKeepsTooManySecrets(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, firstSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, firstSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestContractReplayKeepsTooManySecrets(t *testing.T) {
 	}
 	again := createSecret("rotate-hook-v3-create-attempt-1")
 	replayed(t, "409 too_many_secrets", first, again)
-	if n := f.Sim.WebhookEndpoints(laki.Sandbox, f.MerchantID)[0].Secrets; len(n) != 2 {
+	if n := f.Sim.WebhookEndpoints(laki.Sandbox, f.MasterMerchantID)[0].Secrets; len(n) != 2 {
 		t.Fatalf("the replayed 409 changed the endpoint: %d secrets, want 2", len(n))
 	}
 	if a := createSecret("rotate-hook-v3-create-attempt-2"); a.status != http.StatusCreated {
@@ -160,12 +160,12 @@ func TestContractSameKeyOtherBodyIs422(t *testing.T) {
 	fillToKeyLimit(t, f)
 	bad := send(t, f, request{method: http.MethodPost, url: url, key: f.SandboxKey, body: `{"name":"b","scopes":["payments:read"]}`, headers: withIdem("k-err")})
 	bad.wantError(t, http.StatusConflict, lakiconnect.ErrTypeConflict, lakiconnect.CodeKeyLimitReached)
-	before := len(f.Sim.Keys(laki.Sandbox, f.MerchantID))
+	before := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID))
 	for _, idem := range []string{"k-ok", "k-err"} {
 		a := send(t, f, request{method: http.MethodPost, url: url, key: f.SandboxKey, body: `{"name":"other","scopes":["payments:read"]}`, headers: withIdem(idem)})
 		a.wantError(t, http.StatusUnprocessableEntity, lakiconnect.ErrTypeIdempotency, lakiconnect.CodeIdempotencyKeyReused)
 	}
-	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != before {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != before {
 		t.Fatalf("a 422 created a key: %d keys, was %d", n, before)
 	}
 }
@@ -196,7 +196,7 @@ func TestContractKeyLimitCountsUntilExpiryByTheClock(t *testing.T) {
 // one counts (and signs) until its expires_at passes by the clock.
 func TestContractTwoLiveSecretsUntilExpiryByTheClock(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, oldSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, oldSecret, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func TestDroppedAnswerAfterProcessingThenIdempotentRetry(t *testing.T) {
 			resp.Body.Close()
 			t.Fatalf("tls=%v: dropped connection answered %d", tls, resp.StatusCode)
 		}
-		if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 2 {
+		if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != 2 {
 			t.Fatalf("tls=%v: the create behind the dropped answer did not happen (%d keys)", tls, n)
 		}
 		a := send(t, f, request{method: "POST", url: f.SandboxURL + "/api_keys", key: f.SandboxKey, body: body,
@@ -98,7 +98,7 @@ func TestDroppedAnswerAfterProcessingThenIdempotentRetry(t *testing.T) {
 		if a.status != 201 || a.header.Get(lakiconnect.IdempotentReplayedHeader) != "true" {
 			t.Fatalf("tls=%v: retry: %d %s", tls, a.status, a.body)
 		}
-		if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 2 {
+		if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != 2 {
 			t.Fatalf("tls=%v: retry created another key (%d keys)", tls, n)
 		}
 		reqs := f.Sim.Requests()
@@ -116,7 +116,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 		o.DeliveryClient = r.srv.Client()
 		o.AuthFailureSpikeThreshold = 2
 	}))
-	ep, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, r.srv.URL, []string{"*"})
+	ep, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, r.srv.URL, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestLogsAndRecordsNeverHoldSecrets(t *testing.T) {
 			t.Fatalf("logs mention %s", needle)
 		}
 	}
-	rec := mustJSON(t, f.Sim.Requests()) + mustJSON(t, f.Sim.Events()) + mustJSON(t, f.Sim.Deliveries()) + mustJSON(t, f.Sim.Keys(laki.Sandbox, f.MerchantID))
+	rec := mustJSON(t, f.Sim.Requests()) + mustJSON(t, f.Sim.Events()) + mustJSON(t, f.Sim.Deliveries()) + mustJSON(t, f.Sim.Keys(laki.Sandbox, f.MasterMerchantID))
 	if s, found := containsAny([]byte(rec), secrets...); found {
 		t.Fatalf("introspection holds the secret ending %s", s[len(s)-4:])
 	}

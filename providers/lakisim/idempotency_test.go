@@ -36,7 +36,7 @@ func TestIdempotentReplayIsByteForByte(t *testing.T) {
 	if first.header.Get(lakiconnect.RequestIDHeader) == second.header.Get(lakiconnect.RequestIDHeader) {
 		t.Fatal("replay reused the Request-Id")
 	}
-	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 3 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != 3 {
 		t.Fatalf("%d keys, want 3 (management, caller, one created)", n)
 	}
 
@@ -57,14 +57,14 @@ func TestIdempotentReplayIsByteForByte(t *testing.T) {
 	if third.status != 201 || bytes.Equal(third.body, first.body) {
 		t.Fatalf("after 24h: %d, same body %v", third.status, bytes.Equal(third.body, first.body))
 	}
-	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 5 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != 5 {
 		t.Fatalf("%d keys, want 5", n)
 	}
 }
 
 func TestIdempotencyOnOtherPosts(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestIdempotencyOnOtherPosts(t *testing.T) {
 	if a.status != 201 || !bytes.Equal(a.body, b.body) || b.header.Get(lakiconnect.IdempotentReplayedHeader) != "true" {
 		t.Fatalf("secret create replay: %d %d", a.status, b.status)
 	}
-	if n := len(f.Sim.WebhookEndpoints(laki.Sandbox, f.MerchantID)[0].Secrets); n != 2 {
+	if n := len(f.Sim.WebhookEndpoints(laki.Sandbox, f.MasterMerchantID)[0].Secrets); n != 2 {
 		t.Fatalf("%d secrets, want 2", n)
 	}
 	// The same idempotency key on another path is another request.

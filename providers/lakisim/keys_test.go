@@ -24,8 +24,8 @@ var (
 
 func TestWhoAmIInBothEnvironments(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithTLS())
-	if !merchantIDPat.MatchString(f.MerchantID) {
-		t.Fatalf("merchant id %q does not match mm_ + 16 alphanumerics", f.MerchantID)
+	if !merchantIDPat.MatchString(f.MasterMerchantID) {
+		t.Fatalf("merchant id %q does not match mm_ + 16 alphanumerics", f.MasterMerchantID)
 	}
 	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
 		a := get(t, f, f.URL(env)+"/whoami", f.Key(env))
@@ -34,7 +34,7 @@ func TestWhoAmIInBothEnvironments(t *testing.T) {
 		}
 		var w laki.WhoAmI
 		a.decode(t, &w)
-		if w.Environment != env || w.MasterMerchantID != f.MerchantID || w.Status != laki.StatusActive || !slices.Equal(w.Scopes, laki.AllScopes) {
+		if w.Environment != env || w.MasterMerchantID != f.MasterMerchantID || w.Status != laki.StatusActive || !slices.Equal(w.Scopes, laki.AllScopes) {
 			t.Fatalf("%s whoami = %+v", env, w)
 		}
 	}
@@ -160,7 +160,7 @@ func TestCreateKeyRefusesInvalidBodies(t *testing.T) {
 			}
 		})
 	}
-	if n := len(f.Sim.Keys(laki.Sandbox, f.MerchantID)); n != 1 {
+	if n := len(f.Sim.Keys(laki.Sandbox, f.MasterMerchantID)); n != 1 {
 		t.Fatalf("%d keys after refused creates, want only the management key", n)
 	}
 	// The limits themselves are allowed.

@@ -86,7 +86,7 @@ func testSignature(t *testing.T, f *lakisimtest.Fixture, epID string) laki.TestS
 
 func TestWebhookSecretRotation(t *testing.T) {
 	f := lakisimtest.Start(t, lakisimtest.WithResponseContractOnly())
-	ep, first, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/laki", []string{"*"})
+	ep, first, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, "https://hooks.example/laki", []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	if err := json.Unmarshal([]byte(ts.Payload), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != laki.EventTestPing || ev.MasterMerchantID != f.MerchantID || !eventIDPat.MatchString(ev.ID) || ev.Created != lakisimtest.Epoch().Unix() {
+	if ev.Type != laki.EventTestPing || ev.MasterMerchantID != f.MasterMerchantID || !eventIDPat.MatchString(ev.ID) || ev.Created != lakisimtest.Epoch().Unix() {
 		t.Fatalf("test.ping payload = %+v", ev)
 	}
 	if got := verifiedBy(t, ts.SignatureHeader, []byte(ts.Payload), first.Secret); !got[0] || sigCount(ts.SignatureHeader) != 1 {
@@ -168,11 +168,11 @@ func TestWebhookSecretRotation(t *testing.T) {
 
 func TestWebhookEndpointsReadAndList(t *testing.T) {
 	f := lakisimtest.Start(t)
-	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, "https://hooks.example/a", []string{laki.EventAPIKeyRevoked})
+	ep, _, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, "https://hooks.example/a", []string{laki.EventAPIKeyRevoked})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.Sim.AddWebhookEndpoint(laki.Production, f.MerchantID, "https://hooks.example/b", []string{"*"}); err != nil {
+	if _, _, err := f.Sim.AddWebhookEndpoint(laki.Production, f.MasterMerchantID, "https://hooks.example/b", []string{"*"}); err != nil {
 		t.Fatal(err)
 	}
 	var list lakiconnect.List[laki.WebhookEndpoint]
@@ -265,7 +265,7 @@ func startWithReceiver(t *testing.T, events []string, opts ...func(*lakisim.Opti
 			x(o)
 		}
 	}))
-	_, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MerchantID, r.srv.URL+"/laki", events)
+	_, ws, err := f.Sim.AddWebhookEndpoint(laki.Sandbox, f.MasterMerchantID, r.srv.URL+"/laki", events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestRevokedAndExpiredKeysRaiseSignedEvents(t *testing.T) {
 	got := r.waitFor(2)
 	reasons := map[string]string{}
 	for _, ev := range got {
-		if ev.Type != laki.EventAPIKeyRevoked || ev.MasterMerchantID != f.MerchantID || ev.Environment != laki.Sandbox || !eventIDPat.MatchString(ev.ID) || ev.IdempotencyKey == "" {
+		if ev.Type != laki.EventAPIKeyRevoked || ev.MasterMerchantID != f.MasterMerchantID || ev.Environment != laki.Sandbox || !eventIDPat.MatchString(ev.ID) || ev.IdempotencyKey == "" {
 			t.Fatalf("event = %+v", ev)
 		}
 		var d lakiconnect.APIKeyRevokedData

@@ -29,9 +29,9 @@ type Fixture struct {
 	Server *httptest.Server
 	// SandboxURL and ProductionURL are base URLs ending in /v1.
 	SandboxURL, ProductionURL string
-	// MerchantID is the seeded master merchant (mm_ + 16 alphanumerics).
-	MerchantID string
-	// SandboxKey and ProductionKey are management keys of MerchantID that
+	// MasterMerchantID is the seeded master merchant (mm_ + 16 alphanumerics).
+	MasterMerchantID string
+	// SandboxKey and ProductionKey are management keys of MasterMerchantID that
 	// hold every scope.
 	SandboxKey, ProductionKey secret.Value
 	// SandboxKeyID and ProductionKeyID are their ids.
@@ -123,15 +123,15 @@ func Start(t testing.TB, opts ...Option) *Fixture {
 
 	f := &Fixture{
 		Sim: sim, Clock: cfg.clock, Server: srv,
-		SandboxURL:    srv.URL + "/sandbox/v1",
-		ProductionURL: srv.URL + "/production/v1",
-		MerchantID:    sim.AddMasterMerchant(""),
+		SandboxURL:       srv.URL + "/sandbox/v1",
+		ProductionURL:    srv.URL + "/production/v1",
+		MasterMerchantID: sim.AddMasterMerchant(""),
 	}
-	sk, err := sim.CreateKey(laki.Sandbox, f.MerchantID, "management (sandbox)", laki.AllScopes)
+	sk, err := sim.CreateKey(laki.Sandbox, f.MasterMerchantID, "management (sandbox)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed sandbox key: %v", err)
 	}
-	pk, err := sim.CreateKey(laki.Production, f.MerchantID, "management (production)", laki.AllScopes)
+	pk, err := sim.CreateKey(laki.Production, f.MasterMerchantID, "management (production)", laki.AllScopes)
 	if err != nil {
 		t.Fatalf("lakisimtest: seed production key: %v", err)
 	}
@@ -153,7 +153,7 @@ func (f *Fixture) SandboxMerchants(t testing.TB, mods ...func(*lakiconnect.Confi
 		t.Fatal(err)
 	}
 	merchants, err := lakiconnect.NewMerchants(map[laki.Environment]*lakiconnect.Client{laki.Sandbox: client},
-		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
+		map[laki.Merchant]lakiconnect.KeySource{{Environment: laki.Sandbox, MasterMerchantID: f.MasterMerchantID}: lakiconnect.StaticKey(f.SandboxKey)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestFixtureSeedsAMerchantAndManagementKeys(t *testing.T) {
 		t.Fatalf("clock starts at %v", f.Clock.Now())
 	}
 	for _, env := range []laki.Environment{laki.Sandbox, laki.Production} {
-		keys := f.Sim.Keys(env, f.MerchantID)
+		keys := f.Sim.Keys(env, f.MasterMerchantID)
 		if len(keys) != 1 || len(keys[0].Scopes) != len(laki.AllScopes) || keys[0].SecretLast4 != f.Key(env).Last4() {
 			t.Fatalf("%s keys = %+v", env, keys)
 		}
