@@ -269,7 +269,7 @@ func (r *FleetReport) WriteTable(w io.Writer) error {
 	if r.KilledReplica > 0 {
 		row("lease holder SIGKILLed", fmt.Sprintf("replica %d at batch %d/%d", r.KilledReplica, r.KilledAtDone, r.Batch), "")
 		row("  lease taken by another replica after", fmt.Sprintf("%.1f s", r.LeaseTakenAfterSeconds),
-			fmt.Sprintf("<= TTL %.0f s + TTL/10: %s", r.LeaseTTL, mark(r.LeaseTakenAfterSeconds > 0 && r.LeaseTakenAfterSeconds <= 1.1*r.LeaseTTL)))
+			fmt.Sprintf("<= TTL %.0f s: %s", r.LeaseTTL, mark(r.LeaseTakenAfterSeconds > 0 && r.LeaseTakenAfterSeconds <= r.LeaseTTL)))
 		row("  failover gap: batch rotations resumed after", fmt.Sprintf("%.1f s", r.ResumedAfterSeconds), "")
 	}
 	for _, f := range r.ReplicaFigures {

@@ -53,6 +53,10 @@ func (e *Engine) RotateJob(ctx context.Context, job Job) (Result, error) {
 	if job.Trigger.At.IsZero() {
 		job.Trigger.At = e.clk.Now().UTC().Truncate(time.Hour)
 	}
+	if PriorityOf(job) == PriorityEmergency {
+		// Its store calls go ahead of a batch's in the quota's queue.
+		ctx = secretstore.WithUrgent(ctx)
+	}
 	name := job.Secret.Name
 	unlock, err := e.lockSecret(ctx, name)
 	if err != nil {

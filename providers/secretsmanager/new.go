@@ -16,7 +16,6 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
-	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/internal/awsaccess"
 )
@@ -164,8 +163,8 @@ func NewFromAPI(api API, opts ...Option) *Store {
 	}
 	return &Store{
 		api:   api,
-		read:  rate.NewLimiter(rate.Limit(l.ReadRate), l.ReadBurst),
-		write: rate.NewLimiter(rate.Limit(l.WriteRate), l.WriteBurst),
+		read:  newLane(l.ReadRate, l.ReadBurst),
+		write: newLane(l.WriteRate, l.WriteBurst),
 	}
 }
 

@@ -31,7 +31,7 @@ type Quotas struct {
 }
 
 type quota struct {
-	read, write *rate.Limiter
+	read, write *lane
 }
 
 // NewQuotas returns an empty set; share one among the stores of a process.
@@ -45,13 +45,13 @@ func (q *Quotas) limiters(key QuotaKey, l Limits) *quota {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if got, ok := q.m[key]; ok {
-		lower(got.read, l.ReadRate, l.ReadBurst)
-		lower(got.write, l.WriteRate, l.WriteBurst)
+		lower(got.read.lim, l.ReadRate, l.ReadBurst)
+		lower(got.write.lim, l.WriteRate, l.WriteBurst)
 		return got
 	}
 	got := &quota{
-		read:  rate.NewLimiter(rate.Limit(l.ReadRate), l.ReadBurst),
-		write: rate.NewLimiter(rate.Limit(l.WriteRate), l.WriteBurst),
+		read:  newLane(l.ReadRate, l.ReadBurst),
+		write: newLane(l.WriteRate, l.WriteBurst),
 	}
 	q.m[key] = got
 	return got

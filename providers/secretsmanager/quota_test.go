@@ -121,8 +121,8 @@ func TestSharedQuotaTakesTheLowerRate(t *testing.T) {
 	if first != second {
 		t.Fatal("two stores of one account and region got different limiters")
 	}
-	if first.write.Limit() != 20 || first.write.Burst() != 5 {
-		t.Errorf("shared write limit = %v/s burst %d, want 20/s burst 5", first.write.Limit(), first.write.Burst())
+	if first.write.lim.Limit() != 20 || first.write.lim.Burst() != 5 {
+		t.Errorf("shared write limit = %v/s burst %d, want 20/s burst 5", first.write.lim.Limit(), first.write.lim.Burst())
 	}
 	other := q.limiters(QuotaKey{Account: "222222222222", Region: "eu-central-1"}, Limits{})
 	if other == first {

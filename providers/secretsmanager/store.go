@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"golang.org/x/time/rate"
 
 	"github.com/lakirotator/lakirotator/internal/secret"
 	"github.com/lakirotator/lakirotator/providers/secretstore"
@@ -42,13 +41,13 @@ var (
 // for concurrent use.
 type Store struct {
 	api   API
-	read  *rate.Limiter
-	write *rate.Limiter
+	read  *lane
+	write *lane
 	quota QuotaKey
 }
 
-func (s *Store) wait(ctx context.Context, l *rate.Limiter, op, name string) error {
-	if err := l.Wait(ctx); err != nil {
+func (s *Store) wait(ctx context.Context, l *lane, op, name string) error {
+	if err := l.wait(ctx); err != nil {
 		return &secretstore.Error{Op: op, Secret: name, Err: fmt.Errorf("waiting for the client-side rate limit: %w", err)}
 	}
 	return nil
