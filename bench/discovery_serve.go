@@ -166,8 +166,8 @@ log: {format: json, level: info}
 	return nil
 }
 
-// discoveryPolicies are the policies of the discovered secrets (monthly, so no
-// slot falls in a run).
+// discoveryPolicies are the policies of the secrets a measured serve
+// discovers (-discovery and -idle-serve): monthly, so no slot falls in a run.
 var discoveryPolicies = map[string]string{
 	"bench-api-keys.yaml": `name: bench-api-keys
 kind: api_key

@@ -73,21 +73,9 @@ log: {format: json, level: warn}
 `, motoserver.Region, endpoint, lakiURL, merchants.String(), runTag, runID, port)
 	files := map[string]string{
 		"lakirotator.yaml": cfg,
-		"policies/bench-api-keys.yaml": `name: bench-api-keys
-kind: api_key
-scopes: [payments:read, payments:write]
-environments: [sandbox]
-max_age: 90d
-schedule: "0 2 1 * *"
-grace: {scheduled: 24h, personnel: 1h, compromise: 0s}
-`,
-		"policies/bench-webhooks.yaml": `name: bench-webhooks
-kind: webhook_secret
-environments: [sandbox]
-max_age: 90d
-schedule: "0 2 1 * *"
-grace: {scheduled: 72h, personnel: 4h, compromise: 0s}
-`,
+	}
+	for name, body := range discoveryPolicies {
+		files["policies/"+name] = body
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
