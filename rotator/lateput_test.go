@@ -184,16 +184,7 @@ func TestLatePutOfAReplayedCreateOnAWSSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, "seed", apiScopes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.keep(k.Secret)
-	v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MasterMerchantID,
-		KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := h.seedCredential("svc/late-put", laki.Sandbox, apiScopes)
 	if _, err := ls.Create(ctx, "svc/late-put", "", nil, &v); err != nil {
 		t.Fatal(err)
 	}

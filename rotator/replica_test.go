@@ -191,16 +191,7 @@ func TestLateReplicaOnAWSSemanticsReportsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			store := &countingStore{Store: ls}
-			k, err := h.fx.Sim.CreateKey(laki.Sandbox, h.fx.MasterMerchantID, "seed", apiScopes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.keep(k.Secret)
-			v, err := secretstore.Credential{Type: secretstore.TypeAPIKey, Environment: "sandbox", MasterMerchantID: h.fx.MasterMerchantID,
-				KeyID: k.ID, Secret: k.Secret, CreatedAt: k.CreatedAt}.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
+			v := h.seedCredential("svc/aws-late", laki.Sandbox, apiScopes)
 			if _, err := ls.Create(ctx, "svc/aws-late", "", nil, &v); err != nil {
 				t.Fatal(err)
 			}
