@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -36,17 +37,7 @@ func run(t *testing.T, endpoint string, cfg Config) (*Report, string, []secret.V
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := rep.WriteTable(&out); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out.Write(js)
-	out.WriteString(progress.String())
-	return rep, out.String(), values
+	return rep, printed(t, rep, progress.String()), values
 }
 
 // The command's figures at N=60 with the quota stand-in: every secret
@@ -155,4 +146,20 @@ func noLeak(t *testing.T, out string, values []secret.Value, n int) {
 			t.Errorf("a seeded secret value (last4 %s) appears in the output", v.Last4())
 		}
 	}
+}
+
+// printed is everything a run prints: its table, its JSON and its progress.
+func printed(t *testing.T, rep interface{ WriteTable(io.Writer) error }, progress string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Write(js)
+	out.WriteString(progress)
+	return out.String()
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lakirotator/lakirotator/internal/testutil/motoserver"
@@ -69,25 +67,12 @@ log: {format: json, level: info}
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(cfg.ServeBinary, "serve", "--config", filepath.Join(dir, "lakirotator.yaml"))
-	cmd.Dir = dir
-	cmd.Env = motoserver.Env()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s serve: %w", cfg.ServeBinary, err)
+	serve, err := startServe(cfg.ServeBinary, dir, logFile)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	pid := strconv.Itoa(cmd.Process.Pid)
+	defer serve.stop()
+	pid := strconv.Itoa(serve.cmd.Process.Pid)
 	serveLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	waitListing := func(no int, within time.Duration) (Listing, error) {
 		deadline := time.Now().Add(within)
@@ -96,7 +81,7 @@ log: {format: json, level: info}
 				return l, nil
 			}
 			select {
-			case <-exited:
+			case <-serve.done:
 				return Listing{}, fmt.Errorf("serve exited: %s", lastLines(serveLog(), 5))
 			case <-ctx.Done():
 				return Listing{}, ctx.Err()
@@ -112,7 +97,7 @@ log: {format: json, level: info}
 		start := time.Now()
 		for {
 			select {
-			case <-exited:
+			case <-serve.done:
 				return 0, fmt.Errorf("serve exited: %s", lastLines(serveLog(), 5))
 			case <-ctx.Done():
 				return 0, ctx.Err()

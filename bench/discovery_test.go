@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -71,19 +69,10 @@ func TestRefreshCostsOnlyListSecretsPages(t *testing.T) {
 	if rep.IdleRSSMB <= 0 || rep.PeakRSSMB < rep.IdleRSSMB {
 		t.Errorf("memory figures are not plausible: idle %.1f MB, peak %.1f MB", rep.IdleRSSMB, rep.PeakRSSMB)
 	}
-	var out bytes.Buffer
-	if err := rep.WriteTable(&out); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out.Write(js)
-	out.WriteString(progress.String())
-	noLeak(t, out.String(), values, n)
-	if !strings.Contains(out.String(), "3 ListSecrets pages") {
-		t.Errorf("the table does not show the pages:\n%s", out.String())
+	out := printed(t, rep, progress.String())
+	noLeak(t, out, values, n)
+	if !strings.Contains(out, "3 ListSecrets pages") {
+		t.Errorf("the table does not show the pages:\n%s", out)
 	}
 }
 

@@ -198,26 +198,20 @@ func (rep *FleetReport) fillFleetFigures(p *smProxy, replicas []*replica, all, o
 func (r *FleetReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	row := func(name, value, goal string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", name, value, goal) }
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT MET"
-	}
 	fmt.Fprintf(tw, "lakibench fleet %s: N=%d over %d account(s), %d replica(s) of serve, kill-leader-at=%g, write quota=%.0f/s per account, stand-in=%v, workers=%d per environment, %d CPUs, load %s -> %s\n\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.N, r.Accounts, r.Replicas, r.KillLeaderAt, r.WriteQuota, r.StandIn, r.Workers, r.CPUs, r.LoadAtStart, r.LoadAtEnd)
 	row("FIGURE", "VALUE", "GOAL")
 	row("seeding, replicas ready (not measured against goals)", fmt.Sprintf("%.1f s, %.1f s (%d master merchants)", r.SeedSeconds, r.ReadySeconds, r.Merchants), "")
 	row("rotations (slot batch + owner + exposed)", fmt.Sprintf("%d of %d (%d + %d + 1)", r.Rotated, r.N, r.Batch, r.OwnerJobs), "")
-	row("rotations lost (proxy / final listing)", fmt.Sprintf("%d / %d", r.Lost, r.LostByStore), "0: "+mark(r.Lost == 0 && r.LostByStore == 0))
-	row("rotations duplicated (a 2nd version made AWSCURRENT)", fmt.Sprint(r.Duplicated), "0: "+mark(r.Duplicated == 0))
+	row("rotations lost (proxy / final listing)", fmt.Sprintf("%d / %d", r.Lost, r.LostByStore), "0: "+goalMark(r.Lost == 0 && r.LostByStore == 0))
+	row("rotations duplicated (a 2nd version made AWSCURRENT)", fmt.Sprint(r.Duplicated), "0: "+goalMark(r.Duplicated == 0))
 	row("  secrets with more than one pending version put", fmt.Sprint(r.ExtraPuts), "")
 	row("wall time, first put to last promote", fmt.Sprintf("%.1f s", r.WallSeconds), fmt.Sprintf(">= %.0f s by the quotas", float64(r.Rotated)/r.BoundPerSec))
 	row("rotations per second", fmt.Sprintf("%.2f", r.RotationsPerSec), fmt.Sprintf("bound %d x 25 = %.0f/s", r.Accounts, r.BoundPerSec))
-	row("fraction of the bound", fmt.Sprintf("%.3f", r.FractionOfBound), fmt.Sprintf(">= %.1f: %s", GoalFractionOfBound, mark(r.FractionOfBound >= GoalFractionOfBound)))
-	row("Secrets Manager calls per rotation, all replicas", fmt.Sprintf("%.3f", r.SMCallsPerRot), fmt.Sprintf("3: %s", mark(r.SMCallsPerRot <= GoalMaxCallsPerRot)))
+	row("fraction of the bound", fmt.Sprintf("%.3f", r.FractionOfBound), fmt.Sprintf(">= %.1f: %s", GoalFractionOfBound, goalMark(r.FractionOfBound >= GoalFractionOfBound)))
+	row("Secrets Manager calls per rotation, all replicas", fmt.Sprintf("%.3f", r.SMCallsPerRot), fmt.Sprintf("3: %s", goalMark(r.SMCallsPerRot <= GoalMaxCallsPerRot)))
 	row("  without reads of a version by id (retire pass)", fmt.Sprintf("%.3f", r.SMRotationCallsPerRot), "")
-	row("  of which writes", fmt.Sprintf("%.3f", r.SMWritesPerRot), fmt.Sprintf("2: %s", mark(r.SMWritesPerRot <= WritesPerRotation)))
+	row("  of which writes", fmt.Sprintf("%.3f", r.SMWritesPerRot), fmt.Sprintf("2: %s", goalMark(r.SMWritesPerRot <= WritesPerRotation)))
 	for _, op := range sortedKeys(r.SMCalls) {
 		row("  "+op, fmt.Sprint(r.SMCalls[op]), "")
 	}
@@ -251,7 +245,7 @@ func (r *FleetReport) WriteTable(w io.Writer) error {
 		exposedTo = fmt.Sprintf("replica %d, the holder", r.ExposedSentTo)
 	}
 	row("api_key.exposed -> old key revoked", fmt.Sprintf("%.0f ms (batch %d/%d done; sent to %s)", r.ExposedToRevokedMillis, r.ExposedAtDone, r.Batch, exposedTo),
-		fmt.Sprintf("< %d ms: %s", GoalExposedMillis, mark(r.ExposedToRevokedMillis > 0 && r.ExposedToRevokedMillis < GoalExposedMillis)))
+		fmt.Sprintf("< %d ms: %s", GoalExposedMillis, goalMark(r.ExposedToRevokedMillis > 0 && r.ExposedToRevokedMillis < GoalExposedMillis)))
 	if r.OwnerJobs > 0 {
 		ownerTo := fmt.Sprintf("replica %d, not the holder", r.OwnerSentTo)
 		if r.OwnerToHolder {
@@ -259,7 +253,7 @@ func (r *FleetReport) WriteTable(w io.Writer) error {
 		}
 		bound := GoalOwnerQuotaFactor * r.OwnerBoundSeconds
 		row(fmt.Sprintf("all %d secrets of one owner (personnel)", r.OwnerJobs), fmt.Sprintf("%.1f s (batch %d/%d done; sent to %s; trigger %s)", r.OwnerSeconds, r.OwnerStartedAtDone, r.Batch, ownerTo, orUnknown(r.OwnerTriggerState)),
-			fmt.Sprintf("<= %.1f s (1.1 x %.0f s: 2 writes each at the quota): %s", bound, r.OwnerBoundSeconds, mark(r.OwnerSeconds > 0 && r.OwnerSeconds <= bound)))
+			fmt.Sprintf("<= %.1f s (1.1 x %.0f s: 2 writes each at the quota): %s", bound, r.OwnerBoundSeconds, goalMark(r.OwnerSeconds > 0 && r.OwnerSeconds <= bound)))
 		row("  trigger accepted (intents kept) after", fmt.Sprintf("%.1f s", r.OwnerAcceptSeconds), "")
 		if c := r.SMByClass[classOwner]; c.Secrets > 0 && r.WriteQuota > 0 {
 			perRot := float64(c.Writes) / float64(c.Secrets)
@@ -269,7 +263,7 @@ func (r *FleetReport) WriteTable(w io.Writer) error {
 	if r.KilledReplica > 0 {
 		row("lease holder SIGKILLed", fmt.Sprintf("replica %d at batch %d/%d", r.KilledReplica, r.KilledAtDone, r.Batch), "")
 		row("  lease taken by another replica after", fmt.Sprintf("%.1f s", r.LeaseTakenAfterSeconds),
-			fmt.Sprintf("<= TTL %.0f s: %s", r.LeaseTTL, mark(r.LeaseTakenAfterSeconds > 0 && r.LeaseTakenAfterSeconds <= r.LeaseTTL)))
+			fmt.Sprintf("<= TTL %.0f s: %s", r.LeaseTTL, goalMark(r.LeaseTakenAfterSeconds > 0 && r.LeaseTakenAfterSeconds <= r.LeaseTTL)))
 		row("  failover gap: batch rotations resumed after", fmt.Sprintf("%.1f s", r.ResumedAfterSeconds), "")
 	}
 	for _, f := range r.ReplicaFigures {

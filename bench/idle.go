@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -91,35 +89,21 @@ log: {format: json, level: warn}
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(binary, "serve", "--config", filepath.Join(dir, "lakirotator.yaml"))
-	cmd.Dir = dir
-	cmd.Env = motoserver.Env()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s serve: %w", binary, err)
+	serve, err := startServe(binary, dir, logFile)
+	if err != nil {
+		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	pid := strconv.Itoa(cmd.Process.Pid)
+	defer serve.stop()
+	pid := strconv.Itoa(serve.cmd.Process.Pid)
 	start := time.Now()
 	var samples []float64
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-exited:
-			exited <- err
+		case <-serve.done:
 			log, _ := os.ReadFile(logFile.Name())
-			return nil, fmt.Errorf("serve exited early (%v): %s", err, lastLines(string(log), 5))
+			return nil, fmt.Errorf("serve exited early (%v): %s", serve.err, lastLines(string(log), 5))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick.C:

@@ -48,7 +48,7 @@ func openIntent(e inventory.Entry, now time.Time) (intent, bool) {
 func (d *Daemon) recordIntent(ctx context.Context, entries []inventory.Entry, in intent) error {
 	in.Writer = d.instance
 	tags := in.tags()
-	if rotator.PriorityOf(rotator.Job{Trigger: in.Trigger}) == rotator.PriorityEmergency {
+	if in.Trigger.Kind.Emergency() {
 		ctx = secretstore.WithUrgent(ctx) // ahead of a batch's writes, as its rotations will be
 	}
 	g, gctx := errgroup.WithContext(ctx)
